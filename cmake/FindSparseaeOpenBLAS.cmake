@@ -1,0 +1,22 @@
+# Finds OpenBLAS itself, never the reference BLAS that Debian installs as the default libblas
+# (about 30x slower). Defines the imported target sparseae::openblas.
+find_path(SparseaeOpenBLAS_INCLUDE_DIR cblas.h
+  PATH_SUFFIXES openblas-pthread openblas openblas-openmp openblas64-pthread
+  PATHS /usr/include/x86_64-linux-gnu /usr/include/aarch64-linux-gnu /usr/include
+  NO_DEFAULT_PATH)
+find_path(SparseaeOpenBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas)
+find_library(SparseaeOpenBLAS_LIBRARY NAMES openblas
+  PATH_SUFFIXES openblas-pthread openblas-openmp)
+
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(SparseaeOpenBLAS
+  REQUIRED_VARS SparseaeOpenBLAS_LIBRARY SparseaeOpenBLAS_INCLUDE_DIR
+  REASON_FAILURE_MESSAGE "install Debian's libopenblas-dev")
+
+if(SparseaeOpenBLAS_FOUND AND NOT TARGET sparseae::openblas)
+  add_library(sparseae::openblas UNKNOWN IMPORTED)
+  set_target_properties(sparseae::openblas PROPERTIES
+    IMPORTED_LOCATION "${SparseaeOpenBLAS_LIBRARY}"
+    INTERFACE_INCLUDE_DIRECTORIES "${SparseaeOpenBLAS_INCLUDE_DIR}")
+endif()
+mark_as_advanced(SparseaeOpenBLAS_INCLUDE_DIR SparseaeOpenBLAS_LIBRARY)

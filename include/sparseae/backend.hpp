@@ -1,0 +1,102 @@
+#pragma once
+// A backend executes the ops on memory it owns. Two exist: cpu (OpenBLAS + OpenMP loops, always
+// built) and cuda (cuBLAS, cuSPARSE and custom kernels, built when CUDA is found). Both run the
+// per-element math of kernels/op_math.hpp, and both pass the same conformance tests.
+//
+// Every pointer and view handed to an op points into this backend's memory space (allocate via
+// Buffer<T>, buffer.hpp). Ops are asynchronous on the cuda backend: they are ordered on the
+// backend's stream, and download() / synchronize() wait for them.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sparseae/matrix.hpp"
+#include "sparseae/ops.hpp"
+
+namespace sparseae {
+
+enum class BackendKind : std::int32_t { cpu, cuda };
+
+// "auto" | "cpu" | "cuda".
+enum class BackendChoice : std::int32_t { automatic, cpu, cuda };
+
+BackendChoice parse_backend_choice(const std::string& name);
+const char* backend_name(BackendKind kind);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  virtual BackendKind kind() const = 0;
+  // One line: the backend and what it runs on ("cpu: 2 threads, OpenBLAS 0.3.21 ...").
+  virtual std::string description() const = 0;
+
+  // ---- memory ----
+  virtual void* allocate_bytes(std::size_t bytes) = 0;
+  virtual void free_bytes(void* pointer) noexcept = 0;
+  virtual void upload_bytes(void* destination, const void* host_source, std::size_t bytes) = 0;
+  virtual void download_bytes(void* host_destination, const void* source, std::size_t bytes) = 0;
+  virtual void copy_bytes(void* destination, const void* source, std::size_t bytes) = 0;
+  virtual void fill_zero_bytes(void* destination, std::size_t bytes) = 0;
+  // Waits until every op issued so far has finished.
+  virtual void synchronize() = 0;
+
+  // ---- dense and sparse products ----
+  // c = alpha * op(a) * op(b) + beta * c, all row-major. With beta == 0, c's old contents are
+  // never read (NaN in c does not propagate).
+  virtual void gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,
+                    ConstDenseView b, float beta, DenseView c) = 0;
+  // c = alpha * op(a) * b + beta * c with a sparse, b and c dense; the sparse side is never
+  // densified. Transpose::yes computes aᵀ·b (the first layer's weight gradient).
+  virtual void spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,
+                    DenseView c) = 0;
+
+  // ---- fused element-wise ops ----
+  // y = activation(z + bias) with bias broadcast over rows; y may alias z.
+  virtual void bias_activation_forward(Activation activation, ConstDenseView z, const float* bias,
+                                       DenseView y) = 0;
+  // dz = dy * activation'(.) evaluated from the forward output y; bias_grad = column sums of dz.
+  // dz may alias dy. bias_grad may be null when no bias gradient is wanted.
+  virtual void activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy,
+                                   DenseView dz, float* bias_grad) = 0;
+  // out[c] = scale * sum_r x(r, c): column sums (scale 1) or means (scale 1 / rows).
+  virtual void column_sums(ConstDenseView x, float scale, float* out) = 0;
+
+  // ---- batching ----
+  // out[0..n) = a permutation of 0..n-1 that depends only on (seed, n), identical on every
+  // backend.
+  virtual void random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) = 0;
+  // Builds the CSR matrix of rows source[row_ids[0]], ..., source[row_ids[count - 1]] in out and
+  // returns its number of non-zeros. Throws Error if it exceeds out.nnz_capacity or a row id is
+  // out of range.
+  virtual std::int64_t gather_rows(CsrView source, const std::int64_t* row_ids,
+                                   std::int64_t count, const CsrOutput& out) = 0;
+
+  // ---- optimizer ----
+  // One fused update of n parameters in a flat buffer: params -= update(grads), with the moments
+  // (or the sgd velocity, in first_moment) kept in their own flat buffers of n floats.
+  // second_moment may be null for sgd.
+  virtual void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
+                              float* params, const float* grads, float* first_moment,
+                              float* second_moment) = 0;
+
+ protected:
+  Backend() = default;
+};
+
+// True when the CUDA runtime answers with at least one device (always false in a build without
+// CUDA). reason, when given, receives why not.
+bool cuda_device_available(std::string* reason = nullptr);
+
+// Creates the backend asked for. automatic takes cuda when a device answers, else cpu, and then
+// writes a one-line notice to notice (when given). Asking for cuda where none answers throws
+// Error with the reason.
+std::unique_ptr<Backend> make_backend(BackendChoice choice, std::string* notice = nullptr);
+
+// What this build contains: version, compiler, CUDA toolkit and architectures, BLAS.
+std::string build_info();
+
+}  // namespace sparseae

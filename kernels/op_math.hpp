@@ -1,0 +1,148 @@
+#pragma once
+// The per-element math of every op, written once and executed by both backends: the cuda kernels
+// call these from device code and the cpu backend from its loops. Nothing here may touch memory
+// beyond its arguments, so a function means the same thing on either side.
+#include <cmath>
+#include <cstdint>
+
+#include "sparseae/ops.hpp"
+
+#if defined(__CUDACC__)
+#define SAE_HD __host__ __device__ __forceinline__
+#else
+#define SAE_HD inline
+#endif
+
+namespace sparseae::math {
+
+// Slope of leaky_relu for negative inputs, fixed so that the derivative can be recovered from
+// the activation's output alone.
+constexpr float kLeakyReluSlope = 0.01f;
+
+SAE_HD float sigmoid(float x) {
+  // Two branches keep exp() from overflowing for large |x|.
+  if (x >= 0.0f) {
+    const float e = expf(-x);
+    return 1.0f / (1.0f + e);
+  }
+  const float e = expf(x);
+  return e / (1.0f + e);
+}
+
+SAE_HD float softplus(float x) {
+  // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), exact for large |x| in either direction.
+  return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
+}
+
+SAE_HD float activate(Activation activation, float x) {
+  switch (activation) {
+    case Activation::relu:
+      return x > 0.0f ? x : 0.0f;
+    case Activation::leaky_relu:
+      return x > 0.0f ? x : kLeakyReluSlope * x;
+    case Activation::sigmoid:
+      return sigmoid(x);
+    case Activation::tanh:
+      return tanhf(x);
+    case Activation::softplus:
+      return softplus(x);
+    case Activation::identity:
+    default:
+      return x;
+  }
+}
+
+// The derivative of the activation at the pre-activation z, written as a function of the output
+// y = activate(z). Every supported activation allows this, so the forward pass may overwrite its
+// pre-activation in place and the backward pass needs only the layer's output.
+SAE_HD float derivative_from_output(Activation activation, float y) {
+  switch (activation) {
+    case Activation::relu:
+      return y > 0.0f ? 1.0f : 0.0f;
+    case Activation::leaky_relu:
+      return y > 0.0f ? 1.0f : kLeakyReluSlope;
+    case Activation::sigmoid:
+      return y * (1.0f - y);
+    case Activation::tanh:
+      return 1.0f - y * y;
+    case Activation::softplus:
+      // d/dz log(1 + e^z) = sigmoid(z) = 1 - e^-y.
+      return -expm1f(-y);
+    case Activation::identity:
+    default:
+      return 1.0f;
+  }
+}
+
+// One optimizer update of a single parameter. first and second are the moments (adam, adamw) or
+// the velocity in first (sgd). bias_correction1/2 are 1 - beta^step, computed once per step.
+struct OptimizerScalars {
+  OptimizerKind kind;
+  float learning_rate;
+  float beta1;
+  float beta2;
+  float epsilon;
+  float weight_decay;
+  float momentum;
+  float bias_correction1;
+  float bias_correction2;
+};
+
+SAE_HD void optimizer_update(const OptimizerScalars& s, float& param, float grad, float& first,
+                             float& second) {
+  switch (s.kind) {
+    case OptimizerKind::sgd: {
+      const float g = grad + s.weight_decay * param;
+      first = s.momentum * first + g;
+      param -= s.learning_rate * first;
+      return;
+    }
+    case OptimizerKind::adamw:
+    case OptimizerKind::adam:
+    default: {
+      const float g = s.kind == OptimizerKind::adam ? grad + s.weight_decay * param : grad;
+      first = s.beta1 * first + (1.0f - s.beta1) * g;
+      second = s.beta2 * second + (1.0f - s.beta2) * g * g;
+      const float m_hat = first / s.bias_correction1;
+      const float v_hat = second / s.bias_correction2;
+      if (s.kind == OptimizerKind::adamw) param -= s.learning_rate * s.weight_decay * param;
+      param -= s.learning_rate * m_hat / (sqrtf(v_hat) + s.epsilon);
+      return;
+    }
+  }
+}
+
+// SplitMix64 finaliser: a counter-based hash, so the key of element i depends only on (seed, i)
+// and both backends draw the same permutation without sharing generator state.
+SAE_HD std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Sort key of element i in the permutation drawn with seed: sorting 0..n-1 by (key, index) gives
+// the permutation. Identical on host and device.
+SAE_HD std::uint64_t permutation_key(std::uint64_t seed, std::uint64_t i) {
+  return mix64(mix64(seed) ^ i);
+}
+
+}  // namespace sparseae::math
+
+namespace sparseae::math {
+
+// The scalars of one optimizer step, computed once on the host for every parameter.
+inline OptimizerScalars make_optimizer_scalars(const OptimizerConfig& config, std::int64_t step) {
+  const auto t = static_cast<double>(step);
+  return {config.kind,
+          config.learning_rate,
+          config.beta1,
+          config.beta2,
+          config.epsilon,
+          config.weight_decay,
+          config.momentum,
+          static_cast<float>(1.0 - std::pow(static_cast<double>(config.beta1), t)),
+          static_cast<float>(1.0 - std::pow(static_cast<double>(config.beta2), t))};
+}
+
+}  // namespace sparseae::math

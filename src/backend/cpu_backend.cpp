@@ -1,0 +1,213 @@
+#include "backend/cpu_backend.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <numeric>
+#include <vector>
+
+#include "backend/backend_factories.hpp"
+#include "backend/op_checks.hpp"
+#include "kernels/op_math.hpp"
+
+namespace sparseae::detail {
+
+namespace {
+
+constexpr std::align_val_t kAlignment{64};
+
+CBLAS_TRANSPOSE to_cblas(Transpose t) { return t == Transpose::yes ? CblasTrans : CblasNoTrans; }
+
+// c = beta * c, where beta == 0 writes zeros without reading c.
+void scale_in_place(DenseView c, float beta) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < c.rows; ++r) {
+    float* row = &c(r, 0);
+    for (std::int64_t j = 0; j < c.cols; ++j) row[j] = beta == 0.0f ? 0.0f : beta * row[j];
+  }
+}
+
+// Runs body(begin, end) on disjoint column ranges [begin, end) of width cols, one per thread.
+template <typename Body>
+void for_column_blocks(std::int64_t cols, Body body) {
+#pragma omp parallel
+  {
+    const std::int64_t threads = omp_get_num_threads();
+    const std::int64_t t = omp_get_thread_num();
+    const std::int64_t begin = cols * t / threads;
+    const std::int64_t end = cols * (t + 1) / threads;
+    if (begin < end) body(begin, end);
+  }
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend() = default;
+
+std::string CpuBackend::description() const {
+  return "cpu: " + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS " +
+         openblas_get_config();
+}
+
+void* CpuBackend::allocate_bytes(std::size_t bytes) {
+  return ::operator new(bytes, kAlignment);
+}
+
+void CpuBackend::free_bytes(void* pointer) noexcept { ::operator delete(pointer, kAlignment); }
+
+void CpuBackend::upload_bytes(void* destination, const void* host_source, std::size_t bytes) {
+  std::memcpy(destination, host_source, bytes);
+}
+
+void CpuBackend::download_bytes(void* host_destination, const void* source, std::size_t bytes) {
+  std::memcpy(host_destination, source, bytes);
+}
+
+void CpuBackend::copy_bytes(void* destination, const void* source, std::size_t bytes) {
+  std::memmove(destination, source, bytes);
+}
+
+void CpuBackend::fill_zero_bytes(void* destination, std::size_t bytes) {
+  std::memset(destination, 0, bytes);
+}
+
+void CpuBackend::gemm(Transpose transpose_a, Transpose transpose_b, float alpha,
+                      ConstDenseView a, ConstDenseView b, float beta, DenseView c) {
+  check_gemm(transpose_a, transpose_b, a, b, c);
+  if (c.empty()) return;
+  const std::int64_t inner = op_cols(transpose_a, a);
+  if (inner == 0) {
+    scale_in_place(c, beta);
+    return;
+  }
+  if (beta == 0.0f) scale_in_place(c, 0.0f);  // BLAS may read c even when beta is 0
+  cblas_sgemm(CblasRowMajor, to_cblas(transpose_a), to_cblas(transpose_b),
+              static_cast<blasint>(c.rows), static_cast<blasint>(c.cols),
+              static_cast<blasint>(inner), alpha, a.data, static_cast<blasint>(a.ld), b.data,
+              static_cast<blasint>(b.ld), beta, c.data, static_cast<blasint>(c.ld));
+}
+
+void CpuBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,
+                      DenseView c) {
+  check_spmm(transpose_a, a, b, c);
+  if (c.empty()) return;
+  if (transpose_a == Transpose::no) {
+#pragma omp parallel for schedule(dynamic, 64)
+    for (std::int64_t r = 0; r < a.rows; ++r) {
+      float* out = &c(r, 0);
+      for (std::int64_t j = 0; j < c.cols; ++j) out[j] = beta == 0.0f ? 0.0f : beta * out[j];
+      for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k) {
+        const float v = alpha * a.values[k];
+        const float* in = &b(a.col_indices[k], 0);
+        for (std::int64_t j = 0; j < c.cols; ++j) out[j] += v * in[j];
+      }
+    }
+    return;
+  }
+  // aᵀ·b scatters row r of b into the rows of c named by row r's column indices. Each thread owns
+  // a block of c's columns, so the scatter needs no atomics and the sum order is fixed.
+  scale_in_place(c, beta);
+  for_column_blocks(c.cols, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = 0; r < a.rows; ++r) {
+      const float* in = &b(r, 0);
+      for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k) {
+        const float v = alpha * a.values[k];
+        float* out = &c(a.col_indices[k], 0);
+        for (std::int64_t j = begin; j < end; ++j) out[j] += v * in[j];
+      }
+    }
+  });
+}
+
+void CpuBackend::bias_activation_forward(Activation activation, ConstDenseView z,
+                                         const float* bias, DenseView y) {
+  check_same_shape("bias_activation_forward", "z", z, "y", y);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < z.rows; ++r)
+    for (std::int64_t j = 0; j < z.cols; ++j)
+      y(r, j) = math::activate(activation, z(r, j) + (bias != nullptr ? bias[j] : 0.0f));
+}
+
+void CpuBackend::activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy,
+                                     DenseView dz, float* bias_grad) {
+  check_same_shape("activation_backward", "y", y, "dy", dy);
+  check_same_shape("activation_backward", "y", y, "dz", dz);
+  for_column_blocks(y.cols, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<double> sums(static_cast<std::size_t>(end - begin), 0.0);
+    for (std::int64_t r = 0; r < y.rows; ++r)
+      for (std::int64_t j = begin; j < end; ++j) {
+        const float g = dy(r, j) * math::derivative_from_output(activation, y(r, j));
+        dz(r, j) = g;
+        sums[j - begin] += g;
+      }
+    if (bias_grad != nullptr)
+      for (std::int64_t j = begin; j < end; ++j) bias_grad[j] = static_cast<float>(sums[j - begin]);
+  });
+}
+
+void CpuBackend::column_sums(ConstDenseView x, float scale, float* out) {
+  check_view("column_sums", "x", x);
+  for_column_blocks(x.cols, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<double> sums(static_cast<std::size_t>(end - begin), 0.0);
+    for (std::int64_t r = 0; r < x.rows; ++r)
+      for (std::int64_t j = begin; j < end; ++j) sums[j - begin] += x(r, j);
+    for (std::int64_t j = begin; j < end; ++j)
+      out[j] = static_cast<float>(scale * sums[j - begin]);
+  });
+}
+
+void CpuBackend::random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) {
+  require(n >= 0, "random_permutation: negative length");
+  std::vector<std::uint64_t> keys(static_cast<std::size_t>(n));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i)
+    keys[i] = math::permutation_key(seed, static_cast<std::uint64_t>(i));
+  std::iota(out, out + n, std::int64_t{0});
+  std::sort(out, out + n, [&](std::int64_t x, std::int64_t y) {
+    return keys[x] != keys[y] ? keys[x] < keys[y] : x < y;
+  });
+}
+
+std::int64_t CpuBackend::gather_rows(CsrView source, const std::int64_t* row_ids,
+                                     std::int64_t count, const CsrOutput& out) {
+  check_gather(source, count, out);
+  out.row_offsets[0] = 0;
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t row = row_ids[i];
+    require(row >= 0 && row < source.rows, gather_bad_row_message(row, source.rows));
+    out.row_offsets[i + 1] =
+        out.row_offsets[i] + source.row_offsets[row + 1] - source.row_offsets[row];
+  }
+  const std::int64_t nnz = out.row_offsets[count];
+  require(nnz <= out.nnz_capacity, gather_overflow_message(nnz, out.nnz_capacity));
+#pragma omp parallel for schedule(dynamic, 64)
+  for (std::int64_t i = 0; i < count; ++i) {
+    const RowOffset begin = source.row_offsets[row_ids[i]];
+    const RowOffset length = out.row_offsets[i + 1] - out.row_offsets[i];
+    std::copy_n(source.col_indices + begin, length, out.col_indices + out.row_offsets[i]);
+    std::copy_n(source.values + begin, length, out.values + out.row_offsets[i]);
+  }
+  return nnz;
+}
+
+void CpuBackend::optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
+                                float* params, const float* grads, float* first_moment,
+                                float* second_moment) {
+  require(step >= 1, "optimizer_step: step counts from 1");
+  require(second_moment != nullptr || config.kind == OptimizerKind::sgd,
+          std::string("optimizer_step: ") + optimizer_name(config.kind) +
+              " needs a second-moment buffer");
+  const math::OptimizerScalars scalars = math::make_optimizer_scalars(config, step);
+  float unused_second = 0.0f;
+#pragma omp parallel for schedule(static) firstprivate(unused_second)
+  for (std::int64_t i = 0; i < n; ++i)
+    math::optimizer_update(scalars, params[i], grads[i], first_moment[i],
+                           second_moment != nullptr ? second_moment[i] : unused_second);
+}
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace sparseae::detail

@@ -1,0 +1,41 @@
+#pragma once
+#include "sparseae/backend.hpp"
+
+namespace sparseae::detail {
+
+// The reference executor: OpenBLAS for dense products, hand-written CSR loops, OpenMP for
+// element-wise work. Every loop is parallel over disjoint outputs, so results do not depend on
+// the thread count.
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend();
+
+  BackendKind kind() const override { return BackendKind::cpu; }
+  std::string description() const override;
+
+  void* allocate_bytes(std::size_t bytes) override;
+  void free_bytes(void* pointer) noexcept override;
+  void upload_bytes(void* destination, const void* host_source, std::size_t bytes) override;
+  void download_bytes(void* host_destination, const void* source, std::size_t bytes) override;
+  void copy_bytes(void* destination, const void* source, std::size_t bytes) override;
+  void fill_zero_bytes(void* destination, std::size_t bytes) override;
+  void synchronize() override {}
+
+  void gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,
+            ConstDenseView b, float beta, DenseView c) override;
+  void spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,
+            DenseView c) override;
+  void bias_activation_forward(Activation activation, ConstDenseView z, const float* bias,
+                               DenseView y) override;
+  void activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy,
+                           DenseView dz, float* bias_grad) override;
+  void column_sums(ConstDenseView x, float scale, float* out) override;
+  void random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) override;
+  std::int64_t gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                           const CsrOutput& out) override;
+  void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
+                      float* params, const float* grads, float* first_moment,
+                      float* second_moment) override;
+};
+
+}  // namespace sparseae::detail

@@ -1,0 +1,84 @@
+#pragma once
+// Shape checks shared by both backends, so each op rejects bad arguments with the same message
+// whichever backend runs it.
+#include <cstdint>
+#include <string>
+
+#include "sparseae/error.hpp"
+#include "sparseae/matrix.hpp"
+#include "sparseae/ops.hpp"
+
+namespace sparseae::detail {
+
+inline std::string shape(std::int64_t rows, std::int64_t cols) {
+  return std::to_string(rows) + "x" + std::to_string(cols);
+}
+
+template <typename T>
+std::string shape(const MatrixView<T>& m) {
+  return shape(m.rows, m.cols);
+}
+
+template <typename T>
+void check_view(const char* op, const char* name, const MatrixView<T>& m) {
+  require(m.rows >= 0 && m.cols >= 0 && m.ld >= m.cols,
+          std::string(op) + ": " + name + " " + shape(m) + " has leading dimension " +
+              std::to_string(m.ld) + " < cols");
+  require(m.data != nullptr || m.empty(), std::string(op) + ": " + name + " has no data");
+}
+
+// Rows and columns of op(m).
+template <typename T>
+std::int64_t op_rows(Transpose t, const MatrixView<T>& m) {
+  return t == Transpose::yes ? m.cols : m.rows;
+}
+template <typename T>
+std::int64_t op_cols(Transpose t, const MatrixView<T>& m) {
+  return t == Transpose::yes ? m.rows : m.cols;
+}
+
+inline void check_gemm(Transpose ta, Transpose tb, ConstDenseView a, ConstDenseView b,
+                       DenseView c) {
+  check_view("gemm", "a", a);
+  check_view("gemm", "b", b);
+  check_view("gemm", "c", c);
+  require(op_cols(ta, a) == op_rows(tb, b) && op_rows(ta, a) == c.rows && op_cols(tb, b) == c.cols,
+          "gemm: shapes do not match: op(a) " + shape(op_rows(ta, a), op_cols(ta, a)) +
+              " * op(b) " + shape(op_rows(tb, b), op_cols(tb, b)) + " -> c " + shape(c));
+}
+
+inline void check_spmm(Transpose ta, CsrView a, ConstDenseView b, DenseView c) {
+  check_view("spmm", "b", b);
+  check_view("spmm", "c", c);
+  const std::int64_t a_rows = ta == Transpose::yes ? a.cols : a.rows;
+  const std::int64_t a_cols = ta == Transpose::yes ? a.rows : a.cols;
+  require(a_cols == b.rows && a_rows == c.rows && b.cols == c.cols,
+          "spmm: shapes do not match: op(a) " + shape(a_rows, a_cols) + " * b " + shape(b) +
+              " -> c " + shape(c));
+}
+
+inline void check_same_shape(const char* op, const char* name_a, ConstDenseView a,
+                             const char* name_b, ConstDenseView b) {
+  check_view(op, name_a, a);
+  check_view(op, name_b, b);
+  require(a.rows == b.rows && a.cols == b.cols, std::string(op) + ": " + name_a + " " + shape(a) +
+                                                    " and " + name_b + " " + shape(b) + " differ");
+}
+
+inline void check_gather(CsrView source, std::int64_t count, const CsrOutput& out) {
+  require(count >= 0, "gather_rows: negative row count");
+  require(out.cols == source.cols, "gather_rows: output has " + std::to_string(out.cols) +
+                                       " columns, source " + std::to_string(source.cols));
+}
+
+inline std::string gather_overflow_message(std::int64_t nnz, std::int64_t capacity) {
+  return "gather_rows: batch has " + std::to_string(nnz) + " non-zeros, output holds " +
+         std::to_string(capacity);
+}
+
+inline std::string gather_bad_row_message(std::int64_t row, std::int64_t rows) {
+  return "gather_rows: row id " + std::to_string(row) + " outside [0, " + std::to_string(rows) +
+         ")";
+}
+
+}  // namespace sparseae::detail
