@@ -5,7 +5,14 @@ find_path(SparseaeOpenBLAS_INCLUDE_DIR cblas.h
   PATHS /usr/include/x86_64-linux-gnu /usr/include/aarch64-linux-gnu /usr/include
   NO_DEFAULT_PATH)
 find_path(SparseaeOpenBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas)
-find_library(SparseaeOpenBLAS_LIBRARY NAMES openblas
+# SPARSEAE_OPENBLAS_STATIC links libopenblas.a, so binaries carried to a machine without
+# OpenBLAS (the GPU check bundle) need nothing beyond the C and Fortran runtimes.
+if(SPARSEAE_OPENBLAS_STATIC)
+  set(_sparseae_openblas_names libopenblas.a)
+else()
+  set(_sparseae_openblas_names openblas)
+endif()
+find_library(SparseaeOpenBLAS_LIBRARY NAMES ${_sparseae_openblas_names}
   PATH_SUFFIXES openblas-pthread openblas-openmp)
 
 include(FindPackageHandleStandardArgs)
@@ -18,5 +25,8 @@ if(SparseaeOpenBLAS_FOUND AND NOT TARGET sparseae::openblas)
   set_target_properties(sparseae::openblas PROPERTIES
     IMPORTED_LOCATION "${SparseaeOpenBLAS_LIBRARY}"
     INTERFACE_INCLUDE_DIRECTORIES "${SparseaeOpenBLAS_INCLUDE_DIR}")
+  if(SPARSEAE_OPENBLAS_STATIC)
+    set_property(TARGET sparseae::openblas PROPERTY INTERFACE_LINK_LIBRARIES gfortran pthread m)
+  endif()
 endif()
 mark_as_advanced(SparseaeOpenBLAS_INCLUDE_DIR SparseaeOpenBLAS_LIBRARY)

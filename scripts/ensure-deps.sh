@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sparseae builds and tests with, when any is missing. Safe to run
+# again: it does nothing when everything is there. The CUDA toolkit is not a Debian package; when
+# nvcc is on the PATH (or in /usr/local/cuda/bin) the cuda backend is built too.
+set -euo pipefail
+
+packages=(cmake ninja-build g++ pkg-config libopenblas-dev libopenblas0-pthread
+          googletest libgtest-dev libbenchmark-dev zlib1g-dev python3)
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$package")
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "ensure-deps: installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
