@@ -1,1 +1,1095 @@
-// placeholder: being written
+// Conformance of every Backend op against the float64 references of tests/reference.hpp, run once
+// per backend (backend_fixture.hpp). Each test draws fresh inputs from a fixed seed, poisons the
+// outputs (NaN, or a sentinel) so that an element an op forgot to write fails, and compares with
+// a tolerance named below together with the reason for its size.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend_fixture.hpp"
+#include "reference.hpp"
+#include "sparseae/csr.hpp"
+#include "sparseae/error.hpp"
+
+namespace sparseae::test {
+namespace {
+
+using reference::absolute;
+using reference::DoubleMatrix;
+using reference::filled_matrix;
+using reference::FloatMatrix;
+using reference::kPoison;
+using reference::random_csr;
+using reference::random_matrix;
+
+// ---- tolerances ----
+
+constexpr double kEps = std::numeric_limits<float>::epsilon();
+
+// Added to every tolerance: results below the smallest normal float may be flushed to zero (the
+// device's denormal mode), which is no error at the scale of these tests.
+constexpr double kSubnormalFloor = std::numeric_limits<float>::min();
+
+// Products and sums of `inner` terms, relative to the sum of |terms| (so cancellation cannot make
+// the bound meaningless): summing in float in any order (sequential, blocked, split-k, atomics)
+// errs by about sqrt(inner) roundings and at worst inner/2 eps; 8 eps sqrt(inner + 1) covers the
+// worst case up to inner ~ 256 and the typical one far beyond. (TF32 tensor-core math would not
+// pass, by design: the contract is float32.)
+double product_tolerance(std::int64_t inner) {
+  return 8.0 * kEps * std::sqrt(static_cast<double>(inner) + 1.0);
+}
+
+// Element-wise activations. Forward, relative to the result: the float add z + bias (half an ulp,
+// times a condition number at most 4 on the inputs in [-4, 4] used there) plus expf/tanhf/log1pf,
+// each within 2 ulps on glibc and in CUDA without fast math. Backward, relative to
+// |dy * derivative|: the derivative from an exact y costs a few roundings (expm1f: 1 ulp).
+constexpr double kElementwiseTolerance = 16.0 * kEps;
+
+// One optimizer step from identical float state, relative to the sum of |terms| of each update:
+// about ten float roundings per parameter.
+constexpr double kOptimizerTolerance = 16.0 * kEps;
+
+// Gather and permutation move data without arithmetic: they must be exact.
+
+// ---- comparison ----
+
+// Passes when |actual(r, c) - expected(r, c)| <= relative_tolerance * scale(r, c) + kSubnormalFloor
+// over a rows x cols region; otherwise reports the first element that is not, and how many.
+::testing::AssertionResult all_within(std::int64_t rows, std::int64_t cols,
+                                      const std::function<double(std::int64_t, std::int64_t)>& actual,
+                                      const std::function<double(std::int64_t, std::int64_t)>& expected,
+                                      const std::function<double(std::int64_t, std::int64_t)>& scale,
+                                      double relative_tolerance) {
+  std::int64_t mismatches = 0;
+  std::ostringstream first;
+  first.precision(9);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const double got = actual(r, c);
+      const double want = expected(r, c);
+      const double tolerance = relative_tolerance * scale(r, c) + kSubnormalFloor;
+      const double difference = std::fabs(got - want);
+      if (difference <= tolerance) continue;  // false for NaN as well
+      if (mismatches++ == 0)
+        first << "element (" << r << ", " << c << "): got " << got << ", expected " << want
+              << ", |difference| " << difference << " > tolerance " << tolerance << " ("
+              << relative_tolerance << " * scale " << scale(r, c) << " + " << kSubnormalFloor
+              << ")";
+    }
+  if (mismatches == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << mismatches << " of " << rows * cols
+                                       << " elements out of tolerance; first " << first.str();
+}
+
+::testing::AssertionResult matrix_close(const FloatMatrix& actual, const DoubleMatrix& expected,
+                                        const DoubleMatrix& scale, double relative_tolerance) {
+  if (actual.rows != expected.rows || actual.cols != expected.cols)
+    return ::testing::AssertionFailure() << "shape " << actual.rows << "x" << actual.cols
+                                         << " differs from the expected " << expected.rows << "x"
+                                         << expected.cols;
+  return all_within(
+      actual.rows, actual.cols, [&](auto r, auto c) { return actual(r, c); },
+      [&](auto r, auto c) { return expected(r, c); }, [&](auto r, auto c) { return scale(r, c); },
+      relative_tolerance);
+}
+
+::testing::AssertionResult vector_close(const std::vector<float>& actual,
+                                        const std::vector<double>& expected,
+                                        const std::vector<double>& scale,
+                                        double relative_tolerance) {
+  if (actual.size() != expected.size())
+    return ::testing::AssertionFailure() << "length " << actual.size() << " differs from the "
+                                         << "expected " << expected.size();
+  return all_within(
+      1, static_cast<std::int64_t>(actual.size()), [&](auto, auto i) { return actual[i]; },
+      [&](auto, auto i) { return expected[i]; }, [&](auto, auto i) { return scale[i]; },
+      relative_tolerance);
+}
+
+DoubleMatrix absolute_values(const DoubleMatrix& m) {
+  DoubleMatrix result = m;
+  for (double& x : result.data) x = std::fabs(x);
+  return result;
+}
+
+// The padding columns [cols, ld) still hold the NaN written before the op.
+::testing::AssertionResult padding_untouched(const FloatMatrix& m) {
+  for (std::int64_t r = 0; r < m.rows; ++r)
+    for (std::int64_t c = m.cols; c < m.ld; ++c)
+      if (!std::isnan(m(r, c)))
+        return ::testing::AssertionFailure()
+               << "padding element (" << r << ", " << c << ") of a " << m.rows << "x" << m.cols
+               << " view with leading dimension " << m.ld << " was overwritten with " << m(r, c);
+  return ::testing::AssertionSuccess();
+}
+
+template <typename T>
+::testing::AssertionResult exactly_equal(const std::vector<T>& actual,
+                                         const std::vector<T>& expected, std::size_t length,
+                                         const char* what) {
+  if (actual.size() < length || expected.size() < length)
+    return ::testing::AssertionFailure() << what << ": fewer than " << length << " elements";
+  for (std::size_t i = 0; i < length; ++i)
+    if (!(actual[i] == expected[i]))
+      return ::testing::AssertionFailure() << what << "[" << i << "] is " << actual[i]
+                                           << ", expected " << expected[i];
+  return ::testing::AssertionSuccess();
+}
+
+template <typename Op>
+::testing::AssertionResult throws_error(Op&& op, const std::string& message, bool exact) {
+  try {
+    op();
+  } catch (const Error& error) {
+    const std::string what = error.what();
+    if (exact ? what == message : what.find(message) != std::string::npos)
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "Error says \"" << what << "\", expected "
+                                         << (exact ? "exactly" : "it to contain") << " \""
+                                         << message << "\"";
+  } catch (const std::exception& other) {
+    return ::testing::AssertionFailure() << "threw a non-sparseae exception: " << other.what();
+  }
+  return ::testing::AssertionFailure() << "no Error thrown; expected \"" << message << "\"";
+}
+
+constexpr Activation kAllActivations[] = {Activation::identity, Activation::relu,
+                                          Activation::leaky_relu, Activation::sigmoid,
+                                          Activation::tanh, Activation::softplus};
+
+struct Shape {
+  std::int64_t rows;
+  std::int64_t cols;
+};
+// 1x1, odd sizes that leave partial blocks and warps, a batch of one row 512 wide, 512 wide.
+constexpr Shape kElementwiseShapes[] = {{1, 1}, {7, 13}, {33, 65}, {129, 257}, {1, 512}, {64, 512}};
+
+const char* transpose_name(Transpose t) { return t == Transpose::yes ? "T" : "N"; }
+
+// ==== gemm ====
+
+class GemmConformance : public BackendTest {
+ protected:
+  // c = alpha * op(a) * op(b) + beta * c for c m x n and inner dimension k; every operand gets
+  // pad NaN columns of padding, which the op must neither read nor write. With beta == 0, c starts
+  // as NaN.
+  void check(Transpose ta, Transpose tb, std::int64_t m, std::int64_t n, std::int64_t k,
+             float alpha, float beta, std::int64_t pad, std::uint64_t seed) {
+    std::ostringstream trace;
+    trace << "gemm op(a)=" << transpose_name(ta) << " op(b)=" << transpose_name(tb) << " m=" << m
+          << " n=" << n << " k=" << k << " alpha=" << alpha << " beta=" << beta << " pad=" << pad;
+    SCOPED_TRACE(trace.str());
+    std::mt19937_64 rng(seed);
+    const std::int64_t a_rows = ta == Transpose::yes ? k : m;
+    const std::int64_t a_cols = ta == Transpose::yes ? m : k;
+    const std::int64_t b_rows = tb == Transpose::yes ? n : k;
+    const std::int64_t b_cols = tb == Transpose::yes ? k : n;
+    const FloatMatrix a = random_matrix(rng, a_rows, a_cols, -1.0f, 1.0f, a_cols + pad);
+    const FloatMatrix b = random_matrix(rng, b_rows, b_cols, -1.0f, 1.0f, b_cols + pad);
+    const FloatMatrix c = beta == 0.0f ? filled_matrix(m, n, kPoison, n + pad)
+                                       : random_matrix(rng, m, n, -1.0f, 1.0f, n + pad);
+    const DoubleMatrix expected = reference::gemm(ta, tb, alpha, a, b, beta, c);
+    const DoubleMatrix scale = reference::gemm(ta, tb, std::fabs(alpha), absolute(a), absolute(b),
+                                               std::fabs(beta), absolute(c));
+
+    const BackendMatrix a_on = upload(a);
+    const BackendMatrix b_on = upload(b);
+    const BackendMatrix c_on = upload(c);
+    backend().gemm(ta, tb, alpha, a_on.const_view(), b_on.const_view(), beta, c_on.view());
+    const FloatMatrix got = download(c_on);
+    EXPECT_TRUE(matrix_close(got, expected, scale, product_tolerance(k)));
+    EXPECT_TRUE(padding_untouched(got));
+  }
+};
+
+constexpr Transpose kBothTransposes[] = {Transpose::no, Transpose::yes};
+
+TEST_P(GemmConformance, MatchesReferenceForEveryTransposeAndShape) {
+  struct Dims {
+    std::int64_t m, n, k;
+  };
+  const Dims shapes[] = {{1, 1, 1},     {7, 13, 5},   {33, 65, 17},
+                         {129, 257, 65}, {1, 512, 129}, {64, 512, 512}};
+  std::uint64_t seed = 100;
+  for (const Dims& d : shapes)
+    for (Transpose ta : kBothTransposes)
+      for (Transpose tb : kBothTransposes) check(ta, tb, d.m, d.n, d.k, 1.0f, 0.0f, 0, ++seed);
+}
+
+TEST_P(GemmConformance, AlphaAndBetaScaleProductAndOldC) {
+  std::uint64_t seed = 200;
+  for (Transpose ta : kBothTransposes)
+    for (Transpose tb : kBothTransposes) {
+      check(ta, tb, 33, 65, 17, -0.75f, 1.5f, 0, ++seed);
+      check(ta, tb, 7, 13, 129, 2.5f, -1.0f, 0, ++seed);
+      check(ta, tb, 16, 16, 16, 0.0f, 0.5f, 0, ++seed);  // alpha 0: only the scaled c remains
+    }
+}
+
+TEST_P(GemmConformance, BetaZeroIgnoresNaNInC) {
+  // check() starts c as all NaN when beta is 0, and the references are finite, so a single
+  // element of c read (0 * NaN is NaN) fails.
+  check(Transpose::no, Transpose::no, 129, 257, 65, 1.0f, 0.0f, 0, 300);
+  check(Transpose::yes, Transpose::no, 33, 65, 17, -2.0f, 0.0f, 0, 301);
+  check(Transpose::no, Transpose::no, 7, 13, 5, 0.0f, 0.0f, 0, 302);  // alpha = beta = 0: zeros
+}
+
+TEST_P(GemmConformance, LeadingDimensionsLargerThanColumns) {
+  std::uint64_t seed = 400;
+  for (Transpose ta : kBothTransposes)
+    for (Transpose tb : kBothTransposes) {
+      check(ta, tb, 33, 65, 17, 1.0f, 0.0f, 3, ++seed);
+      check(ta, tb, 7, 13, 5, 0.5f, 2.0f, 11, ++seed);
+    }
+}
+
+TEST_P(GemmConformance, EmptyShapes) {
+  std::uint64_t seed = 500;
+  for (Transpose ta : kBothTransposes)
+    for (Transpose tb : kBothTransposes) {
+      check(ta, tb, 0, 13, 5, 1.0f, 0.0f, 0, ++seed);  // no rows in c
+      check(ta, tb, 7, 0, 5, 1.0f, 0.0f, 0, ++seed);   // no columns in c
+      // No inner dimension: c = beta * c, so zeros over the NaN when beta is 0.
+      check(ta, tb, 7, 13, 0, 1.0f, 0.0f, 0, ++seed);
+      check(ta, tb, 7, 13, 0, 1.0f, 2.0f, 0, ++seed);
+    }
+}
+
+TEST_P(GemmConformance, RejectsMismatchedShapes) {
+  Buffer<float> a(backend(), 6 * 5);
+  Buffer<float> b(backend(), 6 * 5);
+  Buffer<float> c(backend(), 6 * 3);
+  EXPECT_TRUE(throws_error(
+      [&] {
+        backend().gemm(Transpose::no, Transpose::no, 1.0f, a.matrix(6, 5), b.matrix(4, 3), 0.0f,
+                       c.matrix(6, 3));
+      },
+      "shapes do not match", false));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        backend().gemm(Transpose::no, Transpose::yes, 1.0f, a.matrix(6, 5), b.matrix(3, 5), 0.0f,
+                       c.matrix(5, 3));
+      },
+      "shapes do not match", false));
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(GemmConformance);
+
+// ==== spmm ====
+
+class SpmmConformance : public BackendTest {
+ protected:
+  // c = alpha * op(a) * b + beta * c with n columns in b and c, each with pad NaN columns of
+  // padding. With beta == 0, c starts as NaN.
+  void check(Transpose ta, const HostCsr& a, std::int64_t n, float alpha, float beta,
+             std::int64_t pad, std::uint64_t seed) {
+    std::ostringstream trace;
+    trace << "spmm op(a)=" << transpose_name(ta) << " a " << a.rows << "x" << a.cols << " nnz "
+          << a.nnz() << " n=" << n << " alpha=" << alpha << " beta=" << beta << " pad=" << pad;
+    SCOPED_TRACE(trace.str());
+    std::mt19937_64 rng(seed);
+    const std::int64_t b_rows = ta == Transpose::yes ? a.rows : a.cols;
+    const std::int64_t c_rows = ta == Transpose::yes ? a.cols : a.rows;
+    const FloatMatrix b = random_matrix(rng, b_rows, n, -1.0f, 1.0f, n + pad);
+    const FloatMatrix c = beta == 0.0f ? filled_matrix(c_rows, n, kPoison, n + pad)
+                                       : random_matrix(rng, c_rows, n, -1.0f, 1.0f, n + pad);
+    const DoubleMatrix expected = reference::spmm(ta, alpha, a, b, beta, c);
+    const DoubleMatrix scale = reference::spmm(ta, std::fabs(alpha), absolute(a), absolute(b),
+                                               std::fabs(beta), absolute(c));
+
+    const BackendCsr a_on(backend(), a);
+    const BackendMatrix b_on = upload(b);
+    const BackendMatrix c_on = upload(c);
+    backend().spmm(ta, alpha, a_on.view(), b_on.const_view(), beta, c_on.view());
+    const FloatMatrix got = download(c_on);
+    // An output element sums at most b_rows products.
+    EXPECT_TRUE(matrix_close(got, expected, scale, product_tolerance(b_rows)));
+    EXPECT_TRUE(padding_untouched(got));
+  }
+};
+
+struct SparseShape {
+  std::int64_t rows, cols, n;
+  double density;
+};
+// Counts are a few percent non-zero in practice; the denser cases fill rows enough to stress
+// per-row accumulation.
+constexpr SparseShape kSparseShapes[] = {{1, 1, 1, 1.0},      {7, 13, 5, 0.3},
+                                         {33, 65, 17, 0.1},   {129, 257, 32, 0.05},
+                                         {1, 512, 32, 0.05},  {256, 512, 33, 0.03},
+                                         {64, 512, 512, 0.2}};
+
+TEST_P(SpmmConformance, MatchesReference) {
+  std::uint64_t seed = 1000;
+  for (const SparseShape& s : kSparseShapes) {
+    std::mt19937_64 rng(++seed);
+    const HostCsr a = random_csr(rng, s.rows, s.cols, s.density, 0.2);
+    check(Transpose::no, a, s.n, 1.0f, 0.0f, 0, ++seed);
+  }
+}
+
+TEST_P(SpmmConformance, TransposedMatchesReference) {
+  std::uint64_t seed = 1100;
+  for (const SparseShape& s : kSparseShapes) {
+    std::mt19937_64 rng(++seed);
+    const HostCsr a = random_csr(rng, s.rows, s.cols, s.density, 0.2);
+    check(Transpose::yes, a, s.n, 1.0f, 0.0f, 0, ++seed);
+  }
+}
+
+TEST_P(SpmmConformance, AlphaAndBeta) {
+  std::uint64_t seed = 1200;
+  for (Transpose ta : kBothTransposes) {
+    std::mt19937_64 rng(++seed);
+    const HostCsr a = random_csr(rng, 33, 65, 0.1, 0.2);
+    check(ta, a, 17, -0.5f, 1.25f, 0, ++seed);
+    check(ta, a, 17, 3.0f, -1.0f, 0, ++seed);
+    check(ta, a, 17, 0.0f, 0.75f, 0, ++seed);
+  }
+}
+
+TEST_P(SpmmConformance, CsrWithoutNonZerosGivesScaledC) {
+  std::uint64_t seed = 1300;
+  for (Transpose ta : kBothTransposes) {
+    std::mt19937_64 rng(++seed);
+    const HostCsr a = random_csr(rng, 33, 65, 0.0, 0.0);
+    ASSERT_EQ(a.nnz(), 0);
+    check(ta, a, 17, 1.0f, 0.0f, 0, ++seed);  // zeros over NaN
+    check(ta, a, 17, 1.0f, 2.0f, 0, ++seed);
+  }
+}
+
+TEST_P(SpmmConformance, EveryRowEmptyButSome) {
+  std::uint64_t seed = 1400;
+  for (Transpose ta : kBothTransposes) {
+    std::mt19937_64 rng(++seed);
+    const HostCsr a = random_csr(rng, 129, 257, 0.1, 0.9);
+    check(ta, a, 32, 1.0f, 0.0f, 0, ++seed);
+  }
+}
+
+TEST_P(SpmmConformance, ZeroRowAndZeroColumnCsr) {
+  std::uint64_t seed = 1500;
+  for (Transpose ta : kBothTransposes) {
+    std::mt19937_64 rng(++seed);
+    // No rows: untransposed c has no rows; transposed c is 65 x n and becomes beta * c.
+    check(ta, random_csr(rng, 0, 65, 0.1, 0.0), 17, 1.0f, 0.0f, 0, ++seed);
+    check(ta, random_csr(rng, 0, 65, 0.1, 0.0), 17, 1.0f, 1.5f, 0, ++seed);
+    // No columns: the mirror image.
+    check(ta, random_csr(rng, 33, 0, 0.1, 0.0), 17, 1.0f, 0.0f, 0, ++seed);
+    // No columns in b and c.
+    check(ta, random_csr(rng, 33, 65, 0.1, 0.0), 0, 1.0f, 0.0f, 0, ++seed);
+  }
+}
+
+TEST_P(SpmmConformance, LeadingDimensionsLargerThanColumns) {
+  std::uint64_t seed = 1600;
+  for (Transpose ta : kBothTransposes) {
+    std::mt19937_64 rng(++seed);
+    const HostCsr a = random_csr(rng, 129, 257, 0.05, 0.2);
+    check(ta, a, 32, 1.0f, 0.0f, 5, ++seed);
+    check(ta, a, 17, 0.5f, 2.0f, 16, ++seed);
+  }
+}
+
+TEST_P(SpmmConformance, RejectsMismatchedShapes) {
+  std::mt19937_64 rng(1700);
+  const BackendCsr a(backend(), random_csr(rng, 6, 5, 0.5, 0.0));
+  Buffer<float> b(backend(), 6 * 3);
+  Buffer<float> c(backend(), 6 * 3);
+  EXPECT_TRUE(throws_error(
+      [&] { backend().spmm(Transpose::no, 1.0f, a.view(), b.matrix(4, 3), 0.0f, c.matrix(6, 3)); },
+      "shapes do not match", false));
+  EXPECT_TRUE(throws_error(
+      [&] { backend().spmm(Transpose::yes, 1.0f, a.view(), b.matrix(6, 3), 0.0f, c.matrix(6, 3)); },
+      "shapes do not match", false));
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(SpmmConformance);
+
+// ==== bias + activation forward ====
+
+class ForwardConformance : public BackendTest {
+ protected:
+  // y = activation(z + bias) on z with z_pad padding columns, into a separate y with y_pad padding
+  // columns (poisoned), or in place in z when y_pad < 0.
+  void check(Activation activation, std::int64_t rows, std::int64_t cols, bool with_bias,
+             std::int64_t z_pad, std::int64_t y_pad, std::uint64_t seed) {
+    const bool in_place = y_pad < 0;
+    std::ostringstream trace;
+    trace << "forward " << activation_name(activation) << " " << rows << "x" << cols
+          << (with_bias ? " with bias" : " without bias") << " z_pad=" << z_pad
+          << (in_place ? " in place" : " y_pad=" + std::to_string(y_pad));
+    SCOPED_TRACE(trace.str());
+    std::mt19937_64 rng(seed);
+    const FloatMatrix z = random_matrix(rng, rows, cols, -3.0f, 3.0f, cols + z_pad);
+    const std::vector<float> bias = reference::random_floats(rng, cols, -1.0f, 1.0f);
+    const DoubleMatrix expected =
+        reference::bias_activation_forward(activation, z, with_bias ? &bias : nullptr);
+
+    const BackendMatrix z_on = upload(z);
+    const Buffer<float> bias_on = upload(bias);
+    const BackendMatrix y_on =
+        in_place ? BackendMatrix{} : upload(filled_matrix(rows, cols, kPoison, cols + y_pad));
+    const DenseView y_view = in_place ? z_on.view() : y_on.view();
+    backend().bias_activation_forward(activation, z_on.const_view(),
+                                      with_bias ? bias_on.data() : nullptr, y_view);
+    const FloatMatrix got = download(in_place ? z_on : y_on);
+    EXPECT_TRUE(matrix_close(got, expected, absolute_values(expected), kElementwiseTolerance));
+    EXPECT_TRUE(padding_untouched(got));
+  }
+};
+
+TEST_P(ForwardConformance, MatchesReferenceForEveryActivationAndShape) {
+  std::uint64_t seed = 2000;
+  for (Activation activation : kAllActivations)
+    for (const Shape& s : kElementwiseShapes) check(activation, s.rows, s.cols, true, 0, 0, ++seed);
+}
+
+TEST_P(ForwardConformance, WithoutBias) {
+  std::uint64_t seed = 2100;
+  for (Activation activation : kAllActivations) check(activation, 33, 65, false, 0, 0, ++seed);
+}
+
+TEST_P(ForwardConformance, InPlaceWhenYAliasesZ) {
+  std::uint64_t seed = 2200;
+  for (Activation activation : kAllActivations) {
+    check(activation, 129, 257, true, 0, -1, ++seed);
+    check(activation, 7, 13, false, 3, -1, ++seed);
+  }
+}
+
+TEST_P(ForwardConformance, LeadingDimensionsLargerThanColumns) {
+  std::uint64_t seed = 2300;
+  for (Activation activation : kAllActivations) {
+    check(activation, 33, 65, true, 7, 2, ++seed);
+    check(activation, 1, 512, true, 1, 64, ++seed);
+  }
+}
+
+TEST_P(ForwardConformance, EmptyShapes) {
+  std::uint64_t seed = 2400;
+  for (Activation activation : kAllActivations) {
+    check(activation, 0, 13, true, 0, 0, ++seed);
+    check(activation, 7, 0, true, 0, 0, ++seed);
+  }
+}
+
+// Inputs far outside the usual range: the branches that keep exp() from overflowing.
+TEST_P(ForwardConformance, ExtremeInputsStayFiniteAndAccurate) {
+  const std::vector<float> inputs = {-1e30f, -1000.0f, -100.0f, -88.0f, -30.0f, -1.0f, -1e-30f,
+                                     0.0f,   1e-30f,   1.0f,    30.0f,  88.0f,  100.0f, 1000.0f,
+                                     1e30f};
+  const auto cols = static_cast<std::int64_t>(inputs.size());
+  FloatMatrix z(1, cols, cols, 0.0f);
+  z.data = inputs;
+  for (Activation activation : kAllActivations) {
+    SCOPED_TRACE(activation_name(activation));
+    const DoubleMatrix expected = reference::bias_activation_forward(activation, z, nullptr);
+    const BackendMatrix z_on = upload(z);
+    const BackendMatrix y_on = upload(filled_matrix(1, cols, kPoison));
+    backend().bias_activation_forward(activation, z_on.const_view(), nullptr, y_on.view());
+    const FloatMatrix got = download(y_on);
+    for (std::int64_t c = 0; c < cols; ++c)
+      EXPECT_TRUE(std::isfinite(got(0, c))) << "activation of " << inputs[c] << " gave " << got(0, c);
+    // The inputs are exact, so only the function's own rounding counts.
+    EXPECT_TRUE(matrix_close(got, expected, absolute_values(expected), kElementwiseTolerance));
+  }
+}
+
+TEST_P(ForwardConformance, RejectsMismatchedShapes) {
+  Buffer<float> z(backend(), 6 * 5);
+  Buffer<float> y(backend(), 6 * 5);
+  EXPECT_TRUE(throws_error(
+      [&] {
+        backend().bias_activation_forward(Activation::relu, z.matrix(6, 5), nullptr,
+                                          y.matrix(5, 6));
+      },
+      "differ", false));
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(ForwardConformance);
+
+// ==== activation backward ====
+
+class BackwardConformance : public BackendTest {
+ protected:
+  // dz = dy * activation'(from y), bias_grad = column sums of dz (when with_bias_grad), for a y
+  // that the activation can produce. dz is separate and poisoned, or dy itself when in_place.
+  void check(Activation activation, std::int64_t rows, std::int64_t cols, bool with_bias_grad,
+             bool in_place, std::int64_t pad, std::uint64_t seed) {
+    std::ostringstream trace;
+    trace << "backward " << activation_name(activation) << " " << rows << "x" << cols
+          << (with_bias_grad ? " with" : " without") << " bias gradient"
+          << (in_place ? " in place" : "") << " pad=" << pad;
+    SCOPED_TRACE(trace.str());
+    std::mt19937_64 rng(seed);
+    // Pre-activations out to +-8 reach the flat tails, where 1 - e^-y and 1 - y*y lose digits
+    // unless computed with care; one in twenty is exactly 0, the kink of relu and leaky relu.
+    FloatMatrix y = filled_matrix(rows, cols, kPoison, cols + pad);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const double z = reference::uniform(rng, 0.0, 1.0) < 0.05 ? 0.0
+                                                                 : reference::uniform(rng, -8.0, 8.0);
+        y(r, c) = static_cast<float>(reference::activate(activation, z));
+      }
+    const FloatMatrix dy = random_matrix(rng, rows, cols, -1.0f, 1.0f, cols + pad);
+    const reference::BackwardResult expected = reference::activation_backward(activation, y, dy);
+
+    // Rounding error of dz relative to |dy * derivative|, except tanh's 1 - y*y, which loses
+    // up to an ulp of y*y to cancellation.
+    DoubleMatrix scale(rows, cols, cols, 0.0);
+    std::vector<double> bias_scale(static_cast<std::size_t>(cols), 0.0);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const double derivative = reference::derivative_from_output(activation, y(r, c));
+        const double cancelled = activation == Activation::tanh ? double{y(r, c)} * y(r, c) : 0.0;
+        scale(r, c) = std::fabs(dy(r, c)) * (std::fabs(derivative) + cancelled);
+        bias_scale[c] += scale(r, c);
+      }
+
+    const BackendMatrix y_on = upload(y);
+    const BackendMatrix dy_on = upload(dy);
+    const BackendMatrix dz_on =
+        in_place ? BackendMatrix{} : upload(filled_matrix(rows, cols, kPoison, cols + pad));
+    Buffer<float> bias_grad_on =
+        upload(std::vector<float>(static_cast<std::size_t>(cols), kPoison));
+    backend().activation_backward(activation, y_on.const_view(), dy_on.const_view(),
+                                  in_place ? dy_on.view() : dz_on.view(),
+                                  with_bias_grad ? bias_grad_on.data() : nullptr);
+    const FloatMatrix got = download(in_place ? dy_on : dz_on);
+    EXPECT_TRUE(matrix_close(got, expected.dz, scale, kElementwiseTolerance));
+    EXPECT_TRUE(padding_untouched(got));
+    const std::vector<float> bias_grad = download(bias_grad_on);
+    if (with_bias_grad) {
+      // Each term carries its element-wise error into a sum of rows terms.
+      EXPECT_TRUE(vector_close(bias_grad, expected.bias_grad, bias_scale,
+                               kElementwiseTolerance + product_tolerance(rows)))
+          << "bias gradient";
+    } else {
+      for (std::size_t c = 0; c < bias_grad.size(); ++c)
+        EXPECT_TRUE(std::isnan(bias_grad[c])) << "bias_grad was null, yet element " << c
+                                              << " of an unrelated buffer changed";
+    }
+  }
+};
+
+TEST_P(BackwardConformance, MatchesReferenceForEveryActivationAndShape) {
+  std::uint64_t seed = 3000;
+  for (Activation activation : kAllActivations)
+    for (const Shape& s : kElementwiseShapes)
+      check(activation, s.rows, s.cols, true, false, 0, ++seed);
+}
+
+TEST_P(BackwardConformance, WithoutBiasGradient) {
+  std::uint64_t seed = 3100;
+  for (Activation activation : kAllActivations)
+    check(activation, 33, 65, false, false, 0, ++seed);
+}
+
+TEST_P(BackwardConformance, InPlaceWhenDzAliasesDy) {
+  std::uint64_t seed = 3200;
+  for (Activation activation : kAllActivations) {
+    check(activation, 129, 257, true, true, 0, ++seed);
+    check(activation, 7, 13, false, true, 3, ++seed);
+  }
+}
+
+TEST_P(BackwardConformance, LeadingDimensionsLargerThanColumns) {
+  std::uint64_t seed = 3300;
+  for (Activation activation : kAllActivations) {
+    check(activation, 33, 65, true, false, 5, ++seed);
+    check(activation, 1, 512, true, false, 64, ++seed);
+  }
+}
+
+// Bias gradients reduce over the batch: many rows and few columns cross block boundaries.
+TEST_P(BackwardConformance, TallBatchBiasGradient) {
+  std::uint64_t seed = 3400;
+  for (Activation activation : {Activation::relu, Activation::tanh}) {
+    check(activation, 4099, 3, true, false, 0, ++seed);
+    check(activation, 1025, 65, true, false, 0, ++seed);
+  }
+}
+
+// The column sums of no rows are zeros, which must be written over the NaN.
+TEST_P(BackwardConformance, ZeroRowsGiveZeroBiasGradient) {
+  std::uint64_t seed = 3500;
+  for (Activation activation : kAllActivations) check(activation, 0, 65, true, false, 0, ++seed);
+}
+
+TEST_P(BackwardConformance, RejectsMismatchedShapes) {
+  Buffer<float> y(backend(), 6 * 5);
+  Buffer<float> dy(backend(), 6 * 5);
+  Buffer<float> dz(backend(), 6 * 5);
+  EXPECT_TRUE(throws_error(
+      [&] {
+        backend().activation_backward(Activation::tanh, y.matrix(6, 5), dy.matrix(5, 6),
+                                      dz.matrix(6, 5), nullptr);
+      },
+      "differ", false));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        backend().activation_backward(Activation::tanh, y.matrix(6, 5), dy.matrix(6, 5),
+                                      dz.matrix(3, 5), nullptr);
+      },
+      "differ", false));
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(BackwardConformance);
+
+// ==== column sums ====
+
+class ColumnSumsConformance : public BackendTest {
+ protected:
+  // out = scale * column sums of x (with pad NaN padding columns), out poisoned beforehand; with
+  // mean set, scale = 1 / rows.
+  void check(std::int64_t rows, std::int64_t cols, bool mean, std::int64_t pad,
+             std::uint64_t seed) {
+    std::ostringstream trace;
+    trace << "column " << (mean ? "means " : "sums ") << rows << "x" << cols << " pad=" << pad;
+    SCOPED_TRACE(trace.str());
+    std::mt19937_64 rng(seed);
+    const FloatMatrix x = random_matrix(rng, rows, cols, -1.0f, 1.0f, cols + pad);
+    const float scale = mean && rows > 0 ? 1.0f / static_cast<float>(rows) : 1.0f;
+    const std::vector<double> expected = reference::column_sums(x, scale);
+    const std::vector<double> error_scale = reference::column_sums(absolute(x), scale);
+
+    const BackendMatrix x_on = upload(x);
+    Buffer<float> out_on = upload(std::vector<float>(static_cast<std::size_t>(cols), kPoison));
+    backend().column_sums(x_on.const_view(), scale, out_on.data());
+    EXPECT_TRUE(vector_close(download(out_on), expected, error_scale, product_tolerance(rows)));
+  }
+};
+
+TEST_P(ColumnSumsConformance, SumsAndMeansMatchReference) {
+  std::uint64_t seed = 4000;
+  const Shape shapes[] = {{1, 1},   {7, 13},  {33, 65},   {129, 257},
+                          {1, 512}, {300, 512}, {4099, 5}, {100003, 1}};
+  for (const Shape& s : shapes)
+    for (bool mean : {false, true}) check(s.rows, s.cols, mean, 0, ++seed);
+}
+
+TEST_P(ColumnSumsConformance, LeadingDimensionLargerThanColumns) {
+  check(33, 65, false, 7, 4100);
+  check(129, 257, true, 1, 4101);
+}
+
+TEST_P(ColumnSumsConformance, ZeroRowsGiveZeros) {
+  check(0, 65, false, 0, 4200);
+  check(0, 65, true, 0, 4201);
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(ColumnSumsConformance);
+
+// ==== random permutation ====
+
+class PermutationConformance : public BackendTest {
+ protected:
+  static std::vector<std::int64_t> draw(Backend& backend, std::uint64_t seed, std::int64_t n) {
+    Buffer<std::int64_t> out(backend, std::vector<std::int64_t>(static_cast<std::size_t>(n), -1));
+    backend.random_permutation(seed, n, out.data());
+    return out.download();
+  }
+  std::vector<std::int64_t> draw(std::uint64_t seed, std::int64_t n) {
+    return draw(backend(), seed, n);
+  }
+};
+
+::testing::AssertionResult is_permutation_of_range(const std::vector<std::int64_t>& p,
+                                                   std::int64_t n) {
+  if (static_cast<std::int64_t>(p.size()) != n)
+    return ::testing::AssertionFailure() << "length " << p.size() << ", expected " << n;
+  std::vector<bool> seen(static_cast<std::size_t>(n), false);
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (p[i] < 0 || p[i] >= n)
+      return ::testing::AssertionFailure() << "element " << i << " is " << p[i] << ", outside [0, "
+                                           << n << ")";
+    if (seen[p[i]])
+      return ::testing::AssertionFailure() << "element " << i << " repeats " << p[i];
+    seen[p[i]] = true;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+constexpr std::int64_t kPermutationLengths[] = {0, 1, 2, 1000, 100003};
+// Seeds whose high 32 bits matter, so a seed truncated anywhere gives a different permutation.
+constexpr std::uint64_t kPermutationSeeds[] = {0, 1, 42, std::uint64_t{1} << 32,
+                                               0x123456789ABCDEF0ull, ~std::uint64_t{0}};
+
+TEST_P(PermutationConformance, IsAPermutation) {
+  for (std::int64_t n : kPermutationLengths)
+    EXPECT_TRUE(is_permutation_of_range(draw(7, n), n)) << "n = " << n;
+}
+
+// The contract fixes the permutation (sort by a SplitMix64 key, then by index); every backend
+// must draw exactly this one.
+TEST_P(PermutationConformance, MatchesTheReferenceDefinition) {
+  for (std::int64_t n : kPermutationLengths)
+    for (std::uint64_t seed : kPermutationSeeds) {
+      const std::vector<std::int64_t> expected = reference::random_permutation(seed, n);
+      EXPECT_TRUE(exactly_equal(draw(seed, n), expected, static_cast<std::size_t>(n),
+                                "permutation"))
+          << "seed " << seed << ", n " << n;
+    }
+}
+
+TEST_P(PermutationConformance, DeterministicForTheSameSeed) {
+  for (std::int64_t n : {1000, 100003}) {
+    const std::vector<std::int64_t> first = draw(99, n);
+    EXPECT_TRUE(exactly_equal(draw(99, n), first, static_cast<std::size_t>(n), "second draw"));
+  }
+}
+
+TEST_P(PermutationConformance, DiffersBetweenSeeds) {
+  const std::vector<std::int64_t> base = draw(1, 1000);
+  const std::uint64_t other_seeds[] = {2, 1 + (std::uint64_t{1} << 32), ~std::uint64_t{0} - 1};
+  for (std::uint64_t seed : other_seeds)
+    EXPECT_NE(draw(seed, 1000), base) << "seed " << seed << " draws the same as seed 1";
+}
+
+// What makes a run reproducible across machines: the cuda backend must draw bit for bit what the
+// cpu backend draws. The cpu instantiation checks instead that the cpu backend draws the same
+// with one thread as with several.
+TEST_P(PermutationConformance, BitIdenticalToTheCpuBackend) {
+  const std::unique_ptr<Backend> cpu = make_backend(BackendChoice::cpu);
+  const int threads_before = omp_get_max_threads();
+  for (std::int64_t n : kPermutationLengths)
+    for (std::uint64_t seed : kPermutationSeeds) {
+      omp_set_num_threads(1);
+      const std::vector<std::int64_t> from_cpu = draw(*cpu, seed, n);
+      omp_set_num_threads(3);
+      const std::vector<std::int64_t> from_backend = draw(seed, n);
+      omp_set_num_threads(threads_before);
+      EXPECT_TRUE(exactly_equal(from_backend, from_cpu, static_cast<std::size_t>(n),
+                                "permutation vs cpu"))
+          << "seed " << seed << ", n " << n;
+    }
+}
+
+// Sanity of the distribution with fixed seeds (so never flaky): over consecutive seeds, which
+// element comes first, and where element 0 lands, are each spread evenly over n = 8 places; and
+// one long permutation has about one fixed point and about half its neighbours ascending.
+TEST_P(PermutationConformance, RoughlyUniform) {
+  constexpr std::int64_t kSmall = 8;
+  constexpr int kDraws = 1000;
+  std::vector<double> first_element(kSmall, 0.0);
+  std::vector<double> position_of_zero(kSmall, 0.0);
+  for (int seed = 0; seed < kDraws; ++seed) {
+    const std::vector<std::int64_t> p = draw(static_cast<std::uint64_t>(seed), kSmall);
+    ASSERT_TRUE(is_permutation_of_range(p, kSmall));
+    first_element[p[0]] += 1.0;
+    position_of_zero[std::find(p.begin(), p.end(), 0) - p.begin()] += 1.0;
+  }
+  const auto chi_square = [&](const std::vector<double>& counts) {
+    const double expected = static_cast<double>(kDraws) / kSmall;
+    double sum = 0.0;
+    for (double c : counts) sum += (c - expected) * (c - expected) / expected;
+    return sum;
+  };
+  // 7 degrees of freedom: P(chi-square > 30) is about 1e-4.
+  EXPECT_LT(chi_square(first_element), 30.0);
+  EXPECT_LT(chi_square(position_of_zero), 30.0);
+
+  constexpr std::int64_t kLong = 100003;
+  const std::vector<std::int64_t> p = draw(2024, kLong);
+  std::int64_t fixed_points = 0;
+  std::int64_t ascents = 0;
+  for (std::int64_t i = 0; i < kLong; ++i) {
+    fixed_points += p[i] == i;
+    if (i + 1 < kLong) ascents += p[i] < p[i + 1];
+  }
+  EXPECT_LE(fixed_points, 10);  // Poisson(1): P(> 10) below 1e-8
+  // Ascents of a random permutation: mean (n - 1) / 2, standard deviation sqrt((n + 1) / 12).
+  const double ascent_sd = std::sqrt((kLong + 1) / 12.0);
+  EXPECT_LT(std::fabs(static_cast<double>(ascents) - (kLong - 1) / 2.0), 6.0 * ascent_sd);
+}
+
+TEST_P(PermutationConformance, RejectsNegativeLength) {
+  EXPECT_THROW(backend().random_permutation(1, -1, nullptr), Error);
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(PermutationConformance);
+
+// ==== gather rows ====
+
+// Output arrays poisoned so that an unwritten or misplaced entry shows.
+constexpr RowOffset kOffsetSentinel = -1;
+constexpr ColIndex kColumnSentinel = -7;
+
+struct GatherOutput {
+  Buffer<RowOffset> row_offsets;
+  Buffer<ColIndex> col_indices;
+  Buffer<float> values;
+  std::int64_t cols = 0;
+  std::int64_t capacity = 0;
+
+  CsrOutput output() const {
+    return {cols, capacity, row_offsets.data(), col_indices.data(), values.data()};
+  }
+};
+
+class GatherConformance : public BackendTest {
+ protected:
+  GatherOutput make_output(std::int64_t cols, std::int64_t count, std::int64_t capacity) {
+    const auto n = static_cast<std::size_t>(capacity);
+    return {upload(std::vector<RowOffset>(static_cast<std::size_t>(count + 1), kOffsetSentinel)),
+            upload(std::vector<ColIndex>(n, kColumnSentinel)),
+            upload(std::vector<float>(n, kPoison)), cols, capacity};
+  }
+
+  // Gathers row_ids of source into an output of exactly the needed capacity plus spare, and
+  // checks every written array against the reference, exactly.
+  void check(const HostCsr& source, const std::vector<std::int64_t>& row_ids, std::int64_t spare) {
+    std::ostringstream trace;
+    trace << "gather " << row_ids.size() << " rows of " << source.rows << "x" << source.cols
+          << " (nnz " << source.nnz() << "), spare capacity " << spare;
+    SCOPED_TRACE(trace.str());
+    const HostCsr expected = reference::gather_rows(source, row_ids);
+    const auto count = static_cast<std::int64_t>(row_ids.size());
+    const BackendCsr source_on(backend(), source);
+    const Buffer<std::int64_t> ids_on = upload(row_ids);
+    GatherOutput out = make_output(source.cols, count, expected.nnz() + spare);
+    const std::int64_t nnz = backend().gather_rows(source_on.view(), ids_on.data(), count,
+                                                   out.output());
+    ASSERT_EQ(nnz, expected.nnz());
+    const auto length = static_cast<std::size_t>(nnz);
+    EXPECT_TRUE(exactly_equal(download(out.row_offsets), expected.row_offsets,
+                              static_cast<std::size_t>(count + 1), "row_offsets"));
+    EXPECT_TRUE(exactly_equal(download(out.col_indices), expected.col_indices, length,
+                              "col_indices"));
+    EXPECT_TRUE(exactly_equal(download(out.values), expected.values, length, "values"));
+  }
+};
+
+std::vector<std::int64_t> random_row_ids(std::mt19937_64& rng, std::int64_t count,
+                                         std::int64_t rows) {
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(count));
+  for (std::int64_t& id : ids) id = reference::uniform_int(rng, 0, rows - 1);
+  return ids;
+}
+
+TEST_P(GatherConformance, MatchesReferenceExactly) {
+  std::mt19937_64 rng(5000);
+  const HostCsr source = random_csr(rng, 1000, 512, 0.03, 0.2);
+  for (std::int64_t count : {1, 7, 256, 1000, 3000})
+    check(source, random_row_ids(rng, count, source.rows), 0);
+  // A whole epoch's worth: every row once, in permuted order.
+  check(source, reference::random_permutation(3, source.rows), 5);
+}
+
+TEST_P(GatherConformance, RepeatedRowIdsAreAllowed) {
+  std::mt19937_64 rng(5100);
+  const HostCsr source = random_csr(rng, 50, 65, 0.2, 0.0);
+  check(source, {3, 3, 3, 17, 3, 49, 49}, 0);
+}
+
+TEST_P(GatherConformance, EmptyRowsAndSourcesWithoutNonZeros) {
+  std::mt19937_64 rng(5200);
+  const HostCsr mostly_empty = random_csr(rng, 200, 33, 0.1, 0.9);
+  check(mostly_empty, random_row_ids(rng, 150, mostly_empty.rows), 0);
+  const HostCsr no_nonzeros = random_csr(rng, 40, 33, 0.0, 0.0);
+  ASSERT_EQ(no_nonzeros.nnz(), 0);
+  check(no_nonzeros, random_row_ids(rng, 25, no_nonzeros.rows), 0);
+  check(no_nonzeros, random_row_ids(rng, 1, no_nonzeros.rows), 0);
+}
+
+TEST_P(GatherConformance, CountZeroWritesOnlyTheFirstOffset) {
+  std::mt19937_64 rng(5300);
+  const BackendCsr source(backend(), random_csr(rng, 10, 13, 0.3, 0.0));
+  const Buffer<std::int64_t> ids = upload(std::vector<std::int64_t>{4});
+  GatherOutput out = make_output(13, 0, 4);
+  EXPECT_EQ(backend().gather_rows(source.view(), ids.data(), 0, out.output()), 0);
+  EXPECT_EQ(download(out.row_offsets), std::vector<RowOffset>{0});
+  EXPECT_EQ(download(out.col_indices), std::vector<ColIndex>(4, kColumnSentinel));
+}
+
+TEST_P(GatherConformance, ThrowsWhenTheBatchExceedsCapacity) {
+  HostCsr source;
+  source.rows = 3;
+  source.cols = 4;
+  source.row_offsets = {0, 2, 2, 5};
+  source.col_indices = {0, 3, 0, 1, 2};
+  source.values = {1, 2, 3, 4, 5};
+  const BackendCsr source_on(backend(), source);
+  const Buffer<std::int64_t> ids = upload(std::vector<std::int64_t>{2, 0, 1, 2});  // 8 non-zeros
+  GatherOutput out = make_output(4, 4, 7);
+  EXPECT_TRUE(throws_error(
+      [&] { backend().gather_rows(source_on.view(), ids.data(), 4, out.output()); },
+      "gather_rows: batch has 8 non-zeros, output holds 7", true));
+  GatherOutput none = make_output(4, 4, 0);
+  EXPECT_TRUE(throws_error(
+      [&] { backend().gather_rows(source_on.view(), ids.data(), 4, none.output()); },
+      "gather_rows: batch has 8 non-zeros, output holds 0", true));
+  // The boundary: exactly enough room.
+  check(source, {2, 0, 1, 2}, 0);
+}
+
+TEST_P(GatherConformance, ThrowsForRowIdOutOfRange) {
+  std::mt19937_64 rng(5400);
+  const BackendCsr source(backend(), random_csr(rng, 10, 13, 0.3, 0.0));
+  for (std::int64_t bad : {std::int64_t{10}, std::int64_t{-1}, std::int64_t{1} << 40}) {
+    const Buffer<std::int64_t> ids = upload(std::vector<std::int64_t>{0, 9, bad, 3});
+    GatherOutput out = make_output(13, 4, 4 * 13);
+    EXPECT_TRUE(throws_error(
+        [&] { backend().gather_rows(source.view(), ids.data(), 4, out.output()); },
+        "gather_rows: row id " + std::to_string(bad) + " outside [0, 10)", true));
+  }
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(GatherConformance);
+
+// ==== optimizer ====
+
+struct OptimizerCase {
+  const char* label;
+  OptimizerKind kind;
+  float weight_decay;
+  float momentum;
+};
+
+constexpr OptimizerCase kOptimizerCases[] = {
+    {"adam", OptimizerKind::adam, 0.0f, 0.0f},
+    {"adam + L2 0.01", OptimizerKind::adam, 0.01f, 0.0f},
+    {"adamw", OptimizerKind::adamw, 0.0f, 0.0f},
+    {"adamw + decoupled decay 0.01", OptimizerKind::adamw, 0.01f, 0.0f},
+    {"sgd", OptimizerKind::sgd, 0.0f, 0.0f},
+    {"sgd + L2 0.01", OptimizerKind::sgd, 0.01f, 0.0f},
+    {"sgd momentum 0.9", OptimizerKind::sgd, 0.0f, 0.9f},
+    {"sgd momentum 0.9 + L2 0.01", OptimizerKind::sgd, 0.01f, 0.9f},
+};
+
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+class OptimizerConformance : public BackendTest {};
+
+// Five consecutive steps on the same buffers (so bias correction sees t = 1..5); each step is
+// checked against the reference run from the backend's own state before it, so rounding cannot
+// accumulate and the tolerance stays that of one step. sgd runs with no second-moment buffer.
+TEST_P(OptimizerConformance, ConsecutiveStepsMatchReference) {
+  constexpr std::int64_t kParams = 3001;
+  constexpr int kSteps = 5;
+  std::uint64_t seed = 6000;
+  for (const OptimizerCase& c : kOptimizerCases) {
+    SCOPED_TRACE(c.label);
+    OptimizerConfig config;
+    config.kind = c.kind;
+    config.learning_rate = 0.01f;
+    config.weight_decay = c.weight_decay;
+    config.momentum = c.momentum;
+    const bool adam_like = c.kind != OptimizerKind::sgd;
+    std::mt19937_64 rng(++seed);
+    const auto n = static_cast<std::size_t>(kParams);
+    Buffer<float> params = upload(reference::random_log_uniform_floats(rng, kParams, -3.0, 1.0));
+    Buffer<float> first = upload(std::vector<float>(n, 0.0f));
+    Buffer<float> second = upload(std::vector<float>(adam_like ? n : 0, 0.0f));
+    for (int step = 1; step <= kSteps; ++step) {
+      SCOPED_TRACE("step " + std::to_string(step));
+      // Gradients from 1e-9 (where adam's epsilon matters) to 10.
+      const std::vector<float> grads = reference::random_log_uniform_floats(rng, kParams, -9, 1);
+      reference::OptimizerState state{to_double(download(params)), to_double(download(first)),
+                                      adam_like ? to_double(download(second))
+                                                : std::vector<double>{}};
+      const reference::OptimizerState before = state;
+      const std::vector<double> grads_double = to_double(grads);
+      reference::optimizer_step(config, step, grads_double, state);
+
+      const Buffer<float> grads_on = upload(grads);
+      backend().optimizer_step(config, step, kParams, params.data(), grads_on.data(), first.data(),
+                               adam_like ? second.data() : nullptr);
+
+      // Scales: each result's sum of |terms|, from the state before the step.
+      const double lr = config.learning_rate;
+      const double decay = config.weight_decay;
+      const double beta1 = config.beta1;
+      const double beta2 = config.beta2;
+      const double correction1 = 1.0 - std::pow(beta1, step);
+      const double correction2 = 1.0 - std::pow(beta2, step);
+      std::vector<double> param_scale(n), first_scale(n), second_scale(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const double p = std::fabs(before.params[i]);
+        const double g = std::fabs(grads_double[i]);
+        if (adam_like) {
+          const double g_terms = g + (c.kind == OptimizerKind::adam ? decay * p : 0.0);
+          first_scale[i] = beta1 * std::fabs(before.first_moment[i]) + (1 - beta1) * g_terms;
+          second_scale[i] = beta2 * before.second_moment[i] + (1 - beta2) * g_terms * g_terms;
+          const double denominator =
+              std::sqrt(state.second_moment[i] / correction2) + config.epsilon;
+          param_scale[i] = p + (c.kind == OptimizerKind::adamw ? lr * decay * p : 0.0) +
+                           lr * (first_scale[i] / correction1) / denominator;
+        } else {
+          first_scale[i] = config.momentum * std::fabs(before.first_moment[i]) + g + decay * p;
+          param_scale[i] = p + lr * first_scale[i];
+        }
+      }
+      EXPECT_TRUE(vector_close(download(params), state.params, param_scale, kOptimizerTolerance))
+          << "parameters";
+      EXPECT_TRUE(vector_close(download(first), state.first_moment, first_scale,
+                               kOptimizerTolerance))
+          << (adam_like ? "first moment" : "velocity");
+      if (adam_like) {
+        EXPECT_TRUE(vector_close(download(second), state.second_moment, second_scale,
+                                 kOptimizerTolerance))
+            << "second moment";
+      }
+    }
+  }
+}
+
+// The update must stop at n: a launch that rounds n up to whole blocks must not touch the rest.
+TEST_P(OptimizerConformance, UpdatesExactlyNParameters) {
+  constexpr std::size_t kUsed = 1000;
+  constexpr std::size_t kAllocated = 1031;
+  constexpr float kSentinel = 1234.5f;
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::sgd}) {
+    SCOPED_TRACE(optimizer_name(kind));
+    OptimizerConfig config;
+    config.kind = kind;
+    Buffer<float> params = upload(std::vector<float>(kAllocated, kSentinel));
+    const Buffer<float> grads = upload(std::vector<float>(kAllocated, 1.0f));
+    Buffer<float> first = upload(std::vector<float>(kAllocated, kSentinel));
+    Buffer<float> second = upload(std::vector<float>(kAllocated, kSentinel));
+    for (std::int64_t n : {std::int64_t{0}, static_cast<std::int64_t>(kUsed)}) {
+      backend().optimizer_step(config, 1, n, params.data(), grads.data(), first.data(),
+                               second.data());
+      const std::vector<float> p = download(params);
+      const std::vector<float> m = download(first);
+      const auto used = static_cast<std::size_t>(n);
+      for (std::size_t i = 0; i < kAllocated; ++i) {
+        if (i < used) {
+          ASSERT_NE(p[i], kSentinel) << "parameter " << i << " of " << n << " not updated";
+        } else {
+          ASSERT_EQ(p[i], kSentinel) << "parameter " << i << " beyond n = " << n << " changed";
+          ASSERT_EQ(m[i], kSentinel) << "moment " << i << " beyond n = " << n << " changed";
+        }
+      }
+    }
+  }
+}
+
+TEST_P(OptimizerConformance, AdamNeedsASecondMoment) {
+  Buffer<float> params = upload(std::vector<float>(16, 1.0f));
+  const Buffer<float> grads = upload(std::vector<float>(16, 1.0f));
+  Buffer<float> first = upload(std::vector<float>(16, 0.0f));
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::adamw}) {
+    OptimizerConfig config;
+    config.kind = kind;
+    EXPECT_THROW(backend().optimizer_step(config, 1, 16, params.data(), grads.data(),
+                                          first.data(), nullptr),
+                 Error)
+        << optimizer_name(kind);
+  }
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(OptimizerConformance);
+
+}  // namespace
+}  // namespace sparseae::test

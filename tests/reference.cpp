@@ -1,1 +1,297 @@
-// placeholder: being written
+#include "reference.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace sparseae::reference {
+
+namespace {
+
+std::int64_t effective_ld(std::int64_t cols, std::int64_t ld) { return ld == 0 ? cols : ld; }
+
+// Element (i, j) of op(m).
+double op_element(Transpose transpose, const FloatMatrix& m, std::int64_t i, std::int64_t j) {
+  return transpose == Transpose::yes ? m(j, i) : m(i, j);
+}
+
+std::int64_t op_rows(Transpose transpose, const FloatMatrix& m) {
+  return transpose == Transpose::yes ? m.cols : m.rows;
+}
+std::int64_t op_cols(Transpose transpose, const FloatMatrix& m) {
+  return transpose == Transpose::yes ? m.rows : m.cols;
+}
+
+void require_shapes(bool ok, const char* op) {
+  if (!ok) throw std::invalid_argument(std::string("reference ") + op + ": shapes do not match");
+}
+
+// Adds beta * c to result, without reading c when beta == 0.
+void add_scaled(DoubleMatrix& result, double beta, const FloatMatrix& c) {
+  if (beta == 0.0) return;
+  for (std::int64_t i = 0; i < result.rows; ++i)
+    for (std::int64_t j = 0; j < result.cols; ++j) result(i, j) += beta * c(i, j);
+}
+
+// One output of SplitMix64 (Steele, Lea & Flood 2014) for the generator state x.
+std::uint64_t splitmix64(std::uint64_t x) {
+  std::uint64_t z = x + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+double uniform(std::mt19937_64& rng, double low, double high) {
+  const double unit = static_cast<double>(rng() >> 11) * 0x1.0p-53;  // 53 random bits in [0, 1)
+  return low + (high - low) * unit;
+}
+
+std::int64_t uniform_int(std::mt19937_64& rng, std::int64_t low, std::int64_t high) {
+  const auto span = static_cast<std::uint64_t>(high - low) + 1;
+  return low + static_cast<std::int64_t>(rng() % span);  // bias below 2^-40 for test-sized spans
+}
+
+std::vector<float> random_floats(std::mt19937_64& rng, std::int64_t n, float low, float high) {
+  std::vector<float> values(static_cast<std::size_t>(n));
+  for (float& v : values) v = static_cast<float>(uniform(rng, low, high));
+  return values;
+}
+
+std::vector<float> random_log_uniform_floats(std::mt19937_64& rng, std::int64_t n,
+                                             double min_exponent, double max_exponent) {
+  std::vector<float> values(static_cast<std::size_t>(n));
+  for (float& v : values) {
+    const double magnitude = std::pow(10.0, uniform(rng, min_exponent, max_exponent));
+    v = static_cast<float>(rng() & 1 ? magnitude : -magnitude);
+  }
+  return values;
+}
+
+FloatMatrix random_matrix(std::mt19937_64& rng, std::int64_t rows, std::int64_t cols, float low,
+                          float high, std::int64_t ld) {
+  FloatMatrix m(rows, cols, effective_ld(cols, ld), kPoison);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) m(r, c) = static_cast<float>(uniform(rng, low, high));
+  return m;
+}
+
+FloatMatrix filled_matrix(std::int64_t rows, std::int64_t cols, float value, std::int64_t ld) {
+  return FloatMatrix(rows, cols, effective_ld(cols, ld), value);
+}
+
+HostCsr random_csr(std::mt19937_64& rng, std::int64_t rows, std::int64_t cols, double density,
+                   double empty_row_fraction, int max_count) {
+  HostCsr m;
+  m.rows = rows;
+  m.cols = cols;
+  m.row_offsets.assign(1, 0);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if (uniform(rng, 0.0, 1.0) >= empty_row_fraction) {
+      for (std::int64_t c = 0; c < cols; ++c) {
+        if (uniform(rng, 0.0, 1.0) >= density) continue;
+        // Geometric-like counts: each further unit with probability 1/2, capped at max_count.
+        int count = 1;
+        while (count < max_count && (rng() & 1)) ++count;
+        m.col_indices.push_back(static_cast<ColIndex>(c));
+        m.values.push_back(static_cast<float>(count));
+      }
+    }
+    m.row_offsets.push_back(static_cast<RowOffset>(m.values.size()));
+  }
+  return m;
+}
+
+FloatMatrix absolute(const FloatMatrix& m) {
+  FloatMatrix result = m;
+  for (std::int64_t r = 0; r < m.rows; ++r)
+    for (std::int64_t c = 0; c < m.cols; ++c) result(r, c) = std::fabs(m(r, c));
+  return result;
+}
+
+HostCsr absolute(const HostCsr& m) {
+  HostCsr result = m;
+  for (float& v : result.values) v = std::fabs(v);
+  return result;
+}
+
+DoubleMatrix gemm(Transpose transpose_a, Transpose transpose_b, double alpha, const FloatMatrix& a,
+                  const FloatMatrix& b, double beta, const FloatMatrix& c) {
+  const std::int64_t inner = op_cols(transpose_a, a);
+  require_shapes(inner == op_rows(transpose_b, b) && op_rows(transpose_a, a) == c.rows &&
+                     op_cols(transpose_b, b) == c.cols,
+                 "gemm");
+  DoubleMatrix result(c.rows, c.cols, c.cols, 0.0);
+  for (std::int64_t i = 0; i < c.rows; ++i)
+    for (std::int64_t j = 0; j < c.cols; ++j) {
+      double sum = 0.0;
+      for (std::int64_t p = 0; p < inner; ++p)
+        sum += op_element(transpose_a, a, i, p) * op_element(transpose_b, b, p, j);
+      result(i, j) = alpha * sum;
+    }
+  add_scaled(result, beta, c);
+  return result;
+}
+
+DoubleMatrix spmm(Transpose transpose_a, double alpha, const HostCsr& a, const FloatMatrix& b,
+                  double beta, const FloatMatrix& c) {
+  const std::int64_t a_rows = transpose_a == Transpose::yes ? a.cols : a.rows;
+  const std::int64_t a_cols = transpose_a == Transpose::yes ? a.rows : a.cols;
+  require_shapes(a_cols == b.rows && a_rows == c.rows && b.cols == c.cols, "spmm");
+  DoubleMatrix result(c.rows, c.cols, c.cols, 0.0);
+  // Entry (r, k) of a contributes a(r, k) * b(k, :) to result row r, or, transposed,
+  // a(r, k) * b(r, :) to result row k.
+  for (std::int64_t r = 0; r < a.rows; ++r)
+    for (RowOffset e = a.row_offsets[r]; e < a.row_offsets[r + 1]; ++e) {
+      const std::int64_t k = a.col_indices[e];
+      const double value = alpha * a.values[e];
+      const std::int64_t out_row = transpose_a == Transpose::yes ? k : r;
+      const std::int64_t in_row = transpose_a == Transpose::yes ? r : k;
+      for (std::int64_t j = 0; j < c.cols; ++j) result(out_row, j) += value * b(in_row, j);
+    }
+  add_scaled(result, beta, c);
+  return result;
+}
+
+double activate(Activation activation, double x) {
+  switch (activation) {
+    case Activation::identity:
+      return x;
+    case Activation::relu:
+      return x > 0.0 ? x : 0.0;
+    case Activation::leaky_relu:
+      return x > 0.0 ? x : kLeakyReluSlope * x;
+    case Activation::sigmoid:
+      return 1.0 / (1.0 + std::exp(-x));  // exp overflow gives inf and the right limit, 0
+    case Activation::tanh:
+      return std::tanh(x);
+    case Activation::softplus:
+      // log(1 + e^x); for large x, e^x overflows, so use x + log(1 + e^-x).
+      return x > 0.0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+  }
+  throw std::invalid_argument("reference activate: unknown activation");
+}
+
+double derivative_from_output(Activation activation, double y) {
+  switch (activation) {
+    case Activation::identity:
+      return 1.0;
+    case Activation::relu:
+      return y > 0.0 ? 1.0 : 0.0;
+    case Activation::leaky_relu:
+      return y > 0.0 ? 1.0 : kLeakyReluSlope;
+    case Activation::sigmoid:
+      return y * (1.0 - y);
+    case Activation::tanh:
+      return 1.0 - y * y;
+    case Activation::softplus:
+      // y = log(1 + e^z) gives e^-y = 1 / (1 + e^z), and softplus'(z) = sigmoid(z) = 1 - e^-y.
+      return 1.0 - std::exp(-y);
+  }
+  throw std::invalid_argument("reference derivative_from_output: unknown activation");
+}
+
+DoubleMatrix bias_activation_forward(Activation activation, const FloatMatrix& z,
+                                     const std::vector<float>* bias) {
+  if (bias != nullptr) require_shapes(static_cast<std::int64_t>(bias->size()) == z.cols, "forward");
+  DoubleMatrix y(z.rows, z.cols, z.cols, 0.0);
+  for (std::int64_t r = 0; r < z.rows; ++r)
+    for (std::int64_t c = 0; c < z.cols; ++c) {
+      const double shift = bias != nullptr ? static_cast<double>((*bias)[c]) : 0.0;
+      y(r, c) = activate(activation, static_cast<double>(z(r, c)) + shift);
+    }
+  return y;
+}
+
+BackwardResult activation_backward(Activation activation, const FloatMatrix& y,
+                                   const FloatMatrix& dy) {
+  require_shapes(y.rows == dy.rows && y.cols == dy.cols, "backward");
+  BackwardResult result{DoubleMatrix(y.rows, y.cols, y.cols, 0.0),
+                        std::vector<double>(static_cast<std::size_t>(y.cols), 0.0)};
+  for (std::int64_t r = 0; r < y.rows; ++r)
+    for (std::int64_t c = 0; c < y.cols; ++c) {
+      const double g = dy(r, c) * derivative_from_output(activation, y(r, c));
+      result.dz(r, c) = g;
+      result.bias_grad[c] += g;
+    }
+  return result;
+}
+
+std::vector<double> column_sums(const FloatMatrix& x, double scale) {
+  std::vector<double> sums(static_cast<std::size_t>(x.cols), 0.0);
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    for (std::int64_t c = 0; c < x.cols; ++c) sums[c] += x(r, c);
+  for (double& s : sums) s *= scale;
+  return sums;
+}
+
+std::vector<std::int64_t> random_permutation(std::uint64_t seed, std::int64_t n) {
+  const std::uint64_t seed_state = splitmix64(seed);
+  std::vector<std::pair<std::uint64_t, std::int64_t>> keyed(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i)
+    keyed[i] = {splitmix64(seed_state ^ static_cast<std::uint64_t>(i)), i};
+  std::sort(keyed.begin(), keyed.end());  // by key, ties by index
+  std::vector<std::int64_t> permutation(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) permutation[i] = keyed[i].second;
+  return permutation;
+}
+
+HostCsr gather_rows(const HostCsr& source, const std::vector<std::int64_t>& row_ids) {
+  HostCsr batch;
+  batch.rows = static_cast<std::int64_t>(row_ids.size());
+  batch.cols = source.cols;
+  batch.row_offsets.assign(1, 0);
+  for (const std::int64_t row : row_ids) {
+    if (row < 0 || row >= source.rows)
+      throw std::invalid_argument("reference gather_rows: row id out of range");
+    for (RowOffset e = source.row_offsets[row]; e < source.row_offsets[row + 1]; ++e) {
+      batch.col_indices.push_back(source.col_indices[e]);
+      batch.values.push_back(source.values[e]);
+    }
+    batch.row_offsets.push_back(static_cast<RowOffset>(batch.values.size()));
+  }
+  return batch;
+}
+
+void optimizer_step(const OptimizerConfig& config, std::int64_t step,
+                    const std::vector<double>& grads, OptimizerState& state) {
+  const double lr = config.learning_rate;
+  const double weight_decay = config.weight_decay;
+  const std::size_t n = grads.size();
+  if (config.kind == OptimizerKind::sgd) {
+    const double momentum = config.momentum;
+    for (std::size_t i = 0; i < n; ++i) {
+      double& p = state.params[i];
+      double& velocity = state.first_moment[i];
+      velocity = momentum * velocity + (grads[i] + weight_decay * p);
+      p -= lr * velocity;
+    }
+    return;
+  }
+  const double beta1 = config.beta1;
+  const double beta2 = config.beta2;
+  const double epsilon = config.epsilon;
+  const double t = static_cast<double>(step);
+  const double correction1 = 1.0 - std::pow(beta1, t);
+  const double correction2 = 1.0 - std::pow(beta2, t);
+  const bool decoupled = config.kind == OptimizerKind::adamw;
+  for (std::size_t i = 0; i < n; ++i) {
+    double& p = state.params[i];
+    double& m = state.first_moment[i];
+    double& v = state.second_moment[i];
+    // adam folds L2 weight decay into the gradient; adamw shrinks the weights directly.
+    const double g = decoupled ? grads[i] : grads[i] + weight_decay * p;
+    m = beta1 * m + (1.0 - beta1) * g;
+    v = beta2 * v + (1.0 - beta2) * g * g;
+    const double m_hat = m / correction1;
+    const double v_hat = v / correction2;
+    const double decay = decoupled ? lr * weight_decay * p : 0.0;
+    p = p - decay - lr * m_hat / (std::sqrt(v_hat) + epsilon);
+  }
+}
+
+}  // namespace sparseae::reference

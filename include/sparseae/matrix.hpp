@@ -2,6 +2,7 @@
 // Non-owning views of matrices in a backend's memory space. Views are cheap to copy and carry no
 // ownership; the memory they point to belongs to a Buffer (buffer.hpp) or to the caller.
 #include <cstdint>
+#include <type_traits>
 
 namespace sparseae {
 
@@ -20,7 +21,10 @@ struct MatrixView {
       : data(data_), rows(rows_), cols(cols_), ld(ld_) {}
 
   // A view of const elements converts implicitly from a view of mutable ones.
-  operator MatrixView<const T>() const { return {data, rows, cols, ld}; }
+  template <typename U = T, typename = std::enable_if_t<!std::is_const_v<U>>>
+  operator MatrixView<const U>() const {
+    return {data, rows, cols, ld};
+  }
 
   T& operator()(std::int64_t r, std::int64_t c) const { return data[r * ld + c]; }
   std::int64_t size() const { return rows * cols; }
@@ -46,7 +50,8 @@ struct CsrMatrixView {
   const ColIndex* col_indices = nullptr;
   T* values = nullptr;
 
-  operator CsrMatrixView<const T>() const {
+  template <typename U = T, typename = std::enable_if_t<!std::is_const_v<U>>>
+  operator CsrMatrixView<const U>() const {
     return {rows, cols, nnz, row_offsets, col_indices, values};
   }
 };

@@ -1,0 +1,80 @@
+#pragma once
+// Launch wrappers of the custom kernels, callable from plain C++ (the cuda backend). Every
+// wrapper enqueues its work on stream and returns without waiting; it throws sparseae::Error when
+// a launch fails. Pointers are device pointers; shapes were checked by the caller. Wrappers that
+// take a workspace need at least the bytes their *_workspace_bytes function returns, aligned to
+// kWorkspaceAlignment.
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/op_math.hpp"
+#include "sparseae/matrix.hpp"
+#include "sparseae/ops.hpp"
+
+namespace sparseae::kernels {
+
+// What cudaMalloc guarantees, and what CUB and cuSPARSE expect of their buffers.
+inline constexpr std::size_t kWorkspaceAlignment = 256;
+
+constexpr std::size_t align_workspace(std::size_t bytes) {
+  return (bytes + kWorkspaceAlignment - 1) / kWorkspaceAlignment * kWorkspaceAlignment;
+}
+
+// out[i] = in[i] for i < n; every value must fit in 32 bits.
+void launch_index_narrow(const std::int64_t* in, std::int32_t* out, std::int64_t n,
+                         cudaStream_t stream);
+
+// c = beta * c; beta == 0 writes zeros without reading c, beta == 1 does nothing.
+void launch_scale(DenseView c, float beta, cudaStream_t stream);
+
+// y = activate(z + bias[col]); bias may be null; y may alias z.
+void launch_bias_activation_forward(Activation activation, ConstDenseView z, const float* bias,
+                                    DenseView y, cudaStream_t stream);
+
+// Scratch of the deterministic column reductions (activation_backward, column_sums) for an input
+// of rows x cols.
+std::size_t column_reduction_workspace_bytes(std::int64_t rows, std::int64_t cols);
+
+// dz = dy * derivative_from_output(y); bias_grad[col] = sum over rows of dz when bias_grad is not
+// null. dz may alias dy. The sum order depends only on the shape, so results repeat bit for bit.
+void launch_activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy,
+                                DenseView dz, float* bias_grad, void* workspace,
+                                cudaStream_t stream);
+
+// out[col] = scale * sum over rows of x(row, col), summed in double in a fixed order.
+void launch_column_sums(ConstDenseView x, float scale, float* out, void* workspace,
+                        cudaStream_t stream);
+
+std::size_t random_permutation_workspace_bytes(std::int64_t n);
+
+// out = 0..n-1 sorted by math::permutation_key(seed, i), ties by i: the cpu backend's order.
+void launch_random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out,
+                               void* workspace, cudaStream_t stream);
+
+// What the first half of a row gather leaves in device memory for the host to read back.
+struct GatherStatus {
+  std::int64_t nnz;                    // non-zeros of the batch
+  unsigned long long first_bad_index;  // least i with row_ids[i] out of range, or kNoBadIndex
+  std::int64_t bad_row;                // row_ids[first_bad_index] when there is one
+};
+inline constexpr unsigned long long kNoBadIndex = ~0ull;
+
+std::size_t gather_workspace_bytes(std::int64_t count);
+
+// First half of gather_rows, for count >= 1: writes out_row_offsets[0..count] (row lengths, then
+// an exclusive scan) and status. Out-of-range row ids count as empty rows here.
+void launch_gather_offsets(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                           RowOffset* out_row_offsets, GatherStatus* status, void* workspace,
+                           cudaStream_t stream);
+
+// Second half, once the host has checked status: copies each row's entries into out.
+void launch_gather_copy(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                        const CsrOutput& out, cudaStream_t stream);
+
+// One math::optimizer_update per element i < n; second may be null (sgd).
+void launch_optimizer_step(const math::OptimizerScalars& scalars, std::int64_t n, float* params,
+                           const float* grads, float* first, float* second, cudaStream_t stream);
+
+}  // namespace sparseae::kernels

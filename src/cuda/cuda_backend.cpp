@@ -1,0 +1,383 @@
+#include "cuda/cuda_backend.hpp"
+
+#include <library_types.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "backend/backend_factories.hpp"
+#include "backend/op_checks.hpp"
+#include "cuda/cuda_check.hpp"
+#include "kernels/launch.hpp"
+#include "kernels/op_math.hpp"
+#include "sparseae/error.hpp"
+
+namespace sparseae::detail {
+
+namespace {
+
+constexpr std::int64_t kMaxInt32 = std::numeric_limits<std::int32_t>::max();
+
+// 13000 -> "13.0": the encoding of cudaRuntimeGetVersion and cudaDriverGetVersion.
+std::string cuda_version_text(int version) {
+  return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+}
+
+std::string device_summary(const cudaDeviceProp& properties) {
+  char memory[32];
+  std::snprintf(memory, sizeof(memory), "%.1f GiB",
+                static_cast<double>(properties.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
+  return std::string(properties.name) + " (sm_" + std::to_string(properties.major) +
+         std::to_string(properties.minor) + ", " + std::to_string(properties.multiProcessorCount) +
+         " SMs, " + memory + ")";
+}
+
+template <typename GetProperty>
+std::string library_version(GetProperty get_property) {
+  int major = 0;
+  int minor = 0;
+  int patch = 0;
+  if (get_property(MAJOR_VERSION, &major) != 0 || get_property(MINOR_VERSION, &minor) != 0 ||
+      get_property(PATCH_LEVEL, &patch) != 0)
+    return "unknown";
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+}
+
+std::string runtime_and_driver_versions() {
+  int runtime = 0;
+  int driver = 0;
+  const bool have_runtime = cudaRuntimeGetVersion(&runtime) == cudaSuccess;
+  const bool have_driver = cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0;
+  static_cast<void>(cudaGetLastError());  // a failed query is not a launch error
+  return "runtime " + (have_runtime ? cuda_version_text(runtime) : std::string("unknown")) +
+         ", driver " + (have_driver ? cuda_version_text(driver) : std::string("none"));
+}
+
+cublasOperation_t to_cublas(Transpose t) { return t == Transpose::yes ? CUBLAS_OP_T : CUBLAS_OP_N; }
+
+CsrDescriptor make_csr_descriptor(const CsrView& a, const std::int32_t* row_offsets) {
+  cusparseConstSpMatDescr_t descriptor = nullptr;
+  SAE_CUSPARSE_CHECK(cusparseCreateConstCsr(
+      &descriptor, a.rows, a.cols, a.nnz, row_offsets, a.col_indices, a.values, CUSPARSE_INDEX_32I,
+      CUSPARSE_INDEX_32I, CUSPARSE_INDEX_BASE_ZERO, CUDA_R_32F));
+  return CsrDescriptor(descriptor);
+}
+
+ConstDenseDescriptor make_input_descriptor(ConstDenseView m) {
+  cusparseConstDnMatDescr_t descriptor = nullptr;
+  SAE_CUSPARSE_CHECK(cusparseCreateConstDnMat(&descriptor, m.rows, m.cols, m.ld, m.data, CUDA_R_32F,
+                                              CUSPARSE_ORDER_ROW));
+  return ConstDenseDescriptor(descriptor);
+}
+
+DenseDescriptor make_output_descriptor(DenseView m) {
+  cusparseDnMatDescr_t descriptor = nullptr;
+  SAE_CUSPARSE_CHECK(cusparseCreateDnMat(&descriptor, m.rows, m.cols, m.ld, m.data, CUDA_R_32F,
+                                         CUSPARSE_ORDER_ROW));
+  return DenseDescriptor(descriptor);
+}
+
+}  // namespace
+
+DeviceMemory allocate_device(std::size_t bytes) {
+  void* pointer = nullptr;
+  SAE_CUDA_CHECK(cudaMalloc(&pointer, bytes));
+  return DeviceMemory(pointer);
+}
+
+void* Workspace::reserve(std::size_t bytes, cudaStream_t stream) {
+  if (bytes <= capacity_) return memory_.get();
+  SAE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  memory_.reset();  // before allocating the larger block, so the two never coexist
+  capacity_ = 0;
+  // Rounded up to cudaMalloc's own 2 MiB granularity: a slightly larger request later costs
+  // nothing.
+  constexpr std::size_t kGranularity = std::size_t{2} << 20;
+  const std::size_t capacity = (bytes + kGranularity - 1) / kGranularity * kGranularity;
+  memory_ = allocate_device(capacity);
+  capacity_ = capacity;
+  return memory_.get();
+}
+
+CudaBackend::CudaBackend() {
+  int device = 0;
+  SAE_CUDA_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp properties{};
+  SAE_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
+
+  cudaStream_t stream = nullptr;
+  SAE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  stream_ = CudaStream(stream);
+
+  // cuBLAS gets a workspace of its own so that it never allocates during a step (which a CUDA
+  // graph capture would forbid); NVIDIA recommends 32 MiB from Hopper on, 4 MiB before.
+  const std::size_t cublas_workspace_bytes = std::size_t{properties.major >= 9 ? 32u : 4u} << 20;
+  cublas_workspace_ = allocate_device(cublas_workspace_bytes);
+  cublasHandle_t cublas = nullptr;
+  SAE_CUBLAS_CHECK(cublasCreate(&cublas));
+  cublas_ = CublasHandle(cublas);
+  SAE_CUBLAS_CHECK(cublasSetStream(cublas, stream));
+  // After cublasSetStream, which resets the handle to cuBLAS's internal workspace pool.
+  SAE_CUBLAS_CHECK(cublasSetWorkspace(cublas, cublas_workspace_.get(), cublas_workspace_bytes));
+  // Full fp32: the default math mode never trades mantissa bits (no TF32), so sgemm stays
+  // comparable with the cpu backend.
+  SAE_CUBLAS_CHECK(cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH));
+
+  cusparseHandle_t cusparse = nullptr;
+  SAE_CUSPARSE_CHECK(cusparseCreate(&cusparse));
+  cusparse_ = CusparseHandle(cusparse);
+  SAE_CUSPARSE_CHECK(cusparseSetStream(cusparse, stream));
+
+  gather_status_ = allocate_device(sizeof(kernels::GatherStatus));
+  void* pinned = nullptr;
+  SAE_CUDA_CHECK(cudaMallocHost(&pinned, sizeof(kernels::GatherStatus)));
+  gather_status_host_ = PinnedMemory(pinned);
+
+  description_ = "cuda: device " + std::to_string(device) + " " + device_summary(properties) +
+                 "; " + runtime_and_driver_versions() + ", cuBLAS " +
+                 library_version(cublasGetProperty) + ", cuSPARSE " +
+                 library_version(cusparseGetProperty);
+}
+
+CudaBackend::~CudaBackend() {
+  // The members free memory that queued work may still read or write.
+  static_cast<void>(cudaStreamSynchronize(stream()));
+}
+
+// ---- memory ----
+
+void* CudaBackend::allocate_bytes(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* pointer = nullptr;
+  SAE_CUDA_CHECK(cudaMalloc(&pointer, bytes));
+  return pointer;
+}
+
+void CudaBackend::free_bytes(void* pointer) noexcept {
+  // cudaFree waits for the device, so queued work on the buffer finishes first.
+  if (pointer != nullptr) static_cast<void>(cudaFree(pointer));
+}
+
+void CudaBackend::upload_bytes(void* destination, const void* host_source, std::size_t bytes) {
+  if (bytes == 0) return;
+  SAE_CUDA_CHECK(
+      cudaMemcpyAsync(destination, host_source, bytes, cudaMemcpyHostToDevice, stream()));
+  // The caller may free or reuse host_source as soon as this returns.
+  SAE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void CudaBackend::download_bytes(void* host_destination, const void* source, std::size_t bytes) {
+  if (bytes == 0) return;
+  SAE_CUDA_CHECK(
+      cudaMemcpyAsync(host_destination, source, bytes, cudaMemcpyDeviceToHost, stream()));
+  SAE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void CudaBackend::copy_bytes(void* destination, const void* source, std::size_t bytes) {
+  if (bytes == 0 || destination == source) return;
+  const auto to = reinterpret_cast<std::uintptr_t>(destination);
+  const auto from = reinterpret_cast<std::uintptr_t>(source);
+  if (to < from + bytes && from < to + bytes) {
+    // cudaMemcpy does not allow overlap; the cpu backend's memmove does. Go through scratch.
+    void* scratch = workspace_.reserve(bytes, stream());
+    SAE_CUDA_CHECK(cudaMemcpyAsync(scratch, source, bytes, cudaMemcpyDeviceToDevice, stream()));
+    SAE_CUDA_CHECK(
+        cudaMemcpyAsync(destination, scratch, bytes, cudaMemcpyDeviceToDevice, stream()));
+    return;
+  }
+  SAE_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDeviceToDevice, stream()));
+}
+
+void CudaBackend::fill_zero_bytes(void* destination, std::size_t bytes) {
+  if (bytes == 0) return;
+  SAE_CUDA_CHECK(cudaMemsetAsync(destination, 0, bytes, stream()));
+}
+
+void CudaBackend::synchronize() { SAE_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+// ---- dense and sparse products ----
+
+void CudaBackend::gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,
+                       ConstDenseView b, float beta, DenseView c) {
+  check_gemm(transpose_a, transpose_b, a, b, c);
+  if (c.empty()) return;
+  const std::int64_t inner = op_cols(transpose_a, a);
+  if (inner == 0) {
+    kernels::launch_scale(c, beta, stream());
+    return;
+  }
+  // Row-major c = op(a) op(b) is column-major cᵀ = op(b)ᵀ op(a)ᵀ, and a row-major matrix read as
+  // column-major is its transpose: so pass b before a with the same op flags and swapped m, n.
+  // With beta == 0 cuBLAS does not read c.
+  SAE_CUBLAS_CHECK(cublasSgemm_64(cublas_.get(), to_cublas(transpose_b), to_cublas(transpose_a),
+                                  c.cols, c.rows, inner, &alpha, b.data, b.ld, a.data, a.ld, &beta,
+                                  c.data, c.ld));
+}
+
+void CudaBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,
+                       DenseView c) {
+  check_spmm(transpose_a, a, b, c);
+  if (c.empty()) return;
+  if (a.nnz == 0) {
+    kernels::launch_scale(c, beta, stream());
+    return;
+  }
+  require(a.nnz <= kMaxInt32, "spmm: " + std::to_string(a.nnz) +
+                                  " non-zeros in one call exceeds 2^31-1; multiply in row blocks");
+  require(a.rows <= kMaxInt32 && a.cols <= kMaxInt32,
+          "spmm: a " + shape(a.rows, a.cols) +
+              " exceeds 2^31-1 rows or columns in one call; multiply in row blocks");
+  // cuSPARSE does not promise to leave c unread when beta == 0; clearing it first keeps NaN in c
+  // from propagating whatever it does.
+  if (beta == 0.0f) kernels::launch_scale(c, 0.0f, stream());
+
+  auto* row_offsets = static_cast<std::int32_t*>(spmm_row_offsets_.reserve(
+      static_cast<std::size_t>(a.rows + 1) * sizeof(std::int32_t), stream()));
+  kernels::launch_index_narrow(a.row_offsets, row_offsets, a.rows + 1, stream());
+
+  const CsrDescriptor matrix_a = make_csr_descriptor(a, row_offsets);
+  const ConstDenseDescriptor matrix_b = make_input_descriptor(b);
+  const DenseDescriptor matrix_c = make_output_descriptor(c);
+  const cusparseOperation_t op_a = transpose_a == Transpose::yes ? CUSPARSE_OPERATION_TRANSPOSE
+                                                                 : CUSPARSE_OPERATION_NON_TRANSPOSE;
+  // CSR_ALG2 is documented deterministic for op(a) = a. For aᵀ (a scatter into c) cuSPARSE
+  // documents run-to-run differences whatever the algorithm, so take its default choice.
+  const cusparseSpMMAlg_t algorithm =
+      transpose_a == Transpose::yes ? CUSPARSE_SPMM_ALG_DEFAULT : CUSPARSE_SPMM_CSR_ALG2;
+  std::size_t buffer_bytes = 0;
+  SAE_CUSPARSE_CHECK(cusparseSpMM_bufferSize(
+      cusparse_.get(), op_a, CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, matrix_a.get(),
+      matrix_b.get(), &beta, matrix_c.get(), CUDA_R_32F, algorithm, &buffer_bytes));
+  // Never a null buffer, even when cuSPARSE asks for none.
+  void* buffer = workspace_.reserve(std::max(buffer_bytes, kernels::kWorkspaceAlignment), stream());
+  SAE_CUSPARSE_CHECK(cusparseSpMM(cusparse_.get(), op_a, CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha,
+                                  matrix_a.get(), matrix_b.get(), &beta, matrix_c.get(), CUDA_R_32F,
+                                  algorithm, buffer));
+}
+
+// ---- fused element-wise ops ----
+
+void CudaBackend::bias_activation_forward(Activation activation, ConstDenseView z,
+                                          const float* bias, DenseView y) {
+  check_same_shape("bias_activation_forward", "z", z, "y", y);
+  kernels::launch_bias_activation_forward(activation, z, bias, y, stream());
+}
+
+void CudaBackend::activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy,
+                                      DenseView dz, float* bias_grad) {
+  check_same_shape("activation_backward", "y", y, "dy", dy);
+  check_same_shape("activation_backward", "y", y, "dz", dz);
+  void* workspace = workspace_.reserve(
+      bias_grad != nullptr ? kernels::column_reduction_workspace_bytes(y.rows, y.cols) : 0,
+      stream());
+  kernels::launch_activation_backward(activation, y, dy, dz, bias_grad, workspace, stream());
+}
+
+void CudaBackend::column_sums(ConstDenseView x, float scale, float* out) {
+  check_view("column_sums", "x", x);
+  void* workspace =
+      workspace_.reserve(kernels::column_reduction_workspace_bytes(x.rows, x.cols), stream());
+  kernels::launch_column_sums(x, scale, out, workspace, stream());
+}
+
+// ---- batching ----
+
+void CudaBackend::random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) {
+  require(n >= 0, "random_permutation: negative length");
+  if (n == 0) return;
+  void* workspace = workspace_.reserve(kernels::random_permutation_workspace_bytes(n), stream());
+  kernels::launch_random_permutation(seed, n, out, workspace, stream());
+}
+
+std::int64_t CudaBackend::gather_rows(CsrView source, const std::int64_t* row_ids,
+                                      std::int64_t count, const CsrOutput& out) {
+  check_gather(source, count, out);
+  if (count == 0) {
+    SAE_CUDA_CHECK(cudaMemsetAsync(out.row_offsets, 0, sizeof(RowOffset), stream()));
+    require(0 <= out.nnz_capacity, gather_overflow_message(0, out.nnz_capacity));
+    return 0;
+  }
+  auto* status = static_cast<kernels::GatherStatus*>(gather_status_.get());
+  auto* host_status = static_cast<kernels::GatherStatus*>(gather_status_host_.get());
+  void* workspace = workspace_.reserve(kernels::gather_workspace_bytes(count), stream());
+  kernels::launch_gather_offsets(source, row_ids, count, out.row_offsets, status, workspace,
+                                 stream());
+  // The one host round trip of a step: the copy below must not start past out's capacity, and
+  // the caller needs the batch's nnz.
+  SAE_CUDA_CHECK(cudaMemcpyAsync(host_status, status, sizeof(kernels::GatherStatus),
+                                 cudaMemcpyDeviceToHost, stream()));
+  SAE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  const kernels::GatherStatus result = *host_status;
+  if (result.first_bad_index != kernels::kNoBadIndex)
+    throw Error(gather_bad_row_message(result.bad_row, source.rows));
+  require(result.nnz <= out.nnz_capacity, gather_overflow_message(result.nnz, out.nnz_capacity));
+  if (result.nnz > 0) kernels::launch_gather_copy(source, row_ids, count, out, stream());
+  return result.nnz;
+}
+
+// ---- optimizer ----
+
+void CudaBackend::optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
+                                 float* params, const float* grads, float* first_moment,
+                                 float* second_moment) {
+  require(step >= 1, "optimizer_step: step counts from 1");
+  require(second_moment != nullptr || config.kind == OptimizerKind::sgd,
+          std::string("optimizer_step: ") + optimizer_name(config.kind) +
+              " needs a second-moment buffer");
+  kernels::launch_optimizer_step(math::make_optimizer_scalars(config, step), n, params, grads,
+                                 first_moment, second_moment, stream());
+}
+
+// ---- factories ----
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  std::string reason;
+  if (!cuda_runtime_has_device(&reason)) throw Error("backend cuda unavailable: " + reason);
+  try {
+    return std::make_unique<CudaBackend>();
+  } catch (const Error& error) {
+    throw Error(std::string("backend cuda unavailable: ") + error.what());
+  }
+}
+
+bool cuda_runtime_has_device(std::string* reason) {
+  try {
+    int count = 0;
+    const cudaError_t status = cudaGetDeviceCount(&count);
+    if (status != cudaSuccess) {
+      static_cast<void>(cudaGetLastError());  // not a launch error: do not let it linger
+      if (reason != nullptr) *reason = cudaGetErrorString(status);
+      return false;
+    }
+    if (count == 0) {
+      if (reason != nullptr) *reason = "no CUDA device";
+      return false;
+    }
+    return true;
+  } catch (...) {  // only the reason string can throw (bad_alloc); callers rely on no exception
+    return false;
+  }
+}
+
+std::string cuda_build_info() {
+  std::string info = std::string("CUDA ") + SPARSEAE_CUDA_VERSION + ", architectures " +
+                     SPARSEAE_CUDA_ARCHITECTURES + "; " + runtime_and_driver_versions();
+  std::string reason;
+  if (!cuda_runtime_has_device(&reason)) return info + "; no device: " + reason;
+  int device = 0;
+  cudaDeviceProp properties{};
+  cudaError_t status = cudaGetDevice(&device);
+  if (status == cudaSuccess) status = cudaGetDeviceProperties(&properties, device);
+  if (status != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());
+    return info + "; device " + std::to_string(device) +
+           " did not answer: " + cudaGetErrorString(status);
+  }
+  return info + "; device " + std::to_string(device) + ": " + device_summary(properties);
+}
+
+}  // namespace sparseae::detail

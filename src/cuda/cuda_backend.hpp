@@ -1,0 +1,124 @@
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cusparse.h>
+
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "sparseae/backend.hpp"
+
+namespace sparseae::detail {
+
+// Owns one CUDA resource and releases it with Destroy. Release errors are ignored: a destructor
+// cannot report them, and a device fault has already surfaced through the op that caused it.
+template <typename Handle, auto Destroy>
+class UniqueHandle {
+ public:
+  UniqueHandle() = default;
+  explicit UniqueHandle(Handle handle) : handle_(handle) {}
+  ~UniqueHandle() { reset(); }
+
+  UniqueHandle(UniqueHandle&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  UniqueHandle& operator=(UniqueHandle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      handle_ = std::exchange(other.handle_, nullptr);
+    }
+    return *this;
+  }
+  UniqueHandle(const UniqueHandle&) = delete;
+  UniqueHandle& operator=(const UniqueHandle&) = delete;
+
+  Handle get() const { return handle_; }
+  void reset() noexcept {
+    if (handle_ != nullptr) static_cast<void>(Destroy(std::exchange(handle_, nullptr)));
+  }
+
+ private:
+  Handle handle_ = nullptr;
+};
+
+using CudaStream = UniqueHandle<cudaStream_t, &cudaStreamDestroy>;
+using CublasHandle = UniqueHandle<cublasHandle_t, &cublasDestroy_v2>;
+using CusparseHandle = UniqueHandle<cusparseHandle_t, &cusparseDestroy>;
+using DeviceMemory = UniqueHandle<void*, &cudaFree>;
+using PinnedMemory = UniqueHandle<void*, &cudaFreeHost>;
+using CsrDescriptor = UniqueHandle<cusparseConstSpMatDescr_t, &cusparseDestroySpMat>;
+using ConstDenseDescriptor = UniqueHandle<cusparseConstDnMatDescr_t, &cusparseDestroyDnMat>;
+using DenseDescriptor = UniqueHandle<cusparseDnMatDescr_t, &cusparseDestroyDnMat>;
+
+// Plain cudaMalloc (never managed memory); bytes > 0.
+DeviceMemory allocate_device(std::size_t bytes);
+
+// Scratch device memory reused by every op on one stream. It grows to the largest size asked for
+// and never shrinks, so a training loop allocates only during its first step.
+class Workspace {
+ public:
+  // At least bytes of device memory, valid until the next reserve. Growing waits for stream first,
+  // because work queued there may still use the old block.
+  void* reserve(std::size_t bytes, cudaStream_t stream);
+
+ private:
+  DeviceMemory memory_;
+  std::size_t capacity_ = 0;
+};
+
+// Runs every op on the current device with cuBLAS, cuSPARSE, CUB and the kernels of kernels/, all
+// ordered on one non-blocking stream that the backend owns. Ops return without waiting, except
+// download_bytes, upload_bytes, gather_rows (reads the batch's nnz back) and synchronize; growing
+// the workspace, once, also waits. Shape checks and error messages are the cpu backend's.
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend();
+  ~CudaBackend() override;
+
+  BackendKind kind() const override { return BackendKind::cuda; }
+  std::string description() const override { return description_; }
+
+  void* allocate_bytes(std::size_t bytes) override;
+  void free_bytes(void* pointer) noexcept override;
+  void upload_bytes(void* destination, const void* host_source, std::size_t bytes) override;
+  void download_bytes(void* host_destination, const void* source, std::size_t bytes) override;
+  void copy_bytes(void* destination, const void* source, std::size_t bytes) override;
+  void fill_zero_bytes(void* destination, std::size_t bytes) override;
+  void synchronize() override;
+
+  void gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,
+            ConstDenseView b, float beta, DenseView c) override;
+  // Needs a zero-based a (row_offsets[0] == 0, row_offsets[rows] == nnz), as every CSR type of
+  // the library is; cuSPARSE reads the offsets relative to the start of the arrays.
+  void spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,
+            DenseView c) override;
+  void bias_activation_forward(Activation activation, ConstDenseView z, const float* bias,
+                               DenseView y) override;
+  void activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy, DenseView dz,
+                           float* bias_grad) override;
+  void column_sums(ConstDenseView x, float scale, float* out) override;
+  void random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) override;
+  std::int64_t gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                           const CsrOutput& out) override;
+  void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
+                      float* params, const float* grads, float* first_moment,
+                      float* second_moment) override;
+
+ private:
+  cudaStream_t stream() const { return stream_.get(); }
+
+  std::string description_;
+  // Declared in dependency order: members are destroyed in reverse, so the library handles go
+  // before the stream they are bound to, and cuBLAS before its workspace.
+  CudaStream stream_;
+  DeviceMemory cublas_workspace_;
+  CublasHandle cublas_;
+  CusparseHandle cusparse_;
+  Workspace workspace_;
+  // The int32 copy of spmm's row offsets; apart from workspace_ because it must stay put while
+  // workspace_ grows to cuSPARSE's buffer size, which is known only once the descriptors exist.
+  Workspace spmm_row_offsets_;
+  DeviceMemory gather_status_;       // a kernels::GatherStatus
+  PinnedMemory gather_status_host_;  // its host copy
+};
+
+}  // namespace sparseae::detail

@@ -1,0 +1,124 @@
+#pragma once
+// Float64 reference implementations of every Backend op, written from the math stated in
+// backend.hpp and ops.hpp. They deliberately share no code with kernels/op_math.hpp: a mistake
+// there would otherwise sit in both the backend and its check. Also the seeded random inputs
+// the conformance tests feed to a backend and to these references alike.
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "sparseae/csr.hpp"
+#include "sparseae/matrix.hpp"
+#include "sparseae/ops.hpp"
+
+namespace sparseae::reference {
+
+// Row-major matrix in host memory: element (r, c) at data[r * ld + c], ld >= cols. The padding
+// columns [cols, ld) of each row are part of data, so tests can see whether an op touched them.
+template <typename T>
+struct HostMatrix {
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  std::int64_t ld = 0;
+  std::vector<T> data;
+
+  HostMatrix() = default;
+  HostMatrix(std::int64_t rows_, std::int64_t cols_, std::int64_t ld_, T fill)
+      : rows(rows_), cols(cols_), ld(ld_), data(static_cast<std::size_t>(rows_ * ld_), fill) {}
+
+  T& operator()(std::int64_t r, std::int64_t c) { return data[static_cast<std::size_t>(r * ld + c)]; }
+  const T& operator()(std::int64_t r, std::int64_t c) const {
+    return data[static_cast<std::size_t>(r * ld + c)];
+  }
+};
+
+using FloatMatrix = HostMatrix<float>;
+using DoubleMatrix = HostMatrix<double>;
+
+// What tests write into outputs before an op, and into padding, so that an element the op failed
+// to write (or wrote where it must not) shows up.
+inline constexpr float kPoison = std::numeric_limits<float>::quiet_NaN();
+
+// ---- random inputs (all draws from the raw 64-bit output of mt19937_64, which the standard
+// fixes, so the same seed gives the same inputs with any standard library) ----
+
+// Uniform in [low, high).
+double uniform(std::mt19937_64& rng, double low, double high);
+// Uniform in [low, high], both inclusive.
+std::int64_t uniform_int(std::mt19937_64& rng, std::int64_t low, std::int64_t high);
+
+std::vector<float> random_floats(std::mt19937_64& rng, std::int64_t n, float low, float high);
+// Random sign, magnitude 10^u with u uniform in [min_exponent, max_exponent): values spread over
+// many orders of magnitude, as gradients and weights are.
+std::vector<float> random_log_uniform_floats(std::mt19937_64& rng, std::int64_t n,
+                                             double min_exponent, double max_exponent);
+
+// rows x cols uniform in [low, high), with leading dimension ld (0: ld = cols) and kPoison in the
+// padding.
+FloatMatrix random_matrix(std::mt19937_64& rng, std::int64_t rows, std::int64_t cols, float low,
+                          float high, std::int64_t ld = 0);
+// rows x cols, every element (padding included) equal to value.
+FloatMatrix filled_matrix(std::int64_t rows, std::int64_t cols, float value, std::int64_t ld = 0);
+
+// A rows x cols CSR matrix: a row is empty with probability empty_row_fraction, otherwise each
+// column is present with probability density; column indices ascend within a row; values are
+// count-like integers in [1, max_count], small ones most frequent.
+HostCsr random_csr(std::mt19937_64& rng, std::int64_t rows, std::int64_t cols, double density,
+                   double empty_row_fraction, int max_count = 20);
+
+// Element-wise absolute values (padding kept as it is). Running a reference product on absolute
+// values gives the sum of |terms| that bounds its rounding error.
+FloatMatrix absolute(const FloatMatrix& m);
+HostCsr absolute(const HostCsr& m);
+
+// ---- the ops ----
+
+// alpha * op(a) * op(b) + beta * c; with beta == 0, c is not read.
+DoubleMatrix gemm(Transpose transpose_a, Transpose transpose_b, double alpha, const FloatMatrix& a,
+                  const FloatMatrix& b, double beta, const FloatMatrix& c);
+
+// alpha * op(a) * b + beta * c for sparse a; with beta == 0, c is not read.
+DoubleMatrix spmm(Transpose transpose_a, double alpha, const HostCsr& a, const FloatMatrix& b,
+                  double beta, const FloatMatrix& c);
+
+// Leaky relu's slope for negative inputs.
+inline constexpr double kLeakyReluSlope = 0.01;
+
+double activate(Activation activation, double x);
+// d activation / dz expressed through the output y = activation(z).
+double derivative_from_output(Activation activation, double y);
+
+// activation(z + bias) with bias (bias == nullptr: none) broadcast over rows.
+DoubleMatrix bias_activation_forward(Activation activation, const FloatMatrix& z,
+                                     const std::vector<float>* bias);
+
+struct BackwardResult {
+  DoubleMatrix dz;
+  std::vector<double> bias_grad;  // column sums of dz
+};
+BackwardResult activation_backward(Activation activation, const FloatMatrix& y,
+                                   const FloatMatrix& dy);
+
+// scale * (sum over rows of x), per column.
+std::vector<double> column_sums(const FloatMatrix& x, double scale);
+
+// 0..n-1 sorted by (key(seed, i), i), key(seed, i) = splitmix64(splitmix64(seed) xor i): the
+// permutation every backend must draw.
+std::vector<std::int64_t> random_permutation(std::uint64_t seed, std::int64_t n);
+
+// The CSR matrix made of rows source[row_ids[0]], source[row_ids[1]], ...
+HostCsr gather_rows(const HostCsr& source, const std::vector<std::int64_t>& row_ids);
+
+// State of one flat parameter buffer: moments of adam/adamw, or the sgd velocity in
+// first_moment (second_moment then unused).
+struct OptimizerState {
+  std::vector<double> params;
+  std::vector<double> first_moment;
+  std::vector<double> second_moment;
+};
+// Update number step (1 for the first) of every parameter, in place.
+void optimizer_step(const OptimizerConfig& config, std::int64_t step,
+                    const std::vector<double>& grads, OptimizerState& state);
+
+}  // namespace sparseae::reference
