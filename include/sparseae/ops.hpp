@@ -11,6 +11,13 @@ enum class Activation : std::int32_t { identity, relu, leaky_relu, sigmoid, tanh
 Activation parse_activation(const std::string& name);
 const char* activation_name(Activation activation);
 
+// Reconstruction losses: mean squared error, mean absolute error, binary cross-entropy on
+// targets scaled to [0, 1] (the output is a logit), and mse plus a weighted cosine loss per row.
+enum class LossKind : std::int32_t { mse, mae, bce, mse_cosine };
+
+LossKind parse_loss(const std::string& name);
+const char* loss_name(LossKind kind);
+
 enum class Transpose : std::int32_t { no, yes };
 
 enum class OptimizerKind : std::int32_t { adam, adamw, sgd };
@@ -29,12 +36,8 @@ struct OptimizerConfig {
   float epsilon = 1e-8f;
   float weight_decay = 0.0f;
   float momentum = 0.9f;
-};
-
-// The optimizer state for one flat parameter buffer: first and second moments for adam/adamw,
-// the velocity (in first_moment) for sgd. step is 1 for the first update.
-struct OptimizerStep {
-  std::int64_t step = 1;
+  // Gradients are scaled by min(1, max_grad_norm / ||g||) before the update (0 turns it off).
+  float max_grad_norm = 0.0f;
 };
 
 }  // namespace sparseae

@@ -1,49 +1,60 @@
+#include <string>
+
 #include "sparseae/error.hpp"
 #include "sparseae/ops.hpp"
 
 namespace sparseae {
 
 namespace {
-struct ActivationName {
-  Activation activation;
+
+template <typename Enum>
+struct Named {
+  Enum value;
   const char* name;
 };
-constexpr ActivationName kActivations[] = {
+
+constexpr Named<Activation> kActivations[] = {
     {Activation::identity, "identity"}, {Activation::relu, "relu"},
     {Activation::leaky_relu, "leaky_relu"}, {Activation::sigmoid, "sigmoid"},
     {Activation::tanh, "tanh"}, {Activation::softplus, "softplus"}};
-
-struct OptimizerName {
-  OptimizerKind kind;
-  const char* name;
-};
-constexpr OptimizerName kOptimizers[] = {
+constexpr Named<LossKind> kLosses[] = {{LossKind::mse, "mse"},
+                                       {LossKind::mae, "mae"},
+                                       {LossKind::bce, "bce"},
+                                       {LossKind::mse_cosine, "mse_cosine"}};
+constexpr Named<OptimizerKind> kOptimizers[] = {
     {OptimizerKind::adam, "adam"}, {OptimizerKind::adamw, "adamw"}, {OptimizerKind::sgd, "sgd"}};
+
+// "unknown <what> 'name': expected a, b or c".
+template <typename Enum, std::size_t N>
+Enum parse_named(const Named<Enum> (&table)[N], const char* what, const std::string& name) {
+  std::string expected;
+  for (std::size_t i = 0; i < N; ++i) {
+    if (name == table[i].name) return table[i].value;
+    expected += (i == 0 ? "" : (i + 1 == N ? " or " : ", ")) + std::string(table[i].name);
+  }
+  throw Error(std::string("unknown ") + what + " '" + name + "': expected " + expected);
+}
+
+template <typename Enum, std::size_t N>
+const char* name_of(const Named<Enum> (&table)[N], Enum value) {
+  for (const auto& entry : table)
+    if (entry.value == value) return entry.name;
+  return "unknown";
+}
+
 }  // namespace
 
 Activation parse_activation(const std::string& name) {
-  for (const auto& entry : kActivations)
-    if (name == entry.name) return entry.activation;
-  throw Error("unknown activation '" + name +
-              "': expected identity, relu, leaky_relu, sigmoid, tanh or softplus");
+  return parse_named(kActivations, "activation", name);
 }
+const char* activation_name(Activation activation) { return name_of(kActivations, activation); }
 
-const char* activation_name(Activation activation) {
-  for (const auto& entry : kActivations)
-    if (entry.activation == activation) return entry.name;
-  return "unknown";
-}
+LossKind parse_loss(const std::string& name) { return parse_named(kLosses, "loss", name); }
+const char* loss_name(LossKind kind) { return name_of(kLosses, kind); }
 
 OptimizerKind parse_optimizer(const std::string& name) {
-  for (const auto& entry : kOptimizers)
-    if (name == entry.name) return entry.kind;
-  throw Error("unknown optimizer '" + name + "': expected adam, adamw or sgd");
+  return parse_named(kOptimizers, "optimizer", name);
 }
-
-const char* optimizer_name(OptimizerKind kind) {
-  for (const auto& entry : kOptimizers)
-    if (entry.kind == kind) return entry.name;
-  return "unknown";
-}
+const char* optimizer_name(OptimizerKind kind) { return name_of(kOptimizers, kind); }
 
 }  // namespace sparseae

@@ -1,6 +1,11 @@
 // Multiplies two small matrices on the cpu backend of the installed library and checks the
-// answer: proof that headers, libsparseae.a and its link dependencies all arrive together.
+// answer, then writes a generated dataset and reads it back: proof that headers, libsparseae.a
+// and its link dependencies (OpenBLAS, OpenMP, zlib) all arrive together.
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include <sparseae/sparseae.hpp>
@@ -17,6 +22,21 @@ int main() {
     std::fprintf(stderr, "consumer: wrong product\n");
     return 1;
   }
-  std::printf("consumer: sparseae %s linked, gemm correct\n", sparseae::version());
+
+  sparseae::TopicDataConfig config;
+  config.rows = 50;
+  const sparseae::HostCsr data = sparseae::generate_topic_counts(config);
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("sparseae-consumer-" + std::to_string(::getpid()) + ".mtx"))
+                               .string();
+  sparseae::write_matrix_market(path, data, true);
+  const bool same = sparseae::read_matrix(path).csr.values == data.values;
+  std::filesystem::remove(path);
+  if (!same) {
+    std::fprintf(stderr, "consumer: dataset changed on its way through %s\n", path.c_str());
+    return 1;
+  }
+  std::printf("consumer: sparseae %s linked, gemm correct, dataset read back\n",
+              sparseae::version());
   return 0;
 }

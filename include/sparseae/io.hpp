@@ -1,0 +1,82 @@
+#pragma once
+// Reading and writing count matrices: MatrixMarket coordinate files (.mtx, .mtx.gz) hold sparse
+// matrices, NumPy .npy and CSV files dense ones. Readers check every value is a count (finite and
+// non-negative) and throw Error with one line naming the file, the position and the reason.
+// Writers write to a temporary file and rename it, so a failed write leaves nothing behind.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sparseae/csr.hpp"
+#include "sparseae/matrix.hpp"
+
+namespace sparseae {
+
+struct HostDense {
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  std::vector<float> values;  // row-major, rows * cols entries
+
+  ConstDenseView view() const { return {values.data(), rows, cols}; }
+};
+
+// What read_matrix found: a sparse file fills csr, a dense one fills dense.
+struct LoadedMatrix {
+  bool sparse = false;
+  HostCsr csr;
+  HostDense dense;
+
+  std::int64_t rows() const { return sparse ? csr.rows : dense.rows; }
+  std::int64_t cols() const { return sparse ? csr.cols : dense.cols; }
+};
+
+// The largest shapes the readers accept, checked against what a file declares before anything
+// is allocated.
+namespace io_limits {
+constexpr std::int64_t max_rows = 2147483647;
+constexpr std::int64_t max_cols = 2147483647;  // column indices are 32-bit
+constexpr std::int64_t max_nonzeros = std::int64_t{1} << 32;
+constexpr std::int64_t max_dense_values = std::int64_t{1} << 32;  // 16 GiB of float32
+// Integer-typed inputs (MatrixMarket 'integer', integer .npy dtypes) are refused above this, the
+// largest integer float32 holds exactly: silently rounding a count would break exact decoding.
+constexpr std::int64_t max_exact_count = std::int64_t{1} << 24;
+}  // namespace io_limits
+
+// Keeps the non-zeros of dense, in row order.
+HostCsr to_csr(const HostDense& dense);
+// Entries that share a (row, column) add up.
+HostDense to_dense(const HostCsr& csr);
+
+// MatrixMarket 'coordinate integer general' or 'coordinate real general', optionally gzipped
+// (read transparently). Entries may come in any order: the result has each row's columns sorted,
+// duplicate (row, column) entries summed in file order, and entries that are zero dropped.
+HostCsr read_matrix_market(const std::string& path);
+
+// What read_npy accepts: counts (non-negative, exact in float32), or any finite value (latent
+// codes).
+enum class NpyValues { counts, finite };
+
+// A 2-D C-order array, format version 1.0, 2.0 or 3.0, of dtype <f4, <f8, <i4, <i8 or |u1.
+HostDense read_npy(const std::string& path, NpyValues accept = NpyValues::counts);
+
+enum class CsvHeader {
+  detect,   // the first line is a header when any of its fields is not a number
+  present,  // the first line is a header whatever it holds
+  absent,   // the first line is data
+};
+
+// Comma-separated numbers, one row per line; blank lines are skipped.
+HostDense read_csv(const std::string& path, CsvHeader header = CsvHeader::detect);
+
+// Reads by extension: .mtx and .mtx.gz (sparse), .npy and .csv (dense, header detected).
+LoadedMatrix read_matrix(const std::string& path);
+
+// Float32, C order, format version 1.0.
+void write_npy(const std::string& path, const HostDense& matrix);
+
+// 'coordinate integer general' when integer, each value written as an integer (rounding is the
+// caller's job: a value that is not a whole number is an error); otherwise 'coordinate real
+// general' with 9 significant digits, enough to read back the same float.
+void write_matrix_market(const std::string& path, const HostCsr& matrix, bool integer);
+
+}  // namespace sparseae

@@ -1,0 +1,317 @@
+// NumPy .npy files: the reader (2-D, C order, five dtypes) and the float32 writer.
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/atomic_file.hpp"
+#include "io/reading.hpp"
+#include "sparseae/error.hpp"
+#include "sparseae/io.hpp"
+
+namespace sparseae {
+
+using namespace io_detail;
+
+namespace {
+
+constexpr char kMagic[] = "\x93NUMPY";
+constexpr std::size_t kMagicBytes = 6;
+
+enum class Dtype { f4, f8, i4, i8, u1 };
+
+struct DtypeInfo {
+  const char* descr;
+  Dtype dtype;
+  std::size_t bytes;
+};
+
+constexpr DtypeInfo kDtypes[] = {{"<f4", Dtype::f4, 4},
+                                 {"<f8", Dtype::f8, 8},
+                                 {"<i4", Dtype::i4, 4},
+                                 {"<i8", Dtype::i8, 8},
+                                 {"|u1", Dtype::u1, 1}};
+
+struct NpyHeader {
+  std::string descr;
+  bool fortran_order = false;
+  std::vector<std::int64_t> shape;
+};
+
+// The header is a Python dict literal, e.g. {'descr': '<f4', 'fortran_order': False,
+// 'shape': (3, 4), }, read here by a parser that knows just the values numpy writes in it.
+class HeaderParser {
+ public:
+  HeaderParser(std::string_view text, const std::string& path) : text_(text), path_(path) {}
+
+  NpyHeader parse() {
+    NpyHeader header;
+    bool has_descr = false, has_order = false, has_shape = false;
+    expect('{');
+    while (!accept('}')) {
+      const std::string key = string_literal();
+      expect(':');
+      if (key == "descr") {
+        header.descr = string_literal();
+        has_descr = true;
+      } else if (key == "fortran_order") {
+        header.fortran_order = boolean_literal();
+        has_order = true;
+      } else if (key == "shape") {
+        header.shape = integer_tuple();
+        has_shape = true;
+      } else {
+        malformed("unexpected key '" + key + "'");
+      }
+      if (!accept(',')) {
+        expect('}');
+        break;
+      }
+    }
+    if (!has_descr || !has_order || !has_shape)
+      malformed("it lacks one of 'descr', 'fortran_order', 'shape'");
+    return header;
+  }
+
+ private:
+  [[noreturn]] void malformed(const std::string& why) { fail(path_, "malformed header: " + why); }
+
+  void skip_space() {
+    while (position_ < text_.size() && (text_[position_] == ' ' || text_[position_] == '\n'))
+      ++position_;
+  }
+  bool accept(char c) {
+    skip_space();
+    if (position_ < text_.size() && text_[position_] == c) {
+      ++position_;
+      return true;
+    }
+    return false;
+  }
+  void expect(char c) {
+    if (!accept(c)) malformed(std::string("expected '") + c + "'");
+  }
+  std::string string_literal() {
+    skip_space();
+    if (position_ >= text_.size() || (text_[position_] != '\'' && text_[position_] != '"'))
+      malformed("expected a quoted string");
+    const char quote = text_[position_++];
+    const std::size_t end = text_.find(quote, position_);
+    if (end == std::string_view::npos) malformed("unterminated string");
+    const std::string value(text_.substr(position_, end - position_));
+    position_ = end + 1;
+    return value;
+  }
+  bool boolean_literal() {
+    skip_space();
+    for (const auto& [word, value] : {std::pair{"True", true}, std::pair{"False", false}}) {
+      if (text_.substr(position_, std::strlen(word)) == word) {
+        position_ += std::strlen(word);
+        return value;
+      }
+    }
+    malformed("'fortran_order' is not True or False");
+  }
+  std::vector<std::int64_t> integer_tuple() {
+    std::vector<std::int64_t> values;
+    expect('(');
+    while (!accept(')')) {
+      skip_space();
+      std::int64_t value = 0;
+      const auto result =
+          std::from_chars(text_.data() + position_, text_.data() + text_.size(), value);
+      if (result.ec != std::errc() || value < 0) malformed("'shape' is not a tuple of sizes");
+      position_ = static_cast<std::size_t>(result.ptr - text_.data());
+      values.push_back(value);
+      if (!accept(',')) {
+        expect(')');
+        break;
+      }
+    }
+    return values;
+  }
+
+  std::string_view text_;
+  const std::string& path_;
+  std::size_t position_ = 0;
+};
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string text = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    text += (i > 0 ? ", " : "") + std::to_string(shape[i]);
+  return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::uint64_t load_little_endian(const unsigned char* bytes, std::size_t count) {
+  std::uint64_t value = 0;
+  for (std::size_t i = count; i-- > 0;) value = (value << 8) | bytes[i];
+  return value;
+}
+
+void store_little_endian(std::uint32_t value, unsigned char* bytes) {
+  for (int i = 0; i < 4; ++i) bytes[i] = static_cast<unsigned char>(value >> (8 * i));
+}
+
+template <typename To, typename From>
+To bit_cast(From from) {
+  static_assert(sizeof(To) == sizeof(From));
+  To to;
+  std::memcpy(&to, &from, sizeof to);
+  return to;
+}
+
+struct CloseFile {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+using File = std::unique_ptr<std::FILE, CloseFile>;
+
+void read_exactly(std::FILE* file, void* data, std::size_t bytes, const std::string& path,
+                  const char* what) {
+  if (std::fread(data, 1, bytes, file) != bytes) {
+    if (std::ferror(file)) fail(path, std::string("cannot read: ") + std::strerror(errno));
+    fail(path, std::string("truncated ") + what);
+  }
+}
+
+NpyHeader read_header(std::FILE* file, const std::string& path, std::int64_t& data_offset) {
+  unsigned char prefix[kMagicBytes + 2];
+  read_exactly(file, prefix, sizeof prefix, path, "header");
+  if (std::memcmp(prefix, kMagic, kMagicBytes) != 0) fail(path, "not a .npy file (bad magic)");
+  const int major = prefix[kMagicBytes], minor = prefix[kMagicBytes + 1];
+  if (major < 1 || major > 3 || minor != 0)
+    fail(path, "unsupported format version " + std::to_string(major) + "." + std::to_string(minor) +
+                   " (expected 1.0, 2.0 or 3.0)");
+  // Version 1.0 stores the header length in 2 bytes, later versions in 4.
+  const std::size_t length_bytes = major == 1 ? 2 : 4;
+  unsigned char length[4];
+  read_exactly(file, length, length_bytes, path, "header");
+  const auto header_bytes = static_cast<std::size_t>(load_little_endian(length, length_bytes));
+  const std::int64_t file_bytes = file_size_bytes(path);
+  data_offset = static_cast<std::int64_t>(sizeof prefix + length_bytes + header_bytes);
+  if (data_offset > file_bytes) fail(path, "truncated header");
+  std::string text(header_bytes, '\0');
+  read_exactly(file, text.data(), header_bytes, path, "header");
+  return HeaderParser(text, path).parse();
+}
+
+}  // namespace
+
+HostDense read_npy(const std::string& path, NpyValues accept) {
+  File file(std::fopen(path.c_str(), "rb"));
+  if (!file) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  std::int64_t data_offset = 0;
+  const NpyHeader header = read_header(file.get(), path, data_offset);
+
+  const DtypeInfo* dtype = nullptr;
+  for (const DtypeInfo& known : kDtypes)
+    if (header.descr == known.descr) dtype = &known;
+  if (dtype == nullptr)
+    fail(path, "unsupported dtype '" + header.descr + "' (expected float32/64, int32/64, uint8)");
+  if (header.fortran_order) fail(path, "Fortran order is not supported");
+  if (header.shape.size() != 2)
+    fail(path, "expected a 2-D array, found shape " + shape_text(header.shape));
+  const std::int64_t rows = header.shape[0], cols = header.shape[1];
+  if (rows > io_limits::max_rows || cols > io_limits::max_cols ||
+      (cols > 0 && rows > io_limits::max_dense_values / cols))
+    fail(path, "shape " + shape_text(header.shape) + " exceeds the limit of " +
+                   std::to_string(io_limits::max_dense_values) + " values");
+  const std::int64_t count = rows * cols;
+  const std::int64_t data_bytes = count * static_cast<std::int64_t>(dtype->bytes);
+  const std::int64_t file_data_bytes = file_size_bytes(path) - data_offset;
+  if (file_data_bytes != data_bytes)
+    fail(path, "holds " + std::to_string(file_data_bytes) + " data bytes, shape " +
+                   shape_text(header.shape) + " of '" + header.descr + "' needs " +
+                   std::to_string(data_bytes));
+
+  HostDense dense;
+  dense.rows = rows;
+  dense.cols = cols;
+  dense.values.resize(static_cast<std::size_t>(count));
+  constexpr std::int64_t kChunkValues = 1 << 16;
+  std::vector<unsigned char> chunk(static_cast<std::size_t>(kChunkValues) * dtype->bytes);
+  const bool is_float = dtype->dtype == Dtype::f4 || dtype->dtype == Dtype::f8;
+  for (std::int64_t first = 0; first < count; first += kChunkValues) {
+    const std::int64_t n = std::min(kChunkValues, count - first);
+    read_exactly(file.get(), chunk.data(), static_cast<std::size_t>(n) * dtype->bytes, path,
+                 "data");
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::uint64_t bits = load_little_endian(&chunk[i * dtype->bytes], dtype->bytes);
+      double real = 0.0;
+      std::int64_t integer = 0;
+      switch (dtype->dtype) {
+        case Dtype::f4:
+          real = bit_cast<float>(static_cast<std::uint32_t>(bits));
+          break;
+        case Dtype::f8:
+          real = bit_cast<double>(bits);
+          break;
+        case Dtype::i4:
+          integer = bit_cast<std::int32_t>(static_cast<std::uint32_t>(bits));
+          break;
+        case Dtype::i8:
+          integer = bit_cast<std::int64_t>(bits);
+          break;
+        case Dtype::u1:
+          integer = static_cast<std::int64_t>(bits);
+          break;
+      }
+      if (accept == NpyValues::finite) {
+        if (is_float && !(std::fabs(real) < kFloatOverflow))
+          fail(path, "element [" + std::to_string((first + i) / cols) + ", " +
+                         std::to_string((first + i) % cols) + "]: not a finite float32 value");
+      } else if (is_float ? !is_real_count(real) : !is_integer_count(integer)) {
+        const std::int64_t index = first + i;
+        char number[32];
+        const auto end = is_float ? std::to_chars(number, number + sizeof number, real)
+                                  : std::to_chars(number, number + sizeof number, integer);
+        const std::string_view text(number, static_cast<std::size_t>(end.ptr - number));
+        fail(path, "element [" + std::to_string(index / cols) + ", " +
+                       std::to_string(index % cols) + "]: " +
+                       (is_float ? real_count_problem(real, text)
+                                 : integer_count_problem(integer, text)));
+      }
+      dense.values[static_cast<std::size_t>(first + i)] =
+          is_float ? static_cast<float>(real) : static_cast<float>(integer);
+    }
+  }
+  return dense;
+}
+
+void write_npy(const std::string& path, const HostDense& matrix) {
+  if (matrix.rows < 0 || matrix.cols < 0 ||
+      static_cast<std::int64_t>(matrix.values.size()) != matrix.rows * matrix.cols)
+    throw Error(path + ": dense matrix " + std::to_string(matrix.rows) + "x" +
+                std::to_string(matrix.cols) + " has " + std::to_string(matrix.values.size()) +
+                " values");
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
+                       std::to_string(matrix.rows) + ", " + std::to_string(matrix.cols) + "), }";
+  // numpy pads the header with spaces so that the data starts on a 64-byte boundary.
+  const std::size_t prefix_bytes = kMagicBytes + 2 + 2;
+  header.append(63 - (prefix_bytes + header.size()) % 64, ' ');
+  header += '\n';
+
+  AtomicFile file(path);
+  unsigned char prefix[prefix_bytes] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  prefix[8] = static_cast<unsigned char>(header.size() & 0xff);
+  prefix[9] = static_cast<unsigned char>(header.size() >> 8);
+  file.write(prefix, sizeof prefix);
+  file.write(header);
+  constexpr std::size_t kChunkValues = 1 << 16;
+  std::vector<unsigned char> chunk(kChunkValues * 4);
+  for (std::size_t first = 0; first < matrix.values.size(); first += kChunkValues) {
+    const std::size_t n = std::min(kChunkValues, matrix.values.size() - first);
+    for (std::size_t i = 0; i < n; ++i)
+      store_little_endian(bit_cast<std::uint32_t>(matrix.values[first + i]), &chunk[i * 4]);
+    file.write(chunk.data(), n * 4);
+  }
+  file.commit();
+}
+
+}  // namespace sparseae

@@ -1,0 +1,70 @@
+#pragma once
+// What the readers share: one-line errors that name the file and the position, a line reader
+// that reads plain and gzipped text alike, number parsing that ignores the locale, and the checks
+// that make a number a count.
+#include <zlib.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sparseae::io_detail {
+
+// Throws Error("path: reason").
+[[noreturn]] void fail(const std::string& path, const std::string& reason);
+// Throws Error("path:line: reason").
+[[noreturn]] void fail_at_line(const std::string& path, std::int64_t line,
+                               const std::string& reason);
+
+// Size of the file on disk; throws Error when it cannot be read.
+std::int64_t file_size_bytes(const std::string& path);
+
+// Reads a text file line by line, gunzipping it on the way when it is gzipped.
+class LineReader {
+ public:
+  explicit LineReader(const std::string& path);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // Fills line with the next line, without its line end; false at the end of the file. Throws
+  // Error when the file cannot be read or its gzip data is truncated or corrupt.
+  bool next(std::string& line);
+  // Line number (from 1) of the line next() returned last.
+  std::int64_t line_number() const { return line_number_; }
+  bool compressed() const { return compressed_; }
+  // Bytes of uncompressed text returned so far.
+  std::int64_t offset() const;
+
+ private:
+  std::string path_;
+  gzFile file_ = nullptr;
+  bool compressed_ = false;
+  std::int64_t line_number_ = 0;
+  std::vector<char> chunk_;
+};
+
+void split_whitespace(std::string_view text, std::vector<std::string_view>& fields);
+// Fields between commas, each without surrounding spaces and tabs.
+void split_commas(std::string_view text, std::vector<std::string_view>& fields);
+
+enum class NumberParse { ok, malformed, out_of_range };
+// Reads text, all of it, as a decimal integer.
+NumberParse parse_integer(std::string_view text, std::int64_t& value);
+// Reads text, all of it, as a decimal or scientific number ('inf' and 'nan' included).
+NumberParse parse_real(std::string_view text, double& value);
+
+// From here on a double rounds to float infinity: halfway between FLT_MAX and 2^128.
+constexpr double kFloatOverflow = 33554431.0 * 0x1p103;
+// A value is a count when it is non-negative and float32 holds it (NaN fails both tests).
+inline bool is_real_count(double value) { return value >= 0.0 && value < kFloatOverflow; }
+// Why value is not a count, for a value is_real_count refused; as_written is its spelling.
+std::string real_count_problem(double value, std::string_view as_written);
+// An integer is a count when it is non-negative and float32 holds it exactly.
+bool is_integer_count(std::int64_t value);
+std::string integer_count_problem(std::int64_t value, std::string_view as_written);
+
+std::string quoted(std::string_view text);
+
+}  // namespace sparseae::io_detail
