@@ -1,0 +1,46 @@
+#pragma once
+// Checkpoints: everything a run needs to continue, or a model needs to encode and decode, in one
+// versioned binary file, written to a temporary file and renamed so a crash never leaves half of
+// one behind.
+//
+// Layout (little-endian): "SPARSEAE" | u32 format version | u32 0 | u64 n | n bytes of JSON (the
+// resolved run configuration) | u64 P | f32[P] parameters | f32[P] first moment | f32[P] second
+// moment | f32[P] best parameters | i64 epoch | i64 step | f64 best validation loss | i64 epochs
+// without improvement | u64 FNV-1a hash of every byte before it.
+//
+// The random state is the seed in the configuration plus the epoch: every draw (split, per-epoch
+// permutation, initialisation) is a counter-based hash of those, so nothing else needs saving.
+#include <cstdint>
+#include <string>
+
+#include "sparseae/model.hpp"
+#include "sparseae/trainer.hpp"
+
+namespace sparseae {
+
+constexpr std::uint32_t kCheckpointVersion = 1;
+
+// The resolved configuration of a run: what a model needs to be rebuilt and used.
+struct RunConfig {
+  ModelConfig model;
+  TrainConfig train;
+  float scale = 1.0f;  // data units per model unit (from TrainConfig::scale)
+  // Where the training data came from: a path, or "embedded:rows=N,seed=S" for the built-in
+  // generator, so that eval can rebuild the same validation rows.
+  std::string data_source;
+};
+
+std::string run_config_to_json(const RunConfig& config);
+RunConfig run_config_from_json(const std::string& json, const std::string& what);
+
+struct Checkpoint {
+  RunConfig config;
+  Trainer::State state;
+};
+
+void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);
+// Throws Error naming the file and the reason: not a checkpoint (magic), an unknown version, a
+// checksum mismatch, truncation, or an inconsistent size.
+Checkpoint load_checkpoint(const std::string& path);
+
+}  // namespace sparseae

@@ -1,0 +1,65 @@
+#pragma once
+// The autoencoder: an encoder of dense layers from the input width down to the latent code, and a
+// decoder back up, every layer y = activation(x·W + b). All parameters live in one flat buffer
+// (one optimizer launch covers them all); a layer is a pair of offsets into it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sparseae/buffer.hpp"
+#include "sparseae/matrix.hpp"
+#include "sparseae/ops.hpp"
+
+namespace sparseae {
+
+struct ModelConfig {
+  std::int64_t input_dim = 0;
+  std::vector<std::int64_t> hidden{256, 128};  // encoder widths between input and latent
+  std::int64_t latent = 32;
+  // Decoder widths between latent and output; empty mirrors the encoder (128, 256).
+  std::vector<std::int64_t> decoder_hidden;
+  bool mirror_decoder = true;
+  // Decoder layer i uses the transpose of the mirrored encoder layer's weights.
+  bool tied_weights = false;
+  Activation hidden_activation = Activation::relu;
+  Activation latent_activation = Activation::relu;
+  Activation output_activation = Activation::identity;
+  std::uint64_t seed = 1;
+};
+
+struct LayerShape {
+  std::int64_t in = 0;
+  std::int64_t out = 0;
+  Activation activation = Activation::identity;
+  std::int64_t weight_offset = 0;  // in x out (or out x in when transposed) floats
+  std::int64_t bias_offset = 0;    // out floats
+  bool transposed_weight = false;  // tied: uses another layer's in x out weights as out x in
+};
+
+// The shapes of a model and where each parameter lives in the flat buffer.
+class ModelLayout {
+ public:
+  // Throws Error for an impossible configuration (zero widths, tied weights on an asymmetric
+  // decoder).
+  explicit ModelLayout(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  const std::vector<LayerShape>& layers() const { return layers_; }
+  std::size_t encoder_layers() const { return encoder_layers_; }
+  std::int64_t parameter_count() const { return parameter_count_; }
+  std::int64_t widest_layer() const;
+  // "512-256-128-32-128-256-512 (relu, latent relu, output identity), 329 504 parameters".
+  std::string describe() const;
+
+  // Seeded initial parameters: He-normal weights for relu and leaky_relu layers, Xavier-uniform
+  // otherwise, zero biases. Depends only on the configuration, not on the backend.
+  std::vector<float> initial_parameters() const;
+
+ private:
+  ModelConfig config_;
+  std::vector<LayerShape> layers_;
+  std::size_t encoder_layers_ = 0;
+  std::int64_t parameter_count_ = 0;
+};
+
+}  // namespace sparseae

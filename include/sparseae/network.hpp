@@ -1,0 +1,75 @@
+#pragma once
+// A ModelLayout placed on a backend: the flat parameter and gradient buffers, and every layer's
+// output for a batch of up to max_batch rows, allocated once. Forward and backward allocate
+// nothing and never wait for the device.
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/buffer.hpp"
+#include "sparseae/matrix.hpp"
+#include "sparseae/model.hpp"
+
+namespace sparseae {
+
+class Network {
+ public:
+  Network(Backend& backend, const ModelLayout& layout, std::int64_t max_batch);
+
+  const ModelLayout& layout() const { return layout_; }
+  Backend& backend() const { return *backend_; }
+  std::int64_t max_batch() const { return max_batch_; }
+  Buffer<float>& parameters() { return parameters_; }
+  Buffer<float>& gradients() { return gradients_; }
+  const Buffer<float>& parameters() const { return parameters_; }
+
+  // Runs the layers [0, end_layer) on a batch (end_layer 0 means all). The first layer reads the
+  // sparse batch through SpMM, or the dense one through GEMM.
+  void forward(CsrView batch, std::size_t end_layer = 0);
+  void forward(ConstDenseView batch, std::size_t end_layer = 0);
+  // Runs the decoder on contiguous latent codes (rows x latent): reconstruction from a code.
+  void decode(ConstDenseView latent);
+
+  // Output of layer l for the last forward's rows.
+  DenseView activation(std::size_t layer) const;
+  DenseView output() const { return activation(layout_.layers().size() - 1); }
+  DenseView latent() const { return activation(layout_.encoder_layers() - 1); }
+  std::int64_t batch_rows() const { return rows_; }
+
+  // Where the caller writes d(loss)/d(output) before backward().
+  DenseView output_gradient() const;
+
+  // Called during backward with layer l's output and d(loss)/d(output of l), before the
+  // activation's derivative is applied: where activity penalties add their gradient.
+  using ActivationHook = std::function<void(std::size_t layer, ConstDenseView output,
+                                            DenseView output_gradient)>;
+
+  // Fills gradients() with d(loss)/d(parameters) for the batch of the last full forward.
+  void backward(CsrView batch, const ActivationHook& hook = {});
+  void backward(ConstDenseView batch, const ActivationHook& hook = {});
+
+ private:
+  template <typename Input>
+  void forward_impl(const Input& batch, std::size_t end_layer);
+  template <typename Input>
+  void backward_impl(const Input& batch, const ActivationHook& hook);
+  void first_layer_product(CsrView batch, ConstDenseView weights, DenseView out);
+  void first_layer_product(ConstDenseView batch, ConstDenseView weights, DenseView out);
+  void first_layer_weight_gradient(CsrView batch, ConstDenseView dz, DenseView dw);
+  void first_layer_weight_gradient(ConstDenseView batch, ConstDenseView dz, DenseView dw);
+  void run_layer(std::size_t layer);
+  DenseView weights(const Buffer<float>& buffer, const LayerShape& layer) const;
+  DenseView gradient_scratch(std::size_t index, std::int64_t cols) const;
+
+  Backend* backend_;
+  ModelLayout layout_;
+  std::int64_t max_batch_;
+  std::int64_t rows_ = 0;
+  Buffer<float> parameters_;
+  Buffer<float> gradients_;
+  std::vector<Buffer<float>> activations_;
+  Buffer<float> gradient_scratch_[2];
+};
+
+}  // namespace sparseae

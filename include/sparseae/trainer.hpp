@@ -1,0 +1,121 @@
+#pragma once
+// Trains a Network on a count matrix: a seeded train/validation split, a fresh permutation per
+// epoch drawn on the backend, batches gathered on the backend, the loss read as CSR, penalties,
+// gradient clipping, a learning-rate schedule, early stopping, and metrics on validation rows.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/csr.hpp"
+#include "sparseae/model.hpp"
+#include "sparseae/network.hpp"
+#include "sparseae/ops.hpp"
+
+namespace sparseae {
+
+enum class ScaleMode : std::int32_t { none, max };
+ScaleMode parse_scale_mode(const std::string& name);
+const char* scale_mode_name(ScaleMode mode);
+
+enum class LrSchedule : std::int32_t { constant, cosine };
+LrSchedule parse_lr_schedule(const std::string& name);
+const char* lr_schedule_name(LrSchedule schedule);
+
+struct PenaltyConfig {
+  float l1_weight = 0.0f;  // L1 activity penalty weight (0: off)
+  float kl_beta = 0.0f;    // KL sparsity penalty weight (0: off)
+  float kl_rho = 0.05f;    // KL target mean activation
+  int layer = -1;          // layer whose output is penalised; -1: the latent layer
+};
+
+struct TrainConfig {
+  LossKind loss = LossKind::mse;
+  float cosine_weight = 0.1f;  // weight of the cosine term of mse_cosine
+  ScaleMode scale = ScaleMode::none;
+  int epochs = 20;
+  std::int64_t batch_size = 256;
+  double val_fraction = 0.1;
+  std::uint64_t seed = 1;
+  OptimizerConfig optimizer;  // its max_grad_norm clips by global norm
+  LrSchedule schedule = LrSchedule::constant;
+  std::int64_t warmup_steps = 0;
+  int patience = 0;  // epochs without validation improvement before stopping (0: never)
+  std::int64_t loss_every = 50;  // steps between loss read-backs for progress reports
+  PenaltyConfig penalty;
+};
+
+struct EpochReport {
+  int epoch = 0;  // 1-based
+  std::int64_t steps = 0;
+  double train_loss = 0;
+  double val_loss = 0;
+  double seconds = 0;
+  double samples_per_second = 0;
+  double learning_rate = 0;
+};
+
+// What the trainer reports while it runs; the CLI draws its progress bar from these.
+struct TrainObserver {
+  // Called after every step; loss is the last loss read back (every TrainConfig::loss_every
+  // steps, since reading it waits for the device).
+  std::function<void(int epoch, std::int64_t step, std::int64_t steps, double samples_per_second,
+                     double loss)>
+      on_step;
+  std::function<void(const EpochReport&)> on_epoch;
+};
+
+// The counts of the rows of a matrix named by row ids, in that order.
+HostCsr select_rows(const HostCsr& matrix, const std::vector<std::int64_t>& rows);
+
+// Splits 0..rows-1 into (train, validation) with a seeded shuffle; validation gets
+// round(fraction * rows) rows, at least one when fraction > 0 and rows > 1.
+std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> split_rows(std::int64_t rows,
+                                                                           double fraction,
+                                                                           std::uint64_t seed);
+
+class Trainer {
+ public:
+  // data holds raw counts; the trainer scales its own copy when config.scale says so.
+  Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+          const HostCsr& data);
+  ~Trainer();
+
+  // Runs epochs from the current one up to config.epochs (or early stopping).
+  std::vector<EpochReport> train(const TrainObserver& observer = {});
+
+  // Mean reconstruction loss of the current parameters on the validation rows.
+  double validation_loss();
+  // The validation rows, in raw counts (for metrics through TrainedModel::evaluate).
+  const HostCsr& validation_counts() const;
+
+  Network& network();
+  const TrainConfig& config() const;
+  float scale() const;
+  int completed_epochs() const;
+  std::int64_t completed_steps() const;
+  std::int64_t train_rows() const;
+  std::int64_t validation_rows() const;
+
+  // Optimizer state and progress, for checkpoints.
+  struct State {
+    std::vector<float> parameters;
+    std::vector<float> first_moment;
+    std::vector<float> second_moment;
+    std::vector<float> best_parameters;  // restored when early stopping ends the run
+    int epoch = 0;
+    std::int64_t step = 0;
+    double best_val_loss = 0;
+    int epochs_without_improvement = 0;
+  };
+  State state() const;
+  void restore(const State& state);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sparseae

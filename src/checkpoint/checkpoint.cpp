@@ -1,0 +1,250 @@
+#include "sparseae/checkpoint.hpp"
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+#include "checkpoint/json.hpp"
+#include "io/atomic_file.hpp"
+#include "sparseae/error.hpp"
+
+namespace sparseae {
+
+namespace {
+
+constexpr char kMagic[8] = {'S', 'P', 'A', 'R', 'S', 'E', 'A', 'E'};
+
+std::uint64_t fnv1a(const unsigned char* data, std::size_t size) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (std::size_t i = 0; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ull;
+  return hash;
+}
+
+Json widths_json(const std::vector<std::int64_t>& widths) {
+  std::vector<Json> items;
+  for (std::int64_t w : widths) items.push_back(Json::integer(w));
+  return Json::array(std::move(items));
+}
+
+std::vector<std::int64_t> widths_from(const Json& array) {
+  std::vector<std::int64_t> widths;
+  for (const Json& item : array.items()) widths.push_back(item.as_int());
+  return widths;
+}
+
+// Appends the bytes of a value or an array to a byte string.
+class ByteWriter {
+ public:
+  template <typename T>
+  void put(const T& value) {
+    const auto* p = reinterpret_cast<const unsigned char*>(&value);
+    bytes.insert(bytes.end(), p, p + sizeof(T));
+  }
+  void put_floats(const std::vector<float>& values) {
+    const auto* p = reinterpret_cast<const unsigned char*>(values.data());
+    bytes.insert(bytes.end(), p, p + values.size() * sizeof(float));
+  }
+  std::vector<unsigned char> bytes;
+};
+
+class ByteReader {
+ public:
+  ByteReader(const std::vector<unsigned char>& bytes, std::string path)
+      : bytes_(bytes), path_(std::move(path)) {}
+  template <typename T>
+  T get(const char* what) {
+    T value;
+    take(&value, sizeof(T), what);
+    return value;
+  }
+  std::vector<float> get_floats(std::uint64_t count, const char* what) {
+    require(count <= (bytes_.size() - position_) / sizeof(float),
+            path_ + ": truncated checkpoint (" + what + ")");
+    std::vector<float> values(count);
+    take(values.data(), count * sizeof(float), what);
+    return values;
+  }
+  std::string get_text(std::uint64_t size, const char* what) {
+    require(size <= bytes_.size() - position_, path_ + ": truncated checkpoint (" + what + ")");
+    std::string text(reinterpret_cast<const char*>(bytes_.data() + position_), size);
+    position_ += size;
+    return text;
+  }
+
+ private:
+  void take(void* out, std::size_t size, const char* what) {
+    require(size <= bytes_.size() - position_, path_ + ": truncated checkpoint (" + what + ")");
+    std::memcpy(out, bytes_.data() + position_, size);
+    position_ += size;
+  }
+  const std::vector<unsigned char>& bytes_;
+  std::string path_;
+  std::size_t position_ = 0;
+};
+
+}  // namespace
+
+std::string run_config_to_json(const RunConfig& config) {
+  const ModelConfig& m = config.model;
+  const TrainConfig& t = config.train;
+  const OptimizerConfig& o = t.optimizer;
+  Json model = Json::object();
+  model.set("input_dim", Json::integer(m.input_dim))
+      .set("hidden", widths_json(m.hidden))
+      .set("latent", Json::integer(m.latent))
+      .set("mirror_decoder", Json::boolean(m.mirror_decoder))
+      .set("decoder_hidden", widths_json(m.decoder_hidden))
+      .set("tied_weights", Json::boolean(m.tied_weights))
+      .set("hidden_activation", Json::string(activation_name(m.hidden_activation)))
+      .set("latent_activation", Json::string(activation_name(m.latent_activation)))
+      .set("output_activation", Json::string(activation_name(m.output_activation)))
+      .set("seed", Json::unsigned_integer(m.seed));
+  Json optimizer = Json::object();
+  optimizer.set("kind", Json::string(optimizer_name(o.kind)))
+      .set("learning_rate", Json::number(o.learning_rate))
+      .set("beta1", Json::number(o.beta1))
+      .set("beta2", Json::number(o.beta2))
+      .set("epsilon", Json::number(o.epsilon))
+      .set("weight_decay", Json::number(o.weight_decay))
+      .set("momentum", Json::number(o.momentum))
+      .set("max_grad_norm", Json::number(o.max_grad_norm));
+  Json penalty = Json::object();
+  penalty.set("l1_weight", Json::number(t.penalty.l1_weight))
+      .set("kl_beta", Json::number(t.penalty.kl_beta))
+      .set("kl_rho", Json::number(t.penalty.kl_rho))
+      .set("layer", Json::integer(t.penalty.layer));
+  Json train = Json::object();
+  train.set("loss", Json::string(loss_name(t.loss)))
+      .set("cosine_weight", Json::number(t.cosine_weight))
+      .set("scale", Json::string(scale_mode_name(t.scale)))
+      .set("epochs", Json::integer(t.epochs))
+      .set("batch_size", Json::integer(t.batch_size))
+      .set("val_fraction", Json::number(t.val_fraction))
+      .set("seed", Json::unsigned_integer(t.seed))
+      .set("optimizer", optimizer)
+      .set("schedule", Json::string(lr_schedule_name(t.schedule)))
+      .set("warmup_steps", Json::integer(t.warmup_steps))
+      .set("patience", Json::integer(t.patience))
+      .set("loss_every", Json::integer(t.loss_every))
+      .set("penalty", penalty);
+  Json root = Json::object();
+  root.set("model", model)
+      .set("train", train)
+      .set("scale", Json::number(config.scale))
+      .set("data_source", Json::string(config.data_source));
+  return root.dump();
+}
+
+RunConfig run_config_from_json(const std::string& text, const std::string& what) {
+  const Json root = Json::parse(text, what);
+  const Json& model = root.at("model");
+  const Json& train = root.at("train");
+  const Json& optimizer = train.at("optimizer");
+  const Json& penalty = train.at("penalty");
+  RunConfig config;
+  ModelConfig& m = config.model;
+  m.input_dim = model.at("input_dim").as_int();
+  m.hidden = widths_from(model.at("hidden"));
+  m.latent = model.at("latent").as_int();
+  m.mirror_decoder = model.at("mirror_decoder").as_bool();
+  m.decoder_hidden = widths_from(model.at("decoder_hidden"));
+  m.tied_weights = model.at("tied_weights").as_bool();
+  m.hidden_activation = parse_activation(model.at("hidden_activation").as_string());
+  m.latent_activation = parse_activation(model.at("latent_activation").as_string());
+  m.output_activation = parse_activation(model.at("output_activation").as_string());
+  m.seed = model.at("seed").as_uint();
+  TrainConfig& t = config.train;
+  t.loss = parse_loss(train.at("loss").as_string());
+  t.cosine_weight = static_cast<float>(train.at("cosine_weight").as_double());
+  t.scale = parse_scale_mode(train.at("scale").as_string());
+  t.epochs = static_cast<int>(train.at("epochs").as_int());
+  t.batch_size = train.at("batch_size").as_int();
+  t.val_fraction = train.at("val_fraction").as_double();
+  t.seed = train.at("seed").as_uint();
+  OptimizerConfig& o = t.optimizer;
+  o.kind = parse_optimizer(optimizer.at("kind").as_string());
+  o.learning_rate = static_cast<float>(optimizer.at("learning_rate").as_double());
+  o.beta1 = static_cast<float>(optimizer.at("beta1").as_double());
+  o.beta2 = static_cast<float>(optimizer.at("beta2").as_double());
+  o.epsilon = static_cast<float>(optimizer.at("epsilon").as_double());
+  o.weight_decay = static_cast<float>(optimizer.at("weight_decay").as_double());
+  o.momentum = static_cast<float>(optimizer.at("momentum").as_double());
+  o.max_grad_norm = static_cast<float>(optimizer.at("max_grad_norm").as_double());
+  t.schedule = parse_lr_schedule(train.at("schedule").as_string());
+  t.warmup_steps = train.at("warmup_steps").as_int();
+  t.patience = static_cast<int>(train.at("patience").as_int());
+  t.loss_every = train.at("loss_every").as_int();
+  t.penalty.l1_weight = static_cast<float>(penalty.at("l1_weight").as_double());
+  t.penalty.kl_beta = static_cast<float>(penalty.at("kl_beta").as_double());
+  t.penalty.kl_rho = static_cast<float>(penalty.at("kl_rho").as_double());
+  t.penalty.layer = static_cast<int>(penalty.at("layer").as_int());
+  config.scale = static_cast<float>(root.at("scale").as_double());
+  config.data_source = root.at("data_source").as_string();
+  return config;
+}
+
+void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
+  const Trainer::State& s = checkpoint.state;
+  const std::string json = run_config_to_json(checkpoint.config);
+  ByteWriter w;
+  w.bytes.insert(w.bytes.end(), kMagic, kMagic + sizeof kMagic);
+  w.put(kCheckpointVersion);
+  w.put(std::uint32_t{0});
+  w.put(static_cast<std::uint64_t>(json.size()));
+  w.bytes.insert(w.bytes.end(), json.begin(), json.end());
+  w.put(static_cast<std::uint64_t>(s.parameters.size()));
+  for (const auto* values : {&s.parameters, &s.first_moment, &s.second_moment, &s.best_parameters}) {
+    require(values->size() == s.parameters.size(), "checkpoint: state arrays differ in length");
+    w.put_floats(*values);
+  }
+  w.put(static_cast<std::int64_t>(s.epoch));
+  w.put(s.step);
+  w.put(s.best_val_loss);
+  w.put(static_cast<std::int64_t>(s.epochs_without_improvement));
+  w.put(fnv1a(w.bytes.data(), w.bytes.size()));
+  AtomicFile file(path);
+  file.write(w.bytes.data(), w.bytes.size());
+  file.commit();
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  require(in.good(), path + ": cannot open checkpoint");
+  const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
+                                         std::istreambuf_iterator<char>());
+  require(bytes.size() >= sizeof kMagic && std::memcmp(bytes.data(), kMagic, sizeof kMagic) == 0,
+          path + ": not a sparseae checkpoint (wrong magic)");
+  require(bytes.size() >= sizeof kMagic + 16, path + ": truncated checkpoint (header)");
+  std::uint64_t stored_hash;
+  std::memcpy(&stored_hash, bytes.data() + bytes.size() - sizeof stored_hash, sizeof stored_hash);
+  ByteReader r(bytes, path);
+  r.get_text(sizeof kMagic, "magic");
+  const auto version = r.get<std::uint32_t>("version");
+  require(version == kCheckpointVersion, path + ": checkpoint format version " +
+                                             std::to_string(version) + ", this build reads " +
+                                             std::to_string(kCheckpointVersion));
+  require(fnv1a(bytes.data(), bytes.size() - sizeof stored_hash) == stored_hash,
+          path + ": checkpoint checksum mismatch (the file is corrupt)");
+  r.get<std::uint32_t>("flags");
+  Checkpoint checkpoint;
+  const std::string json = r.get_text(r.get<std::uint64_t>("configuration size"), "configuration");
+  checkpoint.config = run_config_from_json(json, path + ": configuration");
+  const auto count = r.get<std::uint64_t>("parameter count");
+  Trainer::State& s = checkpoint.state;
+  s.parameters = r.get_floats(count, "parameters");
+  s.first_moment = r.get_floats(count, "first moment");
+  s.second_moment = r.get_floats(count, "second moment");
+  s.best_parameters = r.get_floats(count, "best parameters");
+  s.epoch = static_cast<int>(r.get<std::int64_t>("epoch"));
+  s.step = r.get<std::int64_t>("step");
+  s.best_val_loss = r.get<double>("best validation loss");
+  s.epochs_without_improvement = static_cast<int>(r.get<std::int64_t>("patience counter"));
+  require(static_cast<std::int64_t>(count) == ModelLayout(checkpoint.config.model).parameter_count(),
+          path + ": checkpoint holds " + std::to_string(count) +
+              " parameters, its model configuration needs " +
+              std::to_string(ModelLayout(checkpoint.config.model).parameter_count()));
+  return checkpoint;
+}
+
+}  // namespace sparseae

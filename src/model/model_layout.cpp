@@ -1,0 +1,129 @@
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "kernels/op_math.hpp"
+#include "sparseae/error.hpp"
+#include "sparseae/model.hpp"
+
+namespace sparseae {
+
+namespace {
+
+// Aligning every tensor to 32 floats keeps each one on its own 128-byte line, which cuBLAS's
+// vectorised loads prefer.
+constexpr std::int64_t kTensorAlignment = 32;
+
+std::int64_t aligned(std::int64_t offset) {
+  return (offset + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+}
+
+bool he_initialised(Activation activation) {
+  return activation == Activation::relu || activation == Activation::leaky_relu;
+}
+
+// Uniform in (0, 1) from a counter, so every weight depends only on (seed, tensor, index).
+double uniform_open(std::uint64_t stream, std::uint64_t counter) {
+  return (static_cast<double>(math::mix64(stream ^ math::mix64(counter)) >> 11) + 0.5) *
+         (1.0 / 9007199254740992.0);
+}
+
+}  // namespace
+
+ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
+  require(config.input_dim > 0, "model: input width must be positive");
+  require(config.latent > 0, "model: latent width must be positive");
+  for (std::int64_t width : config.hidden) require(width > 0, "model: hidden widths must be positive");
+  for (std::int64_t width : config.decoder_hidden)
+    require(width > 0, "model: decoder widths must be positive");
+
+  std::vector<std::int64_t> encoder{config.input_dim};
+  encoder.insert(encoder.end(), config.hidden.begin(), config.hidden.end());
+  encoder.push_back(config.latent);
+  std::vector<std::int64_t> decoder{config.latent};
+  if (config.mirror_decoder) {
+    decoder.insert(decoder.end(), config.hidden.rbegin(), config.hidden.rend());
+  } else {
+    decoder.insert(decoder.end(), config.decoder_hidden.begin(), config.decoder_hidden.end());
+  }
+  decoder.push_back(config.input_dim);
+  require(!config.tied_weights || decoder == std::vector<std::int64_t>(encoder.rbegin(), encoder.rend()),
+          "model: tied weights need a decoder that mirrors the encoder");
+
+  std::int64_t offset = 0;
+  auto add_layer = [&](std::int64_t in, std::int64_t out, Activation activation,
+                       const LayerShape* tied_to) {
+    LayerShape layer{in, out, activation, 0, 0, tied_to != nullptr};
+    if (tied_to != nullptr) {
+      layer.weight_offset = tied_to->weight_offset;
+    } else {
+      layer.weight_offset = offset;
+      offset = aligned(offset + in * out);
+    }
+    layer.bias_offset = offset;
+    offset = aligned(offset + out);
+    layers_.push_back(layer);
+  };
+  encoder_layers_ = encoder.size() - 1;
+  for (std::size_t i = 0; i + 1 < encoder.size(); ++i) {
+    const bool is_latent = i + 2 == encoder.size();
+    add_layer(encoder[i], encoder[i + 1],
+              is_latent ? config.latent_activation : config.hidden_activation, nullptr);
+  }
+  for (std::size_t i = 0; i + 1 < decoder.size(); ++i) {
+    const bool is_output = i + 2 == decoder.size();
+    const LayerShape* tied = config.tied_weights ? &layers_[encoder_layers_ - 1 - i] : nullptr;
+    // Copy: add_layer appends to layers_, which may move the element tied points to.
+    const LayerShape tied_copy = tied != nullptr ? *tied : LayerShape{};
+    add_layer(decoder[i], decoder[i + 1],
+              is_output ? config.output_activation : config.hidden_activation,
+              tied != nullptr ? &tied_copy : nullptr);
+  }
+  parameter_count_ = offset;
+}
+
+std::int64_t ModelLayout::widest_layer() const {
+  std::int64_t widest = 0;
+  for (const LayerShape& layer : layers_) widest = std::max({widest, layer.in, layer.out});
+  return widest;
+}
+
+std::string ModelLayout::describe() const {
+  std::ostringstream text;
+  text << layers_.front().in;
+  for (const LayerShape& layer : layers_) text << "-" << layer.out;
+  text << " (hidden " << activation_name(config_.hidden_activation) << ", latent "
+       << activation_name(config_.latent_activation) << ", output "
+       << activation_name(config_.output_activation) << (config_.tied_weights ? ", tied" : "")
+       << "), " << parameter_count_ << " parameters";
+  return text.str();
+}
+
+std::vector<float> ModelLayout::initial_parameters() const {
+  std::vector<float> parameters(static_cast<std::size_t>(parameter_count_), 0.0f);
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const LayerShape& layer = layers_[l];
+    if (layer.transposed_weight) continue;
+    const std::uint64_t stream = math::mix64(config_.seed * 0x100000001B3ull + l);
+    const std::int64_t count = layer.in * layer.out;
+    float* weights = parameters.data() + layer.weight_offset;
+    if (he_initialised(layer.activation)) {
+      const double std_dev = std::sqrt(2.0 / static_cast<double>(layer.in));
+      for (std::int64_t i = 0; i < count; ++i) {
+        // Box-Muller on two independent uniforms of this element.
+        const double u1 = uniform_open(stream, 2 * static_cast<std::uint64_t>(i));
+        const double u2 = uniform_open(stream, 2 * static_cast<std::uint64_t>(i) + 1);
+        weights[i] = static_cast<float>(std_dev * std::sqrt(-2.0 * std::log(u1)) *
+                                        std::cos(6.283185307179586 * u2));
+      }
+    } else {
+      const double limit = std::sqrt(6.0 / static_cast<double>(layer.in + layer.out));
+      for (std::int64_t i = 0; i < count; ++i)
+        weights[i] =
+            static_cast<float>(limit * (2.0 * uniform_open(stream, static_cast<std::uint64_t>(i)) - 1.0));
+    }
+  }
+  return parameters;
+}
+
+}  // namespace sparseae

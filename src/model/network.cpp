@@ -1,0 +1,130 @@
+#include "sparseae/network.hpp"
+
+#include <string>
+
+#include "sparseae/error.hpp"
+
+namespace sparseae {
+
+Network::Network(Backend& backend, const ModelLayout& layout, std::int64_t max_batch)
+    : backend_(&backend),
+      layout_(layout),
+      max_batch_(max_batch),
+      parameters_(backend, layout.initial_parameters()),
+      gradients_(backend, static_cast<std::size_t>(layout.parameter_count())) {
+  require(max_batch > 0, "network: batch size must be positive");
+  for (const LayerShape& layer : layout_.layers())
+    activations_.emplace_back(backend, static_cast<std::size_t>(max_batch * layer.out));
+  for (auto& scratch : gradient_scratch_)
+    scratch = Buffer<float>(backend, static_cast<std::size_t>(max_batch * layout_.widest_layer()));
+  gradients_.fill_zero();
+}
+
+DenseView Network::activation(std::size_t layer) const {
+  return {activations_[layer].data(), rows_, layout_.layers()[layer].out};
+}
+
+DenseView Network::weights(const Buffer<float>& buffer, const LayerShape& layer) const {
+  // A tied layer reads the encoder's in x out weights as its own out x in matrix.
+  return layer.transposed_weight ? DenseView{buffer.data() + layer.weight_offset, layer.out, layer.in}
+                                 : DenseView{buffer.data() + layer.weight_offset, layer.in, layer.out};
+}
+
+DenseView Network::gradient_scratch(std::size_t index, std::int64_t cols) const {
+  return {gradient_scratch_[index % 2].data(), rows_, cols};
+}
+
+DenseView Network::output_gradient() const {
+  return gradient_scratch(layout_.layers().size() - 1, layout_.layers().back().out);
+}
+
+void Network::first_layer_product(CsrView batch, ConstDenseView w, DenseView out) {
+  backend_->spmm(Transpose::no, 1.0f, batch, w, 0.0f, out);
+}
+void Network::first_layer_product(ConstDenseView batch, ConstDenseView w, DenseView out) {
+  backend_->gemm(Transpose::no, Transpose::no, 1.0f, batch, w, 0.0f, out);
+}
+void Network::first_layer_weight_gradient(CsrView batch, ConstDenseView dz, DenseView dw) {
+  backend_->spmm(Transpose::yes, 1.0f, batch, dz, 1.0f, dw);
+}
+void Network::first_layer_weight_gradient(ConstDenseView batch, ConstDenseView dz, DenseView dw) {
+  backend_->gemm(Transpose::yes, Transpose::no, 1.0f, batch, dz, 1.0f, dw);
+}
+
+void Network::run_layer(std::size_t l) {
+  const LayerShape& layer = layout_.layers()[l];
+  const DenseView out = activation(l);
+  backend_->gemm(Transpose::no, layer.transposed_weight ? Transpose::yes : Transpose::no, 1.0f,
+                 activation(l - 1), weights(parameters_, layer), 0.0f, out);
+  backend_->bias_activation_forward(layer.activation, out, parameters_.data() + layer.bias_offset,
+                                    out);
+}
+
+template <typename Input>
+void Network::forward_impl(const Input& batch, std::size_t end_layer) {
+  const auto& layers = layout_.layers();
+  require(batch.rows <= max_batch_, "network: batch of " + std::to_string(batch.rows) +
+                                        " rows exceeds the " + std::to_string(max_batch_) +
+                                        " it was sized for");
+  require(batch.cols == layers.front().in,
+          "network: input has " + std::to_string(batch.cols) + " columns, the model expects " +
+              std::to_string(layers.front().in));
+  rows_ = batch.rows;
+  const std::size_t end = end_layer == 0 ? layers.size() : end_layer;
+  const DenseView first = activation(0);
+  first_layer_product(batch, weights(parameters_, layers.front()), first);
+  backend_->bias_activation_forward(layers.front().activation, first,
+                                    parameters_.data() + layers.front().bias_offset, first);
+  for (std::size_t l = 1; l < end; ++l) run_layer(l);
+}
+
+void Network::forward(CsrView batch, std::size_t end_layer) { forward_impl(batch, end_layer); }
+void Network::forward(ConstDenseView batch, std::size_t end_layer) {
+  forward_impl(batch, end_layer);
+}
+
+void Network::decode(ConstDenseView latent) {
+  const std::size_t latent_layer = layout_.encoder_layers() - 1;
+  require(latent.rows <= max_batch_, "network: batch exceeds the size it was sized for");
+  require(latent.cols == layout_.layers()[latent_layer].out,
+          "network: codes have " + std::to_string(latent.cols) + " columns, the model's latent " +
+              std::to_string(layout_.layers()[latent_layer].out));
+  require(latent.ld == latent.cols, "network: decode needs contiguous codes");
+  rows_ = latent.rows;
+  backend_->copy_bytes(activation(latent_layer).data, latent.data,
+                       sizeof(float) * static_cast<std::size_t>(latent.size()));
+  for (std::size_t l = latent_layer + 1; l < layout_.layers().size(); ++l) run_layer(l);
+}
+
+template <typename Input>
+void Network::backward_impl(const Input& batch, const ActivationHook& hook) {
+  const auto& layers = layout_.layers();
+  require(batch.rows == rows_, "network: backward on a batch other than the last forward's");
+  gradients_.fill_zero();
+  for (std::size_t l = layers.size(); l-- > 0;) {
+    const LayerShape& layer = layers[l];
+    const DenseView dz = gradient_scratch(l, layer.out);
+    if (hook) hook(l, activation(l), dz);
+    backend_->activation_backward(layer.activation, activation(l), dz, dz,
+                                  gradients_.data() + layer.bias_offset);
+    const DenseView dw = weights(gradients_, layer);
+    if (l == 0) {
+      first_layer_weight_gradient(batch, dz, dw);
+      break;
+    }
+    if (layer.transposed_weight) {
+      backend_->gemm(Transpose::yes, Transpose::no, 1.0f, dz, activation(l - 1), 1.0f, dw);
+    } else {
+      backend_->gemm(Transpose::yes, Transpose::no, 1.0f, activation(l - 1), dz, 1.0f, dw);
+    }
+    backend_->gemm(Transpose::no, layer.transposed_weight ? Transpose::no : Transpose::yes, 1.0f,
+                   dz, weights(parameters_, layer), 0.0f, gradient_scratch(l - 1, layer.in));
+  }
+}
+
+void Network::backward(CsrView batch, const ActivationHook& hook) { backward_impl(batch, hook); }
+void Network::backward(ConstDenseView batch, const ActivationHook& hook) {
+  backward_impl(batch, hook);
+}
+
+}  // namespace sparseae
