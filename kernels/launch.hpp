@@ -73,8 +73,44 @@ void launch_gather_offsets(CsrView source, const std::int64_t* row_ids, std::int
 void launch_gather_copy(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                         const CsrOutput& out, cudaStream_t stream);
 
-// One math::optimizer_update per element i < n; second may be null (sgd).
+// Reconstruction loss of y against the CSR target (same shape, columns unique within a row and in
+// [0, cols)): writes grad (d loss / d y, normalised) and row_loss[r] for every row, one block per
+// row. grad must not alias y. Per-row sums follow a fixed order, so results repeat bit for bit.
+// out row i = source row row_ids[i]; an id outside [0, source.rows) gives a zero row.
+void launch_gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
+                              std::int64_t count, DenseView out, cudaStream_t stream);
+
+// reconstruction_loss against a dense target (the dense path).
+void launch_reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+                                ConstDenseView target, DenseView grad, float* row_loss,
+                                cudaStream_t stream);
+
+void launch_reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+                                CsrView target, DenseView grad, float* row_loss,
+                                cudaStream_t stream);
+
+// grad += the gradient of weight / rows * sum |a|; *loss = its value (always written).
+std::size_t l1_activity_penalty_workspace_bytes(std::int64_t rows, std::int64_t cols);
+void launch_l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss,
+                                void* workspace, cudaStream_t stream);
+
+// grad += the gradient of beta * sum_c KL(rho || mean_r sigmoid(a(r, c))); *loss = its value
+// (always written).
+std::size_t kl_sparsity_penalty_workspace_bytes(std::int64_t rows, std::int64_t cols);
+void launch_kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
+                                float* loss, void* workspace, cudaStream_t stream);
+
+// *out = sum of x[i]^2 for i < n, in double in a fixed order (always written; 0 when n <= 0).
+std::size_t sum_of_squares_workspace_bytes(std::int64_t n);
+void launch_sum_of_squares(const float* x, std::int64_t n, float* out, void* workspace,
+                           cudaStream_t stream);
+
+// One math::optimizer_update per element i < n; second may be null (sgd). When
+// max_grad_norm > 0, grad_sum_squares is a device pointer to the squared gradient norm and each
+// gradient is first scaled by math::clip_scale(max_grad_norm, *grad_sum_squares), read on the
+// device; otherwise grad_sum_squares is ignored.
 void launch_optimizer_step(const math::OptimizerScalars& scalars, std::int64_t n, float* params,
-                           const float* grads, float* first, float* second, cudaStream_t stream);
+                           const float* grads, float* first, float* second, float max_grad_norm,
+                           const float* grad_sum_squares, cudaStream_t stream);
 
 }  // namespace sparseae::kernels

@@ -112,6 +112,12 @@ SAE_HD void optimizer_update(const OptimizerScalars& s, float& param, float grad
   }
 }
 
+// Factor that clips a gradient of squared norm sum_squares to max_norm: min(1, max_norm / norm).
+SAE_HD float clip_scale(float max_norm, float sum_squares) {
+  const float norm = sqrtf(sum_squares);
+  return norm > max_norm ? max_norm / norm : 1.0f;
+}
+
 // SplitMix64 finaliser: a counter-based hash, so the key of element i depends only on (seed, i)
 // and both backends draw the same permutation without sharing generator state.
 SAE_HD std::uint64_t mix64(std::uint64_t x) {

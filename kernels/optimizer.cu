@@ -1,4 +1,5 @@
-// One launch updates a whole flat parameter buffer with math::optimizer_update.
+// One launch updates a whole flat parameter buffer with math::optimizer_update, clipping the
+// gradient on the fly by math::clip_scale when asked.
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
 #include "kernels/op_math.hpp"
@@ -7,30 +8,37 @@ namespace sparseae::kernels {
 
 namespace {
 
+// grad_sum_squares == nullptr: no clipping. Otherwise every thread reads the squared norm (one
+// cached load) and computes the same scale, so the step needs no host round trip.
 __global__ void __launch_bounds__(detail::kBlockThreads)
     optimizer_kernel(math::OptimizerScalars scalars, std::int64_t n, float* params,
-                     const float* grads, float* first, float* second) {
+                     const float* grads, float* first, float* second, float max_grad_norm,
+                     const float* grad_sum_squares) {
+  const float grad_scale =
+      grad_sum_squares != nullptr ? math::clip_scale(max_grad_norm, *grad_sum_squares) : 1.0f;
   const std::int64_t stride = detail::flat_thread_count();
   if (second != nullptr) {
     for (std::int64_t i = detail::flat_thread_index(); i < n; i += stride)
-      math::optimizer_update(scalars, params[i], grads[i], first[i], second[i]);
+      math::optimizer_update(scalars, params[i], grad_scale * grads[i], first[i], second[i]);
     return;
   }
   // sgd without a second-moment buffer: a local stand-in, kept in a register (a reference chosen
   // at run time between it and global memory would push it to the stack).
   for (std::int64_t i = detail::flat_thread_index(); i < n; i += stride) {
     float unused_second = 0.0f;
-    math::optimizer_update(scalars, params[i], grads[i], first[i], unused_second);
+    math::optimizer_update(scalars, params[i], grad_scale * grads[i], first[i], unused_second);
   }
 }
 
 }  // namespace
 
 void launch_optimizer_step(const math::OptimizerScalars& scalars, std::int64_t n, float* params,
-                           const float* grads, float* first, float* second, cudaStream_t stream) {
+                           const float* grads, float* first, float* second, float max_grad_norm,
+                           const float* grad_sum_squares, cudaStream_t stream) {
   if (n <= 0) return;
   optimizer_kernel<<<detail::flat_grid(n), detail::kBlockThreads, 0, stream>>>(
-      scalars, n, params, grads, first, second);
+      scalars, n, params, grads, first, second, max_grad_norm,
+      max_grad_norm > 0.0f ? grad_sum_squares : nullptr);
   SAE_CUDA_CHECK(cudaGetLastError());
 }
 

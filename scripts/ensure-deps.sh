@@ -4,7 +4,7 @@
 # nvcc is on the PATH (or in /usr/local/cuda/bin) the cuda backend is built too.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config libopenblas-dev libopenblas0-pthread
+packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev libopenblas0-pthread
           googletest libgtest-dev libbenchmark-dev zlib1g-dev python3)
 missing=()
 for package in "${packages[@]}"; do

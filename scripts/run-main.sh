@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The main job: installs missing Debian packages, builds, and runs sae on the built-in dataset.
+# The main job: installs missing Debian packages, builds, and trains the users' model
+# (512-256-128-32, mirrored decoder, relu, mse) on the embedded dataset, on the GPU when one
+# answers, then prints the report: backend, throughput, losses and the exact-reconstruction
+# metrics on the validation rows. Extra arguments go to `sae train`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
 scripts/build.sh >/dev/null
-"${SPARSEAE_BUILD_DIR:-build}/src/cli/sae" info
+exec "${SPARSEAE_BUILD_DIR:-build}/src/cli/sae" train "$@"

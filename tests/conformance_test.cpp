@@ -947,6 +947,460 @@ TEST_P(GatherConformance, ThrowsForRowIdOutOfRange) {
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(GatherConformance);
 
+// ==== reconstruction loss ====
+
+// An element's loss term or gradient: a few float roundings plus expf/log1pf (softplus, sigmoid)
+// within 2 ulps each (kElementwiseTolerance); a row's loss and mse_cosine's gradient also sum
+// cols terms (|y|^2, |x|^2, x.y and the row's terms), which product_tolerance(cols) bounds.
+double loss_tolerance(std::int64_t cols) {
+  return kElementwiseTolerance + product_tolerance(cols);
+}
+
+constexpr LossKind kAllLosses[] = {LossKind::mse, LossKind::mae, LossKind::bce,
+                                   LossKind::mse_cosine};
+
+// Counts as bce reads them: divided by the largest, into (0, 1].
+HostCsr scaled_to_unit(HostCsr m) {
+  float largest = 1.0f;
+  for (const float v : m.values) largest = std::max(largest, v);
+  for (float& v : m.values) v /= largest;
+  return m;
+}
+
+class LossConformance : public BackendTest {
+ protected:
+  // Runs the loss of y against target into a grad with grad_pad NaN padding columns and a NaN
+  // row_loss, and checks both against the reference.
+  void check(LossKind kind, float cosine_weight, const FloatMatrix& y, const HostCsr& target,
+             std::int64_t grad_pad) {
+    std::ostringstream trace;
+    trace << "loss " << loss_name(kind) << " cosine_weight=" << cosine_weight << " y " << y.rows
+          << "x" << y.cols << " (ld " << y.ld << "), target nnz " << target.nnz()
+          << ", grad_pad=" << grad_pad;
+    SCOPED_TRACE(trace.str());
+    const reference::LossResult expected =
+        reference::reconstruction_loss(kind, cosine_weight, y, target);
+
+    const BackendMatrix y_on = upload(y);
+    const BackendCsr target_on(backend(), target);
+    const BackendMatrix grad_on = upload(filled_matrix(y.rows, y.cols, kPoison, y.cols + grad_pad));
+    Buffer<float> row_loss_on =
+        upload(std::vector<float>(static_cast<std::size_t>(y.rows), kPoison));
+    backend().reconstruction_loss(kind, cosine_weight, y_on.const_view(), target_on.view(),
+                                  grad_on.view(), row_loss_on.data());
+    const FloatMatrix grad = download(grad_on);
+    EXPECT_TRUE(matrix_close(grad, expected.grad, expected.grad_magnitude,
+                             loss_tolerance(y.cols)))
+        << "gradient";
+    EXPECT_TRUE(padding_untouched(grad));
+    EXPECT_TRUE(vector_close(download(row_loss_on), expected.row_loss, expected.row_loss_magnitude,
+                             loss_tolerance(y.cols)))
+        << "row losses";
+  }
+
+  // Random outputs in the range each loss sees in training (logits for bce) against random
+  // counts (scaled into (0, 1] for bce).
+  void check_random(LossKind kind, float cosine_weight, std::int64_t rows, std::int64_t cols,
+                    double density, double empty_rows, std::int64_t y_pad, std::int64_t grad_pad,
+                    std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    HostCsr target = random_csr(rng, rows, cols, density, empty_rows);
+    if (kind == LossKind::bce) target = scaled_to_unit(std::move(target));
+    const FloatMatrix y = kind == LossKind::bce
+                              ? random_matrix(rng, rows, cols, -6.0f, 6.0f, cols + y_pad)
+                              : random_matrix(rng, rows, cols, -1.0f, 4.0f, cols + y_pad);
+    check(kind, cosine_weight, y, target, grad_pad);
+  }
+};
+
+TEST_P(LossConformance, MatchesReferenceForEveryLossAndShape) {
+  std::uint64_t seed = 7000;
+  for (LossKind kind : kAllLosses)
+    for (const Shape& s : kElementwiseShapes)
+      check_random(kind, 0.5f, s.rows, s.cols, 0.1, 0.2, 0, 0, ++seed);
+}
+
+TEST_P(LossConformance, CosineWeights) {
+  std::uint64_t seed = 7100;
+  for (const float weight : {0.0f, 0.1f, 1.0f, 10.0f})
+    check_random(LossKind::mse_cosine, weight, 33, 65, 0.2, 0.1, 0, 0, ++seed);
+}
+
+TEST_P(LossConformance, RowsWithoutNonZerosAndACsrWithoutAny) {
+  std::uint64_t seed = 7200;
+  for (LossKind kind : kAllLosses) {
+    check_random(kind, 0.5f, 129, 257, 0.05, 0.8, 0, 0, ++seed);  // most rows empty
+    check_random(kind, 0.5f, 33, 65, 0.0, 0.0, 0, 0, ++seed);     // no non-zeros at all
+  }
+}
+
+TEST_P(LossConformance, BatchOfOneAnd512Wide) {
+  std::uint64_t seed = 7300;
+  for (LossKind kind : kAllLosses) {
+    check_random(kind, 0.5f, 1, 512, 0.05, 0.0, 0, 0, ++seed);
+    check_random(kind, 0.5f, 1, 1, 1.0, 0.0, 0, 0, ++seed);
+    check_random(kind, 0.5f, 256, 512, 0.03, 0.1, 0, 0, ++seed);
+  }
+}
+
+TEST_P(LossConformance, LeadingDimensionsLargerThanColumns) {
+  std::uint64_t seed = 7400;
+  for (LossKind kind : kAllLosses) {
+    check_random(kind, 0.5f, 33, 65, 0.1, 0.2, 3, 0, ++seed);
+    check_random(kind, 0.5f, 7, 13, 0.3, 0.2, 0, 5, ++seed);
+    check_random(kind, 0.5f, 1, 512, 0.05, 0.0, 64, 1, ++seed);
+  }
+}
+
+TEST_P(LossConformance, NoRowsWritesNothing) {
+  for (LossKind kind : kAllLosses) check_random(kind, 0.5f, 0, 13, 0.1, 0.0, 0, 0, 7500);
+}
+
+// The definitions by hand, independent of the reference: y = [[1, 3, 0], [0, 0, 0]] against
+// x = [[0, 2, 0], [0, 0, 0]], averaged over 6 entries.
+TEST_P(LossConformance, HandComputedValues) {
+  // Float results of a few operations on small exact inputs.
+  constexpr double kTolerance = 8.0 * kEps;
+  HostCsr x;
+  x.rows = 2;
+  x.cols = 3;
+  x.row_offsets = {0, 1, 1};
+  x.col_indices = {1};
+  x.values = {2.0f};
+  FloatMatrix y(2, 3, 3, 0.0f);
+  y(0, 0) = 1.0f;
+  y(0, 1) = 3.0f;
+  const auto run = [&](LossKind kind, float weight, const FloatMatrix& out, const HostCsr& target,
+                       const std::vector<double>& row_loss, const std::vector<double>& grad) {
+    SCOPED_TRACE(loss_name(kind));
+    const BackendMatrix y_on = upload(out);
+    const BackendCsr target_on(backend(), target);
+    const BackendMatrix grad_on = upload(filled_matrix(out.rows, out.cols, kPoison));
+    Buffer<float> row_loss_on = upload(std::vector<float>(out.rows, kPoison));
+    backend().reconstruction_loss(kind, weight, y_on.const_view(), target_on.view(),
+                                  grad_on.view(), row_loss_on.data());
+    const std::vector<float> got_loss = download(row_loss_on);
+    const FloatMatrix got_grad = download(grad_on);
+    for (std::size_t r = 0; r < row_loss.size(); ++r)
+      EXPECT_NEAR(got_loss[r], row_loss[r], kTolerance * (1.0 + std::fabs(row_loss[r])))
+          << "row " << r;
+    for (std::size_t i = 0; i < grad.size(); ++i)
+      EXPECT_NEAR(got_grad.data[i], grad[i], kTolerance * (1.0 + std::fabs(grad[i])))
+          << "gradient element " << i;
+  };
+  run(LossKind::mse, 0.0f, y, x, {2.0 / 6, 0.0}, {2.0 / 6, 2.0 / 6, 0, 0, 0, 0});
+  // mae: sign(0) = 0 where output and target are both 0.
+  run(LossKind::mae, 0.0f, y, x, {2.0 / 6, 0.0}, {1.0 / 6, 1.0 / 6, 0, 0, 0, 0});
+  // mse_cosine, weight 0.5 over 2 rows: row 0 has |y| = sqrt(10), |x| = 2, x.y = 6; row 1 is all
+  // zeros on both sides, so its cosine loss is 1 and its gradient 0.
+  const double cosine = 6.0 / (std::sqrt(10.0) * 2.0);
+  const double per_row = 0.5 / 2;
+  const double norms = std::sqrt(10.0) * 2.0;
+  run(LossKind::mse_cosine, 0.5f, y, x, {2.0 / 6 + per_row * (1 - cosine), per_row},
+      {2.0 / 6 + per_row * (cosine * 1 / 10), 2.0 / 6 + per_row * (-2 / norms + cosine * 3 / 10),
+       0, 0, 0, 0});
+  // bce on logits [[0, 2, -1], [0, 0, 0]] against [[0, 0.5, 0], [0, 0, 0]].
+  FloatMatrix logits(2, 3, 3, 0.0f);
+  logits(0, 1) = 2.0f;
+  logits(0, 2) = -1.0f;
+  HostCsr half = x;
+  half.values = {0.5f};
+  const auto softplus = [](double v) { return std::log(1.0 + std::exp(v)); };
+  const auto sigmoid = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  run(LossKind::bce, 0.0f, logits, half,
+      {(softplus(0) + softplus(2) - 0.5 * 2 + softplus(-1)) / 6, 3 * softplus(0) / 6},
+      {0.5 / 6, (sigmoid(2) - 0.5) / 6, sigmoid(-1) / 6, 0.5 / 6, 0.5 / 6, 0.5 / 6});
+}
+
+// A row whose output is all zeros has no direction: its cosine loss is 1 and only mse's
+// gradient remains; likewise a row whose target is empty.
+TEST_P(LossConformance, ZeroRowsHaveCosineLossOneAndNoCosineGradient) {
+  constexpr double kTolerance = 8.0 * kEps;  // a few roundings of exact small inputs
+  HostCsr x;
+  x.rows = 2;
+  x.cols = 3;
+  x.row_offsets = {0, 2, 2};  // row 0: columns 0 and 2; row 1: empty
+  x.col_indices = {0, 2};
+  x.values = {1.0f, 3.0f};
+  FloatMatrix y(2, 3, 3, 0.0f);  // row 0 all zero
+  y(1, 0) = 2.0f;
+  y(1, 1) = -1.0f;
+  const BackendMatrix y_on = upload(y);
+  const BackendCsr x_on(backend(), x);
+  const BackendMatrix grad_on = upload(filled_matrix(2, 3, kPoison));
+  Buffer<float> row_loss_on = upload(std::vector<float>(2, kPoison));
+  backend().reconstruction_loss(LossKind::mse_cosine, 1.0f, y_on.const_view(), x_on.view(),
+                                grad_on.view(), row_loss_on.data());
+  const std::vector<float> row_loss = download(row_loss_on);
+  const FloatMatrix grad = download(grad_on);
+  // mse over 6 entries, cosine weight 1 over 2 rows.
+  EXPECT_NEAR(row_loss[0], (1.0 + 9.0) / 6 + 0.5, kTolerance);
+  EXPECT_NEAR(row_loss[1], (4.0 + 1.0) / 6 + 0.5, kTolerance);
+  const double expected_grad[] = {-2.0 / 6, 0.0, -6.0 / 6, 4.0 / 6, -2.0 / 6, 0.0};
+  for (int i = 0; i < 6; ++i)
+    EXPECT_NEAR(grad.data[i], expected_grad[i], kTolerance) << "gradient element " << i;
+}
+
+// Far from the usual range: logits of +-100 and +-1000 (softplus and sigmoid must not overflow),
+// and counts up to 1e5 for mse and mse_cosine (squares near 1e10, row sums near 1e12).
+TEST_P(LossConformance, ExtremeValuesStayFiniteAndAccurate) {
+  std::mt19937_64 rng(7600);
+  {
+    const HostCsr target = scaled_to_unit(random_csr(rng, 8, 64, 0.3, 0.1));
+    FloatMatrix logits(8, 64, 64, 0.0f);
+    const float extremes[] = {-1000.0f, -100.0f, -30.0f, 30.0f, 100.0f, 1000.0f};
+    for (std::size_t i = 0; i < logits.data.size(); ++i) logits.data[i] = extremes[i % 6];
+    check(LossKind::bce, 0.0f, logits, target, 0);
+  }
+  for (LossKind kind : {LossKind::mse, LossKind::mse_cosine, LossKind::mae}) {
+    HostCsr target = random_csr(rng, 16, 512, 0.2, 0.1);
+    for (float& v : target.values) v = static_cast<float>(reference::uniform_int(rng, 1, 100000));
+    const FloatMatrix y = random_matrix(rng, 16, 512, 0.0f, 1e5f);
+    check(kind, 1.0f, y, target, 0);
+  }
+  // check() compares with the reference; finiteness on top, spelled out.
+  for (LossKind kind : kAllLosses) {
+    const HostCsr target = scaled_to_unit(random_csr(rng, 4, 32, 0.5, 0.0));
+    FloatMatrix y(4, 32, 32, 0.0f);
+    for (std::size_t i = 0; i < y.data.size(); ++i) y.data[i] = i % 2 ? 100.0f : -100.0f;
+    const BackendMatrix y_on = upload(y);
+    const BackendCsr target_on(backend(), target);
+    const BackendMatrix grad_on = upload(filled_matrix(4, 32, kPoison));
+    Buffer<float> row_loss_on = upload(std::vector<float>(4, kPoison));
+    backend().reconstruction_loss(kind, 1.0f, y_on.const_view(), target_on.view(), grad_on.view(),
+                                  row_loss_on.data());
+    for (const float v : download(row_loss_on))
+      EXPECT_TRUE(std::isfinite(v)) << loss_name(kind) << " row loss " << v;
+    for (const float v : download(grad_on).data)
+      EXPECT_TRUE(std::isfinite(v)) << loss_name(kind) << " gradient " << v;
+  }
+}
+
+TEST_P(LossConformance, RejectsMismatchedShapes) {
+  std::mt19937_64 rng(7700);
+  const BackendCsr target(backend(), random_csr(rng, 3, 4, 0.5, 0.0));
+  Buffer<float> y(backend(), 3 * 5);
+  Buffer<float> grad(backend(), 3 * 5);
+  Buffer<float> row_loss(backend(), 3);
+  EXPECT_TRUE(throws_error(
+      [&] {
+        backend().reconstruction_loss(LossKind::mse, 0.0f, y.matrix(3, 5), target.view(),
+                                      grad.matrix(3, 5), row_loss.data());
+      },
+      "reconstruction_loss: target 3x4 and y 3x5 differ", true));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        backend().reconstruction_loss(LossKind::mse, 0.0f, y.matrix(3, 4), target.view(),
+                                      grad.matrix(4, 3), row_loss.data());
+      },
+      "differ", false));
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LossConformance);
+
+// ==== activity penalties ====
+
+// The penalties' values sum rows x cols terms (l1) or average rows sigmoids per unit (kl); each
+// term is an element-wise evaluation.
+double penalty_tolerance(std::int64_t terms) {
+  return kElementwiseTolerance + product_tolerance(terms);
+}
+
+class PenaltyConformance : public BackendTest {
+ protected:
+  enum class Kind { l1, kl };
+
+  // Applies the penalty to a (pad NaN padding columns) into a grad pre-filled with grad_in (same
+  // padding, NaN), and a NaN loss slot in backend memory.
+  void check(Kind kind, float rho, float weight, const FloatMatrix& a, const FloatMatrix& grad_in) {
+    std::ostringstream trace;
+    trace << (kind == Kind::l1 ? "l1" : "kl") << " rho=" << rho << " weight=" << weight << " a "
+          << a.rows << "x" << a.cols << " (ld " << a.ld << ")";
+    SCOPED_TRACE(trace.str());
+    const reference::PenaltyResult expected =
+        kind == Kind::l1
+            ? reference::l1_activity_penalty(weight, reference::to_double(a),
+                                             reference::to_double(grad_in))
+            : reference::kl_sparsity_penalty(rho, weight, reference::to_double(a),
+                                             reference::to_double(grad_in));
+    const BackendMatrix a_on = upload(a);
+    const BackendMatrix grad_on = upload(grad_in);
+    Buffer<float> loss_on = upload(std::vector<float>{kPoison});
+    if (kind == Kind::l1) {
+      backend().l1_activity_penalty(weight, a_on.const_view(), grad_on.view(), loss_on.data());
+    } else {
+      backend().kl_sparsity_penalty(rho, weight, a_on.const_view(), grad_on.view(),
+                                    loss_on.data());
+    }
+    const FloatMatrix grad = download(grad_on);
+    const std::int64_t terms = kind == Kind::l1 ? a.rows * a.cols : a.rows;
+    EXPECT_TRUE(matrix_close(grad, expected.grad, expected.grad_magnitude,
+                             penalty_tolerance(terms)))
+        << "gradient (pre-filled, added to)";
+    EXPECT_TRUE(padding_untouched(grad));
+    const float loss = download(loss_on)[0];
+    EXPECT_TRUE(std::isfinite(loss)) << "penalty value " << loss;
+    EXPECT_NEAR(loss, expected.loss,
+                penalty_tolerance(terms) * expected.loss_magnitude + kSubnormalFloor)
+        << "penalty value";
+  }
+
+  // a uniform in [low, high) with one element in ten exactly 0 (l1's kink); grad pre-filled
+  // with values in [-1, 1).
+  void check_random(Kind kind, float rho, float weight, std::int64_t rows, std::int64_t cols,
+                    float low, float high, std::int64_t pad, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    FloatMatrix a = random_matrix(rng, rows, cols, low, high, cols + pad);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c)
+        if (reference::uniform(rng, 0.0, 1.0) < 0.1) a(r, c) = 0.0f;
+    const FloatMatrix grad_in = random_matrix(rng, rows, cols, -1.0f, 1.0f, cols + pad);
+    check(kind, rho, weight, a, grad_in);
+  }
+};
+
+TEST_P(PenaltyConformance, L1MatchesReference) {
+  std::uint64_t seed = 8000;
+  for (const Shape& s : kElementwiseShapes)
+    check_random(Kind::l1, 0.0f, 0.01f, s.rows, s.cols, -2.0f, 2.0f, 0, ++seed);
+  check_random(Kind::l1, 0.0f, 3.0f, 33, 65, 0.0f, 5.0f, 0, ++seed);  // relu-like codes
+  check_random(Kind::l1, 0.0f, 0.5f, 33, 65, -2.0f, 2.0f, 7, ++seed);
+}
+
+TEST_P(PenaltyConformance, KlMatchesReference) {
+  std::uint64_t seed = 8100;
+  for (const Shape& s : kElementwiseShapes)
+    check_random(Kind::kl, 0.05f, 0.3f, s.rows, s.cols, -4.0f, 4.0f, 0, ++seed);
+  check_random(Kind::kl, 0.5f, 1.0f, 129, 33, -1.0f, 1.0f, 0, ++seed);  // rho_hat near rho
+  check_random(Kind::kl, 0.01f, 2.0f, 33, 65, -8.0f, 2.0f, 5, ++seed);
+}
+
+// By hand: a = [[1, -2], [0, 3]], weight 0.5 over 2 rows: value 0.25 * 6; gradient 0.25 * sign
+// added to the pre-filled [[10, 20], [30, 40]] (nothing at a = 0).
+TEST_P(PenaltyConformance, L1AddsToTheGradientByHand) {
+  FloatMatrix a(2, 2, 2, 0.0f);
+  a.data = {1.0f, -2.0f, 0.0f, 3.0f};
+  FloatMatrix grad(2, 2, 2, 0.0f);
+  grad.data = {10.0f, 20.0f, 30.0f, 40.0f};
+  const BackendMatrix a_on = upload(a);
+  const BackendMatrix grad_on = upload(grad);
+  Buffer<float> loss_on = upload(std::vector<float>{kPoison});
+  backend().l1_activity_penalty(0.5f, a_on.const_view(), grad_on.view(), loss_on.data());
+  // Every number here is exact in float.
+  EXPECT_EQ(download(loss_on)[0], 1.5f);
+  EXPECT_EQ(download(grad_on).data, (std::vector<float>{10.25f, 19.75f, 30.0f, 40.25f}));
+}
+
+// By hand: a = 0 everywhere makes rho_hat = 1/2; with rho = 0.05 and beta = 1,
+// KL = 0.05 ln 0.1 + 0.95 ln 1.9, and each of the 2 rows' activations gets
+// (1/2) (-0.05/0.5 + 0.95/0.5) * 1/4 added.
+TEST_P(PenaltyConformance, KlAddsToTheGradientByHand) {
+  constexpr double kTolerance = 16.0 * kEps;  // logf and a few roundings
+  const FloatMatrix a = filled_matrix(2, 1, 0.0f);
+  FloatMatrix grad(2, 1, 1, 0.0f);
+  grad.data = {1.0f, -1.0f};
+  const BackendMatrix a_on = upload(a);
+  const BackendMatrix grad_on = upload(grad);
+  Buffer<float> loss_on = upload(std::vector<float>{kPoison});
+  backend().kl_sparsity_penalty(0.05f, 1.0f, a_on.const_view(), grad_on.view(), loss_on.data());
+  const double kl = 0.05 * std::log(0.1) + 0.95 * std::log(1.9);
+  EXPECT_NEAR(download(loss_on)[0], kl, kTolerance);
+  const double added = 0.5 * (-0.05 / 0.5 + 0.95 / 0.5) * 0.25;
+  const std::vector<float> got = download(grad_on).data;
+  EXPECT_NEAR(got[0], 1.0 + added, kTolerance * 2);
+  EXPECT_NEAR(got[1], -1.0 + added, kTolerance * 2);
+}
+
+// A dead unit (every activation -100: rho_hat ~ 4e-44) and a saturated one (+100: rho_hat = 1)
+// are clamped to 1e-6 and 1 - 1e-6: large, finite penalties.
+TEST_P(PenaltyConformance, KlClampsDeadAndSaturatedUnits) {
+  FloatMatrix a(16, 3, 3, 0.0f);
+  for (std::int64_t r = 0; r < 16; ++r) {
+    a(r, 0) = -100.0f;
+    a(r, 1) = 100.0f;
+    a(r, 2) = r % 2 ? 1.0f : -1.0f;
+  }
+  std::mt19937_64 rng(8200);
+  const FloatMatrix grad_in = random_matrix(rng, 16, 3, -1.0f, 1.0f);
+  check(Kind::kl, 0.05f, 0.5f, a, grad_in);
+  // The dead unit alone, by the clamped formula: beta * (rho ln(rho / 1e-6) + (1 - rho) ln((1 -
+  // rho) / (1 - 1e-6))) = 0.5 * 0.5409... ~ 0.2705; its value dominates, so check it is there.
+  const FloatMatrix dead = filled_matrix(4, 1, -100.0f);
+  const BackendMatrix dead_on = upload(dead);
+  const BackendMatrix grad_on = upload(filled_matrix(4, 1, 0.0f));
+  Buffer<float> loss_on = upload(std::vector<float>{kPoison});
+  backend().kl_sparsity_penalty(0.05f, 0.5f, dead_on.const_view(), grad_on.view(), loss_on.data());
+  const double expected = 0.5 * (0.05 * std::log(0.05 / 1e-6) + 0.95 * std::log(0.95 / (1 - 1e-6)));
+  // The clamp constant itself is rounded to float: 1e-6f differs from 1e-6 by 3e-8 relative, and
+  // logf adds an ulp.
+  EXPECT_NEAR(download(loss_on)[0], expected, 1e-5 * expected);
+  for (const float g : download(grad_on).data) EXPECT_TRUE(std::isfinite(g)) << g;
+}
+
+TEST_P(PenaltyConformance, NoRowsGiveZeroPenalty) {
+  for (Kind kind : {Kind::l1, Kind::kl}) {
+    const BackendMatrix a_on = upload(filled_matrix(0, 5, 0.0f));
+    const BackendMatrix grad_on = upload(filled_matrix(0, 5, 0.0f));
+    Buffer<float> loss_on = upload(std::vector<float>{kPoison});
+    if (kind == Kind::l1) {
+      backend().l1_activity_penalty(1.0f, a_on.const_view(), grad_on.view(), loss_on.data());
+      EXPECT_EQ(download(loss_on)[0], 0.0f) << "l1";
+    } else {
+      // No rows: rho_hat = 0 clamped to 1e-6 for each of the 5 units, which is still finite.
+      backend().kl_sparsity_penalty(0.05f, 1.0f, a_on.const_view(), grad_on.view(),
+                                    loss_on.data());
+      EXPECT_TRUE(std::isfinite(download(loss_on)[0])) << "kl";
+    }
+  }
+}
+
+TEST_P(PenaltyConformance, RejectsMismatchedShapes) {
+  Buffer<float> a(backend(), 6 * 5);
+  Buffer<float> grad(backend(), 6 * 5);
+  Buffer<float> loss(backend(), 1);
+  EXPECT_TRUE(throws_error(
+      [&] { backend().l1_activity_penalty(1.0f, a.matrix(6, 5), grad.matrix(5, 6), loss.data()); },
+      "l1_activity_penalty: a 6x5 and grad 5x6 differ", true));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        backend().kl_sparsity_penalty(0.05f, 1.0f, a.matrix(6, 5), grad.matrix(6, 4), loss.data());
+      },
+      "kl_sparsity_penalty: a 6x5 and grad 6x4 differ", true));
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(PenaltyConformance);
+
+// ==== sum of squares ====
+
+class SumOfSquaresConformance : public BackendTest {
+ protected:
+  float run(const std::vector<float>& x) {
+    const Buffer<float> x_on = upload(x);
+    Buffer<float> out = upload(std::vector<float>{kPoison});
+    backend().sum_of_squares(x_on.data(), static_cast<std::int64_t>(x.size()), out.data());
+    return download(out)[0];
+  }
+};
+
+TEST_P(SumOfSquaresConformance, EmptyAndSingle) {
+  EXPECT_EQ(run({}), 0.0f) << "n = 0 must write 0";
+  EXPECT_EQ(run({-3.0f}), 9.0f);
+  EXPECT_EQ(run({1e-3f}), 1e-3f * 1e-3f);
+}
+
+TEST_P(SumOfSquaresConformance, MatchesReference) {
+  std::uint64_t seed = 9000;
+  for (const std::int64_t n : {2, 31, 1000, 65537, (1 << 20) + 3}) {
+    std::mt19937_64 rng(++seed);
+    const std::vector<float> x = reference::random_log_uniform_floats(rng, n, -4.0, 1.0);
+    const double expected = reference::sum_of_squares(x);
+    // Every term is positive, so the sum is its own magnitude; squaring adds half an ulp.
+    EXPECT_NEAR(run(x), expected, (product_tolerance(n) + kEps) * expected) << "n = " << n;
+  }
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(SumOfSquaresConformance);
+
 // ==== optimizer ====
 
 struct OptimizerCase {
@@ -969,79 +1423,202 @@ constexpr OptimizerCase kOptimizerCases[] = {
 
 std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
-class OptimizerConformance : public BackendTest {};
+// Clipping multiplies every gradient by min(1, max_norm / sqrt(sum_squares)): sqrtf, a division
+// and the float rounding of the squared norm handed in add about 2 roundings to each update term,
+// on top of kOptimizerTolerance.
+constexpr double kClipScaleTolerance = 4.0 * kEps;
 
-// Five consecutive steps on the same buffers (so bias correction sees t = 1..5); each step is
-// checked against the reference run from the backend's own state before it, so rounding cannot
-// accumulate and the tolerance stays that of one step. sgd runs with no second-moment buffer.
-TEST_P(OptimizerConformance, ConsecutiveStepsMatchReference) {
-  constexpr std::int64_t kParams = 3001;
-  constexpr int kSteps = 5;
-  std::uint64_t seed = 6000;
-  for (const OptimizerCase& c : kOptimizerCases) {
-    SCOPED_TRACE(c.label);
-    OptimizerConfig config;
-    config.kind = c.kind;
-    config.learning_rate = 0.01f;
-    config.weight_decay = c.weight_decay;
-    config.momentum = c.momentum;
-    const bool adam_like = c.kind != OptimizerKind::sgd;
-    std::mt19937_64 rng(++seed);
-    const auto n = static_cast<std::size_t>(kParams);
-    Buffer<float> params = upload(reference::random_log_uniform_floats(rng, kParams, -3.0, 1.0));
-    Buffer<float> first = upload(std::vector<float>(n, 0.0f));
-    Buffer<float> second = upload(std::vector<float>(adam_like ? n : 0, 0.0f));
-    for (int step = 1; step <= kSteps; ++step) {
-      SCOPED_TRACE("step " + std::to_string(step));
-      // Gradients from 1e-9 (where adam's epsilon matters) to 10.
-      const std::vector<float> grads = reference::random_log_uniform_floats(rng, kParams, -9, 1);
-      reference::OptimizerState state{to_double(download(params)), to_double(download(first)),
-                                      adam_like ? to_double(download(second))
-                                                : std::vector<double>{}};
-      const reference::OptimizerState before = state;
-      const std::vector<double> grads_double = to_double(grads);
-      reference::optimizer_step(config, step, grads_double, state);
+class OptimizerConformance : public BackendTest {
+ protected:
+  // One step of the backend from its current state, checked against the reference step run from
+  // the same state (downloaded first), so rounding cannot accumulate over steps. With
+  // config.max_grad_norm > 0 the backend gets the float of the exact squared norm of grads (the
+  // reduction itself is sum_of_squares' own test).
+  void step_and_compare(const OptimizerConfig& config, int step, const std::vector<float>& grads,
+                        Buffer<float>& params, Buffer<float>& first, Buffer<float>& second) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const bool adam_like = config.kind != OptimizerKind::sgd;
+    const std::size_t n = grads.size();
+    reference::OptimizerState state{to_double(download(params)), to_double(download(first)),
+                                    adam_like ? to_double(download(second))
+                                              : std::vector<double>{}};
+    const reference::OptimizerState before = state;
+    const std::vector<double> grads_double = to_double(grads);
+    reference::optimizer_step(config, step, grads_double, state);
 
-      const Buffer<float> grads_on = upload(grads);
-      backend().optimizer_step(config, step, kParams, params.data(), grads_on.data(), first.data(),
-                               adam_like ? second.data() : nullptr);
+    const bool clipping = config.max_grad_norm > 0.0f;
+    const double sum_squares = reference::sum_of_squares(grads);
+    const double clip = clipping ? reference::clip_scale(config.max_grad_norm, sum_squares) : 1.0;
+    const Buffer<float> grads_on = upload(grads);
+    const Buffer<float> sum_squares_on =
+        upload(std::vector<float>{static_cast<float>(sum_squares)});
+    backend().optimizer_step(config, step, static_cast<std::int64_t>(n), params.data(),
+                             grads_on.data(), first.data(), adam_like ? second.data() : nullptr,
+                             clipping ? sum_squares_on.data() : nullptr);
 
-      // Scales: each result's sum of |terms|, from the state before the step.
-      const double lr = config.learning_rate;
-      const double decay = config.weight_decay;
-      const double beta1 = config.beta1;
-      const double beta2 = config.beta2;
-      const double correction1 = 1.0 - std::pow(beta1, step);
-      const double correction2 = 1.0 - std::pow(beta2, step);
-      std::vector<double> param_scale(n), first_scale(n), second_scale(n);
-      for (std::size_t i = 0; i < n; ++i) {
-        const double p = std::fabs(before.params[i]);
-        const double g = std::fabs(grads_double[i]);
-        if (adam_like) {
-          const double g_terms = g + (c.kind == OptimizerKind::adam ? decay * p : 0.0);
-          first_scale[i] = beta1 * std::fabs(before.first_moment[i]) + (1 - beta1) * g_terms;
-          second_scale[i] = beta2 * before.second_moment[i] + (1 - beta2) * g_terms * g_terms;
-          const double denominator =
-              std::sqrt(state.second_moment[i] / correction2) + config.epsilon;
-          param_scale[i] = p + (c.kind == OptimizerKind::adamw ? lr * decay * p : 0.0) +
-                           lr * (first_scale[i] / correction1) / denominator;
-        } else {
-          first_scale[i] = config.momentum * std::fabs(before.first_moment[i]) + g + decay * p;
-          param_scale[i] = p + lr * first_scale[i];
-        }
-      }
-      EXPECT_TRUE(vector_close(download(params), state.params, param_scale, kOptimizerTolerance))
-          << "parameters";
-      EXPECT_TRUE(vector_close(download(first), state.first_moment, first_scale,
-                               kOptimizerTolerance))
-          << (adam_like ? "first moment" : "velocity");
+    // Scales: each result's sum of |terms|, from the state before the step.
+    const double lr = config.learning_rate;
+    const double decay = config.weight_decay;
+    const double beta1 = config.beta1;
+    const double beta2 = config.beta2;
+    const double correction1 = 1.0 - std::pow(beta1, step);
+    const double correction2 = 1.0 - std::pow(beta2, step);
+    std::vector<double> param_scale(n), first_scale(n), second_scale(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double p = std::fabs(before.params[i]);
+      const double g = clip * std::fabs(grads_double[i]);
       if (adam_like) {
-        EXPECT_TRUE(vector_close(download(second), state.second_moment, second_scale,
-                                 kOptimizerTolerance))
-            << "second moment";
+        const double g_terms = g + (config.kind == OptimizerKind::adam ? decay * p : 0.0);
+        first_scale[i] = beta1 * std::fabs(before.first_moment[i]) + (1 - beta1) * g_terms;
+        second_scale[i] = beta2 * before.second_moment[i] + (1 - beta2) * g_terms * g_terms;
+        const double denominator = std::sqrt(state.second_moment[i] / correction2) + config.epsilon;
+        param_scale[i] = p + (config.kind == OptimizerKind::adamw ? lr * decay * p : 0.0) +
+                         lr * (first_scale[i] / correction1) / denominator;
+      } else {
+        first_scale[i] = config.momentum * std::fabs(before.first_moment[i]) + g + decay * p;
+        param_scale[i] = p + lr * first_scale[i];
+      }
+    }
+    const double tolerance = kOptimizerTolerance + (clipping ? kClipScaleTolerance : 0.0);
+    EXPECT_TRUE(vector_close(download(params), state.params, param_scale, tolerance))
+        << "parameters";
+    EXPECT_TRUE(vector_close(download(first), state.first_moment, first_scale, tolerance))
+        << (adam_like ? "first moment" : "velocity");
+    if (adam_like) {
+      EXPECT_TRUE(vector_close(download(second), state.second_moment, second_scale, tolerance))
+          << "second moment";
+    }
+  }
+
+  // Runs kSteps steps of every optimizer case from fresh state; max_norm_factor > 0 turns
+  // clipping on with max_grad_norm = max_norm_factor * the norm of the first step's gradients.
+  void run_cases(double max_norm_factor, std::uint64_t seed) {
+    constexpr std::int64_t kParams = 3001;
+    constexpr int kSteps = 5;
+    for (const OptimizerCase& c : kOptimizerCases) {
+      SCOPED_TRACE(c.label);
+      OptimizerConfig config;
+      config.kind = c.kind;
+      config.learning_rate = 0.01f;
+      config.weight_decay = c.weight_decay;
+      config.momentum = c.momentum;
+      const bool adam_like = c.kind != OptimizerKind::sgd;
+      std::mt19937_64 rng(++seed);
+      const auto n = static_cast<std::size_t>(kParams);
+      Buffer<float> params = upload(reference::random_log_uniform_floats(rng, kParams, -3.0, 1.0));
+      Buffer<float> first = upload(std::vector<float>(n, 0.0f));
+      Buffer<float> second = upload(std::vector<float>(adam_like ? n : 0, 0.0f));
+      for (int step = 1; step <= kSteps; ++step) {
+        // Gradients from 1e-9 (where adam's epsilon matters) to 10.
+        const std::vector<float> grads = reference::random_log_uniform_floats(rng, kParams, -9, 1);
+        if (max_norm_factor > 0.0 && step == 1) {
+          config.max_grad_norm =
+              static_cast<float>(max_norm_factor * std::sqrt(reference::sum_of_squares(grads)));
+        }
+        step_and_compare(config, step, grads, params, first, second);
       }
     }
   }
+};
+
+// Five consecutive steps on the same buffers (so bias correction sees t = 1..5); sgd runs with no
+// second-moment buffer.
+TEST_P(OptimizerConformance, ConsecutiveStepsMatchReference) { run_cases(0.0, 6000); }
+
+// Clipping to a quarter of the gradient norm (every step of the five draws gradients of about
+// the same norm, so it stays active), against the reference that clips in double.
+TEST_P(OptimizerConformance, ClippingActiveMatchesReference) { run_cases(0.25, 6100); }
+
+// A max norm four times the gradient norm leaves the gradients as they are.
+TEST_P(OptimizerConformance, ClippingInactiveMatchesReference) { run_cases(4.0, 6200); }
+
+// Scaling by exactly 1 changes nothing: an inactive clip gives bit for bit the unclipped step.
+TEST_P(OptimizerConformance, InactiveClipIsBitIdenticalToNoClip) {
+  constexpr std::size_t kParams = 1001;
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::sgd}) {
+    SCOPED_TRACE(optimizer_name(kind));
+    std::mt19937_64 rng(6300);
+    const std::vector<float> start = reference::random_log_uniform_floats(rng, kParams, -3, 1);
+    const std::vector<float> grads = reference::random_log_uniform_floats(rng, kParams, -6, 0);
+    const auto sum_squares = static_cast<float>(reference::sum_of_squares(grads));
+    std::vector<float> results[2];
+    for (int clipped = 0; clipped < 2; ++clipped) {
+      OptimizerConfig config;
+      config.kind = kind;
+      config.weight_decay = 0.01f;
+      config.max_grad_norm = clipped ? 2.0f * std::sqrt(sum_squares) : 0.0f;
+      Buffer<float> params = upload(start);
+      const Buffer<float> grads_on = upload(grads);
+      Buffer<float> first = upload(std::vector<float>(kParams, 0.0f));
+      Buffer<float> second = upload(std::vector<float>(kParams, 0.0f));
+      const Buffer<float> norm_on = upload(std::vector<float>{sum_squares});
+      for (int step = 1; step <= 3; ++step)
+        backend().optimizer_step(config, step, kParams, params.data(), grads_on.data(),
+                                 first.data(), second.data(), clipped ? norm_on.data() : nullptr);
+      results[clipped] = download(params);
+    }
+    EXPECT_TRUE(exactly_equal(results[1], results[0], kParams, "inactive clip vs no clip"));
+  }
+}
+
+// By hand: gradients (3, 4) have norm 5; clipped to 1 they become (0.6, 0.8), and plain sgd
+// with learning rate 1 subtracts exactly that. At the boundary (max norm 5) nothing changes.
+TEST_P(OptimizerConformance, ClipScaleIsMaxNormOverNorm) {
+  // 0.6 and 0.8 are not exact in float: a few roundings of the scale and the update.
+  constexpr double kTolerance = 4.0 * kEps;
+  for (const float max_norm : {1.0f, 5.0f, 10.0f}) {
+    SCOPED_TRACE("max_grad_norm " + std::to_string(max_norm));
+    OptimizerConfig config;
+    config.kind = OptimizerKind::sgd;
+    config.learning_rate = 1.0f;
+    config.momentum = 0.0f;
+    config.max_grad_norm = max_norm;
+    Buffer<float> params = upload(std::vector<float>{0.0f, 0.0f});
+    const Buffer<float> grads = upload(std::vector<float>{3.0f, 4.0f});
+    Buffer<float> velocity = upload(std::vector<float>{0.0f, 0.0f});
+    const Buffer<float> sum_squares = upload(std::vector<float>{25.0f});
+    backend().optimizer_step(config, 1, 2, params.data(), grads.data(), velocity.data(), nullptr,
+                             sum_squares.data());
+    const double scale = std::min(1.0, max_norm / 5.0);
+    const std::vector<float> p = download(params);
+    EXPECT_NEAR(p[0], -3.0 * scale, kTolerance * 3.0);
+    EXPECT_NEAR(p[1], -4.0 * scale, kTolerance * 4.0);
+  }
+}
+
+// All-zero gradients have norm 0: no division by zero, nothing moves (sgd without decay).
+TEST_P(OptimizerConformance, ClippingZeroGradientsStaysFinite) {
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::sgd}) {
+    SCOPED_TRACE(optimizer_name(kind));
+    OptimizerConfig config;
+    config.kind = kind;
+    config.max_grad_norm = 1.0f;
+    const std::vector<float> start{1.0f, -2.0f, 0.5f};
+    Buffer<float> params = upload(start);
+    const Buffer<float> grads = upload(std::vector<float>(3, 0.0f));
+    Buffer<float> first = upload(std::vector<float>(3, 0.0f));
+    Buffer<float> second = upload(std::vector<float>(3, 0.0f));
+    const Buffer<float> sum_squares = upload(std::vector<float>{0.0f});
+    backend().optimizer_step(config, 1, 3, params.data(), grads.data(), first.data(),
+                             second.data(), sum_squares.data());
+    EXPECT_EQ(download(params), start);
+    for (const float m : download(first)) EXPECT_EQ(m, 0.0f);
+  }
+}
+
+TEST_P(OptimizerConformance, ClippingNeedsTheSquaredNorm) {
+  OptimizerConfig config;
+  config.max_grad_norm = 1.0f;
+  Buffer<float> params = upload(std::vector<float>(4, 1.0f));
+  const Buffer<float> grads = upload(std::vector<float>(4, 1.0f));
+  Buffer<float> first = upload(std::vector<float>(4, 0.0f));
+  Buffer<float> second = upload(std::vector<float>(4, 0.0f));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        backend().optimizer_step(config, 1, 4, params.data(), grads.data(), first.data(),
+                                 second.data(), nullptr);
+      },
+      "optimizer_step: clipping needs the squared gradient norm", true));
 }
 
 // The update must stop at n: a launch that rounds n up to whole blocks must not touch the rest.
@@ -1059,7 +1636,7 @@ TEST_P(OptimizerConformance, UpdatesExactlyNParameters) {
     Buffer<float> second = upload(std::vector<float>(kAllocated, kSentinel));
     for (std::int64_t n : {std::int64_t{0}, static_cast<std::int64_t>(kUsed)}) {
       backend().optimizer_step(config, 1, n, params.data(), grads.data(), first.data(),
-                               second.data());
+                               second.data(), nullptr);
       const std::vector<float> p = download(params);
       const std::vector<float> m = download(first);
       const auto used = static_cast<std::size_t>(n);
@@ -1083,7 +1660,7 @@ TEST_P(OptimizerConformance, AdamNeedsASecondMoment) {
     OptimizerConfig config;
     config.kind = kind;
     EXPECT_THROW(backend().optimizer_step(config, 1, 16, params.data(), grads.data(),
-                                          first.data(), nullptr),
+                                          first.data(), nullptr, nullptr),
                  Error)
         << optimizer_name(kind);
   }

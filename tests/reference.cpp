@@ -257,8 +257,181 @@ HostCsr gather_rows(const HostCsr& source, const std::vector<std::int64_t>& row_
   return batch;
 }
 
+DoubleMatrix to_double(const FloatMatrix& m) {
+  DoubleMatrix result(m.rows, m.cols, m.cols, 0.0);
+  for (std::int64_t r = 0; r < m.rows; ++r)
+    for (std::int64_t c = 0; c < m.cols; ++c) result(r, c) = m(r, c);
+  return result;
+}
+
+namespace {
+
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// log(1 + e^x), without overflow for large x.
+double softplus(double x) {
+  return x > 0.0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+
+double sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0); }
+
+struct EntryLoss {
+  double value;
+  double grad;
+  double value_magnitude;
+  double grad_magnitude;
+};
+
+// One entry's loss before averaging, from the definitions in backend.hpp.
+EntryLoss entry_loss(LossKind kind, double y, double x) {
+  switch (kind) {
+    case LossKind::mse:
+    case LossKind::mse_cosine:
+      return {(y - x) * (y - x), 2.0 * (y - x), (y - x) * (y - x), 2.0 * std::fabs(y - x)};
+    case LossKind::mae:
+      return {std::fabs(y - x), sign(y - x), std::fabs(y - x), 1.0};
+    case LossKind::bce:
+      // Cross-entropy of sigmoid(y) against x: -x log s - (1 - x) log(1 - s) = softplus(y) - x*y.
+      return {softplus(y) - x * y, sigmoid(y) - x, softplus(y) + std::fabs(x * y),
+              sigmoid(y) + std::fabs(x)};
+  }
+  throw std::invalid_argument("reference reconstruction_loss: unknown loss");
+}
+
+}  // namespace
+
+LossResult reconstruction_loss(LossKind kind, double cosine_weight, const DoubleMatrix& y,
+                               const HostCsr& target) {
+  require_shapes(y.rows == target.rows && y.cols == target.cols, "reconstruction_loss");
+  const std::int64_t rows = y.rows;
+  const std::int64_t cols = y.cols;
+  LossResult result{DoubleMatrix(rows, cols, cols, 0.0), std::vector<double>(rows, 0.0),
+                    DoubleMatrix(rows, cols, cols, 0.0), std::vector<double>(rows, 0.0)};
+  const double per_entry = 1.0 / static_cast<double>(std::max<std::int64_t>(1, rows * cols));
+  const double per_row = cosine_weight / static_cast<double>(std::max<std::int64_t>(1, rows));
+  std::vector<double> x(static_cast<std::size_t>(cols));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    std::fill(x.begin(), x.end(), 0.0);
+    for (RowOffset e = target.row_offsets[r]; e < target.row_offsets[r + 1]; ++e)
+      x[target.col_indices[e]] += target.values[e];
+    double loss = 0.0;
+    double loss_magnitude = 0.0;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const EntryLoss term = entry_loss(kind, y(r, c), x[c]);
+      loss += term.value;
+      // Where the target is non-zero, a backend may subtract the zero-target term it added first.
+      const double zero_term = x[c] != 0.0 ? entry_loss(kind, y(r, c), 0.0).value_magnitude : 0.0;
+      loss_magnitude += term.value_magnitude + zero_term;
+      result.grad(r, c) = per_entry * term.grad;
+      result.grad_magnitude(r, c) = per_entry * term.grad_magnitude;
+    }
+    loss *= per_entry;
+    loss_magnitude *= per_entry;
+    if (kind == LossKind::mse_cosine) {
+      double yy = 0.0, xx = 0.0, xy = 0.0, xy_magnitude = 0.0;
+      for (std::int64_t c = 0; c < cols; ++c) {
+        yy += y(r, c) * y(r, c);
+        xx += x[c] * x[c];
+        xy += x[c] * y(r, c);
+        xy_magnitude += std::fabs(x[c] * y(r, c));
+      }
+      if (yy == 0.0 || xx == 0.0) {
+        loss += per_row;
+        loss_magnitude += per_row;
+      } else {
+        const double norms = std::sqrt(yy) * std::sqrt(xx);
+        const double cosine = xy / norms;
+        const double cosine_magnitude = xy_magnitude / norms;
+        loss += per_row * (1.0 - cosine);
+        loss_magnitude += per_row * (1.0 + cosine_magnitude);
+        // d(1 - cos)/dy_c = -x_c / (|y||x|) + cos * y_c / |y|^2.
+        for (std::int64_t c = 0; c < cols; ++c) {
+          result.grad(r, c) += per_row * (-x[c] / norms + cosine * y(r, c) / yy);
+          result.grad_magnitude(r, c) +=
+              per_row * (std::fabs(x[c]) / norms + cosine_magnitude * std::fabs(y(r, c)) / yy);
+        }
+      }
+    }
+    result.row_loss[r] = loss;
+    result.row_loss_magnitude[r] = loss_magnitude;
+  }
+  return result;
+}
+
+LossResult reconstruction_loss(LossKind kind, double cosine_weight, const FloatMatrix& y,
+                               const HostCsr& target) {
+  return reconstruction_loss(kind, cosine_weight, to_double(y), target);
+}
+
+PenaltyResult l1_activity_penalty(double weight, const DoubleMatrix& a,
+                                  const DoubleMatrix& grad_in) {
+  require_shapes(a.rows == grad_in.rows && a.cols == grad_in.cols, "l1_activity_penalty");
+  const double per_row = weight / static_cast<double>(std::max<std::int64_t>(1, a.rows));
+  PenaltyResult result{DoubleMatrix(a.rows, a.cols, a.cols, 0.0), 0.0,
+                       DoubleMatrix(a.rows, a.cols, a.cols, 0.0), 0.0};
+  for (std::int64_t r = 0; r < a.rows; ++r)
+    for (std::int64_t c = 0; c < a.cols; ++c) {
+      result.loss += per_row * std::fabs(a(r, c));
+      result.grad(r, c) = grad_in(r, c) + per_row * sign(a(r, c));
+      result.grad_magnitude(r, c) = std::fabs(grad_in(r, c)) + std::fabs(per_row);
+    }
+  result.loss_magnitude = std::fabs(result.loss);
+  return result;
+}
+
+PenaltyResult kl_sparsity_penalty(double rho, double beta, const DoubleMatrix& a,
+                                  const DoubleMatrix& grad_in) {
+  require_shapes(a.rows == grad_in.rows && a.cols == grad_in.cols, "kl_sparsity_penalty");
+  const double rows = static_cast<double>(std::max<std::int64_t>(1, a.rows));
+  PenaltyResult result{DoubleMatrix(a.rows, a.cols, a.cols, 0.0), 0.0,
+                       DoubleMatrix(a.rows, a.cols, a.cols, 0.0), 0.0};
+  for (std::int64_t c = 0; c < a.cols; ++c) {
+    double mean = 0.0;
+    for (std::int64_t r = 0; r < a.rows; ++r) mean += sigmoid(a(r, c));
+    mean /= rows;
+    const double p = std::min(std::max(mean, kKlClamp), 1.0 - kKlClamp);
+    const double term1 = rho * std::log(rho / p);
+    const double term2 = (1.0 - rho) * std::log((1.0 - rho) / (1.0 - p));
+    result.loss += beta * (term1 + term2);
+    // A float evaluation errs on p by a few ulps of the mean: log(rho / p) then errs by about
+    // eps absolutely, log((1 - rho) / (1 - p)) by eps * p / (1 - p).
+    const double conditioning = std::max(1.0, p / (1.0 - p));
+    result.loss_magnitude +=
+        std::fabs(beta) * (std::fabs(term1) + std::fabs(term2) + rho + (1.0 - rho) * conditioning);
+    const double factor = -rho / p + (1.0 - rho) / (1.0 - p);
+    const double factor_magnitude = rho / p + (1.0 - rho) / (1.0 - p) * conditioning;
+    for (std::int64_t r = 0; r < a.rows; ++r) {
+      const double s = sigmoid(a(r, c));
+      result.grad(r, c) = grad_in(r, c) + beta / rows * factor * s * (1.0 - s);
+      // s * (1 - s) from a float s loses eps * s absolutely to the subtraction, hence s, not
+      // s * (1 - s), in the magnitude.
+      result.grad_magnitude(r, c) =
+          std::fabs(grad_in(r, c)) + std::fabs(beta) / rows * factor_magnitude * s;
+    }
+  }
+  return result;
+}
+
+double sum_of_squares(const std::vector<float>& x) {
+  double sum = 0.0;
+  for (const float v : x) sum += static_cast<double>(v) * v;
+  return sum;
+}
+
+double clip_scale(double max_norm, double sum_squares) {
+  const double norm = std::sqrt(sum_squares);
+  return norm > max_norm ? max_norm / norm : 1.0;
+}
+
 void optimizer_step(const OptimizerConfig& config, std::int64_t step,
-                    const std::vector<double>& grads, OptimizerState& state) {
+                    const std::vector<double>& raw_grads, OptimizerState& state) {
+  std::vector<double> grads = raw_grads;
+  if (config.max_grad_norm > 0.0f) {
+    double sum_squares = 0.0;
+    for (const double g : raw_grads) sum_squares += g * g;
+    const double scale = clip_scale(config.max_grad_norm, sum_squares);
+    for (double& g : grads) g *= scale;
+  }
   const double lr = config.learning_rate;
   const double weight_decay = config.weight_decay;
   const std::size_t n = grads.size();

@@ -110,6 +110,58 @@ std::vector<std::int64_t> random_permutation(std::uint64_t seed, std::int64_t n)
 // The CSR matrix made of rows source[row_ids[0]], source[row_ids[1]], ...
 HostCsr gather_rows(const HostCsr& source, const std::vector<std::int64_t>& row_ids);
 
+// ---- losses and penalties (backend.hpp) ----
+
+// The same matrix in double precision (padding dropped).
+DoubleMatrix to_double(const FloatMatrix& m);
+
+// Every result below comes with a magnitude of the same shape: the sum of the absolute values of
+// the parts a float evaluation adds or subtracts to reach it (for a non-zero target, the
+// zero-target term and the full term both; for bce, softplus(y) and x*y apart). Rounding error is
+// bounded relative to it, so that cancellation cannot make a tolerance meaningless.
+struct LossResult {
+  DoubleMatrix grad;                   // d(batch loss) / dy
+  std::vector<double> row_loss;        // each row's share; the batch loss is their sum
+  DoubleMatrix grad_magnitude;
+  std::vector<double> row_loss_magnitude;
+};
+
+// The reconstruction loss of y against the sparse target, from the definitions: mse, mae and
+// bce (y a logit; softplus(y) - x*y) average their element terms over rows * cols entries;
+// mse_cosine adds cosine_weight * (1/rows) * sum over rows of (1 - cos(y_r, x_r)), where a row
+// with y_r = 0 or x_r = 0 has no direction: its cosine loss is 1 and its cosine gradient 0.
+LossResult reconstruction_loss(LossKind kind, double cosine_weight, const DoubleMatrix& y,
+                               const HostCsr& target);
+LossResult reconstruction_loss(LossKind kind, double cosine_weight, const FloatMatrix& y,
+                               const HostCsr& target);
+
+struct PenaltyResult {
+  DoubleMatrix grad;  // grad_in plus the penalty's gradient
+  double loss = 0;
+  DoubleMatrix grad_magnitude;
+  double loss_magnitude = 0;
+};
+
+// weight * (1/rows) * sum |a|; its gradient weight/rows * sign(a) (0 at a = 0) added to grad_in.
+PenaltyResult l1_activity_penalty(double weight, const DoubleMatrix& a,
+                                  const DoubleMatrix& grad_in);
+
+// rho_hat below this is raised to it, and above 1 minus it lowered to it, before KL and its
+// gradient are evaluated (the gradient is the formula at the clamped value).
+inline constexpr double kKlClamp = 1e-6;
+
+// beta * sum_c KL(rho || rho_hat_c), rho_hat_c = mean over rows of sigmoid(a(r, c)), clamped;
+// its gradient beta/rows * (-rho/rho_hat_c + (1-rho)/(1-rho_hat_c)) * s(1-s), s = sigmoid(a),
+// added to grad_in.
+PenaltyResult kl_sparsity_penalty(double rho, double beta, const DoubleMatrix& a,
+                                  const DoubleMatrix& grad_in);
+
+// Sum of x[i]^2.
+double sum_of_squares(const std::vector<float>& x);
+
+// min(1, max_norm / sqrt(sum_squares)): the factor that clips a gradient of that squared norm.
+double clip_scale(double max_norm, double sum_squares);
+
 // State of one flat parameter buffer: moments of adam/adamw, or the sgd velocity in
 // first_moment (second_moment then unused).
 struct OptimizerState {
@@ -117,7 +169,9 @@ struct OptimizerState {
   std::vector<double> first_moment;
   std::vector<double> second_moment;
 };
-// Update number step (1 for the first) of every parameter, in place.
+// Update number step (1 for the first) of every parameter, in place. With
+// config.max_grad_norm > 0, every gradient is first multiplied by
+// clip_scale(max_grad_norm, sum of grads^2), the norm taken here in double.
 void optimizer_step(const OptimizerConfig& config, std::int64_t step,
                     const std::vector<double>& grads, OptimizerState& state);
 

@@ -74,14 +74,47 @@ class Backend {
   // out of range.
   virtual std::int64_t gather_rows(CsrView source, const std::int64_t* row_ids,
                                    std::int64_t count, const CsrOutput& out) = 0;
+  // The dense path: out (count x source.cols) = rows source[row_ids[0]], ... in that order. Row
+  // ids must lie in [0, source.rows): the cpu backend throws gather_rows' message for one that
+  // does not; the cuda backend, which could check only by waiting for the device, writes a zero
+  // row for it instead of reading out of bounds.
+  virtual void gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
+                                 std::int64_t count, DenseView out) = 0;
+
+  // ---- losses and penalties (per-element math in kernels/loss_math.hpp) ----
+  // Reconstruction loss of the output y against the target of the same shape, read as CSR and
+  // never densified: writes d(loss)/dy to grad and each row's share of the loss to row_loss[r],
+  // so that the batch loss is the sum of row_loss. mse, mae and bce average over all rows x cols
+  // entries (bce reads y as logits); mse_cosine adds cosine_weight times the mean over rows of
+  // 1 - cos(y_r, x_r). grad must not alias y.
+  virtual void reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+                                   CsrView target, DenseView grad, float* row_loss) = 0;
+  // L1 activity penalty weight * (1/rows) * sum |a|: adds its gradient to grad and writes its
+  // value to *loss.
+  virtual void l1_activity_penalty(float weight, ConstDenseView a, DenseView grad,
+                                   float* loss) = 0;
+  // KL sparsity penalty beta * sum_c KL(rho || rho_hat_c), rho_hat_c the batch mean of
+  // sigmoid(a(., c)): adds its gradient to grad and writes its value to *loss.
+  virtual void kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
+                                   float* loss) = 0;
+  // *out = sum of x[i]^2 over n floats (the squared global gradient norm for clipping).
+  virtual void sum_of_squares(const float* x, std::int64_t n, float* out) = 0;
+
+  // The dense path: reconstruction_loss against a dense target of y's shape, with the same
+  // normalisation and per-element math.
+  virtual void reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+                                   ConstDenseView target, DenseView grad, float* row_loss) = 0;
 
   // ---- optimizer ----
   // One fused update of n parameters in a flat buffer: params -= update(grads), with the moments
   // (or the sgd velocity, in first_moment) kept in their own flat buffers of n floats.
-  // second_moment may be null for sgd.
+  // second_moment may be null for sgd. When config.max_grad_norm > 0, grad_sum_squares points to
+  // the squared norm of grads (sum_of_squares) in backend memory, and every gradient is scaled by
+  // min(1, max_grad_norm / norm) first; reading it on the device keeps the step free of host
+  // round trips.
   virtual void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                               float* params, const float* grads, float* first_moment,
-                              float* second_moment) = 0;
+                              float* second_moment, const float* grad_sum_squares) = 0;
 
  protected:
   Backend() = default;

@@ -10,6 +10,7 @@
 
 #include "sparseae/backend.hpp"
 #include "sparseae/csr.hpp"
+#include "sparseae/io.hpp"
 #include "sparseae/model.hpp"
 #include "sparseae/network.hpp"
 #include "sparseae/ops.hpp"
@@ -78,9 +79,13 @@ std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> split_rows(std::
 
 class Trainer {
  public:
-  // data holds raw counts; the trainer scales its own copy when config.scale says so.
+  // data holds raw counts; the trainer scales its own copy when config.scale says so. Sparse
+  // data stays CSR from here to the loss; dense data takes the dense path (GEMM first layer,
+  // dense-target loss).
   Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
           const HostCsr& data);
+  Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+          const HostDense& data);
   ~Trainer();
 
   // Runs epochs from the current one up to config.epochs (or early stopping).
@@ -115,6 +120,9 @@ class Trainer {
 
  private:
   struct Impl;
+  template <typename Matrix>
+  static std::unique_ptr<Impl> make_impl(Backend& backend, const ModelConfig& model,
+                                         const TrainConfig& config, const Matrix& data);
   std::unique_ptr<Impl> impl_;
 };
 

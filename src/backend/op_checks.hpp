@@ -65,6 +65,32 @@ inline void check_same_shape(const char* op, const char* name_a, ConstDenseView 
                                                     " and " + name_b + " " + shape(b) + " differ");
 }
 
+inline void check_loss(ConstDenseView y, CsrView target, DenseView grad) {
+  check_same_shape("reconstruction_loss", "y", y, "grad", grad);
+  require(target.rows == y.rows && target.cols == y.cols,
+          "reconstruction_loss: target " + shape(target.rows, target.cols) + " and y " + shape(y) +
+              " differ");
+}
+
+inline void check_dense_gather(ConstDenseView source, std::int64_t count, DenseView out) {
+  check_view("gather_dense_rows", "source", source);
+  check_view("gather_dense_rows", "out", out);
+  require(out.rows == count && out.cols == source.cols,
+          "gather_dense_rows: out " + shape(out) + " does not hold " + std::to_string(count) +
+              " rows of " + std::to_string(source.cols) + " columns");
+}
+
+// The optimizer's argument checks, identical on every backend.
+inline void check_optimizer(const OptimizerConfig& config, std::int64_t step,
+                            const float* second_moment, const float* grad_sum_squares) {
+  require(step >= 1, "optimizer_step: step counts from 1");
+  require(second_moment != nullptr || config.kind == OptimizerKind::sgd,
+          std::string("optimizer_step: ") + optimizer_name(config.kind) +
+              " needs a second-moment buffer");
+  require(config.max_grad_norm <= 0.0f || grad_sum_squares != nullptr,
+          "optimizer_step: clipping needs the squared gradient norm");
+}
+
 inline void check_gather(CsrView source, std::int64_t count, const CsrOutput& out) {
   require(count >= 0, "gather_rows: negative row count");
   require(out.cols == source.cols, "gather_rows: output has " + std::to_string(out.cols) +

@@ -1,9 +1,8 @@
 // sae: the command-line face of libsparseae.
+#include <cstring>
 #include <iostream>
-#include <string>
-#include <vector>
 
-#include "sparseae/sparseae.hpp"
+#include "cli/commands.hpp"
 
 namespace {
 
@@ -11,53 +10,42 @@ const char* const kUsage =
     "usage: sae <command> [options]\n"
     "\n"
     "commands:\n"
-    "  info [--backend auto|cpu|cuda]   build, backends and devices\n"
+    "  train    train an autoencoder (default data: the embedded dataset) and report metrics\n"
+    "  encode   write the latent codes of a count matrix\n"
+    "  decode   reconstruct counts from codes, or from counts\n"
+    "  eval     how exactly a trained model reproduces counts\n"
+    "  gen      write the embedded dataset as .mtx\n"
+    "  info     build, backends and devices\n"
     "\n"
-    "sae <command> --help describes a command.\n";
+    "sae <command> --help describes a command's options.\n";
 
-const char* const kInfoUsage =
-    "usage: sae info [--backend auto|cpu|cuda]\n"
-    "Prints what this build contains and which backend a run would use. --backend (default auto)\n"
-    "names the backend to open; asking for cuda where no device answers is an error.\n";
+struct Command {
+  const char* name;
+  int (*run)(const sparseae::cli::Args&);
+};
 
-int run_info(const std::vector<std::string>& args) {
-  std::string backend_choice = "auto";
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
-      std::cout << kInfoUsage;
-      return 0;
-    }
-    if (args[i] == "--backend" && i + 1 < args.size()) {
-      backend_choice = args[++i];
-    } else {
-      throw sparseae::Error("sae info: unexpected argument '" + args[i] + "' (see sae info --help)");
-    }
-  }
-  std::cout << sparseae::build_info() << "\n";
-  std::string notice;
-  const auto backend = sparseae::make_backend(sparseae::parse_backend_choice(backend_choice), &notice);
-  if (!notice.empty()) std::cerr << "sae: " << notice << "\n";
-  std::cout << "backend " << sparseae::backend_name(backend->kind()) << ": "
-            << backend->description() << "\n";
-  return 0;
-}
+constexpr Command kCommands[] = {
+    {"train", sparseae::cli::run_train},   {"encode", sparseae::cli::run_encode},
+    {"decode", sparseae::cli::run_decode}, {"eval", sparseae::cli::run_eval},
+    {"gen", sparseae::cli::run_gen},       {"info", sparseae::cli::run_info}};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     std::cout << kUsage;
-    return args.empty() ? 2 : 0;
+    return argc < 2 ? 2 : 0;
   }
-  const std::string command = args[0];
-  args.erase(args.begin());
-  try {
-    if (command == "info") return run_info(args);
-    std::cerr << "sae: unknown command '" << command << "' (see sae --help)\n";
-    return 2;
-  } catch (const std::exception& error) {
-    std::cerr << "sae: error: " << error.what() << "\n";
-    return 1;
+  const sparseae::cli::Args args(argv + 2, argv + argc);
+  for (const Command& command : kCommands) {
+    if (std::strcmp(argv[1], command.name) != 0) continue;
+    try {
+      return command.run(args);
+    } catch (const std::exception& error) {
+      std::cerr << "sae: error: " << error.what() << "\n";
+      return 1;
+    }
   }
+  std::cerr << "sae: unknown command '" << argv[1] << "' (see sae --help)\n";
+  return 2;
 }

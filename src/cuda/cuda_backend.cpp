@@ -319,17 +319,57 @@ std::int64_t CudaBackend::gather_rows(CsrView source, const std::int64_t* row_id
   return result.nnz;
 }
 
+void CudaBackend::gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
+                                    std::int64_t count, DenseView out) {
+  check_dense_gather(source, count, out);
+  kernels::launch_gather_dense_rows(source, row_ids, count, out, stream());
+}
+
+// ---- losses and penalties ----
+
+void CudaBackend::reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+                                      CsrView target, DenseView grad, float* row_loss) {
+  check_loss(y, target, grad);
+  kernels::launch_reconstruction_loss(kind, cosine_weight, y, target, grad, row_loss, stream());
+}
+
+void CudaBackend::reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+                                      ConstDenseView target, DenseView grad, float* row_loss) {
+  check_same_shape("reconstruction_loss", "y", y, "grad", grad);
+  check_same_shape("reconstruction_loss", "y", y, "target", target);
+  kernels::launch_reconstruction_loss(kind, cosine_weight, y, target, grad, row_loss, stream());
+}
+
+void CudaBackend::l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss) {
+  check_same_shape("l1_activity_penalty", "a", a, "grad", grad);
+  void* workspace =
+      workspace_.reserve(kernels::l1_activity_penalty_workspace_bytes(a.rows, a.cols), stream());
+  kernels::launch_l1_activity_penalty(weight, a, grad, loss, workspace, stream());
+}
+
+void CudaBackend::kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
+                                      float* loss) {
+  check_same_shape("kl_sparsity_penalty", "a", a, "grad", grad);
+  void* workspace =
+      workspace_.reserve(kernels::kl_sparsity_penalty_workspace_bytes(a.rows, a.cols), stream());
+  kernels::launch_kl_sparsity_penalty(rho, beta, a, grad, loss, workspace, stream());
+}
+
+void CudaBackend::sum_of_squares(const float* x, std::int64_t n, float* out) {
+  void* workspace = workspace_.reserve(kernels::sum_of_squares_workspace_bytes(n), stream());
+  kernels::launch_sum_of_squares(x, n, out, workspace, stream());
+}
+
 // ---- optimizer ----
 
 void CudaBackend::optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                                  float* params, const float* grads, float* first_moment,
-                                 float* second_moment) {
-  require(step >= 1, "optimizer_step: step counts from 1");
-  require(second_moment != nullptr || config.kind == OptimizerKind::sgd,
-          std::string("optimizer_step: ") + optimizer_name(config.kind) +
-              " needs a second-moment buffer");
+                                 float* second_moment, const float* grad_sum_squares) {
+  check_optimizer(config, step, second_moment, grad_sum_squares);
+  // The clipping scale is computed in the kernel from *grad_sum_squares: no host round trip.
   kernels::launch_optimizer_step(math::make_optimizer_scalars(config, step), n, params, grads,
-                                 first_moment, second_moment, stream());
+                                 first_moment, second_moment, config.max_grad_norm,
+                                 grad_sum_squares, stream());
 }
 
 // ---- factories ----

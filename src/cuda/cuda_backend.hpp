@@ -99,9 +99,19 @@ class CudaBackend final : public Backend {
   void random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) override;
   std::int64_t gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                            const CsrOutput& out) override;
+  void gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids, std::int64_t count,
+                         DenseView out) override;
+  void reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+                           ConstDenseView target, DenseView grad, float* row_loss) override;
+  void reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y, CsrView target,
+                           DenseView grad, float* row_loss) override;
+  void l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss) override;
+  void kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
+                           float* loss) override;
+  void sum_of_squares(const float* x, std::int64_t n, float* out) override;
   void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
-                      float* params, const float* grads, float* first_moment,
-                      float* second_moment) override;
+                      float* params, const float* grads, float* first_moment, float* second_moment,
+                      const float* grad_sum_squares) override;
 
  private:
   cudaStream_t stream() const { return stream_.get(); }

@@ -1,0 +1,48 @@
+#pragma once
+// A trained model put to use on any backend: codes from counts, counts from codes, and how
+// exactly the counts come back. A checkpoint trained on one backend runs on the other.
+#include <cstdint>
+#include <vector>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/csr.hpp"
+#include "sparseae/io.hpp"
+#include "sparseae/metrics.hpp"
+#include "sparseae/network.hpp"
+
+namespace sparseae {
+
+class TrainedModel {
+ public:
+  TrainedModel(Backend& backend, const RunConfig& config, const std::vector<float>& parameters,
+               std::int64_t batch_rows = 4096);
+
+  const RunConfig& config() const { return config_; }
+  std::int64_t input_width() const { return config_.model.input_dim; }
+  std::int64_t latent_width() const { return config_.model.latent; }
+
+  // Latent codes of the rows of counts (raw counts, rows x input width).
+  HostDense encode(const HostCsr& counts);
+  // The model's reconstruction in data units, before rounding.
+  HostDense reconstruct(const HostCsr& counts);
+  // Reconstruction from latent codes (rows x latent width), in data units.
+  HostDense decode(const HostDense& latents);
+  // Metrics of the reconstruction of counts against themselves.
+  ReconstructionMetrics evaluate(const HostCsr& counts);
+
+ private:
+  // Runs the network over counts batch by batch; visit(first_row, count) sees each batch.
+  template <typename Visit>
+  void for_each_batch(const HostCsr& counts, std::size_t end_layer, Visit visit);
+  HostDense to_data_units(HostDense outputs) const;
+
+  Backend* backend_;
+  RunConfig config_;
+  Network network_;
+};
+
+// Rounds a reconstruction to counts (nearest non-negative integer) and keeps the non-zeros.
+HostCsr round_to_counts(const HostDense& reconstruction);
+
+}  // namespace sparseae

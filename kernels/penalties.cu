@@ -1,0 +1,127 @@
+// Activity penalties and the squared norm, all with the deterministic reductions of
+// kernel_common.cuh and the per-element math of kernels/loss_math.hpp:
+//   l1_activity_penalty: one matrix sum whose element adds its gradient to grad;
+//   kl_sparsity_penalty: column sums of sigmoid(a) (the column reduction), then one block turns
+//     them into each unit's KL value and gradient factor and sums the values, then an element-wise
+//     pass adds the gradient;
+//   sum_of_squares: one matrix sum over a 1 x n row.
+// Each needs at most three launches and no host synchronisation.
+#include "kernels/kernel_common.cuh"
+#include "kernels/launch.hpp"
+#include "kernels/loss_math.hpp"
+
+namespace sparseae::kernels {
+
+namespace {
+
+struct L1Element {
+  float weight;  // weight / rows
+  const float* a;
+  std::int64_t ld_a;
+  float* grad;
+  std::int64_t ld_grad;
+  __device__ double operator()(std::int64_t r, std::int64_t c) const {
+    const math::LossTerm term = math::l1_penalty_term(a[r * ld_a + c], weight);
+    grad[r * ld_grad + c] += term.grad;
+    return term.value;
+  }
+};
+
+struct SquareElement {
+  const float* x;
+  __device__ double operator()(std::int64_t, std::int64_t i) const {
+    const double v = x[i];
+    return v * v;
+  }
+};
+
+struct SigmoidElement {
+  const float* a;
+  std::int64_t ld;
+  __device__ float operator()(std::int64_t r, std::int64_t c) const {
+    return math::sigmoid(a[r * ld + c]);
+  }
+};
+
+// One block of kBlockThreads: column_sums[c] (the sum of sigmoid(a) over rows) becomes unit c's
+// gradient factor beta * grad_factor / rows in place, and *loss = beta * sum of KL values.
+__global__ void __launch_bounds__(detail::kBlockThreads)
+    kl_units_kernel(float rho, float beta, float inv_rows, std::int64_t cols,
+                    float* column_sums_to_factors, float* loss) {
+  double total = 0.0;
+  for (std::int64_t c = threadIdx.x; c < cols; c += detail::kBlockThreads) {
+    const math::KlUnit unit = math::kl_sparsity_unit(rho, column_sums_to_factors[c] * inv_rows);
+    total += unit.value;
+    column_sums_to_factors[c] = beta * unit.grad_factor * inv_rows;
+  }
+  double sums[1] = {total};
+  detail::block_sum<detail::kBlockThreads>(sums);
+  if (threadIdx.x == 0) *loss = static_cast<float>(beta * sums[0]);
+}
+
+struct KlGradOp {
+  const float* factors;
+  const float* a;
+  std::int64_t ld_a;
+  float* grad;
+  std::int64_t ld_grad;
+  __device__ void operator()(std::int64_t r, std::int64_t c) const {
+    grad[r * ld_grad + c] += math::kl_activation_grad(factors[c], a[r * ld_a + c]);
+  }
+};
+
+float inverse_rows(std::int64_t rows) {
+  return 1.0f / static_cast<float>(std::max<std::int64_t>(1, rows));
+}
+
+// The kl workspace: the per-column sums (then factors) first, the column reduction's partials
+// after them.
+std::size_t kl_factors_bytes(std::int64_t cols) {
+  return align_workspace(static_cast<std::size_t>(cols) * sizeof(float));
+}
+
+}  // namespace
+
+std::size_t l1_activity_penalty_workspace_bytes(std::int64_t rows, std::int64_t cols) {
+  return align_workspace(detail::matrix_sum_partials_bytes(rows, cols));
+}
+
+void launch_l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss,
+                                void* workspace, cudaStream_t stream) {
+  // weight / rows as the cpu backend computes it; rows == 0 writes *loss = 0.
+  const float per_row = weight / static_cast<float>(std::max<std::int64_t>(1, a.rows));
+  detail::launch_matrix_sum(L1Element{per_row, a.data, a.ld, grad.data, grad.ld}, a.rows, a.cols,
+                            loss, workspace, stream);
+}
+
+std::size_t kl_sparsity_penalty_workspace_bytes(std::int64_t rows, std::int64_t cols) {
+  return kl_factors_bytes(cols) + column_reduction_workspace_bytes(rows, cols);
+}
+
+void launch_kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
+                                float* loss, void* workspace, cudaStream_t stream) {
+  auto* factors = static_cast<float*>(workspace);
+  void* partials = static_cast<char*>(workspace) + kl_factors_bytes(a.cols);
+  // Column sums with scale 1, then * (1 / rows) in float, as the cpu backend rounds them. With
+  // rows == 0 the sums are 0 (every unit dead: a large finite penalty, as on the cpu); with
+  // cols == 0 nothing is written and the units kernel writes *loss = 0.
+  detail::launch_column_reduction(SigmoidElement{a.data, a.ld}, a.rows, a.cols, 1.0f, factors,
+                                  partials, stream);
+  kl_units_kernel<<<1, detail::kBlockThreads, 0, stream>>>(rho, beta, inverse_rows(a.rows), a.cols,
+                                                           factors, loss);
+  SAE_CUDA_CHECK(cudaGetLastError());
+  detail::launch_elementwise_2d(KlGradOp{factors, a.data, a.ld, grad.data, grad.ld}, a.rows, a.cols,
+                                stream);
+}
+
+std::size_t sum_of_squares_workspace_bytes(std::int64_t n) {
+  return align_workspace(detail::matrix_sum_partials_bytes(1, n));
+}
+
+void launch_sum_of_squares(const float* x, std::int64_t n, float* out, void* workspace,
+                           cudaStream_t stream) {
+  // n == 0 writes *out = 0, as the cpu backend does.
+  detail::launch_matrix_sum(SquareElement{x}, 1, n, out, workspace, stream);
+}
+
+}  // namespace sparseae::kernels

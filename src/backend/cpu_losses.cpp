@@ -1,0 +1,127 @@
+// The cpu backend's losses, penalties and norms: the same row-per-task structure as the cuda
+// kernels, with the per-element math of kernels/loss_math.hpp.
+#include <algorithm>
+#include <vector>
+
+#include "backend/cpu_backend.hpp"
+#include "backend/op_checks.hpp"
+#include "kernels/loss_math.hpp"
+
+namespace sparseae::detail {
+
+void CpuBackend::reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+                                     CsrView target, DenseView grad, float* row_loss) {
+  check_loss(y, target, grad);
+  const float entry_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, y.size()));
+  const float row_scale = cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < y.rows; ++r) {
+    const RowOffset begin = target.row_offsets[r];
+    const RowOffset end = target.row_offsets[r + 1];
+    double loss = 0.0;
+    for (std::int64_t c = 0; c < y.cols; ++c) {
+      const math::LossTerm zero = math::loss_term(kind, y(r, c), 0.0f);
+      loss += zero.value;
+      grad(r, c) = entry_scale * zero.grad;
+    }
+    for (RowOffset k = begin; k < end; ++k) {
+      const std::int64_t c = target.col_indices[k];
+      const math::LossTerm zero = math::loss_term(kind, y(r, c), 0.0f);
+      const math::LossTerm full = math::loss_term(kind, y(r, c), target.values[k]);
+      loss += static_cast<double>(full.value) - zero.value;
+      grad(r, c) = entry_scale * full.grad;
+    }
+    loss *= entry_scale;
+    if (kind == LossKind::mse_cosine) {
+      double yy = 0.0, xx = 0.0, xy = 0.0;
+      for (std::int64_t c = 0; c < y.cols; ++c) yy += static_cast<double>(y(r, c)) * y(r, c);
+      for (RowOffset k = begin; k < end; ++k) {
+        const double x = target.values[k];
+        xx += x * x;
+        xy += x * y(r, target.col_indices[k]);
+      }
+      const math::CosineRow cosine = math::cosine_row(static_cast<float>(yy),
+                                                      static_cast<float>(xx),
+                                                      static_cast<float>(xy));
+      loss += static_cast<double>(row_scale) * cosine.loss;
+      for (std::int64_t c = 0; c < y.cols; ++c) grad(r, c) += row_scale * cosine.y_coefficient * y(r, c);
+      for (RowOffset k = begin; k < end; ++k)
+        grad(r, target.col_indices[k]) += row_scale * cosine.x_coefficient * target.values[k];
+    }
+    row_loss[r] = static_cast<float>(loss);
+  }
+}
+
+void CpuBackend::reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+                                     ConstDenseView target, DenseView grad, float* row_loss) {
+  check_same_shape("reconstruction_loss", "y", y, "grad", grad);
+  check_same_shape("reconstruction_loss", "y", y, "target", target);
+  const float entry_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, y.size()));
+  const float row_scale = cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < y.rows; ++r) {
+    double loss = 0.0, yy = 0.0, xx = 0.0, xy = 0.0;
+    for (std::int64_t c = 0; c < y.cols; ++c) {
+      const float v = y(r, c);
+      const float x = target(r, c);
+      const math::LossTerm term = math::loss_term(kind, v, x);
+      loss += term.value;
+      grad(r, c) = entry_scale * term.grad;
+      yy += static_cast<double>(v) * v;
+      xx += static_cast<double>(x) * x;
+      xy += static_cast<double>(x) * v;
+    }
+    loss *= entry_scale;
+    if (kind == LossKind::mse_cosine) {
+      const math::CosineRow cosine = math::cosine_row(
+          static_cast<float>(yy), static_cast<float>(xx), static_cast<float>(xy));
+      loss += static_cast<double>(row_scale) * cosine.loss;
+      for (std::int64_t c = 0; c < y.cols; ++c)
+        grad(r, c) += row_scale * (cosine.y_coefficient * y(r, c) +
+                                   cosine.x_coefficient * target(r, c));
+    }
+    row_loss[r] = static_cast<float>(loss);
+  }
+}
+
+void CpuBackend::l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss) {
+  check_same_shape("l1_activity_penalty", "a", a, "grad", grad);
+  const float per_row = weight / static_cast<float>(std::max<std::int64_t>(1, a.rows));
+  double total = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+  for (std::int64_t r = 0; r < a.rows; ++r)
+    for (std::int64_t c = 0; c < a.cols; ++c) {
+      const math::LossTerm term = math::l1_penalty_term(a(r, c), per_row);
+      total += term.value;
+      grad(r, c) += term.grad;
+    }
+  *loss = static_cast<float>(total);
+}
+
+void CpuBackend::kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
+                                     float* loss) {
+  check_same_shape("kl_sparsity_penalty", "a", a, "grad", grad);
+  std::vector<float> factors(static_cast<std::size_t>(a.cols));
+  double total = 0.0;
+  const float inv_rows = 1.0f / static_cast<float>(std::max<std::int64_t>(1, a.rows));
+  for (std::int64_t c = 0; c < a.cols; ++c) {
+    double mean = 0.0;
+    for (std::int64_t r = 0; r < a.rows; ++r) mean += math::sigmoid(a(r, c));
+    const math::KlUnit unit = math::kl_sparsity_unit(rho, static_cast<float>(mean) * inv_rows);
+    total += unit.value;
+    factors[c] = beta * unit.grad_factor * inv_rows;
+  }
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < a.rows; ++r)
+    for (std::int64_t c = 0; c < a.cols; ++c) grad(r, c) += math::kl_activation_grad(factors[c], a(r, c));
+  *loss = static_cast<float>(beta * total);
+}
+
+void CpuBackend::sum_of_squares(const float* x, std::int64_t n, float* out) {
+  double total = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+  for (std::int64_t i = 0; i < n; ++i) total += static_cast<double>(x[i]) * x[i];
+  *out = static_cast<float>(total);
+}
+
+}  // namespace sparseae::detail

@@ -1,0 +1,62 @@
+#include "cli/data_source.hpp"
+
+#include <cstdio>
+#include <iostream>
+
+#include "sparseae/error.hpp"
+#include "sparseae/generator.hpp"
+#include "sparseae/io.hpp"
+
+namespace sparseae::cli {
+
+namespace {
+
+constexpr const char* kEmbeddedPrefix = "embedded:rows=";
+
+Counts embedded(std::int64_t rows) {
+  TopicDataConfig config;
+  config.rows = rows;
+  return {generate_topic_counts(config), false, {},
+          kEmbeddedPrefix + std::to_string(rows) + ",seed=" + std::to_string(config.seed)};
+}
+
+}  // namespace
+
+Counts load_counts(const std::string& path, std::int64_t embedded_rows) {
+  if (path.empty()) return embedded(embedded_rows);
+  LoadedMatrix loaded = read_matrix(path);
+  if (loaded.sparse) return {std::move(loaded.csr), false, {}, path};
+  HostCsr sparse = to_csr(loaded.dense);
+  return {std::move(sparse), true, std::move(loaded.dense), path};
+}
+
+Counts load_counts_from_source(const std::string& source) {
+  if (source.rfind(kEmbeddedPrefix, 0) == 0) {
+    long long rows = 0;
+    unsigned long long seed = 0;
+    require(std::sscanf(source.c_str(), "embedded:rows=%lld,seed=%llu", &rows, &seed) == 2 &&
+                seed == TopicDataConfig{}.seed,
+            "cannot rebuild the data source '" + source + "': pass --data");
+    return embedded(rows);
+  }
+  return load_counts(source, 0);
+}
+
+std::string describe(const Counts& counts) {
+  const HostCsr& m = counts.matrix;
+  char text[256];
+  std::snprintf(text, sizeof text, "%lld rows x %lld columns, %lld non-zeros (%.1f per row)",
+                static_cast<long long>(m.rows), static_cast<long long>(m.cols),
+                static_cast<long long>(m.nnz()),
+                m.rows > 0 ? static_cast<double>(m.nnz()) / static_cast<double>(m.rows) : 0.0);
+  return "data: " + counts.source + ": " + text + (counts.dense ? ", dense path" : "");
+}
+
+std::unique_ptr<Backend> open_backend(const std::string& choice) {
+  std::string notice;
+  auto backend = make_backend(parse_backend_choice(choice), &notice);
+  if (!notice.empty()) std::cerr << "sae: " << notice << "\n";
+  return backend;
+}
+
+}  // namespace sparseae::cli

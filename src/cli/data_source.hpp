@@ -1,0 +1,31 @@
+#pragma once
+// Where a command's counts come from: a file (.mtx, .mtx.gz, .npy, .csv) or the embedded
+// generator, named so that a checkpoint can say which.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/csr.hpp"
+#include "sparseae/io.hpp"
+
+namespace sparseae::cli {
+
+struct Counts {
+  HostCsr matrix;      // always filled: what encode, decode and metrics read
+  bool dense = false;  // came from a dense file (.npy, .csv): training takes the dense path
+  HostDense dense_matrix;
+  std::string source;  // the path, or "embedded:rows=N,seed=S"
+};
+
+// path "" means the embedded dataset of embedded_rows rows.
+Counts load_counts(const std::string& path, std::int64_t embedded_rows);
+// Loads what a checkpoint's data_source names.
+Counts load_counts_from_source(const std::string& source);
+// "data: <source>: N rows x D columns, nnz non-zeros (x per row)".
+std::string describe(const Counts& counts);
+
+// Opens the backend named by --backend, printing auto's notice to stderr.
+std::unique_ptr<Backend> open_backend(const std::string& choice);
+
+}  // namespace sparseae::cli

@@ -1,0 +1,99 @@
+// sae encode, decode and eval: use a trained model (a checkpoint) on counts or codes.
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/data_source.hpp"
+#include "cli/options.hpp"
+#include "cli/report.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/error.hpp"
+#include "sparseae/inference.hpp"
+#include "sparseae/io.hpp"
+#include "sparseae/trainer.hpp"
+
+namespace sparseae::cli {
+
+namespace {
+
+Options model_options(const std::string& command, const std::string& summary) {
+  Options o(command, summary);
+  o.value("model", "PATH", "", "checkpoint written by sae train (required)")
+      .value("backend", "auto|cpu|cuda", "auto", "where to run")
+      .value("batch", "N", "4096", "rows per batch");
+  return o;
+}
+
+TrainedModel open_model(const Options& o, Backend& backend, Checkpoint& checkpoint) {
+  checkpoint = load_checkpoint(o.required("model"));
+  return TrainedModel(backend, checkpoint.config, checkpoint.state.parameters, o.integer("batch"));
+}
+
+}  // namespace
+
+int run_encode(const Args& args) {
+  Options o = model_options("sae encode", "Writes the latent code of every row of --data.");
+  o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (required)")
+      .value("out", "PATH", "", "latent codes, .npy float32 (required)");
+  if (!o.parse(args)) {
+    std::cout << o.help();
+    return 0;
+  }
+  const auto backend = open_backend(o.text("backend"));
+  Checkpoint checkpoint;
+  TrainedModel model = open_model(o, *backend, checkpoint);
+  const Counts counts = load_counts(o.required("data"), 0);
+  write_npy(o.required("out"), model.encode(counts.matrix));
+  return 0;
+}
+
+int run_decode(const Args& args) {
+  Options o = model_options(
+      "sae decode",
+      "Reconstructs counts from codes (--latents) or from counts (--data, a round trip).");
+  o.value("latents", "PATH", "", "latent codes (.npy), as written by sae encode")
+      .value("data", "PATH", "", "counts to encode and reconstruct")
+      .value("out", "PATH", "", ".mtx rounded counts or .npy values (required)");
+  if (!o.parse(args)) {
+    std::cout << o.help();
+    return 0;
+  }
+  require(o.given("latents") != o.given("data"), "sae decode: give exactly one of --latents, --data");
+  const auto backend = open_backend(o.text("backend"));
+  Checkpoint checkpoint;
+  TrainedModel model = open_model(o, *backend, checkpoint);
+  const std::string out = o.required("out");
+  if (o.given("latents")) {
+    write_reconstruction(out, model.decode(read_npy(o.text("latents"), NpyValues::finite)));
+  } else {
+    write_reconstruction(out, model.reconstruct(load_counts(o.text("data"), 0).matrix));
+  }
+  return 0;
+}
+
+int run_eval(const Args& args) {
+  Options o = model_options(
+      "sae eval",
+      "Prints how exactly the model reproduces counts: every row of --data, or without it the\n"
+      "validation rows of the data the model was trained on.");
+  o.value("data", "PATH", "", "counts to evaluate on").flag("json", "print JSON");
+  if (!o.parse(args)) {
+    std::cout << o.help();
+    return 0;
+  }
+  const auto backend = open_backend(o.text("backend"));
+  Checkpoint checkpoint;
+  TrainedModel model = open_model(o, *backend, checkpoint);
+  if (o.given("data")) {
+    const Counts counts = load_counts(o.text("data"), 0);
+    print_metrics(o.text("data"), model.evaluate(counts.matrix), o.flag_set("json"));
+    return 0;
+  }
+  const Counts counts = load_counts_from_source(checkpoint.config.data_source);
+  const TrainConfig& train = checkpoint.config.train;
+  const auto split = split_rows(counts.matrix.rows, train.val_fraction, train.seed);
+  print_metrics("validation rows of " + counts.source,
+                model.evaluate(select_rows(counts.matrix, split.second)), o.flag_set("json"));
+  return 0;
+}
+
+}  // namespace sparseae::cli

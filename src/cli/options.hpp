@@ -1,0 +1,52 @@
+#pragma once
+// Command-line options of one sae subcommand: declared once with their help, parsed from
+// "--name value", "--name=value" or "--flag", and read back typed. Every mistake becomes one
+// Error line that names the command and the option.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sparseae::cli {
+
+class Options {
+ public:
+  Options(std::string command, std::string summary);
+
+  // A boolean switch.
+  Options& flag(const std::string& name, const std::string& help);
+  // An option with a value; default_value "" means none.
+  Options& value(const std::string& name, const std::string& metavar,
+                 const std::string& default_value, const std::string& help);
+
+  // Returns false when --help was asked for (the caller prints help()).
+  bool parse(const std::vector<std::string>& args);
+  std::string help() const;
+
+  bool given(const std::string& name) const;
+  bool flag_set(const std::string& name) const;
+  std::string text(const std::string& name) const;
+  std::int64_t integer(const std::string& name) const;
+  double real(const std::string& name) const;
+  // A comma-separated list of positive integers ("256,128"); "" gives an empty list.
+  std::vector<std::int64_t> integer_list(const std::string& name) const;
+  // Throws unless the option has a value (given or default).
+  std::string required(const std::string& name) const;
+
+ private:
+  struct Spec {
+    std::string name;
+    std::string metavar;  // empty for a flag
+    std::string default_value;
+    std::string help;
+  };
+  const Spec& spec(const std::string& name) const;
+  [[noreturn]] void fail(const std::string& name, const std::string& reason) const;
+
+  std::string command_;
+  std::string summary_;
+  std::vector<Spec> specs_;
+  std::map<std::string, std::string> values_;
+};
+
+}  // namespace sparseae::cli

@@ -1,0 +1,210 @@
+// sae train: train an autoencoder and report how exactly it reproduces the validation counts.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/data_source.hpp"
+#include "cli/options.hpp"
+#include "cli/progress.hpp"
+#include "cli/report.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/error.hpp"
+#include "sparseae/inference.hpp"
+#include "sparseae/io.hpp"
+#include "sparseae/trainer.hpp"
+
+namespace sparseae::cli {
+
+namespace {
+
+Options train_options() {
+  Options o("sae train",
+            "Trains an autoencoder on a count matrix (default: the embedded dataset) and reports\n"
+            "the exact-reconstruction metrics on the validation rows.");
+  o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (default: embedded dataset)")
+      .value("rows", "N", "100000", "rows of the embedded dataset")
+      .value("backend", "auto|cpu|cuda", "auto", "where to train")
+      .value("hidden", "W,W,...", "256,128", "encoder widths between input and latent")
+      .value("latent", "W", "32", "latent width")
+      .value("decoder-hidden", "W,W,...", "", "decoder widths (default: mirror the encoder)")
+      .flag("tied", "decoder uses the transposed encoder weights")
+      .value("hidden-act", "NAME", "relu", "hidden activation")
+      .value("latent-act", "NAME", "relu", "latent activation")
+      .value("output-act", "NAME", "identity",
+             "output activation for mse/mae/mse_cosine (bce always outputs logits)")
+      .value("loss", "mse|mae|bce|mse_cosine", "mse", "reconstruction loss")
+      .value("cosine-weight", "W", "0.1", "weight of the cosine term of mse_cosine")
+      .value("scale", "none|max", "none", "divide counts by the data's maximum (bce needs max)")
+      .value("l1", "W", "0", "L1 activity penalty weight")
+      .value("kl-beta", "W", "0", "KL sparsity penalty weight")
+      .value("kl-rho", "P", "0.05", "KL sparsity target mean activation")
+      .value("penalty-layer", "L", "-1", "layer the penalties act on (-1: latent)")
+      .value("epochs", "N", "20", "epochs")
+      .value("batch", "N", "256", "batch size")
+      .value("val-frac", "F", "0.1", "fraction of rows held out for validation")
+      .value("seed", "N", "1", "seed of the split, the shuffles and the initialisation")
+      .value("optimizer", "adam|adamw|sgd", "adam", "optimizer")
+      .value("lr", "R", "0.001", "learning rate")
+      .value("weight-decay", "W", "0", "weight decay (L2 for adam/sgd, decoupled for adamw)")
+      .value("momentum", "M", "0.9", "sgd momentum")
+      .value("clip-norm", "N", "0", "clip gradients to this global norm (0: off)")
+      .value("schedule", "constant|cosine", "constant", "learning-rate schedule")
+      .value("warmup", "STEPS", "0", "linear learning-rate warm-up steps")
+      .value("patience", "N", "0", "stop after N epochs without validation improvement (0: off)")
+      .value("checkpoint", "PATH", "sae-model.ckpt", "checkpoint written after every epoch")
+      .value("resume", "PATH", "", "continue the run saved in this checkpoint")
+      .value("metrics-log", "PATH", "", "JSON lines, one per epoch")
+      .value("latents", "PATH", "", "write every row's latent code (.npy float32)")
+      .value("reconstruction", "PATH", "",
+             "write every row's reconstruction (.mtx rounded counts, or .npy values)")
+      .value("loss-every", "N", "50", "steps between loss read-backs for the progress bar")
+      .flag("json", "print the final report as JSON")
+      .flag("quiet", "no progress output");
+  return o;
+}
+
+RunConfig config_from(const Options& o, std::int64_t input_dim) {
+  RunConfig run;
+  ModelConfig& m = run.model;
+  m.input_dim = input_dim;
+  m.hidden = o.integer_list("hidden");
+  m.latent = o.integer("latent");
+  m.decoder_hidden = o.integer_list("decoder-hidden");
+  m.mirror_decoder = !o.given("decoder-hidden");
+  m.tied_weights = o.flag_set("tied");
+  m.hidden_activation = parse_activation(o.text("hidden-act"));
+  m.latent_activation = parse_activation(o.text("latent-act"));
+  TrainConfig& t = run.train;
+  t.loss = parse_loss(o.text("loss"));
+  m.output_activation =
+      t.loss == LossKind::bce ? Activation::identity : parse_activation(o.text("output-act"));
+  t.cosine_weight = static_cast<float>(o.real("cosine-weight"));
+  t.scale = parse_scale_mode(o.text("scale"));
+  require(t.loss != LossKind::bce || t.scale == ScaleMode::max,
+          "sae train: --loss bce needs targets in [0, 1]: add --scale max");
+  t.penalty.l1_weight = static_cast<float>(o.real("l1"));
+  t.penalty.kl_beta = static_cast<float>(o.real("kl-beta"));
+  t.penalty.kl_rho = static_cast<float>(o.real("kl-rho"));
+  t.penalty.layer = static_cast<int>(o.integer("penalty-layer"));
+  t.epochs = static_cast<int>(o.integer("epochs"));
+  t.batch_size = o.integer("batch");
+  t.val_fraction = o.real("val-frac");
+  t.seed = static_cast<std::uint64_t>(o.integer("seed"));
+  m.seed = t.seed;
+  OptimizerConfig& opt = t.optimizer;
+  opt.kind = parse_optimizer(o.text("optimizer"));
+  opt.learning_rate = static_cast<float>(o.real("lr"));
+  opt.weight_decay = static_cast<float>(o.real("weight-decay"));
+  opt.momentum = static_cast<float>(o.real("momentum"));
+  opt.max_grad_norm = static_cast<float>(o.real("clip-norm"));
+  t.schedule = parse_lr_schedule(o.text("schedule"));
+  t.warmup_steps = o.integer("warmup");
+  t.patience = static_cast<int>(o.integer("patience"));
+  t.loss_every = o.integer("loss-every");
+  require(t.epochs >= 0, "sae train: --epochs must not be negative");
+  require(t.batch_size > 0, "sae train: --batch must be positive");
+  require(t.penalty.kl_rho > 0.0f && t.penalty.kl_rho < 1.0f,
+          "sae train: --kl-rho must lie in (0, 1)");
+  const auto layers = static_cast<int>(ModelLayout(m).layers().size());
+  require(t.penalty.layer >= -1 && t.penalty.layer < layers,
+          "sae train: --penalty-layer must be -1 or a layer index below " + std::to_string(layers));
+  return run;
+}
+
+void write_epoch_log(std::ofstream& log, const EpochReport& r) {
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "{\"epoch\": %d, \"steps\": %lld, \"train_loss\": %.9g, \"val_loss\": %.9g, "
+                "\"seconds\": %.6g, \"samples_per_second\": %.6g, \"learning_rate\": %.6g}\n",
+                r.epoch, static_cast<long long>(r.steps), r.train_loss, r.val_loss, r.seconds,
+                r.samples_per_second, r.learning_rate);
+  log << line << std::flush;
+}
+
+}  // namespace
+
+int run_train(const Args& args) {
+  Options o = train_options();
+  if (!o.parse(args)) {
+    std::cout << o.help();
+    return 0;
+  }
+  const bool resume = o.given("resume");
+  // Every option is checked before the data is read, so that a mistyped one fails at once, in
+  // one line, rather than after loading a large file (the width is the data's, known later).
+  if (!resume) config_from(o, 1);
+  const auto backend = open_backend(o.text("backend"));
+  Counts counts = load_counts(o.text("data"), o.integer("rows"));
+  const bool quiet = o.flag_set("quiet");
+  if (!quiet) std::cerr << describe(counts) << "\n";
+
+  RunConfig run;
+  Trainer::State resumed;
+  if (resume) {
+    Checkpoint checkpoint = load_checkpoint(o.text("resume"));
+    run = checkpoint.config;
+    resumed = std::move(checkpoint.state);
+    if (o.given("epochs")) run.train.epochs = static_cast<int>(o.integer("epochs"));
+    require(run.model.input_dim == counts.matrix.cols,
+            o.text("resume") + ": the model expects " + std::to_string(run.model.input_dim) +
+                " columns, the data has " + std::to_string(counts.matrix.cols));
+  } else {
+    run = config_from(o, counts.matrix.cols);
+  }
+  run.data_source = counts.source;
+
+  Trainer trainer = counts.dense
+                        ? Trainer(*backend, run.model, run.train, counts.dense_matrix)
+                        : Trainer(*backend, run.model, run.train, counts.matrix);
+  run.scale = trainer.scale();
+  if (resume) trainer.restore(resumed);
+  if (!quiet)
+    std::cerr << "model: " << trainer.network().layout().describe() << "\nbackend "
+              << backend_name(backend->kind()) << ": " << backend->description() << "\n"
+              << "train " << trainer.train_rows() << " rows, validation "
+              << trainer.validation_rows() << " rows, loss " << loss_name(run.train.loss)
+              << (resume ? ", resumed at epoch " + std::to_string(trainer.completed_epochs())
+                         : std::string())
+              << "\n";
+
+  std::ofstream log;
+  if (o.given("metrics-log")) {
+    log.open(o.text("metrics-log"), resume ? std::ios::app : std::ios::trunc);
+    require(log.good(), "sae train: cannot write the metrics log " + o.text("metrics-log"));
+  }
+  const std::string checkpoint_path = o.text("checkpoint");
+  Progress progress(!quiet && isatty(STDERR_FILENO), run.train.epochs);
+  TrainObserver observer;
+  observer.on_step = [&](int epoch, std::int64_t step, std::int64_t steps, double rate,
+                         double loss) { progress.step(epoch, step, steps, rate, loss); };
+  observer.on_epoch = [&](const EpochReport& report) {
+    if (!quiet) progress.epoch(report);
+    if (log.is_open()) write_epoch_log(log, report);
+    if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
+  };
+  const std::vector<EpochReport> reports = trainer.train(observer);
+
+  const Trainer::State final_state = trainer.state();
+  if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, final_state});
+  TrainedModel model(*backend, run, final_state.parameters);
+  TrainingSummary summary;
+  summary.backend = backend_name(backend->kind());
+  summary.model = trainer.network().layout().describe();
+  summary.epochs = trainer.completed_epochs();
+  summary.reports = reports;
+  summary.validation_loss = trainer.validation_loss();
+  summary.metrics = model.evaluate(trainer.validation_counts());
+  summary.checkpoint = checkpoint_path;
+  print_training_summary(summary, o.flag_set("json"));
+
+  if (o.given("latents")) write_npy(o.text("latents"), model.encode(counts.matrix));
+  if (o.given("reconstruction"))
+    write_reconstruction(o.text("reconstruction"), model.reconstruct(counts.matrix));
+  return 0;
+}
+
+}  // namespace sparseae::cli

@@ -1,0 +1,373 @@
+#include "sparseae/trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "kernels/op_math.hpp"
+#include "sparseae/buffer.hpp"
+#include "sparseae/error.hpp"
+#include "train/row_source.hpp"
+
+namespace sparseae {
+
+ScaleMode parse_scale_mode(const std::string& name) {
+  if (name == "none") return ScaleMode::none;
+  if (name == "max") return ScaleMode::max;
+  throw Error("unknown scale '" + name + "': expected none or max");
+}
+const char* scale_mode_name(ScaleMode mode) { return mode == ScaleMode::max ? "max" : "none"; }
+
+LrSchedule parse_lr_schedule(const std::string& name) {
+  if (name == "constant") return LrSchedule::constant;
+  if (name == "cosine") return LrSchedule::cosine;
+  throw Error("unknown learning-rate schedule '" + name + "': expected constant or cosine");
+}
+const char* lr_schedule_name(LrSchedule schedule) {
+  return schedule == LrSchedule::cosine ? "cosine" : "constant";
+}
+
+HostCsr select_rows(const HostCsr& matrix, const std::vector<std::int64_t>& rows) {
+  HostCsr out;
+  out.rows = static_cast<std::int64_t>(rows.size());
+  out.cols = matrix.cols;
+  out.row_offsets.assign(1, 0);
+  out.row_offsets.reserve(rows.size() + 1);
+  for (std::int64_t row : rows) {
+    const RowOffset begin = matrix.row_offsets[row];
+    const RowOffset end = matrix.row_offsets[row + 1];
+    out.col_indices.insert(out.col_indices.end(), matrix.col_indices.begin() + begin,
+                           matrix.col_indices.begin() + end);
+    out.values.insert(out.values.end(), matrix.values.begin() + begin, matrix.values.begin() + end);
+    out.row_offsets.push_back(static_cast<RowOffset>(out.values.size()));
+  }
+  return out;
+}
+
+std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> split_rows(std::int64_t rows,
+                                                                           double fraction,
+                                                                           std::uint64_t seed) {
+  require(fraction >= 0.0 && fraction < 1.0, "validation fraction must lie in [0, 1)");
+  std::vector<std::uint64_t> keys(static_cast<std::size_t>(rows));
+  for (std::int64_t i = 0; i < rows; ++i)
+    keys[i] = math::permutation_key(seed ^ 0x5EED5EED5EEDull, static_cast<std::uint64_t>(i));
+  std::vector<std::int64_t> order(static_cast<std::size_t>(rows));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+    return keys[a] != keys[b] ? keys[a] < keys[b] : a < b;
+  });
+  auto validation = static_cast<std::int64_t>(std::llround(fraction * static_cast<double>(rows)));
+  if (fraction > 0.0 && rows > 1) validation = std::max<std::int64_t>(validation, 1);
+  validation = std::min(validation, std::max<std::int64_t>(rows - 1, 0));
+  std::vector<std::int64_t> val(order.begin(), order.begin() + validation);
+  std::vector<std::int64_t> train(order.begin() + validation, order.end());
+  // Sorted ids keep each subset in file order, which makes selected matrices easy to inspect.
+  std::sort(val.begin(), val.end());
+  std::sort(train.begin(), train.end());
+  return {std::move(train), std::move(val)};
+}
+
+namespace {
+
+float max_value(const std::vector<float>& values) {
+  float largest = 0.0f;
+  for (float v : values) largest = std::max(largest, v);
+  return largest;
+}
+
+HostDense select_rows(const HostDense& matrix, const std::vector<std::int64_t>& rows) {
+  HostDense out{static_cast<std::int64_t>(rows.size()), matrix.cols, {}};
+  out.values.reserve(rows.size() * static_cast<std::size_t>(matrix.cols));
+  for (std::int64_t row : rows)
+    out.values.insert(out.values.end(), matrix.values.begin() + row * matrix.cols,
+                      matrix.values.begin() + (row + 1) * matrix.cols);
+  return out;
+}
+
+template <typename Matrix>
+Matrix scaled(Matrix m, float scale) {
+  if (scale != 1.0f)
+    for (float& v : m.values) v /= scale;
+  return m;
+}
+
+HostCsr as_csr(HostCsr m) { return m; }
+HostCsr as_csr(const HostDense& m) { return to_csr(m); }
+
+// Loss slots per step: reconstruction, L1 penalty, KL penalty.
+constexpr std::int64_t kLossSlots = 3;
+
+}  // namespace
+
+struct Trainer::Impl {
+  Backend& backend;
+  TrainConfig config;
+  float scale;
+  HostCsr validation_raw;
+  std::int64_t batch_size;
+  std::unique_ptr<detail::RowSource> train_data;
+  std::unique_ptr<detail::RowSource> validation_data;
+  std::int64_t steps_per_epoch;
+  std::int64_t total_steps;
+  Network net;
+  Buffer<float> first_moment;
+  Buffer<float> second_moment;
+  Buffer<float> best_parameters;
+  Buffer<std::int64_t> permutation;
+  Buffer<std::int64_t> validation_ids;
+  Buffer<float> row_loss;
+  Buffer<float> step_losses;        // kLossSlots per step of the running epoch
+  Buffer<float> validation_losses;  // one per validation batch
+  Buffer<float> grad_sum_squares;
+  int epoch = 0;
+  std::int64_t step = 0;
+  double best_val_loss = std::numeric_limits<double>::infinity();
+  int epochs_without_improvement = 0;
+
+  template <typename Matrix>
+  Impl(Backend& backend_, const ModelConfig& model, const TrainConfig& config_, float scale_,
+       const Matrix& train_host, const Matrix& validation_host)
+      : backend(backend_),
+        config(config_),
+        scale(scale_),
+        validation_raw(as_csr(validation_host)),
+        batch_size(std::min(config_.batch_size, train_host.rows)),
+        train_data(detail::make_row_source(backend_, scaled(train_host, scale_), batch_size)),
+        validation_data(
+            detail::make_row_source(backend_, scaled(validation_host, scale_), batch_size)),
+        steps_per_epoch((train_data->rows() + batch_size - 1) / batch_size),
+        total_steps(steps_per_epoch * config_.epochs),
+        net(backend_, ModelLayout(model), batch_size),
+        first_moment(backend_, net.parameters().size()),
+        second_moment(backend_, net.parameters().size()),
+        best_parameters(backend_, net.parameters().size()),
+        permutation(backend_, static_cast<std::size_t>(train_data->rows())),
+        validation_ids(backend_, iota(validation_data->rows())),
+        row_loss(backend_, static_cast<std::size_t>(batch_size)),
+        step_losses(backend_, static_cast<std::size_t>(kLossSlots * steps_per_epoch)),
+        validation_losses(backend_,
+                          static_cast<std::size_t>(std::max<std::int64_t>(
+                              1, (validation_data->rows() + batch_size - 1) / batch_size))),
+        grad_sum_squares(backend_, 1) {
+    first_moment.fill_zero();
+    second_moment.fill_zero();
+    backend.copy_bytes(best_parameters.data(), net.parameters().data(),
+                       net.parameters().size() * sizeof(float));
+  }
+
+  static std::vector<std::int64_t> iota(std::int64_t n) {
+    std::vector<std::int64_t> ids(static_cast<std::size_t>(n));
+    std::iota(ids.begin(), ids.end(), std::int64_t{0});
+    return ids;
+  }
+
+  double learning_rate(std::int64_t at_step) const {
+    double rate = config.optimizer.learning_rate;
+    if (config.warmup_steps > 0 && at_step < config.warmup_steps)
+      rate *= static_cast<double>(at_step + 1) / static_cast<double>(config.warmup_steps);
+    if (config.schedule == LrSchedule::cosine && total_steps > 0) {
+      const double progress = static_cast<double>(at_step) / static_cast<double>(total_steps);
+      rate *= 0.5 * (1.0 + std::cos(3.141592653589793 * std::min(progress, 1.0)));
+    }
+    return rate;
+  }
+
+  // Forward and loss on the rows ids[0..count) of source; the batch's reconstruction loss lands
+  // in *loss_slot.
+  void forward_with_loss(detail::RowSource& source, const std::int64_t* ids, std::int64_t count,
+                         float* loss_slot) {
+    source.forward_and_loss(net, ids, count, config.loss, config.cosine_weight, row_loss.data());
+    backend.column_sums(ConstDenseView(row_loss.data(), count, 1), 1.0f, loss_slot);
+  }
+
+  void train_step(std::int64_t index_in_epoch) {
+    const std::int64_t first = index_in_epoch * batch_size;
+    const std::int64_t count = std::min(batch_size, train_data->rows() - first);
+    float* slots = step_losses.data() + kLossSlots * index_in_epoch;
+    forward_with_loss(*train_data, permutation.data() + first, count, slots);
+    const PenaltyConfig& penalty = config.penalty;
+    const std::size_t penalty_layer = penalty.layer < 0
+                                          ? net.layout().encoder_layers() - 1
+                                          : static_cast<std::size_t>(penalty.layer);
+    train_data->backward(net, [&](std::size_t layer, ConstDenseView a, DenseView grad) {
+      if (layer != penalty_layer) return;
+      if (penalty.l1_weight > 0.0f)
+        backend.l1_activity_penalty(penalty.l1_weight, a, grad, slots + 1);
+      if (penalty.kl_beta > 0.0f)
+        backend.kl_sparsity_penalty(penalty.kl_rho, penalty.kl_beta, a, grad, slots + 2);
+    });
+    OptimizerConfig optimizer = config.optimizer;
+    optimizer.learning_rate = static_cast<float>(learning_rate(step));
+    const std::int64_t n = static_cast<std::int64_t>(net.parameters().size());
+    if (optimizer.max_grad_norm > 0.0f)
+      backend.sum_of_squares(net.gradients().data(), n, grad_sum_squares.data());
+    backend.optimizer_step(optimizer, step + 1, n, net.parameters().data(), net.gradients().data(),
+                           first_moment.data(), second_moment.data(),
+                           optimizer.max_grad_norm > 0.0f ? grad_sum_squares.data() : nullptr);
+    ++step;
+  }
+
+  EpochReport run_epoch(const TrainObserver& observer) {
+    const auto start = std::chrono::steady_clock::now();
+    backend.random_permutation(math::mix64(config.seed) + static_cast<std::uint64_t>(epoch),
+                               train_data->rows(), permutation.data());
+    step_losses.fill_zero();
+    double last_loss = std::numeric_limits<double>::quiet_NaN();
+    for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
+      train_step(s);
+      if (observer.on_step) {
+        if (config.loss_every > 0 && (s + 1) % config.loss_every == 0) {
+          float slots[kLossSlots];
+          backend.download_bytes(slots, step_losses.data() + kLossSlots * s, sizeof slots);
+          last_loss = static_cast<double>(slots[0]) + slots[1] + slots[2];
+        }
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        observer.on_step(epoch + 1, s + 1, steps_per_epoch,
+                         seconds > 0 ? static_cast<double>(std::min((s + 1) * batch_size,
+                                                                    train_data->rows())) /
+                                           seconds
+                                     : 0.0,
+                         last_loss);
+      }
+    }
+    const std::vector<float> losses = step_losses.download();
+    double train_loss = 0.0;
+    for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
+      const std::int64_t count = std::min(batch_size, train_data->rows() - s * batch_size);
+      const double step_loss = static_cast<double>(losses[kLossSlots * s]) +
+                               losses[kLossSlots * s + 1] + losses[kLossSlots * s + 2];
+      train_loss += step_loss * static_cast<double>(count);
+    }
+    EpochReport report;
+    report.epoch = ++epoch;
+    report.steps = steps_per_epoch;
+    report.train_loss = train_loss / static_cast<double>(train_data->rows());
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.samples_per_second =
+        report.seconds > 0 ? static_cast<double>(train_data->rows()) / report.seconds : 0.0;
+    report.learning_rate = learning_rate(std::max<std::int64_t>(step - 1, 0));
+    report.val_loss = validation_loss();
+    return report;
+  }
+
+  // Mean reconstruction loss over validation rows (penalties excluded: they measure the code,
+  // not the reconstruction).
+  double validation_loss() {
+    if (validation_data->rows() == 0) return 0.0;
+    std::vector<std::int64_t> counts;
+    for (std::int64_t first = 0; first < validation_data->rows(); first += batch_size) {
+      counts.push_back(std::min(batch_size, validation_data->rows() - first));
+      forward_with_loss(*validation_data, validation_ids.data() + first, counts.back(),
+                        validation_losses.data() + counts.size() - 1);
+    }
+    const std::vector<float> losses = validation_losses.download();
+    double total = 0.0;
+    for (std::size_t b = 0; b < counts.size(); ++b)
+      total += static_cast<double>(losses[b]) * static_cast<double>(counts[b]);
+    return total / static_cast<double>(validation_data->rows());
+  }
+};
+
+namespace {
+
+template <typename Matrix>
+void check_training_input(const ModelConfig& model, const TrainConfig& config,
+                          const Matrix& data) {
+  require(data.rows >= 2, "training needs at least 2 rows, the data has " +
+                              std::to_string(data.rows));
+  require(config.batch_size > 0, "batch size must be positive");
+  require(config.epochs >= 0, "epochs must not be negative");
+  require(model.input_dim == data.cols,
+          "model input width " + std::to_string(model.input_dim) + " differs from the data's " +
+              std::to_string(data.cols) + " columns");
+}
+
+}  // namespace
+
+template <typename Matrix>
+std::unique_ptr<Trainer::Impl> Trainer::make_impl(Backend& backend, const ModelConfig& model,
+                                                  const TrainConfig& config, const Matrix& data) {
+  check_training_input(model, config, data);
+  const auto split = split_rows(data.rows, config.val_fraction, config.seed);
+  const float scale = config.scale == ScaleMode::max ? std::max(1.0f, max_value(data.values)) : 1.0f;
+  return std::make_unique<Impl>(backend, model, config, scale, select_rows(data, split.first),
+                                select_rows(data, split.second));
+}
+
+Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+                 const HostCsr& data)
+    : impl_((data.validate(), make_impl(backend, model, config, data))) {}
+
+Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+                 const HostDense& data)
+    : impl_(make_impl(backend, model, config, data)) {}
+
+Trainer::~Trainer() = default;
+
+std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
+  std::vector<EpochReport> reports;
+  Impl& t = *impl_;
+  while (t.epoch < t.config.epochs) {
+    EpochReport report = t.run_epoch(observer);
+    if (report.val_loss < t.best_val_loss) {
+      t.best_val_loss = report.val_loss;
+      t.epochs_without_improvement = 0;
+      t.backend.copy_bytes(t.best_parameters.data(), t.net.parameters().data(),
+                           t.net.parameters().size() * sizeof(float));
+    } else {
+      ++t.epochs_without_improvement;
+    }
+    if (observer.on_epoch) observer.on_epoch(report);
+    reports.push_back(report);
+    if (t.config.patience > 0 && t.epochs_without_improvement >= t.config.patience) {
+      t.backend.copy_bytes(t.net.parameters().data(), t.best_parameters.data(),
+                           t.net.parameters().size() * sizeof(float));
+      break;
+    }
+  }
+  return reports;
+}
+
+double Trainer::validation_loss() { return impl_->validation_loss(); }
+const HostCsr& Trainer::validation_counts() const { return impl_->validation_raw; }
+Network& Trainer::network() { return impl_->net; }
+const TrainConfig& Trainer::config() const { return impl_->config; }
+float Trainer::scale() const { return impl_->scale; }
+int Trainer::completed_epochs() const { return impl_->epoch; }
+std::int64_t Trainer::completed_steps() const { return impl_->step; }
+std::int64_t Trainer::train_rows() const { return impl_->train_data->rows(); }
+std::int64_t Trainer::validation_rows() const { return impl_->validation_data->rows(); }
+
+Trainer::State Trainer::state() const {
+  const Impl& t = *impl_;
+  return {t.net.parameters().download(),
+          t.first_moment.download(),
+          t.second_moment.download(),
+          t.best_parameters.download(),
+          t.epoch,
+          t.step,
+          t.best_val_loss,
+          t.epochs_without_improvement};
+}
+
+void Trainer::restore(const State& state) {
+  Impl& t = *impl_;
+  const std::size_t n = t.net.parameters().size();
+  require(state.parameters.size() == n && state.first_moment.size() == n &&
+              state.second_moment.size() == n && state.best_parameters.size() == n,
+          "checkpoint holds " + std::to_string(state.parameters.size()) +
+              " parameters, the model has " + std::to_string(n));
+  t.net.parameters().upload(state.parameters);
+  t.first_moment.upload(state.first_moment);
+  t.second_moment.upload(state.second_moment);
+  t.epoch = state.epoch;
+  t.step = state.step;
+  t.best_val_loss = state.best_val_loss;
+  t.epochs_without_improvement = state.epochs_without_improvement;
+  t.best_parameters.upload(state.best_parameters);
+}
+
+}  // namespace sparseae

@@ -1,0 +1,452 @@
+// The real `sae` binary (its path compiled in as SAE_BINARY) run on small files: gen, train with
+// every output it can write, every input format, encode / decode / eval on the checkpoint,
+// --resume, every train flag at least once, and bad input that must fail with one clear line.
+// Everything runs on the cpu backend with tiny data and one or two epochs.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/inference.hpp"
+#include "sparseae/io.hpp"
+
+#ifndef SAE_BINARY
+#error "SAE_BINARY must name the sae executable"
+#endif
+
+namespace sparseae {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The JSON object that follows "key": in text (metrics objects hold no nested braces).
+std::string json_object(const std::string& text, const std::string& key) {
+  const std::size_t at = text.find("\"" + key + "\": {");
+  if (at == std::string::npos) return "";
+  const std::size_t open = text.find('{', at);
+  return text.substr(open, text.find('}', open) - open + 1);
+}
+
+// A fresh working directory per test suite holding x.mtx (300 rows of the embedded dataset) and,
+// once trained, m.ckpt with the outputs of one full `sae train`.
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("sparseae-cli-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    trained_.reset();
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+  static std::string file(const std::string& name) { return (dir_ / name).string(); }
+
+  // Runs `sae args` in the suite's directory, capturing stdout, stderr and the exit code.
+  static Result sae(const std::string& args) {
+    const std::string out = file("stdout.txt");
+    const std::string err = file("stderr.txt");
+    const std::string command = "cd '" + dir_.string() + "' && '" SAE_BINARY "' " + args +
+                                " > '" + out + "' 2> '" + err + "'";
+    const int status = std::system(command.c_str());
+    Result result;
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    result.out = read_text(out);
+    result.err = read_text(err);
+    return result;
+  }
+
+  // Generates x.mtx once.
+  static void ensure_data() {
+    if (fs::exists(file("x.mtx"))) return;
+    const Result r = sae("gen --rows 300 --out x.mtx");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  // The reference training run, once: 2 epochs with every output.
+  static const Result& trained() {
+    if (!trained_) {
+      ensure_data();
+      trained_ = sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --checkpoint m.ckpt "
+                     "--metrics-log log.jsonl --json --latents z.npy --reconstruction r.mtx "
+                     "--quiet --backend cpu");
+    }
+    return *trained_;
+  }
+
+  static fs::path dir_;
+  static std::optional<Result> trained_;
+};
+
+fs::path Cli::dir_;
+std::optional<Result> Cli::trained_;
+
+::testing::AssertionResult succeeded(const Result& r) {
+  if (r.exit_code == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "exit code " << r.exit_code << ", stderr: " << r.err;
+}
+
+// Every value the same float.
+void expect_same(const HostDense& a, const HostDense& b, const char* what) {
+  EXPECT_EQ(a.rows, b.rows) << what;
+  EXPECT_EQ(a.cols, b.cols) << what;
+  EXPECT_TRUE(a.values == b.values) << what << ": values differ";
+}
+
+void expect_same(const HostCsr& a, const HostCsr& b, const char* what) {
+  EXPECT_EQ(a.rows, b.rows) << what;
+  EXPECT_EQ(a.cols, b.cols) << what;
+  EXPECT_EQ(a.row_offsets, b.row_offsets) << what;
+  EXPECT_EQ(a.col_indices, b.col_indices) << what;
+  EXPECT_EQ(a.values, b.values) << what;
+}
+
+TEST_F(Cli, GenWritesTheEmbeddedDataset) {
+  const Result r = sae("gen --rows 300 --out x.mtx");
+  ASSERT_TRUE(succeeded(r));
+  EXPECT_EQ(r.err, "sae gen: wrote x.mtx: 300 rows x 512 columns, " +
+                       std::to_string(read_matrix_market(file("x.mtx")).nnz()) + " non-zeros\n");
+  const HostCsr x = read_matrix_market(file("x.mtx"));
+  EXPECT_EQ(x.rows, 300);
+  EXPECT_EQ(x.cols, 512);
+  EXPECT_GT(x.nnz(), 300 * 10);
+
+  ASSERT_TRUE(succeeded(sae("gen --rows 50 --cols 64 --topics 4 --nnz 5 --seed 3 --out a.mtx")));
+  ASSERT_TRUE(succeeded(sae("gen --rows 50 --cols 64 --topics 4 --nnz 5 --seed 3 --out b.mtx")));
+  ASSERT_TRUE(succeeded(sae("gen --rows 50 --cols 64 --topics 4 --nnz 5 --seed 4 --out c.mtx")));
+  const HostCsr a = read_matrix_market(file("a.mtx"));
+  EXPECT_EQ(a.rows, 50);
+  EXPECT_EQ(a.cols, 64);
+  EXPECT_EQ(read_text(file("a.mtx")), read_text(file("b.mtx"))) << "same seed, same file";
+  EXPECT_NE(read_text(file("a.mtx")), read_text(file("c.mtx"))) << "the seed must matter";
+}
+
+TEST_F(Cli, TrainWritesReportLogCheckpointLatentsAndReconstruction) {
+  const Result& r = trained();
+  ASSERT_TRUE(succeeded(r));
+  EXPECT_EQ(r.err, "") << "--quiet prints nothing on stderr";
+  const std::vector<std::string> out = lines_of(r.out);
+  ASSERT_EQ(out.size(), 1u) << "--json prints one line: " << r.out;
+  EXPECT_EQ(out[0].front(), '{');
+  EXPECT_EQ(out[0].back(), '}');
+  for (const char* field :
+       {"\"backend\": \"cpu\"", "\"epochs\": 2", "\"median_samples_per_second\": ",
+        "\"train_loss\": ", "\"validation_loss\": ", "\"validation\": {\"rows\": 30,",
+        "\"nonzero_exact_fraction\": ", "\"support_recall\": "})
+    EXPECT_TRUE(contains(out[0], field)) << field << " missing from " << out[0];
+
+  const std::vector<std::string> log = lines_of(read_text(file("log.jsonl")));
+  ASSERT_EQ(log.size(), 2u) << "one log line per epoch";
+  EXPECT_TRUE(contains(log[0], "{\"epoch\": 1, \"steps\": 2, \"train_loss\": ")) << log[0];
+  EXPECT_TRUE(contains(log[1], "{\"epoch\": 2, ")) << log[1];
+  EXPECT_TRUE(contains(log[1], "\"learning_rate\": 0.001}")) << log[1];
+
+  const Checkpoint checkpoint = load_checkpoint(file("m.ckpt"));
+  EXPECT_EQ(checkpoint.state.epoch, 2);
+  EXPECT_EQ(checkpoint.config.model.input_dim, 512);
+  EXPECT_EQ(checkpoint.config.model.hidden, std::vector<std::int64_t>{32});
+  EXPECT_EQ(checkpoint.config.model.latent, 8);
+  EXPECT_EQ(checkpoint.config.data_source, "x.mtx");
+
+  const HostDense latents = read_npy(file("z.npy"), NpyValues::finite);
+  EXPECT_EQ(latents.rows, 300);
+  EXPECT_EQ(latents.cols, 8);
+  const HostCsr reconstruction = read_matrix_market(file("r.mtx"));
+  EXPECT_EQ(reconstruction.rows, 300);
+  EXPECT_EQ(reconstruction.cols, 512);
+
+  // The files hold what the checkpoint's model computes.
+  const auto backend = make_backend(BackendChoice::cpu);
+  TrainedModel model(*backend, checkpoint.config, checkpoint.state.parameters);
+  const HostCsr x = read_matrix_market(file("x.mtx"));
+  expect_same(latents, model.encode(x), "z.npy vs the checkpoint's codes");
+  expect_same(reconstruction, round_to_counts(model.reconstruct(x)), "r.mtx vs the checkpoint");
+}
+
+TEST_F(Cli, EncodeDecodeAndEvalUseTheCheckpoint) {
+  ASSERT_TRUE(succeeded(trained()));
+  ASSERT_TRUE(succeeded(sae("encode --model m.ckpt --data x.mtx --out z2.npy --backend cpu")));
+  expect_same(read_npy(file("z2.npy"), NpyValues::finite), read_npy(file("z.npy"), NpyValues::finite),
+              "encode vs train --latents");
+
+  ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --latents z.npy --out d1.npy --backend cpu")));
+  ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --data x.mtx --out d2.npy --backend cpu")));
+  ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --data x.mtx --out d3.mtx --backend cpu")));
+  const HostDense d1 = read_npy(file("d1.npy"), NpyValues::finite);
+  EXPECT_EQ(d1.rows, 300);
+  EXPECT_EQ(d1.cols, 512);
+  expect_same(d1, read_npy(file("d2.npy"), NpyValues::finite), "decode from codes vs from counts");
+  expect_same(read_matrix_market(file("d3.mtx")), read_matrix_market(file("r.mtx")),
+              "decode .mtx vs train --reconstruction");
+
+  // Without --data, eval rebuilds the training run's validation rows: the numbers train printed.
+  const Result validation = sae("eval --model m.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(validation));
+  EXPECT_EQ(validation.out, json_object(trained().out, "validation") + "\n");
+  const Result all = sae("eval --model m.ckpt --data x.mtx --json --backend cpu");
+  ASSERT_TRUE(succeeded(all));
+  EXPECT_TRUE(contains(all.out, "{\"rows\": 300, \"mse\": ")) << all.out;
+  const Result table = sae("eval --model m.ckpt --data x.mtx --backend cpu --batch 7");
+  ASSERT_TRUE(succeeded(table));
+  const std::vector<std::string> lines = lines_of(table.out);
+  ASSERT_EQ(lines.size(), 7u) << table.out;
+  EXPECT_EQ(lines[0], "x.mtx (300 rows):");
+  EXPECT_TRUE(contains(lines[1], "non-zero entries exact")) << table.out;
+}
+
+TEST_F(Cli, EveryInputFormatTrainsToTheSameModel) {
+  ensure_data();
+  const HostCsr x = read_matrix_market(file("x.mtx"));
+  {  // .mtx.gz: the same text, gzipped
+    const std::string text = read_text(file("x.mtx"));
+    gzFile gz = gzopen(file("x.mtx.gz").c_str(), "wb");
+    ASSERT_NE(gz, nullptr);
+    ASSERT_EQ(gzwrite(gz, text.data(), static_cast<unsigned>(text.size())),
+              static_cast<int>(text.size()));
+    ASSERT_EQ(gzclose(gz), Z_OK);
+  }
+  write_npy(file("x.npy"), to_dense(x));
+  {  // .csv with a header line
+    const HostDense dense = to_dense(x);
+    std::ofstream csv(file("x.csv"));
+    for (std::int64_t c = 0; c < dense.cols; ++c) csv << (c ? "," : "") << "gene" << c;
+    csv << "\n";
+    for (std::int64_t r = 0; r < dense.rows; ++r) {
+      for (std::int64_t c = 0; c < dense.cols; ++c)
+        csv << (c ? "," : "") << dense.values[r * dense.cols + c];
+      csv << "\n";
+    }
+  }
+  std::string first_validation;
+  for (const std::string name : {"x.mtx", "x.mtx.gz", "x.npy", "x.csv"}) {
+    SCOPED_TRACE(name);
+    const Result r = sae("train --data " + name + " --epochs 1 --hidden 16 --latent 4 --json " +
+                         "--quiet --backend cpu --checkpoint f.ckpt");
+    ASSERT_TRUE(succeeded(r));
+    // The same counts, so the same split, training and metrics, whatever the file.
+    const std::string validation = json_object(r.out, "validation");
+    ASSERT_FALSE(validation.empty()) << r.out;
+    if (first_validation.empty()) first_validation = validation;
+    EXPECT_EQ(validation, first_validation);
+    EXPECT_EQ(load_checkpoint(file("f.ckpt")).config.data_source, name);
+  }
+}
+
+TEST_F(Cli, ResumeContinuesTheRunExactly) {
+  ensure_data();
+  const std::string common = " --data x.mtx --hidden 16 --latent 4 --json --quiet --backend cpu";
+  ASSERT_TRUE(succeeded(sae("train --epochs 3 --checkpoint straight.ckpt" + common)));
+  ASSERT_TRUE(succeeded(
+      sae("train --epochs 2 --checkpoint split.ckpt --metrics-log split.jsonl" + common)));
+  const Result resumed = sae("train --resume split.ckpt --epochs 3 --checkpoint split.ckpt "
+                             "--metrics-log split.jsonl --data x.mtx --json --quiet --backend cpu");
+  ASSERT_TRUE(succeeded(resumed));
+  EXPECT_TRUE(contains(resumed.out, "\"epochs\": 3")) << resumed.out;
+  const std::vector<std::string> log = lines_of(read_text(file("split.jsonl")));
+  ASSERT_EQ(log.size(), 3u) << "a resumed run appends to the log";
+  EXPECT_TRUE(contains(log[2], "{\"epoch\": 3, ")) << log[2];
+  const Checkpoint straight = load_checkpoint(file("straight.ckpt"));
+  const Checkpoint split = load_checkpoint(file("split.ckpt"));
+  EXPECT_EQ(split.state.epoch, 3);
+  EXPECT_TRUE(split.state.parameters == straight.state.parameters)
+      << "2 + 1 resumed epochs differ from 3 in one run";
+  EXPECT_EQ(run_config_to_json(split.config), run_config_to_json(straight.config));
+
+  // A checkpoint for 512 columns does not resume on other data.
+  ASSERT_TRUE(succeeded(sae("gen --rows 20 --cols 64 --nnz 4 --out narrow.mtx")));
+  const Result wrong = sae("train --resume split.ckpt --data narrow.mtx --quiet --backend cpu");
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_EQ(wrong.err, "sae: error: split.ckpt: the model expects 512 columns, the data has 64\n");
+}
+
+// Each flag of sae train at least once; the checkpoint's configuration shows it took effect.
+TEST_F(Cli, EveryTrainFlagTakesEffect) {
+  ensure_data();
+  const std::string common = " --data x.mtx --quiet --backend cpu --epochs 1 --checkpoint c.ckpt";
+  {
+    ASSERT_TRUE(succeeded(sae("train --loss mae --hidden 16 --latent 4 --hidden-act tanh "
+                              "--latent-act sigmoid --output-act softplus --optimizer sgd "
+                              "--momentum 0.5 --lr 0.01 --weight-decay 1e-4" +
+                              common)));
+    const RunConfig c = load_checkpoint(file("c.ckpt")).config;
+    EXPECT_EQ(c.train.loss, LossKind::mae);
+    EXPECT_EQ(c.model.hidden_activation, Activation::tanh);
+    EXPECT_EQ(c.model.latent_activation, Activation::sigmoid);
+    EXPECT_EQ(c.model.output_activation, Activation::softplus);
+    EXPECT_EQ(c.train.optimizer.kind, OptimizerKind::sgd);
+    EXPECT_EQ(c.train.optimizer.momentum, 0.5f);
+    EXPECT_EQ(c.train.optimizer.learning_rate, 0.01f);
+    EXPECT_EQ(c.train.optimizer.weight_decay, 1e-4f);
+  }
+  {
+    ASSERT_TRUE(succeeded(sae("train --loss bce --scale max --optimizer adamw --weight-decay 0.01 "
+                              "--clip-norm 1.5 --hidden 16 --latent 4 --output-act relu" +
+                              common)));
+    const RunConfig c = load_checkpoint(file("c.ckpt")).config;
+    EXPECT_EQ(c.train.loss, LossKind::bce);
+    EXPECT_EQ(c.train.scale, ScaleMode::max);
+    EXPECT_GT(c.scale, 1.0f) << "the data's largest count";
+    EXPECT_EQ(c.model.output_activation, Activation::identity) << "bce outputs logits";
+    EXPECT_EQ(c.train.optimizer.kind, OptimizerKind::adamw);
+    EXPECT_EQ(c.train.optimizer.max_grad_norm, 1.5f);
+  }
+  {
+    ASSERT_TRUE(succeeded(sae("train --loss mse_cosine --cosine-weight 0.3 --l1 1e-4 --kl-beta "
+                              "0.01 --kl-rho 0.1 --penalty-layer 0 --tied --hidden 24,12 "
+                              "--latent 6" +
+                              common)));
+    const RunConfig c = load_checkpoint(file("c.ckpt")).config;
+    EXPECT_EQ(c.train.loss, LossKind::mse_cosine);
+    EXPECT_EQ(c.train.cosine_weight, 0.3f);
+    EXPECT_EQ(c.train.penalty.l1_weight, 1e-4f);
+    EXPECT_EQ(c.train.penalty.kl_beta, 0.01f);
+    EXPECT_EQ(c.train.penalty.kl_rho, 0.1f);
+    EXPECT_EQ(c.train.penalty.layer, 0);
+    EXPECT_TRUE(c.model.tied_weights);
+    EXPECT_EQ(c.model.hidden, (std::vector<std::int64_t>{24, 12}));
+    EXPECT_EQ(c.model.latent, 6);
+  }
+  {
+    const Result r = sae("train --decoder-hidden 16,24 --hidden 20 --latent 4 --schedule cosine "
+                         "--warmup 5 --patience 1 --val-frac 0.2 --seed 7 --batch 50 "
+                         "--loss-every 2 --metrics-log d.jsonl --data x.mtx --quiet --backend cpu "
+                         "--epochs 3 --checkpoint c.ckpt");
+    ASSERT_TRUE(succeeded(r));
+    const Checkpoint checkpoint = load_checkpoint(file("c.ckpt"));
+    const RunConfig& c = checkpoint.config;
+    EXPECT_FALSE(c.model.mirror_decoder);
+    EXPECT_EQ(c.model.decoder_hidden, (std::vector<std::int64_t>{16, 24}));
+    EXPECT_EQ(c.train.schedule, LrSchedule::cosine);
+    EXPECT_EQ(c.train.warmup_steps, 5);
+    EXPECT_EQ(c.train.patience, 1);
+    EXPECT_EQ(c.train.val_fraction, 0.2);
+    EXPECT_EQ(c.train.seed, 7u);
+    EXPECT_EQ(c.model.seed, 7u);
+    EXPECT_EQ(c.train.batch_size, 50);
+    EXPECT_EQ(c.train.loss_every, 2);
+    // 240 training rows in batches of 50: 5 steps an epoch; warm-up over 5 steps, then cosine.
+    const std::vector<std::string> log = lines_of(read_text(file("d.jsonl")));
+    ASSERT_GE(log.size(), 1u);
+    EXPECT_TRUE(contains(log[0], "\"steps\": 5,")) << log[0];
+  }
+  {
+    // The embedded dataset (no --data), sized by --rows; eval rebuilds it from the checkpoint.
+    ASSERT_TRUE(succeeded(sae("train --rows 200 --hidden 16 --latent 4 --epochs 1 --quiet "
+                              "--backend cpu --checkpoint e.ckpt --json")));
+    EXPECT_EQ(load_checkpoint(file("e.ckpt")).config.data_source, "embedded:rows=200,seed=42");
+    const Result eval = sae("eval --model e.ckpt --json --backend cpu");
+    ASSERT_TRUE(succeeded(eval));
+    EXPECT_TRUE(contains(eval.out, "{\"rows\": 20, ")) << eval.out;
+  }
+  {
+    // Without --json and --quiet: the human report on stdout, progress lines on stderr.
+    const Result r = sae("train --data x.mtx --hidden 16 --latent 4 --epochs 1 --backend cpu "
+                         "--checkpoint c.ckpt --reconstruction r.npy");
+    ASSERT_TRUE(succeeded(r));
+    EXPECT_TRUE(contains(r.out, "validation rows (30), reconstruction rounded to counts:")) << r.out;
+    EXPECT_TRUE(contains(r.err, "data: x.mtx: 300 rows x 512 columns")) << r.err;
+    EXPECT_TRUE(contains(r.err, "epoch 1/1")) << r.err;
+    const HostDense values = read_npy(file("r.npy"), NpyValues::finite);
+    EXPECT_EQ(values.rows, 300);
+    EXPECT_EQ(values.cols, 512);
+  }
+}
+
+// Bad input: a non-zero exit, nothing on stdout, exactly one line on stderr that says what is
+// wrong, and no checkpoint left behind.
+TEST_F(Cli, BadInputFailsWithOneClearLine) {
+  ensure_data();
+  struct Case {
+    std::string args;
+    int exit_code;
+    std::string message;  // the whole stderr line, without its newline
+  };
+  const Case cases[] = {
+      {"train --bogus 1", 1,
+       "sae: error: sae train: unknown option '--bogus' (see sae train --help)"},
+      {"train --epochs abc --backend cpu", 1, "sae: error: sae train: --epochs: 'abc' is not an integer"},
+      {"train --lr fast --backend cpu", 1, "sae: error: sae train: --lr: 'fast' is not a number"},
+      {"train --hidden 32,x --backend cpu", 1,
+       "sae: error: sae train: --hidden: '32,x' is not a comma-separated list of positive "
+       "integers"},
+      {"train --epochs", 1, "sae: error: sae train: --epochs: needs a value (N)"},
+      {"train --loss hinge --backend cpu", 1,
+       "sae: error: unknown loss 'hinge': expected mse, mae, bce or mse_cosine"},
+      {"train --data x.mtx --loss bce --backend cpu", 1,
+       "sae: error: sae train: --loss bce needs targets in [0, 1]: add --scale max"},
+      {"train --data missing.mtx --backend cpu", 1,
+       "sae: error: missing.mtx: cannot open: No such file or directory"},
+      {"train --tied --decoder-hidden 16 --backend cpu", 1,
+       "sae: error: model: tied weights need a decoder that mirrors the encoder"},
+      {"train --kl-rho 1.5 --backend cpu", 1, "sae: error: sae train: --kl-rho must lie in (0, 1)"},
+      {"train --backend gpu", 1, "sae: error: unknown backend 'gpu': expected auto, cpu or cuda"},
+      {"encode --data x.mtx --out z.npy --backend cpu", 1,
+       "sae: error: sae encode: --model: is required"},
+      {"encode --model missing.ckpt --data x.mtx --out z.npy --backend cpu", 1,
+       "sae: error: missing.ckpt: cannot open checkpoint"},
+      {"decode --model missing.ckpt --out d.npy --backend cpu", 1,
+       "sae: error: sae decode: give exactly one of --latents, --data"},
+      {"frobnicate", 2, "sae: unknown command 'frobnicate' (see sae --help)"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("sae " + c.args);
+    fs::remove(file("sae-model.ckpt"));
+    const Result r = sae(c.args);
+    EXPECT_EQ(r.exit_code, c.exit_code);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, c.message + "\n");
+    EXPECT_FALSE(fs::exists(file("sae-model.ckpt"))) << "a failed run left a checkpoint";
+  }
+  // The penalty layer must exist: 512-256-128-32-128-256-512 has 6 layers.
+  const Result layer = sae("train --penalty-layer 6 --backend cpu");
+  EXPECT_EQ(layer.exit_code, 1);
+  EXPECT_EQ(layer.err,
+            "sae: error: sae train: --penalty-layer must be -1 or a layer index below 6\n");
+}
+
+TEST_F(Cli, HelpAndUsage) {
+  const Result help = sae("train --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_TRUE(contains(help.out, "usage: sae train [options]")) << help.out;
+  for (const char* option : {"--clip-norm", "--kl-beta", "--resume", "--decoder-hidden"})
+    EXPECT_TRUE(contains(help.out, option)) << option;
+  const Result usage = sae("");
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_TRUE(contains(usage.out, "usage: sae <command> [options]")) << usage.out;
+}
+
+}  // namespace
+}  // namespace sparseae

@@ -1,0 +1,331 @@
+// Finite-difference check of a whole small model's gradient: Network::forward, the backend's
+// reconstruction loss, the activity penalty applied in the backward hook exactly as the trainer
+// applies it, and Network::backward, against central differences of the same loss computed by an
+// independent float64 forward pass written here from the ModelLayout (layers, offsets, tied
+// weights). Every loss, both penalties, tied weights, a non-mirrored decoder and the dense input
+// path; once per backend.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend_fixture.hpp"
+#include "reference.hpp"
+#include "sparseae/csr.hpp"
+#include "sparseae/model.hpp"
+#include "sparseae/network.hpp"
+#include "sparseae/trainer.hpp"
+
+namespace sparseae::test {
+namespace {
+
+using reference::DoubleMatrix;
+
+// Central differences in float64 with step kStep: truncation error ~ kStep^2 * |f'''| ~ 1e-8 and
+// cancellation ~ 1e-16 * |f| / kStep ~ 1e-12, both far below the tolerance.
+constexpr double kStep = 1e-4;
+
+// The backend runs in float32: each gradient carries a few float roundings per layer of each
+// product, ~1e-7 of the largest gradient (measured on cpu: 4e-8 to 1.3e-7 over the cases).
+// 1e-5 of the largest gradient leaves a margin of about 100x for other summation orders, while a
+// wrong factor, sign, transpose or missing term moves some gradient by a sizeable fraction.
+constexpr double kGradientTolerance = 1e-5;
+
+// The backend's batch loss (sum of row losses plus the penalty) against the float64 one: sums of
+// a few dozen float terms.
+constexpr double kLossTolerance = 1e-5;
+
+struct GradientCase {
+  std::string label;
+  ModelConfig model;
+  LossKind loss = LossKind::mse;
+  float cosine_weight = 0.0f;
+  PenaltyConfig penalty;
+  bool dense_input = false;  // feed the first layer the dense batch (gemm) instead of CSR (spmm)
+};
+
+ModelConfig small_model(Activation hidden, Activation latent, Activation output) {
+  ModelConfig m;
+  m.input_dim = 9;
+  m.hidden = {7};
+  m.latent = 4;
+  m.hidden_activation = hidden;
+  m.latent_activation = latent;
+  m.output_activation = output;
+  m.seed = 3;
+  return m;
+}
+
+std::vector<GradientCase> gradient_cases() {
+  std::vector<GradientCase> cases;
+  const ModelConfig base = small_model(Activation::tanh, Activation::sigmoid, Activation::identity);
+  cases.push_back({"mse", base, LossKind::mse, 0.0f, {}, false});
+  // mae's kink at y = x: softplus outputs are > 0 (never at a zero target), and the non-zero
+  // targets are lifted by 10, far above any output of this model.
+  cases.push_back({"mae", small_model(Activation::tanh, Activation::sigmoid, Activation::softplus),
+                   LossKind::mae, 0.0f, {}, false});
+  cases.push_back({"bce", base, LossKind::bce, 0.0f, {}, false});
+  cases.push_back({"mse_cosine", base, LossKind::mse_cosine, 0.7f, {}, false});
+  {
+    // l1's kink at a = 0: a tanh latent with random biases keeps every code away from 0 (checked).
+    GradientCase c{"mse + l1 on the latent",
+                   small_model(Activation::softplus, Activation::tanh, Activation::identity),
+                   LossKind::mse, 0.0f, {}, false};
+    c.penalty.l1_weight = 0.3f;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"mse + kl on the latent", base, LossKind::mse, 0.0f, {}, false};
+    c.penalty.kl_beta = 0.5f;
+    c.penalty.kl_rho = 0.1f;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"mse_cosine + l1 + kl on hidden layer 0", base, LossKind::mse_cosine, 0.3f, {},
+                   false};
+    c.model.hidden_activation = Activation::sigmoid;
+    c.penalty.l1_weight = 0.2f;
+    c.penalty.kl_beta = 0.4f;
+    c.penalty.layer = 0;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"tied weights", base, LossKind::mse, 0.0f, {}, false};
+    c.model.tied_weights = true;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"tied weights, two hidden layers, bce", base, LossKind::bce, 0.0f, {}, false};
+    c.model.hidden = {7, 5};
+    c.model.tied_weights = true;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"non-mirrored decoder 4-5-8-9", base, LossKind::mse, 0.0f, {}, false};
+    c.model.mirror_decoder = false;
+    c.model.decoder_hidden = {5, 8};
+    c.model.hidden_activation = Activation::softplus;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"dense input path", base, LossKind::mse_cosine, 0.5f, {}, true};
+    c.penalty.kl_beta = 0.2f;
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+// ---- the float64 model ----
+
+DoubleMatrix dense_input(const HostCsr& x) {
+  DoubleMatrix dense(x.rows, x.cols, x.cols, 0.0);
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    for (RowOffset e = x.row_offsets[r]; e < x.row_offsets[r + 1]; ++e)
+      dense(r, x.col_indices[e]) += x.values[e];
+  return dense;
+}
+
+// Every layer's output, y = activation(x W + b), W read from the flat parameters at the layer's
+// offset: in x out row-major, or for a tied layer the encoder's matrix read as out x in.
+std::vector<DoubleMatrix> forward_double(const ModelLayout& layout,
+                                         const std::vector<double>& params, const DoubleMatrix& x) {
+  std::vector<DoubleMatrix> outputs;
+  const DoubleMatrix* in = &x;
+  for (const LayerShape& layer : layout.layers()) {
+    DoubleMatrix out(in->rows, layer.out, layer.out, 0.0);
+    for (std::int64_t r = 0; r < in->rows; ++r)
+      for (std::int64_t j = 0; j < layer.out; ++j) {
+        double z = params[static_cast<std::size_t>(layer.bias_offset + j)];
+        for (std::int64_t i = 0; i < layer.in; ++i) {
+          const std::int64_t w = layer.transposed_weight ? j * layer.in + i : i * layer.out + j;
+          z += (*in)(r, i) * params[static_cast<std::size_t>(layer.weight_offset + w)];
+        }
+        out(r, j) = reference::activate(layer.activation, z);
+      }
+    outputs.push_back(std::move(out));
+    in = &outputs.back();
+  }
+  return outputs;
+}
+
+std::size_t penalty_layer(const GradientCase& c, const ModelLayout& layout) {
+  return c.penalty.layer < 0 ? layout.encoder_layers() - 1
+                             : static_cast<std::size_t>(c.penalty.layer);
+}
+
+// The batch loss: reconstruction plus the penalties at the penalised layer.
+double loss_double(const GradientCase& c, const ModelLayout& layout,
+                   const std::vector<double>& params, const DoubleMatrix& x,
+                   const HostCsr& target) {
+  const std::vector<DoubleMatrix> outputs = forward_double(layout, params, x);
+  double loss = 0.0;
+  for (const double row : reference::reconstruction_loss(c.loss, c.cosine_weight, outputs.back(),
+                                                         target)
+                              .row_loss)
+    loss += row;
+  const DoubleMatrix& a = outputs[penalty_layer(c, layout)];
+  const DoubleMatrix zeros(a.rows, a.cols, a.cols, 0.0);
+  if (c.penalty.l1_weight > 0.0f)
+    loss += reference::l1_activity_penalty(c.penalty.l1_weight, a, zeros).loss;
+  if (c.penalty.kl_beta > 0.0f)
+    loss += reference::kl_sparsity_penalty(c.penalty.kl_rho, c.penalty.kl_beta, a, zeros).loss;
+  return loss;
+}
+
+// ---- the check ----
+
+class GradientCheck : public BackendTest {
+ protected:
+  void check(const GradientCase& c, std::uint64_t seed) {
+    SCOPED_TRACE(c.label);
+    const ModelLayout layout(c.model);
+    std::mt19937_64 rng(seed);
+
+    // 6 rows of 9 counts, rows 1 and 4 empty.
+    HostCsr batch = reference::random_csr(rng, 6, c.model.input_dim, 0.5, 0.0);
+    for (const std::int64_t empty : {1, 4}) {
+      const RowOffset begin = batch.row_offsets[empty];
+      const RowOffset length = batch.row_offsets[empty + 1] - begin;
+      batch.col_indices.erase(batch.col_indices.begin() + begin,
+                              batch.col_indices.begin() + begin + length);
+      batch.values.erase(batch.values.begin() + begin, batch.values.begin() + begin + length);
+      for (std::size_t r = static_cast<std::size_t>(empty) + 1; r < batch.row_offsets.size(); ++r)
+        batch.row_offsets[r] -= length;
+    }
+    batch.validate();
+    ASSERT_GT(batch.nnz(), 0);
+    if (c.loss == LossKind::bce)
+      for (float& v : batch.values) v /= 21.0f;  // targets in (0, 1]: counts reach 20 at most
+    if (c.loss == LossKind::mae)
+      for (float& v : batch.values) v += 10.0f;
+
+    // Random weights and biases (non-zero biases give empty rows non-trivial outputs); the
+    // padding between tensors gets values too, and must get a zero gradient.
+    std::vector<float> params(static_cast<std::size_t>(layout.parameter_count()));
+    for (float& p : params) p = static_cast<float>(reference::uniform(rng, -0.6, 0.6));
+
+    // ---- the backend: forward, loss, backward with the trainer's penalty hook ----
+    Network net(backend(), layout, batch.rows);
+    net.parameters().upload(params);
+    const BackendCsr batch_on(backend(), batch);
+    const reference::FloatMatrix dense_batch = [&] {
+      reference::FloatMatrix m(batch.rows, batch.cols, batch.cols, 0.0f);
+      const DoubleMatrix d = dense_input(batch);
+      for (std::size_t i = 0; i < m.data.size(); ++i) m.data[i] = static_cast<float>(d.data[i]);
+      return m;
+    }();
+    const BackendMatrix dense_on = upload(dense_batch);
+    if (c.dense_input) {
+      net.forward(dense_on.const_view());
+    } else {
+      net.forward(batch_on.view());
+    }
+    Buffer<float> row_loss(backend(), static_cast<std::size_t>(batch.rows));
+    backend().reconstruction_loss(c.loss, c.cosine_weight, net.output(), batch_on.view(),
+                                  net.output_gradient(), row_loss.data());
+    Buffer<float> penalty_loss = upload(std::vector<float>{0.0f, 0.0f});
+    const std::size_t hooked_layer = penalty_layer(c, layout);
+    int hook_calls = 0;
+    const Network::ActivationHook hook = [&](std::size_t layer, ConstDenseView a, DenseView grad) {
+      if (layer != hooked_layer) return;
+      ++hook_calls;
+      if (c.penalty.l1_weight > 0.0f)
+        backend().l1_activity_penalty(c.penalty.l1_weight, a, grad, penalty_loss.data());
+      if (c.penalty.kl_beta > 0.0f)
+        backend().kl_sparsity_penalty(c.penalty.kl_rho, c.penalty.kl_beta, a, grad,
+                                      penalty_loss.data() + 1);
+    };
+    if (c.dense_input) {
+      net.backward(dense_on.const_view(), hook);
+    } else {
+      net.backward(batch_on.view(), hook);
+    }
+    EXPECT_EQ(hook_calls, 1) << "the hook must see the penalised layer exactly once";
+    const std::vector<float> grads = net.gradients().download();
+
+    // ---- float64: the loss and its central differences ----
+    const std::vector<double> base(params.begin(), params.end());
+    const DoubleMatrix x = dense_input(batch);
+    if (c.penalty.l1_weight > 0.0f) {
+      // The l1 term is smooth only away from a = 0: every code must stay clear of it by far more
+      // than a step moves it.
+      const std::vector<DoubleMatrix> outputs = forward_double(layout, base, x);
+      const DoubleMatrix& a = outputs[hooked_layer];
+      double closest = 1e300;
+      for (std::int64_t r = 0; r < a.rows; ++r)
+        for (std::int64_t j = 0; j < a.cols; ++j) closest = std::min(closest, std::fabs(a(r, j)));
+      ASSERT_GT(closest, 1e-3) << "a penalised activation sits on l1's kink; change the seed";
+    }
+    const double loss = loss_double(c, layout, base, x, batch);
+    double backend_loss = 0.0;
+    for (const float v : row_loss.download()) backend_loss += v;
+    for (const float v : penalty_loss.download()) backend_loss += v;
+    EXPECT_NEAR(backend_loss, loss, kLossTolerance * std::fabs(loss)) << "batch loss";
+
+    std::vector<double> numeric(params.size());
+    std::vector<double> shifted = base;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      shifted[i] = base[i] + kStep;
+      const double up = loss_double(c, layout, shifted, x, batch);
+      shifted[i] = base[i] - kStep;
+      const double down = loss_double(c, layout, shifted, x, batch);
+      shifted[i] = base[i];
+      numeric[i] = (up - down) / (2.0 * kStep);
+    }
+
+    double largest = 0.0;
+    for (const double g : numeric) largest = std::max(largest, std::fabs(g));
+    ASSERT_GT(largest, 0.0);
+    // The padding between tensors affects nothing: its gradient must be exactly zero.
+    std::vector<bool> used(params.size(), false);
+    for (const LayerShape& layer : layout.layers()) {
+      for (std::int64_t k = 0; k < layer.in * layer.out; ++k)
+        used[static_cast<std::size_t>(layer.weight_offset + k)] = true;
+      for (std::int64_t k = 0; k < layer.out; ++k)
+        used[static_cast<std::size_t>(layer.bias_offset + k)] = true;
+    }
+    std::size_t with_gradient = 0;
+    std::size_t used_count = 0;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      used_count += used[i];
+      if (!used[i]) {
+        EXPECT_EQ(grads[i], 0.0f) << "padding parameter " << i << " got a gradient";
+      }
+      with_gradient += numeric[i] != 0.0;
+    }
+    // Not vacuous: only first-layer weights of columns absent from every row have none.
+    EXPECT_GT(with_gradient, used_count * 3 / 4);
+
+    double worst = 0.0;
+    std::size_t worst_index = 0;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const double error = std::fabs(grads[i] - numeric[i]);
+      if (!(error <= worst)) {  // NaN counts as worst
+        worst = error;
+        worst_index = i;
+      }
+    }
+    RecordProperty("worst_relative_error_" + std::to_string(seed), std::to_string(worst / largest));
+    std::printf("  %-45s worst |backend - central difference| / max |gradient| = %.2g\n",
+                c.label.c_str(), worst / largest);
+    EXPECT_LE(worst / largest, kGradientTolerance)
+        << "parameter " << worst_index << ": backend " << grads[worst_index]
+        << ", central difference " << numeric[worst_index] << ", largest |gradient| " << largest;
+  }
+};
+
+TEST_P(GradientCheck, WholeModelMatchesCentralDifferences) {
+  std::uint64_t seed = 100;
+  for (const GradientCase& c : gradient_cases()) check(c, ++seed);
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(GradientCheck);
+
+}  // namespace
+}  // namespace sparseae::test
