@@ -56,9 +56,10 @@ SAE_HD LossTerm l1_penalty_term(float a, float weight) {
   return {weight * fabsf(a), a > 0.0f ? weight : (a < 0.0f ? -weight : 0.0f)};
 }
 
-// KL(rho || rho_hat) for one unit whose batch-mean sigmoid activation is rho_hat, and the factor
-// that multiplies sigmoid'(a) = s(1-s) in the gradient of each of its activations. rho_hat is
-// clamped away from 0 and 1 so that a dead or saturated unit gives a large but finite penalty.
+// KL(rho || rho_hat) for one unit of a sigmoid layer whose batch-mean activation (a probability)
+// is rho_hat, and d KL / d rho_hat, which each of the unit's activations receives times
+// beta / rows. rho_hat is clamped away from 0 and 1 so that a dead or saturated unit gives a
+// large but finite penalty.
 struct KlUnit {
   float value;
   float grad_factor;
@@ -69,13 +70,6 @@ SAE_HD KlUnit kl_sparsity_unit(float rho, float rho_hat) {
   const float r = fminf(fmaxf(rho_hat, kClamp), 1.0f - kClamp);
   return {rho * logf(rho / r) + (1.0f - rho) * logf((1.0f - rho) / (1.0f - r)),
           -rho / r + (1.0f - rho) / (1.0f - r)};
-}
-
-// Gradient of the KL penalty with respect to one activation a of a unit whose factor (scaled
-// by beta / rows) is unit_factor: the factor times sigmoid'(a).
-SAE_HD float kl_activation_grad(float unit_factor, float a) {
-  const float s = sigmoid(a);
-  return unit_factor * s * (1.0f - s);
 }
 
 }  // namespace sparseae::math

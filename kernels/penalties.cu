@@ -1,9 +1,9 @@
 // Activity penalties and the squared norm, all with the deterministic reductions of
 // kernel_common.cuh and the per-element math of kernels/loss_math.hpp:
 //   l1_activity_penalty: one matrix sum whose element adds its gradient to grad;
-//   kl_sparsity_penalty: column sums of sigmoid(a) (the column reduction), then one block turns
-//     them into each unit's KL value and gradient factor and sums the values, then an element-wise
-//     pass adds the gradient;
+//   kl_sparsity_penalty: column sums of a (a sigmoid layer's activations, the column reduction),
+//     then one block turns them into each unit's KL value and gradient factor and sums the values,
+//     then an element-wise pass adds each column's factor to the gradient;
 //   sum_of_squares: one matrix sum over a 1 x n row.
 // Each needs at most three launches and no host synchronisation.
 #include "kernels/kernel_common.cuh"
@@ -35,15 +35,13 @@ struct SquareElement {
   }
 };
 
-struct SigmoidElement {
+struct ActivationElement {
   const float* a;
   std::int64_t ld;
-  __device__ float operator()(std::int64_t r, std::int64_t c) const {
-    return math::sigmoid(a[r * ld + c]);
-  }
+  __device__ float operator()(std::int64_t r, std::int64_t c) const { return a[r * ld + c]; }
 };
 
-// One block of kBlockThreads: column_sums[c] (the sum of sigmoid(a) over rows) becomes unit c's
+// One block of kBlockThreads: column_sums[c] (the sum of a over rows) becomes unit c's
 // gradient factor beta * grad_factor / rows in place, and *loss = beta * sum of KL values.
 __global__ void __launch_bounds__(detail::kBlockThreads)
     kl_units_kernel(float rho, float beta, float inv_rows, std::int64_t cols,
@@ -59,14 +57,13 @@ __global__ void __launch_bounds__(detail::kBlockThreads)
   if (threadIdx.x == 0) *loss = static_cast<float>(beta * sums[0]);
 }
 
+// d penalty / d a(r, c) is the same for every row of a column: its unit's factor.
 struct KlGradOp {
   const float* factors;
-  const float* a;
-  std::int64_t ld_a;
   float* grad;
   std::int64_t ld_grad;
   __device__ void operator()(std::int64_t r, std::int64_t c) const {
-    grad[r * ld_grad + c] += math::kl_activation_grad(factors[c], a[r * ld_a + c]);
+    grad[r * ld_grad + c] += factors[c];
   }
 };
 
@@ -105,13 +102,12 @@ void launch_kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseVi
   // Column sums with scale 1, then * (1 / rows) in float, as the cpu backend rounds them. With
   // rows == 0 the sums are 0 (every unit dead: a large finite penalty, as on the cpu); with
   // cols == 0 nothing is written and the units kernel writes *loss = 0.
-  detail::launch_column_reduction(SigmoidElement{a.data, a.ld}, a.rows, a.cols, 1.0f, factors,
+  detail::launch_column_reduction(ActivationElement{a.data, a.ld}, a.rows, a.cols, 1.0f, factors,
                                   partials, stream);
   kl_units_kernel<<<1, detail::kBlockThreads, 0, stream>>>(rho, beta, inverse_rows(a.rows), a.cols,
                                                            factors, loss);
   SAE_CUDA_CHECK(cudaGetLastError());
-  detail::launch_elementwise_2d(KlGradOp{factors, a.data, a.ld, grad.data, grad.ld}, a.rows, a.cols,
-                                stream);
+  detail::launch_elementwise_2d(KlGradOp{factors, grad.data, grad.ld}, a.rows, a.cols, stream);
 }
 
 std::size_t sum_of_squares_workspace_bytes(std::int64_t n) {

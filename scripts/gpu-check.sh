@@ -67,6 +67,8 @@ run_checks() {
     "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
   step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 \
     "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
+  step train-cuda "$bin/sae" train --backend cuda --epochs 5 --checkpoint /tmp/cuda.ckpt --json
+  step train-cpu "$bin/sae" train --backend cpu --epochs 1 --checkpoint "" --json
   {
     echo
     echo "## Test summary"
@@ -77,6 +79,11 @@ run_checks() {
     echo "## sae info --backend cuda"
     echo '```'
     cat "$out/sae-info.log"
+    echo '```'
+    echo
+    echo "## sae train on the embedded dataset (cuda, 5 epochs; cpu, 1 epoch)"
+    echo '```'
+    tail -n 1 "$out/train-cuda.log" "$out/train-cpu.log"
     echo '```'
     echo
     echo "## Sanitizer summaries"

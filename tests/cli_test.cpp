@@ -75,12 +75,13 @@ class Cli : public ::testing::Test {
 
   static std::string file(const std::string& name) { return (dir_ / name).string(); }
 
-  // Runs `sae args` in the suite's directory, capturing stdout, stderr and the exit code.
-  static Result sae(const std::string& args) {
+  // Runs `sae args` in the suite's directory (or its subdirectory subdir), capturing stdout,
+  // stderr and the exit code.
+  static Result sae(const std::string& args, const std::string& subdir = "") {
     const std::string out = file("stdout.txt");
     const std::string err = file("stderr.txt");
-    const std::string command = "cd '" + dir_.string() + "' && '" SAE_BINARY "' " + args +
-                                " > '" + out + "' 2> '" + err + "'";
+    const std::string command = "cd '" + (dir_ / subdir).string() + "' && '" SAE_BINARY "' " +
+                                args + " > '" + out + "' 2> '" + err + "'";
     const int status = std::system(command.c_str());
     Result result;
     result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -117,6 +118,15 @@ std::optional<Result> Cli::trained_;
 ::testing::AssertionResult succeeded(const Result& r) {
   if (r.exit_code == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "exit code " << r.exit_code << ", stderr: " << r.err;
+}
+
+// A checkpoint's data_source names the file it was trained on by its absolute path.
+::testing::AssertionResult names_file(const std::string& data_source, const std::string& path) {
+  if (!fs::path(data_source).is_absolute())
+    return ::testing::AssertionFailure() << "data_source '" << data_source << "' is not absolute";
+  std::error_code error;
+  if (fs::equivalent(data_source, path, error)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "data_source '" << data_source << "' is not " << path;
 }
 
 // Every value the same float.
@@ -179,7 +189,7 @@ TEST_F(Cli, TrainWritesReportLogCheckpointLatentsAndReconstruction) {
   EXPECT_EQ(checkpoint.config.model.input_dim, 512);
   EXPECT_EQ(checkpoint.config.model.hidden, std::vector<std::int64_t>{32});
   EXPECT_EQ(checkpoint.config.model.latent, 8);
-  EXPECT_EQ(checkpoint.config.data_source, "x.mtx");
+  EXPECT_TRUE(names_file(checkpoint.config.data_source, file("x.mtx")));
 
   const HostDense latents = read_npy(file("z.npy"), NpyValues::finite);
   EXPECT_EQ(latents.rows, 300);
@@ -261,7 +271,7 @@ TEST_F(Cli, EveryInputFormatTrainsToTheSameModel) {
     ASSERT_FALSE(validation.empty()) << r.out;
     if (first_validation.empty()) first_validation = validation;
     EXPECT_EQ(validation, first_validation);
-    EXPECT_EQ(load_checkpoint(file("f.ckpt")).config.data_source, name);
+    EXPECT_TRUE(names_file(load_checkpoint(file("f.ckpt")).config.data_source, file(name)));
   }
 }
 
@@ -290,6 +300,35 @@ TEST_F(Cli, ResumeContinuesTheRunExactly) {
   const Result wrong = sae("train --resume split.ckpt --data narrow.mtx --quiet --backend cpu");
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_EQ(wrong.err, "sae: error: split.ckpt: the model expects 512 columns, the data has 64\n");
+}
+
+// The checkpoint names its data file by its absolute path: eval without --data and a resume
+// without --data find it from another working directory. --resume takes the flags that leave
+// the configuration alone (here --epochs, --checkpoint, --loss-every, --latents, --json, --quiet,
+// --backend).
+TEST_F(Cli, ACheckpointFindsItsDataFromAnotherDirectory) {
+  ASSERT_TRUE(succeeded(trained()));
+  fs::create_directories(dir_ / "elsewhere");
+  const Result validation = sae("eval --model ../m.ckpt --json --backend cpu", "elsewhere");
+  ASSERT_TRUE(succeeded(validation));
+  EXPECT_EQ(validation.out, json_object(trained().out, "validation") + "\n");
+
+  const std::string common = " --data x.mtx --hidden 16 --latent 4 --json --quiet --backend cpu";
+  ASSERT_TRUE(succeeded(sae("train --epochs 2 --checkpoint two.ckpt" + common)));
+  ASSERT_TRUE(succeeded(sae("train --epochs 1 --checkpoint one.ckpt" + common)));
+  const Result resumed = sae("train --resume ../one.ckpt --epochs 2 --checkpoint ../one.ckpt "
+                             "--loss-every 1 --latents z1.npy --json --quiet --backend cpu",
+                             "elsewhere");
+  ASSERT_TRUE(succeeded(resumed));
+  EXPECT_TRUE(contains(resumed.out, "\"epochs\": 2")) << resumed.out;
+  const Checkpoint one = load_checkpoint(file("one.ckpt"));
+  const Checkpoint two = load_checkpoint(file("two.ckpt"));
+  EXPECT_EQ(one.state.epoch, 2);
+  EXPECT_TRUE(one.state.parameters == two.state.parameters)
+      << "1 + 1 resumed epochs on the checkpoint's data differ from 2 in one run";
+  EXPECT_EQ(one.config.train.loss_every, 1);
+  EXPECT_TRUE(names_file(one.config.data_source, file("x.mtx")));
+  EXPECT_EQ(read_npy(file("elsewhere/z1.npy"), NpyValues::finite).rows, 300);
 }
 
 // Each flag of sae train at least once; the checkpoint's configuration shows it took effect.
@@ -325,8 +364,8 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
   }
   {
     ASSERT_TRUE(succeeded(sae("train --loss mse_cosine --cosine-weight 0.3 --l1 1e-4 --kl-beta "
-                              "0.01 --kl-rho 0.1 --penalty-layer 0 --tied --hidden 24,12 "
-                              "--latent 6" +
+                              "0.01 --kl-rho 0.1 --penalty-layer 0 --hidden-act sigmoid --tied "
+                              "--hidden 24,12 --latent 6" +
                               common)));
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
     EXPECT_EQ(c.train.loss, LossKind::mse_cosine);
@@ -335,6 +374,7 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_EQ(c.train.penalty.kl_beta, 0.01f);
     EXPECT_EQ(c.train.penalty.kl_rho, 0.1f);
     EXPECT_EQ(c.train.penalty.layer, 0);
+    EXPECT_EQ(c.model.hidden_activation, Activation::sigmoid);
     EXPECT_TRUE(c.model.tied_weights);
     EXPECT_EQ(c.model.hidden, (std::vector<std::int64_t>{24, 12}));
     EXPECT_EQ(c.model.latent, 6);
@@ -411,7 +451,51 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "sae: error: missing.mtx: cannot open: No such file or directory"},
       {"train --tied --decoder-hidden 16 --backend cpu", 1,
        "sae: error: model: tied weights need a decoder that mirrors the encoder"},
-      {"train --kl-rho 1.5 --backend cpu", 1, "sae: error: sae train: --kl-rho must lie in (0, 1)"},
+      {"train --kl-rho 1.5 --backend cpu", 1,
+       "sae: error: KL sparsity target rho (--kl-rho) must lie in (0, 1)"},
+      // The KL penalty needs a sigmoid layer; the check comes before any data is read (the
+      // file does not exist).
+      {"train --kl-beta 0.1 --data missing.mtx --backend cpu", 1,
+       "sae: error: KL sparsity penalty needs a sigmoid layer: layer 2 is relu (use --latent-act "
+       "sigmoid, or --hidden-act sigmoid with --penalty-layer)"},
+      {"train --kl-beta 0.1 --latent-act sigmoid --penalty-layer 0 --data missing.mtx "
+       "--backend cpu",
+       1,
+       "sae: error: KL sparsity penalty needs a sigmoid layer: layer 0 is relu (use --latent-act "
+       "sigmoid, or --hidden-act sigmoid with --penalty-layer)"},
+      {"train --kl-beta 0.1 --hidden-act sigmoid --data missing.mtx --backend cpu", 1,
+       "sae: error: KL sparsity penalty needs a sigmoid layer: layer 2 is relu (use --latent-act "
+       "sigmoid, or --hidden-act sigmoid with --penalty-layer)"},
+      // A resumed run's configuration is the checkpoint's: refused before the checkpoint or the
+      // data is read (neither exists).
+      {"train --resume missing.ckpt --hidden 8 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --hidden cannot change a resumed run (its configuration comes "
+       "from the checkpoint)"},
+      {"train --resume missing.ckpt --epochs 3 --lr 0.1 --backend cpu", 1,
+       "sae: error: sae train: --lr cannot change a resumed run (its configuration comes from "
+       "the checkpoint)"},
+      {"train --tied --resume missing.ckpt --backend cpu", 1,
+       "sae: error: sae train: --tied cannot change a resumed run (its configuration comes from "
+       "the checkpoint)"},
+      {"train --resume missing.ckpt --kl-beta 0.1 --backend cpu", 1,
+       "sae: error: sae train: --kl-beta cannot change a resumed run (its configuration comes "
+       "from the checkpoint)"},
+      {"train --resume missing.ckpt --seed 2 --backend cpu", 1,
+       "sae: error: sae train: --seed cannot change a resumed run (its configuration comes from "
+       "the checkpoint)"},
+      {"train --resume missing.ckpt --val-frac 0.2 --backend cpu", 1,
+       "sae: error: sae train: --val-frac cannot change a resumed run (its configuration comes "
+       "from the checkpoint)"},
+      {"train --resume missing.ckpt --scale max --backend cpu", 1,
+       "sae: error: sae train: --scale cannot change a resumed run (its configuration comes from "
+       "the checkpoint)"},
+      {"train --resume missing.ckpt --batch 32 --backend cpu", 1,
+       "sae: error: sae train: --batch cannot change a resumed run (its configuration comes from "
+       "the checkpoint)"},
+      {"train --resume missing.ckpt --epochs -1 --backend cpu", 1,
+       "sae: error: sae train: --epochs must not be negative"},
+      {"train --resume missing.ckpt --epochs 3 --data x.mtx --backend cpu", 1,
+       "sae: error: missing.ckpt: cannot open checkpoint"},
       {"train --backend gpu", 1, "sae: error: unknown backend 'gpu': expected auto, cpu or cuda"},
       {"encode --data x.mtx --out z.npy --backend cpu", 1,
        "sae: error: sae encode: --model: is required"},
@@ -434,7 +518,8 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
   const Result layer = sae("train --penalty-layer 6 --backend cpu");
   EXPECT_EQ(layer.exit_code, 1);
   EXPECT_EQ(layer.err,
-            "sae: error: sae train: --penalty-layer must be -1 or a layer index below 6\n");
+            "sae: error: penalty layer 6 does not exist (--penalty-layer): expected -1 for the "
+            "latent or a layer index below 6\n");
 }
 
 TEST_F(Cli, HelpAndUsage) {

@@ -1200,8 +1200,8 @@ SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LossConformance);
 
 // ==== activity penalties ====
 
-// The penalties' values sum rows x cols terms (l1) or average rows sigmoids per unit (kl); each
-// term is an element-wise evaluation.
+// The penalties' values sum rows x cols terms (l1) or average rows activations per unit (kl);
+// each term is an element-wise evaluation.
 double penalty_tolerance(std::int64_t terms) {
   return kElementwiseTolerance + product_tolerance(terms);
 }
@@ -1245,8 +1245,9 @@ class PenaltyConformance : public BackendTest {
         << "penalty value";
   }
 
-  // a uniform in [low, high) with one element in ten exactly 0 (l1's kink); grad pre-filled
-  // with values in [-1, 1).
+  // a uniform in [low, high) with one element in ten exactly 0 (l1's kink; for kl, whose a are a
+  // sigmoid layer's probabilities, an activation that underflowed); grad pre-filled with values in
+  // [-1, 1).
   void check_random(Kind kind, float rho, float weight, std::int64_t rows, std::int64_t cols,
                     float low, float high, std::int64_t pad, std::uint64_t seed) {
     std::mt19937_64 rng(seed);
@@ -1267,12 +1268,14 @@ TEST_P(PenaltyConformance, L1MatchesReference) {
   check_random(Kind::l1, 0.0f, 0.5f, 33, 65, -2.0f, 2.0f, 7, ++seed);
 }
 
+// The kl penalty reads a as a sigmoid layer's outputs: probabilities in [0, 1).
 TEST_P(PenaltyConformance, KlMatchesReference) {
   std::uint64_t seed = 8100;
   for (const Shape& s : kElementwiseShapes)
-    check_random(Kind::kl, 0.05f, 0.3f, s.rows, s.cols, -4.0f, 4.0f, 0, ++seed);
-  check_random(Kind::kl, 0.5f, 1.0f, 129, 33, -1.0f, 1.0f, 0, ++seed);  // rho_hat near rho
-  check_random(Kind::kl, 0.01f, 2.0f, 33, 65, -8.0f, 2.0f, 5, ++seed);
+    check_random(Kind::kl, 0.05f, 0.3f, s.rows, s.cols, 0.0f, 0.2f, 0, ++seed);
+  check_random(Kind::kl, 0.5f, 1.0f, 129, 33, 0.0f, 1.0f, 0, ++seed);  // rho_hat near rho
+  check_random(Kind::kl, 0.01f, 2.0f, 33, 65, 0.0f, 0.03f, 5, ++seed);  // rho_hat near rho
+  check_random(Kind::kl, 0.05f, 0.7f, 64, 40, 0.9f, 1.0f, 3, ++seed);   // rho_hat near 0.9
 }
 
 // By hand: a = [[1, -2], [0, 3]], weight 0.5 over 2 rows: value 0.25 * 6; gradient 0.25 * sign
@@ -1291,12 +1294,14 @@ TEST_P(PenaltyConformance, L1AddsToTheGradientByHand) {
   EXPECT_EQ(download(grad_on).data, (std::vector<float>{10.25f, 19.75f, 30.0f, 40.25f}));
 }
 
-// By hand: a = 0 everywhere makes rho_hat = 1/2; with rho = 0.05 and beta = 1,
+// By hand: a = [0.25, 0.75] in one column makes rho_hat = 1/2; with rho = 0.05 and beta = 1,
 // KL = 0.05 ln 0.1 + 0.95 ln 1.9, and each of the 2 rows' activations gets
-// (1/2) (-0.05/0.5 + 0.95/0.5) * 1/4 added.
+// (1/2) (-0.05/0.5 + 0.95/0.5) = 0.9 added, whatever its own value (no sigmoid' here: the
+// layer's backward applies it).
 TEST_P(PenaltyConformance, KlAddsToTheGradientByHand) {
   constexpr double kTolerance = 16.0 * kEps;  // logf and a few roundings
-  const FloatMatrix a = filled_matrix(2, 1, 0.0f);
+  FloatMatrix a(2, 1, 1, 0.0f);
+  a.data = {0.25f, 0.75f};
   FloatMatrix grad(2, 1, 1, 0.0f);
   grad.data = {1.0f, -1.0f};
   const BackendMatrix a_on = upload(a);
@@ -1305,27 +1310,27 @@ TEST_P(PenaltyConformance, KlAddsToTheGradientByHand) {
   backend().kl_sparsity_penalty(0.05f, 1.0f, a_on.const_view(), grad_on.view(), loss_on.data());
   const double kl = 0.05 * std::log(0.1) + 0.95 * std::log(1.9);
   EXPECT_NEAR(download(loss_on)[0], kl, kTolerance);
-  const double added = 0.5 * (-0.05 / 0.5 + 0.95 / 0.5) * 0.25;
+  const double added = 0.5 * (-0.05 / 0.5 + 0.95 / 0.5);
   const std::vector<float> got = download(grad_on).data;
   EXPECT_NEAR(got[0], 1.0 + added, kTolerance * 2);
   EXPECT_NEAR(got[1], -1.0 + added, kTolerance * 2);
 }
 
-// A dead unit (every activation -100: rho_hat ~ 4e-44) and a saturated one (+100: rho_hat = 1)
-// are clamped to 1e-6 and 1 - 1e-6: large, finite penalties.
+// A dead unit (every activation 0: rho_hat = 0) and a saturated one (every activation 1:
+// rho_hat = 1) are clamped to 1e-6 and 1 - 1e-6: large, finite penalties.
 TEST_P(PenaltyConformance, KlClampsDeadAndSaturatedUnits) {
   FloatMatrix a(16, 3, 3, 0.0f);
   for (std::int64_t r = 0; r < 16; ++r) {
-    a(r, 0) = -100.0f;
-    a(r, 1) = 100.0f;
-    a(r, 2) = r % 2 ? 1.0f : -1.0f;
+    a(r, 0) = 0.0f;
+    a(r, 1) = 1.0f;
+    a(r, 2) = r % 2 ? 0.75f : 0.25f;
   }
   std::mt19937_64 rng(8200);
   const FloatMatrix grad_in = random_matrix(rng, 16, 3, -1.0f, 1.0f);
   check(Kind::kl, 0.05f, 0.5f, a, grad_in);
   // The dead unit alone, by the clamped formula: beta * (rho ln(rho / 1e-6) + (1 - rho) ln((1 -
   // rho) / (1 - 1e-6))) = 0.5 * 0.5409... ~ 0.2705; its value dominates, so check it is there.
-  const FloatMatrix dead = filled_matrix(4, 1, -100.0f);
+  const FloatMatrix dead = filled_matrix(4, 1, 0.0f);
   const BackendMatrix dead_on = upload(dead);
   const BackendMatrix grad_on = upload(filled_matrix(4, 1, 0.0f));
   Buffer<float> loss_on = upload(std::vector<float>{kPoison});
@@ -1334,7 +1339,10 @@ TEST_P(PenaltyConformance, KlClampsDeadAndSaturatedUnits) {
   // The clamp constant itself is rounded to float: 1e-6f differs from 1e-6 by 3e-8 relative, and
   // logf adds an ulp.
   EXPECT_NEAR(download(loss_on)[0], expected, 1e-5 * expected);
-  for (const float g : download(grad_on).data) EXPECT_TRUE(std::isfinite(g)) << g;
+  // Each of its 4 activations gets beta/4 * (-rho/1e-6 + (1 - rho)/(1 - 1e-6)) ~ -6250: a
+  // strong push up, finite.
+  const double dead_grad = 0.5 / 4 * (-0.05 / 1e-6 + 0.95 / (1 - 1e-6));
+  for (const float g : download(grad_on).data) EXPECT_NEAR(g, dead_grad, 1e-5 * -dead_grad);
 }
 
 TEST_P(PenaltyConformance, NoRowsGiveZeroPenalty) {

@@ -80,6 +80,8 @@ std::vector<GradientCase> gradient_cases() {
     c.penalty.l1_weight = 0.3f;
     cases.push_back(c);
   }
+  // The kl penalty needs a sigmoid penalised layer (checked in the test): base's latent, or a
+  // sigmoid hidden layer.
   {
     GradientCase c{"mse + kl on the latent", base, LossKind::mse, 0.0f, {}, false};
     c.penalty.kl_beta = 0.5f;
@@ -155,8 +157,7 @@ std::vector<DoubleMatrix> forward_double(const ModelLayout& layout,
 }
 
 std::size_t penalty_layer(const GradientCase& c, const ModelLayout& layout) {
-  return c.penalty.layer < 0 ? layout.encoder_layers() - 1
-                             : static_cast<std::size_t>(c.penalty.layer);
+  return penalised_layer(layout, c.penalty);
 }
 
 // The batch loss: reconstruction plus the penalties at the penalised layer.
@@ -184,6 +185,7 @@ class GradientCheck : public BackendTest {
  protected:
   void check(const GradientCase& c, std::uint64_t seed) {
     SCOPED_TRACE(c.label);
+    ASSERT_NO_THROW(validate_penalty(c.model, c.penalty)) << "a penalty the trainer refuses";
     const ModelLayout layout(c.model);
     std::mt19937_64 rng(seed);
 

@@ -387,26 +387,26 @@ PenaltyResult kl_sparsity_penalty(double rho, double beta, const DoubleMatrix& a
                        DoubleMatrix(a.rows, a.cols, a.cols, 0.0), 0.0};
   for (std::int64_t c = 0; c < a.cols; ++c) {
     double mean = 0.0;
-    for (std::int64_t r = 0; r < a.rows; ++r) mean += sigmoid(a(r, c));
+    for (std::int64_t r = 0; r < a.rows; ++r) mean += a(r, c);
     mean /= rows;
     const double p = std::min(std::max(mean, kKlClamp), 1.0 - kKlClamp);
     const double term1 = rho * std::log(rho / p);
     const double term2 = (1.0 - rho) * std::log((1.0 - rho) / (1.0 - p));
     result.loss += beta * (term1 + term2);
-    // A float evaluation errs on p by a few ulps of the mean: log(rho / p) then errs by about
-    // eps absolutely, log((1 - rho) / (1 - p)) by eps * p / (1 - p).
+    // A float evaluation errs on p by a few ulps of the mean (a sum of non-negative terms, so
+    // relative to p): log(rho / p) then errs by about eps absolutely, log((1 - rho) / (1 - p))
+    // by eps * p / (1 - p), since 1 - p loses eps * p to the subtraction.
     const double conditioning = std::max(1.0, p / (1.0 - p));
     result.loss_magnitude +=
         std::fabs(beta) * (std::fabs(term1) + std::fabs(term2) + rho + (1.0 - rho) * conditioning);
+    // The same for the factor: -rho/p errs by eps relative, (1-rho)/(1-p) by eps * p / (1 - p)
+    // relative. Every row of the column gets the same factor.
     const double factor = -rho / p + (1.0 - rho) / (1.0 - p);
     const double factor_magnitude = rho / p + (1.0 - rho) / (1.0 - p) * conditioning;
     for (std::int64_t r = 0; r < a.rows; ++r) {
-      const double s = sigmoid(a(r, c));
-      result.grad(r, c) = grad_in(r, c) + beta / rows * factor * s * (1.0 - s);
-      // s * (1 - s) from a float s loses eps * s absolutely to the subtraction, hence s, not
-      // s * (1 - s), in the magnitude.
+      result.grad(r, c) = grad_in(r, c) + beta / rows * factor;
       result.grad_magnitude(r, c) =
-          std::fabs(grad_in(r, c)) + std::fabs(beta) / rows * factor_magnitude * s;
+          std::fabs(grad_in(r, c)) + std::fabs(beta) / rows * factor_magnitude;
     }
   }
   return result;

@@ -150,9 +150,10 @@ PenaltyResult l1_activity_penalty(double weight, const DoubleMatrix& a,
 // gradient are evaluated (the gradient is the formula at the clamped value).
 inline constexpr double kKlClamp = 1e-6;
 
-// beta * sum_c KL(rho || rho_hat_c), rho_hat_c = mean over rows of sigmoid(a(r, c)), clamped;
-// its gradient beta/rows * (-rho/rho_hat_c + (1-rho)/(1-rho_hat_c)) * s(1-s), s = sigmoid(a),
-// added to grad_in.
+// beta * sum_c KL(rho || rho_hat_c) for a sigmoid layer's activations a, read as probabilities:
+// rho_hat_c = mean over rows of a(r, c), clamped; its gradient with respect to a(r, c),
+// beta/rows * (-rho/rho_hat_c + (1-rho)/(1-rho_hat_c)), the same for every row of a column, added
+// to grad_in.
 PenaltyResult kl_sparsity_penalty(double rho, double beta, const DoubleMatrix& a,
                                   const DoubleMatrix& grad_in);
 

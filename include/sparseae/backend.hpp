@@ -93,8 +93,11 @@ class Backend {
   // value to *loss.
   virtual void l1_activity_penalty(float weight, ConstDenseView a, DenseView grad,
                                    float* loss) = 0;
-  // KL sparsity penalty beta * sum_c KL(rho || rho_hat_c), rho_hat_c the batch mean of
-  // sigmoid(a(., c)): adds its gradient to grad and writes its value to *loss.
+  // KL sparsity penalty beta * sum_c KL(rho || rho_hat_c) of the sparse autoencoder: a holds a
+  // sigmoid layer's activations, read as probabilities, and rho_hat_c is the batch mean of
+  // a(., c). Adds its gradient with respect to a, beta/rows * (-rho/rho_hat_c +
+  // (1-rho)/(1-rho_hat_c)), to grad (the layer's backward then applies sigmoid'), and writes its
+  // value to *loss.
   virtual void kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
                                    float* loss) = 0;
   // *out = sum of x[i]^2 over n floats (the squared global gradient norm for clipping).

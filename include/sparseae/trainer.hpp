@@ -2,6 +2,7 @@
 // Trains a Network on a count matrix: a seeded train/validation split, a fresh permutation per
 // epoch drawn on the backend, batches gathered on the backend, the loss read as CSR, penalties,
 // gradient clipping, a learning-rate schedule, early stopping, and metrics on validation rows.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,10 +28,20 @@ const char* lr_schedule_name(LrSchedule schedule);
 
 struct PenaltyConfig {
   float l1_weight = 0.0f;  // L1 activity penalty weight (0: off)
-  float kl_beta = 0.0f;    // KL sparsity penalty weight (0: off)
-  float kl_rho = 0.05f;    // KL target mean activation
+  float kl_beta = 0.0f;    // KL sparsity penalty weight (0: off); needs a sigmoid layer
+  float kl_rho = 0.05f;    // KL target mean activation, in (0, 1)
   int layer = -1;          // layer whose output is penalised; -1: the latent layer
 };
+
+// The index in layout.layers() of the layer the penalties act on (penalty.layer, or for -1 the
+// latent: encoder_layers() - 1), for a penalty that validate_penalty accepts.
+std::size_t penalised_layer(const ModelLayout& layout, const PenaltyConfig& penalty);
+
+// Throws Error unless the penalties fit the model: layer is -1 or an index below the number of
+// layers, kl_rho lies in (0, 1), and with kl_beta > 0 the penalised layer has sigmoid activation
+// (the KL penalty reads its outputs as probabilities). The Trainer checks this before it
+// allocates anything; sae train checks it before it reads any data.
+void validate_penalty(const ModelConfig& model, const PenaltyConfig& penalty);
 
 struct TrainConfig {
   LossKind loss = LossKind::mse;

@@ -106,14 +106,14 @@ void CpuBackend::kl_sparsity_penalty(float rho, float beta, ConstDenseView a, De
   const float inv_rows = 1.0f / static_cast<float>(std::max<std::int64_t>(1, a.rows));
   for (std::int64_t c = 0; c < a.cols; ++c) {
     double mean = 0.0;
-    for (std::int64_t r = 0; r < a.rows; ++r) mean += math::sigmoid(a(r, c));
+    for (std::int64_t r = 0; r < a.rows; ++r) mean += a(r, c);
     const math::KlUnit unit = math::kl_sparsity_unit(rho, static_cast<float>(mean) * inv_rows);
     total += unit.value;
     factors[c] = beta * unit.grad_factor * inv_rows;
   }
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < a.rows; ++r)
-    for (std::int64_t c = 0; c < a.cols; ++c) grad(r, c) += math::kl_activation_grad(factors[c], a(r, c));
+    for (std::int64_t c = 0; c < a.cols; ++c) grad(r, c) += factors[c];
   *loss = static_cast<float>(beta * total);
 }
 

@@ -1,6 +1,7 @@
 #include "cli/data_source.hpp"
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "sparseae/error.hpp"
@@ -16,8 +17,13 @@ constexpr const char* kEmbeddedPrefix = "embedded:rows=";
 Counts embedded(std::int64_t rows) {
   TopicDataConfig config;
   config.rows = rows;
-  return {generate_topic_counts(config), false, {},
-          kEmbeddedPrefix + std::to_string(rows) + ",seed=" + std::to_string(config.seed)};
+  const std::string name =
+      kEmbeddedPrefix + std::to_string(rows) + ",seed=" + std::to_string(config.seed);
+  return {generate_topic_counts(config), false, {}, name, name};
+}
+
+std::string absolute_path(const std::string& path) {
+  return std::filesystem::absolute(path).lexically_normal().string();
 }
 
 }  // namespace
@@ -25,9 +31,9 @@ Counts embedded(std::int64_t rows) {
 Counts load_counts(const std::string& path, std::int64_t embedded_rows) {
   if (path.empty()) return embedded(embedded_rows);
   LoadedMatrix loaded = read_matrix(path);
-  if (loaded.sparse) return {std::move(loaded.csr), false, {}, path};
+  if (loaded.sparse) return {std::move(loaded.csr), false, {}, path, absolute_path(path)};
   HostCsr sparse = to_csr(loaded.dense);
-  return {std::move(sparse), true, std::move(loaded.dense), path};
+  return {std::move(sparse), true, std::move(loaded.dense), path, absolute_path(path)};
 }
 
 Counts load_counts_from_source(const std::string& source) {

@@ -15,7 +15,10 @@ struct Counts {
   HostCsr matrix;      // always filled: what encode, decode and metrics read
   bool dense = false;  // came from a dense file (.npy, .csv): training takes the dense path
   HostDense dense_matrix;
-  std::string source;  // the path, or "embedded:rows=N,seed=S"
+  std::string source;  // the path as given, or "embedded:rows=N,seed=S"
+  // What a checkpoint's data_source records: the absolute path, so that it names the same file
+  // from any working directory, or the embedded name.
+  std::string recorded_source;
 };
 
 // path "" means the embedded dataset of embedded_rows rows.

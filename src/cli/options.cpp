@@ -77,6 +77,13 @@ bool Options::given(const std::string& name) const {
   return values_.count(name) > 0;
 }
 
+std::vector<std::string> Options::given_names() const {
+  std::vector<std::string> names;
+  for (const Spec& s : specs_)
+    if (values_.count(s.name) > 0) names.push_back(s.name);
+  return names;
+}
+
 bool Options::flag_set(const std::string& name) const { return given(name); }
 
 std::string Options::text(const std::string& name) const {

@@ -24,6 +24,8 @@ class Options {
   std::string help() const;
 
   bool given(const std::string& name) const;
+  // The names of the options given on the command line, in the order they were declared.
+  std::vector<std::string> given_names() const;
   bool flag_set(const std::string& name) const;
   std::string text(const std::string& name) const;
   std::int64_t integer(const std::string& name) const;

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <string>
 
 #include "cli/commands.hpp"
 #include "cli/data_source.hpp"
@@ -40,7 +42,7 @@ Options train_options() {
       .value("cosine-weight", "W", "0.1", "weight of the cosine term of mse_cosine")
       .value("scale", "none|max", "none", "divide counts by the data's maximum (bce needs max)")
       .value("l1", "W", "0", "L1 activity penalty weight")
-      .value("kl-beta", "W", "0", "KL sparsity penalty weight")
+      .value("kl-beta", "W", "0", "KL sparsity penalty weight (the penalised layer must be sigmoid)")
       .value("kl-rho", "P", "0.05", "KL sparsity target mean activation")
       .value("penalty-layer", "L", "-1", "layer the penalties act on (-1: latent)")
       .value("epochs", "N", "20", "epochs")
@@ -56,7 +58,9 @@ Options train_options() {
       .value("warmup", "STEPS", "0", "linear learning-rate warm-up steps")
       .value("patience", "N", "0", "stop after N epochs without validation improvement (0: off)")
       .value("checkpoint", "PATH", "sae-model.ckpt", "checkpoint written after every epoch")
-      .value("resume", "PATH", "", "continue the run saved in this checkpoint")
+      .value("resume", "PATH", "",
+             "continue the run saved in this checkpoint, with its configuration (and, without "
+             "--data or --rows, its data)")
       .value("metrics-log", "PATH", "", "JSON lines, one per epoch")
       .value("latents", "PATH", "", "write every row's latent code (.npy float32)")
       .value("reconstruction", "PATH", "",
@@ -107,12 +111,29 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   t.loss_every = o.integer("loss-every");
   require(t.epochs >= 0, "sae train: --epochs must not be negative");
   require(t.batch_size > 0, "sae train: --batch must be positive");
-  require(t.penalty.kl_rho > 0.0f && t.penalty.kl_rho < 1.0f,
-          "sae train: --kl-rho must lie in (0, 1)");
-  const auto layers = static_cast<int>(ModelLayout(m).layers().size());
-  require(t.penalty.layer >= -1 && t.penalty.layer < layers,
-          "sae train: --penalty-layer must be -1 or a layer index below " + std::to_string(layers));
+  // The penalty layer must exist, and the KL penalty needs a sigmoid layer: the Trainer's own
+  // check, run here so that it fails before the data is read.
+  validate_penalty(m, t.penalty);
   return run;
+}
+
+// What --resume may be given with: where the data and the outputs come from, how long to train,
+// and how to report. Everything else would change the configuration the checkpoint holds.
+constexpr const char* kResumeOptions[] = {
+    "resume",  "epochs",         "data", "rows",  "backend", "checkpoint", "metrics-log",
+    "latents", "reconstruction", "json", "quiet", "loss-every"};
+
+void check_resume_options(const Options& o) {
+  for (const std::string& name : o.given_names()) {
+    const bool allowed = std::find(std::begin(kResumeOptions), std::end(kResumeOptions), name) !=
+                         std::end(kResumeOptions);
+    require(allowed, "sae train: --" + name +
+                         " cannot change a resumed run (its configuration comes from the "
+                         "checkpoint)");
+  }
+  if (o.given("epochs"))
+    require(o.integer("epochs") >= 0, "sae train: --epochs must not be negative");
+  if (o.given("loss-every")) o.integer("loss-every");
 }
 
 void write_epoch_log(std::ofstream& log, const EpochReport& r) {
@@ -136,26 +157,35 @@ int run_train(const Args& args) {
   const bool resume = o.given("resume");
   // Every option is checked before the data is read, so that a mistyped one fails at once, in
   // one line, rather than after loading a large file (the width is the data's, known later).
-  if (!resume) config_from(o, 1);
-  const auto backend = open_backend(o.text("backend"));
-  Counts counts = load_counts(o.text("data"), o.integer("rows"));
-  const bool quiet = o.flag_set("quiet");
-  if (!quiet) std::cerr << describe(counts) << "\n";
-
+  // A resumed run takes its configuration from the checkpoint, read here too.
   RunConfig run;
   Trainer::State resumed;
   if (resume) {
+    check_resume_options(o);
     Checkpoint checkpoint = load_checkpoint(o.text("resume"));
-    run = checkpoint.config;
+    run = std::move(checkpoint.config);
     resumed = std::move(checkpoint.state);
     if (o.given("epochs")) run.train.epochs = static_cast<int>(o.integer("epochs"));
+    if (o.given("loss-every")) run.train.loss_every = o.integer("loss-every");
+  } else {
+    config_from(o, 1);
+  }
+  const auto backend = open_backend(o.text("backend"));
+  // Without --data or --rows, a resumed run goes on with the data its checkpoint names.
+  Counts counts = resume && !o.given("data") && !o.given("rows")
+                      ? load_counts_from_source(run.data_source)
+                      : load_counts(o.text("data"), o.integer("rows"));
+  const bool quiet = o.flag_set("quiet");
+  if (!quiet) std::cerr << describe(counts) << "\n";
+
+  if (resume) {
     require(run.model.input_dim == counts.matrix.cols,
             o.text("resume") + ": the model expects " + std::to_string(run.model.input_dim) +
                 " columns, the data has " + std::to_string(counts.matrix.cols));
   } else {
     run = config_from(o, counts.matrix.cols);
   }
-  run.data_source = counts.source;
+  run.data_source = counts.recorded_source;
 
   Trainer trainer = counts.dense
                         ? Trainer(*backend, run.model, run.train, counts.dense_matrix)

@@ -29,6 +29,29 @@ const char* lr_schedule_name(LrSchedule schedule) {
   return schedule == LrSchedule::cosine ? "cosine" : "constant";
 }
 
+std::size_t penalised_layer(const ModelLayout& layout, const PenaltyConfig& penalty) {
+  return penalty.layer < 0 ? layout.encoder_layers() - 1 : static_cast<std::size_t>(penalty.layer);
+}
+
+void validate_penalty(const ModelConfig& model, const PenaltyConfig& penalty) {
+  const ModelLayout layout(model);
+  const auto layers = static_cast<int>(layout.layers().size());
+  require(penalty.layer >= -1 && penalty.layer < layers,
+          "penalty layer " + std::to_string(penalty.layer) +
+              " does not exist (--penalty-layer): expected -1 for the latent or a layer index "
+              "below " + std::to_string(layers));
+  require(penalty.kl_rho > 0.0f && penalty.kl_rho < 1.0f,
+          "KL sparsity target rho (--kl-rho) must lie in (0, 1)");
+  if (penalty.kl_beta > 0.0f) {
+    const std::size_t layer = penalised_layer(layout, penalty);
+    const Activation activation = layout.layers()[layer].activation;
+    require(activation == Activation::sigmoid,
+            "KL sparsity penalty needs a sigmoid layer: layer " + std::to_string(layer) + " is " +
+                activation_name(activation) +
+                " (use --latent-act sigmoid, or --hidden-act sigmoid with --penalty-layer)");
+  }
+}
+
 HostCsr select_rows(const HostCsr& matrix, const std::vector<std::int64_t>& rows) {
   HostCsr out;
   out.rows = static_cast<std::int64_t>(rows.size());
@@ -188,9 +211,7 @@ struct Trainer::Impl {
     float* slots = step_losses.data() + kLossSlots * index_in_epoch;
     forward_with_loss(*train_data, permutation.data() + first, count, slots);
     const PenaltyConfig& penalty = config.penalty;
-    const std::size_t penalty_layer = penalty.layer < 0
-                                          ? net.layout().encoder_layers() - 1
-                                          : static_cast<std::size_t>(penalty.layer);
+    const std::size_t penalty_layer = penalised_layer(net.layout(), penalty);
     train_data->backward(net, [&](std::size_t layer, ConstDenseView a, DenseView grad) {
       if (layer != penalty_layer) return;
       if (penalty.l1_weight > 0.0f)
@@ -283,6 +304,7 @@ void check_training_input(const ModelConfig& model, const TrainConfig& config,
   require(model.input_dim == data.cols,
           "model input width " + std::to_string(model.input_dim) + " differs from the data's " +
               std::to_string(data.cols) + " columns");
+  validate_penalty(model, config.penalty);
 }
 
 }  // namespace
