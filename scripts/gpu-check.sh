@@ -2,42 +2,49 @@
 # The GPU check, in two halves, because the GPU machine has the CUDA toolkit and driver but none
 # of Debian's -dev packages (no OpenBLAS, no GoogleTest) and no network:
 #
-#   scripts/gpu-check.sh bundle   here: builds for sm_90 with OpenBLAS linked statically and puts
+#   scripts/gpu-check.sh bundle   here: builds for sm_90 with OpenBLAS linked statically and packs
 #                                 the binaries and the few runtime libraries they need beyond
-#                                 CUDA and libc into .gpu-bundle/ (git-ignored, well under 64 MiB)
-#   scripts/gpu-check.sh run      on the GPU machine, from the repository root, with .gpu-bundle
-#                                 carried: runs the whole test suite (cuda instantiations
-#                                 included), compute-sanitizer memcheck and racecheck over the
-#                                 cuda tests, and writes $OUT/gpu-check-results.md
+#                                 CUDA and libc into .gpu-bundle.tar.gz (git-ignored; about
+#                                 15 MiB, where the unpacked 57 MiB would nearly fill the 64 MiB
+#                                 that may travel)
+#   scripts/gpu-check.sh run      on the GPU machine, from the repository root, with the bundle
+#                                 carried: unpacks it, runs the whole test suite (cuda
+#                                 instantiations included), compute-sanitizer memcheck and
+#                                 racecheck over the cuda tests, sae train on both backends, and
+#                                 writes $OUT/gpu-check-results.md with the logs beside it
 #
 # With the device tool: run `scripts/gpu-check.sh bundle` here, then
-#   run(command="scripts/gpu-check.sh run", carry=[".gpu-bundle"], timeout_s=540)
+#   run(command="scripts/gpu-check.sh run", carry=[".gpu-bundle.tar.gz"], timeout_s=540)
 # and commit the returned results file as bench/gpu-check-results.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bundle=.gpu-bundle
+archive=.gpu-bundle.tar.gz
 
 make_bundle() {
   set -e
   scripts/ensure-deps.sh
   SPARSEAE_BUILD_DIR=build-gpu scripts/build.sh -DSPARSEAE_ENABLE_CUDA=ON \
     -DSPARSEAE_OPENBLAS_STATIC=ON -DCMAKE_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES:-90}"
-  rm -rf "$bundle"
+  local bundle
+  bundle=$(mktemp -d)
   mkdir -p "$bundle/bin" "$bundle/lib"
   cp build-gpu/tests/sparseae_tests build-gpu/src/cli/sae "$bundle/bin/"
   # Everything the binaries load that is neither CUDA nor the C/C++ runtime the GPU machine has.
   for binary in "$bundle"/bin/*; do
     ldd "$binary" | awk '/=> \// {print $3}'
-  done | sort -u | grep -E 'libgfortran|libquadmath|libgomp' | xargs -r cp -L -t "$bundle/lib"
-  strip --strip-debug "$bundle"/bin/* || true
+  done | sort -u | grep -E 'libgfortran|libquadmath|libgomp|libz\.' | xargs -r cp -L -t "$bundle/lib"
+  strip --strip-unneeded "$bundle"/bin/*
   git rev-parse HEAD >"$bundle/commit"
-  du -sh "$bundle"
+  tar -czf "$archive" -C "$bundle" .
+  rm -rf "$bundle"
+  ls -la "$archive"
 }
 
 run_checks() {
-  local out=${OUT:-$PWD/gpu-check-out}
-  mkdir -p "$out"
-  export LD_LIBRARY_PATH="$PWD/$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  local out=${OUT:-$PWD/gpu-check-out} bundle=/tmp/sparseae-gpu-bundle
+  mkdir -p "$out" "$bundle"
+  tar -xzf "$archive" -C "$bundle" || { echo "gpu-check: no $archive (run bundle first)" >&2; return 1; }
+  export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   local bin=$bundle/bin results=$out/gpu-check-results.md status=0
   local cuda_filter='*cuda*:*Cuda*'
   step() {  # step NAME COMMAND...: runs it, logs to $out/NAME.log, records pass/fail
