@@ -73,20 +73,21 @@ void launch_gather_offsets(CsrView source, const std::int64_t* row_ids, std::int
 void launch_gather_copy(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                         const CsrOutput& out, cudaStream_t stream);
 
-// Reconstruction loss of y against the CSR target (same shape, columns unique within a row and in
-// [0, cols)): writes grad (d loss / d y, normalised) and row_loss[r] for every row, one block per
-// row. grad must not alias y. Per-row sums follow a fixed order, so results repeat bit for bit.
 // out row i = source row row_ids[i]; an id outside [0, source.rows) gives a zero row.
 void launch_gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
                               std::int64_t count, DenseView out, cudaStream_t stream);
 
-// reconstruction_loss against a dense target (the dense path).
-void launch_reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
-                                ConstDenseView target, DenseView grad, float* row_loss,
+// Reconstruction loss of y against the CSR target (same shape, columns unique within a row and in
+// [0, cols)): writes grad (d loss / d y, normalised) and row_loss[r] for every row, one block per
+// row. grad must not alias y. Per-row sums follow a fixed order, so results repeat bit for bit.
+// params travels to the kernel by value.
+void launch_reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
+                                CsrView target, DenseView grad, float* row_loss,
                                 cudaStream_t stream);
 
-void launch_reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
-                                CsrView target, DenseView grad, float* row_loss,
+// reconstruction_loss against a dense target (the dense path).
+void launch_reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
+                                ConstDenseView target, DenseView grad, float* row_loss,
                                 cudaStream_t stream);
 
 // grad += the gradient of weight / rows * sum |a|; *loss = its value (always written).

@@ -12,10 +12,58 @@ struct LossTerm {
   float grad;  // d value / d output
 };
 
-// The loss of one entry with output y and target x, before normalisation. For bce, y is a logit
-// and x lies in [0, 1]: softplus(y) - x*y is the cross-entropy of sigmoid(y), stable for any y.
-// mse_cosine's element-wise part is its mse; the cosine part is per row (cosine_row_grad).
-SAE_HD LossTerm loss_term(LossKind kind, float y, float x) {
+// ---- the Poisson rate ----
+
+// The Poisson loss reads the output eta as a log-rate. exp(eta) is taken as it is up to
+// kPoissonLinearFrom and continued by its tangent above:
+//   rate(eta) = e^eta                                   for eta <= 30
+//   rate(eta) = e^30 * (1 + (eta - 30))                 for eta > 30
+// which is C1 (value and slope meet at 30), convex and increasing, so the loss keeps its shape
+// while neither the rate nor the loss can overflow: e^30 ~ 1.07e13 is far above any count, and
+// at eta = 1e4 the rate is ~1.07e17, still far below FLT_MAX. Below, expf underflows to 0 near
+// eta = -104, which is the exact rate to float precision.
+constexpr float kPoissonLinearFrom = 30.0f;
+// e^30 rounded to float: the slope of the continuation, a literal so that both backends use the
+// same value whatever their expf rounds it to.
+constexpr float kPoissonLinearSlope = 1.0686474581524463e13f;
+
+// The rate of log-rate eta: the Poisson mean, in counts (what decoding reads).
+SAE_HD float poisson_rate(float eta) {
+  if (eta <= kPoissonLinearFrom) return expf(eta);
+  return kPoissonLinearSlope * (1.0f + (eta - kPoissonLinearFrom));
+}
+
+// d rate / d eta.
+SAE_HD float poisson_rate_slope(float eta) {
+  return eta <= kPoissonLinearFrom ? expf(eta) : kPoissonLinearSlope;
+}
+
+// log Gamma(z), as the platform's lgammaf computes it, without the global signgam that glibc's
+// lgammaf writes (the cpu backend evaluates it from several threads).
+SAE_HD float log_gamma(float z) {
+#if defined(__CUDA_ARCH__) || !defined(__GLIBC__)
+  return lgammaf(z);
+#else
+  int sign;
+  return lgammaf_r(z, &sign);
+#endif
+}
+
+// ---- the element-wise loss terms ----
+
+// The loss of one entry with output y and target x, before normalisation:
+//   mse          (y - x)^2
+//   mae          |y - x|
+//   bce          softplus(y) - x*y: y is a logit and x lies in [0, 1]; the cross-entropy of
+//                sigmoid(y), stable for any y
+//   mse_cosine   its mse; the cosine part is per row (cosine_row)
+//   poisson      rate(y) - x*y + lgamma(x + 1): y is a log-rate, so this is the negative
+//                log-likelihood of the count x in nats (with the linear continuation of rate
+//                above kPoissonLinearFrom); gradient rate'(y) - x. At x = 0 it is rate(y).
+//   weighted_mse (y - x)^2 where x != 0, params.zero_weight * y^2 where x = 0
+//   huber        0.5 d^2 for |d| <= delta, delta * (|d| - 0.5 delta) beyond, d = y - x and
+//                delta = params.huber_delta; gradient d or delta * sign(d)
+SAE_HD LossTerm loss_term(LossKind kind, float y, float x, const LossParams& params) {
   switch (kind) {
     case LossKind::mae: {
       const float d = y - x;
@@ -23,6 +71,23 @@ SAE_HD LossTerm loss_term(LossKind kind, float y, float x) {
     }
     case LossKind::bce:
       return {softplus(y) - x * y, sigmoid(y) - x};
+    case LossKind::poisson: {
+      const float rate = poisson_rate(y);
+      const float slope = poisson_rate_slope(y);
+      if (x == 0.0f) return {rate, slope};
+      return {rate - x * y + log_gamma(x + 1.0f), slope - x};
+    }
+    case LossKind::weighted_mse: {
+      if (x == 0.0f) return {params.zero_weight * y * y, 2.0f * params.zero_weight * y};
+      const float d = y - x;
+      return {d * d, 2.0f * d};
+    }
+    case LossKind::huber: {
+      const float d = y - x;
+      const float delta = params.huber_delta;
+      if (fabsf(d) <= delta) return {0.5f * d * d, d};
+      return {delta * (fabsf(d) - 0.5f * delta), d > 0.0f ? delta : -delta};
+    }
     case LossKind::mse:
     case LossKind::mse_cosine:
     default: {
@@ -77,12 +142,52 @@ SAE_HD KlUnit kl_sparsity_unit(float rho, float rho_hat) {
 namespace sparseae::math {
 
 // The output in data units before rounding (what mse and mae are measured on): bce outputs are
-// logits of the scaled count.
+// logits of the scaled count, poisson outputs log-rates (the value is the rate, the mean count).
 SAE_HD float decoded_value(LossKind kind, float y, float scale) {
-  return (kind == LossKind::bce ? sigmoid(y) : y) * scale;
+  switch (kind) {
+    case LossKind::bce:
+      return sigmoid(y) * scale;
+    case LossKind::poisson:
+      return poisson_rate(y) * scale;
+    default:
+      return y * scale;
+  }
 }
 
-// The count a value in data units stands for: the nearest non-negative integer.
+// The count a value in data units stands for: the nearest non-negative integer (ties to even,
+// as rintf rounds; negative values and NaN give 0).
 SAE_HD float round_count(float value) { return value > 0.0f ? rintf(value) : 0.0f; }
+
+// ---- decode: from a model output to a count ----
+//
+// decoded_value is the mean of the distribution the loss fits, in data units (mse-like losses:
+// the output itself; bce: sigmoid(y) * scale; poisson: the rate). A DecodeMode turns it into a
+// count:
+//   round  round_count(decoded_value): the default for every loss without a count likelihood
+//   mean   round_count of the predicted distribution's mean. decoded_value is that mean for every
+//          loss so far, so mean and round agree today; they part for a head whose output is
+//          not its mean (zero-inflated, say)
+//   mode   the exact argmax of the predicted pmf; defined only for a count likelihood (poisson,
+//          where it is the default). Asking for it with any other loss is an error the host
+//          raises (check_decode in sparseae/metrics.hpp) before anything is decoded; should it
+//          get here regardless, it falls back to round.
+
+// The mode of Poisson(mu): P(k) / P(k-1) = mu / k, so the pmf rises while k < mu and falls once
+// k > mu, and the argmax is floor(mu); mu < 1 gives 0. Tie: at an integer mu >= 1,
+// P(mu) = P(mu - 1) exactly, and we take mu, the larger, so that floor(mu) is the rule
+// everywhere and mode agrees with mean there (mu = 1 decodes to 1, not 0). mu that is NaN or
+// negative gives 0.
+SAE_HD float poisson_mode(float mu) { return mu >= 1.0f ? floorf(mu) : 0.0f; }
+
+// The count of a decoded value (the mean in data units) under mode.
+SAE_HD float count_from_value(LossKind kind, DecodeMode mode, float value) {
+  if (mode == DecodeMode::mode && kind == LossKind::poisson) return poisson_mode(value);
+  return round_count(value);
+}
+
+// The count an output y stands for under mode.
+SAE_HD float decoded_count(LossKind kind, DecodeMode mode, float y, float scale) {
+  return count_from_value(kind, mode, decoded_value(kind, y, scale));
+}
 
 }  // namespace sparseae::math

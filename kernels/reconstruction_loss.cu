@@ -12,6 +12,10 @@
 //   4. mse_cosine only: grad += row_scale * y_coefficient * y over all columns, a barrier, then
 //      grad += row_scale * x_coefficient * x over the non-zeros.
 // Thread 0 writes row_loss[r] = entry_scale * sum + row_scale * (1 - cos), as the cpu backend.
+// The loss kind is a template parameter (one instantiation per kind and target, the switch in
+// math::loss_term folded away); its LossParams travel by value as a kernel argument.
+#include <type_traits>
+
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
 #include "kernels/loss_math.hpp"
@@ -41,8 +45,8 @@ template <LossKind kKind, typename Target>
 __global__ void __launch_bounds__(kLossThreads)
     reconstruction_loss_kernel(const float* y, std::int64_t ld_y, std::int64_t rows,
                                std::int64_t cols, Target target, float* grad,
-                               std::int64_t ld_grad, float entry_scale, float row_scale,
-                               float* row_loss) {
+                               std::int64_t ld_grad, LossParams params, float entry_scale,
+                               float row_scale, float* row_loss) {
   constexpr bool kCosine = kKind == LossKind::mse_cosine;
   constexpr bool kDense = Target::kDense;
   // r depends only on blockIdx, so every thread of a block runs the same iterations and reaches
@@ -57,7 +61,7 @@ __global__ void __launch_bounds__(kLossThreads)
       const float v = y_row[c];
       float x = 0.0f;
       if constexpr (kDense) x = target.data[r * target.ld + c];
-      const math::LossTerm term = math::loss_term(kKind, v, x);
+      const math::LossTerm term = math::loss_term(kKind, v, x, params);
       sums[0] += term.value;
       grad_row[c] = entry_scale * term.grad;
       if constexpr (kCosine) {
@@ -74,8 +78,8 @@ __global__ void __launch_bounds__(kLossThreads)
         const std::int64_t c = target.col_indices[k];
         const float v = y_row[c];
         const float x = target.values[k];
-        const math::LossTerm zero = math::loss_term(kKind, v, 0.0f);
-        const math::LossTerm full = math::loss_term(kKind, v, x);
+        const math::LossTerm zero = math::loss_term(kKind, v, 0.0f, params);
+        const math::LossTerm full = math::loss_term(kKind, v, x, params);
         sums[0] += static_cast<double>(full.value) - zero.value;
         grad_row[c] = entry_scale * full.grad;
         if constexpr (kCosine) {
@@ -112,53 +116,61 @@ __global__ void __launch_bounds__(kLossThreads)
 }
 
 template <LossKind kKind, typename Target>
-void launch_loss(ConstDenseView y, Target target, DenseView grad, float entry_scale,
-                 float row_scale, float* row_loss, cudaStream_t stream) {
+void launch_loss(ConstDenseView y, Target target, DenseView grad, const LossParams& params,
+                 float entry_scale, float row_scale, float* row_loss, cudaStream_t stream) {
   reconstruction_loss_kernel<kKind><<<detail::grid_dim(y.rows), kLossThreads, 0, stream>>>(
-      y.data, y.ld, y.rows, y.cols, target, grad.data, grad.ld, entry_scale, row_scale, row_loss);
+      y.data, y.ld, y.rows, y.cols, target, grad.data, grad.ld, params, entry_scale, row_scale,
+      row_loss);
   SAE_CUDA_CHECK(cudaGetLastError());
 }
 
 template <typename Target>
-void launch_for_kind(LossKind kind, float cosine_weight, ConstDenseView y, Target target,
+void launch_for_kind(LossKind kind, const LossParams& params, ConstDenseView y, Target target,
                      DenseView grad, float* row_loss, cudaStream_t stream) {
   // No rows: nothing to write. No columns: every row still gets its row_loss (0, or
   // row_scale * 1 for mse_cosine, whose all-zero rows have cosine loss 1), as on the cpu.
   if (y.rows == 0) return;
   // The cpu backend's normalisation, computed the same way.
   const float entry_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, y.size()));
-  const float row_scale = cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
+  const float row_scale =
+      params.cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
+  const auto launch = [&](auto kind_constant) {
+    launch_loss<decltype(kind_constant)::value>(y, target, grad, params, entry_scale, row_scale,
+                                                row_loss, stream);
+  };
   switch (kind) {
     case LossKind::mae:
-      launch_loss<LossKind::mae>(y, target, grad, entry_scale, row_scale, row_loss, stream);
-      return;
+      return launch(std::integral_constant<LossKind, LossKind::mae>{});
     case LossKind::bce:
-      launch_loss<LossKind::bce>(y, target, grad, entry_scale, row_scale, row_loss, stream);
-      return;
+      return launch(std::integral_constant<LossKind, LossKind::bce>{});
     case LossKind::mse_cosine:
-      launch_loss<LossKind::mse_cosine>(y, target, grad, entry_scale, row_scale, row_loss, stream);
-      return;
+      return launch(std::integral_constant<LossKind, LossKind::mse_cosine>{});
+    case LossKind::poisson:
+      return launch(std::integral_constant<LossKind, LossKind::poisson>{});
+    case LossKind::weighted_mse:
+      return launch(std::integral_constant<LossKind, LossKind::weighted_mse>{});
+    case LossKind::huber:
+      return launch(std::integral_constant<LossKind, LossKind::huber>{});
     case LossKind::mse:
     default:
-      launch_loss<LossKind::mse>(y, target, grad, entry_scale, row_scale, row_loss, stream);
-      return;
+      return launch(std::integral_constant<LossKind, LossKind::mse>{});
   }
 }
 
 }  // namespace
 
-void launch_reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+void launch_reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                 CsrView target, DenseView grad, float* row_loss,
                                 cudaStream_t stream) {
-  launch_for_kind(kind, cosine_weight, y,
+  launch_for_kind(kind, params, y,
                   CsrTarget{target.row_offsets, target.col_indices, target.values}, grad, row_loss,
                   stream);
 }
 
-void launch_reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+void launch_reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                 ConstDenseView target, DenseView grad, float* row_loss,
                                 cudaStream_t stream) {
-  launch_for_kind(kind, cosine_weight, y, DenseTarget{target.data, target.ld}, grad, row_loss,
+  launch_for_kind(kind, params, y, DenseTarget{target.data, target.ld}, grad, row_loss,
                   stream);
 }
 

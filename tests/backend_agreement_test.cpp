@@ -77,7 +77,9 @@ TEST_P(CudaTrainingAgreement, EndsCloseToTheCpuRunFromTheSameSeed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Losses, CudaTrainingAgreement,
-                         ::testing::Values(LossKind::mse, LossKind::bce, LossKind::mse_cosine),
+                         ::testing::Values(LossKind::mse, LossKind::bce, LossKind::mse_cosine,
+                                           LossKind::poisson, LossKind::weighted_mse,
+                                           LossKind::huber),
                          [](const ::testing::TestParamInfo<LossKind>& info) {
                            return std::string(loss_name(info.param));
                          });

@@ -228,12 +228,14 @@ TEST_F(Cli, EncodeDecodeAndEvalUseTheCheckpoint) {
   EXPECT_EQ(validation.out, json_object(trained().out, "validation") + "\n");
   const Result all = sae("eval --model m.ckpt --data x.mtx --json --backend cpu");
   ASSERT_TRUE(succeeded(all));
-  EXPECT_TRUE(contains(all.out, "{\"rows\": 300, \"mse\": ")) << all.out;
+  EXPECT_TRUE(contains(all.out, "{\"rows\": 300, \"entries\": 153600, \"decode\": \"round\", "
+                               "\"mse\": "))
+      << all.out;
   const Result table = sae("eval --model m.ckpt --data x.mtx --backend cpu --batch 7");
   ASSERT_TRUE(succeeded(table));
   const std::vector<std::string> lines = lines_of(table.out);
-  ASSERT_EQ(lines.size(), 7u) << table.out;
-  EXPECT_EQ(lines[0], "x.mtx (300 rows):");
+  ASSERT_EQ(lines.size(), 12u) << "title and 11 metrics (no nll for mse): " << table.out;
+  EXPECT_EQ(lines[0], "x.mtx (300 rows), counts decoded by round:");
   EXPECT_TRUE(contains(lines[1], "non-zero entries exact")) << table.out;
 }
 
@@ -369,7 +371,7 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
                               common)));
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
     EXPECT_EQ(c.train.loss, LossKind::mse_cosine);
-    EXPECT_EQ(c.train.cosine_weight, 0.3f);
+    EXPECT_EQ(c.train.loss_params.cosine_weight, 0.3f);
     EXPECT_EQ(c.train.penalty.l1_weight, 1e-4f);
     EXPECT_EQ(c.train.penalty.kl_beta, 0.01f);
     EXPECT_EQ(c.train.penalty.kl_rho, 0.1f);
@@ -378,6 +380,35 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_TRUE(c.model.tied_weights);
     EXPECT_EQ(c.model.hidden, (std::vector<std::int64_t>{24, 12}));
     EXPECT_EQ(c.model.latent, 6);
+  }
+  {
+    // poisson: identity output (log-rates), counts unscaled; --output-act identity is accepted.
+    ASSERT_TRUE(succeeded(sae("train --loss poisson --output-act identity --hidden 16 --latent 4" +
+                              common)));
+    const RunConfig c = load_checkpoint(file("c.ckpt")).config;
+    EXPECT_EQ(c.train.loss, LossKind::poisson);
+    EXPECT_EQ(c.model.output_activation, Activation::identity);
+    EXPECT_EQ(c.train.scale, ScaleMode::none);
+    EXPECT_EQ(c.scale, 1.0f);
+  }
+  {
+    ASSERT_TRUE(succeeded(sae("train --loss weighted_mse --zero-weight 0.25 --hidden 16 "
+                              "--latent 4" +
+                              common)));
+    const RunConfig c = load_checkpoint(file("c.ckpt")).config;
+    EXPECT_EQ(c.train.loss, LossKind::weighted_mse);
+    EXPECT_EQ(c.train.loss_params.zero_weight, 0.25f);
+    EXPECT_EQ(c.train.loss_params.huber_delta, 1.0f) << "the default";
+  }
+  {
+    ASSERT_TRUE(succeeded(sae("train --loss huber --huber-delta 2.5 --output-act softplus "
+                              "--hidden 16 --latent 4" +
+                              common)));
+    const RunConfig c = load_checkpoint(file("c.ckpt")).config;
+    EXPECT_EQ(c.train.loss, LossKind::huber);
+    EXPECT_EQ(c.train.loss_params.huber_delta, 2.5f);
+    EXPECT_EQ(c.train.loss_params.zero_weight, 0.1f) << "the default";
+    EXPECT_EQ(c.model.output_activation, Activation::softplus);
   }
   {
     const Result r = sae("train --decoder-hidden 16,24 --hidden 20 --latent 4 --schedule cosine "
@@ -416,7 +447,7 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     const Result r = sae("train --data x.mtx --hidden 16 --latent 4 --epochs 1 --backend cpu "
                          "--checkpoint c.ckpt --reconstruction r.npy");
     ASSERT_TRUE(succeeded(r));
-    EXPECT_TRUE(contains(r.out, "validation rows (30), reconstruction rounded to counts:")) << r.out;
+    EXPECT_TRUE(contains(r.out, "validation rows (30), counts decoded by round:")) << r.out;
     EXPECT_TRUE(contains(r.err, "data: x.mtx: 300 rows x 512 columns")) << r.err;
     EXPECT_TRUE(contains(r.err, "epoch 1/1")) << r.err;
     const HostDense values = read_npy(file("r.npy"), NpyValues::finite);
@@ -444,9 +475,26 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "integers"},
       {"train --epochs", 1, "sae: error: sae train: --epochs: needs a value (N)"},
       {"train --loss hinge --backend cpu", 1,
-       "sae: error: unknown loss 'hinge': expected mse, mae, bce or mse_cosine"},
+       "sae: error: unknown loss 'hinge': expected mse, mae, bce, mse_cosine, poisson, "
+       "weighted_mse or huber"},
       {"train --data x.mtx --loss bce --backend cpu", 1,
        "sae: error: sae train: --loss bce needs targets in [0, 1]: add --scale max"},
+      // The count losses' checks come before any data is read (the file does not exist).
+      {"train --loss poisson --scale max --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --loss poisson models the counts themselves, which must stay "
+       "integers: use --scale none"},
+      {"train --loss poisson --output-act softplus --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --loss poisson outputs log-rates: its output activation is "
+       "identity (drop --output-act)"},
+      {"train --loss huber --huber-delta 0 --data missing.mtx --backend cpu", 1,
+       "sae: error: huber delta (--huber-delta) must be finite and positive"},
+      {"train --loss huber --huber-delta -2 --data missing.mtx --backend cpu", 1,
+       "sae: error: huber delta (--huber-delta) must be finite and positive"},
+      {"train --loss weighted_mse --zero-weight -0.5 --data missing.mtx --backend cpu", 1,
+       "sae: error: zero-target weight of weighted_mse (--zero-weight) must be finite and "
+       "non-negative"},
+      {"train --zero-weight lots --backend cpu", 1,
+       "sae: error: sae train: --zero-weight: 'lots' is not a number"},
       {"train --data missing.mtx --backend cpu", 1,
        "sae: error: missing.mtx: cannot open: No such file or directory"},
       {"train --tied --decoder-hidden 16 --backend cpu", 1,
@@ -489,6 +537,15 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --resume missing.ckpt --scale max --backend cpu", 1,
        "sae: error: sae train: --scale cannot change a resumed run (its configuration comes from "
        "the checkpoint)"},
+      {"train --resume missing.ckpt --loss poisson --backend cpu", 1,
+       "sae: error: sae train: --loss cannot change a resumed run (its configuration comes from "
+       "the checkpoint)"},
+      {"train --resume missing.ckpt --zero-weight 0.5 --backend cpu", 1,
+       "sae: error: sae train: --zero-weight cannot change a resumed run (its configuration comes "
+       "from the checkpoint)"},
+      {"train --resume missing.ckpt --huber-delta 2 --backend cpu", 1,
+       "sae: error: sae train: --huber-delta cannot change a resumed run (its configuration "
+       "comes from the checkpoint)"},
       {"train --resume missing.ckpt --batch 32 --backend cpu", 1,
        "sae: error: sae train: --batch cannot change a resumed run (its configuration comes from "
        "the checkpoint)"},
@@ -497,6 +554,15 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --resume missing.ckpt --epochs 3 --data x.mtx --backend cpu", 1,
        "sae: error: missing.ckpt: cannot open checkpoint"},
       {"train --backend gpu", 1, "sae: error: unknown backend 'gpu': expected auto, cpu or cuda"},
+      // --decode: checked against the loss before any data is read; taken with --resume.
+      {"train --decode mode --data missing.mtx --backend cpu", 1,
+       "sae: error: --decode mode needs a count likelihood (poisson); the model's loss is mse"},
+      {"train --loss huber --decode mode --data missing.mtx --backend cpu", 1,
+       "sae: error: --decode mode needs a count likelihood (poisson); the model's loss is huber"},
+      {"train --decode median --data missing.mtx --backend cpu", 1,
+       "sae: error: unknown decode mode 'median': expected round, mode or mean"},
+      {"train --resume missing.ckpt --decode mean --backend cpu", 1,
+       "sae: error: missing.ckpt: cannot open checkpoint"},
       {"encode --data x.mtx --out z.npy --backend cpu", 1,
        "sae: error: sae encode: --model: is required"},
       {"encode --model missing.ckpt --data x.mtx --out z.npy --backend cpu", 1,
@@ -522,11 +588,111 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
             "latent or a layer index below 6\n");
 }
 
+// --decode on sae train, eval and decode: a poisson model decodes by its rounded mean unless told
+// otherwise (measured: mode's floor(rate) reproduced half as many non-zeros),
+// the .mtx files and the reports follow the flag, the flag is not stored in the checkpoint and
+// is taken with --resume, and an mse model refuses mode with one line, before it reads data.
+TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
+  ASSERT_TRUE(succeeded(trained()));
+  const std::string common = " --data x.mtx --loss poisson --epochs 2 --hidden 16 --latent 4 "
+                             "--json --quiet --backend cpu";
+  const Result by_mode = sae("train --checkpoint p.ckpt --reconstruction p-mode.mtx "
+                             "--decode mode" + common);
+  ASSERT_TRUE(succeeded(by_mode));
+  const std::string mode_json = json_object(by_mode.out, "validation");
+  EXPECT_TRUE(contains(mode_json, "\"decode\": \"mode\"")) << mode_json;
+  EXPECT_FALSE(contains(mode_json, "\"nll_bits_per_row\": null")) << "poisson has an NLL";
+  for (const char* field : {"\"support_f1\": ", "\"nonzero_mae\": ", "\"explained_variance\": ",
+                            "\"poisson_deviance\": ", "\"raw_csr_bytes_per_row\": "})
+    EXPECT_TRUE(contains(mode_json, field)) << field << " missing from " << mode_json;
+  const Result by_mean = sae("train --checkpoint q.ckpt --reconstruction p-mean.mtx" + common);
+  ASSERT_TRUE(succeeded(by_mean));
+  const std::string mean_json = json_object(by_mean.out, "validation");
+  EXPECT_TRUE(contains(mean_json, "\"decode\": \"mean\"")) << mean_json;
+  const Checkpoint p = load_checkpoint(file("p.ckpt"));
+  EXPECT_EQ(run_config_to_json(load_checkpoint(file("q.ckpt")).config), run_config_to_json(p.config))
+      << "--decode is not part of the configuration";
+
+  // The .mtx files hold the counts of the chosen decode.
+  const auto backend = make_backend(BackendChoice::cpu);
+  TrainedModel model(*backend, p.config, p.state.parameters);
+  const HostCsr x = read_matrix_market(file("x.mtx"));
+  const HostDense rates = model.reconstruct(x);
+  const HostCsr mode_counts = model.to_counts(rates, DecodeMode::mode);
+  const HostCsr mean_counts = model.to_counts(rates, DecodeMode::mean);
+  expect_same(read_matrix_market(file("p-mode.mtx")), mode_counts, "train --reconstruction, mode");
+  expect_same(read_matrix_market(file("p-mean.mtx")), mean_counts, "train --reconstruction, mean");
+
+  // eval: the default is the loss's (mean), the same numbers train printed; --decode changes
+  // it; the table names the decode and has the NLL line.
+  const Result eval_mode = sae("eval --model p.ckpt --decode mode --json --backend cpu");
+  ASSERT_TRUE(succeeded(eval_mode));
+  EXPECT_EQ(eval_mode.out, mode_json + "\n");
+  const Result eval_mean = sae("eval --model p.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(eval_mean));
+  EXPECT_EQ(eval_mean.out, mean_json + "\n");
+  const Result eval_round = sae("eval --model p.ckpt --data x.mtx --decode round --backend cpu");
+  ASSERT_TRUE(succeeded(eval_round));
+  const std::vector<std::string> lines = lines_of(eval_round.out);
+  ASSERT_EQ(lines.size(), 13u) << eval_round.out;
+  EXPECT_EQ(lines[0], "x.mtx (300 rows), counts decoded by round:");
+  for (const char* label :
+       {"non-zero entries exact", "rows exact", "support precision", "support recall",
+        "support F1", "non-zero mae (counts)", "mse", "mae", "explained variance",
+        "poisson deviance / entry", "nll bits / row", "raw csr bytes / row"})
+    EXPECT_TRUE(contains(eval_round.out, std::string("  ") + label + " ")) << label;
+
+  // decode: --data and --latents, by the default (mean) and by --decode mode.
+  ASSERT_TRUE(succeeded(sae("decode --model p.ckpt --data x.mtx --out dm.mtx --backend cpu")));
+  expect_same(read_matrix_market(file("dm.mtx")), mean_counts, "decode, default");
+  ASSERT_TRUE(succeeded(sae("encode --model p.ckpt --data x.mtx --out pz.npy --backend cpu")));
+  ASSERT_TRUE(succeeded(
+      sae("decode --model p.ckpt --latents pz.npy --out dn.mtx --decode mode --backend cpu")));
+  expect_same(read_matrix_market(file("dn.mtx")), mode_counts, "decode --latents, mode");
+
+  // --resume takes --decode.
+  const Result resumed = sae("train --resume q.ckpt --epochs 3 --checkpoint q.ckpt --decode round "
+                             "--json --quiet --backend cpu");
+  ASSERT_TRUE(succeeded(resumed));
+  EXPECT_TRUE(contains(resumed.out, "\"epochs\": 3")) << resumed.out;
+  EXPECT_TRUE(contains(json_object(resumed.out, "validation"), "\"decode\": \"round\""))
+      << resumed.out;
+
+  // mse (m.ckpt): mean is allowed (it is the rounded mean), mode is refused before the data is
+  // read, and nothing is written.
+  const Result mse_mean = sae("eval --model m.ckpt --decode mean --json --backend cpu");
+  ASSERT_TRUE(succeeded(mse_mean));
+  EXPECT_TRUE(contains(mse_mean.out, "\"decode\": \"mean\"")) << mse_mean.out;
+  EXPECT_TRUE(contains(mse_mean.out, "\"nll_bits_per_row\": null")) << mse_mean.out;
+  const std::string refused =
+      "sae: error: --decode mode needs a count likelihood (poisson); the model's loss is mse\n";
+  for (const std::string args :
+       {"eval --model m.ckpt --decode mode --data missing.mtx --backend cpu",
+        "eval --model m.ckpt --decode mode --backend cpu",
+        "decode --model m.ckpt --decode mode --data missing.mtx --out no.mtx --backend cpu",
+        "decode --model m.ckpt --decode mode --latents z.npy --out no.npy --backend cpu",
+        "train --resume m.ckpt --decode mode --data missing.mtx --backend cpu"}) {
+    SCOPED_TRACE(args);
+    const Result r = sae(args);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, refused);
+  }
+  EXPECT_FALSE(fs::exists(file("no.mtx")));
+  EXPECT_FALSE(fs::exists(file("no.npy")));
+
+  for (const char* command : {"train", "eval", "decode"}) {
+    const Result help = sae(std::string(command) + " --help");
+    EXPECT_TRUE(contains(help.out, "--decode round|mode|mean")) << command << ": " << help.out;
+  }
+}
+
 TEST_F(Cli, HelpAndUsage) {
   const Result help = sae("train --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_TRUE(contains(help.out, "usage: sae train [options]")) << help.out;
-  for (const char* option : {"--clip-norm", "--kl-beta", "--resume", "--decoder-hidden"})
+  for (const char* option : {"--clip-norm", "--kl-beta", "--resume", "--decoder-hidden",
+                             "--zero-weight", "--huber-delta", "poisson|weighted_mse|huber"})
     EXPECT_TRUE(contains(help.out, option)) << option;
   const Result usage = sae("");
   EXPECT_EQ(usage.exit_code, 2);

@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend_fixture.hpp"
@@ -86,7 +87,12 @@ TEST_P(DensePath, GatherRejectsOrZeroesARowOutOfRange) {
 
 TEST_P(DensePath, DenseTargetLossMatchesTheSparseReference) {
   std::mt19937_64 rng(23);
-  for (const LossKind kind : {LossKind::mse, LossKind::mae, LossKind::bce, LossKind::mse_cosine}) {
+  LossParams params;
+  params.cosine_weight = 0.3f;
+  params.zero_weight = 0.2f;
+  params.huber_delta = 1.5f;
+  for (const LossKind kind : {LossKind::mse, LossKind::mae, LossKind::bce, LossKind::mse_cosine,
+                              LossKind::poisson, LossKind::weighted_mse, LossKind::huber}) {
     for (const auto& [rows, cols] : std::vector<std::pair<std::int64_t, std::int64_t>>{
              {1, 1}, {7, 13}, {33, 512}, {128, 64}}) {
       SCOPED_TRACE(std::string(loss_name(kind)) + " " + std::to_string(rows) + "x" +
@@ -94,17 +100,19 @@ TEST_P(DensePath, DenseTargetLossMatchesTheSparseReference) {
       const HostDense target = dense_counts(rng, rows, cols);
       reference::FloatMatrix target_view(rows, cols, cols, 0.0f);
       target_view.data = target.values;
-      const float low = kind == LossKind::bce ? -6.0f : -1.0f;
-      const float high = kind == LossKind::bce ? 6.0f : 4.0f;
+      // Logits for bce, log-rates for poisson, counts-like outputs for the others.
+      const auto [low, high] = kind == LossKind::bce       ? std::pair(-6.0f, 6.0f)
+                               : kind == LossKind::poisson ? std::pair(-4.0f, 3.0f)
+                                                           : std::pair(-1.0f, 4.0f);
       const reference::FloatMatrix y = reference::random_matrix(rng, rows, cols, low, high, cols);
       const reference::LossResult want =
-          reference::reconstruction_loss(kind, 0.3, y, to_csr(target));
+          reference::reconstruction_loss(kind, params, y, to_csr(target));
       const auto y_on = upload(y);
       const auto target_on = upload(target_view);
       const auto grad_on = upload(reference::FloatMatrix(rows, cols, cols, reference::kPoison));
       const auto row_loss_on = upload(std::vector<float>(static_cast<std::size_t>(rows),
                                                          reference::kPoison));
-      backend().reconstruction_loss(kind, 0.3f, y_on.const_view(), target_on.const_view(),
+      backend().reconstruction_loss(kind, params, y_on.const_view(), target_on.const_view(),
                                     grad_on.view(), row_loss_on.data());
       const reference::FloatMatrix grad = download(grad_on);
       const std::vector<float> row_loss = download(row_loss_on);

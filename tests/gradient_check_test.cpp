@@ -45,10 +45,12 @@ struct GradientCase {
   std::string label;
   ModelConfig model;
   LossKind loss = LossKind::mse;
-  float cosine_weight = 0.0f;
+  LossParams loss_params;
   PenaltyConfig penalty;
   bool dense_input = false;  // feed the first layer the dense batch (gemm) instead of CSR (spmm)
 };
+
+LossParams cosine(float weight) { return reference::cosine_params(weight); }
 
 ModelConfig small_model(Activation hidden, Activation latent, Activation output) {
   ModelConfig m;
@@ -65,32 +67,32 @@ ModelConfig small_model(Activation hidden, Activation latent, Activation output)
 std::vector<GradientCase> gradient_cases() {
   std::vector<GradientCase> cases;
   const ModelConfig base = small_model(Activation::tanh, Activation::sigmoid, Activation::identity);
-  cases.push_back({"mse", base, LossKind::mse, 0.0f, {}, false});
+  cases.push_back({"mse", base, LossKind::mse, {}, {}, false});
   // mae's kink at y = x: softplus outputs are > 0 (never at a zero target), and the non-zero
   // targets are lifted by 10, far above any output of this model.
   cases.push_back({"mae", small_model(Activation::tanh, Activation::sigmoid, Activation::softplus),
-                   LossKind::mae, 0.0f, {}, false});
-  cases.push_back({"bce", base, LossKind::bce, 0.0f, {}, false});
-  cases.push_back({"mse_cosine", base, LossKind::mse_cosine, 0.7f, {}, false});
+                   LossKind::mae, {}, {}, false});
+  cases.push_back({"bce", base, LossKind::bce, {}, {}, false});
+  cases.push_back({"mse_cosine", base, LossKind::mse_cosine, cosine(0.7f), {}, false});
   {
     // l1's kink at a = 0: a tanh latent with random biases keeps every code away from 0 (checked).
     GradientCase c{"mse + l1 on the latent",
                    small_model(Activation::softplus, Activation::tanh, Activation::identity),
-                   LossKind::mse, 0.0f, {}, false};
+                   LossKind::mse, {}, {}, false};
     c.penalty.l1_weight = 0.3f;
     cases.push_back(c);
   }
   // The kl penalty needs a sigmoid penalised layer (checked in the test): base's latent, or a
   // sigmoid hidden layer.
   {
-    GradientCase c{"mse + kl on the latent", base, LossKind::mse, 0.0f, {}, false};
+    GradientCase c{"mse + kl on the latent", base, LossKind::mse, {}, {}, false};
     c.penalty.kl_beta = 0.5f;
     c.penalty.kl_rho = 0.1f;
     cases.push_back(c);
   }
   {
-    GradientCase c{"mse_cosine + l1 + kl on hidden layer 0", base, LossKind::mse_cosine, 0.3f, {},
-                   false};
+    GradientCase c{"mse_cosine + l1 + kl on hidden layer 0", base, LossKind::mse_cosine,
+                   cosine(0.3f), {}, false};
     c.model.hidden_activation = Activation::sigmoid;
     c.penalty.l1_weight = 0.2f;
     c.penalty.kl_beta = 0.4f;
@@ -98,25 +100,46 @@ std::vector<GradientCase> gradient_cases() {
     cases.push_back(c);
   }
   {
-    GradientCase c{"tied weights", base, LossKind::mse, 0.0f, {}, false};
+    GradientCase c{"tied weights", base, LossKind::mse, {}, {}, false};
     c.model.tied_weights = true;
     cases.push_back(c);
   }
   {
-    GradientCase c{"tied weights, two hidden layers, bce", base, LossKind::bce, 0.0f, {}, false};
+    GradientCase c{"tied weights, two hidden layers, bce", base, LossKind::bce, {}, {}, false};
     c.model.hidden = {7, 5};
     c.model.tied_weights = true;
     cases.push_back(c);
   }
   {
-    GradientCase c{"non-mirrored decoder 4-5-8-9", base, LossKind::mse, 0.0f, {}, false};
+    GradientCase c{"non-mirrored decoder 4-5-8-9", base, LossKind::mse, {}, {}, false};
     c.model.mirror_decoder = false;
     c.model.decoder_hidden = {5, 8};
     c.model.hidden_activation = Activation::softplus;
     cases.push_back(c);
   }
+  // The count losses. poisson reads the identity output as a log-rate; weighted_mse weighs the
+  // zero targets by 0.3; huber's kink at |y - x| = delta: delta 0.5 puts most zero-target
+  // entries (|y| < 0.5) on the quadratic side and every count (>= 1, far above any output) on
+  // the linear one, and the test checks that no entry sits near the kink.
+  cases.push_back({"poisson", base, LossKind::poisson, {}, {}, false});
   {
-    GradientCase c{"dense input path", base, LossKind::mse_cosine, 0.5f, {}, true};
+    GradientCase c{"weighted_mse", base, LossKind::weighted_mse, {}, {}, false};
+    c.loss_params.zero_weight = 0.3f;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"huber", base, LossKind::huber, {}, {}, false};
+    c.loss_params.huber_delta = 0.5f;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"poisson, tied weights, dense input path", base, LossKind::poisson, {}, {},
+                   true};
+    c.model.tied_weights = true;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"dense input path", base, LossKind::mse_cosine, cosine(0.5f), {}, true};
     c.penalty.kl_beta = 0.2f;
     cases.push_back(c);
   }
@@ -166,9 +189,8 @@ double loss_double(const GradientCase& c, const ModelLayout& layout,
                    const HostCsr& target) {
   const std::vector<DoubleMatrix> outputs = forward_double(layout, params, x);
   double loss = 0.0;
-  for (const double row : reference::reconstruction_loss(c.loss, c.cosine_weight, outputs.back(),
-                                                         target)
-                              .row_loss)
+  for (const double row :
+       reference::reconstruction_loss(c.loss, c.loss_params, outputs.back(), target).row_loss)
     loss += row;
   const DoubleMatrix& a = outputs[penalty_layer(c, layout)];
   const DoubleMatrix zeros(a.rows, a.cols, a.cols, 0.0);
@@ -229,7 +251,7 @@ class GradientCheck : public BackendTest {
       net.forward(batch_on.view());
     }
     Buffer<float> row_loss(backend(), static_cast<std::size_t>(batch.rows));
-    backend().reconstruction_loss(c.loss, c.cosine_weight, net.output(), batch_on.view(),
+    backend().reconstruction_loss(c.loss, c.loss_params, net.output(), batch_on.view(),
                                   net.output_gradient(), row_loss.data());
     Buffer<float> penalty_loss = upload(std::vector<float>{0.0f, 0.0f});
     const std::size_t hooked_layer = penalty_layer(c, layout);
@@ -263,6 +285,23 @@ class GradientCheck : public BackendTest {
       for (std::int64_t r = 0; r < a.rows; ++r)
         for (std::int64_t j = 0; j < a.cols; ++j) closest = std::min(closest, std::fabs(a(r, j)));
       ASSERT_GT(closest, 1e-3) << "a penalised activation sits on l1's kink; change the seed";
+    }
+    if (c.loss == LossKind::huber) {
+      // huber is smooth only away from |y - x| = delta: every output must stay clear of it by
+      // far more than a step moves it, and both sides must be exercised.
+      const DoubleMatrix y = forward_double(layout, base, x).back();
+      const double delta = c.loss_params.huber_delta;
+      double closest = 1e300;
+      int quadratic = 0;
+      for (std::int64_t r = 0; r < y.rows; ++r)
+        for (std::int64_t j = 0; j < y.cols; ++j) {
+          const double d = std::fabs(y(r, j) - x(r, j));
+          closest = std::min(closest, std::fabs(d - delta));
+          quadratic += d <= delta;
+        }
+      ASSERT_GT(closest, 1e-3) << "an output sits on huber's kink; change the seed or delta";
+      ASSERT_GT(quadratic, 0) << "no entry on the quadratic side";
+      ASSERT_LT(quadratic, y.rows * y.cols) << "no entry on the linear side";
     }
     const double loss = loss_double(c, layout, base, x, batch);
     double backend_loss = 0.0;

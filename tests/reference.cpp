@@ -283,7 +283,7 @@ struct EntryLoss {
 };
 
 // One entry's loss before averaging, from the definitions in backend.hpp.
-EntryLoss entry_loss(LossKind kind, double y, double x) {
+EntryLoss entry_loss(LossKind kind, const LossParams& params, double y, double x) {
   switch (kind) {
     case LossKind::mse:
     case LossKind::mse_cosine:
@@ -294,13 +294,50 @@ EntryLoss entry_loss(LossKind kind, double y, double x) {
       // Cross-entropy of sigmoid(y) against x: -x log s - (1 - x) log(1 - s) = softplus(y) - x*y.
       return {softplus(y) - x * y, sigmoid(y) - x, softplus(y) + std::fabs(x * y),
               sigmoid(y) + std::fabs(x)};
+    case LossKind::poisson: {
+      const double rate = poisson_rate(y);
+      const double slope = poisson_rate_slope(y);
+      const double log_factorial = std::lgamma(x + 1.0);
+      return {rate - x * y + log_factorial, slope - x,
+              rate + std::fabs(x * y) + std::fabs(log_factorial), slope + std::fabs(x)};
+    }
+    case LossKind::weighted_mse: {
+      if (x == 0.0) {
+        const double w = params.zero_weight;
+        return {w * y * y, 2.0 * w * y, w * y * y, 2.0 * w * std::fabs(y)};
+      }
+      return {(y - x) * (y - x), 2.0 * (y - x), (y - x) * (y - x), 2.0 * std::fabs(y - x)};
+    }
+    case LossKind::huber: {
+      const double d = y - x;
+      const double delta = params.huber_delta;
+      if (std::fabs(d) <= delta) return {0.5 * d * d, d, 0.5 * d * d, std::fabs(d)};
+      return {delta * (std::fabs(d) - 0.5 * delta), delta * sign(d),
+              delta * (std::fabs(d) + 0.5 * delta), delta};
+    }
   }
   throw std::invalid_argument("reference reconstruction_loss: unknown loss");
 }
 
 }  // namespace
 
-LossResult reconstruction_loss(LossKind kind, double cosine_weight, const DoubleMatrix& y,
+double poisson_rate(double eta) {
+  constexpr double kLinearFrom = 30.0;
+  return eta <= kLinearFrom ? std::exp(eta) : std::exp(kLinearFrom) * (1.0 + (eta - kLinearFrom));
+}
+
+double poisson_rate_slope(double eta) {
+  constexpr double kLinearFrom = 30.0;
+  return std::exp(std::min(eta, kLinearFrom));
+}
+
+LossParams cosine_params(double cosine_weight) {
+  LossParams params;
+  params.cosine_weight = static_cast<float>(cosine_weight);
+  return params;
+}
+
+LossResult reconstruction_loss(LossKind kind, const LossParams& params, const DoubleMatrix& y,
                                const HostCsr& target) {
   require_shapes(y.rows == target.rows && y.cols == target.cols, "reconstruction_loss");
   const std::int64_t rows = y.rows;
@@ -308,7 +345,8 @@ LossResult reconstruction_loss(LossKind kind, double cosine_weight, const Double
   LossResult result{DoubleMatrix(rows, cols, cols, 0.0), std::vector<double>(rows, 0.0),
                     DoubleMatrix(rows, cols, cols, 0.0), std::vector<double>(rows, 0.0)};
   const double per_entry = 1.0 / static_cast<double>(std::max<std::int64_t>(1, rows * cols));
-  const double per_row = cosine_weight / static_cast<double>(std::max<std::int64_t>(1, rows));
+  const double per_row =
+      params.cosine_weight / static_cast<double>(std::max<std::int64_t>(1, rows));
   std::vector<double> x(static_cast<std::size_t>(cols));
   for (std::int64_t r = 0; r < rows; ++r) {
     std::fill(x.begin(), x.end(), 0.0);
@@ -317,10 +355,11 @@ LossResult reconstruction_loss(LossKind kind, double cosine_weight, const Double
     double loss = 0.0;
     double loss_magnitude = 0.0;
     for (std::int64_t c = 0; c < cols; ++c) {
-      const EntryLoss term = entry_loss(kind, y(r, c), x[c]);
+      const EntryLoss term = entry_loss(kind, params, y(r, c), x[c]);
       loss += term.value;
       // Where the target is non-zero, a backend may subtract the zero-target term it added first.
-      const double zero_term = x[c] != 0.0 ? entry_loss(kind, y(r, c), 0.0).value_magnitude : 0.0;
+      const double zero_term =
+          x[c] != 0.0 ? entry_loss(kind, params, y(r, c), 0.0).value_magnitude : 0.0;
       loss_magnitude += term.value_magnitude + zero_term;
       result.grad(r, c) = per_entry * term.grad;
       result.grad_magnitude(r, c) = per_entry * term.grad_magnitude;
@@ -358,9 +397,9 @@ LossResult reconstruction_loss(LossKind kind, double cosine_weight, const Double
   return result;
 }
 
-LossResult reconstruction_loss(LossKind kind, double cosine_weight, const FloatMatrix& y,
+LossResult reconstruction_loss(LossKind kind, const LossParams& params, const FloatMatrix& y,
                                const HostCsr& target) {
-  return reconstruction_loss(kind, cosine_weight, to_double(y), target);
+  return reconstruction_loss(kind, params, to_double(y), target);
 }
 
 PenaltyResult l1_activity_penalty(double weight, const DoubleMatrix& a,

@@ -126,14 +126,27 @@ struct LossResult {
   std::vector<double> row_loss_magnitude;
 };
 
-// The reconstruction loss of y against the sparse target, from the definitions: mse, mae and
-// bce (y a logit; softplus(y) - x*y) average their element terms over rows * cols entries;
-// mse_cosine adds cosine_weight * (1/rows) * sum over rows of (1 - cos(y_r, x_r)), where a row
-// with y_r = 0 or x_r = 0 has no direction: its cosine loss is 1 and its cosine gradient 0.
-LossResult reconstruction_loss(LossKind kind, double cosine_weight, const DoubleMatrix& y,
+// The Poisson rate of log-rate eta: e^eta up to 30, and above it the tangent there,
+// e^30 * (1 + (eta - 30)) (see kernels/loss_math.hpp); and its derivative.
+double poisson_rate(double eta);
+double poisson_rate_slope(double eta);
+
+// The reconstruction loss of y against the sparse target, from the definitions. Every loss
+// averages its element terms over rows * cols entries, with d = y - x:
+//   mse d^2; mae |d|; bce softplus(y) - x*y (y a logit);
+//   poisson rate(y) - x*y + lgamma(x + 1) (y a log-rate: the negative log-likelihood in nats);
+//   weighted_mse d^2 where x != 0 and params.zero_weight * y^2 where x = 0;
+//   huber 0.5 d^2 for |d| <= delta, else delta * (|d| - delta/2), delta = params.huber_delta;
+// mse_cosine is mse plus params.cosine_weight * (1/rows) * sum over rows of (1 - cos(y_r, x_r)),
+// where a row with y_r = 0 or x_r = 0 has no direction: its cosine loss is 1 and its cosine
+// gradient 0.
+LossResult reconstruction_loss(LossKind kind, const LossParams& params, const DoubleMatrix& y,
                                const HostCsr& target);
-LossResult reconstruction_loss(LossKind kind, double cosine_weight, const FloatMatrix& y,
+LossResult reconstruction_loss(LossKind kind, const LossParams& params, const FloatMatrix& y,
                                const HostCsr& target);
+
+// LossParams with only the cosine weight set (the others at their defaults).
+LossParams cosine_params(double cosine_weight);
 
 struct PenaltyResult {
   DoubleMatrix grad;  // grad_in plus the penalty's gradient

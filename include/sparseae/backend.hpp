@@ -84,10 +84,13 @@ class Backend {
   // ---- losses and penalties (per-element math in kernels/loss_math.hpp) ----
   // Reconstruction loss of the output y against the target of the same shape, read as CSR and
   // never densified: writes d(loss)/dy to grad and each row's share of the loss to row_loss[r],
-  // so that the batch loss is the sum of row_loss. mse, mae and bce average over all rows x cols
-  // entries (bce reads y as logits); mse_cosine adds cosine_weight times the mean over rows of
-  // 1 - cos(y_r, x_r). grad must not alias y.
-  virtual void reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+  // so that the batch loss is the sum of row_loss. Every loss averages its element terms
+  // (math::loss_term) over all rows x cols entries: mse, mae, bce (y read as logits), poisson (y
+  // read as log-rates; the negative log-likelihood in nats), weighted_mse
+  // (params.zero_weight on the entries whose target is zero) and huber (params.huber_delta);
+  // mse_cosine adds params.cosine_weight times the mean over rows of 1 - cos(y_r, x_r). grad
+  // must not alias y.
+  virtual void reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                    CsrView target, DenseView grad, float* row_loss) = 0;
   // L1 activity penalty weight * (1/rows) * sum |a|: adds its gradient to grad and writes its
   // value to *loss.
@@ -105,7 +108,7 @@ class Backend {
 
   // The dense path: reconstruction_loss against a dense target of y's shape, with the same
   // normalisation and per-element math.
-  virtual void reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+  virtual void reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                    ConstDenseView target, DenseView grad, float* row_loss) = 0;
 
   // ---- optimizer ----

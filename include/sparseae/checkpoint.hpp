@@ -18,7 +18,9 @@
 
 namespace sparseae {
 
-constexpr std::uint32_t kCheckpointVersion = 1;
+// 2: the configuration's train.loss_params (cosine_weight, zero_weight, huber_delta) replaced
+// train.cosine_weight. Other versions are refused with a message that names both.
+constexpr std::uint32_t kCheckpointVersion = 2;
 
 // The resolved configuration of a run: what a model needs to be rebuilt and used.
 struct RunConfig {

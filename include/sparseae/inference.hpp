@@ -28,8 +28,17 @@ class TrainedModel {
   HostDense reconstruct(const HostCsr& counts);
   // Reconstruction from latent codes (rows x latent width), in data units.
   HostDense decode(const HostDense& latents);
-  // Metrics of the reconstruction of counts against themselves.
+  // How this model's outputs become counts unless asked otherwise: default_decode of its loss.
+  DecodeMode default_decode() const { return sparseae::default_decode(config_.train.loss); }
+  // Metrics of the reconstruction of counts against themselves, with counts decoded by decode
+  // (default: default_decode()). Throws Error, before running the model, when the loss cannot
+  // decode that way (check_decode).
   ReconstructionMetrics evaluate(const HostCsr& counts);
+  ReconstructionMetrics evaluate(const HostCsr& counts, DecodeMode decode);
+  // A reconstruction or decoding in data units (what reconstruct and decode return) as counts,
+  // decoded by decode (default: default_decode()); the zeros dropped.
+  HostCsr to_counts(const HostDense& reconstruction) const;
+  HostCsr to_counts(const HostDense& reconstruction, DecodeMode decode) const;
 
  private:
   // Runs the network over counts batch by batch; visit(first_row, count) sees each batch.
@@ -42,7 +51,11 @@ class TrainedModel {
   Network network_;
 };
 
-// Rounds a reconstruction to counts (nearest non-negative integer) and keeps the non-zeros.
+// A reconstruction in data units of a model trained with loss, as counts decoded by decode
+// (math::count_from_value); the zeros dropped. Throws Error when check_decode does.
+HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeMode decode);
+// Rounds a reconstruction to counts (nearest non-negative integer) and keeps the non-zeros: the
+// round decode, whatever the loss.
 HostCsr round_to_counts(const HostDense& reconstruction);
 
 }  // namespace sparseae

@@ -12,8 +12,25 @@ Activation parse_activation(const std::string& name);
 const char* activation_name(Activation activation);
 
 // Reconstruction losses: mean squared error, mean absolute error, binary cross-entropy on
-// targets scaled to [0, 1] (the output is a logit), and mse plus a weighted cosine loss per row.
-enum class LossKind : std::int32_t { mse, mae, bce, mse_cosine };
+// targets scaled to [0, 1] (the output is a logit), mse plus a weighted cosine loss per row; and
+// for counts: the Poisson negative log-likelihood (the output is a log-rate), mse with zero
+// targets down-weighted, and Huber.
+enum class LossKind : std::int32_t { mse, mae, bce, mse_cosine, poisson, weighted_mse, huber };
+
+// The parameters some losses take.
+struct LossParams {
+  float cosine_weight = 0.1f;  // mse_cosine: weight of the per-row cosine term
+  float zero_weight = 0.1f;    // weighted_mse: weight of the entries whose target is zero
+  float huber_delta = 1.0f;    // huber: where the quadratic turns linear
+};
+
+// How a model output becomes a count: round the mean (mse-like losses); or, for count
+// likelihoods, the mode of the predicted distribution (exact argmax of the pmf) or the rounded
+// mean.
+enum class DecodeMode : std::int32_t { round, mode, mean };
+
+DecodeMode parse_decode_mode(const std::string& name);
+const char* decode_mode_name(DecodeMode mode);
 
 LossKind parse_loss(const std::string& name);
 const char* loss_name(LossKind kind);

@@ -43,9 +43,14 @@ std::size_t penalised_layer(const ModelLayout& layout, const PenaltyConfig& pena
 // allocates anything; sae train checks it before it reads any data.
 void validate_penalty(const ModelConfig& model, const PenaltyConfig& penalty);
 
+// Throws Error unless the loss parameters make sense: zero_weight (weighted_mse) finite and
+// non-negative, huber_delta (huber) finite and positive. Checked by the Trainer, and by sae train
+// before it reads any data.
+void validate_loss_params(const LossParams& params);
+
 struct TrainConfig {
   LossKind loss = LossKind::mse;
-  float cosine_weight = 0.1f;  // weight of the cosine term of mse_cosine
+  LossParams loss_params;  // cosine_weight (mse_cosine), zero_weight, huber_delta
   ScaleMode scale = ScaleMode::none;
   int epochs = 20;
   std::int64_t batch_size = 256;

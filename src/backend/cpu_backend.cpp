@@ -45,10 +45,15 @@ void for_column_blocks(std::int64_t cols, Body body) {
 
 }  // namespace
 
-// One thread pool, not two: OpenBLAS's own threads and OpenMP's would spin against each other
-// on every op (measured: 60% of a training step went to libgomp spinning). OpenBLAS runs
-// single-threaded and gemm splits its rows over the OpenMP threads instead.
-CpuBackend::CpuBackend() { openblas_set_num_threads(1); }
+// One thread pool, not two: gemm splits its rows over the OpenMP threads and each slab runs
+// single-threaded. OpenBLAS's OpenMP build (the one CMake prefers) does that by itself inside a
+// parallel region, and its openblas_set_num_threads would also cap OpenMP's own thread count.
+// The pthread build keeps a pool of its own whose idle threads spin against OpenMP's (measured:
+// 60% of a training step), so it is told to use one thread.
+CpuBackend::CpuBackend() {
+  constexpr int kOpenBlasPthreads = 1;
+  if (openblas_get_parallel() == kOpenBlasPthreads) openblas_set_num_threads(1);
+}
 
 std::string CpuBackend::description() const {
   return "cpu: " + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS " +

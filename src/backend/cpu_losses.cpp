@@ -9,25 +9,26 @@
 
 namespace sparseae::detail {
 
-void CpuBackend::reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+void CpuBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                      CsrView target, DenseView grad, float* row_loss) {
   check_loss(y, target, grad);
   const float entry_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, y.size()));
-  const float row_scale = cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
+  const float row_scale =
+      params.cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < y.rows; ++r) {
     const RowOffset begin = target.row_offsets[r];
     const RowOffset end = target.row_offsets[r + 1];
     double loss = 0.0;
     for (std::int64_t c = 0; c < y.cols; ++c) {
-      const math::LossTerm zero = math::loss_term(kind, y(r, c), 0.0f);
+      const math::LossTerm zero = math::loss_term(kind, y(r, c), 0.0f, params);
       loss += zero.value;
       grad(r, c) = entry_scale * zero.grad;
     }
     for (RowOffset k = begin; k < end; ++k) {
       const std::int64_t c = target.col_indices[k];
-      const math::LossTerm zero = math::loss_term(kind, y(r, c), 0.0f);
-      const math::LossTerm full = math::loss_term(kind, y(r, c), target.values[k]);
+      const math::LossTerm zero = math::loss_term(kind, y(r, c), 0.0f, params);
+      const math::LossTerm full = math::loss_term(kind, y(r, c), target.values[k], params);
       loss += static_cast<double>(full.value) - zero.value;
       grad(r, c) = entry_scale * full.grad;
     }
@@ -52,19 +53,20 @@ void CpuBackend::reconstruction_loss(LossKind kind, float cosine_weight, ConstDe
   }
 }
 
-void CpuBackend::reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+void CpuBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                      ConstDenseView target, DenseView grad, float* row_loss) {
   check_same_shape("reconstruction_loss", "y", y, "grad", grad);
   check_same_shape("reconstruction_loss", "y", y, "target", target);
   const float entry_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, y.size()));
-  const float row_scale = cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
+  const float row_scale =
+      params.cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < y.rows; ++r) {
     double loss = 0.0, yy = 0.0, xx = 0.0, xy = 0.0;
     for (std::int64_t c = 0; c < y.cols; ++c) {
       const float v = y(r, c);
       const float x = target(r, c);
-      const math::LossTerm term = math::loss_term(kind, v, x);
+      const math::LossTerm term = math::loss_term(kind, v, x, params);
       loss += term.value;
       grad(r, c) = entry_scale * term.grad;
       yy += static_cast<double>(v) * v;

@@ -17,10 +17,13 @@ constexpr Named<Activation> kActivations[] = {
     {Activation::identity, "identity"}, {Activation::relu, "relu"},
     {Activation::leaky_relu, "leaky_relu"}, {Activation::sigmoid, "sigmoid"},
     {Activation::tanh, "tanh"}, {Activation::softplus, "softplus"}};
-constexpr Named<LossKind> kLosses[] = {{LossKind::mse, "mse"},
-                                       {LossKind::mae, "mae"},
-                                       {LossKind::bce, "bce"},
-                                       {LossKind::mse_cosine, "mse_cosine"}};
+constexpr Named<LossKind> kLosses[] = {
+    {LossKind::mse, "mse"},         {LossKind::mae, "mae"},
+    {LossKind::bce, "bce"},         {LossKind::mse_cosine, "mse_cosine"},
+    {LossKind::poisson, "poisson"}, {LossKind::weighted_mse, "weighted_mse"},
+    {LossKind::huber, "huber"}};
+constexpr Named<DecodeMode> kDecodeModes[] = {
+    {DecodeMode::round, "round"}, {DecodeMode::mode, "mode"}, {DecodeMode::mean, "mean"}};
 constexpr Named<OptimizerKind> kOptimizers[] = {
     {OptimizerKind::adam, "adam"}, {OptimizerKind::adamw, "adamw"}, {OptimizerKind::sgd, "sgd"}};
 
@@ -51,6 +54,11 @@ const char* activation_name(Activation activation) { return name_of(kActivations
 
 LossKind parse_loss(const std::string& name) { return parse_named(kLosses, "loss", name); }
 const char* loss_name(LossKind kind) { return name_of(kLosses, kind); }
+
+DecodeMode parse_decode_mode(const std::string& name) {
+  return parse_named(kDecodeModes, "decode mode", name);
+}
+const char* decode_mode_name(DecodeMode mode) { return name_of(kDecodeModes, mode); }
 
 OptimizerKind parse_optimizer(const std::string& name) {
   return parse_named(kOptimizers, "optimizer", name);

@@ -114,9 +114,13 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("kl_beta", Json::number(t.penalty.kl_beta))
       .set("kl_rho", Json::number(t.penalty.kl_rho))
       .set("layer", Json::integer(t.penalty.layer));
+  Json loss_params = Json::object();
+  loss_params.set("cosine_weight", Json::number(t.loss_params.cosine_weight))
+      .set("zero_weight", Json::number(t.loss_params.zero_weight))
+      .set("huber_delta", Json::number(t.loss_params.huber_delta));
   Json train = Json::object();
   train.set("loss", Json::string(loss_name(t.loss)))
-      .set("cosine_weight", Json::number(t.cosine_weight))
+      .set("loss_params", loss_params)
       .set("scale", Json::string(scale_mode_name(t.scale)))
       .set("epochs", Json::integer(t.epochs))
       .set("batch_size", Json::integer(t.batch_size))
@@ -142,6 +146,7 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   const Json& train = root.at("train");
   const Json& optimizer = train.at("optimizer");
   const Json& penalty = train.at("penalty");
+  const Json& loss_params = train.at("loss_params");
   RunConfig config;
   ModelConfig& m = config.model;
   m.input_dim = model.at("input_dim").as_int();
@@ -156,7 +161,9 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   m.seed = model.at("seed").as_uint();
   TrainConfig& t = config.train;
   t.loss = parse_loss(train.at("loss").as_string());
-  t.cosine_weight = static_cast<float>(train.at("cosine_weight").as_double());
+  t.loss_params.cosine_weight = static_cast<float>(loss_params.at("cosine_weight").as_double());
+  t.loss_params.zero_weight = static_cast<float>(loss_params.at("zero_weight").as_double());
+  t.loss_params.huber_delta = static_cast<float>(loss_params.at("huber_delta").as_double());
   t.scale = parse_scale_mode(train.at("scale").as_string());
   t.epochs = static_cast<int>(train.at("epochs").as_int());
   t.batch_size = train.at("batch_size").as_int();

@@ -52,7 +52,8 @@ int run_decode(const Args& args) {
       "Reconstructs counts from codes (--latents) or from counts (--data, a round trip).");
   o.value("latents", "PATH", "", "latent codes (.npy), as written by sae encode")
       .value("data", "PATH", "", "counts to encode and reconstruct")
-      .value("out", "PATH", "", ".mtx rounded counts or .npy values (required)");
+      .value("out", "PATH", "", ".mtx decoded counts or .npy values (required)");
+  add_decode_option(o, " in .mtx");
   if (!o.parse(args)) {
     std::cout << o.help();
     return 0;
@@ -61,11 +62,15 @@ int run_decode(const Args& args) {
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);
+  const LossKind loss = checkpoint.config.train.loss;
+  const DecodeMode decode = decode_option(o, loss);
   const std::string out = o.required("out");
   if (o.given("latents")) {
-    write_reconstruction(out, model.decode(read_npy(o.text("latents"), NpyValues::finite)));
+    write_reconstruction(out, model.decode(read_npy(o.text("latents"), NpyValues::finite)), loss,
+                         decode);
   } else {
-    write_reconstruction(out, model.reconstruct(load_counts(o.text("data"), 0).matrix));
+    write_reconstruction(out, model.reconstruct(load_counts(o.text("data"), 0).matrix), loss,
+                         decode);
   }
   return 0;
 }
@@ -76,6 +81,7 @@ int run_eval(const Args& args) {
       "Prints how exactly the model reproduces counts: every row of --data, or without it the\n"
       "validation rows of the data the model was trained on.");
   o.value("data", "PATH", "", "counts to evaluate on").flag("json", "print JSON");
+  add_decode_option(o, "");
   if (!o.parse(args)) {
     std::cout << o.help();
     return 0;
@@ -83,16 +89,18 @@ int run_eval(const Args& args) {
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);
+  const DecodeMode decode = decode_option(o, checkpoint.config.train.loss);
   if (o.given("data")) {
     const Counts counts = load_counts(o.text("data"), 0);
-    print_metrics(o.text("data"), model.evaluate(counts.matrix), o.flag_set("json"));
+    print_metrics(o.text("data"), model.evaluate(counts.matrix, decode), o.flag_set("json"));
     return 0;
   }
   const Counts counts = load_counts_from_source(checkpoint.config.data_source);
   const TrainConfig& train = checkpoint.config.train;
   const auto split = split_rows(counts.matrix.rows, train.val_fraction, train.seed);
   print_metrics("validation rows of " + counts.source,
-                model.evaluate(select_rows(counts.matrix, split.second)), o.flag_set("json"));
+                model.evaluate(select_rows(counts.matrix, split.second), decode),
+                o.flag_set("json"));
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "cli/report.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "sparseae/error.hpp"
@@ -16,22 +17,52 @@ bool ends_with(const std::string& text, const std::string& suffix) {
 }
 
 void print_metrics_table(const ReconstructionMetrics& m) {
-  std::printf("  non-zero entries exact   %8.2f %%\n", 100.0 * m.nonzero_exact_fraction);
-  std::printf("  rows exact               %8.2f %%\n", 100.0 * m.row_exact_fraction);
-  std::printf("  support precision        %8.2f %%\n", 100.0 * m.support_precision);
-  std::printf("  support recall           %8.2f %%\n", 100.0 * m.support_recall);
-  std::printf("  mse                      %10.5g\n", m.mse);
-  std::printf("  mae                      %10.5g\n", m.mae);
+  const auto percent = [](const char* label, double value) {
+    std::printf("  %-27s%10.2f %%\n", label, 100.0 * value);
+  };
+  const auto number = [](const char* label, double value) {
+    if (std::isfinite(value))
+      std::printf("  %-27s%10.5g\n", label, value);
+    else
+      std::printf("  %-27s%10s\n", label, "n/a");
+  };
+  percent("non-zero entries exact", m.nonzero_exact_fraction);
+  percent("rows exact", m.row_exact_fraction);
+  percent("support precision", m.support_precision);
+  percent("support recall", m.support_recall);
+  percent("support F1", m.support_f1);
+  number("non-zero mae (counts)", m.nonzero_mae);
+  number("mse", m.mse);
+  number("mae", m.mae);
+  number("explained variance", m.explained_variance);
+  number("poisson deviance / entry", m.poisson_deviance);
+  if (std::isfinite(m.nll_bits_per_row)) number("nll bits / row", m.nll_bits_per_row);
+  number("raw csr bytes / row", m.raw_csr_bytes_per_row);
 }
 
 }  // namespace
+
+void add_decode_option(Options& o, const std::string& use) {
+  o.value("decode", "round|mode|mean", "",
+          "how outputs become counts" + use +
+              ": round, mode (of the predicted distribution; poisson only) or mean (default: "
+              "mode for poisson, round otherwise)");
+}
+
+DecodeMode decode_option(const Options& o, LossKind loss) {
+  const DecodeMode decode =
+      o.given("decode") ? parse_decode_mode(o.text("decode")) : default_decode(loss);
+  check_decode(loss, decode);
+  return decode;
+}
 
 void print_metrics(const std::string& title, const ReconstructionMetrics& metrics, bool json) {
   if (json) {
     std::printf("%s\n", metrics.to_json().c_str());
     return;
   }
-  std::printf("%s (%lld rows):\n", title.c_str(), static_cast<long long>(metrics.rows));
+  std::printf("%s (%lld rows), counts decoded by %s:\n", title.c_str(),
+              static_cast<long long>(metrics.rows), decode_mode_name(metrics.decode));
   print_metrics_table(metrics);
 }
 
@@ -54,18 +85,19 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   std::printf("epochs      %d (median %.0f samples/s)\n", s.epochs, median_rate);
   std::printf("loss        train %.6g, validation %.6g\n", train_loss, s.validation_loss);
   if (!s.checkpoint.empty()) std::printf("checkpoint  %s\n", s.checkpoint.c_str());
-  std::printf("validation rows (%lld), reconstruction rounded to counts:\n",
-              static_cast<long long>(s.metrics.rows));
+  std::printf("validation rows (%lld), counts decoded by %s:\n",
+              static_cast<long long>(s.metrics.rows), decode_mode_name(s.metrics.decode));
   print_metrics_table(s.metrics);
 }
 
-void write_reconstruction(const std::string& path, const HostDense& reconstruction) {
+void write_reconstruction(const std::string& path, const HostDense& reconstruction, LossKind loss,
+                          DecodeMode decode) {
   if (ends_with(path, ".npy")) {
     write_npy(path, reconstruction);
   } else if (ends_with(path, ".mtx")) {
-    write_matrix_market(path, round_to_counts(reconstruction), true);
+    write_matrix_market(path, decode_to_counts(reconstruction, loss, decode), true);
   } else {
-    throw Error(path + ": reconstructions are written as .mtx (rounded counts) or .npy (values)");
+    throw Error(path + ": reconstructions are written as .mtx (decoded counts) or .npy (values)");
   }
 }
 

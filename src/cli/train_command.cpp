@@ -37,10 +37,14 @@ Options train_options() {
       .value("hidden-act", "NAME", "relu", "hidden activation")
       .value("latent-act", "NAME", "relu", "latent activation")
       .value("output-act", "NAME", "identity",
-             "output activation for mse/mae/mse_cosine (bce always outputs logits)")
-      .value("loss", "mse|mae|bce|mse_cosine", "mse", "reconstruction loss")
+             "output activation (bce always outputs logits, poisson log-rates: identity)")
+      .value("loss", "mse|mae|bce|mse_cosine|poisson|weighted_mse|huber", "mse",
+             "reconstruction loss (poisson: negative log-likelihood of the counts)")
       .value("cosine-weight", "W", "0.1", "weight of the cosine term of mse_cosine")
-      .value("scale", "none|max", "none", "divide counts by the data's maximum (bce needs max)")
+      .value("zero-weight", "W", "0.1", "weight of the zero-target entries in weighted_mse")
+      .value("huber-delta", "D", "1", "where the huber loss turns from quadratic to linear")
+      .value("scale", "none|max", "none",
+             "divide counts by the data's maximum (bce needs max, poisson none)")
       .value("l1", "W", "0", "L1 activity penalty weight")
       .value("kl-beta", "W", "0", "KL sparsity penalty weight (the penalised layer must be sigmoid)")
       .value("kl-rho", "P", "0.05", "KL sparsity target mean activation")
@@ -64,10 +68,11 @@ Options train_options() {
       .value("metrics-log", "PATH", "", "JSON lines, one per epoch")
       .value("latents", "PATH", "", "write every row's latent code (.npy float32)")
       .value("reconstruction", "PATH", "",
-             "write every row's reconstruction (.mtx rounded counts, or .npy values)")
+             "write every row's reconstruction (.mtx decoded counts, or .npy values)")
       .value("loss-every", "N", "50", "steps between loss read-backs for the progress bar")
       .flag("json", "print the final report as JSON")
       .flag("quiet", "no progress output");
+  add_decode_option(o, " for the report and --reconstruction (not stored in the checkpoint)");
   return o;
 }
 
@@ -84,12 +89,24 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   m.latent_activation = parse_activation(o.text("latent-act"));
   TrainConfig& t = run.train;
   t.loss = parse_loss(o.text("loss"));
-  m.output_activation =
-      t.loss == LossKind::bce ? Activation::identity : parse_activation(o.text("output-act"));
-  t.cosine_weight = static_cast<float>(o.real("cosine-weight"));
+  // A poisson output is a log-rate: any output activation but identity would bound it.
+  require(t.loss != LossKind::poisson || !o.given("output-act") ||
+              parse_activation(o.text("output-act")) == Activation::identity,
+          "sae train: --loss poisson outputs log-rates: its output activation is identity (drop "
+          "--output-act)");
+  m.output_activation = t.loss == LossKind::bce || t.loss == LossKind::poisson
+                            ? Activation::identity
+                            : parse_activation(o.text("output-act"));
+  t.loss_params.cosine_weight = static_cast<float>(o.real("cosine-weight"));
+  t.loss_params.zero_weight = static_cast<float>(o.real("zero-weight"));
+  t.loss_params.huber_delta = static_cast<float>(o.real("huber-delta"));
+  validate_loss_params(t.loss_params);
   t.scale = parse_scale_mode(o.text("scale"));
   require(t.loss != LossKind::bce || t.scale == ScaleMode::max,
           "sae train: --loss bce needs targets in [0, 1]: add --scale max");
+  require(t.loss != LossKind::poisson || t.scale == ScaleMode::none,
+          "sae train: --loss poisson models the counts themselves, which must stay integers: "
+          "use --scale none");
   t.penalty.l1_weight = static_cast<float>(o.real("l1"));
   t.penalty.kl_beta = static_cast<float>(o.real("kl-beta"));
   t.penalty.kl_rho = static_cast<float>(o.real("kl-rho"));
@@ -121,7 +138,7 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
 // and how to report. Everything else would change the configuration the checkpoint holds.
 constexpr const char* kResumeOptions[] = {
     "resume",  "epochs",         "data", "rows",  "backend", "checkpoint", "metrics-log",
-    "latents", "reconstruction", "json", "quiet", "loss-every"};
+    "latents", "reconstruction", "json", "quiet", "loss-every", "decode"};
 
 void check_resume_options(const Options& o) {
   for (const std::string& name : o.given_names()) {
@@ -170,6 +187,8 @@ int run_train(const Args& args) {
   } else {
     config_from(o, 1);
   }
+  // --decode is checked against the loss before the data is read.
+  const DecodeMode decode = decode_option(o, resume ? run.train.loss : parse_loss(o.text("loss")));
   const auto backend = open_backend(o.text("backend"));
   // Without --data or --rows, a resumed run goes on with the data its checkpoint names.
   Counts counts = resume && !o.given("data") && !o.given("rows")
@@ -227,13 +246,14 @@ int run_train(const Args& args) {
   summary.epochs = trainer.completed_epochs();
   summary.reports = reports;
   summary.validation_loss = trainer.validation_loss();
-  summary.metrics = model.evaluate(trainer.validation_counts());
+  summary.metrics = model.evaluate(trainer.validation_counts(), decode);
   summary.checkpoint = checkpoint_path;
   print_training_summary(summary, o.flag_set("json"));
 
   if (o.given("latents")) write_npy(o.text("latents"), model.encode(counts.matrix));
   if (o.given("reconstruction"))
-    write_reconstruction(o.text("reconstruction"), model.reconstruct(counts.matrix));
+    write_reconstruction(o.text("reconstruction"), model.reconstruct(counts.matrix),
+                         run.train.loss, decode);
   return 0;
 }
 

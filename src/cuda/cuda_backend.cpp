@@ -327,17 +327,17 @@ void CudaBackend::gather_dense_rows(ConstDenseView source, const std::int64_t* r
 
 // ---- losses and penalties ----
 
-void CudaBackend::reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+void CudaBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                       CsrView target, DenseView grad, float* row_loss) {
   check_loss(y, target, grad);
-  kernels::launch_reconstruction_loss(kind, cosine_weight, y, target, grad, row_loss, stream());
+  kernels::launch_reconstruction_loss(kind, params, y, target, grad, row_loss, stream());
 }
 
-void CudaBackend::reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+void CudaBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                       ConstDenseView target, DenseView grad, float* row_loss) {
   check_same_shape("reconstruction_loss", "y", y, "grad", grad);
   check_same_shape("reconstruction_loss", "y", y, "target", target);
-  kernels::launch_reconstruction_loss(kind, cosine_weight, y, target, grad, row_loss, stream());
+  kernels::launch_reconstruction_loss(kind, params, y, target, grad, row_loss, stream());
 }
 
 void CudaBackend::l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss) {

@@ -101,10 +101,10 @@ class CudaBackend final : public Backend {
                            const CsrOutput& out) override;
   void gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids, std::int64_t count,
                          DenseView out) override;
-  void reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y,
+  void reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                            ConstDenseView target, DenseView grad, float* row_loss) override;
-  void reconstruction_loss(LossKind kind, float cosine_weight, ConstDenseView y, CsrView target,
-                           DenseView grad, float* row_loss) override;
+  void reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
+                           CsrView target, DenseView grad, float* row_loss) override;
   void l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss) override;
   void kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
                            float* loss) override;

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <vector>
 
 #include "kernels/loss_math.hpp"
@@ -9,9 +10,54 @@
 
 namespace sparseae {
 
+bool has_count_likelihood(LossKind loss) { return loss == LossKind::poisson; }
+
+DecodeMode default_decode(LossKind loss) {
+  return has_count_likelihood(loss) ? DecodeMode::mean : DecodeMode::round;
+}
+
+void check_decode(LossKind loss, DecodeMode decode) {
+  require(decode != DecodeMode::mode || has_count_likelihood(loss),
+          std::string("--decode mode needs a count likelihood (poisson); the model's loss is ") +
+              loss_name(loss));
+}
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// ln mu of the poisson model's rate mu = rate(y) * scale, in double: from the log-rate itself
+// where the rate is e^y, so that it stays exact (and finite where expf underflows).
+double poisson_log_rate(float y, float scale) {
+  if (y <= math::kPoissonLinearFrom) return static_cast<double>(y) + std::log(double{scale});
+  return std::log(static_cast<double>(math::poisson_rate(y)) * scale);
+}
+
+double poisson_rate_double(float y, float scale) {
+  if (y <= math::kPoissonLinearFrom) return std::exp(static_cast<double>(y)) * scale;
+  return static_cast<double>(math::poisson_rate(y)) * scale;
+}
+
+}  // namespace
+
+MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale, DecodeMode decode)
+    : loss_(loss), scale_(scale), decode_(decode) {
+  check_decode(loss, decode);
+}
+
+MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale)
+    : MetricsAccumulator(loss, scale, default_decode(loss)) {}
+
 void MetricsAccumulator::add(ConstDenseView outputs, CsrView target) {
   require(outputs.rows == target.rows && outputs.cols == target.cols,
           "metrics: outputs and targets differ in shape");
+  if (column_sum_.empty()) {
+    column_sum_.assign(static_cast<std::size_t>(target.cols), 0.0);
+    column_square_.assign(static_cast<std::size_t>(target.cols), 0.0);
+  }
+  require(static_cast<std::int64_t>(column_sum_.size()) == target.cols,
+          "metrics: batches differ in their number of columns");
+  const bool likelihood = has_count_likelihood(loss_);
   std::vector<float> dense_row(static_cast<std::size_t>(target.cols));
   for (std::int64_t r = 0; r < target.rows; ++r) {
     std::fill(dense_row.begin(), dense_row.end(), 0.0f);
@@ -20,17 +66,28 @@ void MetricsAccumulator::add(ConstDenseView outputs, CsrView target) {
     bool row_exact = true;
     for (std::int64_t c = 0; c < target.cols; ++c) {
       const float x = dense_row[c];
-      const float value = math::decoded_value(loss_, outputs(r, c), scale_);
-      const float count = math::round_count(value);
-      squared_error_ += static_cast<double>(value - x) * (value - x);
-      absolute_error_ += std::abs(static_cast<double>(value - x));
+      const float y = outputs(r, c);
+      const float value = math::decoded_value(loss_, y, scale_);
+      const float count = math::count_from_value(loss_, decode_, value);
+      const double xd = x;
+      const double error = static_cast<double>(value) - xd;
+      squared_error_ += error * error;
+      absolute_error_ += std::abs(error);
+      column_sum_[c] += xd;
+      column_square_[c] += xd * xd;
       const bool predicted = count > 0.0f;
       const bool truth = x != 0.0f;
       predicted_nonzeros_ += predicted;
       true_nonzeros_ += truth;
       true_positive_support_ += predicted && truth;
       exact_nonzeros_ += truth && count == x;
+      if (truth) nonzero_absolute_error_ += std::abs(static_cast<double>(count) - xd);
       row_exact = row_exact && count == x;
+      const double mu = std::max(static_cast<double>(value), kDevianceRateFloor);
+      deviance_ += 2.0 * ((x > 0.0f ? xd * std::log(xd / mu) : 0.0) - (xd - mu));
+      if (likelihood)
+        nll_nats_ += poisson_rate_double(y, scale_) -
+                     (x != 0.0f ? xd * poisson_log_rate(y, scale_) : 0.0) + std::lgamma(xd + 1.0);
     }
     exact_rows_ += row_exact;
   }
@@ -43,24 +100,64 @@ ReconstructionMetrics MetricsAccumulator::result() const {
   ReconstructionMetrics m;
   m.rows = rows_;
   m.entries = entries_;
+  m.decode = decode_;
   m.mse = ratio(squared_error_, static_cast<double>(entries_));
   m.mae = ratio(absolute_error_, static_cast<double>(entries_));
   m.nonzero_exact_fraction = ratio(exact_nonzeros_, true_nonzeros_);
   m.row_exact_fraction = ratio(exact_rows_, rows_);
   m.support_precision = ratio(true_positive_support_, predicted_nonzeros_);
   m.support_recall = ratio(true_positive_support_, true_nonzeros_);
+  m.support_f1 =
+      ratio(2.0 * m.support_precision * m.support_recall, m.support_precision + m.support_recall);
+  m.nonzero_mae = ratio(nonzero_absolute_error_, static_cast<double>(true_nonzeros_));
+  double total_squares = 0;  // SST: per column, sum x^2 - (sum x)^2 / N
+  if (rows_ > 0)
+    for (std::size_t c = 0; c < column_sum_.size(); ++c)
+      total_squares += std::max(
+          0.0, column_square_[c] - column_sum_[c] * column_sum_[c] / static_cast<double>(rows_));
+  m.explained_variance = total_squares > 0 ? 1.0 - squared_error_ / total_squares : kNaN;
+  m.poisson_deviance = ratio(deviance_, static_cast<double>(entries_));
+  m.nll_bits_per_row = has_count_likelihood(loss_) && rows_ > 0
+                           ? nll_nats_ / std::log(2.0) / static_cast<double>(rows_)
+                           : kNaN;
+  m.raw_csr_bytes_per_row =
+      ratio(8.0 * static_cast<double>(true_nonzeros_) + 4.0 * static_cast<double>(rows_),
+            static_cast<double>(rows_));
   return m;
 }
 
-std::string ReconstructionMetrics::to_json() const {
-  char text[512];
-  std::snprintf(text, sizeof text,
-                "{\"rows\": %lld, \"mse\": %.6g, \"mae\": %.6g, \"nonzero_exact_fraction\": %.6f, "
-                "\"row_exact_fraction\": %.6f, \"support_precision\": %.6f, "
-                "\"support_recall\": %.6f}",
-                static_cast<long long>(rows), mse, mae, nonzero_exact_fraction,
-                row_exact_fraction, support_precision, support_recall);
+namespace {
+
+// A number for JSON: printf's format, or null for NaN and infinities.
+std::string json_number(const char* format, double value) {
+  if (!std::isfinite(value)) return "null";
+  char text[64];
+  std::snprintf(text, sizeof text, format, value);
   return text;
+}
+
+}  // namespace
+
+std::string ReconstructionMetrics::to_json() const {
+  std::string json = "{\"rows\": " + std::to_string(rows) +
+                     ", \"entries\": " + std::to_string(entries) + ", \"decode\": \"" +
+                     decode_mode_name(decode) + "\"";
+  const auto field = [&](const char* name, const char* format, double value) {
+    json += std::string(", \"") + name + "\": " + json_number(format, value);
+  };
+  field("mse", "%.6g", mse);
+  field("mae", "%.6g", mae);
+  field("nonzero_exact_fraction", "%.6f", nonzero_exact_fraction);
+  field("row_exact_fraction", "%.6f", row_exact_fraction);
+  field("support_precision", "%.6f", support_precision);
+  field("support_recall", "%.6f", support_recall);
+  field("support_f1", "%.6f", support_f1);
+  field("nonzero_mae", "%.6g", nonzero_mae);
+  field("explained_variance", "%.6g", explained_variance);
+  field("poisson_deviance", "%.6g", poisson_deviance);
+  field("nll_bits_per_row", "%.6g", nll_bits_per_row);
+  field("raw_csr_bytes_per_row", "%.6g", raw_csr_bytes_per_row);
+  return json + "}";
 }
 
 }  // namespace sparseae

@@ -100,7 +100,11 @@ HostDense TrainedModel::decode(const HostDense& latents) {
 }
 
 ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts) {
-  MetricsAccumulator metrics(config_.train.loss, config_.scale);
+  return evaluate(counts, default_decode());
+}
+
+ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode decode) {
+  MetricsAccumulator metrics(config_.train.loss, config_.scale, decode);
   std::vector<float> host;
   const CsrView all = counts.view();
   for_each_batch(counts, 0, [&](std::int64_t first, std::int64_t count) {
@@ -118,10 +122,23 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts) {
   return metrics.result();
 }
 
+HostCsr TrainedModel::to_counts(const HostDense& reconstruction) const {
+  return to_counts(reconstruction, default_decode());
+}
+
+HostCsr TrainedModel::to_counts(const HostDense& reconstruction, DecodeMode decode) const {
+  return decode_to_counts(reconstruction, config_.train.loss, decode);
+}
+
+HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeMode decode) {
+  check_decode(loss, decode);
+  HostDense counts = reconstruction;
+  for (float& v : counts.values) v = math::count_from_value(loss, decode, v);
+  return to_csr(counts);
+}
+
 HostCsr round_to_counts(const HostDense& reconstruction) {
-  HostDense rounded = reconstruction;
-  for (float& v : rounded.values) v = math::round_count(v);
-  return to_csr(rounded);
+  return decode_to_counts(reconstruction, LossKind::mse, DecodeMode::round);
 }
 
 }  // namespace sparseae

@@ -29,11 +29,11 @@ class SparseRows final : public RowSource {
   std::int64_t rows() const override { return data_.rows(); }
 
   void forward_and_loss(Network& network, const std::int64_t* row_ids, std::int64_t count,
-                        LossKind loss, float cosine_weight, float* row_loss) override {
+                        LossKind loss, const LossParams& params, float* row_loss) override {
     const std::int64_t nnz = backend_.gather_rows(data_.view(), row_ids, count, batch_.output());
     current_ = batch_.view(count, nnz);
     network.forward(current_);
-    backend_.reconstruction_loss(loss, cosine_weight, network.output(), current_,
+    backend_.reconstruction_loss(loss, params, network.output(), current_,
                                  network.output_gradient(), row_loss);
   }
 
@@ -60,11 +60,11 @@ class DenseRows final : public RowSource {
   std::int64_t rows() const override { return rows_; }
 
   void forward_and_loss(Network& network, const std::int64_t* row_ids, std::int64_t count,
-                        LossKind loss, float cosine_weight, float* row_loss) override {
+                        LossKind loss, const LossParams& params, float* row_loss) override {
     current_ = batch_.matrix(count, cols_);
     backend_.gather_dense_rows(data_.matrix(rows_, cols_), row_ids, count, current_);
     network.forward(ConstDenseView(current_));
-    backend_.reconstruction_loss(loss, cosine_weight, network.output(), ConstDenseView(current_),
+    backend_.reconstruction_loss(loss, params, network.output(), ConstDenseView(current_),
                                  network.output_gradient(), row_loss);
   }
 

@@ -19,7 +19,7 @@ class RowSource {
   // it, and writes the reconstruction loss's gradient into the network's output gradient and
   // each row's loss into row_loss.
   virtual void forward_and_loss(Network& network, const std::int64_t* row_ids, std::int64_t count,
-                                LossKind loss, float cosine_weight, float* row_loss) = 0;
+                                LossKind loss, const LossParams& params, float* row_loss) = 0;
   // Backward through the network for the batch of the last forward_and_loss.
   virtual void backward(Network& network, const Network::ActivationHook& hook) = 0;
 };

@@ -52,6 +52,13 @@ void validate_penalty(const ModelConfig& model, const PenaltyConfig& penalty) {
   }
 }
 
+void validate_loss_params(const LossParams& params) {
+  require(std::isfinite(params.zero_weight) && params.zero_weight >= 0.0f,
+          "zero-target weight of weighted_mse (--zero-weight) must be finite and non-negative");
+  require(std::isfinite(params.huber_delta) && params.huber_delta > 0.0f,
+          "huber delta (--huber-delta) must be finite and positive");
+}
+
 HostCsr select_rows(const HostCsr& matrix, const std::vector<std::int64_t>& rows) {
   HostCsr out;
   out.rows = static_cast<std::int64_t>(rows.size());
@@ -201,7 +208,7 @@ struct Trainer::Impl {
   // in *loss_slot.
   void forward_with_loss(detail::RowSource& source, const std::int64_t* ids, std::int64_t count,
                          float* loss_slot) {
-    source.forward_and_loss(net, ids, count, config.loss, config.cosine_weight, row_loss.data());
+    source.forward_and_loss(net, ids, count, config.loss, config.loss_params, row_loss.data());
     backend.column_sums(ConstDenseView(row_loss.data(), count, 1), 1.0f, loss_slot);
   }
 
@@ -305,6 +312,7 @@ void check_training_input(const ModelConfig& model, const TrainConfig& config,
           "model input width " + std::to_string(model.input_dim) + " differs from the data's " +
               std::to_string(data.cols) + " columns");
   validate_penalty(model, config.penalty);
+  validate_loss_params(config.loss_params);
 }
 
 }  // namespace
