@@ -346,8 +346,8 @@ Trained train_briefly(Backend& backend, LossKind loss) {
   return t;
 }
 // A poisson model decodes by its rounded mean unless asked otherwise; its counts are floor(rate)
-// the rounded rate (mean); its NLL in bits per row is the trainer's validation loss (mean nats
-// per entry) times the width over ln 2.
+// (mode) or the rounded rate (mean); its NLL in bits per row is the trainer's validation loss (mean
+// nats per entry) times the width over ln 2.
 TEST(TrainedModelDecode, PoissonModelDecodesByMeanAndItsNllIsItsLoss) {
   const auto backend = make_backend(BackendChoice::cpu);
   const Trained t = train_briefly(*backend, LossKind::poisson);
