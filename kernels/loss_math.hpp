@@ -97,6 +97,196 @@ SAE_HD LossTerm loss_term(LossKind kind, float y, float x, const LossParams& par
   }
 }
 
+// ---- count likelihoods with several outputs per entry (nb, zinb, hurdle) ----
+//
+// The output of entry (r, c) is K = output_heads(kind) values h[0..K), read from the output
+// row at columns c, c + D, ..., c + (K-1) D. Evaluated in double (the lgamma differences of the
+// negative binomial lose everything in float once the dispersion is large), on both backends.
+//   nb      h0 = eta, the log-mean (mean mu = rate(eta), the Poisson rate above, continued
+//           linearly above kPoissonLinearFrom); h1 = phi, the log-dispersion theta = e^phi,
+//           phi clamped to [-kLogDispersionLimit, kLogDispersionLimit] (its gradient is 0
+//           outside). With t = log mu - phi, the negative log-likelihood of x is
+//             Z + x softplus(-t) + lgamma(x + 1) - [lgamma(x + theta) - lgamma(theta)]
+//           where Z = theta softplus(t) = -theta log(theta / (theta + mu)) is the whole loss at
+//           x = 0. The lgamma difference is taken from Stirling's series once theta >= 10, so
+//           that it stays exact as theta grows (the Poisson limit).
+//   zinb    nb's h0, h1 and h2 = s, the dropout logit, pi = sigmoid(s): x = 0 gives
+//           -log(pi + (1 - pi) e^-Z) = -logsumexp(-softplus(-s), -softplus(s) - Z); x > 0 gives
+//           softplus(s) + the nb loss.
+//   hurdle  h0 = s, the support logit (P(x > 0) = sigmoid(s)); h1 = eta, the log-rate of a
+//           zero-truncated Poisson: x = 0 gives softplus(s); x > 0 gives softplus(-s) + mu -
+//           x log mu + lgamma(x + 1) + log(1 - e^-mu) (log1mexp, stable for any mu).
+// Every value is the negative log-likelihood in nats.
+constexpr int kMaxHeads = 3;
+constexpr double kLogDispersionLimit = 30.0;
+
+struct HeadTerm {
+  double value;
+  float grad[kMaxHeads];  // d value / d h[k]
+};
+
+SAE_HD double softplus_d(double t) { return t > 0.0 ? t + log1p(exp(-t)) : log1p(exp(t)); }
+SAE_HD double sigmoid_d(double t) {
+  if (t >= 0.0) return 1.0 / (1.0 + exp(-t));
+  const double e = exp(t);
+  return e / (1.0 + e);
+}
+
+// log Gamma in double, without glibc's signgam (see log_gamma).
+SAE_HD double log_gamma_d(double z) {
+#if defined(__CUDA_ARCH__) || !defined(__GLIBC__)
+  return lgamma(z);
+#else
+  int sign;
+  return lgamma_r(z, &sign);
+#endif
+}
+
+// The rate of log-rate eta in double, log of it, and their slopes (rate_slope = d rate / d eta,
+// log_slope = d log rate / d eta).
+struct RateD {
+  double rate;
+  double log_rate;
+  double rate_slope;
+  double log_slope;
+};
+
+SAE_HD RateD rate_d(float eta) {
+  if (eta <= kPoissonLinearFrom) {
+    const double mu = exp(static_cast<double>(eta));
+    return {mu, static_cast<double>(eta), mu, 1.0};
+  }
+  const double slope = static_cast<double>(kPoissonLinearSlope);
+  const double mu = slope * (1.0 + (static_cast<double>(eta) - kPoissonLinearFrom));
+  return {mu, log(mu), slope, slope / mu};
+}
+
+// psi(z) for z > 0: the recurrence up to 10, then the asymptotic series.
+SAE_HD double digamma_d(double z) {
+  double result = 0.0;
+  while (z < 10.0) {
+    result -= 1.0 / z;
+    z += 1.0;
+  }
+  const double inv = 1.0 / z;
+  const double inv2 = inv * inv;
+  return result + log(z) - 0.5 * inv -
+         inv2 * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (1.0 / 252.0)));
+}
+
+// Stirling's correction lgamma(z) - [(z - 1/2) log z - z + log(2 pi) / 2], z >= 10.
+SAE_HD double stirling_correction(double z) {
+  const double inv = 1.0 / z;
+  const double inv2 = inv * inv;
+  return inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0)));
+}
+
+// lgamma(x + theta) - lgamma(theta) and psi(x + theta) - psi(theta), x >= 0, theta = e^phi.
+SAE_HD void log_gamma_ratio(double x, double theta, double phi, double* value, double* slope) {
+  if (theta >= 10.0) {
+    const double z = x + theta;
+    const double l = log1p(x / theta);
+    *value = (z - 0.5) * l + x * phi - x + stirling_correction(z) - stirling_correction(theta);
+    const double iz = 1.0 / z, it = 1.0 / theta;
+    *slope = l - 0.5 * (iz - it) - (iz * iz - it * it) / 12.0 +
+             (iz * iz * iz * iz - it * it * it * it) / 120.0 -
+             (iz * iz * iz * iz * iz * iz - it * it * it * it * it * it) / 252.0;
+  } else {
+    *value = log_gamma_d(x + theta) - log_gamma_d(theta);
+    *slope = digamma_d(x + theta) - digamma_d(theta);
+  }
+}
+
+// The nb negative log-likelihood of x (any x >= 0) at log-mean eta and log-dispersion phi, and
+// its derivatives with respect to eta and phi.
+struct NbTerm {
+  double value;
+  double d_eta;
+  double d_phi;
+};
+
+SAE_HD NbTerm nb_term(float eta, float phi_raw, float x) {
+  const RateD r = rate_d(eta);
+  const double limit = kLogDispersionLimit;
+  const double phi_in = static_cast<double>(phi_raw);
+  const double phi = phi_in < -limit ? -limit : (phi_in > limit ? limit : phi_in);
+  const double phi_slope = phi_in < -limit || phi_in > limit ? 0.0 : 1.0;
+  const double theta = exp(phi);
+  const double t = r.log_rate - phi;
+  const double zero = theta * softplus_d(t);           // Z
+  const double share = sigmoid_d(-t);                  // theta / (theta + mu)
+  const double mu_share = r.rate * share;              // dZ / dlog mu
+  if (x == 0.0f) return {zero, mu_share * r.log_slope, (zero - mu_share) * phi_slope};
+  const double xd = x;
+  double ratio, ratio_slope;
+  log_gamma_ratio(xd, theta, phi, &ratio, &ratio_slope);
+  const double value = zero + xd * softplus_d(-t) + log_gamma_d(xd + 1.0) - ratio;
+  const double d_log_mu = (r.rate - xd) * share;
+  const double d_phi = zero - mu_share + xd * share - theta * ratio_slope;
+  return {value, d_log_mu * r.log_slope, d_phi * phi_slope};
+}
+
+// log(1 - e^-mu) for mu >= 0 given log mu: exact where mu underflows.
+SAE_HD double log1mexp_d(double mu, double log_mu) {
+  if (mu < 1e-10) return log_mu + log1p(-0.5 * mu);
+  if (mu < 0.6931471805599453) return log(-expm1(-mu));
+  return log1p(-exp(-mu));
+}
+
+// mu / (e^mu - 1), -> 1 as mu -> 0.
+SAE_HD double mu_over_expm1(double mu) { return mu < 1e-10 ? 1.0 - 0.5 * mu : mu / expm1(mu); }
+
+SAE_HD HeadTerm head_loss_term(LossKind kind, const float* h, float x) {
+  HeadTerm out{0.0, {0.0f, 0.0f, 0.0f}};
+  switch (kind) {
+    case LossKind::nb: {
+      const NbTerm nb = nb_term(h[0], h[1], x);
+      out.value = nb.value;
+      out.grad[0] = static_cast<float>(nb.d_eta);
+      out.grad[1] = static_cast<float>(nb.d_phi);
+      return out;
+    }
+    case LossKind::zinb: {
+      const NbTerm nb = nb_term(h[0], h[1], x);
+      const double s = h[2];
+      if (x != 0.0f) {
+        out.value = softplus_d(s) + nb.value;
+        out.grad[0] = static_cast<float>(nb.d_eta);
+        out.grad[1] = static_cast<float>(nb.d_phi);
+        out.grad[2] = static_cast<float>(sigmoid_d(s));
+        return out;
+      }
+      const double a = -softplus_d(-s);           // log pi
+      const double b = -softplus_d(s) - nb.value;  // log (1 - pi) + log NB(0)
+      const double m = a > b ? a : b;
+      const double lse = m + log(exp(a - m) + exp(b - m));
+      const double w = exp(b - lse);  // P(the zero came from the nb part)
+      out.value = -lse;
+      out.grad[0] = static_cast<float>(w * nb.d_eta);
+      out.grad[1] = static_cast<float>(w * nb.d_phi);
+      out.grad[2] = static_cast<float>(w - sigmoid_d(-s));
+      return out;
+    }
+    case LossKind::hurdle:
+    default: {
+      const double s = h[0];
+      if (x == 0.0f) {
+        out.value = softplus_d(s);
+        out.grad[0] = static_cast<float>(sigmoid_d(s));
+        return out;
+      }
+      const RateD r = rate_d(h[1]);
+      const double xd = x;
+      out.value = softplus_d(-s) + r.rate - xd * r.log_rate + log_gamma_d(xd + 1.0) +
+                  log1mexp_d(r.rate, r.log_rate);
+      out.grad[0] = static_cast<float>(-sigmoid_d(-s));
+      out.grad[1] = static_cast<float>(r.rate_slope +
+                                       r.log_slope * (mu_over_expm1(r.rate) - xd));
+      return out;
+    }
+  }
+}
+
 // 1 - cos(y, x) for a row with |y|^2 = yy, |x|^2 = xx, y.x = xy, and its gradient with respect
 // to y_c: -(x_c / (|y||x|) - xy * y_c / (|y|^3 |x|)). eps keeps an all-zero row finite; such a row
 // has no direction, so its loss is 1 and its gradient 0.
@@ -188,6 +378,73 @@ SAE_HD float count_from_value(LossKind kind, DecodeMode mode, float value) {
 // The count an output y stands for under mode.
 SAE_HD float decoded_count(LossKind kind, DecodeMode mode, float y, float scale) {
   return count_from_value(kind, mode, decoded_value(kind, y, scale));
+}
+
+// ---- decode of the losses with several outputs per entry ----
+//
+// h holds the entry's K = output_heads(kind) outputs (see head_loss_term). The mean:
+//   nb      mu
+//   zinb    (1 - pi) mu
+//   hurdle  P(x > 0) E[x | x > 0] = sigmoid(s) mu / (1 - e^-mu)
+// and the mode (DecodeMode::mode):
+//   nb      the exact argmax of the pmf: P(k) / P(k-1) = (k - 1 + theta) mu / (k (theta + mu))
+//           exceeds 1 exactly while k < (theta - 1) mu / theta, so the mode is
+//           floor((theta - 1) mu / theta) for theta > 1 and 0 otherwise (a tie at an integer
+//           takes the larger count, as poisson_mode)
+//   zinb    the nb mode m, or 0 where P(0) = pi + (1 - pi) NB(0) exceeds (1 - pi) NB(m)
+//   hurdle  0 where the support probability sigmoid(s) is below kHurdleSupportThreshold, else
+//           the zero-truncated Poisson's mode max(1, floor(mu))
+constexpr double kHurdleSupportThreshold = 0.5;
+
+SAE_HD double nb_dispersion(float phi) {
+  const double p = phi;
+  return exp(p < -kLogDispersionLimit ? -kLogDispersionLimit
+                                      : (p > kLogDispersionLimit ? kLogDispersionLimit : p));
+}
+
+SAE_HD double nb_mode(double mu, double theta) {
+  if (!(theta > 1.0) || !(mu > 0.0)) return 0.0;
+  return floor((theta - 1.0) * mu / theta);
+}
+
+SAE_HD float head_mean(LossKind kind, const float* h, float scale) {
+  switch (kind) {
+    case LossKind::nb:
+      return static_cast<float>(rate_d(h[0]).rate * scale);
+    case LossKind::zinb:
+      return static_cast<float>(sigmoid_d(-static_cast<double>(h[2])) * rate_d(h[0]).rate * scale);
+    case LossKind::hurdle: {
+      const double mu = rate_d(h[1]).rate;
+      const double truncated = mu < 1e-10 ? 1.0 + 0.5 * mu : mu / -expm1(-mu);
+      return static_cast<float>(sigmoid_d(h[0]) * truncated * scale);
+    }
+    default:
+      return decoded_value(kind, h[0], scale);
+  }
+}
+
+SAE_HD float head_count(LossKind kind, DecodeMode mode, const float* h, float scale) {
+  if (mode != DecodeMode::mode) return round_count(head_mean(kind, h, scale));
+  switch (kind) {
+    case LossKind::nb:
+      return static_cast<float>(nb_mode(rate_d(h[0]).rate, nb_dispersion(h[1])));
+    case LossKind::zinb: {
+      const double m = nb_mode(rate_d(h[0]).rate, nb_dispersion(h[1]));
+      if (m == 0.0) return 0.0f;
+      const float mf = static_cast<float>(m);
+      const double s = h[2];
+      const double log_p0 = -head_loss_term(LossKind::zinb, h, 0.0f).value;
+      const double log_pm = -softplus_d(s) - nb_term(h[0], h[1], mf).value;
+      return log_p0 > log_pm ? 0.0f : mf;
+    }
+    case LossKind::hurdle: {
+      if (sigmoid_d(h[0]) < kHurdleSupportThreshold) return 0.0f;
+      const double mu = rate_d(h[1]).rate;
+      return static_cast<float>(mu >= 1.0 ? floor(mu) : 1.0);
+    }
+    default:
+      return count_from_value(kind, mode, decoded_value(kind, h[0], scale));
+  }
 }
 
 }  // namespace sparseae::math

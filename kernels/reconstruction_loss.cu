@@ -115,6 +115,62 @@ __global__ void __launch_bounds__(kLossThreads)
   }
 }
 
+// The losses with kHeads > 1 outputs per entry (math::head_loss_term): y and grad hold
+// rows x (kHeads * cols), head k of column c at column c + k * cols, against a rows x cols
+// target. The same passes as above: pass 1 writes every head's zero-target gradient at every
+// column, pass 2 (after a barrier) overwrites the heads of the non-zeros' columns with the full
+// gradient, block_sum adds the per-thread sums in a fixed order.
+template <LossKind kKind, int kHeads, typename Target>
+__global__ void __launch_bounds__(kLossThreads)
+    multi_head_loss_kernel(const float* y, std::int64_t ld_y, std::int64_t rows,
+                           std::int64_t cols, Target target, float* grad, std::int64_t ld_grad,
+                           float entry_scale, float* row_loss) {
+  constexpr bool kDense = Target::kDense;
+  for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* y_row = y + r * ld_y;
+    float* grad_row = grad + r * ld_grad;
+    double sums[1] = {0.0};
+    float h[math::kMaxHeads] = {};
+    for (std::int64_t c = threadIdx.x; c < cols; c += kLossThreads) {
+      float x = 0.0f;
+      if constexpr (kDense) x = target.data[r * target.ld + c];
+#pragma unroll
+      for (int k = 0; k < kHeads; ++k) h[k] = y_row[c + k * cols];
+      const math::HeadTerm term = math::head_loss_term(kKind, h, x);
+      sums[0] += term.value;
+#pragma unroll
+      for (int k = 0; k < kHeads; ++k) grad_row[c + k * cols] = entry_scale * term.grad[k];
+    }
+    if constexpr (!kDense) {
+      const RowOffset begin = target.row_offsets[r];
+      const RowOffset end = target.row_offsets[r + 1];
+      __syncthreads();  // pass 1's writes to grad_row land before pass 2 overwrites some of them
+      for (RowOffset i = begin + threadIdx.x; i < end; i += kLossThreads) {
+        const std::int64_t c = target.col_indices[i];
+#pragma unroll
+        for (int k = 0; k < kHeads; ++k) h[k] = y_row[c + k * cols];
+        const math::HeadTerm zero = math::head_loss_term(kKind, h, 0.0f);
+        const math::HeadTerm full = math::head_loss_term(kKind, h, target.values[i]);
+        sums[0] += full.value - zero.value;
+#pragma unroll
+        for (int k = 0; k < kHeads; ++k) grad_row[c + k * cols] = entry_scale * full.grad[k];
+      }
+    }
+    detail::block_sum<kLossThreads>(sums);
+    if (threadIdx.x == 0) row_loss[r] = static_cast<float>(sums[0] * static_cast<double>(entry_scale));
+  }
+}
+
+template <LossKind kKind, int kHeads, typename Target>
+void launch_multi_head_loss(ConstDenseView y, std::int64_t cols, Target target, DenseView grad,
+                            float* row_loss, cudaStream_t stream) {
+  const float entry_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, y.rows * cols));
+  multi_head_loss_kernel<kKind, kHeads>
+      <<<detail::grid_dim(y.rows), kLossThreads, 0, stream>>>(
+          y.data, y.ld, y.rows, cols, target, grad.data, grad.ld, entry_scale, row_loss);
+  SAE_CUDA_CHECK(cudaGetLastError());
+}
+
 template <LossKind kKind, typename Target>
 void launch_loss(ConstDenseView y, Target target, DenseView grad, const LossParams& params,
                  float entry_scale, float row_scale, float* row_loss, cudaStream_t stream) {
@@ -138,7 +194,18 @@ void launch_for_kind(LossKind kind, const LossParams& params, ConstDenseView y, 
     launch_loss<decltype(kind_constant)::value>(y, target, grad, params, entry_scale, row_scale,
                                                 row_loss, stream);
   };
+  // y holds output_heads(kind) outputs per target column (checked by the backend).
+  const std::int64_t target_cols = y.cols / output_heads(kind);
   switch (kind) {
+    case LossKind::nb:
+      return launch_multi_head_loss<LossKind::nb, output_heads(LossKind::nb)>(
+          y, target_cols, target, grad, row_loss, stream);
+    case LossKind::zinb:
+      return launch_multi_head_loss<LossKind::zinb, output_heads(LossKind::zinb)>(
+          y, target_cols, target, grad, row_loss, stream);
+    case LossKind::hurdle:
+      return launch_multi_head_loss<LossKind::hurdle, output_heads(LossKind::hurdle)>(
+          y, target_cols, target, grad, row_loss, stream);
     case LossKind::mae:
       return launch(std::integral_constant<LossKind, LossKind::mae>{});
     case LossKind::bce:

@@ -391,6 +391,21 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_EQ(c.train.scale, ScaleMode::none);
     EXPECT_EQ(c.scale, 1.0f);
   }
+  for (const char* loss : {"nb", "zinb", "hurdle"}) {
+    // The count likelihoods with several outputs per column: identity output, counts unscaled,
+    // an NLL in the metrics, and the checkpoint evaluates with its heads (mode and mean).
+    SCOPED_TRACE(loss);
+    const Result r = sae(std::string("train --loss ") + loss + " --hidden 16 --latent 4 --json" +
+                         common);
+    ASSERT_TRUE(succeeded(r)) << r.err;
+    EXPECT_FALSE(contains(r.out, "\"nll_bits_per_row\": null")) << r.out;
+    const RunConfig c = load_checkpoint(file("c.ckpt")).config;
+    EXPECT_EQ(c.train.loss, parse_loss(loss));
+    EXPECT_EQ(c.model.output_activation, Activation::identity);
+    EXPECT_EQ(c.train.scale, ScaleMode::none);
+    const Result mode = sae("eval --model c.ckpt --data x.mtx --decode mode --json --backend cpu");
+    EXPECT_TRUE(contains(mode.out, "\"decode\": \"mode\"")) << mode.out << mode.err;
+  }
   {
     ASSERT_TRUE(succeeded(sae("train --loss weighted_mse --zero-weight 0.25 --hidden 16 "
                               "--latent 4" +
@@ -476,7 +491,7 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --epochs", 1, "sae: error: sae train: --epochs: needs a value (N)"},
       {"train --loss hinge --backend cpu", 1,
        "sae: error: unknown loss 'hinge': expected mse, mae, bce, mse_cosine, poisson, "
-       "weighted_mse or huber"},
+       "weighted_mse, huber, nb, zinb or hurdle"},
       {"train --data x.mtx --loss bce --backend cpu", 1,
        "sae: error: sae train: --loss bce needs targets in [0, 1]: add --scale max"},
       // The count losses' checks come before any data is read (the file does not exist).
@@ -486,6 +501,15 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --loss poisson --output-act softplus --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --loss poisson outputs log-rates: its output activation is "
        "identity (drop --output-act)"},
+      {"train --loss nb --scale max --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --loss nb models the counts themselves, which must stay "
+       "integers: use --scale none"},
+      {"train --loss zinb --output-act relu --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --loss zinb outputs log-rates and logits: its output activation "
+       "is identity (drop --output-act)"},
+      {"train --loss hurdle --tied --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --tied needs one output per column; --loss hurdle has 2 (drop "
+       "--tied)"},
       {"train --loss huber --huber-delta 0 --data missing.mtx --backend cpu", 1,
        "sae: error: huber delta (--huber-delta) must be finite and positive"},
       {"train --loss huber --huber-delta -2 --data missing.mtx --backend cpu", 1,
@@ -556,9 +580,9 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --backend gpu", 1, "sae: error: unknown backend 'gpu': expected auto, cpu or cuda"},
       // --decode: checked against the loss before any data is read; taken with --resume.
       {"train --decode mode --data missing.mtx --backend cpu", 1,
-       "sae: error: --decode mode needs a count likelihood (poisson); the model's loss is mse"},
+       "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is mse"},
       {"train --loss huber --decode mode --data missing.mtx --backend cpu", 1,
-       "sae: error: --decode mode needs a count likelihood (poisson); the model's loss is huber"},
+       "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is huber"},
       {"train --decode median --data missing.mtx --backend cpu", 1,
        "sae: error: unknown decode mode 'median': expected round, mode or mean"},
       {"train --resume missing.ckpt --decode mean --backend cpu", 1,
@@ -665,7 +689,7 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   EXPECT_TRUE(contains(mse_mean.out, "\"decode\": \"mean\"")) << mse_mean.out;
   EXPECT_TRUE(contains(mse_mean.out, "\"nll_bits_per_row\": null")) << mse_mean.out;
   const std::string refused =
-      "sae: error: --decode mode needs a count likelihood (poisson); the model's loss is mse\n";
+      "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is mse\n";
   for (const std::string args :
        {"eval --model m.ckpt --decode mode --data missing.mtx --backend cpu",
         "eval --model m.ckpt --decode mode --backend cpu",
@@ -697,6 +721,135 @@ TEST_F(Cli, HelpAndUsage) {
   const Result usage = sae("");
   EXPECT_EQ(usage.exit_code, 2);
   EXPECT_TRUE(contains(usage.out, "usage: sae <command> [options]")) << usage.out;
+}
+
+
+TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
+  ensure_data();
+  const std::string common =
+      "compare --data x.mtx --epochs 1 --hidden 16 --latent 4 --backend cpu --quiet";
+  const Result table = sae(common + " --losses mse,poisson,bce");
+  ASSERT_TRUE(succeeded(table));
+  EXPECT_EQ(table.err, "") << "--quiet prints nothing on stderr";
+  const std::vector<std::string> lines = lines_of(table.out);
+  ASSERT_EQ(lines.size(), 5u) << "title, header and a row per loss: " << table.out;
+  EXPECT_EQ(lines[0], "validation rows (30), one row per loss:");
+  for (const char* column : {"loss", "decode", "nz exact", "supp F1", "nll b/row", "samples/s"})
+    EXPECT_TRUE(contains(lines[1], column)) << column << " missing from " << lines[1];
+  EXPECT_EQ(lines[2].rfind("mse ", 0), 0u) << lines[2];
+  EXPECT_TRUE(contains(lines[2], " round ")) << lines[2];
+  EXPECT_EQ(lines[3].rfind("poisson ", 0), 0u) << lines[3];
+  EXPECT_TRUE(contains(lines[3], " mean ")) << lines[3];
+  EXPECT_EQ(lines[4].rfind("bce (scale max) ", 0), 0u) << lines[4];
+
+  // The JSON holds the numbers a lone sae train of the same loss and settings gives.
+  const Result json = sae(common + " --losses mse,huber --json");
+  ASSERT_TRUE(succeeded(json));
+  ASSERT_EQ(lines_of(json.out).size(), 1u) << json.out;
+  EXPECT_EQ(json.out.rfind("{\"backend\": \"cpu\", \"losses\": [{\"loss\": \"mse\", \"scale\": "
+                           "\"none\", \"epochs\": 1, ",
+                           0),
+            0u)
+      << json.out;
+  EXPECT_TRUE(contains(json.out, "{\"loss\": \"huber\", ")) << json.out;
+  const Result alone = sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --backend cpu "
+                           "--quiet --json --checkpoint '' --loss huber");
+  ASSERT_TRUE(succeeded(alone));
+  const std::string huber = json.out.substr(json.out.find("{\"loss\": \"huber\""));
+  EXPECT_EQ(json_object(huber, "validation"), json_object(alone.out, "validation"));
+}
+
+TEST_F(Cli, CompareWritesAnHtmlReportWithImagesForSquareData) {
+  // 80 rows of 16 columns (4 x 4 images).
+  HostDense dense{80, 16, std::vector<float>(80 * 16, 0.0f)};
+  for (std::size_t i = 0; i < dense.values.size(); ++i)
+    if (i % 3 == 0) dense.values[i] = static_cast<float>(1 + i % 5);
+  write_matrix_market(file("square.mtx"), to_csr(dense), true);
+  const Result r = sae("compare --data square.mtx --epochs 2 --hidden 8 --latent 4 --backend cpu "
+                       "--losses mse,poisson --report 'r&eport.html' --quiet");
+  ASSERT_TRUE(succeeded(r));
+  const std::string html = read_text(file("r&eport.html"));
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  std::size_t charts = 0;
+  for (std::size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1))
+    ++charts;
+  EXPECT_EQ(charts, 2u + 3u) << "training curves per loss, per column, per row, the image grid";
+  EXPECT_TRUE(contains(html, "aria-label=\"originals and reconstructions\""));
+  EXPECT_TRUE(contains(html, "4x4 images"));
+  EXPECT_TRUE(contains(html, "square.mtx"));
+  EXPECT_FALSE(contains(html, "http"));
+  EXPECT_TRUE(contains(html, "<tr><th scope=\"row\">mse</th><td>round</td>")) << html;
+  EXPECT_TRUE(contains(html, "<tr><th scope=\"row\">poisson</th><td>mean</td>")) << html;
+
+  // The table's percentages are the printed ones.
+  const Result table = sae("compare --data square.mtx --epochs 2 --hidden 8 --latent 4 "
+                           "--backend cpu --losses mse,poisson --quiet");
+  ASSERT_TRUE(succeeded(table));
+  const std::vector<std::string> lines = lines_of(table.out);
+  ASSERT_EQ(lines.size(), 4u) << table.out;
+  std::istringstream mse_row(lines[2]);
+  std::string name, decode, exact;
+  mse_row >> name >> decode >> exact;
+  ASSERT_EQ(exact.back(), '%');
+  EXPECT_TRUE(contains(html, "<td>round</td><td>" + exact.substr(0, exact.size() - 1) + "</td>"))
+      << exact;
+
+  // A report that cannot be written fails and leaves nothing.
+  const Result bad = sae("compare --data square.mtx --epochs 1 --hidden 8 --latent 4 "
+                         "--backend cpu --losses mse --report missing/r.html --quiet");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_FALSE(fs::exists(file("missing")));
+}
+
+TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
+  ensure_data();
+  const Result r = sae("train --data x.mtx --epochs 2 --hidden 16 --latent 4 --backend cpu "
+                       "--checkpoint '' --json --quiet --report t.html");
+  ASSERT_TRUE(succeeded(r));
+  const std::string html = read_text(file("t.html"));
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  std::size_t charts = 0;
+  for (std::size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1))
+    ++charts;
+  EXPECT_EQ(charts, 3u) << "training curves, per column, per row; 512 columns are no image";
+  EXPECT_FALSE(contains(html, "http"));
+  // The row holds the numbers the JSON printed.
+  const std::string validation = json_object(r.out, "validation");
+  const std::size_t at = validation.find("\"nonzero_exact_fraction\": ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const double exact = std::stod(validation.substr(at + 26));
+  char cells[128];
+  std::snprintf(cells, sizeof cells, "<tr><th scope=\"row\">mse</th><td>round</td><td>%.2f</td>",
+                100 * exact);
+  EXPECT_TRUE(contains(html, cells)) << cells;
+}
+
+TEST_F(Cli, CompareRefusesBadOptionsInOneLine) {
+  ensure_data();
+  const std::pair<const char*, const char*> cases[] = {
+      {"compare --losses mse,mse --data x.mtx", "sae: error: compare: the loss mse is listed twice\n"},
+      {"compare --losses mse,frob --data x.mtx", nullptr},
+      {"compare --losses mse, --data x.mtx",
+       "sae: error: sae compare: --losses: 'mse,' is not a comma-separated list of losses\n"},
+      {"compare --decode mode --data x.mtx", nullptr},
+      {"compare --val-frac 0 --data x.mtx", nullptr},
+      {"compare --bogus 1", "sae: error: sae compare: unknown option '--bogus' (see sae compare "
+                            "--help)\n"}};
+  for (const auto& [args, message] : cases) {
+    const Result r = sae(args);
+    EXPECT_EQ(r.exit_code, 1) << args;
+    EXPECT_EQ(r.out, "") << args;
+    EXPECT_EQ(lines_of(r.err).size(), 1u) << args << ": " << r.err;
+    if (message != nullptr) {
+      EXPECT_EQ(r.err, message) << args;
+    }
+  }
+  const Result help = sae("compare --help");
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* part : {"usage: sae compare [options]", "--losses", "--report", "scale max",
+                           "mse,poisson,weighted_mse,huber"})
+    EXPECT_TRUE(contains(help.out, part)) << part << ": " << help.out;
+  EXPECT_TRUE(contains(sae("--help").out, "  compare  "));
 }
 
 }  // namespace

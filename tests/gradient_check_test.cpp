@@ -138,6 +138,16 @@ std::vector<GradientCase> gradient_cases() {
     c.model.tied_weights = true;
     cases.push_back(c);
   }
+  // The count likelihoods with several outputs per entry: the output layer has K units per
+  // column (log-mean, log-dispersion, dropout logit; support logit, log-rate), head-major.
+  for (const LossKind kind : {LossKind::nb, LossKind::zinb, LossKind::hurdle}) {
+    for (const bool dense : {false, true}) {
+      GradientCase c{std::string(loss_name(kind)) + (dense ? ", dense input path" : ""), base,
+                     kind, {}, {}, dense};
+      c.model.output_heads = output_heads(kind);
+      cases.push_back(c);
+    }
+  }
   {
     GradientCase c{"dense input path", base, LossKind::mse_cosine, cosine(0.5f), {}, true};
     c.penalty.kl_beta = 0.2f;

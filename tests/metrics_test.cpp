@@ -115,7 +115,8 @@ TEST(Decode, DefaultsAndTheModeCheck) {
     EXPECT_NO_THROW(check_decode(loss, DecodeMode::mean));
     EXPECT_EQ(
         error_message([&] { check_decode(loss, DecodeMode::mode); }),
-        std::string("--decode mode needs a count likelihood (poisson); the model's loss is ") +
+        std::string("--decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the "
+                    "model's loss is ") +
             loss_name(loss));
   }
   EXPECT_TRUE(has_count_likelihood(LossKind::poisson));
@@ -390,7 +391,7 @@ TEST(TrainedModelDecode, MseModelRefusesMode) {
   EXPECT_EQ(model.default_decode(), DecodeMode::round);
   EXPECT_EQ(model.evaluate(t.validation).decode, DecodeMode::round);
   const std::string message =
-      "--decode mode needs a count likelihood (poisson); the model's loss is mse";
+      "--decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is mse";
   EXPECT_EQ(error_message([&] { model.evaluate(t.validation, DecodeMode::mode); }), message);
   const HostDense values = model.reconstruct(t.validation);
   EXPECT_EQ(error_message([&] { model.to_counts(values, DecodeMode::mode); }), message);

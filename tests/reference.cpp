@@ -315,6 +315,10 @@ EntryLoss entry_loss(LossKind kind, const LossParams& params, double y, double x
       return {delta * (std::fabs(d) - 0.5 * delta), delta * sign(d),
               delta * (std::fabs(d) + 0.5 * delta), delta};
     }
+    case LossKind::nb:
+    case LossKind::zinb:
+    case LossKind::hurdle:
+      break;  // several outputs per entry: head_entry_loss
   }
   throw std::invalid_argument("reference reconstruction_loss: unknown loss");
 }
@@ -337,8 +341,179 @@ LossParams cosine_params(double cosine_weight) {
   return params;
 }
 
+namespace {
+
+using Long = long double;
+
+Long rate_l(Long eta) {
+  return eta <= 30.0L ? std::exp(eta) : std::exp(30.0L) * (1.0L + (eta - 30.0L));
+}
+Long rate_slope_l(Long eta) { return std::exp(std::min(eta, 30.0L)); }
+Long log_rate_l(Long eta) { return eta <= 30.0L ? eta : std::log(rate_l(eta)); }
+Long sigmoid_l(Long t) { return 1.0L / (1.0L + std::exp(-t)); }
+Long softplus_l(Long t) { return t > 0 ? t + std::log1p(std::exp(-t)) : std::log1p(std::exp(t)); }
+
+// The nb pieces from the definition, x an integer: lgamma(x + theta) - lgamma(theta) as
+// sum_{j<x} log(theta + j) (exact, and independent of the backends' Stirling series).
+struct NbReference {
+  Long value, d_eta, d_phi, magnitude, d_eta_magnitude, d_phi_magnitude;
+};
+
+NbReference nb_reference(Long eta, Long phi_raw, Long x) {
+  const Long phi = std::clamp(phi_raw, -30.0L, 30.0L);
+  const Long phi_slope = phi_raw < -30.0L || phi_raw > 30.0L ? 0.0L : 1.0L;
+  const Long mu = rate_l(eta);
+  const Long mu_slope = rate_slope_l(eta);
+  const Long theta = std::exp(phi);
+  Long sum_log = 0, sum_inv = 0;
+  for (Long j = 0; j < x; j += 1) {
+    sum_log += std::log(theta + j);
+    sum_inv += 1.0L / (theta + j);
+  }
+  const Long zero = theta * std::log1p(mu / theta);  // -theta log(theta / (theta + mu))
+  const Long tail = x > 0 ? x * std::log1p(theta / mu) : 0.0L;  // -x log(mu / (theta + mu))
+  NbReference r{};
+  r.value = zero + tail + std::lgamma(x + 1.0L) - sum_log;
+  // d/dmu: theta / (theta + mu) - x theta / (mu (theta + mu)).
+  const Long share = theta / (theta + mu);
+  r.d_eta = (share - (x > 0 ? x * share / mu : 0.0L)) * mu_slope;
+  r.d_phi = phi_slope * theta *
+            (-sum_inv + std::log1p(mu / theta) - mu / (theta + mu) + x / (theta + mu));
+  r.magnitude = std::fabs(zero) + std::fabs(tail) + std::fabs(std::lgamma(x + 1.0L)) +
+                std::fabs(sum_log);
+  r.d_eta_magnitude = (share + (x > 0 ? x * share / mu : 0.0L)) * mu_slope;
+  r.d_phi_magnitude =
+      theta * (sum_inv + std::log1p(mu / theta) + mu / (theta + mu) + x / (theta + mu));
+  return r;
+}
+
+// One entry of a loss with K heads: value, d value / d h[k], and magnitudes. The backends
+// evaluate in double and round the result to float, so the magnitude of a value is |full| +
+// |zero term| (a backend subtracts the zero term it added first) and of a gradient its size,
+// plus 1e-6 of the parts a double evaluation cancels.
+struct HeadEntry {
+  double value = 0, magnitude = 0;
+  double grad[3] = {0, 0, 0};
+  double grad_magnitude[3] = {0, 0, 0};
+};
+
+HeadEntry head_entry_value(LossKind kind, const double* h, double x) {
+  HeadEntry e;
+  switch (kind) {
+    case LossKind::nb: {
+      const NbReference nb = nb_reference(h[0], h[1], x);
+      e.value = static_cast<double>(nb.value);
+      e.grad[0] = static_cast<double>(nb.d_eta);
+      e.grad[1] = static_cast<double>(nb.d_phi);
+      e.grad_magnitude[0] = static_cast<double>(nb.d_eta_magnitude);
+      e.grad_magnitude[1] = static_cast<double>(nb.d_phi_magnitude);
+      break;
+    }
+    case LossKind::zinb: {
+      const NbReference nb = nb_reference(h[0], h[1], x);
+      const Long s = h[2];
+      const Long pi = sigmoid_l(s);
+      if (x != 0.0) {
+        e.value = static_cast<double>(softplus_l(s) + nb.value);
+        e.grad[0] = static_cast<double>(nb.d_eta);
+        e.grad[1] = static_cast<double>(nb.d_phi);
+        e.grad[2] = static_cast<double>(pi);
+        e.grad_magnitude[0] = static_cast<double>(nb.d_eta_magnitude);
+        e.grad_magnitude[1] = static_cast<double>(nb.d_phi_magnitude);
+        e.grad_magnitude[2] = static_cast<double>(pi);
+        break;
+      }
+      const Long not_pi = sigmoid_l(-s);  // 1 - pi, without the cancellation
+      const Long p0 = std::exp(-nb.value);
+      const Long total = pi + not_pi * p0;  // P(0)
+      const Long w = not_pi * p0 / total;   // the share of the nb part
+      e.value = static_cast<double>(-std::log(total));
+      e.grad[0] = static_cast<double>(w * nb.d_eta);
+      e.grad[1] = static_cast<double>(w * nb.d_phi);
+      e.grad[2] = static_cast<double>(w - not_pi);
+      e.grad_magnitude[0] = static_cast<double>(w * nb.d_eta_magnitude);
+      e.grad_magnitude[1] = static_cast<double>(w * nb.d_phi_magnitude);
+      e.grad_magnitude[2] = static_cast<double>(w + not_pi);
+      // log pi and log(1 - pi) - Z, which a stable evaluation adds in log space.
+      e.magnitude = static_cast<double>(softplus_l(s) + softplus_l(-s) + nb.value);
+      break;
+    }
+    default: {  // hurdle
+      const Long s = h[0];
+      if (x == 0.0) {
+        e.value = static_cast<double>(softplus_l(s));
+        e.grad[0] = static_cast<double>(sigmoid_l(s));
+        e.grad_magnitude[0] = e.grad[0];
+        break;
+      }
+      const Long eta = h[1];
+      const Long mu = rate_l(eta);
+      const Long mu_slope = rate_slope_l(eta);
+      const Long log_mu = log_rate_l(eta);
+      const Long log_factorial = std::lgamma(static_cast<Long>(x) + 1.0L);
+      const Long truncation = std::log(-std::expm1(-mu));  // log(1 - e^-mu)
+      e.value = static_cast<double>(softplus_l(-s) + mu - x * log_mu + log_factorial + truncation);
+      e.grad[0] = static_cast<double>(-sigmoid_l(-s));
+      // d/deta [mu - x log mu + log(1 - e^-mu)] = mu' (1 - x / mu + 1 / (e^mu - 1)).
+      const Long inv_expm1 = mu > 11000.0L ? 0.0L : 1.0L / std::expm1(mu);
+      e.grad[1] = static_cast<double>(mu_slope * (1.0L + inv_expm1) - x * mu_slope / mu);
+      e.grad_magnitude[0] = std::fabs(e.grad[0]);
+      e.grad_magnitude[1] =
+          static_cast<double>(mu_slope * (1.0L + inv_expm1) + x * mu_slope / mu);
+      e.magnitude = static_cast<double>(std::fabs(softplus_l(-s)) + mu + std::fabs(x * log_mu) +
+                                        log_factorial + std::fabs(truncation));
+      break;
+    }
+  }
+  return e;
+}
+
+}  // namespace
+
+HeadEntryLoss head_entry_loss(LossKind kind, const double* h, double x) {
+  const HeadEntry full = head_entry_value(kind, h, x);
+  HeadEntryLoss out;
+  out.value = full.value;
+  // The backends' own rounding: a float per gradient, double arithmetic inside.
+  out.value_magnitude = std::fabs(full.value);
+  if (x != 0.0) out.value_magnitude += std::fabs(head_entry_value(kind, h, 0.0).value);
+  for (int k = 0; k < 3; ++k) {
+    out.grad[k] = full.grad[k];
+    out.grad_magnitude[k] = std::fabs(full.grad[k]) + 1e-6 * full.grad_magnitude[k];
+  }
+  out.value_magnitude += 1e-6 * full.magnitude;
+  return out;
+}
+
 LossResult reconstruction_loss(LossKind kind, const LossParams& params, const DoubleMatrix& y,
                                const HostCsr& target) {
+  const std::int64_t heads = output_heads(kind);
+  if (heads > 1) {
+    require_shapes(y.rows == target.rows && y.cols == heads * target.cols, "reconstruction_loss");
+    const std::int64_t rows = y.rows;
+    const std::int64_t cols = target.cols;
+    LossResult result{DoubleMatrix(rows, y.cols, y.cols, 0.0), std::vector<double>(rows, 0.0),
+                      DoubleMatrix(rows, y.cols, y.cols, 0.0), std::vector<double>(rows, 0.0)};
+    const double per_entry = 1.0 / static_cast<double>(std::max<std::int64_t>(1, rows * cols));
+    std::vector<double> x(static_cast<std::size_t>(cols));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::fill(x.begin(), x.end(), 0.0);
+      for (RowOffset e = target.row_offsets[r]; e < target.row_offsets[r + 1]; ++e)
+        x[target.col_indices[e]] += target.values[e];
+      for (std::int64_t c = 0; c < cols; ++c) {
+        double h[3] = {0, 0, 0};
+        for (std::int64_t k = 0; k < heads; ++k) h[k] = y(r, c + k * cols);
+        const HeadEntryLoss term = head_entry_loss(kind, h, x[c]);
+        result.row_loss[r] += per_entry * term.value;
+        result.row_loss_magnitude[r] += per_entry * term.value_magnitude;
+        for (std::int64_t k = 0; k < heads; ++k) {
+          result.grad(r, c + k * cols) = per_entry * term.grad[k];
+          result.grad_magnitude(r, c + k * cols) = per_entry * term.grad_magnitude[k];
+        }
+      }
+    }
+    return result;
+  }
   require_shapes(y.rows == target.rows && y.cols == target.cols, "reconstruction_loss");
   const std::int64_t rows = y.rows;
   const std::int64_t cols = y.cols;

@@ -145,6 +145,19 @@ LossResult reconstruction_loss(LossKind kind, const LossParams& params, const Do
 LossResult reconstruction_loss(LossKind kind, const LossParams& params, const FloatMatrix& y,
                                const HostCsr& target);
 
+// One entry of a loss with several outputs per entry (nb, zinb, hurdle; output_heads(kind) of
+// them in h), from the definitions in long double: nb's lgamma(x + theta) - lgamma(theta) as
+// the sum of log(theta + j) over j < x (x an integer), with analytic gradients. The magnitudes
+// bound the backends' rounding (a float result of a double evaluation). reconstruction_loss
+// reads y as rows x (K * cols) for these losses, head-major, and returns grad of that shape.
+struct HeadEntryLoss {
+  double value = 0;
+  double value_magnitude = 0;
+  double grad[3] = {0, 0, 0};
+  double grad_magnitude[3] = {0, 0, 0};
+};
+HeadEntryLoss head_entry_loss(LossKind kind, const double* h, double x);
+
 // LossParams with only the cosine weight set (the others at their defaults).
 LossParams cosine_params(double cosine_weight);
 

@@ -35,6 +35,10 @@ class TrainedModel {
   // decode that way (check_decode).
   ReconstructionMetrics evaluate(const HostCsr& counts);
   ReconstructionMetrics evaluate(const HostCsr& counts, DecodeMode decode);
+  // The same, and where detail is not null, the per-column and per-row detail of the same
+  // decoded counts (MetricsAccumulator::collect_detail), rows in the order of counts.
+  ReconstructionMetrics evaluate(const HostCsr& counts, DecodeMode decode,
+                                 ReconstructionDetail* detail);
   // A reconstruction or decoding in data units (what reconstruct and decode return) as counts,
   // decoded by decode (default: default_decode()); the zeros dropped.
   HostCsr to_counts(const HostDense& reconstruction) const;

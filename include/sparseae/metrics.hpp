@@ -13,7 +13,8 @@ namespace sparseae {
 
 // ---- decoding ----
 
-// Whether the loss is the negative log-likelihood of a distribution over counts (poisson), which
+// Whether the loss is the negative log-likelihood of a distribution over counts (poisson, nb,
+// zinb, hurdle), which
 // gives DecodeMode::mode and the NLL metric a meaning.
 bool has_count_likelihood(LossKind loss);
 
@@ -56,7 +57,8 @@ struct ReconstructionMetrics {
   // mse model's v is read as a rate); 0 for v = x, but for the floor's 2e-8 where both are 0.
   double poisson_deviance = 0;
   // Negative log-likelihood of the counts under the model, in bits per row, where the loss is a
-  // likelihood over counts (poisson): sum (mu - x ln mu + lgamma(x + 1)) / ln 2 / N with the
+  // likelihood over counts (nb, zinb, hurdle: the loss's own per-entry NLL, in double; poisson:
+  // sum (mu - x ln mu + lgamma(x + 1)) / ln 2 / N with the
   // model's exact rate mu (no floor; ln mu taken from the log-rate, so a rate that underflows
   // to 0 in float still gives a finite NLL). NaN (JSON null) for any other loss, and for N = 0.
   double nll_bits_per_row = 0;
@@ -67,6 +69,19 @@ struct ReconstructionMetrics {
 
   // Every field; NaN is written null.
   std::string to_json() const;
+};
+
+// Where a reconstruction goes wrong, for charts: per column, how many of its non-zeros came back
+// exactly; per row (in the order the rows were added), how many entries are wrong and by how
+// much. Filled by MetricsAccumulator when asked to (collect_detail), from the same decoded
+// counts k as the metrics, so its sums agree with them: the column sums of exact non-zeros over
+// those of non-zeros is nonzero_exact_fraction, and the rows with no wrong entry are the exact
+// rows.
+struct ReconstructionDetail {
+  std::vector<std::int64_t> column_nonzeros;        // per column: entries with x != 0
+  std::vector<std::int64_t> column_exact_nonzeros;  // per column: of those, entries with k == x
+  std::vector<std::int64_t> row_wrong_entries;      // per row: entries with k != x, zeros included
+  std::vector<double> row_absolute_error;           // per row: sum over its entries of |k - x|
 };
 
 // The floor under the rate in the Poisson deviance, so that a predicted zero (or a negative
@@ -83,8 +98,13 @@ class MetricsAccumulator {
 
   // outputs: host copy of the model's output for the rows of target (both rows x cols); target
   // holds the original counts (unscaled). Every batch has the same number of columns.
+  // For a loss with output_heads(loss) = K > 1, outputs holds rows x (K * cols), head-major.
   void add(ConstDenseView outputs, CsrView target);
   ReconstructionMetrics result() const;
+  // From now on, also fill a ReconstructionDetail for every row added.
+  void collect_detail();
+  // What collect_detail asked for (empty vectors without it).
+  const ReconstructionDetail& detail() const { return detail_; }
 
  private:
   LossKind loss_;
@@ -104,6 +124,8 @@ class MetricsAccumulator {
   double nll_nats_ = 0;
   std::vector<double> column_sum_;     // sum of x per column
   std::vector<double> column_square_;  // sum of x^2 per column
+  bool collect_detail_ = false;
+  ReconstructionDetail detail_;
 };
 
 }  // namespace sparseae

@@ -25,6 +25,10 @@ struct ModelConfig {
   Activation latent_activation = Activation::relu;
   Activation output_activation = Activation::identity;
   std::uint64_t seed = 1;
+  // Outputs per input column (output_heads of the loss): the output layer has
+  // output_heads * input_dim units, head-major within a row. Set from the loss by the Trainer
+  // and TrainedModel, not stored in checkpoints. Tied weights need 1.
+  std::int64_t output_heads = 1;
 };
 
 struct LayerShape {

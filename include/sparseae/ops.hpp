@@ -14,8 +14,21 @@ const char* activation_name(Activation activation);
 // Reconstruction losses: mean squared error, mean absolute error, binary cross-entropy on
 // targets scaled to [0, 1] (the output is a logit), mse plus a weighted cosine loss per row; and
 // for counts: the Poisson negative log-likelihood (the output is a log-rate), mse with zero
-// targets down-weighted, and Huber.
-enum class LossKind : std::int32_t { mse, mae, bce, mse_cosine, poisson, weighted_mse, huber };
+// targets down-weighted, and Huber; and count likelihoods with several outputs per entry: the
+// negative binomial with a per-entry dispersion (nb), its zero-inflated form (zinb) and the
+// Poisson hurdle (hurdle). See kernels/loss_math.hpp.
+enum class LossKind : std::int32_t {
+  mse, mae, bce, mse_cosine, poisson, weighted_mse, huber, nb, zinb, hurdle
+};
+
+// How many model outputs each entry of the data takes under a loss (its heads): 1 for every loss
+// but nb (log-mean, log-dispersion), zinb (log-mean, log-dispersion, dropout logit) and hurdle
+// (support logit, zero-truncated Poisson log-rate). A model trained with it has an output layer
+// of K*D units for D columns, laid out head-major within a row: [head 0 of columns 0..D-1 |
+// head 1 of columns 0..D-1 | ...].
+constexpr int output_heads(LossKind kind) {
+  return kind == LossKind::zinb ? 3 : (kind == LossKind::nb || kind == LossKind::hurdle ? 2 : 1);
+}
 
 // The parameters some losses take.
 struct LossParams {

@@ -65,11 +65,25 @@ inline void check_same_shape(const char* op, const char* name_a, ConstDenseView 
                                                     " and " + name_b + " " + shape(b) + " differ");
 }
 
-inline void check_loss(ConstDenseView y, CsrView target, DenseView grad) {
+// y holds output_heads(kind) outputs per target entry: rows x (K * target.cols).
+inline void check_loss(LossKind kind, ConstDenseView y, std::int64_t target_rows,
+                       std::int64_t target_cols, DenseView grad) {
   check_same_shape("reconstruction_loss", "y", y, "grad", grad);
-  require(target.rows == y.rows && target.cols == y.cols,
-          "reconstruction_loss: target " + shape(target.rows, target.cols) + " and y " + shape(y) +
-              " differ");
+  const std::int64_t heads = output_heads(kind);
+  require(target_rows == y.rows && target_cols * heads == y.cols,
+          "reconstruction_loss: target " + shape(target_rows, target_cols) + " and y " + shape(y) +
+              " differ" +
+              (heads > 1 ? " (the loss takes " + std::to_string(heads) + " outputs per entry)"
+                         : std::string()));
+}
+
+inline void check_loss(LossKind kind, ConstDenseView y, CsrView target, DenseView grad) {
+  check_loss(kind, y, target.rows, target.cols, grad);
+}
+
+inline void check_loss(LossKind kind, ConstDenseView y, ConstDenseView target, DenseView grad) {
+  check_view("reconstruction_loss", "target", target);
+  check_loss(kind, y, target.rows, target.cols, grad);
 }
 
 inline void check_dense_gather(ConstDenseView source, std::int64_t count, DenseView out) {

@@ -21,7 +21,8 @@ constexpr Named<LossKind> kLosses[] = {
     {LossKind::mse, "mse"},         {LossKind::mae, "mae"},
     {LossKind::bce, "bce"},         {LossKind::mse_cosine, "mse_cosine"},
     {LossKind::poisson, "poisson"}, {LossKind::weighted_mse, "weighted_mse"},
-    {LossKind::huber, "huber"}};
+    {LossKind::huber, "huber"},     {LossKind::nb, "nb"},
+    {LossKind::zinb, "zinb"},       {LossKind::hurdle, "hurdle"}};
 constexpr Named<DecodeMode> kDecodeModes[] = {
     {DecodeMode::round, "round"}, {DecodeMode::mode, "mode"}, {DecodeMode::mean, "mean"}};
 constexpr Named<OptimizerKind> kOptimizers[] = {

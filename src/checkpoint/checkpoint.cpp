@@ -188,6 +188,9 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   t.penalty.layer = static_cast<int>(penalty.at("layer").as_int());
   config.scale = static_cast<float>(root.at("scale").as_double());
   config.data_source = root.at("data_source").as_string();
+  // Not stored: the output layer's heads follow from the loss (output_heads), so the format is
+  // unchanged.
+  m.output_heads = output_heads(t.loss);
   return config;
 }
 

@@ -14,5 +14,6 @@ int run_train(const Args& args);
 int run_encode(const Args& args);
 int run_decode(const Args& args);
 int run_eval(const Args& args);
+int run_compare(const Args& args);
 
 }  // namespace sparseae::cli

@@ -14,6 +14,7 @@ const char* const kUsage =
     "  encode   write the latent codes of a count matrix\n"
     "  decode   reconstruct counts from codes, or from counts\n"
     "  eval     how exactly a trained model reproduces counts\n"
+    "  compare  train several losses on the same data and split, one table of metrics\n"
     "  gen      write the embedded dataset as .mtx\n"
     "  info     build, backends and devices\n"
     "\n"
@@ -27,6 +28,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"train", sparseae::cli::run_train},   {"encode", sparseae::cli::run_encode},
     {"decode", sparseae::cli::run_decode}, {"eval", sparseae::cli::run_eval},
+    {"compare", sparseae::cli::run_compare},
     {"gen", sparseae::cli::run_gen},       {"info", sparseae::cli::run_info}};
 
 }  // namespace

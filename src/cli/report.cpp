@@ -45,8 +45,8 @@ void print_metrics_table(const ReconstructionMetrics& m) {
 void add_decode_option(Options& o, const std::string& use) {
   o.value("decode", "round|mode|mean", "",
           "how outputs become counts" + use +
-              ": round, mode (of the predicted distribution; poisson only) or mean (default: "
-              "mode for poisson, round otherwise)");
+              ": round, mode (of the predicted distribution; count likelihoods only) or mean "
+              "(default: mean for count likelihoods, round otherwise)");
 }
 
 DecodeMode decode_option(const Options& o, LossKind loss) {

@@ -10,10 +10,12 @@
 
 #include "cli/commands.hpp"
 #include "cli/data_source.hpp"
+#include "cli/html_output.hpp"
 #include "cli/options.hpp"
 #include "cli/progress.hpp"
 #include "cli/report.hpp"
 #include "sparseae/checkpoint.hpp"
+#include "sparseae/compare.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
@@ -37,14 +39,17 @@ Options train_options() {
       .value("hidden-act", "NAME", "relu", "hidden activation")
       .value("latent-act", "NAME", "relu", "latent activation")
       .value("output-act", "NAME", "identity",
-             "output activation (bce always outputs logits, poisson log-rates: identity)")
-      .value("loss", "mse|mae|bce|mse_cosine|poisson|weighted_mse|huber", "mse",
-             "reconstruction loss (poisson: negative log-likelihood of the counts)")
+             "output activation (bce always outputs logits, poisson/nb/zinb/hurdle log-rates "
+             "and logits: identity)")
+      .value("loss", "mse|mae|bce|mse_cosine|poisson|weighted_mse|huber|nb|zinb|hurdle", "mse",
+             "reconstruction loss (poisson, nb, zinb, hurdle: negative log-likelihood of the "
+             "counts; nb: negative binomial with a per-entry dispersion, zinb: zero-inflated nb, "
+             "hurdle: support logit + zero-truncated Poisson; these output 2-3 values per column)")
       .value("cosine-weight", "W", "0.1", "weight of the cosine term of mse_cosine")
       .value("zero-weight", "W", "0.1", "weight of the zero-target entries in weighted_mse")
       .value("huber-delta", "D", "1", "where the huber loss turns from quadratic to linear")
       .value("scale", "none|max", "none",
-             "divide counts by the data's maximum (bce needs max, poisson none)")
+             "divide counts by the data's maximum (bce needs max; poisson, nb, zinb, hurdle none)")
       .value("l1", "W", "0", "L1 activity penalty weight")
       .value("kl-beta", "W", "0", "KL sparsity penalty weight (the penalised layer must be sigmoid)")
       .value("kl-rho", "P", "0.05", "KL sparsity target mean activation")
@@ -70,6 +75,9 @@ Options train_options() {
       .value("reconstruction", "PATH", "",
              "write every row's reconstruction (.mtx decoded counts, or .npy values)")
       .value("loss-every", "N", "50", "steps between loss read-backs for the progress bar")
+      .value("report", "PATH", "",
+             "also write a self-contained HTML report (metrics, training curves, exactness per "
+             "column, wrong entries per row, and images for square column counts)")
       .flag("json", "print the final report as JSON")
       .flag("quiet", "no progress output");
   add_decode_option(o, " for the report and --reconstruction (not stored in the checkpoint)");
@@ -89,12 +97,19 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   m.latent_activation = parse_activation(o.text("latent-act"));
   TrainConfig& t = run.train;
   t.loss = parse_loss(o.text("loss"));
-  // A poisson output is a log-rate: any output activation but identity would bound it.
-  require(t.loss != LossKind::poisson || !o.given("output-act") ||
+  // A count likelihood's outputs are log-rates, log-dispersions and logits: any output
+  // activation but identity would bound them.
+  const bool count_likelihood = has_count_likelihood(t.loss);
+  require(!count_likelihood || !o.given("output-act") ||
               parse_activation(o.text("output-act")) == Activation::identity,
-          "sae train: --loss poisson outputs log-rates: its output activation is identity (drop "
-          "--output-act)");
-  m.output_activation = t.loss == LossKind::bce || t.loss == LossKind::poisson
+          std::string("sae train: --loss ") + loss_name(t.loss) +
+              (t.loss == LossKind::poisson ? " outputs log-rates" : " outputs log-rates and logits") +
+              ": its output activation is identity (drop --output-act)");
+  require(!m.tied_weights || output_heads(t.loss) == 1,
+          std::string("sae train: --tied needs one output per column; --loss ") +
+              loss_name(t.loss) + " has " + std::to_string(output_heads(t.loss)) +
+              " (drop --tied)");
+  m.output_activation = t.loss == LossKind::bce || count_likelihood
                             ? Activation::identity
                             : parse_activation(o.text("output-act"));
   t.loss_params.cosine_weight = static_cast<float>(o.real("cosine-weight"));
@@ -104,9 +119,9 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   t.scale = parse_scale_mode(o.text("scale"));
   require(t.loss != LossKind::bce || t.scale == ScaleMode::max,
           "sae train: --loss bce needs targets in [0, 1]: add --scale max");
-  require(t.loss != LossKind::poisson || t.scale == ScaleMode::none,
-          "sae train: --loss poisson models the counts themselves, which must stay integers: "
-          "use --scale none");
+  require(!count_likelihood || t.scale == ScaleMode::none,
+          std::string("sae train: --loss ") + loss_name(t.loss) +
+              " models the counts themselves, which must stay integers: use --scale none");
   t.penalty.l1_weight = static_cast<float>(o.real("l1"));
   t.penalty.kl_beta = static_cast<float>(o.real("kl-beta"));
   t.penalty.kl_rho = static_cast<float>(o.real("kl-rho"));
@@ -138,7 +153,7 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
 // and how to report. Everything else would change the configuration the checkpoint holds.
 constexpr const char* kResumeOptions[] = {
     "resume",  "epochs",         "data", "rows",  "backend", "checkpoint", "metrics-log",
-    "latents", "reconstruction", "json", "quiet", "loss-every", "decode"};
+    "latents", "reconstruction", "json", "quiet", "loss-every", "decode", "report"};
 
 void check_resume_options(const Options& o) {
   for (const std::string& name : o.given_names()) {
@@ -161,6 +176,34 @@ void write_epoch_log(std::ofstream& log, const EpochReport& r) {
                 r.epoch, static_cast<long long>(r.steps), r.train_loss, r.val_loss, r.seconds,
                 r.samples_per_second, r.learning_rate);
   log << line << std::flush;
+}
+
+// --report: the run as the one row of an HTML report, with a few validation rows for the image
+// grid of square data.
+void write_train_report(const Options& o, const RunConfig& run, const TrainingSummary& summary,
+                        const Trainer& trainer, TrainedModel& model, DecodeMode decode,
+                        const Counts& counts, const Backend& backend, ComparisonRow row) {
+  row.loss = run.train.loss;
+  row.scale = run.train.scale;
+  row.decode = decode;
+  row.epochs = summary.reports;
+  row.validation_loss = summary.validation_loss;
+  row.metrics = summary.metrics;
+  std::vector<double> rates;
+  for (const EpochReport& r : summary.reports) {
+    row.seconds += r.seconds;
+    rates.push_back(r.samples_per_second);
+  }
+  std::sort(rates.begin(), rates.end());
+  row.samples_per_second = rates.empty() ? 0.0 : rates[rates.size() / 2];
+  const HostCsr samples = first_rows(trainer.validation_counts(), kReportSampleRows);
+  row.sample_counts = model.to_counts(model.reconstruct(samples), decode);
+  write_run_report(o.text("report"), "sae train", counts,
+                   {{"model", summary.model},
+                    {"backend", backend.description()},
+                    {"epochs", std::to_string(summary.epochs)},
+                    {"validation rows", std::to_string(summary.metrics.rows)}},
+                   {row}, samples, o.flag_set("quiet"));
 }
 
 }  // namespace
@@ -246,9 +289,14 @@ int run_train(const Args& args) {
   summary.epochs = trainer.completed_epochs();
   summary.reports = reports;
   summary.validation_loss = trainer.validation_loss();
-  summary.metrics = model.evaluate(trainer.validation_counts(), decode);
+  ComparisonRow report_row;  // --report: this run as the one row of the report
+  summary.metrics = model.evaluate(trainer.validation_counts(), decode,
+                                   o.given("report") ? &report_row.detail : nullptr);
   summary.checkpoint = checkpoint_path;
   print_training_summary(summary, o.flag_set("json"));
+  if (o.given("report"))
+    write_train_report(o, run, summary, trainer, model, decode, counts, *backend,
+                       std::move(report_row));
 
   if (o.given("latents")) write_npy(o.text("latents"), model.encode(counts.matrix));
   if (o.given("reconstruction"))

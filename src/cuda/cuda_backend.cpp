@@ -329,14 +329,13 @@ void CudaBackend::gather_dense_rows(ConstDenseView source, const std::int64_t* r
 
 void CudaBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                       CsrView target, DenseView grad, float* row_loss) {
-  check_loss(y, target, grad);
+  check_loss(kind, y, target, grad);
   kernels::launch_reconstruction_loss(kind, params, y, target, grad, row_loss, stream());
 }
 
 void CudaBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                       ConstDenseView target, DenseView grad, float* row_loss) {
-  check_same_shape("reconstruction_loss", "y", y, "grad", grad);
-  check_same_shape("reconstruction_loss", "y", y, "target", target);
+  check_loss(kind, y, target, grad);
   kernels::launch_reconstruction_loss(kind, params, y, target, grad, row_loss, stream());
 }
 

@@ -10,7 +10,10 @@
 
 namespace sparseae {
 
-bool has_count_likelihood(LossKind loss) { return loss == LossKind::poisson; }
+bool has_count_likelihood(LossKind loss) {
+  return loss == LossKind::poisson || loss == LossKind::nb || loss == LossKind::zinb ||
+         loss == LossKind::hurdle;
+}
 
 DecodeMode default_decode(LossKind loss) {
   return has_count_likelihood(loss) ? DecodeMode::mean : DecodeMode::round;
@@ -18,7 +21,7 @@ DecodeMode default_decode(LossKind loss) {
 
 void check_decode(LossKind loss, DecodeMode decode) {
   require(decode != DecodeMode::mode || has_count_likelihood(loss),
-          std::string("--decode mode needs a count likelihood (poisson); the model's loss is ") +
+          std::string("--decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is ") +
               loss_name(loss));
 }
 
@@ -49,7 +52,8 @@ MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale)
     : MetricsAccumulator(loss, scale, default_decode(loss)) {}
 
 void MetricsAccumulator::add(ConstDenseView outputs, CsrView target) {
-  require(outputs.rows == target.rows && outputs.cols == target.cols,
+  const std::int64_t heads = output_heads(loss_);
+  require(outputs.rows == target.rows && outputs.cols == target.cols * heads,
           "metrics: outputs and targets differ in shape");
   if (column_sum_.empty()) {
     column_sum_.assign(static_cast<std::size_t>(target.cols), 0.0);
@@ -58,17 +62,28 @@ void MetricsAccumulator::add(ConstDenseView outputs, CsrView target) {
   require(static_cast<std::int64_t>(column_sum_.size()) == target.cols,
           "metrics: batches differ in their number of columns");
   const bool likelihood = has_count_likelihood(loss_);
+  if (collect_detail_ && detail_.column_nonzeros.empty()) {
+    detail_.column_nonzeros.assign(static_cast<std::size_t>(target.cols), 0);
+    detail_.column_exact_nonzeros.assign(static_cast<std::size_t>(target.cols), 0);
+  }
   std::vector<float> dense_row(static_cast<std::size_t>(target.cols));
   for (std::int64_t r = 0; r < target.rows; ++r) {
+    std::int64_t row_wrong = 0;
+    double row_error = 0;
     std::fill(dense_row.begin(), dense_row.end(), 0.0f);
     for (RowOffset k = target.row_offsets[r]; k < target.row_offsets[r + 1]; ++k)
       dense_row[target.col_indices[k]] = target.values[k];
     bool row_exact = true;
     for (std::int64_t c = 0; c < target.cols; ++c) {
       const float x = dense_row[c];
-      const float y = outputs(r, c);
-      const float value = math::decoded_value(loss_, y, scale_);
-      const float count = math::count_from_value(loss_, decode_, value);
+      // The entry's heads (one for most losses), head k at column c + k * cols.
+      float h[math::kMaxHeads] = {};
+      for (std::int64_t k = 0; k < heads; ++k) h[k] = outputs(r, c + k * target.cols);
+      const float y = h[0];
+      const float value = heads == 1 ? math::decoded_value(loss_, y, scale_)
+                                     : math::head_mean(loss_, h, scale_);
+      const float count = heads == 1 ? math::count_from_value(loss_, decode_, value)
+                                     : math::head_count(loss_, decode_, h, scale_);
       const double xd = x;
       const double error = static_cast<double>(value) - xd;
       squared_error_ += error * error;
@@ -83,16 +98,36 @@ void MetricsAccumulator::add(ConstDenseView outputs, CsrView target) {
       exact_nonzeros_ += truth && count == x;
       if (truth) nonzero_absolute_error_ += std::abs(static_cast<double>(count) - xd);
       row_exact = row_exact && count == x;
+      if (collect_detail_) {
+        row_wrong += count != x;
+        row_error += std::abs(static_cast<double>(count) - xd);
+        detail_.column_nonzeros[c] += truth;
+        detail_.column_exact_nonzeros[c] += truth && count == x;
+      }
       const double mu = std::max(static_cast<double>(value), kDevianceRateFloor);
       deviance_ += 2.0 * ((x > 0.0f ? xd * std::log(xd / mu) : 0.0) - (xd - mu));
-      if (likelihood)
+      if (likelihood && heads > 1)
+        nll_nats_ += math::head_loss_term(loss_, h, x).value;  // in nats, lgamma(x + 1) included
+      else if (likelihood)
         nll_nats_ += poisson_rate_double(y, scale_) -
                      (x != 0.0f ? xd * poisson_log_rate(y, scale_) : 0.0) + std::lgamma(xd + 1.0);
     }
     exact_rows_ += row_exact;
+    if (collect_detail_) {
+      detail_.row_wrong_entries.push_back(row_wrong);
+      detail_.row_absolute_error.push_back(row_error);
+    }
   }
   rows_ += target.rows;
   entries_ += target.rows * target.cols;
+}
+
+void MetricsAccumulator::collect_detail() {
+  collect_detail_ = true;
+  if (!column_sum_.empty() && detail_.column_nonzeros.empty()) {
+    detail_.column_nonzeros.assign(column_sum_.size(), 0);
+    detail_.column_exact_nonzeros.assign(column_sum_.size(), 0);
+  }
 }
 
 ReconstructionMetrics MetricsAccumulator::result() const {

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <string>
 
 #include "kernels/op_math.hpp"
 #include "sparseae/error.hpp"
@@ -46,6 +47,10 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
   } else {
     decoder.insert(decoder.end(), config.decoder_hidden.begin(), config.decoder_hidden.end());
   }
+  require(config.output_heads >= 1, "model: output heads must be positive");
+  require(!config.tied_weights || config.output_heads == 1,
+          "model: tied weights need one output per column; this loss has " +
+              std::to_string(config.output_heads) + " (drop --tied)");
   decoder.push_back(config.input_dim);
   require(!config.tied_weights || decoder == std::vector<std::int64_t>(encoder.rbegin(), encoder.rend()),
           "model: tied weights need a decoder that mirrors the encoder");
@@ -75,7 +80,7 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
     const LayerShape* tied = config.tied_weights ? &layers_[encoder_layers_ - 1 - i] : nullptr;
     // Copy: add_layer appends to layers_, which may move the element tied points to.
     const LayerShape tied_copy = tied != nullptr ? *tied : LayerShape{};
-    add_layer(decoder[i], decoder[i + 1],
+    add_layer(decoder[i], is_output ? decoder[i + 1] * config.output_heads : decoder[i + 1],
               is_output ? config.output_activation : config.hidden_activation,
               tied != nullptr ? &tied_copy : nullptr);
   }
@@ -95,6 +100,9 @@ std::string ModelLayout::describe() const {
   text << " (hidden " << activation_name(config_.hidden_activation) << ", latent "
        << activation_name(config_.latent_activation) << ", output "
        << activation_name(config_.output_activation) << (config_.tied_weights ? ", tied" : "")
+       << (config_.output_heads > 1
+               ? ", " + std::to_string(config_.output_heads) + " outputs per column"
+               : std::string())
        << "), " << parameter_count_ << " parameters";
   return text.str();
 }

@@ -13,11 +13,17 @@ std::string width_mismatch(const char* what, std::int64_t got, std::int64_t expe
          std::to_string(expected);
 }
 
+// The configuration with the model's output layer sized for the loss's heads.
+RunConfig with_heads(RunConfig config) {
+  config.model.output_heads = output_heads(config.train.loss);
+  return config;
+}
+
 }  // namespace
 
 TrainedModel::TrainedModel(Backend& backend, const RunConfig& config,
                            const std::vector<float>& parameters, std::int64_t batch_rows)
-    : backend_(&backend), config_(config), network_(backend, ModelLayout(config.model), batch_rows) {
+    : backend_(&backend), config_(with_heads(config)), network_(backend, ModelLayout(config_.model), batch_rows) {
   require(static_cast<std::int64_t>(parameters.size()) == network_.layout().parameter_count(),
           "model: " + std::to_string(parameters.size()) + " parameters given, the model has " +
               std::to_string(network_.layout().parameter_count()));
@@ -70,13 +76,28 @@ HostDense TrainedModel::encode(const HostCsr& counts) {
 }
 
 HostDense TrainedModel::to_data_units(HostDense outputs) const {
-  for (float& y : outputs.values) y = math::decoded_value(config_.train.loss, y, config_.scale);
-  return outputs;
+  const LossKind loss = config_.train.loss;
+  const std::int64_t heads = output_heads(loss);
+  if (heads == 1) {
+    for (float& y : outputs.values) y = math::decoded_value(loss, y, config_.scale);
+    return outputs;
+  }
+  // rows x (K * D) heads to rows x D means.
+  const std::int64_t cols = outputs.cols / heads;
+  HostDense means{outputs.rows, cols, std::vector<float>(static_cast<std::size_t>(outputs.rows * cols))};
+  float h[math::kMaxHeads] = {};
+  for (std::int64_t r = 0; r < outputs.rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) {
+      for (std::int64_t k = 0; k < heads; ++k) h[k] = outputs.values[r * outputs.cols + k * cols + c];
+      means.values[r * cols + c] = math::head_mean(loss, h, config_.scale);
+    }
+  return means;
 }
 
 HostDense TrainedModel::reconstruct(const HostCsr& counts) {
-  HostDense outputs{counts.rows, input_width(),
-                    std::vector<float>(static_cast<std::size_t>(counts.rows * input_width()))};
+  const std::int64_t width = input_width() * output_heads(config_.train.loss);
+  HostDense outputs{counts.rows, width,
+                    std::vector<float>(static_cast<std::size_t>(counts.rows * width))};
   for_each_batch(counts, 0, [&](std::int64_t first, std::int64_t) {
     append_rows(*backend_, network_.output(), outputs, first);
   });
@@ -85,8 +106,9 @@ HostDense TrainedModel::reconstruct(const HostCsr& counts) {
 
 HostDense TrainedModel::decode(const HostDense& latents) {
   require(latents.cols == latent_width(), width_mismatch("the codes", latents.cols, latent_width()));
-  HostDense outputs{latents.rows, input_width(),
-                    std::vector<float>(static_cast<std::size_t>(latents.rows * input_width()))};
+  const std::int64_t width = input_width() * output_heads(config_.train.loss);
+  HostDense outputs{latents.rows, width,
+                    std::vector<float>(static_cast<std::size_t>(latents.rows * width))};
   const std::int64_t batch_rows = network_.max_batch();
   Buffer<float> codes(*backend_, static_cast<std::size_t>(batch_rows * latent_width()));
   for (std::int64_t first = 0; first < latents.rows; first += batch_rows) {
@@ -104,7 +126,13 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts) {
 }
 
 ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode decode) {
+  return evaluate(counts, decode, nullptr);
+}
+
+ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode decode,
+                                             ReconstructionDetail* detail) {
   MetricsAccumulator metrics(config_.train.loss, config_.scale, decode);
+  if (detail != nullptr) metrics.collect_detail();
   std::vector<float> host;
   const CsrView all = counts.view();
   for_each_batch(counts, 0, [&](std::int64_t first, std::int64_t count) {
@@ -119,6 +147,7 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
                        all.values};
     metrics.add(ConstDenseView(host.data(), count, out.cols), rows);
   });
+  if (detail != nullptr) *detail = metrics.detail();
   return metrics.result();
 }
 
@@ -132,6 +161,9 @@ HostCsr TrainedModel::to_counts(const HostDense& reconstruction, DecodeMode deco
 
 HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeMode decode) {
   check_decode(loss, decode);
+  require(decode != DecodeMode::mode || output_heads(loss) == 1,
+          std::string("--decode mode for --loss ") + loss_name(loss) +
+              " needs the model's outputs, not a reconstruction (its mean): use mean or round");
   HostDense counts = reconstruction;
   for (float& v : counts.values) v = math::count_from_value(loss, decode, v);
   return to_csr(counts);

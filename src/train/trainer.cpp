@@ -313,6 +313,15 @@ void check_training_input(const ModelConfig& model, const TrainConfig& config,
               std::to_string(data.cols) + " columns");
   validate_penalty(model, config.penalty);
   validate_loss_params(config.loss_params);
+  require(!model.tied_weights || output_heads(config.loss) == 1,
+          std::string("tied weights need one output per column; --loss ") +
+              loss_name(config.loss) + " has " + std::to_string(output_heads(config.loss)));
+}
+
+// The model with its output layer sized for the loss's heads.
+ModelConfig with_heads(ModelConfig model, LossKind loss) {
+  model.output_heads = output_heads(loss);
+  return model;
 }
 
 }  // namespace
@@ -323,7 +332,8 @@ std::unique_ptr<Trainer::Impl> Trainer::make_impl(Backend& backend, const ModelC
   check_training_input(model, config, data);
   const auto split = split_rows(data.rows, config.val_fraction, config.seed);
   const float scale = config.scale == ScaleMode::max ? std::max(1.0f, max_value(data.values)) : 1.0f;
-  return std::make_unique<Impl>(backend, model, config, scale, select_rows(data, split.first),
+  return std::make_unique<Impl>(backend, with_heads(model, config.loss), config, scale,
+                                select_rows(data, split.first),
                                 select_rows(data, split.second));
 }
 

@@ -1,0 +1,67 @@
+#pragma once
+// Several losses trained on the same data and the same split, with the same model widths,
+// optimizer and seed, and measured the same way: one row of metrics per loss.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/csr.hpp"
+#include "sparseae/metrics.hpp"
+#include "sparseae/model.hpp"
+#include "sparseae/ops.hpp"
+#include "sparseae/trainer.hpp"
+
+namespace sparseae {
+
+// The scale a loss trains at in a comparison: max for bce (its targets must lie in [0, 1]),
+// none for every other loss (count likelihoods model the counts themselves).
+ScaleMode comparison_scale(LossKind loss);
+
+struct CompareConfig {
+  // The model every loss trains; input_dim is taken from the data and output_activation is
+  // identity for every loss (bce outputs logits, poisson log-rates).
+  ModelConfig model;
+  // Epochs, batch, validation fraction, seed, optimizer, ...; loss and scale are set per loss
+  // (scale: comparison_scale).
+  TrainConfig train;
+  std::vector<LossKind> losses;      // in the order the rows come back; no loss twice
+  std::optional<DecodeMode> decode;  // for every loss; default: default_decode of each
+  // How many validation rows to keep decoded in ComparisonRow::sample_counts (for pictures).
+  std::int64_t sample_rows = 0;
+};
+
+struct ComparisonRow {
+  LossKind loss = LossKind::mse;
+  ScaleMode scale = ScaleMode::none;
+  DecodeMode decode = DecodeMode::round;
+  std::vector<EpochReport> epochs;  // train and validation loss per epoch
+  double validation_loss = 0;       // in the loss's own units: not comparable across losses
+  ReconstructionMetrics metrics;    // on the validation rows, raw counts
+  ReconstructionDetail detail;      // of the same decoded counts
+  double seconds = 0;               // training time, all epochs
+  double samples_per_second = 0;    // median over the epochs
+  HostCsr sample_counts;            // the first sample_rows validation rows, decoded
+};
+
+struct CompareObserver {
+  std::function<void(LossKind loss, std::size_t index, std::size_t count)> on_loss_start;
+  TrainObserver train;  // passed to each loss's Trainer
+  std::function<void(const ComparisonRow&)> on_loss_done;
+};
+
+// Throws Error, before training anything, when the losses are empty or repeat, when decode
+// cannot decode some loss (check_decode), or when a loss's parameters or the penalty are invalid.
+void validate_compare_config(const CompareConfig& config);
+
+// Trains config.losses one after another on data (raw counts) and measures each on the same
+// validation rows (the split depends only on the row count, val_fraction and seed).
+std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
+                                          const CompareConfig& config,
+                                          const CompareObserver& observer = {});
+
+// The validation rows compare_losses measures on, in raw counts and in its order.
+HostCsr comparison_validation_rows(const HostCsr& data, const CompareConfig& config);
+
+}  // namespace sparseae

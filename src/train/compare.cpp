@@ -1,0 +1,84 @@
+#include "sparseae/compare.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "sparseae/error.hpp"
+#include "sparseae/inference.hpp"
+
+namespace sparseae {
+
+ScaleMode comparison_scale(LossKind loss) {
+  return loss == LossKind::bce ? ScaleMode::max : ScaleMode::none;
+}
+
+void validate_compare_config(const CompareConfig& config) {
+  require(!config.losses.empty(), "compare: no losses to compare");
+  for (std::size_t i = 0; i < config.losses.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j)
+      require(config.losses[i] != config.losses[j],
+              std::string("compare: the loss ") + loss_name(config.losses[i]) + " is listed twice");
+    if (config.decode) check_decode(config.losses[i], *config.decode);
+  }
+  require(config.sample_rows >= 0, "compare: sample_rows must not be negative");
+  validate_loss_params(config.train.loss_params);
+  // The input width comes from the data; before it is read, any width checks the rest.
+  ModelConfig model = config.model;
+  if (model.input_dim <= 0) model.input_dim = 1;
+  validate_penalty(model, config.train.penalty);
+}
+
+HostCsr comparison_validation_rows(const HostCsr& data, const CompareConfig& config) {
+  return select_rows(data,
+                     split_rows(data.rows, config.train.val_fraction, config.train.seed).second);
+}
+
+std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
+                                          const CompareConfig& config,
+                                          const CompareObserver& observer) {
+  validate_compare_config(config);
+  std::vector<ComparisonRow> rows;
+  for (std::size_t index = 0; index < config.losses.size(); ++index) {
+    const LossKind loss = config.losses[index];
+    if (observer.on_loss_start) observer.on_loss_start(loss, index, config.losses.size());
+    RunConfig run;
+    run.model = config.model;
+    run.model.input_dim = data.cols;
+    run.model.output_activation = Activation::identity;
+    run.train = config.train;
+    run.train.loss = loss;
+    run.train.scale = comparison_scale(loss);
+
+    ComparisonRow row;
+    row.loss = loss;
+    row.scale = run.train.scale;
+    row.decode = config.decode ? *config.decode : default_decode(loss);
+    Trainer trainer(backend, run.model, run.train, data);
+    run.scale = trainer.scale();
+    const auto start = std::chrono::steady_clock::now();
+    row.epochs = trainer.train(observer.train);
+    row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::vector<double> rates;
+    for (const EpochReport& r : row.epochs) rates.push_back(r.samples_per_second);
+    std::sort(rates.begin(), rates.end());
+    row.samples_per_second = rates.empty() ? 0.0 : rates[rates.size() / 2];
+    row.validation_loss = trainer.validation_loss();
+
+    TrainedModel model(backend, run, trainer.state().parameters);
+    const HostCsr& validation = trainer.validation_counts();
+    row.metrics = model.evaluate(validation, row.decode, &row.detail);
+    const std::int64_t samples = std::min(config.sample_rows, validation.rows);
+    if (samples > 0) {
+      std::vector<std::int64_t> first(static_cast<std::size_t>(samples));
+      for (std::int64_t r = 0; r < samples; ++r) first[static_cast<std::size_t>(r)] = r;
+      row.sample_counts =
+          model.to_counts(model.reconstruct(select_rows(validation, first)), row.decode);
+    }
+    if (observer.on_loss_done) observer.on_loss_done(row);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace sparseae
