@@ -392,9 +392,11 @@ SAE_HD float decoded_count(LossKind kind, DecodeMode mode, float y, float scale)
 //           floor((theta - 1) mu / theta) for theta > 1 and 0 otherwise (a tie at an integer
 //           takes the larger count, as poisson_mode)
 //   zinb    the nb mode m, or 0 where P(0) = pi + (1 - pi) NB(0) exceeds (1 - pi) NB(m)
-//   hurdle  0 where the support probability sigmoid(s) is below kHurdleSupportThreshold, else
-//           the zero-truncated Poisson's mode max(1, floor(mu))
-constexpr double kHurdleSupportThreshold = 0.5;
+//   hurdle  0 where the support probability sigmoid(s) is below the threshold (head_count's
+//           hurdle_threshold: kHurdleSupportThreshold unless the model chose another on its
+//           validation rows), else the zero-truncated Poisson's mode max(1, floor(mu)). Only
+//           mode reads the threshold; mean and round decode the mean above.
+constexpr double kHurdleSupportThreshold = kDefaultHurdleThreshold;
 
 SAE_HD double nb_dispersion(float phi) {
   const double p = phi;
@@ -423,7 +425,8 @@ SAE_HD float head_mean(LossKind kind, const float* h, float scale) {
   }
 }
 
-SAE_HD float head_count(LossKind kind, DecodeMode mode, const float* h, float scale) {
+SAE_HD float head_count(LossKind kind, DecodeMode mode, const float* h, float scale,
+                        double hurdle_threshold = kHurdleSupportThreshold) {
   if (mode != DecodeMode::mode) return round_count(head_mean(kind, h, scale));
   switch (kind) {
     case LossKind::nb:
@@ -438,7 +441,7 @@ SAE_HD float head_count(LossKind kind, DecodeMode mode, const float* h, float sc
       return log_p0 > log_pm ? 0.0f : mf;
     }
     case LossKind::hurdle: {
-      if (sigmoid_d(h[0]) < kHurdleSupportThreshold) return 0.0f;
+      if (sigmoid_d(h[0]) < hurdle_threshold) return 0.0f;
       const double mu = rate_d(h[1]).rate;
       return static_cast<float>(mu >= 1.0 ? floor(mu) : 1.0);
     }

@@ -711,6 +711,73 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   }
 }
 
+// --decode mode writes counts for every count likelihood, the multi-head ones (nb, zinb, hurdle)
+// included: sae train --reconstruction and sae decode (--data and --latents) write the counts the
+// metrics measure, decoded from the model's raw outputs. A hurdle run chooses its support
+// threshold on the validation rows, stores it in the checkpoint and reports it; eval, decode
+// and the library use the stored one.
+TEST_F(Cli, ModeDecodeWritesTheMeasuredCountsForMultiHeadLosses) {
+  ensure_data();
+  const auto backend = make_backend(BackendChoice::cpu);
+  const HostCsr x = read_matrix_market(file("x.mtx"));
+  for (const char* loss : {"nb", "zinb", "hurdle"}) {
+    SCOPED_TRACE(loss);
+    const Result r = sae(std::string("train --loss ") + loss +
+                         " --data x.mtx --epochs 2 --hidden 16 --latent 4 --checkpoint h.ckpt "
+                         "--reconstruction h-mode.mtx --decode mode --json --quiet --backend cpu");
+    ASSERT_TRUE(succeeded(r));
+    const std::string validation_json = json_object(r.out, "validation");
+    EXPECT_TRUE(contains(validation_json, "\"decode\": \"mode\"")) << validation_json;
+    const Checkpoint c = load_checkpoint(file("h.ckpt"));
+    TrainedModel model(*backend, c.config, c.state.parameters);
+    const HostCsr counts = model.counts_from_outputs(model.outputs(x), DecodeMode::mode);
+    const HostCsr written = read_matrix_market(file("h-mode.mtx"));
+    expect_same(written, counts, "train --reconstruction, mode");
+
+    // The written counts are the ones the metrics decode: every wrong entry of every row.
+    ReconstructionDetail detail;
+    const ReconstructionMetrics m = model.evaluate(x, DecodeMode::mode, &detail);
+    const HostDense k = to_dense(written), truth = to_dense(x);
+    for (std::int64_t row = 0; row < x.rows; ++row) {
+      std::int64_t wrong = 0;
+      for (std::int64_t col = 0; col < x.cols; ++col)
+        wrong += k.values[row * x.cols + col] != truth.values[row * x.cols + col];
+      ASSERT_EQ(wrong, detail.row_wrong_entries[row]) << "row " << row;
+    }
+    EXPECT_EQ(m.decode, DecodeMode::mode);
+
+    // sae decode writes the same counts, from counts and from codes; eval measures what train
+    // printed (the stored threshold included).
+    ASSERT_TRUE(succeeded(sae("decode --model h.ckpt --data x.mtx --out hd.mtx --decode mode "
+                              "--backend cpu")));
+    expect_same(read_matrix_market(file("hd.mtx")), counts, "decode --data, mode");
+    ASSERT_TRUE(succeeded(sae("encode --model h.ckpt --data x.mtx --out hz.npy --backend cpu")));
+    ASSERT_TRUE(succeeded(sae("decode --model h.ckpt --latents hz.npy --out hl.mtx --decode mode "
+                              "--backend cpu")));
+    expect_same(read_matrix_market(file("hl.mtx")), counts, "decode --latents, mode");
+    const Result eval = sae("eval --model h.ckpt --decode mode --json --backend cpu");
+    ASSERT_TRUE(succeeded(eval));
+    EXPECT_EQ(eval.out, validation_json + "\n");
+
+    // The threshold: chosen on the validation rows for hurdle, the default for the others.
+    const std::vector<std::int64_t> validation_rows =
+        split_rows(x.rows, c.config.train.val_fraction, c.config.train.seed).second;
+    if (std::string(loss) == "hurdle") {
+      TrainedModel fresh(*backend, c.config, c.state.parameters);
+      EXPECT_EQ(c.config.hurdle_threshold,
+                choose_hurdle_threshold(fresh, select_rows(x, validation_rows)));
+      EXPECT_TRUE(contains(r.out, "\"hurdle_threshold\": ")) << r.out;
+      const Result table = sae("train --loss hurdle --data x.mtx --epochs 1 --hidden 16 "
+                               "--latent 4 --quiet --backend cpu");
+      ASSERT_TRUE(succeeded(table));
+      EXPECT_TRUE(contains(table.out, "hurdle      support threshold ")) << table.out;
+    } else {
+      EXPECT_EQ(c.config.hurdle_threshold, kDefaultHurdleThreshold);
+      EXPECT_FALSE(contains(r.out, "hurdle_threshold")) << r.out;
+    }
+  }
+}
+
 TEST_F(Cli, HelpAndUsage) {
   const Result help = sae("train --help");
   EXPECT_EQ(help.exit_code, 0);

@@ -4,9 +4,12 @@
 // mse case and a small poisson case under two decode modes, the JSON, and TrainedModel's
 // decoding and evaluation with a decode mode (including the NLL against the trainer's loss).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
@@ -399,6 +402,186 @@ TEST(TrainedModelDecode, MseModelRefusesMode) {
   const HostCsr rounded = round_to_counts(values);
   EXPECT_EQ(counts.values, rounded.values);
   EXPECT_EQ(counts.col_indices, rounded.col_indices);
+}
+
+
+// ---- counts from the raw outputs, and the hurdle threshold ----
+
+// The exactly reproduced, predicted and true non-zeros of decoded counts against the truth.
+struct ExactCounts {
+  std::int64_t exact = 0;
+  std::int64_t predicted = 0;
+  std::int64_t truth = 0;
+  std::int64_t support = 0;             // predicted non-zeros that are non-zeros
+  std::vector<std::int64_t> row_wrong;  // per row: entries with k != x
+  // The exact-match F1 of choose_hurdle_threshold: 2 exact / (predicted + true).
+  double f1() const {
+    return predicted + truth > 0 ? 2.0 * exact / static_cast<double>(predicted + truth) : 0.0;
+  }
+};
+
+ExactCounts exact_counts(const HostCsr& counts, const HostCsr& truth) {
+  const HostDense k = to_dense(counts);
+  const HostDense x = to_dense(truth);
+  EXPECT_EQ(k.rows, x.rows);
+  EXPECT_EQ(k.cols, x.cols);
+  ExactCounts e;
+  for (std::int64_t r = 0; r < x.rows; ++r) {
+    std::int64_t wrong = 0;
+    for (std::int64_t c = 0; c < x.cols; ++c) {
+      const float kv = k.values[r * x.cols + c], xv = x.values[r * x.cols + c];
+      e.predicted += kv != 0.0f;
+      e.truth += xv != 0.0f;
+      e.exact += xv != 0.0f && kv == xv;
+      e.support += xv != 0.0f && kv != 0.0f;
+      wrong += kv != xv;
+    }
+    e.row_wrong.push_back(wrong);
+  }
+  return e;
+}
+
+// For every count likelihood and every decode it allows, the counts written from the raw outputs
+// (counts_from_outputs, what sae writes) are the counts the metrics measured: the same exact
+// non-zeros, predicted non-zeros and wrong entries row by row. The values are reconstruct's, and
+// the outputs from latent codes are those from counts.
+TEST(TrainedModelDecode, CountsFromOutputsAreTheCountsTheMetricsMeasure) {
+  const auto backend = make_backend(BackendChoice::cpu);
+  for (const LossKind loss : {LossKind::poisson, LossKind::nb, LossKind::zinb, LossKind::hurdle}) {
+    SCOPED_TRACE(loss_name(loss));
+    Trained t = train_briefly(*backend, loss);
+    t.run.hurdle_threshold = 0.35;  // a threshold other than the default, for hurdle's mode
+    TrainedModel model(*backend, t.run, t.parameters);
+    const HostDense outputs = model.outputs(t.validation);
+    ASSERT_EQ(outputs.cols, t.validation.cols * output_heads(loss));
+    EXPECT_EQ(model.values_from_outputs(outputs).values, model.reconstruct(t.validation).values);
+    EXPECT_EQ(model.decode_outputs(model.encode(t.validation)).values, outputs.values);
+    for (const DecodeMode decode : {DecodeMode::mode, DecodeMode::mean, DecodeMode::round}) {
+      SCOPED_TRACE(decode_mode_name(decode));
+      const HostCsr counts = model.counts_from_outputs(outputs, decode);
+      ReconstructionDetail detail;
+      const ReconstructionMetrics m = model.evaluate(t.validation, decode, &detail);
+      const ExactCounts e = exact_counts(counts, t.validation);
+      EXPECT_EQ(detail.row_wrong_entries, e.row_wrong);
+      EXPECT_EQ(m.nonzero_exact_fraction, static_cast<double>(e.exact) / e.truth);
+      EXPECT_EQ(m.support_precision,
+                e.predicted > 0 ? static_cast<double>(e.support) / e.predicted : 0.0);
+      if (decode != DecodeMode::mode || output_heads(loss) == 1) {
+        EXPECT_EQ(counts.values, model.to_counts(model.reconstruct(t.validation), decode).values)
+            << "the counts of the means where the means suffice";
+      }
+    }
+  }
+}
+
+// A model whose outputs are its output biases (every weight 0): four hurdle columns with
+// support probabilities 0.12, 0.32, 0.62, 0.92 and rate 2.5 (mode count 2), against two rows
+//   column  0       1       2       3
+//   x       1, 0    2, 2    2, 3    2, 0
+// True non-zeros 6. The threshold t predicts a 2 in every column whose probability is >= t:
+//   t <= 0.10         columns 0-3: predicted 8, exact 4 (col 1: 2, col 2: 1, col 3: 1), F1 8/14
+//   0.15 <= t <= 0.30 columns 1-3: predicted 6, exact 4, F1 8/12 (the best)
+//   0.35 <= t <= 0.60 columns 2-3: predicted 4, exact 2, F1 4/10
+//   0.65 <= t <= 0.90 column 3:    predicted 2, exact 1, F1 2/8
+//   t = 0.95          none:        F1 0
+// so the grid's best is 0.15 .. 0.30, and the tie goes to the one nearest 0.5: 0.30.
+TEST(HurdleThreshold, GridChoiceOnAHandBuiltCase) {
+  const auto backend = make_backend(BackendChoice::cpu);
+  RunConfig run;
+  run.model.input_dim = 4;
+  run.model.hidden = {};
+  run.model.latent = 1;
+  run.model.output_activation = Activation::identity;
+  run.train.loss = LossKind::hurdle;
+  run.model.output_heads = 2;
+  const ModelLayout layout(run.model);
+  std::vector<float> parameters(static_cast<std::size_t>(layout.parameter_count()), 0.0f);
+  const LayerShape& out = layout.layers().back();
+  ASSERT_EQ(out.out, 8);
+  const double probabilities[4] = {0.12, 0.32, 0.62, 0.92};
+  for (int c = 0; c < 4; ++c) {
+    parameters[out.bias_offset + c] =
+        static_cast<float>(std::log(probabilities[c] / (1.0 - probabilities[c])));
+    parameters[out.bias_offset + 4 + c] = std::log(2.5f);
+  }
+  HostCsr truth;
+  truth.rows = 2;
+  truth.cols = 4;
+  truth.row_offsets = {0, 4, 6};
+  truth.col_indices = {0, 1, 2, 3, 1, 2};
+  truth.values = {1, 2, 2, 2, 2, 3};
+  TrainedModel model(*backend, run, parameters);
+  EXPECT_EQ(model.hurdle_threshold(), 0.5);
+  EXPECT_EQ(choose_hurdle_threshold(model, truth), 0.30);
+  EXPECT_EQ(model.hurdle_threshold(), 0.5) << "the choice is the caller's to store";
+
+  // The F1s of the table, from the counts the model writes at each threshold.
+  const HostDense outputs = model.outputs(truth);
+  const auto f1_at = [&](double threshold) {
+    model.set_hurdle_threshold(threshold);
+    return exact_counts(model.counts_from_outputs(outputs, DecodeMode::mode), truth).f1();
+  };
+  EXPECT_DOUBLE_EQ(f1_at(0.10), 8.0 / 14.0);
+  EXPECT_DOUBLE_EQ(f1_at(0.30), 8.0 / 12.0);
+  EXPECT_DOUBLE_EQ(f1_at(0.50), 4.0 / 10.0);
+  EXPECT_DOUBLE_EQ(f1_at(0.90), 2.0 / 8.0);
+  EXPECT_DOUBLE_EQ(f1_at(0.95), 0.0);
+  // The metrics decode with the model's threshold too.
+  model.set_hurdle_threshold(0.30);
+  EXPECT_DOUBLE_EQ(model.evaluate(truth, DecodeMode::mode).nonzero_exact_fraction, 4.0 / 6.0);
+  model.set_hurdle_threshold(0.5);
+  EXPECT_DOUBLE_EQ(model.evaluate(truth, DecodeMode::mode).nonzero_exact_fraction, 2.0 / 6.0);
+
+  // No non-zeros at all: every F1 is 0, and the tie goes to the default.
+  HostCsr zeros;
+  zeros.rows = 2;
+  zeros.cols = 4;
+  zeros.row_offsets = {0, 0, 0};
+  EXPECT_EQ(choose_hurdle_threshold(model, zeros), 0.5);
+  EXPECT_THROW(model.set_hurdle_threshold(1.5), Error);
+}
+
+// A trained hurdle model: the chosen threshold's F1 is the best on the grid (so at least the
+// default's), and the threshold survives a checkpoint round trip.
+TEST(HurdleThreshold, ChosenOnTrainedModelBeatsTheDefaultAndIsCheckpointed) {
+  const auto backend = make_backend(BackendChoice::cpu);
+  Trained t = train_briefly(*backend, LossKind::hurdle);
+  TrainedModel model(*backend, t.run, t.parameters);
+  const double chosen = choose_hurdle_threshold(model, t.validation);
+  const HostDense outputs = model.outputs(t.validation);
+  const auto f1_at = [&](double threshold) {
+    model.set_hurdle_threshold(threshold);
+    return exact_counts(model.counts_from_outputs(outputs, DecodeMode::mode), t.validation).f1();
+  };
+  const double best = f1_at(chosen);
+  std::printf("  hurdle, 2 epochs: threshold %.2f, exact-match F1 %.4f (0.5: %.4f)\n", chosen,
+              best, f1_at(0.5));
+  EXPECT_GE(best, f1_at(0.5));
+  for (int i = 1; i <= 19; ++i) EXPECT_LE(f1_at(i / 20.0), best) << i / 20.0;
+
+  t.run.hurdle_threshold = chosen;
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("sparseae-hurdle-" + std::to_string(::getpid()) + ".ckpt"))
+                               .string();
+  Trainer::State state;
+  state.parameters = state.first_moment = state.second_moment = state.best_parameters =
+      t.parameters;
+  save_checkpoint(path, {t.run, state});
+  const Checkpoint loaded = load_checkpoint(path);
+  std::filesystem::remove(path);
+  EXPECT_EQ(loaded.config.hurdle_threshold, chosen);
+  TrainedModel reloaded(*backend, loaded.config, loaded.state.parameters);
+  EXPECT_EQ(reloaded.hurdle_threshold(), chosen);
+  EXPECT_EQ(reloaded.evaluate(t.validation, DecodeMode::mode).to_json(),
+            [&] {
+              model.set_hurdle_threshold(chosen);
+              return model.evaluate(t.validation, DecodeMode::mode).to_json();
+            }());
+
+  // Only a hurdle model has a threshold to choose.
+  Trained nb = train_briefly(*backend, LossKind::nb);
+  TrainedModel nb_model(*backend, nb.run, nb.parameters);
+  EXPECT_THROW(choose_hurdle_threshold(nb_model, nb.validation), Error);
 }
 
 }  // namespace

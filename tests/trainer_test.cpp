@@ -992,15 +992,17 @@ TEST_F(CheckpointErrors, WrongMagic) {
 }
 
 TEST_F(CheckpointErrors, WrongVersion) {
-  // A newer one, and a version 1 checkpoint (before the loss parameters).
-  for (const std::uint32_t version : {kCheckpointVersion + 1, std::uint32_t{1}}) {
+  // A newer one, a version 1 checkpoint (before the loss parameters) and a version 2 one
+  // (before the hurdle threshold).
+  for (const std::uint32_t version :
+       {kCheckpointVersion + 1, std::uint32_t{1}, std::uint32_t{2}}) {
     std::vector<unsigned char> other = bytes_;
     std::memcpy(other.data() + 8, &version, sizeof version);
     write_bytes(path_, other);
     EXPECT_EQ(load_message(), path_ + ": checkpoint format version " + std::to_string(version) +
                                   ", this build reads " + std::to_string(kCheckpointVersion));
   }
-  EXPECT_EQ(kCheckpointVersion, 2u);
+  EXPECT_EQ(kCheckpointVersion, 3u);
 }
 
 TEST_F(CheckpointErrors, TruncatedAndMissing) {

@@ -19,8 +19,9 @@
 namespace sparseae {
 
 // 2: the configuration's train.loss_params (cosine_weight, zero_weight, huber_delta) replaced
-// train.cosine_weight. Other versions are refused with a message that names both.
-constexpr std::uint32_t kCheckpointVersion = 2;
+// train.cosine_weight. 3: the configuration holds hurdle_threshold. Other versions are refused
+// with a message that names both.
+constexpr std::uint32_t kCheckpointVersion = 3;
 
 // The resolved configuration of a run: what a model needs to be rebuilt and used.
 struct RunConfig {
@@ -30,6 +31,11 @@ struct RunConfig {
   // Where the training data came from: a path, or "embedded:rows=N,seed=S" for the built-in
   // generator, so that eval can rebuild the same validation rows.
   std::string data_source;
+  // hurdle, decode mode: the support probability from which an entry decodes to a non-zero.
+  // sae train and compare_losses set it at the end of training to choose_hurdle_threshold on
+  // the validation rows (a checkpoint written after an epoch holds the previous value); every
+  // decode of the model reads it. kDefaultHurdleThreshold for other losses.
+  double hurdle_threshold = kDefaultHurdleThreshold;
 };
 
 std::string run_config_to_json(const RunConfig& config);

@@ -43,6 +43,9 @@ struct ComparisonRow {
   double seconds = 0;               // training time, all epochs
   double samples_per_second = 0;    // median over the epochs
   HostCsr sample_counts;            // the first sample_rows validation rows, decoded
+  // hurdle: the support threshold of its mode decode, chosen on the validation rows
+  // (choose_hurdle_threshold) and used for metrics and sample_counts; the default otherwise.
+  double hurdle_threshold = kDefaultHurdleThreshold;
 };
 
 struct CompareObserver {

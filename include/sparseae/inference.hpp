@@ -2,6 +2,7 @@
 // A trained model put to use on any backend: codes from counts, counts from codes, and how
 // exactly the counts come back. A checkpoint trained on one backend runs on the other.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "sparseae/backend.hpp"
@@ -22,9 +23,33 @@ class TrainedModel {
   std::int64_t input_width() const { return config_.model.input_dim; }
   std::int64_t latent_width() const { return config_.model.latent; }
 
+  // hurdle, decode mode: the support probability from which an entry decodes to a non-zero
+  // (RunConfig::hurdle_threshold; kDefaultHurdleThreshold unless training chose another).
+  double hurdle_threshold() const { return config_.hurdle_threshold; }
+  // Throws Error outside [0, 1].
+  void set_hurdle_threshold(double threshold);
+
   // Latent codes of the rows of counts (raw counts, rows x input width).
   HostDense encode(const HostCsr& counts);
-  // The model's reconstruction in data units, before rounding.
+  // The model's raw outputs for the rows of counts: rows x (K * input width) for a loss with
+  // K = output_heads heads, head-major within a row (what the loss reads: logits, log-rates,
+  // log-dispersions, ...).
+  HostDense outputs(const HostCsr& counts);
+  // The raw outputs for latent codes (rows x latent width), shaped as outputs().
+  HostDense decode_outputs(const HostDense& latents);
+  // Calls visit(first_row, outputs) for each batch of the rows of counts, outputs a host copy of
+  // the batch's raw outputs (valid only during the call): outputs() without holding them all.
+  void for_each_output_batch(const HostCsr& counts,
+                             const std::function<void(std::int64_t, ConstDenseView)>& visit);
+  // Raw outputs (as outputs() and decode_outputs() return them) in data units, rows x input
+  // width: each entry's predicted mean, unrounded (EntryDecoder::value).
+  HostDense values_from_outputs(const HostDense& outputs) const;
+  // Raw outputs as counts decoded by decode (EntryDecoder::count, this model's hurdle
+  // threshold), the zeros dropped: the same counts evaluate() measures, for every loss and
+  // every decode its loss allows (mode of nb, zinb and hurdle included). Throws Error when
+  // check_decode does.
+  HostCsr counts_from_outputs(const HostDense& outputs, DecodeMode decode) const;
+  // The model's reconstruction in data units, before rounding: values_from_outputs(outputs()).
   HostDense reconstruct(const HostCsr& counts);
   // Reconstruction from latent codes (rows x latent width), in data units.
   HostDense decode(const HostDense& latents);
@@ -40,7 +65,8 @@ class TrainedModel {
   ReconstructionMetrics evaluate(const HostCsr& counts, DecodeMode decode,
                                  ReconstructionDetail* detail);
   // A reconstruction or decoding in data units (what reconstruct and decode return) as counts,
-  // decoded by decode (default: default_decode()); the zeros dropped.
+  // decoded by decode (default: default_decode()); the zeros dropped. Mode of a multi-head loss
+  // needs the raw outputs (counts_from_outputs): given the means, it throws Error.
   HostCsr to_counts(const HostDense& reconstruction) const;
   HostCsr to_counts(const HostDense& reconstruction, DecodeMode decode) const;
 
@@ -48,7 +74,7 @@ class TrainedModel {
   // Runs the network over counts batch by batch; visit(first_row, count) sees each batch.
   template <typename Visit>
   void for_each_batch(const HostCsr& counts, std::size_t end_layer, Visit visit);
-  HostDense to_data_units(HostDense outputs) const;
+  void check_outputs(const HostDense& outputs) const;
 
   Backend* backend_;
   RunConfig config_;
@@ -58,6 +84,19 @@ class TrainedModel {
 // A reconstruction in data units of a model trained with loss, as counts decoded by decode
 // (math::count_from_value); the zeros dropped. Throws Error when check_decode does.
 HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeMode decode);
+// The support-probability threshold for the hurdle model's mode decode that maximises the
+// exact-match F1 of its decoded counts (decode mode) on the rows of validation (raw counts):
+//   precision = exactly reproduced non-zeros / predicted non-zeros (entries with k != 0)
+//   recall    = exactly reproduced non-zeros / true non-zeros (entries with x != 0)
+//   F1        = 2 P R / (P + R) = 2 exact / (predicted + true), 0 when predicted + true = 0
+// where an exactly reproduced non-zero is an entry with x != 0 and k == x. The search runs over
+// the fixed grid 0.05, 0.10, ..., 0.95 (i / 20, which holds the default 0.5), F1 compared
+// exactly (as fractions); ties go to the value nearest kDefaultHurdleThreshold, then to the
+// smaller. Runs the model once over validation, whatever threshold the model holds, and
+// neither changes it nor anything else: the caller stores the result (set_hurdle_threshold,
+// RunConfig::hurdle_threshold). Throws Error for a model whose loss is not hurdle.
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation);
+
 // Rounds a reconstruction to counts (nearest non-negative integer) and keeps the non-zeros: the
 // round decode, whatever the loss.
 HostCsr round_to_counts(const HostDense& reconstruction);

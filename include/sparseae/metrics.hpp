@@ -28,6 +28,28 @@ DecodeMode default_decode(LossKind loss);
 // Every function here that decodes checks it before it decodes anything.
 void check_decode(LossKind loss, DecodeMode decode);
 
+// How the outputs of one entry become its decoded value and count: the one place every
+// decode goes through (MetricsAccumulator, TrainedModel::counts_from_outputs and
+// values_from_outputs, hence the written reconstructions and the threshold search), so that the
+// counts written and the counts measured are the same. h holds the entry's
+// output_heads(loss) outputs (head k of column c at column c + k D of the output row).
+struct EntryDecoder {
+  LossKind loss = LossKind::mse;
+  float scale = 1.0f;
+  DecodeMode decode = DecodeMode::round;
+  // hurdle, decode mode only: the support probability from which an entry is predicted non-zero.
+  double hurdle_threshold = kDefaultHurdleThreshold;
+
+  // Throws Error when check_decode(loss, decode) does, or hurdle_threshold is outside [0, 1].
+  EntryDecoder(LossKind loss, float scale, DecodeMode decode,
+               double hurdle_threshold = kDefaultHurdleThreshold);
+  std::int64_t heads() const { return output_heads(loss); }
+  // v: the predicted mean in data units, unrounded (math::head_mean).
+  float value(const float* h) const;
+  // k: the decoded count (math::head_count).
+  float count(const float* h) const;
+};
+
 // ---- metrics ----
 
 // The metrics of a reconstruction of N rows x D columns (E = N*D entries) of counts x, where
@@ -91,8 +113,9 @@ constexpr double kDevianceRateFloor = 1e-8;
 // Accumulates metrics over batches of (outputs, targets).
 class MetricsAccumulator {
  public:
-  // Throws Error when check_decode(loss, decode) does.
-  MetricsAccumulator(LossKind loss, float scale, DecodeMode decode);
+  // Throws Error when check_decode(loss, decode) does. hurdle_threshold: see EntryDecoder.
+  MetricsAccumulator(LossKind loss, float scale, DecodeMode decode,
+                     double hurdle_threshold = kDefaultHurdleThreshold);
   // With default_decode(loss).
   MetricsAccumulator(LossKind loss, float scale);
 
@@ -110,6 +133,7 @@ class MetricsAccumulator {
   LossKind loss_;
   float scale_;
   DecodeMode decode_;
+  EntryDecoder decoder_;
   std::int64_t rows_ = 0;
   std::int64_t entries_ = 0;
   double squared_error_ = 0;

@@ -42,6 +42,11 @@ struct LossParams {
 // mean.
 enum class DecodeMode : std::int32_t { round, mode, mean };
 
+// The hurdle loss's mode decode predicts a non-zero where the support probability sigmoid(s) is
+// at least a threshold: this one unless the model's checkpoint holds another, chosen on the
+// validation rows at the end of training (choose_hurdle_threshold, RunConfig::hurdle_threshold).
+constexpr double kDefaultHurdleThreshold = 0.5;
+
 DecodeMode parse_decode_mode(const std::string& name);
 const char* decode_mode_name(DecodeMode mode);
 

@@ -136,7 +136,8 @@ std::string run_config_to_json(const RunConfig& config) {
   root.set("model", model)
       .set("train", train)
       .set("scale", Json::number(config.scale))
-      .set("data_source", Json::string(config.data_source));
+      .set("data_source", Json::string(config.data_source))
+      .set("hurdle_threshold", Json::number(config.hurdle_threshold));
   return root.dump();
 }
 
@@ -188,6 +189,10 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   t.penalty.layer = static_cast<int>(penalty.at("layer").as_int());
   config.scale = static_cast<float>(root.at("scale").as_double());
   config.data_source = root.at("data_source").as_string();
+  config.hurdle_threshold = root.at("hurdle_threshold").as_double();
+  require(config.hurdle_threshold >= 0.0 && config.hurdle_threshold <= 1.0,
+          what + ": hurdle_threshold " + std::to_string(config.hurdle_threshold) +
+              " is not in [0, 1]");
   // Not stored: the output layer's heads follow from the loss (output_heads), so the format is
   // unchanged.
   m.output_heads = output_heads(t.loss);

@@ -130,7 +130,10 @@ void print_json(const std::string& backend, const std::vector<ComparisonRow>& ro
                   r.epochs.empty() ? 0.0 : r.epochs.back().train_loss, r.validation_loss);
     json += std::string(i ? ", " : "") + "{\"loss\": \"" + loss_name(r.loss) + "\", \"scale\": \"" +
             scale_mode_name(r.scale) + "\", " + numbers +
-            ", \"validation\": " + r.metrics.to_json() + "}";
+            ", \"validation\": " + r.metrics.to_json() +
+            (r.loss == LossKind::hurdle ? hurdle_threshold_json(r.hurdle_threshold)
+                                        : std::string()) +
+            "}";
   }
   std::printf("%s]}\n", json.c_str());
 }

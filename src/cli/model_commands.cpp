@@ -62,15 +62,14 @@ int run_decode(const Args& args) {
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);
-  const LossKind loss = checkpoint.config.train.loss;
-  const DecodeMode decode = decode_option(o, loss);
+  const DecodeMode decode = decode_option(o, checkpoint.config.train.loss);
   const std::string out = o.required("out");
   if (o.given("latents")) {
-    write_reconstruction(out, model.decode(read_npy(o.text("latents"), NpyValues::finite)), loss,
+    write_reconstruction(out, model,
+                         model.decode_outputs(read_npy(o.text("latents"), NpyValues::finite)),
                          decode);
   } else {
-    write_reconstruction(out, model.reconstruct(load_counts(o.text("data"), 0).matrix), loss,
-                         decode);
+    write_reconstruction(out, model, model.outputs(load_counts(o.text("data"), 0).matrix), decode);
   }
   return 0;
 }

@@ -42,6 +42,12 @@ void print_metrics_table(const ReconstructionMetrics& m) {
 
 }  // namespace
 
+std::string hurdle_threshold_json(double threshold) {
+  char text[64];
+  std::snprintf(text, sizeof text, ", \"hurdle_threshold\": %.6g", threshold);
+  return text;
+}
+
 void add_decode_option(Options& o, const std::string& use) {
   o.value("decode", "round|mode|mean", "",
           "how outputs become counts" + use +
@@ -75,9 +81,10 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   if (json) {
     std::printf(
         "{\"backend\": \"%s\", \"epochs\": %d, \"median_samples_per_second\": %.6g, "
-        "\"train_loss\": %.9g, \"validation_loss\": %.9g, \"validation\": %s}\n",
+        "\"train_loss\": %.9g, \"validation_loss\": %.9g, \"validation\": %s%s}\n",
         s.backend.c_str(), s.epochs, median_rate, train_loss, s.validation_loss,
-        s.metrics.to_json().c_str());
+        s.metrics.to_json().c_str(),
+        s.hurdle_threshold >= 0 ? hurdle_threshold_json(s.hurdle_threshold).c_str() : "");
     return;
   }
   std::printf("backend     %s\n", s.backend.c_str());
@@ -85,17 +92,20 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   std::printf("epochs      %d (median %.0f samples/s)\n", s.epochs, median_rate);
   std::printf("loss        train %.6g, validation %.6g\n", train_loss, s.validation_loss);
   if (!s.checkpoint.empty()) std::printf("checkpoint  %s\n", s.checkpoint.c_str());
+  if (s.hurdle_threshold >= 0)
+    std::printf("hurdle      support threshold %.2f (best exact-match F1 on the validation rows)\n",
+                s.hurdle_threshold);
   std::printf("validation rows (%lld), counts decoded by %s:\n",
               static_cast<long long>(s.metrics.rows), decode_mode_name(s.metrics.decode));
   print_metrics_table(s.metrics);
 }
 
-void write_reconstruction(const std::string& path, const HostDense& reconstruction, LossKind loss,
-                          DecodeMode decode) {
+void write_reconstruction(const std::string& path, const TrainedModel& model,
+                          const HostDense& outputs, DecodeMode decode) {
   if (ends_with(path, ".npy")) {
-    write_npy(path, reconstruction);
+    write_npy(path, model.values_from_outputs(outputs));
   } else if (ends_with(path, ".mtx")) {
-    write_matrix_market(path, decode_to_counts(reconstruction, loss, decode), true);
+    write_matrix_market(path, model.counts_from_outputs(outputs, decode), true);
   } else {
     throw Error(path + ": reconstructions are written as .mtx (decoded counts) or .npy (values)");
   }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/options.hpp"
+#include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
 #include "sparseae/metrics.hpp"
 #include "sparseae/trainer.hpp"
@@ -18,6 +19,8 @@ struct TrainingSummary {
   double validation_loss = 0;
   ReconstructionMetrics metrics;
   std::string checkpoint;
+  // hurdle: the support-probability threshold chosen on the validation rows (negative: none).
+  double hurdle_threshold = -1;
 };
 
 // --decode, shared by sae train, decode and eval: declares it on o.
@@ -25,11 +28,15 @@ void add_decode_option(Options& o, const std::string& use);
 // The decode mode --decode asks for (default: default_decode(loss)), checked against loss.
 DecodeMode decode_option(const Options& o, LossKind loss);
 
+// ', "hurdle_threshold": 0.35', for the JSON of sae train and compare.
+std::string hurdle_threshold_json(double threshold);
+
 void print_training_summary(const TrainingSummary& summary, bool json);
 void print_metrics(const std::string& title, const ReconstructionMetrics& metrics, bool json);
-// .mtx: counts decoded by decode from the outputs of a model trained with loss (see
-// math::count_from_value); .npy: the values in data units as they are.
-void write_reconstruction(const std::string& path, const HostDense& reconstruction, LossKind loss,
-                          DecodeMode decode);
+// outputs: the model's raw outputs (TrainedModel::outputs or decode_outputs). .mtx: the counts
+// decoded by decode (TrainedModel::counts_from_outputs, the counts its metrics measure); .npy:
+// the values in data units, unrounded (values_from_outputs).
+void write_reconstruction(const std::string& path, const TrainedModel& model,
+                          const HostDense& outputs, DecodeMode decode);
 
 }  // namespace sparseae::cli

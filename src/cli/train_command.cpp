@@ -186,6 +186,7 @@ void write_train_report(const Options& o, const RunConfig& run, const TrainingSu
   row.loss = run.train.loss;
   row.scale = run.train.scale;
   row.decode = decode;
+  row.hurdle_threshold = run.hurdle_threshold;
   row.epochs = summary.reports;
   row.validation_loss = summary.validation_loss;
   row.metrics = summary.metrics;
@@ -197,7 +198,7 @@ void write_train_report(const Options& o, const RunConfig& run, const TrainingSu
   std::sort(rates.begin(), rates.end());
   row.samples_per_second = rates.empty() ? 0.0 : rates[rates.size() / 2];
   const HostCsr samples = first_rows(trainer.validation_counts(), kReportSampleRows);
-  row.sample_counts = model.to_counts(model.reconstruct(samples), decode);
+  row.sample_counts = model.counts_from_outputs(model.outputs(samples), decode);
   write_run_report(o.text("report"), "sae train", counts,
                    {{"model", summary.model},
                     {"backend", backend.description()},
@@ -281,8 +282,14 @@ int run_train(const Args& args) {
   const std::vector<EpochReport> reports = trainer.train(observer);
 
   const Trainer::State final_state = trainer.state();
-  if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, final_state});
   TrainedModel model(*backend, run, final_state.parameters);
+  // hurdle: the support threshold of its mode decode, chosen on the validation rows, stored in
+  // the final checkpoint and used by every decode below.
+  if (run.train.loss == LossKind::hurdle) {
+    run.hurdle_threshold = choose_hurdle_threshold(model, trainer.validation_counts());
+    model.set_hurdle_threshold(run.hurdle_threshold);
+  }
+  if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, final_state});
   TrainingSummary summary;
   summary.backend = backend_name(backend->kind());
   summary.model = trainer.network().layout().describe();
@@ -293,6 +300,7 @@ int run_train(const Args& args) {
   summary.metrics = model.evaluate(trainer.validation_counts(), decode,
                                    o.given("report") ? &report_row.detail : nullptr);
   summary.checkpoint = checkpoint_path;
+  if (run.train.loss == LossKind::hurdle) summary.hurdle_threshold = run.hurdle_threshold;
   print_training_summary(summary, o.flag_set("json"));
   if (o.given("report"))
     write_train_report(o, run, summary, trainer, model, decode, counts, *backend,
@@ -300,8 +308,7 @@ int run_train(const Args& args) {
 
   if (o.given("latents")) write_npy(o.text("latents"), model.encode(counts.matrix));
   if (o.given("reconstruction"))
-    write_reconstruction(o.text("reconstruction"), model.reconstruct(counts.matrix),
-                         run.train.loss, decode);
+    write_reconstruction(o.text("reconstruction"), model, model.outputs(counts.matrix), decode);
   return 0;
 }
 

@@ -25,6 +25,20 @@ void check_decode(LossKind loss, DecodeMode decode) {
               loss_name(loss));
 }
 
+EntryDecoder::EntryDecoder(LossKind loss_kind, float data_scale, DecodeMode decode_mode,
+                           double threshold)
+    : loss(loss_kind), scale(data_scale), decode(decode_mode), hurdle_threshold(threshold) {
+  check_decode(loss, decode);
+  require(threshold >= 0.0 && threshold <= 1.0,
+          "hurdle threshold " + std::to_string(threshold) + " is not in [0, 1]");
+}
+
+float EntryDecoder::value(const float* h) const { return math::head_mean(loss, h, scale); }
+
+float EntryDecoder::count(const float* h) const {
+  return math::head_count(loss, decode, h, scale, hurdle_threshold);
+}
+
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -43,10 +57,9 @@ double poisson_rate_double(float y, float scale) {
 
 }  // namespace
 
-MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale, DecodeMode decode)
-    : loss_(loss), scale_(scale), decode_(decode) {
-  check_decode(loss, decode);
-}
+MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale, DecodeMode decode,
+                                       double hurdle_threshold)
+    : loss_(loss), scale_(scale), decode_(decode), decoder_(loss, scale, decode, hurdle_threshold) {}
 
 MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale)
     : MetricsAccumulator(loss, scale, default_decode(loss)) {}
@@ -80,10 +93,8 @@ void MetricsAccumulator::add(ConstDenseView outputs, CsrView target) {
       float h[math::kMaxHeads] = {};
       for (std::int64_t k = 0; k < heads; ++k) h[k] = outputs(r, c + k * target.cols);
       const float y = h[0];
-      const float value = heads == 1 ? math::decoded_value(loss_, y, scale_)
-                                     : math::head_mean(loss_, h, scale_);
-      const float count = heads == 1 ? math::count_from_value(loss_, decode_, value)
-                                     : math::head_count(loss_, decode_, h, scale_);
+      const float value = decoder_.value(h);
+      const float count = decoder_.count(h);
       const double xd = x;
       const double error = static_cast<double>(value) - xd;
       squared_error_ += error * error;

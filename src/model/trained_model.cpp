@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cstdlib>
 #include <numeric>
 
 #include "kernels/loss_math.hpp"
@@ -75,36 +77,84 @@ HostDense TrainedModel::encode(const HostCsr& counts) {
   return latents;
 }
 
-HostDense TrainedModel::to_data_units(HostDense outputs) const {
-  const LossKind loss = config_.train.loss;
-  const std::int64_t heads = output_heads(loss);
-  if (heads == 1) {
-    for (float& y : outputs.values) y = math::decoded_value(loss, y, config_.scale);
-    return outputs;
-  }
-  // rows x (K * D) heads to rows x D means.
-  const std::int64_t cols = outputs.cols / heads;
-  HostDense means{outputs.rows, cols, std::vector<float>(static_cast<std::size_t>(outputs.rows * cols))};
+void TrainedModel::set_hurdle_threshold(double threshold) {
+  require(threshold >= 0.0 && threshold <= 1.0,
+          "model: hurdle threshold " + std::to_string(threshold) + " is not in [0, 1]");
+  config_.hurdle_threshold = threshold;
+}
+
+void TrainedModel::check_outputs(const HostDense& outputs) const {
+  const std::int64_t width = input_width() * output_heads(config_.train.loss);
+  require(outputs.cols == width, width_mismatch("the outputs", outputs.cols, width));
+}
+
+HostDense TrainedModel::values_from_outputs(const HostDense& outputs) const {
+  check_outputs(outputs);
+  // Round is the decode every loss allows; value() does not depend on it.
+  const EntryDecoder decoder(config_.train.loss, config_.scale, DecodeMode::round,
+                             config_.hurdle_threshold);
+  const std::int64_t heads = decoder.heads();
+  const std::int64_t cols = input_width();
+  HostDense values{outputs.rows, cols, std::vector<float>(static_cast<std::size_t>(outputs.rows * cols))};
   float h[math::kMaxHeads] = {};
   for (std::int64_t r = 0; r < outputs.rows; ++r)
     for (std::int64_t c = 0; c < cols; ++c) {
       for (std::int64_t k = 0; k < heads; ++k) h[k] = outputs.values[r * outputs.cols + k * cols + c];
-      means.values[r * cols + c] = math::head_mean(loss, h, config_.scale);
+      values.values[r * cols + c] = decoder.value(h);
     }
-  return means;
+  return values;
 }
 
-HostDense TrainedModel::reconstruct(const HostCsr& counts) {
+HostCsr TrainedModel::counts_from_outputs(const HostDense& outputs, DecodeMode decode) const {
+  check_outputs(outputs);
+  const EntryDecoder decoder(config_.train.loss, config_.scale, decode, config_.hurdle_threshold);
+  const std::int64_t heads = decoder.heads();
+  const std::int64_t cols = input_width();
+  HostCsr counts;
+  counts.rows = outputs.rows;
+  counts.cols = cols;
+  counts.row_offsets.assign(1, 0);
+  float h[math::kMaxHeads] = {};
+  for (std::int64_t r = 0; r < outputs.rows; ++r) {
+    for (std::int64_t c = 0; c < cols; ++c) {
+      for (std::int64_t k = 0; k < heads; ++k) h[k] = outputs.values[r * outputs.cols + k * cols + c];
+      const float count = decoder.count(h);
+      if (count != 0.0f) {
+        counts.col_indices.push_back(static_cast<ColIndex>(c));
+        counts.values.push_back(count);
+      }
+    }
+    counts.row_offsets.push_back(static_cast<RowOffset>(counts.values.size()));
+  }
+  return counts;
+}
+
+void TrainedModel::for_each_output_batch(
+    const HostCsr& counts, const std::function<void(std::int64_t, ConstDenseView)>& visit) {
+  std::vector<float> host;
+  for_each_batch(counts, 0, [&](std::int64_t first, std::int64_t count) {
+    const DenseView out = network_.output();
+    host.resize(static_cast<std::size_t>(out.size()));
+    backend_->download_bytes(host.data(), out.data, host.size() * sizeof(float));
+    visit(first, ConstDenseView(host.data(), count, out.cols));
+  });
+}
+
+HostDense TrainedModel::outputs(const HostCsr& counts) {
   const std::int64_t width = input_width() * output_heads(config_.train.loss);
   HostDense outputs{counts.rows, width,
                     std::vector<float>(static_cast<std::size_t>(counts.rows * width))};
   for_each_batch(counts, 0, [&](std::int64_t first, std::int64_t) {
     append_rows(*backend_, network_.output(), outputs, first);
   });
-  return to_data_units(std::move(outputs));
+  return outputs;
 }
 
-HostDense TrainedModel::decode(const HostDense& latents) {
+HostDense TrainedModel::reconstruct(const HostCsr& counts) {
+  return values_from_outputs(outputs(counts));
+}
+
+HostDense TrainedModel::decode_outputs(const HostDense& latents) {
   require(latents.cols == latent_width(), width_mismatch("the codes", latents.cols, latent_width()));
   const std::int64_t width = input_width() * output_heads(config_.train.loss);
   HostDense outputs{latents.rows, width,
@@ -118,7 +168,11 @@ HostDense TrainedModel::decode(const HostDense& latents) {
     network_.decode(codes.matrix(count, latent_width()));
     append_rows(*backend_, network_.output(), outputs, first);
   }
-  return to_data_units(std::move(outputs));
+  return outputs;
+}
+
+HostDense TrainedModel::decode(const HostDense& latents) {
+  return values_from_outputs(decode_outputs(latents));
 }
 
 ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts) {
@@ -131,21 +185,18 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
 
 ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode decode,
                                              ReconstructionDetail* detail) {
-  MetricsAccumulator metrics(config_.train.loss, config_.scale, decode);
+  MetricsAccumulator metrics(config_.train.loss, config_.scale, decode, config_.hurdle_threshold);
   if (detail != nullptr) metrics.collect_detail();
-  std::vector<float> host;
   const CsrView all = counts.view();
-  for_each_batch(counts, 0, [&](std::int64_t first, std::int64_t count) {
-    const DenseView out = network_.output();
-    host.resize(static_cast<std::size_t>(out.size()));
-    backend_->download_bytes(host.data(), out.data, host.size() * sizeof(float));
+  for_each_output_batch(counts, [&](std::int64_t first, ConstDenseView out) {
+    const std::int64_t count = out.rows;
     const CsrView rows{count,
                        all.cols,
                        all.row_offsets[first + count] - all.row_offsets[first],
                        all.row_offsets + first,
                        all.col_indices,
                        all.values};
-    metrics.add(ConstDenseView(host.data(), count, out.cols), rows);
+    metrics.add(out, rows);
   });
   if (detail != nullptr) *detail = metrics.detail();
   return metrics.result();
@@ -167,6 +218,57 @@ HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeM
   HostDense counts = reconstruction;
   for (float& v : counts.values) v = math::count_from_value(loss, decode, v);
   return to_csr(counts);
+}
+
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation) {
+  const RunConfig& config = model.config();
+  require(config.train.loss == LossKind::hurdle,
+          std::string("choose_hurdle_threshold: the model's loss is ") +
+              loss_name(config.train.loss) + ", not hurdle");
+  // The grid i / 20, i = 1..19; per threshold, the exactly reproduced and the predicted
+  // non-zeros of the decoded counts (decode mode); the true non-zeros are the same for all.
+  constexpr int kGrid = 19;
+  std::vector<EntryDecoder> decoders;
+  for (int i = 1; i <= kGrid; ++i)
+    decoders.emplace_back(LossKind::hurdle, config.scale, DecodeMode::mode, i / 20.0);
+  std::vector<std::int64_t> exact(kGrid, 0), predicted(kGrid, 0);
+  std::int64_t true_nonzeros = 0;
+  const std::int64_t cols = model.input_width();
+  const CsrView target = validation.view();
+  std::vector<float> dense_row(static_cast<std::size_t>(cols));
+  model.for_each_output_batch(validation, [&](std::int64_t first, ConstDenseView out) {
+    for (std::int64_t r = 0; r < out.rows; ++r) {
+      std::fill(dense_row.begin(), dense_row.end(), 0.0f);
+      for (RowOffset k = target.row_offsets[first + r]; k < target.row_offsets[first + r + 1]; ++k)
+        dense_row[target.col_indices[k]] = target.values[k];
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const float x = dense_row[c];
+        const float h[math::kMaxHeads] = {out(r, c), out(r, c + cols), 0.0f};
+        true_nonzeros += x != 0.0f;
+        for (int i = 0; i < kGrid; ++i) {
+          const float k = decoders[i].count(h);
+          predicted[i] += k != 0.0f;
+          exact[i] += x != 0.0f && k == x;
+        }
+      }
+    }
+  });
+  // Without true non-zeros every F1 is 0: the tie goes to the default.
+  if (true_nonzeros == 0) return kDefaultHurdleThreshold;
+  // F1_i = 2 exact_i / (predicted_i + true), compared as fractions by cross-multiplying (the
+  // products are exact in long double's 64-bit mantissa below 2^32 entries).
+  const auto f1_greater = [&](int a, int b) {
+    return static_cast<long double>(exact[a]) * static_cast<long double>(predicted[b] + true_nonzeros) >
+           static_cast<long double>(exact[b]) * static_cast<long double>(predicted[a] + true_nonzeros);
+  };
+  const auto distance = [](int i) { return std::abs(i - 10); };  // from 0.5 = 10 / 20, in steps
+  int best = 9;  // 0.5
+  for (int i = 0; i < kGrid; ++i) {
+    if (f1_greater(i, best) ||
+        (!f1_greater(best, i) && distance(i + 1) < distance(best + 1)))
+      best = i;
+  }
+  return (best + 1) / 20.0;
 }
 
 HostCsr round_to_counts(const HostDense& reconstruction) {

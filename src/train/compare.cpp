@@ -67,13 +67,17 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
 
     TrainedModel model(backend, run, trainer.state().parameters);
     const HostCsr& validation = trainer.validation_counts();
+    if (loss == LossKind::hurdle) {
+      row.hurdle_threshold = choose_hurdle_threshold(model, validation);
+      model.set_hurdle_threshold(row.hurdle_threshold);
+    }
     row.metrics = model.evaluate(validation, row.decode, &row.detail);
     const std::int64_t samples = std::min(config.sample_rows, validation.rows);
     if (samples > 0) {
       std::vector<std::int64_t> first(static_cast<std::size_t>(samples));
       for (std::int64_t r = 0; r < samples; ++r) first[static_cast<std::size_t>(r)] = r;
       row.sample_counts =
-          model.to_counts(model.reconstruct(select_rows(validation, first)), row.decode);
+          model.counts_from_outputs(model.outputs(select_rows(validation, first)), row.decode);
     }
     if (observer.on_loss_done) observer.on_loss_done(row);
     rows.push_back(std::move(row));
