@@ -12,28 +12,16 @@
 #include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/ops.hpp"
+#include "test_util.hpp"
 
 namespace sparseae::test {
 namespace {
 
+using test::contains;
+using test::error_message;
+
 bool starts_with(const std::string& text, const std::string& prefix) {
   return text.compare(0, prefix.size(), prefix) == 0;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-// Runs op, which must throw Error; returns its message ("" and a failure when it does not).
-template <typename Op>
-std::string error_message(Op&& op) {
-  try {
-    op();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no sparseae::Error thrown";
-  return "";
 }
 
 // ---- backend choice ----
@@ -47,8 +35,8 @@ TEST(BackendChoice, ParsesTheThreeNames) {
 TEST(BackendChoice, RejectsOtherNamesNamingTheBadValue) {
   for (const std::string bad : {"gpu", "CPU", "", "cuda ", "automatic"}) {
     const std::string message = error_message([&] { parse_backend_choice(bad); });
-    EXPECT_TRUE(contains(message, "'" + bad + "'")) << "message \"" << message
-                                                    << "\" does not name '" << bad << "'";
+    EXPECT_TRUE(contains(message, "'" + bad + "'"))
+        << "message \"" << message << "\" does not name '" << bad << "'";
   }
 }
 
@@ -76,8 +64,8 @@ TEST(MakeBackend, AutomaticTakesCudaWhenADeviceAnswersElseCpuWithANotice) {
     EXPECT_FALSE(reason.empty()) << "cuda_device_available says no device without saying why";
     EXPECT_EQ(backend->kind(), BackendKind::cpu);
     EXPECT_TRUE(contains(notice, "using cpu")) << "notice: \"" << notice << "\"";
-    EXPECT_TRUE(contains(notice, reason)) << "notice \"" << notice << "\" omits the reason \""
-                                          << reason << "\"";
+    EXPECT_TRUE(contains(notice, reason))
+        << "notice \"" << notice << "\" omits the reason \"" << reason << "\"";
   }
   // Without a place for the notice, automatic still works.
   EXPECT_NE(make_backend(BackendChoice::automatic), nullptr);

@@ -21,6 +21,7 @@
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
+#include "test_util.hpp"
 
 #ifndef SAE_BINARY
 #error "SAE_BINARY must name the sae executable"
@@ -28,6 +29,8 @@
 
 namespace sparseae {
 namespace {
+
+using test::contains;
 
 namespace fs = std::filesystem;
 
@@ -47,10 +50,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 // The JSON object that follows "key": in text (metrics objects hold no nested braces).
@@ -101,9 +100,10 @@ class Cli : public ::testing::Test {
   static const Result& trained() {
     if (!trained_) {
       ensure_data();
-      trained_ = sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --checkpoint m.ckpt "
-                     "--metrics-log log.jsonl --json --latents z.npy --reconstruction r.mtx "
-                     "--quiet --backend cpu");
+      trained_ =
+          sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --checkpoint m.ckpt "
+              "--metrics-log log.jsonl --json --latents z.npy --reconstruction r.mtx "
+              "--quiet --backend cpu");
     }
     return *trained_;
   }
@@ -209,8 +209,8 @@ TEST_F(Cli, TrainWritesReportLogCheckpointLatentsAndReconstruction) {
 TEST_F(Cli, EncodeDecodeAndEvalUseTheCheckpoint) {
   ASSERT_TRUE(succeeded(trained()));
   ASSERT_TRUE(succeeded(sae("encode --model m.ckpt --data x.mtx --out z2.npy --backend cpu")));
-  expect_same(read_npy(file("z2.npy"), NpyValues::finite), read_npy(file("z.npy"), NpyValues::finite),
-              "encode vs train --latents");
+  expect_same(read_npy(file("z2.npy"), NpyValues::finite),
+              read_npy(file("z.npy"), NpyValues::finite), "encode vs train --latents");
 
   ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --latents z.npy --out d1.npy --backend cpu")));
   ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --data x.mtx --out d2.npy --backend cpu")));
@@ -228,8 +228,9 @@ TEST_F(Cli, EncodeDecodeAndEvalUseTheCheckpoint) {
   EXPECT_EQ(validation.out, json_object(trained().out, "validation") + "\n");
   const Result all = sae("eval --model m.ckpt --data x.mtx --json --backend cpu");
   ASSERT_TRUE(succeeded(all));
-  EXPECT_TRUE(contains(all.out, "{\"rows\": 300, \"entries\": 153600, \"decode\": \"round\", "
-                               "\"mse\": "))
+  EXPECT_TRUE(contains(all.out,
+                       "{\"rows\": 300, \"entries\": 153600, \"decode\": \"round\", "
+                       "\"mse\": "))
       << all.out;
   const Result table = sae("eval --model m.ckpt --data x.mtx --backend cpu --batch 7");
   ASSERT_TRUE(succeeded(table));
@@ -283,8 +284,9 @@ TEST_F(Cli, ResumeContinuesTheRunExactly) {
   ASSERT_TRUE(succeeded(sae("train --epochs 3 --checkpoint straight.ckpt" + common)));
   ASSERT_TRUE(succeeded(
       sae("train --epochs 2 --checkpoint split.ckpt --metrics-log split.jsonl" + common)));
-  const Result resumed = sae("train --resume split.ckpt --epochs 3 --checkpoint split.ckpt "
-                             "--metrics-log split.jsonl --data x.mtx --json --quiet --backend cpu");
+  const Result resumed =
+      sae("train --resume split.ckpt --epochs 3 --checkpoint split.ckpt "
+          "--metrics-log split.jsonl --data x.mtx --json --quiet --backend cpu");
   ASSERT_TRUE(succeeded(resumed));
   EXPECT_TRUE(contains(resumed.out, "\"epochs\": 3")) << resumed.out;
   const std::vector<std::string> log = lines_of(read_text(file("split.jsonl")));
@@ -318,9 +320,10 @@ TEST_F(Cli, ACheckpointFindsItsDataFromAnotherDirectory) {
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --json --quiet --backend cpu";
   ASSERT_TRUE(succeeded(sae("train --epochs 2 --checkpoint two.ckpt" + common)));
   ASSERT_TRUE(succeeded(sae("train --epochs 1 --checkpoint one.ckpt" + common)));
-  const Result resumed = sae("train --resume ../one.ckpt --epochs 2 --checkpoint ../one.ckpt "
-                             "--loss-every 1 --latents z1.npy --json --quiet --backend cpu",
-                             "elsewhere");
+  const Result resumed =
+      sae("train --resume ../one.ckpt --epochs 2 --checkpoint ../one.ckpt "
+          "--loss-every 1 --latents z1.npy --json --quiet --backend cpu",
+          "elsewhere");
   ASSERT_TRUE(succeeded(resumed));
   EXPECT_TRUE(contains(resumed.out, "\"epochs\": 2")) << resumed.out;
   const Checkpoint one = load_checkpoint(file("one.ckpt"));
@@ -338,10 +341,11 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
   ensure_data();
   const std::string common = " --data x.mtx --quiet --backend cpu --epochs 1 --checkpoint c.ckpt";
   {
-    ASSERT_TRUE(succeeded(sae("train --loss mae --hidden 16 --latent 4 --hidden-act tanh "
-                              "--latent-act sigmoid --output-act softplus --optimizer sgd "
-                              "--momentum 0.5 --lr 0.01 --weight-decay 1e-4" +
-                              common)));
+    ASSERT_TRUE(
+        succeeded(sae("train --loss mae --hidden 16 --latent 4 --hidden-act tanh "
+                      "--latent-act sigmoid --output-act softplus --optimizer sgd "
+                      "--momentum 0.5 --lr 0.01 --weight-decay 1e-4" +
+                      common)));
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
     EXPECT_EQ(c.train.loss, LossKind::mae);
     EXPECT_EQ(c.model.hidden_activation, Activation::tanh);
@@ -353,9 +357,10 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_EQ(c.train.optimizer.weight_decay, 1e-4f);
   }
   {
-    ASSERT_TRUE(succeeded(sae("train --loss bce --scale max --optimizer adamw --weight-decay 0.01 "
-                              "--clip-norm 1.5 --hidden 16 --latent 4 --output-act relu" +
-                              common)));
+    ASSERT_TRUE(
+        succeeded(sae("train --loss bce --scale max --optimizer adamw --weight-decay 0.01 "
+                      "--clip-norm 1.5 --hidden 16 --latent 4 --output-act relu" +
+                      common)));
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
     EXPECT_EQ(c.train.loss, LossKind::bce);
     EXPECT_EQ(c.train.scale, ScaleMode::max);
@@ -365,10 +370,11 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_EQ(c.train.optimizer.max_grad_norm, 1.5f);
   }
   {
-    ASSERT_TRUE(succeeded(sae("train --loss mse_cosine --cosine-weight 0.3 --l1 1e-4 --kl-beta "
-                              "0.01 --kl-rho 0.1 --penalty-layer 0 --hidden-act sigmoid --tied "
-                              "--hidden 24,12 --latent 6" +
-                              common)));
+    ASSERT_TRUE(
+        succeeded(sae("train --loss mse_cosine --cosine-weight 0.3 --l1 1e-4 --kl-beta "
+                      "0.01 --kl-rho 0.1 --penalty-layer 0 --hidden-act sigmoid --tied "
+                      "--hidden 24,12 --latent 6" +
+                      common)));
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
     EXPECT_EQ(c.train.loss, LossKind::mse_cosine);
     EXPECT_EQ(c.train.loss_params.cosine_weight, 0.3f);
@@ -383,8 +389,8 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
   }
   {
     // poisson: identity output (log-rates), counts unscaled; --output-act identity is accepted.
-    ASSERT_TRUE(succeeded(sae("train --loss poisson --output-act identity --hidden 16 --latent 4" +
-                              common)));
+    ASSERT_TRUE(succeeded(
+        sae("train --loss poisson --output-act identity --hidden 16 --latent 4" + common)));
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
     EXPECT_EQ(c.train.loss, LossKind::poisson);
     EXPECT_EQ(c.model.output_activation, Activation::identity);
@@ -395,8 +401,8 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     // The count likelihoods with several outputs per column: identity output, counts unscaled,
     // an NLL in the metrics, and the checkpoint evaluates with its heads (mode and mean).
     SCOPED_TRACE(loss);
-    const Result r = sae(std::string("train --loss ") + loss + " --hidden 16 --latent 4 --json" +
-                         common);
+    const Result r =
+        sae(std::string("train --loss ") + loss + " --hidden 16 --latent 4 --json" + common);
     ASSERT_TRUE(succeeded(r)) << r.err;
     EXPECT_FALSE(contains(r.out, "\"nll_bits_per_row\": null")) << r.out;
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
@@ -407,18 +413,20 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_TRUE(contains(mode.out, "\"decode\": \"mode\"")) << mode.out << mode.err;
   }
   {
-    ASSERT_TRUE(succeeded(sae("train --loss weighted_mse --zero-weight 0.25 --hidden 16 "
-                              "--latent 4" +
-                              common)));
+    ASSERT_TRUE(
+        succeeded(sae("train --loss weighted_mse --zero-weight 0.25 --hidden 16 "
+                      "--latent 4" +
+                      common)));
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
     EXPECT_EQ(c.train.loss, LossKind::weighted_mse);
     EXPECT_EQ(c.train.loss_params.zero_weight, 0.25f);
     EXPECT_EQ(c.train.loss_params.huber_delta, 1.0f) << "the default";
   }
   {
-    ASSERT_TRUE(succeeded(sae("train --loss huber --huber-delta 2.5 --output-act softplus "
-                              "--hidden 16 --latent 4" +
-                              common)));
+    ASSERT_TRUE(
+        succeeded(sae("train --loss huber --huber-delta 2.5 --output-act softplus "
+                      "--hidden 16 --latent 4" +
+                      common)));
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
     EXPECT_EQ(c.train.loss, LossKind::huber);
     EXPECT_EQ(c.train.loss_params.huber_delta, 2.5f);
@@ -426,10 +434,11 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_EQ(c.model.output_activation, Activation::softplus);
   }
   {
-    const Result r = sae("train --decoder-hidden 16,24 --hidden 20 --latent 4 --schedule cosine "
-                         "--warmup 5 --patience 1 --val-frac 0.2 --seed 7 --batch 50 "
-                         "--loss-every 2 --metrics-log d.jsonl --data x.mtx --quiet --backend cpu "
-                         "--epochs 3 --checkpoint c.ckpt");
+    const Result r =
+        sae("train --decoder-hidden 16,24 --hidden 20 --latent 4 --schedule cosine "
+            "--warmup 5 --patience 1 --val-frac 0.2 --seed 7 --batch 50 "
+            "--loss-every 2 --metrics-log d.jsonl --data x.mtx --quiet --backend cpu "
+            "--epochs 3 --checkpoint c.ckpt");
     ASSERT_TRUE(succeeded(r));
     const Checkpoint checkpoint = load_checkpoint(file("c.ckpt"));
     const RunConfig& c = checkpoint.config;
@@ -450,8 +459,9 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
   }
   {
     // The embedded dataset (no --data), sized by --rows; eval rebuilds it from the checkpoint.
-    ASSERT_TRUE(succeeded(sae("train --rows 200 --hidden 16 --latent 4 --epochs 1 --quiet "
-                              "--backend cpu --checkpoint e.ckpt --json")));
+    ASSERT_TRUE(
+        succeeded(sae("train --rows 200 --hidden 16 --latent 4 --epochs 1 --quiet "
+                      "--backend cpu --checkpoint e.ckpt --json")));
     EXPECT_EQ(load_checkpoint(file("e.ckpt")).config.data_source, "embedded:rows=200,seed=42");
     const Result eval = sae("eval --model e.ckpt --json --backend cpu");
     ASSERT_TRUE(succeeded(eval));
@@ -459,8 +469,9 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
   }
   {
     // Without --json and --quiet: the human report on stdout, progress lines on stderr.
-    const Result r = sae("train --data x.mtx --hidden 16 --latent 4 --epochs 1 --backend cpu "
-                         "--checkpoint c.ckpt --reconstruction r.npy");
+    const Result r =
+        sae("train --data x.mtx --hidden 16 --latent 4 --epochs 1 --backend cpu "
+            "--checkpoint c.ckpt --reconstruction r.npy");
     ASSERT_TRUE(succeeded(r));
     EXPECT_TRUE(contains(r.out, "validation rows (30), counts decoded by round:")) << r.out;
     EXPECT_TRUE(contains(r.err, "data: x.mtx: 300 rows x 512 columns")) << r.err;
@@ -483,7 +494,8 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
   const Case cases[] = {
       {"train --bogus 1", 1,
        "sae: error: sae train: unknown option '--bogus' (see sae train --help)"},
-      {"train --epochs abc --backend cpu", 1, "sae: error: sae train: --epochs: 'abc' is not an integer"},
+      {"train --epochs abc --backend cpu", 1,
+       "sae: error: sae train: --epochs: 'abc' is not an integer"},
       {"train --lr fast --backend cpu", 1, "sae: error: sae train: --lr: 'fast' is not a number"},
       {"train --hidden 32,x --backend cpu", 1,
        "sae: error: sae train: --hidden: '32,x' is not a comma-separated list of positive "
@@ -580,9 +592,11 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --backend gpu", 1, "sae: error: unknown backend 'gpu': expected auto, cpu or cuda"},
       // --decode: checked against the loss before any data is read; taken with --resume.
       {"train --decode mode --data missing.mtx --backend cpu", 1,
-       "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is mse"},
+       "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the "
+       "model's loss is mse"},
       {"train --loss huber --decode mode --data missing.mtx --backend cpu", 1,
-       "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is huber"},
+       "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the "
+       "model's loss is huber"},
       {"train --decode median --data missing.mtx --backend cpu", 1,
        "sae: error: unknown decode mode 'median': expected round, mode or mean"},
       {"train --resume missing.ckpt --decode mean --backend cpu", 1,
@@ -618,10 +632,13 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
 // is taken with --resume, and an mse model refuses mode with one line, before it reads data.
 TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   ASSERT_TRUE(succeeded(trained()));
-  const std::string common = " --data x.mtx --loss poisson --epochs 2 --hidden 16 --latent 4 "
-                             "--json --quiet --backend cpu";
-  const Result by_mode = sae("train --checkpoint p.ckpt --reconstruction p-mode.mtx "
-                             "--decode mode" + common);
+  const std::string common =
+      " --data x.mtx --loss poisson --epochs 2 --hidden 16 --latent 4 "
+      "--json --quiet --backend cpu";
+  const Result by_mode =
+      sae("train --checkpoint p.ckpt --reconstruction p-mode.mtx "
+          "--decode mode" +
+          common);
   ASSERT_TRUE(succeeded(by_mode));
   const std::string mode_json = json_object(by_mode.out, "validation");
   EXPECT_TRUE(contains(mode_json, "\"decode\": \"mode\"")) << mode_json;
@@ -634,7 +651,8 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   const std::string mean_json = json_object(by_mean.out, "validation");
   EXPECT_TRUE(contains(mean_json, "\"decode\": \"mean\"")) << mean_json;
   const Checkpoint p = load_checkpoint(file("p.ckpt"));
-  EXPECT_EQ(run_config_to_json(load_checkpoint(file("q.ckpt")).config), run_config_to_json(p.config))
+  EXPECT_EQ(run_config_to_json(load_checkpoint(file("q.ckpt")).config),
+            run_config_to_json(p.config))
       << "--decode is not part of the configuration";
 
   // The .mtx files hold the counts of the chosen decode.
@@ -661,9 +679,9 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   ASSERT_EQ(lines.size(), 13u) << eval_round.out;
   EXPECT_EQ(lines[0], "x.mtx (300 rows), counts decoded by round:");
   for (const char* label :
-       {"non-zero entries exact", "rows exact", "support precision", "support recall",
-        "support F1", "non-zero mae (counts)", "mse", "mae", "explained variance",
-        "poisson deviance / entry", "nll bits / row", "raw csr bytes / row"})
+       {"non-zero entries exact", "rows exact", "support precision", "support recall", "support F1",
+        "non-zero mae (counts)", "mse", "mae", "explained variance", "poisson deviance / entry",
+        "nll bits / row", "raw csr bytes / row"})
     EXPECT_TRUE(contains(eval_round.out, std::string("  ") + label + " ")) << label;
 
   // decode: --data and --latents, by the default (mean) and by --decode mode.
@@ -675,8 +693,9 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   expect_same(read_matrix_market(file("dn.mtx")), mode_counts, "decode --latents, mode");
 
   // --resume takes --decode.
-  const Result resumed = sae("train --resume q.ckpt --epochs 3 --checkpoint q.ckpt --decode round "
-                             "--json --quiet --backend cpu");
+  const Result resumed =
+      sae("train --resume q.ckpt --epochs 3 --checkpoint q.ckpt --decode round "
+          "--json --quiet --backend cpu");
   ASSERT_TRUE(succeeded(resumed));
   EXPECT_TRUE(contains(resumed.out, "\"epochs\": 3")) << resumed.out;
   EXPECT_TRUE(contains(json_object(resumed.out, "validation"), "\"decode\": \"round\""))
@@ -689,7 +708,8 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   EXPECT_TRUE(contains(mse_mean.out, "\"decode\": \"mean\"")) << mse_mean.out;
   EXPECT_TRUE(contains(mse_mean.out, "\"nll_bits_per_row\": null")) << mse_mean.out;
   const std::string refused =
-      "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is mse\n";
+      "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's "
+      "loss is mse\n";
   for (const std::string args :
        {"eval --model m.ckpt --decode mode --data missing.mtx --backend cpu",
         "eval --model m.ckpt --decode mode --backend cpu",
@@ -748,12 +768,14 @@ TEST_F(Cli, ModeDecodeWritesTheMeasuredCountsForMultiHeadLosses) {
 
     // sae decode writes the same counts, from counts and from codes; eval measures what train
     // printed (the stored threshold included).
-    ASSERT_TRUE(succeeded(sae("decode --model h.ckpt --data x.mtx --out hd.mtx --decode mode "
-                              "--backend cpu")));
+    ASSERT_TRUE(
+        succeeded(sae("decode --model h.ckpt --data x.mtx --out hd.mtx --decode mode "
+                      "--backend cpu")));
     expect_same(read_matrix_market(file("hd.mtx")), counts, "decode --data, mode");
     ASSERT_TRUE(succeeded(sae("encode --model h.ckpt --data x.mtx --out hz.npy --backend cpu")));
-    ASSERT_TRUE(succeeded(sae("decode --model h.ckpt --latents hz.npy --out hl.mtx --decode mode "
-                              "--backend cpu")));
+    ASSERT_TRUE(
+        succeeded(sae("decode --model h.ckpt --latents hz.npy --out hl.mtx --decode mode "
+                      "--backend cpu")));
     expect_same(read_matrix_market(file("hl.mtx")), counts, "decode --latents, mode");
     const Result eval = sae("eval --model h.ckpt --decode mode --json --backend cpu");
     ASSERT_TRUE(succeeded(eval));
@@ -767,8 +789,9 @@ TEST_F(Cli, ModeDecodeWritesTheMeasuredCountsForMultiHeadLosses) {
       EXPECT_EQ(c.config.hurdle_threshold,
                 choose_hurdle_threshold(fresh, select_rows(x, validation_rows)));
       EXPECT_TRUE(contains(r.out, "\"hurdle_threshold\": ")) << r.out;
-      const Result table = sae("train --loss hurdle --data x.mtx --epochs 1 --hidden 16 "
-                               "--latent 4 --quiet --backend cpu");
+      const Result table =
+          sae("train --loss hurdle --data x.mtx --epochs 1 --hidden 16 "
+              "--latent 4 --quiet --backend cpu");
       ASSERT_TRUE(succeeded(table));
       EXPECT_TRUE(contains(table.out, "hurdle      support threshold ")) << table.out;
     } else {
@@ -789,7 +812,6 @@ TEST_F(Cli, HelpAndUsage) {
   EXPECT_EQ(usage.exit_code, 2);
   EXPECT_TRUE(contains(usage.out, "usage: sae <command> [options]")) << usage.out;
 }
-
 
 TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
   ensure_data();
@@ -819,8 +841,9 @@ TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
             0u)
       << json.out;
   EXPECT_TRUE(contains(json.out, "{\"loss\": \"huber\", ")) << json.out;
-  const Result alone = sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --backend cpu "
-                           "--quiet --json --checkpoint '' --loss huber");
+  const Result alone =
+      sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --backend cpu "
+          "--quiet --json --checkpoint '' --loss huber");
   ASSERT_TRUE(succeeded(alone));
   const std::string huber = json.out.substr(json.out.find("{\"loss\": \"huber\""));
   EXPECT_EQ(json_object(huber, "validation"), json_object(alone.out, "validation"));
@@ -832,8 +855,9 @@ TEST_F(Cli, CompareWritesAnHtmlReportWithImagesForSquareData) {
   for (std::size_t i = 0; i < dense.values.size(); ++i)
     if (i % 3 == 0) dense.values[i] = static_cast<float>(1 + i % 5);
   write_matrix_market(file("square.mtx"), to_csr(dense), true);
-  const Result r = sae("compare --data square.mtx --epochs 2 --hidden 8 --latent 4 --backend cpu "
-                       "--losses mse,poisson --report 'r&eport.html' --quiet");
+  const Result r =
+      sae("compare --data square.mtx --epochs 2 --hidden 8 --latent 4 --backend cpu "
+          "--losses mse,poisson --report 'r&eport.html' --quiet");
   ASSERT_TRUE(succeeded(r));
   const std::string html = read_text(file("r&eport.html"));
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
@@ -849,8 +873,9 @@ TEST_F(Cli, CompareWritesAnHtmlReportWithImagesForSquareData) {
   EXPECT_TRUE(contains(html, "<tr><th scope=\"row\">poisson</th><td>mean</td>")) << html;
 
   // The table's percentages are the printed ones.
-  const Result table = sae("compare --data square.mtx --epochs 2 --hidden 8 --latent 4 "
-                           "--backend cpu --losses mse,poisson --quiet");
+  const Result table =
+      sae("compare --data square.mtx --epochs 2 --hidden 8 --latent 4 "
+          "--backend cpu --losses mse,poisson --quiet");
   ASSERT_TRUE(succeeded(table));
   const std::vector<std::string> lines = lines_of(table.out);
   ASSERT_EQ(lines.size(), 4u) << table.out;
@@ -862,16 +887,18 @@ TEST_F(Cli, CompareWritesAnHtmlReportWithImagesForSquareData) {
       << exact;
 
   // A report that cannot be written fails and leaves nothing.
-  const Result bad = sae("compare --data square.mtx --epochs 1 --hidden 8 --latent 4 "
-                         "--backend cpu --losses mse --report missing/r.html --quiet");
+  const Result bad =
+      sae("compare --data square.mtx --epochs 1 --hidden 8 --latent 4 "
+          "--backend cpu --losses mse --report missing/r.html --quiet");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_FALSE(fs::exists(file("missing")));
 }
 
 TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
   ensure_data();
-  const Result r = sae("train --data x.mtx --epochs 2 --hidden 16 --latent 4 --backend cpu "
-                       "--checkpoint '' --json --quiet --report t.html");
+  const Result r =
+      sae("train --data x.mtx --epochs 2 --hidden 16 --latent 4 --backend cpu "
+          "--checkpoint '' --json --quiet --report t.html");
   ASSERT_TRUE(succeeded(r));
   const std::string html = read_text(file("t.html"));
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
@@ -894,14 +921,16 @@ TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
 TEST_F(Cli, CompareRefusesBadOptionsInOneLine) {
   ensure_data();
   const std::pair<const char*, const char*> cases[] = {
-      {"compare --losses mse,mse --data x.mtx", "sae: error: compare: the loss mse is listed twice\n"},
+      {"compare --losses mse,mse --data x.mtx",
+       "sae: error: compare: the loss mse is listed twice\n"},
       {"compare --losses mse,frob --data x.mtx", nullptr},
       {"compare --losses mse, --data x.mtx",
        "sae: error: sae compare: --losses: 'mse,' is not a comma-separated list of losses\n"},
       {"compare --decode mode --data x.mtx", nullptr},
       {"compare --val-frac 0 --data x.mtx", nullptr},
-      {"compare --bogus 1", "sae: error: sae compare: unknown option '--bogus' (see sae compare "
-                            "--help)\n"}};
+      {"compare --bogus 1",
+       "sae: error: sae compare: unknown option '--bogus' (see sae compare "
+       "--help)\n"}};
   for (const auto& [args, message] : cases) {
     const Result r = sae(args);
     EXPECT_EQ(r.exit_code, 1) << args;

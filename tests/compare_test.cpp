@@ -22,32 +22,21 @@
 #include "sparseae/io.hpp"
 #include "sparseae/metrics.hpp"
 #include "sparseae/trainer.hpp"
+#include "test_util.hpp"
 
 namespace sparseae {
 namespace {
 
-namespace fs = std::filesystem;
+using test::contains;
+using test::error_message;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+namespace fs = std::filesystem;
 
 std::size_t occurrences(const std::string& text, const std::string& part) {
   std::size_t count = 0;
   for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1))
     ++count;
   return count;
-}
-
-template <typename Op>
-std::string error_message(Op&& op) {
-  try {
-    op();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no sparseae::Error thrown";
-  return "";
 }
 
 // rows x cols counts, about a third of them non-zero (1 to 4), from a fixed LCG.

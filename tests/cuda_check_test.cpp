@@ -6,21 +6,12 @@
 
 #include "cuda/cuda_check.hpp"
 #include "sparseae/error.hpp"
+#include "test_util.hpp"
 
 namespace sparseae {
 namespace {
 
-// The message of the Error that check() throws, or "" (and a test failure) when none is thrown.
-template <typename Check>
-std::string error_message(Check check) {
-  try {
-    check();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "the check did not throw";
-  return "";
-}
+using test::error_message;
 
 void expect_contains(const std::string& message, const std::string& part) {
   EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' missing from: " << message;

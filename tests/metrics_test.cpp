@@ -23,24 +23,13 @@
 #include "sparseae/io.hpp"
 #include "sparseae/metrics.hpp"
 #include "sparseae/trainer.hpp"
+#include "test_util.hpp"
 
 namespace sparseae {
 namespace {
 
-template <typename Op>
-std::string error_message(Op&& op) {
-  try {
-    op();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no sparseae::Error thrown";
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using test::contains;
+using test::error_message;
 
 HostCsr csr(std::int64_t rows, std::int64_t cols, const std::vector<float>& dense) {
   return to_csr(HostDense{rows, cols, dense});
@@ -116,11 +105,10 @@ TEST(Decode, DefaultsAndTheModeCheck) {
     EXPECT_FALSE(has_count_likelihood(loss));
     EXPECT_NO_THROW(check_decode(loss, DecodeMode::round));
     EXPECT_NO_THROW(check_decode(loss, DecodeMode::mean));
-    EXPECT_EQ(
-        error_message([&] { check_decode(loss, DecodeMode::mode); }),
-        std::string("--decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the "
-                    "model's loss is ") +
-            loss_name(loss));
+    EXPECT_EQ(error_message([&] { check_decode(loss, DecodeMode::mode); }),
+              std::string("--decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the "
+                          "model's loss is ") +
+                  loss_name(loss));
   }
   EXPECT_TRUE(has_count_likelihood(LossKind::poisson));
   for (const DecodeMode mode : {DecodeMode::round, DecodeMode::mode, DecodeMode::mean})
@@ -404,7 +392,6 @@ TEST(TrainedModelDecode, MseModelRefusesMode) {
   EXPECT_EQ(counts.col_indices, rounded.col_indices);
 }
 
-
 // ---- counts from the raw outputs, and the hurdle threshold ----
 
 // The exactly reproduced, predicted and true non-zeros of decoded counts against the truth.
@@ -554,8 +541,8 @@ TEST(HurdleThreshold, ChosenOnTrainedModelBeatsTheDefaultAndIsCheckpointed) {
     return exact_counts(model.counts_from_outputs(outputs, DecodeMode::mode), t.validation).f1();
   };
   const double best = f1_at(chosen);
-  std::printf("  hurdle, 2 epochs: threshold %.2f, exact-match F1 %.4f (0.5: %.4f)\n", chosen,
-              best, f1_at(0.5));
+  std::printf("  hurdle, 2 epochs: threshold %.2f, exact-match F1 %.4f (0.5: %.4f)\n", chosen, best,
+              f1_at(0.5));
   EXPECT_GE(best, f1_at(0.5));
   for (int i = 1; i <= 19; ++i) EXPECT_LE(f1_at(i / 20.0), best) << i / 20.0;
 
@@ -572,11 +559,10 @@ TEST(HurdleThreshold, ChosenOnTrainedModelBeatsTheDefaultAndIsCheckpointed) {
   EXPECT_EQ(loaded.config.hurdle_threshold, chosen);
   TrainedModel reloaded(*backend, loaded.config, loaded.state.parameters);
   EXPECT_EQ(reloaded.hurdle_threshold(), chosen);
-  EXPECT_EQ(reloaded.evaluate(t.validation, DecodeMode::mode).to_json(),
-            [&] {
-              model.set_hurdle_threshold(chosen);
-              return model.evaluate(t.validation, DecodeMode::mode).to_json();
-            }());
+  EXPECT_EQ(reloaded.evaluate(t.validation, DecodeMode::mode).to_json(), [&] {
+    model.set_hurdle_threshold(chosen);
+    return model.evaluate(t.validation, DecodeMode::mode).to_json();
+  }());
 
   // Only a hurdle model has a threshold to choose.
   Trained nb = train_briefly(*backend, LossKind::nb);

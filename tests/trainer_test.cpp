@@ -28,24 +28,16 @@
 #include "sparseae/metrics.hpp"
 #include "sparseae/network.hpp"
 #include "sparseae/trainer.hpp"
+#include "test_util.hpp"
 
 namespace sparseae::test {
 namespace {
 
+using test::error_message;
+
 namespace fs = std::filesystem;
 
 // ---- helpers ----
-
-template <typename Op>
-std::string error_message(Op&& op) {
-  try {
-    op();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no sparseae::Error thrown";
-  return "";
-}
 
 // A fresh directory per test, removed afterwards.
 class TempDir {
@@ -54,8 +46,8 @@ class TempDir {
     const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = std::string(test->test_suite_name()) + "-" + test->name();
     std::replace(name.begin(), name.end(), '/', '_');
-    path_ = fs::temp_directory_path() /
-            ("sparseae-trainer-" + name + "-" + std::to_string(::getpid()));
+    path_ =
+        fs::temp_directory_path() / ("sparseae-trainer-" + name + "-" + std::to_string(::getpid()));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -73,7 +65,8 @@ std::vector<unsigned char> read_bytes(const std::string& path) {
 
 void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 HostCsr topic_counts(std::int64_t rows) {
@@ -107,10 +100,10 @@ std::unique_ptr<Backend> cpu() { return make_backend(BackendChoice::cpu); }
 // 2 threads): validation loss 0.2722 -> 0.0821, exact non-zeros 1.0 % -> 26.7 %, support
 // precision 5 % -> 68 %, recall 3 % -> 61 %, about 0.6 s.
 TEST(Trainer, TrainingLowersValidationLossAndRaisesExactNonZeros) {
-  constexpr double kLossRatio = 0.45;      // measured 0.30
-  constexpr double kExactBefore = 0.05;    // measured 0.010
-  constexpr double kExactAfter = 0.20;     // measured 0.267
-  constexpr double kSupportAfter = 0.5;    // measured 0.68 precision, 0.61 recall
+  constexpr double kLossRatio = 0.45;    // measured 0.30
+  constexpr double kExactBefore = 0.05;  // measured 0.010
+  constexpr double kExactAfter = 0.20;   // measured 0.267
+  constexpr double kSupportAfter = 0.5;  // measured 0.68 precision, 0.61 recall
   const auto backend = cpu();
   const HostCsr data = topic_counts(3000);
   const ModelConfig model = small_model(data.cols);
@@ -166,8 +159,8 @@ std::vector<double> symmetric_eigenvalues(std::vector<double> a, int n) {
         if (std::fabs(at(p, q)) < 1e-300) continue;
         // The rotation that zeroes a(p, q) (Golub & Van Loan, symmetric Schur decomposition).
         const double theta = (at(q, q) - at(p, p)) / (2.0 * at(p, q));
-        const double t = (theta >= 0 ? 1.0 : -1.0) /
-                         (std::fabs(theta) + std::sqrt(theta * theta + 1.0));
+        const double t =
+            (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1.0));
         const double c = 1.0 / std::sqrt(t * t + 1.0);
         const double s = t * c;
         for (int k = 0; k < n; ++k) {  // columns p and q
@@ -229,7 +222,8 @@ TEST(Trainer, LinearAutoencoderReachesThePcaOptimum) {
   Trainer trainer(*backend, model, train, data);
   trainer.train();
 
-  const HostCsr rows = select_rows(data, split_rows(data.rows, train.val_fraction, train.seed).first);
+  const HostCsr rows =
+      select_rows(data, split_rows(data.rows, train.val_fraction, train.seed).first);
   ASSERT_EQ(rows.rows, trainer.train_rows());
   const int d = 24;
   const HostDense dense = to_dense(rows);
@@ -255,8 +249,9 @@ TEST(Trainer, LinearAutoencoderReachesThePcaOptimum) {
       TrainedModel(*backend, run_config(model, train, trainer.scale()), trainer.state().parameters)
           .evaluate(rows)
           .mse;
-  std::printf("  linear AE train mse %.6f, PCA optimum %.6f (ratio %.5f), total variance / d %.6f\n",
-              trained, optimum, trained / optimum, total_variance / d);
+  std::printf(
+      "  linear AE train mse %.6f, PCA optimum %.6f (ratio %.5f), total variance / d %.6f\n",
+      trained, optimum, trained / optimum, total_variance / d);
   // Not vacuous: 4 components explain a good share of the variance.
   EXPECT_LT(optimum, 0.8 * total_variance / d);
   EXPECT_LE(trained, kWithinOptimum * optimum);
@@ -290,7 +285,7 @@ TEST(SplitRows, SizesAtTheEdges) {
     return std::make_pair(split.first.size(), split.second.size());
   };
   EXPECT_EQ(sizes(10, 0.0), std::make_pair(std::size_t{10}, std::size_t{0}));
-  EXPECT_EQ(sizes(2, 0.01), std::make_pair(std::size_t{1}, std::size_t{1}));  // at least one
+  EXPECT_EQ(sizes(2, 0.01), std::make_pair(std::size_t{1}, std::size_t{1}));   // at least one
   EXPECT_EQ(sizes(10, 0.99), std::make_pair(std::size_t{1}, std::size_t{9}));  // one left to train
   EXPECT_EQ(sizes(7, 0.5), std::make_pair(std::size_t{3}, std::size_t{4}));    // llround(3.5)
   EXPECT_EQ(sizes(1, 0.5), std::make_pair(std::size_t{1}, std::size_t{0}));
@@ -531,7 +526,8 @@ TEST(Trainer, ClippingBoundsTheStepByTheGlobalNorm) {
   const std::vector<float> after = trainer.network().parameters().download();
   double moved = 0.0;
   for (std::size_t i = 0; i < before.size(); ++i)
-    moved += (static_cast<double>(after[i]) - before[i]) * (static_cast<double>(after[i]) - before[i]);
+    moved +=
+        (static_cast<double>(after[i]) - before[i]) * (static_cast<double>(after[i]) - before[i]);
   EXPECT_NEAR(std::sqrt(moved), kMaxNorm, kTolerance * kMaxNorm);
 }
 
@@ -547,16 +543,17 @@ TEST(Trainer, EveryLossPenaltyAndOptimizerTrains) {
     OptimizerKind optimizer;
     bool tied;
   };
-  const Case cases[] = {{"mae", LossKind::mae, 0, 0, OptimizerKind::adam, false},
-                        {"bce", LossKind::bce, 0, 0, OptimizerKind::adamw, false},
-                        {"mse_cosine + l1", LossKind::mse_cosine, 1e-3f, 0, OptimizerKind::adam, true},
-                        {"mse + kl, sgd", LossKind::mse, 0, 0.1f, OptimizerKind::sgd, false},
-                        {"poisson", LossKind::poisson, 0, 0, OptimizerKind::adam, false},
-                        {"weighted_mse, tied", LossKind::weighted_mse, 0, 0, OptimizerKind::adam, true},
-                        {"huber + l1, adamw", LossKind::huber, 1e-3f, 0, OptimizerKind::adamw, false},
-                        {"nb", LossKind::nb, 0, 0, OptimizerKind::adam, false},
-                        {"zinb + l1", LossKind::zinb, 1e-3f, 0, OptimizerKind::adam, false},
-                        {"hurdle, adamw", LossKind::hurdle, 0, 0, OptimizerKind::adamw, false}};
+  const Case cases[] = {
+      {"mae", LossKind::mae, 0, 0, OptimizerKind::adam, false},
+      {"bce", LossKind::bce, 0, 0, OptimizerKind::adamw, false},
+      {"mse_cosine + l1", LossKind::mse_cosine, 1e-3f, 0, OptimizerKind::adam, true},
+      {"mse + kl, sgd", LossKind::mse, 0, 0.1f, OptimizerKind::sgd, false},
+      {"poisson", LossKind::poisson, 0, 0, OptimizerKind::adam, false},
+      {"weighted_mse, tied", LossKind::weighted_mse, 0, 0, OptimizerKind::adam, true},
+      {"huber + l1, adamw", LossKind::huber, 1e-3f, 0, OptimizerKind::adamw, false},
+      {"nb", LossKind::nb, 0, 0, OptimizerKind::adam, false},
+      {"zinb + l1", LossKind::zinb, 1e-3f, 0, OptimizerKind::adam, false},
+      {"hurdle, adamw", LossKind::hurdle, 0, 0, OptimizerKind::adamw, false}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.label);
     ModelConfig model = small_model(data.cols);
@@ -637,9 +634,10 @@ TEST(Trainer, PoissonTrainingLowersValidationNll) {
   EXPECT_NEAR(before, nll(), kNllAgreement * before);
   const std::vector<EpochReport> reports = trainer.train();
   const double after = trainer.validation_loss();
-  std::printf("  poisson validation NLL (nats per entry): before %.5f, after %.5f, column-rate "
-              "baseline %.5f\n",
-              before, after, baseline);
+  std::printf(
+      "  poisson validation NLL (nats per entry): before %.5f, after %.5f, column-rate "
+      "baseline %.5f\n",
+      before, after, baseline);
   EXPECT_NEAR(after, nll(), kNllAgreement * after);
   EXPECT_DOUBLE_EQ(reports.back().val_loss, after);
   EXPECT_LT(after, kNllRatio * before);
@@ -676,10 +674,11 @@ TEST(Trainer, NbTrainingLowersValidationNll) {
   const HostCsr& validation = trainer.validation_counts();
   const ReconstructionMetrics metrics = trained.evaluate(validation);
   const ReconstructionMetrics mode = trained.evaluate(validation, DecodeMode::mode);
-  std::printf("  nb validation NLL (nats per entry): before %.5f, after %.5f; %.1f bits per row; "
-              "exact non-zeros mean %.3f, mode %.3f\n",
-              before, after, metrics.nll_bits_per_row, metrics.nonzero_exact_fraction,
-              mode.nonzero_exact_fraction);
+  std::printf(
+      "  nb validation NLL (nats per entry): before %.5f, after %.5f; %.1f bits per row; "
+      "exact non-zeros mean %.3f, mode %.3f\n",
+      before, after, metrics.nll_bits_per_row, metrics.nonzero_exact_fraction,
+      mode.nonzero_exact_fraction);
   EXPECT_LT(after, 0.5 * before);
   // The metrics' NLL (double, per row, in bits) is the trainer's (float rows, per entry, nats).
   EXPECT_NEAR(metrics.nll_bits_per_row,
@@ -725,9 +724,10 @@ TEST(Trainer, L1PenaltySparsifiesThePenalisedLayer) {
   const auto none = zero_fractions(0.0f, -1);
   const auto latent = zero_fractions(0.01f, -1);
   const auto hidden = zero_fractions(0.01f, 0);
-  std::printf("  zero fractions (latent, hidden 0): none %.3f %.3f, l1 on latent %.3f %.3f, "
-              "l1 on layer 0 %.3f %.3f\n",
-              none.first, none.second, latent.first, latent.second, hidden.first, hidden.second);
+  std::printf(
+      "  zero fractions (latent, hidden 0): none %.3f %.3f, l1 on latent %.3f %.3f, "
+      "l1 on layer 0 %.3f %.3f\n",
+      none.first, none.second, latent.first, latent.second, hidden.first, hidden.second);
   EXPECT_LT(none.first, kUnpenalised);
   EXPECT_LT(none.second, kUnpenalised);
   EXPECT_GT(latent.first, kSparse);
@@ -778,9 +778,10 @@ TEST(Trainer, KlPenaltyPullsTheMeanLatentActivationTowardRho) {
   const std::vector<double> none = unit_means(0.0f);
   const std::vector<double> kl = unit_means(1.0f);
   const double largest = *std::max_element(kl.begin(), kl.end());
-  std::printf("  mean latent activation: no penalty %.4f, kl rho %.2f beta 1 %.4f (largest unit "
-              "%.4f)\n",
-              mean_of(none), kRho, mean_of(kl), largest);
+  std::printf(
+      "  mean latent activation: no penalty %.4f, kl rho %.2f beta 1 %.4f (largest unit "
+      "%.4f)\n",
+      mean_of(none), kRho, mean_of(kl), largest);
   EXPECT_GT(mean_of(none), 0.2);                   // measured 0.434: far from rho unpenalised
   EXPECT_LT(std::fabs(mean_of(kl) - kRho), 0.02);  // measured 0.0043 off
   EXPECT_LT(largest, 0.15);                        // measured 0.0591: every unit, not the mean
@@ -803,8 +804,8 @@ TEST(Metrics, HandMadeCase) {
   target.row_offsets = {0, 2, 3, 3};
   target.col_indices = {0, 2, 1};
   target.values = {2, 1, 3};
-  const std::vector<float> outputs = {2.2f, 0.4f, 0.6f, 0.51f, -0.7f, 2.4f, 0.2f, 0.0f,
-                                      0.49f, -3.0f, 0.1f, 0.3f};
+  const std::vector<float> outputs = {2.2f, 0.4f, 0.6f,  0.51f, -0.7f, 2.4f,
+                                      0.2f, 0.0f, 0.49f, -3.0f, 0.1f,  0.3f};
   const auto check = [&](const ReconstructionMetrics& m) {
     EXPECT_EQ(m.rows, 3);
     EXPECT_EQ(m.entries, 12);
@@ -994,8 +995,7 @@ TEST_F(CheckpointErrors, WrongMagic) {
 TEST_F(CheckpointErrors, WrongVersion) {
   // A newer one, a version 1 checkpoint (before the loss parameters) and a version 2 one
   // (before the hurdle threshold).
-  for (const std::uint32_t version :
-       {kCheckpointVersion + 1, std::uint32_t{1}, std::uint32_t{2}}) {
+  for (const std::uint32_t version : {kCheckpointVersion + 1, std::uint32_t{1}, std::uint32_t{2}}) {
     std::vector<unsigned char> other = bytes_;
     std::memcpy(other.data() + 8, &version, sizeof version);
     write_bytes(path_, other);
@@ -1009,7 +1009,8 @@ TEST_F(CheckpointErrors, TruncatedAndMissing) {
   write_bytes(path_, std::vector<unsigned char>(bytes_.begin(), bytes_.begin() + 12));
   EXPECT_EQ(load_message(), path_ + ": truncated checkpoint (header)");
   // Cut in the middle: the trailing hash is gone, so the checksum cannot match.
-  write_bytes(path_, std::vector<unsigned char>(bytes_.begin(), bytes_.begin() + bytes_.size() / 2));
+  write_bytes(path_,
+              std::vector<unsigned char>(bytes_.begin(), bytes_.begin() + bytes_.size() / 2));
   EXPECT_EQ(load_message(), path_ + ": checkpoint checksum mismatch (the file is corrupt)");
   const std::string missing = dir_.file("absent.ckpt");
   EXPECT_EQ(error_message([&] { load_checkpoint(missing); }), missing + ": cannot open checkpoint");
