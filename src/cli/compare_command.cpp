@@ -142,10 +142,7 @@ void print_json(const std::string& backend, const std::vector<ComparisonRow>& ro
 
 int run_compare(const Args& args) {
   Options o = compare_options();
-  if (!o.parse(args)) {
-    std::cout << o.help();
-    return 0;
-  }
+  if (!o.parse(args)) return 0;
   // Every option is checked before the data is read.
   CompareConfig config = config_from(o);
   const auto backend = open_backend(o.text("backend"));

@@ -19,10 +19,7 @@ int run_gen(const Args& args) {
       .value("topics", "K", std::to_string(defaults.topics), "topics")
       .value("nnz", "M", "20", "mean non-zeros per row")
       .value("seed", "N", std::to_string(defaults.seed), "seed");
-  if (!o.parse(args)) {
-    std::cout << o.help();
-    return 0;
-  }
+  if (!o.parse(args)) return 0;
   TopicDataConfig config;
   config.rows = o.integer("rows");
   config.cols = o.integer("cols");

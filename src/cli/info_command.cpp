@@ -13,10 +13,7 @@ int run_info(const Args& args) {
             "Prints what this build contains and which backend a run would use; asking for cuda\n"
             "where no device answers is an error.");
   o.value("backend", "auto|cpu|cuda", "auto", "the backend to open");
-  if (!o.parse(args)) {
-    std::cout << o.help();
-    return 0;
-  }
+  if (!o.parse(args)) return 0;
   std::cout << build_info() << "\n";
   const auto backend = open_backend(o.text("backend"));
   std::cout << "backend " << backend_name(backend->kind()) << ": " << backend->description()

@@ -34,10 +34,7 @@ int run_encode(const Args& args) {
   Options o = model_options("sae encode", "Writes the latent code of every row of --data.");
   o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (required)")
       .value("out", "PATH", "", "latent codes, .npy float32 (required)");
-  if (!o.parse(args)) {
-    std::cout << o.help();
-    return 0;
-  }
+  if (!o.parse(args)) return 0;
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);
@@ -54,10 +51,7 @@ int run_decode(const Args& args) {
       .value("data", "PATH", "", "counts to encode and reconstruct")
       .value("out", "PATH", "", ".mtx decoded counts or .npy values (required)");
   add_decode_option(o, " in .mtx");
-  if (!o.parse(args)) {
-    std::cout << o.help();
-    return 0;
-  }
+  if (!o.parse(args)) return 0;
   require(o.given("latents") != o.given("data"), "sae decode: give exactly one of --latents, --data");
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
@@ -81,10 +75,7 @@ int run_eval(const Args& args) {
       "validation rows of the data the model was trained on.");
   o.value("data", "PATH", "", "counts to evaluate on").flag("json", "print JSON");
   add_decode_option(o, "");
-  if (!o.parse(args)) {
-    std::cout << o.help();
-    return 0;
-  }
+  if (!o.parse(args)) return 0;
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <iostream>
 #include <sstream>
 
 #include "sparseae/error.hpp"
@@ -35,7 +36,10 @@ void Options::fail(const std::string& name, const std::string& reason) const {
 bool Options::parse(const std::vector<std::string>& args) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    if (arg == "--help" || arg == "-h") return false;
+    if (arg == "--help" || arg == "-h") {
+      std::cout << help();
+      return false;
+    }
     if (arg.rfind("--", 0) != 0)
       throw Error(command_ + ": unexpected argument '" + arg + "' (see " + command_ + " --help)");
     std::string name = arg.substr(2);

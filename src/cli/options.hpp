@@ -19,7 +19,7 @@ class Options {
   Options& value(const std::string& name, const std::string& metavar,
                  const std::string& default_value, const std::string& help);
 
-  // Returns false when --help was asked for (the caller prints help()).
+  // Returns false when --help was asked for, after printing help() to stdout.
   bool parse(const std::vector<std::string>& args);
   std::string help() const;
 

@@ -211,10 +211,7 @@ void write_train_report(const Options& o, const RunConfig& run, const TrainingSu
 
 int run_train(const Args& args) {
   Options o = train_options();
-  if (!o.parse(args)) {
-    std::cout << o.help();
-    return 0;
-  }
+  if (!o.parse(args)) return 0;
   const bool resume = o.given("resume");
   // Every option is checked before the data is read, so that a mistyped one fails at once, in
   // one line, rather than after loading a large file (the width is the data's, known later).
