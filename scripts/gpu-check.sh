@@ -45,6 +45,7 @@ run_checks() {
   mkdir -p "$out" "$bundle"
   tar -xzf "$archive" -C "$bundle" || { echo "gpu-check: no $archive (run bundle first)" >&2; return 1; }
   export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export SAE_BINARY="$bundle/bin/sae"  # the CLI tests run this copy, not the build path
   local bin=$bundle/bin results=$out/gpu-check-results.md status=0
   local cuda_filter='*cuda*:*Cuda*'
   step() {  # step NAME COMMAND...: runs it, logs to $out/NAME.log, records pass/fail

@@ -1,4 +1,4 @@
-// The real `sae` binary (its path compiled in as SAE_BINARY) run on small files: gen, train with
+// The real `sae` binary (its path compiled in as SAE_BINARY, or $SAE_BINARY) run on small files: gen, train with
 // every output it can write, every input format, encode / decode / eval on the checkpoint,
 // --resume, every train flag at least once, and bad input that must fail with one clear line.
 // Everything runs on the cpu backend with tiny data and one or two epochs.
@@ -31,6 +31,13 @@ namespace sparseae {
 namespace {
 
 using test::contains;
+
+// The binary under test: the one built beside this test, unless the environment names another
+// (the GPU check runs a carried copy whose build path does not exist on that machine).
+std::string sae_binary() {
+  const char* from_environment = std::getenv("SAE_BINARY");
+  return from_environment != nullptr ? from_environment : SAE_BINARY;
+}
 
 namespace fs = std::filesystem;
 
@@ -79,7 +86,7 @@ class Cli : public ::testing::Test {
   static Result sae(const std::string& args, const std::string& subdir = "") {
     const std::string out = file("stdout.txt");
     const std::string err = file("stderr.txt");
-    const std::string command = "cd '" + (dir_ / subdir).string() + "' && '" SAE_BINARY "' " +
+    const std::string command = "cd '" + (dir_ / subdir).string() + "' && '" + sae_binary() + "' " +
                                 args + " > '" + out + "' 2> '" + err + "'";
     const int status = std::system(command.c_str());
     Result result;
