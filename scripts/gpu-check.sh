@@ -46,6 +46,9 @@ run_checks() {
   tar -xzf "$archive" -C "$bundle" || { echo "gpu-check: no $archive (run bundle first)" >&2; return 1; }
   export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export SAE_BINARY="$bundle/bin/sae"  # the CLI tests run this copy, not the build path
+  local sanitizer
+  sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
+    /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -n 1)
   local bin=$bundle/bin results=$out/gpu-check-results.md status=0
   local cuda_filter='*cuda*:*Cuda*'
   step() {  # step NAME COMMAND...: runs it, logs to $out/NAME.log, records pass/fail
@@ -71,9 +74,9 @@ run_checks() {
   } >"$results"
   step sae-info "$bin/sae" info --backend cuda
   step tests-all "$bin/sparseae_tests" --gtest_brief=1
-  step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
+  step memcheck "${sanitizer:-compute-sanitizer}" --tool memcheck --error-exitcode 1 \
     "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
-  step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 \
+  step racecheck "${sanitizer:-compute-sanitizer}" --tool racecheck --error-exitcode 1 \
     "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
   step train-cuda "$bin/sae" train --backend cuda --epochs 5 --checkpoint /tmp/cuda.ckpt --json
   step train-cpu "$bin/sae" train --backend cpu --epochs 1 --checkpoint "" --json
