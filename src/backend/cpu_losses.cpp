@@ -1,6 +1,7 @@
 // The cpu backend's losses, penalties and norms: the same row-per-task structure as the cuda
 // kernels, with the per-element math of kernels/loss_math.hpp.
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu_backend.hpp"
@@ -14,10 +15,12 @@ namespace {
 // The losses with K > 1 outputs per entry (math::head_loss_term): y and grad are rows x (K*D)
 // against a rows x D target, head k of column c at column c + k*D. Split as the single-output
 // losses: every head's zero-target gradient at every entry, then the full term at the non-zeros,
-// which overwrites their gradients. Normalised by the rows x D entries of the target.
-template <int kHeads>
-void multi_head_loss(LossKind kind, ConstDenseView y, CsrView target, DenseView grad,
+// which overwrites their gradients (a dense target gives the full term in the first pass).
+// Normalised by the rows x D entries of the target.
+template <int kHeads, typename Target>
+void multi_head_loss(LossKind kind, ConstDenseView y, Target target, DenseView grad,
                      float* row_loss) {
+  constexpr bool kDense = std::is_same_v<Target, ConstDenseView>;
   const std::int64_t cols = target.cols;
   const float entry_scale =
       1.0f / static_cast<float>(std::max<std::int64_t>(1, y.rows * cols));
@@ -27,37 +30,21 @@ void multi_head_loss(LossKind kind, ConstDenseView y, CsrView target, DenseView 
     float h[math::kMaxHeads] = {};
     for (std::int64_t c = 0; c < cols; ++c) {
       for (int k = 0; k < kHeads; ++k) h[k] = y(r, c + k * cols);
-      const math::HeadTerm zero = math::head_loss_term(kind, h, 0.0f);
-      loss += zero.value;
-      for (int k = 0; k < kHeads; ++k) grad(r, c + k * cols) = entry_scale * zero.grad[k];
-    }
-    for (RowOffset i = target.row_offsets[r]; i < target.row_offsets[r + 1]; ++i) {
-      const std::int64_t c = target.col_indices[i];
-      for (int k = 0; k < kHeads; ++k) h[k] = y(r, c + k * cols);
-      const math::HeadTerm zero = math::head_loss_term(kind, h, 0.0f);
-      const math::HeadTerm full = math::head_loss_term(kind, h, target.values[i]);
-      loss += full.value - zero.value;
-      for (int k = 0; k < kHeads; ++k) grad(r, c + k * cols) = entry_scale * full.grad[k];
-    }
-    row_loss[r] = static_cast<float>(loss * entry_scale);
-  }
-}
-
-template <int kHeads>
-void multi_head_loss(LossKind kind, ConstDenseView y, ConstDenseView target, DenseView grad,
-                     float* row_loss) {
-  const std::int64_t cols = target.cols;
-  const float entry_scale =
-      1.0f / static_cast<float>(std::max<std::int64_t>(1, y.rows * cols));
-#pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < y.rows; ++r) {
-    double loss = 0.0;
-    float h[math::kMaxHeads] = {};
-    for (std::int64_t c = 0; c < cols; ++c) {
-      for (int k = 0; k < kHeads; ++k) h[k] = y(r, c + k * cols);
-      const math::HeadTerm term = math::head_loss_term(kind, h, target(r, c));
+      float x = 0.0f;
+      if constexpr (kDense) x = target(r, c);
+      const math::HeadTerm term = math::head_loss_term(kind, h, x);
       loss += term.value;
       for (int k = 0; k < kHeads; ++k) grad(r, c + k * cols) = entry_scale * term.grad[k];
+    }
+    if constexpr (!kDense) {
+      for (RowOffset i = target.row_offsets[r]; i < target.row_offsets[r + 1]; ++i) {
+        const std::int64_t c = target.col_indices[i];
+        for (int k = 0; k < kHeads; ++k) h[k] = y(r, c + k * cols);
+        const math::HeadTerm zero = math::head_loss_term(kind, h, 0.0f);
+        const math::HeadTerm full = math::head_loss_term(kind, h, target.values[i]);
+        loss += full.value - zero.value;
+        for (int k = 0; k < kHeads; ++k) grad(r, c + k * cols) = entry_scale * full.grad[k];
+      }
     }
     row_loss[r] = static_cast<float>(loss * entry_scale);
   }
