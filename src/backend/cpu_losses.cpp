@@ -65,57 +65,14 @@ bool run_multi_head(LossKind kind, ConstDenseView y, Target target, DenseView gr
   }
 }
 
-}  // namespace
-
-void CpuBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
-                                     CsrView target, DenseView grad, float* row_loss) {
-  check_loss(kind, y, target, grad);
-  if (run_multi_head(kind, y, target, grad, row_loss)) return;
-  const float entry_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, y.size()));
-  const float row_scale =
-      params.cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
-#pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < y.rows; ++r) {
-    const RowOffset begin = target.row_offsets[r];
-    const RowOffset end = target.row_offsets[r + 1];
-    double loss = 0.0;
-    for (std::int64_t c = 0; c < y.cols; ++c) {
-      const math::LossTerm zero = math::loss_term(kind, y(r, c), 0.0f, params);
-      loss += zero.value;
-      grad(r, c) = entry_scale * zero.grad;
-    }
-    for (RowOffset k = begin; k < end; ++k) {
-      const std::int64_t c = target.col_indices[k];
-      const math::LossTerm zero = math::loss_term(kind, y(r, c), 0.0f, params);
-      const math::LossTerm full = math::loss_term(kind, y(r, c), target.values[k], params);
-      loss += static_cast<double>(full.value) - zero.value;
-      grad(r, c) = entry_scale * full.grad;
-    }
-    loss *= entry_scale;
-    if (kind == LossKind::mse_cosine) {
-      double yy = 0.0, xx = 0.0, xy = 0.0;
-      for (std::int64_t c = 0; c < y.cols; ++c) yy += static_cast<double>(y(r, c)) * y(r, c);
-      for (RowOffset k = begin; k < end; ++k) {
-        const double x = target.values[k];
-        xx += x * x;
-        xy += x * y(r, target.col_indices[k]);
-      }
-      const math::CosineRow cosine = math::cosine_row(static_cast<float>(yy),
-                                                      static_cast<float>(xx),
-                                                      static_cast<float>(xy));
-      loss += static_cast<double>(row_scale) * cosine.loss;
-      for (std::int64_t c = 0; c < y.cols; ++c) grad(r, c) += row_scale * cosine.y_coefficient * y(r, c);
-      for (RowOffset k = begin; k < end; ++k)
-        grad(r, target.col_indices[k]) += row_scale * cosine.x_coefficient * target.values[k];
-    }
-    row_loss[r] = static_cast<float>(loss);
-  }
-}
-
-void CpuBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
-                                     ConstDenseView target, DenseView grad, float* row_loss) {
-  check_loss(kind, y, target, grad);
-  if (run_multi_head(kind, y, target, grad, row_loss)) return;
+// The losses with one output per entry, split as the cuda kernel: on a CSR target the zero-target
+// term at every entry, then the full term at the non-zeros; on a dense target the full term in
+// one pass. mse_cosine adds its per-row cosine term.
+template <typename Target>
+void single_head_loss(LossKind kind, const LossParams& params, ConstDenseView y, Target target,
+                      DenseView grad, float* row_loss) {
+  constexpr bool kDense = std::is_same_v<Target, ConstDenseView>;
+  const bool cosine = kind == LossKind::mse_cosine;
   const float entry_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, y.size()));
   const float row_scale =
       params.cosine_weight / static_cast<float>(std::max<std::int64_t>(1, y.rows));
@@ -124,25 +81,68 @@ void CpuBackend::reconstruction_loss(LossKind kind, const LossParams& params, Co
     double loss = 0.0, yy = 0.0, xx = 0.0, xy = 0.0;
     for (std::int64_t c = 0; c < y.cols; ++c) {
       const float v = y(r, c);
-      const float x = target(r, c);
+      float x = 0.0f;
+      if constexpr (kDense) x = target(r, c);
       const math::LossTerm term = math::loss_term(kind, v, x, params);
       loss += term.value;
       grad(r, c) = entry_scale * term.grad;
-      yy += static_cast<double>(v) * v;
-      xx += static_cast<double>(x) * x;
-      xy += static_cast<double>(x) * v;
+      if (cosine) {
+        yy += static_cast<double>(v) * v;
+        xx += static_cast<double>(x) * x;
+        xy += static_cast<double>(x) * v;
+      }
+    }
+    if constexpr (!kDense) {
+      for (RowOffset k = target.row_offsets[r]; k < target.row_offsets[r + 1]; ++k) {
+        const std::int64_t c = target.col_indices[k];
+        const float x = target.values[k];
+        const math::LossTerm zero = math::loss_term(kind, y(r, c), 0.0f, params);
+        const math::LossTerm full = math::loss_term(kind, y(r, c), x, params);
+        loss += static_cast<double>(full.value) - zero.value;
+        grad(r, c) = entry_scale * full.grad;
+        if (cosine) {
+          xx += static_cast<double>(x) * x;
+          xy += static_cast<double>(x) * y(r, c);
+        }
+      }
     }
     loss *= entry_scale;
-    if (kind == LossKind::mse_cosine) {
-      const math::CosineRow cosine = math::cosine_row(
-          static_cast<float>(yy), static_cast<float>(xx), static_cast<float>(xy));
-      loss += static_cast<double>(row_scale) * cosine.loss;
-      for (std::int64_t c = 0; c < y.cols; ++c)
-        grad(r, c) += row_scale * (cosine.y_coefficient * y(r, c) +
-                                   cosine.x_coefficient * target(r, c));
+    if (cosine) {
+      const math::CosineRow row = math::cosine_row(static_cast<float>(yy), static_cast<float>(xx),
+                                                   static_cast<float>(xy));
+      loss += static_cast<double>(row_scale) * row.loss;
+      if constexpr (kDense) {
+        for (std::int64_t c = 0; c < y.cols; ++c)
+          grad(r, c) += row_scale * (row.y_coefficient * y(r, c) + row.x_coefficient * target(r, c));
+      } else {
+        for (std::int64_t c = 0; c < y.cols; ++c)
+          grad(r, c) += row_scale * row.y_coefficient * y(r, c);
+        for (RowOffset k = target.row_offsets[r]; k < target.row_offsets[r + 1]; ++k)
+          grad(r, target.col_indices[k]) += row_scale * row.x_coefficient * target.values[k];
+      }
     }
     row_loss[r] = static_cast<float>(loss);
   }
+}
+
+template <typename Target>
+void reconstruction_loss_on(LossKind kind, const LossParams& params, ConstDenseView y,
+                            Target target, DenseView grad, float* row_loss) {
+  check_loss(kind, y, target, grad);
+  if (!run_multi_head(kind, y, target, grad, row_loss))
+    single_head_loss(kind, params, y, target, grad, row_loss);
+}
+
+}  // namespace
+
+void CpuBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
+                                     CsrView target, DenseView grad, float* row_loss) {
+  reconstruction_loss_on(kind, params, y, target, grad, row_loss);
+}
+
+void CpuBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
+                                     ConstDenseView target, DenseView grad, float* row_loss) {
+  reconstruction_loss_on(kind, params, y, target, grad, row_loss);
 }
 
 void CpuBackend::l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss) {
