@@ -16,8 +16,8 @@ struct ForwardOp {
   float* y;
   std::int64_t ld_y;
   __device__ void operator()(std::int64_t r, std::int64_t c) const {
-    y[r * ld_y + c] =
-        math::activate(activation, z[r * ld_z + c] + (bias != nullptr ? bias[c] : 0.0f));
+    const float input = z != nullptr ? z[r * ld_z + c] : 0.0f;
+    y[r * ld_y + c] = math::activate(activation, input + (bias != nullptr ? bias[c] : 0.0f));
   }
 };
 
@@ -41,8 +41,8 @@ struct BackwardElement {
 
 void launch_bias_activation_forward(Activation activation, ConstDenseView z, const float* bias,
                                     DenseView y, cudaStream_t stream) {
-  detail::launch_elementwise_2d(ForwardOp{activation, z.data, z.ld, bias, y.data, y.ld}, z.rows,
-                                z.cols, stream);
+  detail::launch_elementwise_2d(ForwardOp{activation, z.data, z.ld, bias, y.data, y.ld}, y.rows,
+                                y.cols, stream);
 }
 
 void launch_activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy,

@@ -116,6 +116,9 @@ SAE_HD LossTerm loss_term(LossKind kind, float y, float x, const LossParams& par
 //   hurdle  h0 = s, the support logit (P(x > 0) = sigmoid(s)); h1 = eta, the log-rate of a
 //           zero-truncated Poisson: x = 0 gives softplus(s); x > 0 gives softplus(-s) + mu -
 //           x log mu + lgamma(x + 1) + log(1 - e^-mu) (log1mexp, stable for any mu).
+//   hurdle_nb  h0 = s as hurdle's; h1 = eta and h2 = phi of a zero-truncated negative binomial:
+//           x = 0 gives softplus(s); x > 0 gives softplus(-s) + the nb loss + log(1 - e^-Z)
+//           (ztnb_term).
 // Every value is the negative log-likelihood in nats.
 constexpr int kMaxHeads = 3;
 constexpr double kLogDispersionLimit = 30.0;
@@ -197,6 +200,28 @@ SAE_HD void log_gamma_ratio(double x, double theta, double phi, double* value, d
   }
 }
 
+// The negative binomial's quantities at log-mean eta and log-dispersion phi (clamped; phi_slope
+// is d phi / d phi_raw, 0 outside the clamp), with t = log mu - phi.
+struct NbParts {
+  RateD r;
+  double phi;
+  double phi_slope;
+  double theta;
+  double t;
+};
+
+SAE_HD NbParts nb_parts(float eta, float phi_raw) {
+  const double limit = kLogDispersionLimit;
+  const double phi_in = static_cast<double>(phi_raw);
+  NbParts p;
+  p.r = rate_d(eta);
+  p.phi = phi_in < -limit ? -limit : (phi_in > limit ? limit : phi_in);
+  p.phi_slope = phi_in < -limit || phi_in > limit ? 0.0 : 1.0;
+  p.theta = exp(p.phi);
+  p.t = p.r.log_rate - p.phi;
+  return p;
+}
+
 // The nb negative log-likelihood of x (any x >= 0) at log-mean eta and log-dispersion phi, and
 // its derivatives with respect to eta and phi.
 struct NbTerm {
@@ -206,24 +231,21 @@ struct NbTerm {
 };
 
 SAE_HD NbTerm nb_term(float eta, float phi_raw, float x) {
-  const RateD r = rate_d(eta);
-  const double limit = kLogDispersionLimit;
-  const double phi_in = static_cast<double>(phi_raw);
-  const double phi = phi_in < -limit ? -limit : (phi_in > limit ? limit : phi_in);
-  const double phi_slope = phi_in < -limit || phi_in > limit ? 0.0 : 1.0;
-  const double theta = exp(phi);
-  const double t = r.log_rate - phi;
+  const NbParts p = nb_parts(eta, phi_raw);
+  const RateD& r = p.r;
+  const double theta = p.theta;
+  const double t = p.t;
   const double zero = theta * softplus_d(t);           // Z
   const double share = sigmoid_d(-t);                  // theta / (theta + mu)
   const double mu_share = r.rate * share;              // dZ / dlog mu
-  if (x == 0.0f) return {zero, mu_share * r.log_slope, (zero - mu_share) * phi_slope};
+  if (x == 0.0f) return {zero, mu_share * r.log_slope, (zero - mu_share) * p.phi_slope};
   const double xd = x;
   double ratio, ratio_slope;
-  log_gamma_ratio(xd, theta, phi, &ratio, &ratio_slope);
+  log_gamma_ratio(xd, theta, p.phi, &ratio, &ratio_slope);
   const double value = zero + xd * softplus_d(-t) + log_gamma_d(xd + 1.0) - ratio;
   const double d_log_mu = (r.rate - xd) * share;
   const double d_phi = zero - mu_share + xd * share - theta * ratio_slope;
-  return {value, d_log_mu * r.log_slope, d_phi * phi_slope};
+  return {value, d_log_mu * r.log_slope, d_phi * p.phi_slope};
 }
 
 // log(1 - e^-mu) for mu >= 0 given log mu: exact where mu underflows.
@@ -235,6 +257,26 @@ SAE_HD double log1mexp_d(double mu, double log_mu) {
 
 // mu / (e^mu - 1), -> 1 as mu -> 0.
 SAE_HD double mu_over_expm1(double mu) { return mu < 1e-10 ? 1.0 - 0.5 * mu : mu / expm1(mu); }
+
+// log Z, Z = theta softplus(t) = -log NB(0): exact where softplus(t) ~ e^t underflows.
+SAE_HD double nb_log_zero(const NbParts& p) {
+  return p.phi + (p.t < -30.0 ? p.t : log(softplus_d(p.t)));
+}
+
+// The zero-truncated negative binomial of the hurdle_nb value part: the nb loss of x > 0 plus
+// log(1 - NB(0)) = log(1 - e^-Z). With q = mu share / Z = d log Z / d log mu (in (0, 1]) and
+// m = Z / (e^Z - 1), d log(1 - e^-Z) = m (d log Z), so the truncation adds m q to the log-mean's
+// derivative and m (1 - q) to the log-dispersion's; both stay finite as Z underflows.
+SAE_HD NbTerm ztnb_term(float eta, float phi_raw, float x) {
+  const NbParts p = nb_parts(eta, phi_raw);
+  const NbTerm nb = nb_term(eta, phi_raw, x);
+  const double log_zero = nb_log_zero(p);
+  const double zero = exp(log_zero);
+  const double q = exp(p.r.log_rate - softplus_d(p.t) - log_zero);
+  const double m = mu_over_expm1(zero);
+  return {nb.value + log1mexp_d(zero, log_zero), nb.d_eta + m * q * p.r.log_slope,
+          nb.d_phi + m * (1.0 - q) * p.phi_slope};
+}
 
 SAE_HD HeadTerm head_loss_term(LossKind kind, const float* h, float x) {
   HeadTerm out{0.0, {0.0f, 0.0f, 0.0f}};
@@ -265,6 +307,20 @@ SAE_HD HeadTerm head_loss_term(LossKind kind, const float* h, float x) {
       out.grad[0] = static_cast<float>(w * nb.d_eta);
       out.grad[1] = static_cast<float>(w * nb.d_phi);
       out.grad[2] = static_cast<float>(w - sigmoid_d(-s));
+      return out;
+    }
+    case LossKind::hurdle_nb: {
+      const double s = h[0];
+      if (x == 0.0f) {
+        out.value = softplus_d(s);
+        out.grad[0] = static_cast<float>(sigmoid_d(s));
+        return out;
+      }
+      const NbTerm value = ztnb_term(h[1], h[2], x);
+      out.value = softplus_d(-s) + value.value;
+      out.grad[0] = static_cast<float>(-sigmoid_d(-s));
+      out.grad[1] = static_cast<float>(value.d_eta);
+      out.grad[2] = static_cast<float>(value.d_phi);
       return out;
     }
     case LossKind::hurdle:
@@ -386,6 +442,7 @@ SAE_HD float decoded_count(LossKind kind, DecodeMode mode, float y, float scale)
 //   nb      mu
 //   zinb    (1 - pi) mu
 //   hurdle  P(x > 0) E[x | x > 0] = sigmoid(s) mu / (1 - e^-mu)
+//   hurdle_nb  sigmoid(s) mu / (1 - NB(0)) = sigmoid(s) mu / (1 - e^-Z)
 // and the mode (DecodeMode::mode):
 //   nb      the exact argmax of the pmf: P(k) / P(k-1) = (k - 1 + theta) mu / (k (theta + mu))
 //           exceeds 1 exactly while k < (theta - 1) mu / theta, so the mode is
@@ -396,6 +453,9 @@ SAE_HD float decoded_count(LossKind kind, DecodeMode mode, float y, float scale)
 //           hurdle_threshold: kHurdleSupportThreshold unless the model chose another on its
 //           validation rows), else the zero-truncated Poisson's mode max(1, floor(mu)). Only
 //           mode reads the threshold; mean and round decode the mean above.
+//   hurdle_nb  as hurdle, with the zero-truncated nb's mode: the nb mode, or 1 where that is 0
+//           (the pmf of a negative binomial falls from its mode on both sides, so truncating
+//           below 1 leaves 1 the argmax when the mode was 0)
 constexpr double kHurdleSupportThreshold = kDefaultHurdleThreshold;
 
 SAE_HD double nb_dispersion(float phi) {
@@ -409,6 +469,10 @@ SAE_HD double nb_mode(double mu, double theta) {
   return floor((theta - 1.0) * mu / theta);
 }
 
+// z / (1 - e^-z), -> 1 as z -> 0: the mean of a zero-truncated distribution over its untruncated
+// mean, for the zero probability e^-z.
+SAE_HD double truncation_factor(double z) { return z < 1e-10 ? 1.0 + 0.5 * z : z / -expm1(-z); }
+
 SAE_HD float head_mean(LossKind kind, const float* h, float scale) {
   switch (kind) {
     case LossKind::nb:
@@ -417,8 +481,15 @@ SAE_HD float head_mean(LossKind kind, const float* h, float scale) {
       return static_cast<float>(sigmoid_d(-static_cast<double>(h[2])) * rate_d(h[0]).rate * scale);
     case LossKind::hurdle: {
       const double mu = rate_d(h[1]).rate;
-      const double truncated = mu < 1e-10 ? 1.0 + 0.5 * mu : mu / -expm1(-mu);
-      return static_cast<float>(sigmoid_d(h[0]) * truncated * scale);
+      return static_cast<float>(sigmoid_d(h[0]) * truncation_factor(mu) * scale);
+    }
+    case LossKind::hurdle_nb: {
+      // mu / (1 - e^-Z) = (mu / Z) (Z / (1 - e^-Z)), mu / Z from the logs so that it stays
+      // finite where both underflow.
+      const NbParts p = nb_parts(h[1], h[2]);
+      const double log_zero = nb_log_zero(p);
+      return static_cast<float>(sigmoid_d(h[0]) * exp(p.r.log_rate - log_zero) *
+                                truncation_factor(exp(log_zero)) * scale);
     }
     default:
       return decoded_value(kind, h[0], scale);
@@ -444,6 +515,11 @@ SAE_HD float head_count(LossKind kind, DecodeMode mode, const float* h, float sc
       if (sigmoid_d(h[0]) < hurdle_threshold) return 0.0f;
       const double mu = rate_d(h[1]).rate;
       return static_cast<float>(mu >= 1.0 ? floor(mu) : 1.0);
+    }
+    case LossKind::hurdle_nb: {
+      if (sigmoid_d(h[0]) < hurdle_threshold) return 0.0f;
+      const double m = nb_mode(rate_d(h[1]).rate, nb_dispersion(h[2]));
+      return static_cast<float>(m >= 1.0 ? m : 1.0);
     }
     default:
       return count_from_value(kind, mode, decoded_value(kind, h[0], scale));

@@ -118,6 +118,21 @@ SAE_HD float clip_scale(float max_norm, float sum_squares) {
   return norm > max_norm ? max_norm / norm : 1.0f;
 }
 
+// What the optimizer does with a gradient of squared norm sum_squares: skip the step (when
+// skip_nonfinite and the norm is NaN or Inf), or scale the gradient by clip_scale (max_norm > 0)
+// or by 1.
+struct GradientGate {
+  bool skip;
+  float scale;
+};
+
+SAE_HD GradientGate gradient_gate(float max_norm, bool skip_nonfinite, float sum_squares) {
+  // x - x is 0 for every finite x and NaN for NaN and +-Inf: a finiteness test that reads the
+  // same in host and device code.
+  if (skip_nonfinite && !(sum_squares - sum_squares == 0.0f)) return {true, 0.0f};
+  return {false, max_norm > 0.0f ? clip_scale(max_norm, sum_squares) : 1.0f};
+}
+
 // SplitMix64 finaliser: a counter-based hash, so the key of element i depends only on (seed, i)
 // and both backends draw the same permutation without sharing generator state.
 SAE_HD std::uint64_t mix64(std::uint64_t x) {
@@ -131,6 +146,22 @@ SAE_HD std::uint64_t mix64(std::uint64_t x) {
 // the permutation. Identical on host and device.
 SAE_HD std::uint64_t permutation_key(std::uint64_t seed, std::uint64_t i) {
   return mix64(mix64(seed) ^ i);
+}
+
+// ---- library size ----
+
+// What the first layer reads of a count x (InputTransform).
+SAE_HD float transform_input(InputTransform transform, float x) {
+  return transform == InputTransform::log1p ? log1pf(x) : x;
+}
+
+// The log size factor of a row whose counts sum to row_total, against the reference library size
+// exp(log_reference): log(max(row_total, 1)) - log_reference. A row without counts takes a
+// one-count row's factor, so that its offset stays finite (its predicted means are then small
+// against a typical row's, as its target is).
+SAE_HD float log_size_factor(double row_total, float log_reference) {
+  return static_cast<float>(log(row_total > 1.0 ? row_total : 1.0) -
+                            static_cast<double>(log_reference));
 }
 
 }  // namespace sparseae::math

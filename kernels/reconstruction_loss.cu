@@ -206,6 +206,9 @@ void launch_for_kind(LossKind kind, const LossParams& params, ConstDenseView y, 
     case LossKind::hurdle:
       return launch_multi_head_loss<LossKind::hurdle, output_heads(LossKind::hurdle)>(
           y, target_cols, target, grad, row_loss, stream);
+    case LossKind::hurdle_nb:
+      return launch_multi_head_loss<LossKind::hurdle_nb, output_heads(LossKind::hurdle_nb)>(
+          y, target_cols, target, grad, row_loss, stream);
     case LossKind::mae:
       return launch(std::integral_constant<LossKind, LossKind::mae>{});
     case LossKind::bce:

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backend_fixture.hpp"
+#include "model/batch_input.hpp"
 #include "reference.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/model.hpp"
@@ -48,6 +49,9 @@ struct GradientCase {
   LossParams loss_params;
   PenaltyConfig penalty;
   bool dense_input = false;  // feed the first layer the dense batch (gemm) instead of CSR (spmm)
+  InputTransform input_transform = InputTransform::none;
+  // > 0: size factors against this reference library size, added to the output's offset head.
+  double reference_library_size = 0.0;
 };
 
 LossParams cosine(float weight) { return reference::cosine_params(weight); }
@@ -149,6 +153,40 @@ std::vector<GradientCase> gradient_cases() {
     }
   }
   {
+    GradientCase c{"hurdle_nb", base, LossKind::hurdle_nb, {}, {}, false};
+    c.model.output_heads = 3;
+    cases.push_back(c);
+  }
+  // A dispersion per feature: the output layer computes that head from its bias alone (no weight
+  // columns), set here by hand rather than by with_loss_heads.
+  for (const LossKind kind : {LossKind::nb, LossKind::zinb, LossKind::hurdle_nb}) {
+    GradientCase c{std::string(loss_name(kind)) + ", dispersion per feature",
+                   base,
+                   kind,
+                   {},
+                   {},
+                   kind == LossKind::zinb};
+    c.loss_params.dispersion = Dispersion::feature;
+    c.model.output_heads = output_heads(kind);
+    c.model.feature_head = dispersion_head(kind);
+    cases.push_back(c);
+  }
+  // Library size: log1p input, and each row's log size factor on the log-mean head.
+  for (const LossKind kind : {LossKind::poisson, LossKind::zinb, LossKind::hurdle}) {
+    GradientCase c{std::string(loss_name(kind)) + ", log1p input + size factors",
+                   base,
+                   kind,
+                   {},
+                   {},
+                   kind == LossKind::hurdle};
+    c.loss_params.size_factors = true;
+    c.model.output_heads = output_heads(kind);
+    c.model.offset_head = log_mean_head(kind);
+    c.input_transform = InputTransform::log1p;
+    c.reference_library_size = 13.0;
+    cases.push_back(c);
+  }
+  {
     GradientCase c{"dense input path", base, LossKind::mse_cosine, cosine(0.5f), {}, true};
     c.penalty.kl_beta = 0.2f;
     cases.push_back(c);
@@ -168,19 +206,32 @@ DoubleMatrix dense_input(const HostCsr& x) {
 
 // Every layer's output, y = activation(x W + b), W read from the flat parameters at the layer's
 // offset: in x out row-major, or for a tied layer the encoder's matrix read as out x in.
+// The output columns in [bias_only_begin, bias_only_end) have no weights (z = bias); the others
+// read weight column j, or j minus the bias-only width past that range, of an in x weight_cols
+// matrix. offsets (one per row, or empty) are added to the output layer's offset head.
 std::vector<DoubleMatrix> forward_double(const ModelLayout& layout,
-                                         const std::vector<double>& params, const DoubleMatrix& x) {
+                                         const std::vector<double>& params, const DoubleMatrix& x,
+                                         const std::vector<double>& offsets) {
   std::vector<DoubleMatrix> outputs;
   const DoubleMatrix* in = &x;
+  const ModelConfig& config = layout.config();
   for (const LayerShape& layer : layout.layers()) {
+    const bool is_output = outputs.size() + 1 == layout.layers().size();
     DoubleMatrix out(in->rows, layer.out, layer.out, 0.0);
     for (std::int64_t r = 0; r < in->rows; ++r)
       for (std::int64_t j = 0; j < layer.out; ++j) {
         double z = params[static_cast<std::size_t>(layer.bias_offset + j)];
-        for (std::int64_t i = 0; i < layer.in; ++i) {
-          const std::int64_t w = layer.transposed_weight ? j * layer.in + i : i * layer.out + j;
+        const bool bias_only = j >= layer.bias_only_begin && j < layer.bias_only_end;
+        const std::int64_t column =
+            j < layer.bias_only_begin ? j : j - (layer.bias_only_end - layer.bias_only_begin);
+        for (std::int64_t i = 0; i < layer.in && !bias_only; ++i) {
+          const std::int64_t w =
+              layer.transposed_weight ? j * layer.in + i : i * layer.weight_cols + column;
           z += (*in)(r, i) * params[static_cast<std::size_t>(layer.weight_offset + w)];
         }
+        if (is_output && !offsets.empty() && config.offset_head >= 0 &&
+            j / config.input_dim == config.offset_head)
+          z += offsets[static_cast<std::size_t>(r)];
         out(r, j) = reference::activate(layer.activation, z);
       }
     outputs.push_back(std::move(out));
@@ -194,10 +245,31 @@ std::size_t penalty_layer(const GradientCase& c, const ModelLayout& layout) {
 }
 
 // The batch loss: reconstruction plus the penalties at the penalised layer.
+// What the first layer reads (log1p or the counts) and each row's log size factor
+// log(max(1, total)) - log(reference), or no offsets.
+DoubleMatrix model_input(const GradientCase& c, const DoubleMatrix& counts) {
+  DoubleMatrix input = counts;
+  if (c.input_transform == InputTransform::log1p)
+    for (double& v : input.data) v = std::log1p(v);
+  return input;
+}
+
+std::vector<double> row_offsets(const GradientCase& c, const DoubleMatrix& counts) {
+  if (c.reference_library_size <= 0.0) return {};
+  std::vector<double> offsets;
+  for (std::int64_t r = 0; r < counts.rows; ++r) {
+    double total = 0.0;
+    for (std::int64_t j = 0; j < counts.cols; ++j) total += counts(r, j);
+    offsets.push_back(std::log(std::max(total, 1.0)) - std::log(c.reference_library_size));
+  }
+  return offsets;
+}
+
 double loss_double(const GradientCase& c, const ModelLayout& layout,
                    const std::vector<double>& params, const DoubleMatrix& x,
                    const HostCsr& target) {
-  const std::vector<DoubleMatrix> outputs = forward_double(layout, params, x);
+  const std::vector<DoubleMatrix> outputs =
+      forward_double(layout, params, model_input(c, x), row_offsets(c, x));
   double loss = 0.0;
   for (const double row :
        reference::reconstruction_loss(c.loss, c.loss_params, outputs.back(), target).row_loss)
@@ -255,10 +327,19 @@ class GradientCheck : public BackendTest {
       return m;
     }();
     const BackendMatrix dense_on = upload(dense_batch);
+    detail::BatchInput input(backend(),
+                             {c.input_transform, c.reference_library_size > 0.0,
+                              c.reference_library_size > 0.0 ? c.reference_library_size : 1.0},
+                             batch.rows, batch.rows * batch.cols);
+    // One input path per case: both share the transformed-values buffer.
+    CsrView sparse_input = batch_on.view();
+    ConstDenseView dense_input_view = dense_on.const_view();
     if (c.dense_input) {
-      net.forward(dense_on.const_view());
+      dense_input_view = input.input(dense_input_view);
+      net.forward(dense_input_view, 0, input.log_offsets(dense_on.const_view()));
     } else {
-      net.forward(batch_on.view());
+      sparse_input = input.input(sparse_input);
+      net.forward(sparse_input, 0, input.log_offsets(batch_on.view()));
     }
     Buffer<float> row_loss(backend(), static_cast<std::size_t>(batch.rows));
     backend().reconstruction_loss(c.loss, c.loss_params, net.output(), batch_on.view(),
@@ -276,9 +357,9 @@ class GradientCheck : public BackendTest {
                                       penalty_loss.data() + 1);
     };
     if (c.dense_input) {
-      net.backward(dense_on.const_view(), hook);
+      net.backward(dense_input_view, hook);
     } else {
-      net.backward(batch_on.view(), hook);
+      net.backward(sparse_input, hook);
     }
     EXPECT_EQ(hook_calls, 1) << "the hook must see the penalised layer exactly once";
     const std::vector<float> grads = net.gradients().download();
@@ -289,7 +370,8 @@ class GradientCheck : public BackendTest {
     if (c.penalty.l1_weight > 0.0f) {
       // The l1 term is smooth only away from a = 0: every code must stay clear of it by far more
       // than a step moves it.
-      const std::vector<DoubleMatrix> outputs = forward_double(layout, base, x);
+      const std::vector<DoubleMatrix> outputs =
+          forward_double(layout, base, model_input(c, x), row_offsets(c, x));
       const DoubleMatrix& a = outputs[hooked_layer];
       double closest = 1e300;
       for (std::int64_t r = 0; r < a.rows; ++r)
@@ -299,7 +381,7 @@ class GradientCheck : public BackendTest {
     if (c.loss == LossKind::huber) {
       // huber is smooth only away from |y - x| = delta: every output must stay clear of it by
       // far more than a step moves it, and both sides must be exercised.
-      const DoubleMatrix y = forward_double(layout, base, x).back();
+      const DoubleMatrix y = forward_double(layout, base, x, {}).back();
       const double delta = c.loss_params.huber_delta;
       double closest = 1e300;
       int quadratic = 0;
@@ -336,7 +418,7 @@ class GradientCheck : public BackendTest {
     // The padding between tensors affects nothing: its gradient must be exactly zero.
     std::vector<bool> used(params.size(), false);
     for (const LayerShape& layer : layout.layers()) {
-      for (std::int64_t k = 0; k < layer.in * layer.out; ++k)
+      for (std::int64_t k = 0; k < layer.in * layer.weight_cols; ++k)
         used[static_cast<std::size_t>(layer.weight_offset + k)] = true;
       for (std::int64_t k = 0; k < layer.out; ++k)
         used[static_cast<std::size_t>(layer.bias_offset + k)] = true;

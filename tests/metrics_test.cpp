@@ -105,10 +105,12 @@ TEST(Decode, DefaultsAndTheModeCheck) {
     EXPECT_FALSE(has_count_likelihood(loss));
     EXPECT_NO_THROW(check_decode(loss, DecodeMode::round));
     EXPECT_NO_THROW(check_decode(loss, DecodeMode::mean));
-    EXPECT_EQ(error_message([&] { check_decode(loss, DecodeMode::mode); }),
-              std::string("--decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the "
-                          "model's loss is ") +
-                  loss_name(loss));
+    EXPECT_EQ(
+        error_message([&] { check_decode(loss, DecodeMode::mode); }),
+        std::string(
+            "--decode mode needs a count likelihood (poisson, nb, zinb, hurdle, hurdle_nb); the "
+            "model's loss is ") +
+            loss_name(loss));
   }
   EXPECT_TRUE(has_count_likelihood(LossKind::poisson));
   for (const DecodeMode mode : {DecodeMode::round, DecodeMode::mode, DecodeMode::mean})
@@ -382,7 +384,8 @@ TEST(TrainedModelDecode, MseModelRefusesMode) {
   EXPECT_EQ(model.default_decode(), DecodeMode::round);
   EXPECT_EQ(model.evaluate(t.validation).decode, DecodeMode::round);
   const std::string message =
-      "--decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is mse";
+      "--decode mode needs a count likelihood (poisson, nb, zinb, hurdle, hurdle_nb); the model's "
+      "loss is mse";
   EXPECT_EQ(error_message([&] { model.evaluate(t.validation, DecodeMode::mode); }), message);
   const HostDense values = model.reconstruct(t.validation);
   EXPECT_EQ(error_message([&] { model.to_counts(values, DecodeMode::mode); }), message);

@@ -27,7 +27,8 @@ namespace {
 using reference::FloatMatrix;
 
 constexpr double kEps = std::numeric_limits<float>::epsilon();
-constexpr LossKind kHeadLosses[] = {LossKind::nb, LossKind::zinb, LossKind::hurdle};
+constexpr LossKind kHeadLosses[] = {LossKind::nb, LossKind::zinb, LossKind::hurdle,
+                                    LossKind::hurdle_nb};
 
 // A float result of a double evaluation: a few float roundings of the result (gradients), and
 // a row's sum of cols double terms rounded once (row losses), relative to the magnitudes the
@@ -129,7 +130,7 @@ TEST_P(HeadLossConformance, RandomHeadsAndCounts) {
       for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t c = 0; c < heads * cols; ++c) {
           const std::int64_t head = c / cols;
-          const bool dispersion = (kind != LossKind::hurdle) && head == 1;
+          const bool dispersion = head == dispersion_head(kind);
           y(r, c) = static_cast<float>(dispersion ? reference::uniform(rng, -3.0, 5.0)
                                                   : reference::uniform(rng, -4.0, 4.0));
         }
@@ -154,6 +155,11 @@ TEST_P(HeadLossConformance, ExtremeCountsAndHeadsStayFiniteAndExact) {
       for (const float eta : log_means) {
         if (kind == LossKind::hurdle) {
           for (const float s : logits) entries.push_back({x, s, eta, 0.0f});
+          continue;
+        }
+        if (kind == LossKind::hurdle_nb) {
+          for (const float phi : log_dispersions)
+            for (const float s : logits) entries.push_back({x, s, eta, phi});
           continue;
         }
         for (const float phi : log_dispersions) {
@@ -271,6 +277,25 @@ TEST(HeadDecode, HurdleModeIsTheThresholdedTruncatedPoissonMode) {
     }
 }
 
+TEST(HeadDecode, HurdleNbModeIsTheThresholdedTruncatedNbMode) {
+  int nonzero = 0;
+  for (const float eta : {-4.0f, -0.5f, 0.0f, 0.4f, 1.2f, 2.3f, 3.9f})
+    for (const float phi : {-2.0f, 0.0f, 0.5f, 2.0f, 6.0f})
+      for (const float s : {-3.0f, -0.01f, 0.01f, 2.0f}) {
+        const float h[3] = {s, eta, phi};
+        const long double mu = std::exp(static_cast<long double>(eta));
+        const long double theta = std::exp(static_cast<long double>(phi));
+        // The zero-truncated nb's mode over k >= 1: the nb pmf's argmax there.
+        const long long ztnb =
+            1 + brute_force_mode([&](long double k) { return log_nb_pmf(k + 1, mu, theta); }, 4000);
+        const float want = s < 0.0f ? 0.0f : static_cast<float>(ztnb);
+        nonzero += want > 1.0f;
+        EXPECT_EQ(math::head_count(LossKind::hurdle_nb, DecodeMode::mode, h, 1.0f), want)
+            << "eta " << eta << " phi " << phi << " s " << s;
+      }
+  EXPECT_GT(nonzero, 10) << "the grid reaches modes above 1";
+}
+
 TEST(HeadDecode, MeansMatchTheExpectationOfThePmf) {
   for (const float eta : {-2.0f, 0.0f, 1.0f, 2.0f})
     for (const float phi : {-0.5f, 1.0f, 4.0f})
@@ -292,6 +317,10 @@ TEST(HeadDecode, MeansMatchTheExpectationOfThePmf) {
                     1e-5 * nb_mean);
         EXPECT_NEAR(math::head_mean(LossKind::hurdle, hurdle_h, 1.0f),
                     pi * ztp_mean / ztp_mass, 1e-5 * (1 + ztp_mean / ztp_mass));
+        const long double nb_nonzero_mass = 1.0L - std::exp(log_nb_pmf(0, mu, theta));
+        const float hurdle_nb_h[3] = {s, eta, phi};
+        EXPECT_NEAR(math::head_mean(LossKind::hurdle_nb, hurdle_nb_h, 1.0f),
+                    pi * nb_mean / nb_nonzero_mass, 1e-5 * (1 + nb_mean / nb_nonzero_mass));
         // mean and round both round the mean.
         EXPECT_EQ(math::head_count(LossKind::nb, DecodeMode::mean, nb_h, 1.0f),
                   std::nearbyint(static_cast<float>(nb_mean)));
@@ -302,6 +331,7 @@ TEST(HeadDecode, LossesAreCountLikelihoodsWithTheirHeads) {
   EXPECT_EQ(output_heads(LossKind::nb), 2);
   EXPECT_EQ(output_heads(LossKind::zinb), 3);
   EXPECT_EQ(output_heads(LossKind::hurdle), 2);
+  EXPECT_EQ(output_heads(LossKind::hurdle_nb), 3);
   EXPECT_EQ(output_heads(LossKind::poisson), 1);
   for (const LossKind kind : kHeadLosses) {
     EXPECT_TRUE(has_count_likelihood(kind));

@@ -318,6 +318,7 @@ EntryLoss entry_loss(LossKind kind, const LossParams& params, double y, double x
     case LossKind::nb:
     case LossKind::zinb:
     case LossKind::hurdle:
+    case LossKind::hurdle_nb:
       break;  // several outputs per entry: head_entry_loss
   }
   throw std::invalid_argument("reference reconstruction_loss: unknown loss");
@@ -436,6 +437,38 @@ HeadEntry head_entry_value(LossKind kind, const double* h, double x) {
       e.grad_magnitude[2] = static_cast<double>(w + not_pi);
       // log pi and log(1 - pi) - Z, which a stable evaluation adds in log space.
       e.magnitude = static_cast<double>(softplus_l(s) + softplus_l(-s) + nb.value);
+      break;
+    }
+    case LossKind::hurdle_nb: {
+      const Long s = h[0];
+      if (x == 0.0) {
+        e.value = static_cast<double>(softplus_l(s));
+        e.grad[0] = static_cast<double>(sigmoid_l(s));
+        e.grad_magnitude[0] = e.grad[0];
+        break;
+      }
+      // softplus(-s) + nb(x) + log(1 - e^-Z), Z = theta log(1 + mu / theta); the truncation's
+      // derivative is dZ / (e^Z - 1) with dZ/dmu = theta / (theta + mu) and
+      // dZ/dphi = theta (log(1 + mu / theta) - mu / (theta + mu)).
+      const NbReference nb = nb_reference(h[1], h[2], x);
+      const Long phi = std::clamp(static_cast<Long>(h[2]), -30.0L, 30.0L);
+      const Long phi_slope = h[2] < -30.0 || h[2] > 30.0 ? 0.0L : 1.0L;
+      const Long theta = std::exp(phi);
+      const Long mu = rate_l(h[1]);
+      const Long zero = theta * std::log1p(mu / theta);
+      const Long truncation = std::log(-std::expm1(-zero));
+      const Long inv_expm1 = zero > 11000.0L ? 0.0L : 1.0L / std::expm1(zero);
+      const Long dz_eta = theta / (theta + mu) * rate_slope_l(h[1]);
+      const Long dz_phi = phi_slope * theta * (std::log1p(mu / theta) - mu / (theta + mu));
+      e.value = static_cast<double>(softplus_l(-s) + nb.value + truncation);
+      e.grad[0] = static_cast<double>(-sigmoid_l(-s));
+      e.grad[1] = static_cast<double>(nb.d_eta + inv_expm1 * dz_eta);
+      e.grad[2] = static_cast<double>(nb.d_phi + inv_expm1 * dz_phi);
+      e.grad_magnitude[0] = std::fabs(e.grad[0]);
+      e.grad_magnitude[1] = static_cast<double>(nb.d_eta_magnitude + inv_expm1 * dz_eta);
+      e.grad_magnitude[2] = static_cast<double>(nb.d_phi_magnitude + inv_expm1 * std::fabs(dz_phi));
+      e.magnitude =
+          static_cast<double>(std::fabs(softplus_l(-s)) + nb.magnitude + std::fabs(truncation));
       break;
     }
     default: {  // hurdle
@@ -679,6 +712,125 @@ void optimizer_step(const OptimizerConfig& config, std::int64_t step,
     const double decay = decoupled ? lr * weight_decay * p : 0.0;
     p = p - decay - lr * m_hat / (std::sqrt(v_hat) + epsilon);
   }
+}
+
+// ---- float64 linear algebra and PCA ----
+
+SymmetricEigen symmetric_eigen(std::vector<double> a, std::int64_t n) {
+  const auto at = [n](std::vector<double>& m, std::int64_t i, std::int64_t j) -> double& {
+    return m[static_cast<std::size_t>(i * n + j)];
+  };
+  // v accumulates the rotations: a = v_totalᵀ · a_0 · v_total, the eigenvectors its columns.
+  std::vector<double> v(static_cast<std::size_t>(n * n), 0.0);
+  for (std::int64_t i = 0; i < n; ++i) at(v, i, i) = 1.0;
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0.0, diagonal = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      diagonal += at(a, i, i) * at(a, i, i);
+      for (std::int64_t j = i + 1; j < n; ++j) off += at(a, i, j) * at(a, i, j);
+    }
+    if (off <= 1e-30 * std::max(diagonal, 1e-300)) break;
+    for (std::int64_t p = 0; p < n; ++p)
+      for (std::int64_t q = p + 1; q < n; ++q) {
+        if (std::fabs(at(a, p, q)) < 1e-300) continue;
+        // The rotation that zeroes a(p, q).
+        const double theta = (at(a, q, q) - at(a, p, p)) / (2.0 * at(a, p, q));
+        const double t =
+            (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1.0));
+        const double c = 1.0 / std::sqrt(t * t + 1.0);
+        const double s = t * c;
+        for (std::int64_t k = 0; k < n; ++k) {  // columns p and q of a and of v
+          const double kp = at(a, k, p), kq = at(a, k, q);
+          at(a, k, p) = c * kp - s * kq;
+          at(a, k, q) = s * kp + c * kq;
+          const double vp = at(v, k, p), vq = at(v, k, q);
+          at(v, k, p) = c * vp - s * vq;
+          at(v, k, q) = s * vp + c * vq;
+        }
+        for (std::int64_t k = 0; k < n; ++k) {  // rows p and q of a
+          const double pk = at(a, p, k), qk = at(a, q, k);
+          at(a, p, k) = c * pk - s * qk;
+          at(a, q, k) = s * pk + c * qk;
+        }
+      }
+  }
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::int64_t x, std::int64_t y) { return at(a, x, x) < at(a, y, y); });
+  SymmetricEigen eigen{std::vector<double>(static_cast<std::size_t>(n)),
+                       std::vector<double>(static_cast<std::size_t>(n * n))};
+  for (std::int64_t i = 0; i < n; ++i) {
+    eigen.values[i] = at(a, order[i], order[i]);
+    for (std::int64_t k = 0; k < n; ++k) eigen.vectors[i * n + k] = at(v, k, order[i]);
+  }
+  return eigen;
+}
+
+Pca pca(const HostCsr& x, std::int64_t k) {
+  const std::int64_t d = x.cols;
+  const auto rows = static_cast<double>(x.rows);
+  std::vector<double> dense(static_cast<std::size_t>(x.rows * d), 0.0);
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    for (RowOffset e = x.row_offsets[r]; e < x.row_offsets[r + 1]; ++e)
+      dense[r * d + x.col_indices[e]] += x.values[e];
+  Pca result;
+  result.mean.assign(static_cast<std::size_t>(d), 0.0);
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    for (std::int64_t c = 0; c < d; ++c) result.mean[c] += dense[r * d + c] / rows;
+  std::vector<double> covariance(static_cast<std::size_t>(d * d), 0.0);
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    for (std::int64_t i = 0; i < d; ++i) {
+      const double xi = dense[r * d + i] - result.mean[i];
+      for (std::int64_t j = 0; j < d; ++j)
+        covariance[i * d + j] += xi * (dense[r * d + j] - result.mean[j]) / (rows - 1.0);
+    }
+  for (std::int64_t i = 0; i < d; ++i) result.total_variance += covariance[i * d + i];
+  const SymmetricEigen eigen = symmetric_eigen(covariance, d);
+  for (std::int64_t i = 0; i < k; ++i) {
+    const std::int64_t source = d - 1 - i;
+    result.explained_variance.push_back(eigen.values[source]);
+    result.components.insert(result.components.end(), eigen.vectors.begin() + source * d,
+                             eigen.vectors.begin() + (source + 1) * d);
+  }
+  return result;
+}
+
+double pca_reconstruction_mse(const HostCsr& x, const std::vector<double>& mean,
+                              const std::vector<double>& components, std::int64_t k) {
+  const std::int64_t d = x.cols;
+  double squared_error = 0.0;
+  std::vector<double> centred(static_cast<std::size_t>(d));
+  for (std::int64_t r = 0; r < x.rows; ++r) {
+    for (std::int64_t c = 0; c < d; ++c) centred[c] = -mean[c];
+    for (RowOffset e = x.row_offsets[r]; e < x.row_offsets[r + 1]; ++e)
+      centred[x.col_indices[e]] += x.values[e];
+    std::vector<double> residual = centred;
+    for (std::int64_t i = 0; i < k; ++i) {
+      double code = 0.0;
+      for (std::int64_t c = 0; c < d; ++c) code += centred[c] * components[i * d + c];
+      for (std::int64_t c = 0; c < d; ++c) residual[c] -= code * components[i * d + c];
+    }
+    for (double e : residual) squared_error += e * e;
+  }
+  return squared_error / static_cast<double>(x.rows * d);
+}
+
+std::vector<double> principal_angle_cosines(const std::vector<double>& a,
+                                            const std::vector<double>& b, std::int64_t k,
+                                            std::int64_t d) {
+  // m = a bᵀ (k x k); its singular values are the square roots of the eigenvalues of m mᵀ.
+  std::vector<double> m(static_cast<std::size_t>(k * k), 0.0);
+  for (std::int64_t i = 0; i < k; ++i)
+    for (std::int64_t j = 0; j < k; ++j)
+      for (std::int64_t c = 0; c < d; ++c) m[i * k + j] += a[i * d + c] * b[j * d + c];
+  std::vector<double> gram(static_cast<std::size_t>(k * k), 0.0);
+  for (std::int64_t i = 0; i < k; ++i)
+    for (std::int64_t j = 0; j < k; ++j)
+      for (std::int64_t l = 0; l < k; ++l) gram[i * k + j] += m[i * k + l] * m[j * k + l];
+  std::vector<double> cosines = symmetric_eigen(gram, k).values;
+  for (double& c : cosines) c = std::sqrt(std::max(0.0, c));
+  return cosines;
 }
 
 }  // namespace sparseae::reference

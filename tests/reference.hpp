@@ -202,4 +202,37 @@ struct OptimizerState {
 void optimizer_step(const OptimizerConfig& config, std::int64_t step,
                     const std::vector<double>& grads, OptimizerState& state);
 
+// ---- float64 linear algebra and PCA ----
+
+// The eigenpairs of a symmetric n x n matrix (row-major) by cyclic Jacobi rotations (Golub & Van
+// Loan, symmetric Schur decomposition): values ascending, row i of vectors (n x n) the unit
+// eigenvector of values[i].
+struct SymmetricEigen {
+  std::vector<double> values;
+  std::vector<double> vectors;
+};
+SymmetricEigen symmetric_eigen(std::vector<double> a, std::int64_t n);
+
+// PCA of the rows of x from the definitions, in float64: the mean, the covariance (divisor
+// N - 1) formed densely, and its k leading eigenvectors (rows of components, k x D, descending).
+struct Pca {
+  std::vector<double> mean;
+  std::vector<double> components;
+  std::vector<double> explained_variance;  // the k leading covariance eigenvalues
+  double total_variance = 0;               // the covariance's trace
+};
+Pca pca(const HostCsr& x, std::int64_t k);
+
+// Mean squared error per entry of reconstructing the rows of x from their projection on the
+// components (rows, k x D, orthonormal) around mean: x ≈ mean + (x - mean) Vᵀ V.
+double pca_reconstruction_mse(const HostCsr& x, const std::vector<double>& mean,
+                              const std::vector<double>& components, std::int64_t k);
+
+// The cosines of the principal angles between the row spaces of a and b (each k x D with
+// orthonormal rows), ascending: the singular values of a bᵀ. 1 for every angle when the spaces
+// coincide.
+std::vector<double> principal_angle_cosines(const std::vector<double>& a,
+                                            const std::vector<double>& b, std::int64_t k,
+                                            std::int64_t d);
+
 }  // namespace sparseae::reference

@@ -29,6 +29,13 @@ struct ModelConfig {
   // output_heads * input_dim units, head-major within a row. Set from the loss by the Trainer
   // and TrainedModel, not stored in checkpoints. Tied weights need 1.
   std::int64_t output_heads = 1;
+  // An output head whose value is one per column, shared by every row (a per-feature dispersion,
+  // Dispersion::feature): the output layer computes it from its bias alone, with no weights.
+  // -1: none. Set from the loss like output_heads.
+  std::int64_t feature_head = -1;
+  // The output head whose pre-activation takes a per-row offset (the log size factor,
+  // LossParams::size_factors) when forward() is given one; -1: none. Set from the loss.
+  std::int64_t offset_head = -1;
 };
 
 struct LayerShape {
@@ -38,7 +45,18 @@ struct LayerShape {
   std::int64_t weight_offset = 0;  // in x out (or out x in when transposed) floats
   std::int64_t bias_offset = 0;    // out floats
   bool transposed_weight = false;  // tied: uses another layer's in x out weights as out x in
+  // The output columns [bias_only_begin, bias_only_end) are activation(bias) whatever the input
+  // (ModelConfig::feature_head): the weight matrix has no columns for them, so it is in x
+  // weight_cols with weight_cols = out - (bias_only_end - bias_only_begin); output column j
+  // reads weight column j before the range and j - (bias_only_end - bias_only_begin) after it.
+  std::int64_t bias_only_begin = 0;
+  std::int64_t bias_only_end = 0;
+  std::int64_t weight_cols = 0;
 };
+
+// The model with its output layer shaped for a loss: output_heads(loss) heads, and the
+// dispersion head per feature when params.dispersion asks for it (and the loss has one).
+ModelConfig with_loss_heads(ModelConfig model, LossKind loss, const LossParams& params);
 
 // The shapes of a model and where each parameter lives in the flat buffer.
 class ModelLayout {

@@ -25,9 +25,12 @@ class Network {
   const Buffer<float>& parameters() const { return parameters_; }
 
   // Runs the layers [0, end_layer) on a batch (end_layer 0 means all). The first layer reads the
-  // sparse batch through SpMM, or the dense one through GEMM.
-  void forward(CsrView batch, std::size_t end_layer = 0);
-  void forward(ConstDenseView batch, std::size_t end_layer = 0);
+  // sparse batch through SpMM, or the dense one through GEMM. output_log_offsets (backend memory,
+  // one per row, or null) is added to the pre-activation of the output layer's offset head
+  // (ModelConfig::offset_head): the rows' log size factors.
+  void forward(CsrView batch, std::size_t end_layer = 0, const float* output_log_offsets = nullptr);
+  void forward(ConstDenseView batch, std::size_t end_layer = 0,
+               const float* output_log_offsets = nullptr);
   // Runs the decoder on contiguous latent codes (rows x latent): reconstruction from a code.
   void decode(ConstDenseView latent);
 
@@ -51,14 +54,30 @@ class Network {
 
  private:
   template <typename Input>
-  void forward_impl(const Input& batch, std::size_t end_layer);
+  void forward_impl(const Input& batch, std::size_t end_layer, const float* output_log_offsets);
   template <typename Input>
   void backward_impl(const Input& batch, const ActivationHook& hook);
   void first_layer_product(CsrView batch, ConstDenseView weights, DenseView out);
   void first_layer_product(ConstDenseView batch, ConstDenseView weights, DenseView out);
   void first_layer_weight_gradient(CsrView batch, ConstDenseView dz, DenseView dw);
   void first_layer_weight_gradient(ConstDenseView batch, ConstDenseView dz, DenseView dw);
-  void run_layer(std::size_t layer);
+  void run_layer(std::size_t layer, const float* output_log_offsets = nullptr);
+  // The output columns of a layer that its weights compute, as blocks: output columns
+  // [first_output, first_output + count) read weight columns [first_weight, ...). All of them
+  // but the bias-only range (LayerShape::bias_only_begin/end).
+  struct WeightedColumns {
+    std::int64_t first_output;
+    std::int64_t first_weight;
+    std::int64_t count;
+  };
+  // At most two (before and after the bias-only range), held in place: the step allocates nothing.
+  struct WeightedBlocks {
+    WeightedColumns blocks[2];
+    int count = 0;
+    const WeightedColumns* begin() const { return blocks; }
+    const WeightedColumns* end() const { return blocks + count; }
+  };
+  static WeightedBlocks weighted_columns(const LayerShape& layer);
   DenseView weights(const Buffer<float>& buffer, const LayerShape& layer) const;
   DenseView gradient_scratch(std::size_t index, std::int64_t cols) const;
 

@@ -15,26 +15,90 @@ const char* activation_name(Activation activation);
 // targets scaled to [0, 1] (the output is a logit), mse plus a weighted cosine loss per row; and
 // for counts: the Poisson negative log-likelihood (the output is a log-rate), mse with zero
 // targets down-weighted, and Huber; and count likelihoods with several outputs per entry: the
-// negative binomial with a per-entry dispersion (nb), its zero-inflated form (zinb) and the
-// Poisson hurdle (hurdle). See kernels/loss_math.hpp.
+// negative binomial with a learned dispersion (nb), its zero-inflated form (zinb), and the
+// hurdles (two-part models: a support logit, and a zero-truncated Poisson (hurdle) or negative
+// binomial (hurdle_nb) for the value where it is non-zero). See kernels/loss_math.hpp.
 enum class LossKind : std::int32_t {
-  mse, mae, bce, mse_cosine, poisson, weighted_mse, huber, nb, zinb, hurdle
+  mse, mae, bce, mse_cosine, poisson, weighted_mse, huber, nb, zinb, hurdle, hurdle_nb
 };
 
 // How many model outputs each entry of the data takes under a loss (its heads): 1 for every loss
-// but nb (log-mean, log-dispersion), zinb (log-mean, log-dispersion, dropout logit) and hurdle
-// (support logit, zero-truncated Poisson log-rate). A model trained with it has an output layer
-// of K*D units for D columns, laid out head-major within a row: [head 0 of columns 0..D-1 |
-// head 1 of columns 0..D-1 | ...].
+// but nb (log-mean, log-dispersion), zinb (log-mean, log-dispersion, dropout logit), hurdle
+// (support logit, zero-truncated Poisson log-rate) and hurdle_nb (support logit, log-mean,
+// log-dispersion). A model trained with it has an output layer of K*D units for D columns, laid
+// out head-major within a row: [head 0 of columns 0..D-1 | head 1 of columns 0..D-1 | ...].
 constexpr int output_heads(LossKind kind) {
-  return kind == LossKind::zinb ? 3 : (kind == LossKind::nb || kind == LossKind::hurdle ? 2 : 1);
+  switch (kind) {
+    case LossKind::nb:
+    case LossKind::hurdle:
+      return 2;
+    case LossKind::zinb:
+    case LossKind::hurdle_nb:
+      return 3;
+    default:
+      return 1;
+  }
 }
+
+// The head holding the log-mean (poisson, nb, zinb: the mean; the hurdles: the rate or mean of
+// the value part), which a per-row size factor offsets; -1 for losses without one.
+constexpr int log_mean_head(LossKind kind) {
+  switch (kind) {
+    case LossKind::poisson:
+    case LossKind::nb:
+    case LossKind::zinb:
+      return 0;
+    case LossKind::hurdle:
+    case LossKind::hurdle_nb:
+      return 1;
+    default:
+      return -1;
+  }
+}
+
+// The head holding the log-dispersion of a negative binomial; -1 for losses without one.
+constexpr int dispersion_head(LossKind kind) {
+  switch (kind) {
+    case LossKind::nb:
+    case LossKind::zinb:
+      return 1;
+    case LossKind::hurdle_nb:
+      return 2;
+    default:
+      return -1;
+  }
+}
+
+// True for the two-part losses whose first head is a support logit (decoded by a threshold).
+constexpr bool has_support_head(LossKind kind) {
+  return kind == LossKind::hurdle || kind == LossKind::hurdle_nb;
+}
+
+// A negative binomial's dispersion: one per entry, an output head of the network like the mean
+// (entry), or one per column shared by every row, learned as that head's bias alone (feature).
+enum class Dispersion : std::int32_t { entry, feature };
+
+Dispersion parse_dispersion(const std::string& name);
+const char* dispersion_name(Dispersion dispersion);
+
+// What the first layer reads: the counts as they are (none), or log(1 + x) (log1p), the
+// single-cell convention that keeps a few large counts from dominating the input. The loss
+// always compares against the counts themselves.
+enum class InputTransform : std::int32_t { none, log1p };
+
+InputTransform parse_input_transform(const std::string& name);
+const char* input_transform_name(InputTransform transform);
 
 // The parameters some losses take.
 struct LossParams {
   float cosine_weight = 0.1f;  // mse_cosine: weight of the per-row cosine term
   float zero_weight = 0.1f;    // weighted_mse: weight of the entries whose target is zero
   float huber_delta = 1.0f;    // huber: where the quadratic turns linear
+  Dispersion dispersion = Dispersion::entry;  // nb, zinb, hurdle_nb
+  // Losses with a log-mean (log_mean_head): each row's log size factor (its total count against
+  // the training rows' median total) is added to that head's pre-activation, so the model
+  // predicts proportions and the row's library size scales them (the single-cell convention).
+  bool size_factors = false;
 };
 
 // How a model output becomes a count: round the mean (mse-like losses); or, for count
@@ -73,6 +137,29 @@ struct OptimizerConfig {
   float momentum = 0.9f;
   // Gradients are scaled by min(1, max_grad_norm / ||g||) before the update (0 turns it off).
   float max_grad_norm = 0.0f;
+  // A step whose gradient norm is not finite (NaN or Inf anywhere) changes nothing: parameters
+  // and moments keep their values (TrainConfig::on_nonfinite = skip).
+  bool skip_nonfinite = false;
+};
+
+// One layer of a trained network as the deterministic decoder of lossless mode reads it
+// (Backend::deterministic_layer, kernels/deterministic_decode.hpp). Pointers are in the
+// backend's memory. Weights are in x weight_cols row-major (output column j reads weight column
+// j before the bias-only range and j - (bias_only_end - bias_only_begin) after it), or out x in
+// when transposed (a tied layer). The output columns [offset_begin, offset_end) take the row's
+// offset on their pre-activation (the log size factor of the log-mean head).
+struct DeterministicLayer {
+  const float* weights = nullptr;
+  const float* bias = nullptr;
+  std::int64_t in = 0;
+  std::int64_t out = 0;
+  std::int64_t weight_cols = 0;
+  bool transposed_weight = false;
+  std::int64_t bias_only_begin = 0;
+  std::int64_t bias_only_end = 0;
+  std::int64_t offset_begin = 0;
+  std::int64_t offset_end = 0;
+  Activation activation = Activation::identity;
 };
 
 }  // namespace sparseae

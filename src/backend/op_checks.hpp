@@ -65,6 +65,15 @@ inline void check_same_shape(const char* op, const char* name_a, ConstDenseView 
                                                     " and " + name_b + " " + shape(b) + " differ");
 }
 
+// bias_activation_forward: z of y's shape, or no z at all (zeros).
+inline void check_bias_activation(const char* op, ConstDenseView z, ConstDenseView y) {
+  if (z.data == nullptr) {
+    check_view(op, "y", y);
+    return;
+  }
+  check_same_shape(op, "z", z, "y", y);
+}
+
 // y holds output_heads(kind) outputs per target entry: rows x (K * target.cols).
 inline void check_loss(LossKind kind, ConstDenseView y, std::int64_t target_rows,
                        std::int64_t target_cols, DenseView grad) {
@@ -103,12 +112,19 @@ inline void check_optimizer(const OptimizerConfig& config, std::int64_t step,
               " needs a second-moment buffer");
   require(config.max_grad_norm <= 0.0f || grad_sum_squares != nullptr,
           "optimizer_step: clipping needs the squared gradient norm");
+  require(!config.skip_nonfinite || grad_sum_squares != nullptr,
+          "optimizer_step: skipping non-finite steps needs the squared gradient norm");
 }
 
 inline void check_gather(CsrView source, std::int64_t count, const CsrOutput& out) {
   require(count >= 0, "gather_rows: negative row count");
   require(out.cols == source.cols, "gather_rows: output has " + std::to_string(out.cols) +
                                        " columns, source " + std::to_string(source.cols));
+}
+
+inline void check_batch_nonzeros(std::int64_t count, std::int64_t batch_rows) {
+  require(count >= 0, "batch_nonzeros: negative row count");
+  require(batch_rows > 0, "batch_nonzeros: batch_rows must be positive");
 }
 
 inline std::string gather_overflow_message(std::int64_t nnz, std::int64_t capacity) {
@@ -119,6 +135,25 @@ inline std::string gather_overflow_message(std::int64_t nnz, std::int64_t capaci
 inline std::string gather_bad_row_message(std::int64_t row, std::int64_t rows) {
   return "gather_rows: row id " + std::to_string(row) + " outside [0, " + std::to_string(rows) +
          ")";
+}
+
+inline void check_csr_to_dense(CsrView a, DenseView out) {
+  check_view("csr_to_dense", "out", out);
+  require(a.rows == out.rows && a.cols == out.cols,
+          "csr_to_dense: a " + shape(a.rows, a.cols) + " and out " + shape(out) + " differ");
+}
+
+inline void check_accumulate(std::int64_t n) {
+  require(n >= 0, "accumulate: negative length " + std::to_string(n));
+}
+
+inline void check_symmetric_eigen(std::int64_t n) {
+  require(n >= 0, "symmetric_eigen: negative order " + std::to_string(n));
+}
+
+inline std::string eigen_failure_message(std::int64_t info, std::int64_t n) {
+  return "symmetric_eigen: the solver did not converge on the " + shape(n, n) +
+         " matrix (info " + std::to_string(info) + ")";
 }
 
 }  // namespace sparseae::detail

@@ -2,6 +2,7 @@
 
 #include "sparseae/error.hpp"
 #include "sparseae/ops.hpp"
+#include "sparseae/trainer.hpp"
 
 namespace sparseae {
 
@@ -22,11 +23,21 @@ constexpr Named<LossKind> kLosses[] = {
     {LossKind::bce, "bce"},         {LossKind::mse_cosine, "mse_cosine"},
     {LossKind::poisson, "poisson"}, {LossKind::weighted_mse, "weighted_mse"},
     {LossKind::huber, "huber"},     {LossKind::nb, "nb"},
-    {LossKind::zinb, "zinb"},       {LossKind::hurdle, "hurdle"}};
+    {LossKind::zinb, "zinb"},       {LossKind::hurdle, "hurdle"},
+    {LossKind::hurdle_nb, "hurdle_nb"}};
+constexpr Named<Dispersion> kDispersions[] = {{Dispersion::entry, "entry"},
+                                              {Dispersion::feature, "feature"}};
+constexpr Named<InputTransform> kInputTransforms[] = {{InputTransform::none, "none"},
+                                                      {InputTransform::log1p, "log1p"}};
 constexpr Named<DecodeMode> kDecodeModes[] = {
     {DecodeMode::round, "round"}, {DecodeMode::mode, "mode"}, {DecodeMode::mean, "mean"}};
 constexpr Named<OptimizerKind> kOptimizers[] = {
     {OptimizerKind::adam, "adam"}, {OptimizerKind::adamw, "adamw"}, {OptimizerKind::sgd, "sgd"}};
+constexpr Named<NonFinitePolicy> kNonFinitePolicies[] = {{NonFinitePolicy::stop, "stop"},
+                                                         {NonFinitePolicy::skip, "skip"}};
+constexpr Named<ScaleMode> kScaleModes[] = {{ScaleMode::none, "none"}, {ScaleMode::max, "max"}};
+constexpr Named<LrSchedule> kLrSchedules[] = {{LrSchedule::constant, "constant"},
+                                              {LrSchedule::cosine, "cosine"}};
 
 // "unknown <what> 'name': expected a, b or c".
 template <typename Enum, std::size_t N>
@@ -61,9 +72,38 @@ DecodeMode parse_decode_mode(const std::string& name) {
 }
 const char* decode_mode_name(DecodeMode mode) { return name_of(kDecodeModes, mode); }
 
+Dispersion parse_dispersion(const std::string& name) {
+  return parse_named(kDispersions, "dispersion", name);
+}
+const char* dispersion_name(Dispersion dispersion) { return name_of(kDispersions, dispersion); }
+
+InputTransform parse_input_transform(const std::string& name) {
+  return parse_named(kInputTransforms, "input transform", name);
+}
+const char* input_transform_name(InputTransform transform) {
+  return name_of(kInputTransforms, transform);
+}
+
 OptimizerKind parse_optimizer(const std::string& name) {
   return parse_named(kOptimizers, "optimizer", name);
 }
 const char* optimizer_name(OptimizerKind kind) { return name_of(kOptimizers, kind); }
+
+ScaleMode parse_scale_mode(const std::string& name) {
+  return parse_named(kScaleModes, "scale", name);
+}
+const char* scale_mode_name(ScaleMode mode) { return name_of(kScaleModes, mode); }
+
+NonFinitePolicy parse_nonfinite_policy(const std::string& name) {
+  return parse_named(kNonFinitePolicies, "non-finite policy", name);
+}
+const char* nonfinite_policy_name(NonFinitePolicy policy) {
+  return name_of(kNonFinitePolicies, policy);
+}
+
+LrSchedule parse_lr_schedule(const std::string& name) {
+  return parse_named(kLrSchedules, "learning-rate schedule", name);
+}
+const char* lr_schedule_name(LrSchedule schedule) { return name_of(kLrSchedules, schedule); }
 
 }  // namespace sparseae

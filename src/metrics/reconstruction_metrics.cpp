@@ -12,7 +12,7 @@ namespace sparseae {
 
 bool has_count_likelihood(LossKind loss) {
   return loss == LossKind::poisson || loss == LossKind::nb || loss == LossKind::zinb ||
-         loss == LossKind::hurdle;
+         has_support_head(loss);
 }
 
 DecodeMode default_decode(LossKind loss) {
@@ -21,7 +21,7 @@ DecodeMode default_decode(LossKind loss) {
 
 void check_decode(LossKind loss, DecodeMode decode) {
   require(decode != DecodeMode::mode || has_count_likelihood(loss),
-          std::string("--decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's loss is ") +
+          std::string("--decode mode needs a count likelihood (poisson, nb, zinb, hurdle, hurdle_nb); the model's loss is ") +
               loss_name(loss));
 }
 

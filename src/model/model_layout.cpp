@@ -11,6 +11,10 @@ namespace sparseae {
 
 namespace {
 
+// Far more parameters than any memory holds. Widths and layer sizes are checked against it before
+// they are multiplied or summed, so that no configuration (a flag, a checkpoint) overflows them.
+constexpr std::int64_t kMaxParameters = std::int64_t{1} << 40;
+
 // Aligning every tensor to 32 floats keeps each one on its own 128-byte line, which cuBLAS's
 // vectorised loads prefer.
 constexpr std::int64_t kTensorAlignment = 32;
@@ -31,12 +35,24 @@ double uniform_open(std::uint64_t stream, std::uint64_t counter) {
 
 }  // namespace
 
+ModelConfig with_loss_heads(ModelConfig model, LossKind loss, const LossParams& params) {
+  model.output_heads = output_heads(loss);
+  model.feature_head = params.dispersion == Dispersion::feature ? dispersion_head(loss) : -1;
+  model.offset_head = params.size_factors ? log_mean_head(loss) : -1;
+  return model;
+}
+
 ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
   require(config.input_dim > 0, "model: input width must be positive");
   require(config.latent > 0, "model: latent width must be positive");
   for (std::int64_t width : config.hidden) require(width > 0, "model: hidden widths must be positive");
   for (std::int64_t width : config.decoder_hidden)
     require(width > 0, "model: decoder widths must be positive");
+  const auto too_wide = [](std::int64_t width) { return width > kMaxParameters; };
+  require(!too_wide(config.input_dim) && !too_wide(config.latent) &&
+              std::none_of(config.hidden.begin(), config.hidden.end(), too_wide) &&
+              std::none_of(config.decoder_hidden.begin(), config.decoder_hidden.end(), too_wide),
+          "model: a layer is wider than " + std::to_string(kMaxParameters) + " (2^40)");
 
   std::vector<std::int64_t> encoder{config.input_dim};
   encoder.insert(encoder.end(), config.hidden.begin(), config.hidden.end());
@@ -48,6 +64,14 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
     decoder.insert(decoder.end(), config.decoder_hidden.begin(), config.decoder_hidden.end());
   }
   require(config.output_heads >= 1, "model: output heads must be positive");
+  require(config.feature_head < config.output_heads,
+          "model: feature head " + std::to_string(config.feature_head) + " of " +
+              std::to_string(config.output_heads) + " output heads");
+  require(config.offset_head < config.output_heads,
+          "model: offset head " + std::to_string(config.offset_head) + " of " +
+              std::to_string(config.output_heads) + " output heads");
+  require(config.feature_head < 0 || !config.tied_weights,
+          "model: a per-feature head needs an untied output layer");
   require(!config.tied_weights || config.output_heads == 1,
           "model: tied weights need one output per column; this loss has " +
               std::to_string(config.output_heads) + " (drop --tied)");
@@ -57,13 +81,19 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
 
   std::int64_t offset = 0;
   auto add_layer = [&](std::int64_t in, std::int64_t out, Activation activation,
-                       const LayerShape* tied_to) {
+                       const LayerShape* tied_to, std::int64_t bias_only_begin,
+                       std::int64_t bias_only_end) {
+    require(in <= (kMaxParameters - offset) / out,
+            "model: more than " + std::to_string(kMaxParameters) + " (2^40) parameters");
     LayerShape layer{in, out, activation, 0, 0, tied_to != nullptr};
+    layer.bias_only_begin = bias_only_begin;
+    layer.bias_only_end = bias_only_end;
+    layer.weight_cols = out - (bias_only_end - bias_only_begin);
     if (tied_to != nullptr) {
       layer.weight_offset = tied_to->weight_offset;
     } else {
       layer.weight_offset = offset;
-      offset = aligned(offset + in * out);
+      offset = aligned(offset + in * layer.weight_cols);
     }
     layer.bias_offset = offset;
     offset = aligned(offset + out);
@@ -73,16 +103,20 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
   for (std::size_t i = 0; i + 1 < encoder.size(); ++i) {
     const bool is_latent = i + 2 == encoder.size();
     add_layer(encoder[i], encoder[i + 1],
-              is_latent ? config.latent_activation : config.hidden_activation, nullptr);
+              is_latent ? config.latent_activation : config.hidden_activation, nullptr, 0, 0);
   }
   for (std::size_t i = 0; i + 1 < decoder.size(); ++i) {
     const bool is_output = i + 2 == decoder.size();
     const LayerShape* tied = config.tied_weights ? &layers_[encoder_layers_ - 1 - i] : nullptr;
     // Copy: add_layer appends to layers_, which may move the element tied points to.
     const LayerShape tied_copy = tied != nullptr ? *tied : LayerShape{};
+    const bool has_feature_head = is_output && config.feature_head >= 0;
+    const std::int64_t feature_begin =
+        has_feature_head ? config.feature_head * config.input_dim : 0;
     add_layer(decoder[i], is_output ? decoder[i + 1] * config.output_heads : decoder[i + 1],
               is_output ? config.output_activation : config.hidden_activation,
-              tied != nullptr ? &tied_copy : nullptr);
+              tied != nullptr ? &tied_copy : nullptr, feature_begin,
+              has_feature_head ? feature_begin + config.input_dim : 0);
   }
   parameter_count_ = offset;
 }
@@ -103,6 +137,9 @@ std::string ModelLayout::describe() const {
        << (config_.output_heads > 1
                ? ", " + std::to_string(config_.output_heads) + " outputs per column"
                : std::string())
+       << (config_.feature_head >= 0
+               ? ", head " + std::to_string(config_.feature_head) + " per feature"
+               : std::string())
        << "), " << parameter_count_ << " parameters";
   return text.str();
 }
@@ -113,7 +150,7 @@ std::vector<float> ModelLayout::initial_parameters() const {
     const LayerShape& layer = layers_[l];
     if (layer.transposed_weight) continue;
     const std::uint64_t stream = math::mix64(config_.seed * 0x100000001B3ull + l);
-    const std::int64_t count = layer.in * layer.out;
+    const std::int64_t count = layer.in * layer.weight_cols;
     float* weights = parameters.data() + layer.weight_offset;
     if (he_initialised(layer.activation)) {
       const double std_dev = std::sqrt(2.0 / static_cast<double>(layer.in));
@@ -125,7 +162,7 @@ std::vector<float> ModelLayout::initial_parameters() const {
                                         std::cos(6.283185307179586 * u2));
       }
     } else {
-      const double limit = std::sqrt(6.0 / static_cast<double>(layer.in + layer.out));
+      const double limit = std::sqrt(6.0 / static_cast<double>(layer.in + layer.weight_cols));
       for (std::int64_t i = 0; i < count; ++i)
         weights[i] =
             static_cast<float>(limit * (2.0 * uniform_open(stream, static_cast<std::uint64_t>(i)) - 1.0));

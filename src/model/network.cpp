@@ -26,9 +26,28 @@ DenseView Network::activation(std::size_t layer) const {
 
 DenseView Network::weights(const Buffer<float>& buffer, const LayerShape& layer) const {
   // A tied layer reads the encoder's in x out weights as its own out x in matrix.
-  return layer.transposed_weight ? DenseView{buffer.data() + layer.weight_offset, layer.out, layer.in}
-                                 : DenseView{buffer.data() + layer.weight_offset, layer.in, layer.out};
+  return layer.transposed_weight
+             ? DenseView{buffer.data() + layer.weight_offset, layer.out, layer.in}
+             : DenseView{buffer.data() + layer.weight_offset, layer.in, layer.weight_cols};
 }
+
+Network::WeightedBlocks Network::weighted_columns(const LayerShape& layer) {
+  WeightedBlocks weighted;
+  if (layer.bias_only_begin > 0) weighted.blocks[weighted.count++] = {0, 0, layer.bias_only_begin};
+  const std::int64_t after =
+      layer.bias_only_end == layer.bias_only_begin ? layer.bias_only_begin : layer.bias_only_end;
+  if (after < layer.out)
+    weighted.blocks[weighted.count++] = {after, layer.bias_only_begin, layer.out - after};
+  return weighted;
+}
+
+namespace {
+
+DenseView column_block(DenseView m, std::int64_t first, std::int64_t count) {
+  return {m.data + first, m.rows, count, m.ld};
+}
+
+}  // namespace
 
 DenseView Network::gradient_scratch(std::size_t index, std::int64_t cols) const {
   return {gradient_scratch_[index % 2].data(), rows_, cols};
@@ -51,17 +70,39 @@ void Network::first_layer_weight_gradient(ConstDenseView batch, ConstDenseView d
   backend_->gemm(Transpose::yes, Transpose::no, 1.0f, batch, dz, 1.0f, dw);
 }
 
-void Network::run_layer(std::size_t l) {
+void Network::run_layer(std::size_t l, const float* output_log_offsets) {
   const LayerShape& layer = layout_.layers()[l];
   const DenseView out = activation(l);
-  backend_->gemm(Transpose::no, layer.transposed_weight ? Transpose::yes : Transpose::no, 1.0f,
-                 activation(l - 1), weights(parameters_, layer), 0.0f, out);
-  backend_->bias_activation_forward(layer.activation, out, parameters_.data() + layer.bias_offset,
-                                    out);
+  const float* bias = parameters_.data() + layer.bias_offset;
+  const DenseView w = weights(parameters_, layer);
+  if (layer.transposed_weight) {
+    backend_->gemm(Transpose::no, Transpose::yes, 1.0f, activation(l - 1), w, 0.0f, out);
+  } else {
+    for (const WeightedColumns& block : weighted_columns(layer))
+      backend_->gemm(Transpose::no, Transpose::no, 1.0f, activation(l - 1),
+                     column_block(w, block.first_weight, block.count), 0.0f,
+                     column_block(out, block.first_output, block.count));
+  }
+  const std::int64_t offset_head = layout_.config().offset_head;
+  if (output_log_offsets != nullptr && offset_head >= 0 && l + 1 == layout_.layers().size()) {
+    const std::int64_t width = layout_.config().input_dim;
+    backend_->add_row_offsets(column_block(out, offset_head * width, width), output_log_offsets);
+  }
+  for (const WeightedColumns& block : weighted_columns(layer)) {
+    const DenseView out_block = column_block(out, block.first_output, block.count);
+    backend_->bias_activation_forward(layer.activation, out_block, bias + block.first_output,
+                                      out_block);
+  }
+  const std::int64_t bias_only = layer.bias_only_end - layer.bias_only_begin;
+  if (bias_only == 0) return;
+  backend_->bias_activation_forward(layer.activation, ConstDenseView{},
+                                    bias + layer.bias_only_begin,
+                                    column_block(out, layer.bias_only_begin, bias_only));
 }
 
 template <typename Input>
-void Network::forward_impl(const Input& batch, std::size_t end_layer) {
+void Network::forward_impl(const Input& batch, std::size_t end_layer,
+                           const float* output_log_offsets) {
   const auto& layers = layout_.layers();
   require(batch.rows <= max_batch_, "network: batch of " + std::to_string(batch.rows) +
                                         " rows exceeds the " + std::to_string(max_batch_) +
@@ -75,12 +116,15 @@ void Network::forward_impl(const Input& batch, std::size_t end_layer) {
   first_layer_product(batch, weights(parameters_, layers.front()), first);
   backend_->bias_activation_forward(layers.front().activation, first,
                                     parameters_.data() + layers.front().bias_offset, first);
-  for (std::size_t l = 1; l < end; ++l) run_layer(l);
+  for (std::size_t l = 1; l < end; ++l) run_layer(l, output_log_offsets);
 }
 
-void Network::forward(CsrView batch, std::size_t end_layer) { forward_impl(batch, end_layer); }
-void Network::forward(ConstDenseView batch, std::size_t end_layer) {
-  forward_impl(batch, end_layer);
+void Network::forward(CsrView batch, std::size_t end_layer, const float* output_log_offsets) {
+  forward_impl(batch, end_layer, output_log_offsets);
+}
+void Network::forward(ConstDenseView batch, std::size_t end_layer,
+                      const float* output_log_offsets) {
+  forward_impl(batch, end_layer, output_log_offsets);
 }
 
 void Network::decode(ConstDenseView latent) {
@@ -114,11 +158,22 @@ void Network::backward_impl(const Input& batch, const ActivationHook& hook) {
     }
     if (layer.transposed_weight) {
       backend_->gemm(Transpose::yes, Transpose::no, 1.0f, dz, activation(l - 1), 1.0f, dw);
-    } else {
-      backend_->gemm(Transpose::yes, Transpose::no, 1.0f, activation(l - 1), dz, 1.0f, dw);
+      backend_->gemm(Transpose::no, Transpose::no, 1.0f, dz, weights(parameters_, layer), 0.0f,
+                     gradient_scratch(l - 1, layer.in));
+      continue;
     }
-    backend_->gemm(Transpose::no, layer.transposed_weight ? Transpose::no : Transpose::yes, 1.0f,
-                   dz, weights(parameters_, layer), 0.0f, gradient_scratch(l - 1, layer.in));
+    // The bias-only columns have no weights: their dz reaches the bias gradient alone.
+    const DenseView w = weights(parameters_, layer);
+    float beta = 0.0f;
+    for (const WeightedColumns& block : weighted_columns(layer)) {
+      const DenseView dz_block = column_block(dz, block.first_output, block.count);
+      backend_->gemm(Transpose::yes, Transpose::no, 1.0f, activation(l - 1), dz_block, 1.0f,
+                     column_block(dw, block.first_weight, block.count));
+      backend_->gemm(Transpose::no, Transpose::yes, 1.0f, dz_block,
+                     column_block(w, block.first_weight, block.count), beta,
+                     gradient_scratch(l - 1, layer.in));
+      beta = 1.0f;
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 #include <numeric>
 
 #include "kernels/loss_math.hpp"
+#include "model/batch_input.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
 
@@ -15,9 +16,9 @@ std::string width_mismatch(const char* what, std::int64_t got, std::int64_t expe
          std::to_string(expected);
 }
 
-// The configuration with the model's output layer sized for the loss's heads.
+// The configuration with the model's output layer shaped for the loss's heads.
 RunConfig with_heads(RunConfig config) {
-  config.model.output_heads = output_heads(config.train.loss);
+  config.model = with_loss_heads(config.model, config.train.loss, config.train.loss_params);
   return config;
 }
 
@@ -49,11 +50,16 @@ void TrainedModel::for_each_batch(const HostCsr& counts, std::size_t end_layer, 
     widest_batch_nnz = std::max(widest_batch_nnz, counts.row_offsets[last] - counts.row_offsets[first]);
   }
   const CsrBatchBuffer batch(*backend_, counts.cols, batch_rows, widest_batch_nnz);
+  detail::BatchInput input(*backend_,
+                           {config_.train.input_transform, config_.train.loss_params.size_factors,
+                            config_.reference_library_size},
+                           batch_rows, widest_batch_nnz);
   for (std::int64_t first = 0; first < counts.rows; first += batch_rows) {
     const std::int64_t count = std::min(batch_rows, counts.rows - first);
     const std::int64_t nnz =
         backend_->gather_rows(data.view(), row_ids.data() + first, count, batch.output());
-    network_.forward(batch.view(count, nnz), end_layer);
+    const CsrView rows = batch.view(count, nnz);
+    network_.forward(input.input(rows), end_layer, input.log_offsets(rows));
     visit(first, count);
   }
 }
@@ -68,7 +74,26 @@ void append_rows(Backend& backend, DenseView source, HostDense& target, std::int
 
 }  // namespace
 
-HostDense TrainedModel::encode(const HostCsr& counts) {
+template <typename Visit>
+void TrainedModel::for_each_batch(const HostDense& rows, std::size_t end_layer, Visit visit) {
+  require(rows.cols == input_width(), width_mismatch("the data", rows.cols, input_width()));
+  const std::int64_t batch_rows = network_.max_batch();
+  Buffer<float> batch(*backend_, static_cast<std::size_t>(batch_rows * rows.cols));
+  std::vector<float> scaled;
+  for (std::int64_t first = 0; first < rows.rows; first += batch_rows) {
+    const std::int64_t count = std::min(batch_rows, rows.rows - first);
+    scaled.assign(rows.values.begin() + first * rows.cols,
+                  rows.values.begin() + (first + count) * rows.cols);
+    if (config_.scale != 1.0f)
+      for (float& v : scaled) v /= config_.scale;
+    batch.upload(scaled);
+    network_.forward(ConstDenseView(batch.matrix(count, rows.cols)), end_layer);
+    visit(first, count);
+  }
+}
+
+template <typename Rows>
+HostDense TrainedModel::encode_rows(const Rows& counts) {
   HostDense latents{counts.rows, latent_width(),
                     std::vector<float>(static_cast<std::size_t>(counts.rows * latent_width()))};
   for_each_batch(counts, network_.layout().encoder_layers(), [&](std::int64_t first, std::int64_t) {
@@ -76,6 +101,10 @@ HostDense TrainedModel::encode(const HostCsr& counts) {
   });
   return latents;
 }
+
+HostDense TrainedModel::encode(const HostCsr& counts) { return encode_rows(counts); }
+
+HostDense TrainedModel::encode(const HostDense& rows) { return encode_rows(rows); }
 
 void TrainedModel::set_hurdle_threshold(double threshold) {
   require(threshold >= 0.0 && threshold <= 1.0,
@@ -140,7 +169,8 @@ void TrainedModel::for_each_output_batch(
   });
 }
 
-HostDense TrainedModel::outputs(const HostCsr& counts) {
+template <typename Rows>
+HostDense TrainedModel::output_rows(const Rows& counts) {
   const std::int64_t width = input_width() * output_heads(config_.train.loss);
   HostDense outputs{counts.rows, width,
                     std::vector<float>(static_cast<std::size_t>(counts.rows * width))};
@@ -149,6 +179,10 @@ HostDense TrainedModel::outputs(const HostCsr& counts) {
   });
   return outputs;
 }
+
+HostDense TrainedModel::outputs(const HostCsr& counts) { return output_rows(counts); }
+
+HostDense TrainedModel::outputs(const HostDense& rows) { return output_rows(rows); }
 
 HostDense TrainedModel::reconstruct(const HostCsr& counts) {
   return values_from_outputs(outputs(counts));
@@ -222,15 +256,15 @@ HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeM
 
 double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation) {
   const RunConfig& config = model.config();
-  require(config.train.loss == LossKind::hurdle,
+  require(has_support_head(config.train.loss),
           std::string("choose_hurdle_threshold: the model's loss is ") +
-              loss_name(config.train.loss) + ", not hurdle");
+              loss_name(config.train.loss) + ", not hurdle or hurdle_nb");
   // The grid i / 20, i = 1..19; per threshold, the exactly reproduced and the predicted
   // non-zeros of the decoded counts (decode mode); the true non-zeros are the same for all.
   constexpr int kGrid = 19;
   std::vector<EntryDecoder> decoders;
   for (int i = 1; i <= kGrid; ++i)
-    decoders.emplace_back(LossKind::hurdle, config.scale, DecodeMode::mode, i / 20.0);
+    decoders.emplace_back(config.train.loss, config.scale, DecodeMode::mode, i / 20.0);
   std::vector<std::int64_t> exact(kGrid, 0), predicted(kGrid, 0);
   std::int64_t true_nonzeros = 0;
   const std::int64_t cols = model.input_width();

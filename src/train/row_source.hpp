@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "model/batch_input.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/io.hpp"
 #include "sparseae/network.hpp"
@@ -15,19 +16,38 @@ class RowSource {
  public:
   virtual ~RowSource() = default;
   virtual std::int64_t rows() const = 0;
-  // Gathers rows row_ids[0..count) (backend memory) into the batch, runs the network forward on
-  // it, and writes the reconstruction loss's gradient into the network's output gradient and
-  // each row's loss into row_loss.
-  virtual void forward_and_loss(Network& network, const std::int64_t* row_ids, std::int64_t count,
-                                LossKind loss, const LossParams& params, float* row_loss) = 0;
+  // Sets the batches forward_and_loss draws from: batch b holds the rows
+  // row_ids[b * batch_rows, min(count, (b + 1) * batch_rows)) (backend memory, left unchanged
+  // until the next call). A sparse source reads every batch's non-zero count here, in one host
+  // round trip, so that a step never waits for the device.
+  virtual void prepare_batches(const std::int64_t* row_ids, std::int64_t count,
+                               std::int64_t batch_rows);
+  std::int64_t batches() const { return (count_ + batch_rows_ - 1) / batch_rows_; }
+  // The number of rows in batch b.
+  std::int64_t batch_size(std::int64_t batch) const;
+  // Gathers batch b of the prepared batches, runs the network forward on it, and writes the
+  // reconstruction loss's gradient into the network's output gradient and each row's loss into
+  // row_loss.
+  virtual void forward_and_loss(Network& network, std::int64_t batch, LossKind loss,
+                                const LossParams& params, float* row_loss) = 0;
   // Backward through the network for the batch of the last forward_and_loss.
   virtual void backward(Network& network, const Network::ActivationHook& hook) = 0;
+
+ protected:
+  // The row ids of batch b (backend memory).
+  const std::int64_t* batch_ids(std::int64_t batch) const;
+
+ private:
+  const std::int64_t* row_ids_ = nullptr;
+  std::int64_t count_ = 0;
+  std::int64_t batch_rows_ = 1;
 };
 
-// counts are uploaded as they are: the caller scales them first.
+// counts are uploaded as they are: the caller scales them first. input: what the network reads
+// of each batch (BatchInput).
 std::unique_ptr<RowSource> make_row_source(Backend& backend, const HostCsr& counts,
-                                           std::int64_t batch_rows);
+                                           std::int64_t batch_rows, const BatchInputOptions& input);
 std::unique_ptr<RowSource> make_row_source(Backend& backend, const HostDense& counts,
-                                           std::int64_t batch_rows);
+                                           std::int64_t batch_rows, const BatchInputOptions& input);
 
 }  // namespace sparseae::detail
