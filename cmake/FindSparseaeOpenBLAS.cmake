@@ -1,5 +1,5 @@
 # Finds OpenBLAS itself, never the reference BLAS that Debian installs as the default libblas
-# (about 30x slower). Defines the imported target sparseae::openblas.
+# (about 30x slower). Defines the imported targets sparseae::openblas and sparseae::lapacke.
 #
 # The OpenMP build comes first: it shares libgomp's thread pool with our own OpenMP loops. The
 # pthread build keeps a pool of its own whose idle threads spin in sched_yield and took most of
@@ -19,10 +19,18 @@ endif()
 find_library(SparseaeOpenBLAS_LIBRARY NAMES ${_sparseae_openblas_names}
   PATH_SUFFIXES openblas-openmp openblas-pthread)
 
+# LAPACKE (the C interface of LAPACK, for the PCA's eigen-decomposition) from Debian's
+# liblapacke-dev, always linked statically: its LAPACK calls then resolve to OpenBLAS's own LAPACK
+# above. The shared liblapacke would load liblapack.so.3, which Debian's alternatives may point at
+# the reference LAPACK or at OpenBLAS's pthread build (a second thread pool).
+find_path(SparseaeOpenBLAS_LAPACKE_INCLUDE_DIR lapacke.h)
+find_library(SparseaeOpenBLAS_LAPACKE_LIBRARY NAMES liblapacke.a)
+
 include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(SparseaeOpenBLAS
   REQUIRED_VARS SparseaeOpenBLAS_LIBRARY SparseaeOpenBLAS_INCLUDE_DIR
-  REASON_FAILURE_MESSAGE "install Debian's libopenblas-dev")
+                SparseaeOpenBLAS_LAPACKE_LIBRARY SparseaeOpenBLAS_LAPACKE_INCLUDE_DIR
+  REASON_FAILURE_MESSAGE "install Debian's libopenblas-openmp-dev and liblapacke-dev")
 
 if(SparseaeOpenBLAS_FOUND AND NOT TARGET sparseae::openblas)
   add_library(sparseae::openblas UNKNOWN IMPORTED)
@@ -33,4 +41,12 @@ if(SparseaeOpenBLAS_FOUND AND NOT TARGET sparseae::openblas)
     set_property(TARGET sparseae::openblas PROPERTY INTERFACE_LINK_LIBRARIES gfortran pthread m)
   endif()
 endif()
-mark_as_advanced(SparseaeOpenBLAS_INCLUDE_DIR SparseaeOpenBLAS_LIBRARY)
+if(SparseaeOpenBLAS_FOUND AND NOT TARGET sparseae::lapacke)
+  add_library(sparseae::lapacke STATIC IMPORTED)
+  set_target_properties(sparseae::lapacke PROPERTIES
+    IMPORTED_LOCATION "${SparseaeOpenBLAS_LAPACKE_LIBRARY}"
+    INTERFACE_INCLUDE_DIRECTORIES "${SparseaeOpenBLAS_LAPACKE_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES sparseae::openblas)
+endif()
+mark_as_advanced(SparseaeOpenBLAS_INCLUDE_DIR SparseaeOpenBLAS_LIBRARY
+                 SparseaeOpenBLAS_LAPACKE_INCLUDE_DIR SparseaeOpenBLAS_LAPACKE_LIBRARY)

@@ -26,6 +26,21 @@ constexpr std::size_t align_workspace(std::size_t bytes) {
 void launch_index_narrow(const std::int64_t* in, std::int32_t* out, std::int64_t n,
                          cudaStream_t stream);
 
+// out[i] = math::transform_input(transform, in[i]) for i < n; out may alias in.
+void launch_transform_values(InputTransform transform, const float* in, std::int64_t n,
+                             float* out, cudaStream_t stream);
+// out[r] = math::log_size_factor(sum of row r, log_reference), summed in column order.
+void launch_row_log_size_factors(CsrView batch, float log_reference, float* out,
+                                 cudaStream_t stream);
+void launch_row_log_size_factors(ConstDenseView batch, float log_reference, float* out,
+                                 cudaStream_t stream);
+// m(r, c) += offsets[r].
+void launch_add_row_offsets(DenseView m, const float* offsets, cudaStream_t stream);
+
+// out(r, j) = math::deterministic::layer_output(layer, row r of in, row_offsets[r] or 0, j).
+void launch_deterministic_layer(const DeterministicLayer& layer, ConstDenseView in,
+                                const float* row_offsets, DenseView out, cudaStream_t stream);
+
 // c = beta * c; beta == 0 writes zeros without reading c, beta == 1 does nothing.
 void launch_scale(DenseView c, float beta, cudaStream_t stream);
 
@@ -69,13 +84,20 @@ void launch_gather_offsets(CsrView source, const std::int64_t* row_ids, std::int
                            RowOffset* out_row_offsets, GatherStatus* status, void* workspace,
                            cudaStream_t stream);
 
-// Second half, once the host has checked status: copies each row's entries into out.
+// Second half, once the host has checked status or knows the batch's nnz: copies each row's
+// entries into out, none past out.nnz_capacity; an out-of-range id copies nothing.
 void launch_gather_copy(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                         const CsrOutput& out, cudaStream_t stream);
 
 // out row i = source row row_ids[i]; an id outside [0, source.rows) gives a zero row.
 void launch_gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
                               std::int64_t count, DenseView out, cudaStream_t stream);
+
+// out = a dense (zeros elsewhere; entries sharing a row and a column summed, in no fixed order).
+void launch_csr_to_dense(CsrView a, DenseView out, cudaStream_t stream);
+
+// sum[i] += x[i] for i < n, in float64.
+void launch_accumulate(const float* x, std::int64_t n, double* sum, cudaStream_t stream);
 
 // Reconstruction loss of y against the CSR target (same shape, columns unique within a row and in
 // [0, cols)): writes grad (d loss / d y, normalised) and row_loss[r] for every row, one block per
@@ -107,11 +129,12 @@ void launch_sum_of_squares(const float* x, std::int64_t n, float* out, void* wor
                            cudaStream_t stream);
 
 // One math::optimizer_update per element i < n; second may be null (sgd). When
-// max_grad_norm > 0, grad_sum_squares is a device pointer to the squared gradient norm and each
-// gradient is first scaled by math::clip_scale(max_grad_norm, *grad_sum_squares), read on the
-// device; otherwise grad_sum_squares is ignored.
+// max_grad_norm > 0 or skip_nonfinite, grad_sum_squares is a device pointer to the squared
+// gradient norm, read on the device by math::gradient_gate: a non-finite norm skips the step
+// (skip_nonfinite), and clipping scales each gradient; otherwise grad_sum_squares is ignored.
 void launch_optimizer_step(const math::OptimizerScalars& scalars, std::int64_t n, float* params,
                            const float* grads, float* first, float* second, float max_grad_norm,
-                           const float* grad_sum_squares, cudaStream_t stream);
+                           bool skip_nonfinite, const float* grad_sum_squares,
+                           cudaStream_t stream);
 
 }  // namespace sparseae::kernels

@@ -19,6 +19,7 @@
 #include "reference.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"
+#include "test_util.hpp"
 
 namespace sparseae::test {
 namespace {
@@ -30,6 +31,8 @@ using reference::FloatMatrix;
 using reference::kPoison;
 using reference::random_csr;
 using reference::random_matrix;
+using test::contains;
+using test::error_message;
 
 // ---- tolerances ----
 
@@ -946,6 +949,73 @@ TEST_P(GatherConformance, ThrowsForRowIdOutOfRange) {
   }
 }
 
+// An epoch's ids in batches: batch_nonzeros gives each batch's nnz in one call, and gather_rows
+// given that nnz builds the same batch as the reference (the last batch short).
+TEST_P(GatherConformance, KnownNonZerosGatherTheSameBatches) {
+  std::mt19937_64 rng(5500);
+  const HostCsr source = random_csr(rng, 1000, 512, 0.03, 0.2);
+  const std::vector<std::int64_t> ids = reference::random_permutation(7, source.rows);
+  const BackendCsr source_on(backend(), source);
+  const Buffer<std::int64_t> ids_on = upload(ids);
+  for (std::int64_t batch_rows : {1, 64, 300, 1000, 4096}) {
+    SCOPED_TRACE("batch_rows " + std::to_string(batch_rows));
+    const std::int64_t batches = (source.rows + batch_rows - 1) / batch_rows;
+    std::vector<std::int64_t> nnz(static_cast<std::size_t>(batches), -1);
+    backend().batch_nonzeros(source_on.view(), ids_on.data(), source.rows, batch_rows,
+                             nnz.data());
+    for (std::int64_t b = 0; b < batches; ++b) {
+      const std::int64_t first = b * batch_rows;
+      const std::int64_t count = std::min(batch_rows, source.rows - first);
+      const HostCsr expected =
+          reference::gather_rows(source, {ids.begin() + first, ids.begin() + first + count});
+      ASSERT_EQ(nnz[b], expected.nnz()) << "batch " << b;
+      GatherOutput out = make_output(source.cols, count, expected.nnz());
+      backend().gather_rows(source_on.view(), ids_on.data() + first, count, nnz[b],
+                            out.output());
+      const auto length = static_cast<std::size_t>(nnz[b]);
+      ASSERT_TRUE(exactly_equal(download(out.row_offsets), expected.row_offsets,
+                                static_cast<std::size_t>(count + 1), "row_offsets"));
+      ASSERT_TRUE(exactly_equal(download(out.col_indices), expected.col_indices, length,
+                                "col_indices"));
+      ASSERT_TRUE(exactly_equal(download(out.values), expected.values, length, "values"));
+    }
+  }
+}
+
+TEST_P(GatherConformance, BatchNonzerosThrowsForRowIdOutOfRange) {
+  std::mt19937_64 rng(5600);
+  const BackendCsr source(backend(), random_csr(rng, 10, 13, 0.3, 0.0));
+  for (std::int64_t bad : {std::int64_t{10}, std::int64_t{-1}}) {
+    const Buffer<std::int64_t> ids = upload(std::vector<std::int64_t>{0, 9, bad, 3, 5});
+    std::vector<std::int64_t> nnz(3);
+    EXPECT_TRUE(throws_error(
+        [&] { backend().batch_nonzeros(source.view(), ids.data(), 5, 2, nnz.data()); },
+        "gather_rows: row id " + std::to_string(bad) + " outside [0, 10)", true));
+  }
+}
+
+TEST_P(GatherConformance, KnownNonZerosBeyondCapacityThrow) {
+  HostCsr source;
+  source.rows = 3;
+  source.cols = 4;
+  source.row_offsets = {0, 2, 2, 5};
+  source.col_indices = {0, 3, 0, 1, 2};
+  source.values = {1, 2, 3, 4, 5};
+  const BackendCsr source_on(backend(), source);
+  const Buffer<std::int64_t> ids = upload(std::vector<std::int64_t>{2, 0, 1, 2});  // 8 non-zeros
+  GatherOutput out = make_output(4, 4, 7);
+  EXPECT_TRUE(throws_error(
+      [&] { backend().gather_rows(source_on.view(), ids.data(), 4, 8, out.output()); },
+      "gather_rows: batch has 8 non-zeros, output holds 7", true));
+  // Only the cpu backend can tell a wrong nnz without waiting for the device.
+  if (is_cpu()) {
+    GatherOutput roomy = make_output(4, 4, 10);
+    EXPECT_TRUE(throws_error(
+        [&] { backend().gather_rows(source_on.view(), ids.data(), 4, 7, roomy.output()); },
+        "gather_rows: the batch has 8 non-zeros, not the 7 given", true));
+  }
+}
+
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(GatherConformance);
 
 // ==== reconstruction loss ====
@@ -1803,6 +1873,140 @@ TEST_P(OptimizerConformance, AdamNeedsASecondMoment) {
 }
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(OptimizerConformance);
+
+// ==== float64 linear algebra (the PCA baseline) ====
+
+// csr_to_dense moves values without arithmetic (but for duplicate entries, summed): exact.
+class CsrToDenseConformance : public BackendTest {
+ protected:
+  // Densifies a into a poisoned rows x ld buffer and checks every element, padding included.
+  void check(const HostCsr& a, std::int64_t ld) {
+    const BackendCsr a_on(backend(), a);
+    const FloatMatrix poisoned = filled_matrix(a.rows, a.cols, kPoison, ld);
+    BackendMatrix out = upload(poisoned);
+    backend().csr_to_dense(a_on.view(), out.view());
+    const FloatMatrix got = download(out);
+    std::vector<double> expected(static_cast<std::size_t>(a.rows * a.cols), 0.0);
+    for (std::int64_t r = 0; r < a.rows; ++r)
+      for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k)
+        expected[r * a.cols + a.col_indices[k]] += a.values[k];
+    for (std::int64_t r = 0; r < a.rows; ++r) {
+      for (std::int64_t c = 0; c < a.cols; ++c)
+        ASSERT_EQ(got(r, c), expected[r * a.cols + c]) << "(" << r << ", " << c << ")";
+      for (std::int64_t c = a.cols; c < got.ld; ++c)
+        ASSERT_TRUE(std::isnan(got(r, c))) << "padding (" << r << ", " << c << ") written";
+    }
+  }
+};
+
+TEST_P(CsrToDenseConformance, MatchesReference) {
+  std::uint64_t seed = 9500;
+  const Shape shapes[] = {{1, 1}, {7, 13}, {33, 65}, {300, 512}, {1, 512}};
+  for (const Shape& s : shapes) {
+    std::mt19937_64 rng(++seed);
+    check(random_csr(rng, s.rows, s.cols, 0.2, 0.25), s.cols);
+    check(random_csr(rng, s.rows, s.cols, 0.2, 0.25), s.cols + 3);
+  }
+}
+
+TEST_P(CsrToDenseConformance, NoNonZerosAndDuplicates) {
+  std::mt19937_64 rng(9600);
+  check(random_csr(rng, 9, 11, 0.0, 0.0), 11);
+  HostCsr duplicates;  // row 0 names column 2 twice; row 1 is empty
+  duplicates.rows = 3;
+  duplicates.cols = 4;
+  duplicates.row_offsets = {0, 3, 3, 4};
+  duplicates.col_indices = {2, 0, 2, 3};
+  duplicates.values = {1.5f, 2.0f, 4.0f, 7.0f};
+  check(duplicates, 4);
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(CsrToDenseConformance);
+
+// accumulate is one float64 addition per element: exact against the same addition here.
+class AccumulateConformance : public BackendTest {};
+
+TEST_P(AccumulateConformance, AddsFloatsIntoDoubles) {
+  std::uint64_t seed = 9700;
+  for (const std::int64_t n : {0, 1, 31, 65537, (1 << 20) + 3}) {
+    std::mt19937_64 rng(++seed);
+    const std::vector<float> x = reference::random_log_uniform_floats(rng, n, -6.0, 6.0);
+    std::vector<double> sums(static_cast<std::size_t>(n + 1));
+    for (double& v : sums) v = reference::uniform(rng, -1e6, 1e6);
+    const Buffer<float> x_on = upload(x);
+    Buffer<double> sums_on = upload(sums);
+    backend().accumulate(x_on.data(), n, sums_on.data());
+    const std::vector<double> got = download(sums_on);
+    for (std::int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(got[i], sums[i] + static_cast<double>(x[i])) << "n = " << n << ", i = " << i;
+    EXPECT_EQ(got[n], sums[n]) << "the element past n was written";
+  }
+  EXPECT_TRUE(contains(error_message([&] { backend().accumulate(nullptr, -1, nullptr); }),
+                       "accumulate: negative length -1"));
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(AccumulateConformance);
+
+// symmetric_eigen against the Jacobi reference in float64. Eigenvalues within 1e-12 of the
+// largest magnitude (backward-stable solvers: a few n eps ||A||); eigenvectors, whose signs are
+// the solver's, through the residual ||A v - λ v|| and orthonormality at the same scale. The lower
+// triangle is NaN, which passes only if nothing reads it.
+class SymmetricEigenConformance : public BackendTest {
+ protected:
+  void check(const std::vector<double>& symmetric, std::int64_t n) {
+    std::vector<double> input = symmetric;
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < i; ++j) input[i * n + j] = std::nan("");
+    Buffer<double> a = upload(input);
+    Buffer<double> values = upload(std::vector<double>(static_cast<std::size_t>(n), std::nan("")));
+    backend().symmetric_eigen(n, a.data(), values.data());
+    const std::vector<double> got_values = download(values);
+    const std::vector<double> vectors = download(a);
+    const reference::SymmetricEigen expected = reference::symmetric_eigen(symmetric, n);
+    double scale = 1e-300;
+    for (double v : expected.values) scale = std::max(scale, std::fabs(v));
+    const double tolerance = 1e-12 * static_cast<double>(n + 1) * scale;
+    for (std::int64_t i = 0; i < n; ++i) {
+      ASSERT_NEAR(got_values[i], expected.values[i], tolerance) << "n = " << n << ", value " << i;
+      for (std::int64_t r = 0; r < n; ++r) {  // (A v_i)_r - λ_i v_i[r]
+        double product = 0.0;
+        for (std::int64_t c = 0; c < n; ++c) product += symmetric[r * n + c] * vectors[i * n + c];
+        ASSERT_NEAR(product, got_values[i] * vectors[i * n + r], tolerance)
+            << "n = " << n << ": row " << i << " is no eigenvector";
+      }
+      for (std::int64_t j = 0; j <= i; ++j) {
+        double dot = 0.0;
+        for (std::int64_t c = 0; c < n; ++c) dot += vectors[i * n + c] * vectors[j * n + c];
+        ASSERT_NEAR(dot, i == j ? 1.0 : 0.0, 1e-12 * static_cast<double>(n + 1))
+            << "n = " << n << ": rows " << i << " and " << j;
+      }
+    }
+  }
+};
+
+TEST_P(SymmetricEigenConformance, MatchesReference) {
+  std::uint64_t seed = 9800;
+  for (const std::int64_t n : {1, 2, 7, 64, 129}) {
+    std::mt19937_64 rng(++seed);
+    std::vector<double> a(static_cast<std::size_t>(n * n));
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = i; j < n; ++j)
+        a[i * n + j] = a[j * n + i] = reference::uniform(rng, -10.0, 10.0);
+    check(a, n);
+  }
+}
+
+TEST_P(SymmetricEigenConformance, RepeatedAndZeroEigenvalues) {
+  std::vector<double> identity(25, 0.0);
+  for (int i = 0; i < 5; ++i) identity[i * 5 + i] = 1.0;
+  check(identity, 5);
+  check(std::vector<double>(16, 0.0), 4);
+  // A covariance of rank 1: x xᵀ with x = (1, 2, 3).
+  check({1, 2, 3, 2, 4, 6, 3, 6, 9}, 3);
+  backend().symmetric_eigen(0, nullptr, nullptr);  // nothing to do, nothing read
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(SymmetricEigenConformance);
 
 }  // namespace
 }  // namespace sparseae::test

@@ -43,6 +43,10 @@ class Backend {
   virtual void fill_zero_bytes(void* destination, std::size_t bytes) = 0;
   // Waits until every op issued so far has finished.
   virtual void synchronize() = 0;
+  // Bytes of device memory in use on the backend's device, as its driver reports it (every
+  // process and the CUDA context included); 0 where the backend works in host memory. What the
+  // benchmark reports as peak device memory.
+  virtual std::size_t device_memory_used() const { return 0; }
 
   // ---- dense and sparse products ----
   // c = alpha * op(a) * op(b) + beta * c, all row-major. With beta == 0, c's old contents are
@@ -55,7 +59,8 @@ class Backend {
                     DenseView c) = 0;
 
   // ---- fused element-wise ops ----
-  // y = activation(z + bias) with bias broadcast over rows; y may alias z.
+  // y = activation(z + bias) with bias broadcast over rows; y may alias z. A null z.data reads
+  // as zeros: y = activation(bias) in every row (an output that depends on no input).
   virtual void bias_activation_forward(Activation activation, ConstDenseView z, const float* bias,
                                        DenseView y) = 0;
   // dz = dy * activation'(.) evaluated from the forward output y; bias_grad = column sums of dz.
@@ -64,6 +69,38 @@ class Backend {
                                    DenseView dz, float* bias_grad) = 0;
   // out[c] = scale * sum_r x(r, c): column sums (scale 1) or means (scale 1 / rows).
   virtual void column_sums(ConstDenseView x, float scale, float* out) = 0;
+
+  // ---- float64 linear algebra (the PCA baseline, src/pca) ----
+  // out = a as a dense matrix of a's shape: zeros where a has no entry, and entries that share a
+  // row and a column summed (every CSR the library builds has unique columns within a row).
+  virtual void csr_to_dense(CsrView a, DenseView out) = 0;
+  // sum[i] += x[i] for i < n: float products of one row block added into a float64 total, so
+  // the rounding of a float sum stays bounded by the block and does not grow with the rows.
+  virtual void accumulate(const float* x, std::int64_t n, double* sum) = 0;
+  // The eigen-decomposition of the symmetric n x n float64 matrix a (row-major; only the upper
+  // triangle, j >= i, is read): eigenvalues[0..n) ascending, and row i of a overwritten by a unit
+  // eigenvector of eigenvalues[i] (its sign is the solver's). LAPACK dsyevd on cpu, cuSOLVER
+  // syevd on cuda. Waits for the device; throws Error when the solver does not converge.
+  virtual void symmetric_eigen(std::int64_t n, double* a, double* eigenvalues) = 0;
+
+  // ---- library size (math::transform_input, math::log_size_factor) ----
+  // out[i] = transform(in[i]) for i < n: what the first layer reads. out may alias in.
+  virtual void transform_values(InputTransform transform, const float* in, std::int64_t n,
+                                float* out) = 0;
+  // out[r] = log(max(1, sum of row r of batch)) - log_reference: each row's log size factor
+  // against the reference library size, the rows summed in column order in float64.
+  virtual void row_log_size_factors(CsrView batch, float log_reference, float* out) = 0;
+  virtual void row_log_size_factors(ConstDenseView batch, float log_reference, float* out) = 0;
+  // m(r, c) += offsets[r]: a per-row offset on a block of pre-activations.
+  virtual void add_row_offsets(DenseView m, const float* offsets) = 0;
+
+  // ---- lossless mode ----
+  // out(r, j) = math::deterministic_output(layer, row r of in, row_offsets[r], j): one layer of
+  // the decoder that compress and decompress share, bit for bit the same on every backend and
+  // batch size (fixed summation order, no contraction into FMA, the activations' transcendentals
+  // from basic operations). row_offsets may be null (no offsets).
+  virtual void deterministic_layer(const DeterministicLayer& layer, ConstDenseView in,
+                                   const float* row_offsets, DenseView out) = 0;
 
   // ---- batching ----
   // out[0..n) = a permutation of 0..n-1 that depends only on (seed, n), identical on every
@@ -74,6 +111,20 @@ class Backend {
   // out of range.
   virtual std::int64_t gather_rows(CsrView source, const std::int64_t* row_ids,
                                    std::int64_t count, const CsrOutput& out) = 0;
+  // The non-zeros of each batch that rows source[row_ids[0..count)] make when taken batch_rows
+  // at a time (the last batch may be shorter): nnz_per_batch[b] (host memory,
+  // ceil(count / batch_rows) entries) for the ids [b * batch_rows, (b + 1) * batch_rows). One
+  // host round trip for a whole epoch's batches, so that each batch's gather_rows given its nnz
+  // waits for nothing. Throws gather_rows' Error for a row id out of range.
+  virtual void batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                              std::int64_t batch_rows, std::int64_t* nnz_per_batch) = 0;
+  // gather_rows for a batch whose number of non-zeros is known (batch_nonzeros): the same batch
+  // in out, without waiting for the device. Throws Error if nnz exceeds out.nnz_capacity. The
+  // row ids must lie in range, as batch_nonzeros checked: the cpu backend throws gather_rows'
+  // Error for one that does not, or when nnz is not the batch's; the cuda backend, which could
+  // check neither without waiting, gathers an out-of-range id as an empty row.
+  virtual void gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                           std::int64_t nnz, const CsrOutput& out) = 0;
   // The dense path: out (count x source.cols) = rows source[row_ids[0]], ... in that order. Row
   // ids must lie in [0, source.rows): the cpu backend throws gather_rows' message for one that
   // does not; the cuda backend, which could check only by waiting for the device, writes a zero
@@ -117,7 +168,8 @@ class Backend {
   // second_moment may be null for sgd. When config.max_grad_norm > 0, grad_sum_squares points to
   // the squared norm of grads (sum_of_squares) in backend memory, and every gradient is scaled by
   // min(1, max_grad_norm / norm) first; reading it on the device keeps the step free of host
-  // round trips.
+  // round trips. With config.skip_nonfinite it must be given too, and a norm that is NaN or Inf
+  // leaves parameters and moments unchanged.
   virtual void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                               float* params, const float* grads, float* first_moment,
                               float* second_moment, const float* grad_sum_squares) = 0;

@@ -33,6 +33,9 @@ struct CompareConfig {
 };
 
 struct ComparisonRow {
+  // The PCA baseline (pca_baseline, pca.hpp) rather than a trained loss: loss is then mse, the
+  // decode round, and epochs empty.
+  bool pca = false;
   LossKind loss = LossKind::mse;
   ScaleMode scale = ScaleMode::none;
   DecodeMode decode = DecodeMode::round;

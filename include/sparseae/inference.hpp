@@ -29,12 +29,15 @@ class TrainedModel {
   // Throws Error outside [0, 1].
   void set_hurdle_threshold(double threshold);
 
-  // Latent codes of the rows of counts (raw counts, rows x input width).
+  // Latent codes of the rows of counts (raw counts, rows x input width), sparse or dense (the
+  // dense rows go through the network's dense first layer).
   HostDense encode(const HostCsr& counts);
+  HostDense encode(const HostDense& rows);
   // The model's raw outputs for the rows of counts: rows x (K * input width) for a loss with
   // K = output_heads heads, head-major within a row (what the loss reads: logits, log-rates,
   // log-dispersions, ...).
   HostDense outputs(const HostCsr& counts);
+  HostDense outputs(const HostDense& rows);
   // The raw outputs for latent codes (rows x latent width), shaped as outputs().
   HostDense decode_outputs(const HostDense& latents);
   // Calls visit(first_row, outputs) for each batch of the rows of counts, outputs a host copy of
@@ -74,6 +77,12 @@ class TrainedModel {
   // Runs the network over counts batch by batch; visit(first_row, count) sees each batch.
   template <typename Visit>
   void for_each_batch(const HostCsr& counts, std::size_t end_layer, Visit visit);
+  template <typename Visit>
+  void for_each_batch(const HostDense& rows, std::size_t end_layer, Visit visit);
+  template <typename Rows>
+  HostDense encode_rows(const Rows& rows);
+  template <typename Rows>
+  HostDense output_rows(const Rows& rows);
   void check_outputs(const HostDense& outputs) const;
 
   Backend* backend_;

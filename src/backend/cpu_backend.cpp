@@ -1,10 +1,12 @@
 #include "backend/cpu_backend.hpp"
 
 #include <cblas.h>
+#include <lapacke.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <numeric>
 #include <vector>
@@ -144,11 +146,13 @@ void CpuBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseV
 
 void CpuBackend::bias_activation_forward(Activation activation, ConstDenseView z,
                                          const float* bias, DenseView y) {
-  check_same_shape("bias_activation_forward", "z", z, "y", y);
+  check_bias_activation("bias_activation_forward", z, y);
 #pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < z.rows; ++r)
-    for (std::int64_t j = 0; j < z.cols; ++j)
-      y(r, j) = math::activate(activation, z(r, j) + (bias != nullptr ? bias[j] : 0.0f));
+  for (std::int64_t r = 0; r < y.rows; ++r)
+    for (std::int64_t j = 0; j < y.cols; ++j) {
+      const float input = z.data != nullptr ? z(r, j) : 0.0f;
+      y(r, j) = math::activate(activation, input + (bias != nullptr ? bias[j] : 0.0f));
+    }
 }
 
 void CpuBackend::activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy,
@@ -168,6 +172,39 @@ void CpuBackend::activation_backward(Activation activation, ConstDenseView y, Co
   });
 }
 
+void CpuBackend::transform_values(InputTransform transform, const float* in, std::int64_t n,
+                                  float* out) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) out[i] = math::transform_input(transform, in[i]);
+}
+
+void CpuBackend::row_log_size_factors(CsrView batch, float log_reference, float* out) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < batch.rows; ++r) {
+    double total = 0.0;
+    for (RowOffset k = batch.row_offsets[r]; k < batch.row_offsets[r + 1]; ++k)
+      total += batch.values[k];
+    out[r] = math::log_size_factor(total, log_reference);
+  }
+}
+
+void CpuBackend::row_log_size_factors(ConstDenseView batch, float log_reference, float* out) {
+  check_view("row_log_size_factors", "batch", batch);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < batch.rows; ++r) {
+    double total = 0.0;
+    for (std::int64_t c = 0; c < batch.cols; ++c) total += batch(r, c);
+    out[r] = math::log_size_factor(total, log_reference);
+  }
+}
+
+void CpuBackend::add_row_offsets(DenseView m, const float* offsets) {
+  check_view("add_row_offsets", "m", m);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < m.rows; ++r)
+    for (std::int64_t c = 0; c < m.cols; ++c) m(r, c) += offsets[r];
+}
+
 void CpuBackend::column_sums(ConstDenseView x, float scale, float* out) {
   check_view("column_sums", "x", x);
   for_column_blocks(x.cols, [&](std::int64_t begin, std::int64_t end) {
@@ -177,6 +214,35 @@ void CpuBackend::column_sums(ConstDenseView x, float scale, float* out) {
     for (std::int64_t j = begin; j < end; ++j)
       out[j] = static_cast<float>(scale * sums[j - begin]);
   });
+}
+
+void CpuBackend::csr_to_dense(CsrView a, DenseView out) {
+  check_csr_to_dense(a, out);
+#pragma omp parallel for schedule(dynamic, 64)
+  for (std::int64_t r = 0; r < a.rows; ++r) {
+    float* row = &out(r, 0);
+    std::fill(row, row + out.cols, 0.0f);
+    for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k)
+      row[a.col_indices[k]] += a.values[k];
+  }
+}
+
+void CpuBackend::accumulate(const float* x, std::int64_t n, double* sum) {
+  check_accumulate(n);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) sum[i] += static_cast<double>(x[i]);
+}
+
+void CpuBackend::symmetric_eigen(std::int64_t n, double* a, double* eigenvalues) {
+  check_symmetric_eigen(n);
+  if (n == 0) return;
+  require(n <= std::numeric_limits<lapack_int>::max(),
+          "symmetric_eigen: order " + std::to_string(n) + " exceeds LAPACK's index range");
+  // A symmetric row-major matrix is its own column-major transpose, so LAPACK's lower triangle is
+  // our upper one, and its eigenvector columns are our rows.
+  const auto order = static_cast<lapack_int>(n);
+  const lapack_int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', order, a, order, eigenvalues);
+  require(info == 0, eigen_failure_message(info, n));
 }
 
 void CpuBackend::random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) {
@@ -213,6 +279,28 @@ std::int64_t CpuBackend::gather_rows(CsrView source, const std::int64_t* row_ids
   return nnz;
 }
 
+void CpuBackend::batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                                std::int64_t batch_rows, std::int64_t* nnz_per_batch) {
+  check_batch_nonzeros(count, batch_rows);
+  for (std::int64_t first = 0; first < count; first += batch_rows) {
+    std::int64_t nnz = 0;
+    for (std::int64_t i = first; i < std::min(count, first + batch_rows); ++i) {
+      const std::int64_t row = row_ids[i];
+      require(row >= 0 && row < source.rows, gather_bad_row_message(row, source.rows));
+      nnz += source.row_offsets[row + 1] - source.row_offsets[row];
+    }
+    nnz_per_batch[first / batch_rows] = nnz;
+  }
+}
+
+void CpuBackend::gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                             std::int64_t nnz, const CsrOutput& out) {
+  require(nnz <= out.nnz_capacity, gather_overflow_message(nnz, out.nnz_capacity));
+  const std::int64_t gathered = gather_rows(source, row_ids, count, out);
+  require(gathered == nnz, "gather_rows: the batch has " + std::to_string(gathered) +
+                               " non-zeros, not the " + std::to_string(nnz) + " given");
+}
+
 void CpuBackend::gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
                                    std::int64_t count, DenseView out) {
   check_dense_gather(source, count, out);
@@ -229,9 +317,12 @@ void CpuBackend::optimizer_step(const OptimizerConfig& config, std::int64_t step
                                 float* second_moment, const float* grad_sum_squares) {
   check_optimizer(config, step, second_moment, grad_sum_squares);
   const math::OptimizerScalars scalars = math::make_optimizer_scalars(config, step);
-  const float grad_scale = config.max_grad_norm > 0.0f
-                               ? math::clip_scale(config.max_grad_norm, *grad_sum_squares)
-                               : 1.0f;
+  const bool reads_norm = config.max_grad_norm > 0.0f || config.skip_nonfinite;
+  const math::GradientGate gate =
+      math::gradient_gate(config.max_grad_norm, config.skip_nonfinite,
+                          reads_norm ? *grad_sum_squares : 0.0f);
+  if (gate.skip) return;
+  const float grad_scale = gate.scale;
   float unused_second = 0.0f;
 #pragma omp parallel for schedule(static) firstprivate(unused_second)
   for (std::int64_t i = 0; i < n; ++i)

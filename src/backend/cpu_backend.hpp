@@ -30,9 +30,23 @@ class CpuBackend final : public Backend {
   void activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy,
                            DenseView dz, float* bias_grad) override;
   void column_sums(ConstDenseView x, float scale, float* out) override;
+  void transform_values(InputTransform transform, const float* in, std::int64_t n,
+                        float* out) override;
+  void row_log_size_factors(CsrView batch, float log_reference, float* out) override;
+  void row_log_size_factors(ConstDenseView batch, float log_reference, float* out) override;
+  void add_row_offsets(DenseView m, const float* offsets) override;
+  void deterministic_layer(const DeterministicLayer& layer, ConstDenseView in,
+                           const float* row_offsets, DenseView out) override;
+  void csr_to_dense(CsrView a, DenseView out) override;
+  void accumulate(const float* x, std::int64_t n, double* sum) override;
+  void symmetric_eigen(std::int64_t n, double* a, double* eigenvalues) override;
   void random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) override;
   std::int64_t gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                            const CsrOutput& out) override;
+  void batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                      std::int64_t batch_rows, std::int64_t* nnz_per_batch) override;
+  void gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                   std::int64_t nnz, const CsrOutput& out) override;
   void gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids, std::int64_t count,
                          DenseView out) override;
   void reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,

@@ -15,5 +15,8 @@ int run_encode(const Args& args);
 int run_decode(const Args& args);
 int run_eval(const Args& args);
 int run_compare(const Args& args);
+int run_pca(const Args& args);
+int run_compress(const Args& args);
+int run_decompress(const Args& args);
 
 }  // namespace sparseae::cli

@@ -16,6 +16,7 @@
 #include "sparseae/compare.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/network.hpp"
+#include "sparseae/pca.hpp"
 
 namespace sparseae::cli {
 
@@ -45,6 +46,8 @@ Options compare_options() {
              "column, wrong entries per row, and images for square column counts)")
       .flag("json", "print the table as JSON")
       .flag("quiet", "no progress output");
+  add_pca_option(o);
+  add_count_model_options(o);
   o.value("decode", "round|mode|mean", "",
           "how outputs become counts, for every loss (each must accept it; default: each loss's "
           "own, mean for poisson and round otherwise)");
@@ -76,6 +79,7 @@ CompareConfig config_from(const Options& o) {
   c.train.seed = static_cast<std::uint64_t>(o.integer("seed"));
   c.model.seed = c.train.seed;
   c.train.val_fraction = o.real("val-frac");
+  apply_count_model_options(o, c.train);
   c.losses = parse_losses(o.text("losses"));
   if (o.given("decode")) c.decode = parse_decode_mode(o.text("decode"));
   require(c.model.latent > 0, "sae compare: --latent must be positive");
@@ -104,7 +108,8 @@ void print_table(const std::vector<ComparisonRow>& rows, std::int64_t validation
   for (const ComparisonRow& r : rows) {
     const ReconstructionMetrics& m = r.metrics;
     const std::string name =
-        std::string(loss_name(r.loss)) + (r.scale == ScaleMode::max ? " (scale max)" : "");
+        r.pca ? "pca"
+              : std::string(loss_name(r.loss)) + (r.scale == ScaleMode::max ? " (scale max)" : "");
     std::printf("%-18s %-6s %7s%% %7s%% %6s%% %6s%% %6s%% %9s %10s %9s %10s %10s %8s %10s\n",
                 name.c_str(), decode_mode_name(r.decode),
                 cell("%.2f", 100 * m.nonzero_exact_fraction).c_str(),
@@ -118,10 +123,17 @@ void print_table(const std::vector<ComparisonRow>& rows, std::int64_t validation
   }
 }
 
-void print_json(const std::string& backend, const std::vector<ComparisonRow>& rows) {
+// The PCA row, when there is one, follows the losses as "pca".
+void print_json(const std::string& backend, const std::vector<ComparisonRow>& rows,
+                std::int64_t pca_components) {
   std::string json = "{\"backend\": \"" + backend + "\", \"losses\": [";
+  std::string pca;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const ComparisonRow& r = rows[i];
+    if (r.pca) {
+      pca = pca_json(r, pca_components);
+      continue;
+    }
     char numbers[256];
     std::snprintf(numbers, sizeof numbers,
                   "\"epochs\": %zu, \"seconds\": %.6g, \"median_samples_per_second\": %.6g, "
@@ -131,11 +143,11 @@ void print_json(const std::string& backend, const std::vector<ComparisonRow>& ro
     json += std::string(i ? ", " : "") + "{\"loss\": \"" + loss_name(r.loss) + "\", \"scale\": \"" +
             scale_mode_name(r.scale) + "\", " + numbers +
             ", \"validation\": " + r.metrics.to_json() +
-            (r.loss == LossKind::hurdle ? hurdle_threshold_json(r.hurdle_threshold)
+            (has_support_head(r.loss) ? hurdle_threshold_json(r.hurdle_threshold)
                                         : std::string()) +
             "}";
   }
-  std::printf("%s]}\n", json.c_str());
+  std::printf("%s]%s}\n", json.c_str(), pca.c_str());
 }
 
 }  // namespace
@@ -166,11 +178,18 @@ int run_compare(const Args& args) {
   observer.train.on_epoch = [&](const EpochReport& report) {
     if (!quiet) progress->epoch(report);
   };
-  const std::vector<ComparisonRow> rows = compare_losses(*backend, counts.matrix, config, observer);
+  std::vector<ComparisonRow> rows = compare_losses(*backend, counts.matrix, config, observer);
+  // PCA with the latent width on the same validation rows, unless turned off or impossible.
+  if (!o.flag_set("no-pca") && !rows.empty() && rows.front().metrics.rows > 0 &&
+      config.model.latent <= counts.matrix.cols) {
+    if (!quiet) std::cerr << "pca: " << config.model.latent << " components\n";
+    rows.push_back(pca_baseline(*backend, counts.matrix, config.model.latent,
+                                config.train.val_fraction, config.train.seed, config.sample_rows));
+  }
 
   const std::int64_t validation_rows = rows.empty() ? 0 : rows.front().metrics.rows;
   if (o.flag_set("json"))
-    print_json(backend_name(backend->kind()), rows);
+    print_json(backend_name(backend->kind()), rows, config.model.latent);
   else
     print_table(rows, validation_rows);
 

@@ -16,28 +16,44 @@ bool ends_with(const std::string& text, const std::string& suffix) {
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-void print_metrics_table(const ReconstructionMetrics& m) {
-  const auto percent = [](const char* label, double value) {
-    std::printf("  %-27s%10.2f %%\n", label, 100.0 * value);
+// The metrics of m, a line each; with beside, a second column with its metrics (the PCA
+// baseline's), under a header naming the two.
+void print_metrics_table(const ReconstructionMetrics& m,
+                         const ReconstructionMetrics* beside = nullptr) {
+  if (beside != nullptr) std::printf("  %-27s%12s%12s\n", "", "model", "pca");
+  const auto percent = [&](const char* label, double ReconstructionMetrics::*field) {
+    std::printf("  %-27s%10.2f %%", label, 100.0 * (m.*field));
+    if (beside != nullptr) std::printf("%10.2f %%", 100.0 * (beside->*field));
+    std::printf("\n");
   };
-  const auto number = [](const char* label, double value) {
+  const auto one_number = [](double value) {
     if (std::isfinite(value))
-      std::printf("  %-27s%10.5g\n", label, value);
+      std::printf("%10.5g", value);
     else
-      std::printf("  %-27s%10s\n", label, "n/a");
+      std::printf("%10s", "n/a");
   };
-  percent("non-zero entries exact", m.nonzero_exact_fraction);
-  percent("rows exact", m.row_exact_fraction);
-  percent("support precision", m.support_precision);
-  percent("support recall", m.support_recall);
-  percent("support F1", m.support_f1);
-  number("non-zero mae (counts)", m.nonzero_mae);
-  number("mse", m.mse);
-  number("mae", m.mae);
-  number("explained variance", m.explained_variance);
-  number("poisson deviance / entry", m.poisson_deviance);
-  if (std::isfinite(m.nll_bits_per_row)) number("nll bits / row", m.nll_bits_per_row);
-  number("raw csr bytes / row", m.raw_csr_bytes_per_row);
+  const auto number = [&](const char* label, double ReconstructionMetrics::*field) {
+    std::printf("  %-27s", label);
+    one_number(m.*field);
+    if (beside != nullptr) {
+      std::printf("  ");
+      one_number(beside->*field);
+    }
+    std::printf("\n");
+  };
+  using M = ReconstructionMetrics;
+  percent("non-zero entries exact", &M::nonzero_exact_fraction);
+  percent("rows exact", &M::row_exact_fraction);
+  percent("support precision", &M::support_precision);
+  percent("support recall", &M::support_recall);
+  percent("support F1", &M::support_f1);
+  number("non-zero mae (counts)", &M::nonzero_mae);
+  number("mse", &M::mse);
+  number("mae", &M::mae);
+  number("explained variance", &M::explained_variance);
+  number("poisson deviance / entry", &M::poisson_deviance);
+  if (std::isfinite(m.nll_bits_per_row)) number("nll bits / row", &M::nll_bits_per_row);
+  number("raw csr bytes / row", &M::raw_csr_bytes_per_row);
 }
 
 }  // namespace
@@ -46,6 +62,36 @@ std::string hurdle_threshold_json(double threshold) {
   char text[64];
   std::snprintf(text, sizeof text, ", \"hurdle_threshold\": %.6g", threshold);
   return text;
+}
+
+void add_count_model_options(Options& o) {
+  o.value("dispersion", "entry|feature", "entry",
+          "nb, zinb, hurdle_nb: a dispersion per entry (an output head) or per column (learned "
+          "as a bias, shared by every row)")
+      .flag("size-factors",
+            "losses with a log-mean (poisson, nb, zinb, hurdles): offset it by each row's log "
+            "size factor, its total count over the training rows' median")
+      .value("input-transform", "none|log1p", "none",
+             "what the first layer reads: the counts, or log(1 + count)");
+}
+
+void apply_count_model_options(const Options& o, TrainConfig& train) {
+  train.loss_params.dispersion = parse_dispersion(o.text("dispersion"));
+  train.loss_params.size_factors = o.flag_set("size-factors");
+  train.input_transform = parse_input_transform(o.text("input-transform"));
+}
+
+void add_pca_option(Options& o) {
+  o.flag("no-pca",
+         "do not fit the PCA baseline (as many components as the latent width, on the training "
+         "rows) that the report shows beside the model");
+}
+
+std::string pca_json(const ComparisonRow& pca, std::int64_t components) {
+  char numbers[128];
+  std::snprintf(numbers, sizeof numbers, "\"components\": %lld, \"seconds\": %.6g",
+                static_cast<long long>(components), pca.seconds);
+  return std::string(", \"pca\": {") + numbers + ", \"validation\": " + pca.metrics.to_json() + "}";
 }
 
 void add_decode_option(Options& o, const std::string& use) {
@@ -81,10 +127,11 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   if (json) {
     std::printf(
         "{\"backend\": \"%s\", \"epochs\": %d, \"median_samples_per_second\": %.6g, "
-        "\"train_loss\": %.9g, \"validation_loss\": %.9g, \"validation\": %s%s}\n",
+        "\"train_loss\": %.9g, \"validation_loss\": %.9g, \"validation\": %s%s%s}\n",
         s.backend.c_str(), s.epochs, median_rate, train_loss, s.validation_loss,
         s.metrics.to_json().c_str(),
-        s.hurdle_threshold >= 0 ? hurdle_threshold_json(s.hurdle_threshold).c_str() : "");
+        s.hurdle_threshold >= 0 ? hurdle_threshold_json(s.hurdle_threshold).c_str() : "",
+        s.pca.pca ? pca_json(s.pca, s.pca_components).c_str() : "");
     return;
   }
   std::printf("backend     %s\n", s.backend.c_str());
@@ -95,9 +142,14 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   if (s.hurdle_threshold >= 0)
     std::printf("hurdle      support threshold %.2f (best exact-match F1 on the validation rows)\n",
                 s.hurdle_threshold);
+  if (s.pca.pca)
+    std::printf(
+        "pca         %lld components fitted on the training rows in %.2f s, counts decoded by "
+        "round (--no-pca: none)\n",
+        static_cast<long long>(s.pca_components), s.pca.seconds);
   std::printf("validation rows (%lld), counts decoded by %s:\n",
               static_cast<long long>(s.metrics.rows), decode_mode_name(s.metrics.decode));
-  print_metrics_table(s.metrics);
+  print_metrics_table(s.metrics, s.pca.pca ? &s.pca.metrics : nullptr);
 }
 
 void write_reconstruction(const std::string& path, const TrainedModel& model,

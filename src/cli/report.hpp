@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/options.hpp"
+#include "sparseae/compare.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
 #include "sparseae/metrics.hpp"
@@ -21,6 +22,10 @@ struct TrainingSummary {
   std::string checkpoint;
   // hurdle: the support-probability threshold chosen on the validation rows (negative: none).
   double hurdle_threshold = -1;
+  // The PCA baseline on the same validation rows (pca_baseline), printed beside the model's
+  // metrics; pca.pca is false when there is none (--no-pca).
+  ComparisonRow pca;
+  std::int64_t pca_components = 0;
 };
 
 // --decode, shared by sae train, decode and eval: declares it on o.
@@ -30,6 +35,17 @@ DecodeMode decode_option(const Options& o, LossKind loss);
 
 // ', "hurdle_threshold": 0.35', for the JSON of sae train and compare.
 std::string hurdle_threshold_json(double threshold);
+
+// --dispersion, --size-factors and --input-transform, shared by sae train and compare: declares
+// them on o, and sets what they ask for in train.
+void add_count_model_options(Options& o);
+void apply_count_model_options(const Options& o, TrainConfig& train);
+
+// --no-pca, shared by sae train and compare.
+void add_pca_option(Options& o);
+// ', "pca": {"components": k, "seconds": s, "validation": {metrics}}', for the JSON of sae train
+// and compare.
+std::string pca_json(const ComparisonRow& pca, std::int64_t components);
 
 void print_training_summary(const TrainingSummary& summary, bool json);
 void print_metrics(const std::string& title, const ReconstructionMetrics& metrics, bool json);

@@ -8,6 +8,8 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "backend/backend_factories.hpp"
 #include "backend/op_checks.hpp"
@@ -153,7 +155,20 @@ CudaBackend::~CudaBackend() {
 void* CudaBackend::allocate_bytes(std::size_t bytes) {
   if (bytes == 0) return nullptr;
   void* pointer = nullptr;
-  SAE_CUDA_CHECK(cudaMalloc(&pointer, bytes));
+  const cudaError_t status = cudaMalloc(&pointer, bytes);
+  if (status == cudaErrorMemoryAllocation) {
+    static_cast<void>(cudaGetLastError());  // clears the error so later calls do not see it
+    std::size_t free_bytes = 0, total_bytes = 0;
+    static_cast<void>(cudaMemGetInfo(&free_bytes, &total_bytes));
+    constexpr double kMiB = 1024.0 * 1024.0;
+    char message[160];
+    std::snprintf(message, sizeof message,
+                  "cuda: out of device memory: asked for %.1f MiB with %.1f MiB free of %.1f MiB",
+                  static_cast<double>(bytes) / kMiB, static_cast<double>(free_bytes) / kMiB,
+                  static_cast<double>(total_bytes) / kMiB);
+    throw OutOfDeviceMemory(message);
+  }
+  SAE_CUDA_CHECK(status);
   return pointer;
 }
 
@@ -198,6 +213,13 @@ void CudaBackend::fill_zero_bytes(void* destination, std::size_t bytes) {
 }
 
 void CudaBackend::synchronize() { SAE_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+std::size_t CudaBackend::device_memory_used() const {
+  std::size_t free_bytes = 0;
+  std::size_t total_bytes = 0;
+  SAE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return total_bytes - free_bytes;
+}
 
 // ---- dense and sparse products ----
 
@@ -263,7 +285,7 @@ void CudaBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDense
 
 void CudaBackend::bias_activation_forward(Activation activation, ConstDenseView z,
                                           const float* bias, DenseView y) {
-  check_same_shape("bias_activation_forward", "z", z, "y", y);
+  check_bias_activation("bias_activation_forward", z, y);
   kernels::launch_bias_activation_forward(activation, z, bias, y, stream());
 }
 
@@ -277,11 +299,84 @@ void CudaBackend::activation_backward(Activation activation, ConstDenseView y, C
   kernels::launch_activation_backward(activation, y, dy, dz, bias_grad, workspace, stream());
 }
 
+void CudaBackend::transform_values(InputTransform transform, const float* in, std::int64_t n,
+                                   float* out) {
+  kernels::launch_transform_values(transform, in, n, out, stream());
+}
+
+void CudaBackend::row_log_size_factors(CsrView batch, float log_reference, float* out) {
+  kernels::launch_row_log_size_factors(batch, log_reference, out, stream());
+}
+
+void CudaBackend::row_log_size_factors(ConstDenseView batch, float log_reference, float* out) {
+  check_view("row_log_size_factors", "batch", batch);
+  kernels::launch_row_log_size_factors(batch, log_reference, out, stream());
+}
+
+void CudaBackend::add_row_offsets(DenseView m, const float* offsets) {
+  check_view("add_row_offsets", "m", m);
+  kernels::launch_add_row_offsets(m, offsets, stream());
+}
+
+void CudaBackend::deterministic_layer(const DeterministicLayer& layer, ConstDenseView in,
+                                      const float* row_offsets, DenseView out) {
+  check_view("deterministic_layer", "in", in);
+  check_view("deterministic_layer", "out", out);
+  kernels::launch_deterministic_layer(layer, in, row_offsets, out, stream());
+}
+
 void CudaBackend::column_sums(ConstDenseView x, float scale, float* out) {
   check_view("column_sums", "x", x);
   void* workspace =
       workspace_.reserve(kernels::column_reduction_workspace_bytes(x.rows, x.cols), stream());
   kernels::launch_column_sums(x, scale, out, workspace, stream());
+}
+
+// ---- float64 linear algebra ----
+
+void CudaBackend::csr_to_dense(CsrView a, DenseView out) {
+  check_csr_to_dense(a, out);
+  kernels::launch_csr_to_dense(a, out, stream());
+}
+
+void CudaBackend::accumulate(const float* x, std::int64_t n, double* sum) {
+  check_accumulate(n);
+  kernels::launch_accumulate(x, n, sum, stream());
+}
+
+void CudaBackend::symmetric_eigen(std::int64_t n, double* a, double* eigenvalues) {
+  check_symmetric_eigen(n);
+  if (n == 0) return;
+  if (cusolver_.get() == nullptr) {
+    cusolverDnHandle_t handle = nullptr;
+    SAE_CUSOLVER_CHECK(cusolverDnCreate(&handle));
+    CusolverHandle owned(handle);
+    SAE_CUSOLVER_CHECK(cusolverDnSetStream(handle, stream()));
+    cusolverDnParams_t params = nullptr;
+    SAE_CUSOLVER_CHECK(cusolverDnCreateParams(&params));
+    cusolver_params_ = CusolverParams(params);
+    cusolver_ = std::move(owned);
+  }
+  // Row-major symmetric is column-major symmetric: cuSOLVER's lower triangle is our upper one,
+  // and its eigenvector columns are our rows.
+  std::size_t device_bytes = 0;
+  std::size_t host_bytes = 0;
+  SAE_CUSOLVER_CHECK(cusolverDnXsyevd_bufferSize(
+      cusolver_.get(), cusolver_params_.get(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n,
+      CUDA_R_64F, a, n, CUDA_R_64F, eigenvalues, CUDA_R_64F, &device_bytes, &host_bytes));
+  // The solver's status word lives after its workspace, in the same block.
+  const std::size_t info_offset = kernels::align_workspace(device_bytes);
+  auto* workspace = static_cast<char*>(workspace_.reserve(info_offset + sizeof(int), stream()));
+  int* info = reinterpret_cast<int*>(workspace + info_offset);
+  std::vector<char> host_workspace(host_bytes);
+  SAE_CUSOLVER_CHECK(cusolverDnXsyevd(
+      cusolver_.get(), cusolver_params_.get(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n,
+      CUDA_R_64F, a, n, CUDA_R_64F, eigenvalues, CUDA_R_64F, workspace, device_bytes,
+      host_workspace.empty() ? nullptr : host_workspace.data(), host_bytes, info));
+  int host_info = 0;
+  SAE_CUDA_CHECK(cudaMemcpyAsync(&host_info, info, sizeof(int), cudaMemcpyDeviceToHost, stream()));
+  SAE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  require(host_info == 0, eigen_failure_message(host_info, n));
 }
 
 // ---- batching ----
@@ -317,6 +412,54 @@ std::int64_t CudaBackend::gather_rows(CsrView source, const std::int64_t* row_id
   require(result.nnz <= out.nnz_capacity, gather_overflow_message(result.nnz, out.nnz_capacity));
   if (result.nnz > 0) kernels::launch_gather_copy(source, row_ids, count, out, stream());
   return result.nnz;
+}
+
+void CudaBackend::batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                                 std::int64_t batch_rows, std::int64_t* nnz_per_batch) {
+  check_batch_nonzeros(count, batch_rows);
+  if (count == 0) return;
+  // The offsets every row would take in one batch of all count rows (the first half of a gather),
+  // in the same block as the scan's scratch, which comes first.
+  const std::size_t offsets_at = kernels::align_workspace(kernels::gather_workspace_bytes(count));
+  auto* workspace = static_cast<char*>(workspace_.reserve(
+      offsets_at + static_cast<std::size_t>(count + 1) * sizeof(RowOffset), stream()));
+  auto* offsets = reinterpret_cast<RowOffset*>(workspace + offsets_at);
+  auto* status = static_cast<kernels::GatherStatus*>(gather_status_.get());
+  kernels::launch_gather_offsets(source, row_ids, count, offsets, status, workspace, stream());
+  // Each batch's first offset, offsets[b * batch_rows], in one strided copy; the total is the
+  // status's nnz.
+  const std::int64_t batches = (count + batch_rows - 1) / batch_rows;
+  std::vector<RowOffset> starts(static_cast<std::size_t>(batches));
+  SAE_CUDA_CHECK(cudaMemcpy2DAsync(starts.data(), sizeof(RowOffset), offsets,
+                                   static_cast<std::size_t>(batch_rows) * sizeof(RowOffset),
+                                   sizeof(RowOffset), static_cast<std::size_t>(batches),
+                                   cudaMemcpyDeviceToHost, stream()));
+  auto* host_status = static_cast<kernels::GatherStatus*>(gather_status_host_.get());
+  SAE_CUDA_CHECK(cudaMemcpyAsync(host_status, status, sizeof(kernels::GatherStatus),
+                                 cudaMemcpyDeviceToHost, stream()));
+  SAE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  const kernels::GatherStatus result = *host_status;
+  if (result.first_bad_index != kernels::kNoBadIndex)
+    throw Error(gather_bad_row_message(result.bad_row, source.rows));
+  for (std::int64_t b = 0; b < batches; ++b)
+    nnz_per_batch[b] = (b + 1 < batches ? starts[b + 1] : result.nnz) - starts[b];
+}
+
+void CudaBackend::gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                              std::int64_t nnz, const CsrOutput& out) {
+  check_gather(source, count, out);
+  require(nnz <= out.nnz_capacity, gather_overflow_message(nnz, out.nnz_capacity));
+  if (count == 0) {
+    SAE_CUDA_CHECK(cudaMemsetAsync(out.row_offsets, 0, sizeof(RowOffset), stream()));
+    return;
+  }
+  // The offsets kernel also writes the status that the other gather_rows reads back; nothing
+  // reads it here.
+  void* workspace = workspace_.reserve(kernels::gather_workspace_bytes(count), stream());
+  kernels::launch_gather_offsets(source, row_ids, count, out.row_offsets,
+                                 static_cast<kernels::GatherStatus*>(gather_status_.get()),
+                                 workspace, stream());
+  if (nnz > 0) kernels::launch_gather_copy(source, row_ids, count, out, stream());
 }
 
 void CudaBackend::gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
@@ -365,10 +508,11 @@ void CudaBackend::optimizer_step(const OptimizerConfig& config, std::int64_t ste
                                  float* params, const float* grads, float* first_moment,
                                  float* second_moment, const float* grad_sum_squares) {
   check_optimizer(config, step, second_moment, grad_sum_squares);
-  // The clipping scale is computed in the kernel from *grad_sum_squares: no host round trip.
+  // The clipping scale and the skip are decided in the kernel from *grad_sum_squares: no host
+  // round trip.
   kernels::launch_optimizer_step(math::make_optimizer_scalars(config, step), n, params, grads,
                                  first_moment, second_moment, config.max_grad_norm,
-                                 grad_sum_squares, stream());
+                                 config.skip_nonfinite, grad_sum_squares, stream());
 }
 
 // ---- factories ----

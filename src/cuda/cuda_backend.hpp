@@ -1,6 +1,7 @@
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <cusolverDn.h>
 #include <cusparse.h>
 
 #include <cstddef>
@@ -43,6 +44,8 @@ class UniqueHandle {
 using CudaStream = UniqueHandle<cudaStream_t, &cudaStreamDestroy>;
 using CublasHandle = UniqueHandle<cublasHandle_t, &cublasDestroy_v2>;
 using CusparseHandle = UniqueHandle<cusparseHandle_t, &cusparseDestroy>;
+using CusolverHandle = UniqueHandle<cusolverDnHandle_t, &cusolverDnDestroy>;
+using CusolverParams = UniqueHandle<cusolverDnParams_t, &cusolverDnDestroyParams>;
 using DeviceMemory = UniqueHandle<void*, &cudaFree>;
 using PinnedMemory = UniqueHandle<void*, &cudaFreeHost>;
 using CsrDescriptor = UniqueHandle<cusparseConstSpMatDescr_t, &cusparseDestroySpMat>;
@@ -67,8 +70,9 @@ class Workspace {
 
 // Runs every op on the current device with cuBLAS, cuSPARSE, CUB and the kernels of kernels/, all
 // ordered on one non-blocking stream that the backend owns. Ops return without waiting, except
-// download_bytes, upload_bytes, gather_rows (reads the batch's nnz back) and synchronize; growing
-// the workspace, once, also waits. Shape checks and error messages are the cpu backend's.
+// download_bytes, upload_bytes, gather_rows without a known nnz (reads the batch's nnz back),
+// batch_nonzeros (reads an epoch's back at once) and synchronize; growing the workspace, once,
+// also waits. Shape checks and error messages are the cpu backend's.
 class CudaBackend final : public Backend {
  public:
   CudaBackend();
@@ -84,6 +88,7 @@ class CudaBackend final : public Backend {
   void copy_bytes(void* destination, const void* source, std::size_t bytes) override;
   void fill_zero_bytes(void* destination, std::size_t bytes) override;
   void synchronize() override;
+  std::size_t device_memory_used() const override;
 
   void gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,
             ConstDenseView b, float beta, DenseView c) override;
@@ -96,9 +101,25 @@ class CudaBackend final : public Backend {
   void activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy, DenseView dz,
                            float* bias_grad) override;
   void column_sums(ConstDenseView x, float scale, float* out) override;
+  void transform_values(InputTransform transform, const float* in, std::int64_t n,
+                        float* out) override;
+  void row_log_size_factors(CsrView batch, float log_reference, float* out) override;
+  void row_log_size_factors(ConstDenseView batch, float log_reference, float* out) override;
+  void add_row_offsets(DenseView m, const float* offsets) override;
+  void deterministic_layer(const DeterministicLayer& layer, ConstDenseView in,
+                           const float* row_offsets, DenseView out) override;
+  void csr_to_dense(CsrView a, DenseView out) override;
+  void accumulate(const float* x, std::int64_t n, double* sum) override;
+  // cusolverDnXsyevd on the backend's stream; the cuSOLVER handle is made on the first call, so
+  // that a run which never fits a PCA does not pay for it.
+  void symmetric_eigen(std::int64_t n, double* a, double* eigenvalues) override;
   void random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) override;
   std::int64_t gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                            const CsrOutput& out) override;
+  void batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                      std::int64_t batch_rows, std::int64_t* nnz_per_batch) override;
+  void gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
+                   std::int64_t nnz, const CsrOutput& out) override;
   void gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids, std::int64_t count,
                          DenseView out) override;
   void reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
@@ -123,6 +144,8 @@ class CudaBackend final : public Backend {
   DeviceMemory cublas_workspace_;
   CublasHandle cublas_;
   CusparseHandle cusparse_;
+  CusolverHandle cusolver_;  // made by the first symmetric_eigen
+  CusolverParams cusolver_params_;
   Workspace workspace_;
   // The int32 copy of spmm's row offsets; apart from workspace_ because it must stay put while
   // workspace_ grows to cuSPARSE's buffer size, which is known only once the descriptors exist.

@@ -137,6 +137,7 @@ std::string line_chart(const std::string& label, const std::string& x_label,
 }
 
 std::string run_name(const ComparisonRow& run) {
+  if (run.pca) return "pca";
   std::string name = loss_name(run.loss);
   if (run.scale == ScaleMode::max) name += " (scale max)";
   return name;
@@ -365,7 +366,9 @@ std::string render_html_report(const HtmlReport& report) {
   }
   html += "<h2>Metrics on the validation rows</h2>\n" + metrics_table(report.runs);
   html += "<h2>Training curves</h2>\n";
-  for (std::size_t i = 0; i < report.runs.size(); ++i) html += training_curves(report.runs[i], i);
+  // The PCA baseline is fitted, not trained: it has no curves.
+  for (std::size_t i = 0; i < report.runs.size(); ++i)
+    if (!report.runs[i].pca) html += training_curves(report.runs[i], i);
   html += "<h2>Exactness per column</h2>\n" + column_exactness(report.runs);
   html += "<h2>Wrong entries per row</h2>\n" + row_error_histogram(report.runs);
   if (image_side(report.sample_originals.cols) > 0 && report.sample_originals.rows > 0)

@@ -49,6 +49,10 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
     run.train = config.train;
     run.train.loss = loss;
     run.train.scale = comparison_scale(loss);
+    // A dispersion per feature and size factors apply to the losses that have a dispersion and
+    // a log-mean; the others train without them.
+    if (dispersion_head(loss) < 0) run.train.loss_params.dispersion = Dispersion::entry;
+    if (log_mean_head(loss) < 0) run.train.loss_params.size_factors = false;
 
     ComparisonRow row;
     row.loss = loss;
@@ -56,6 +60,7 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
     row.decode = config.decode ? *config.decode : default_decode(loss);
     Trainer trainer(backend, run.model, run.train, data);
     run.scale = trainer.scale();
+    run.reference_library_size = trainer.reference_library_size();
     const auto start = std::chrono::steady_clock::now();
     row.epochs = trainer.train(observer.train);
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -67,7 +72,7 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
 
     TrainedModel model(backend, run, trainer.state().parameters);
     const HostCsr& validation = trainer.validation_counts();
-    if (loss == LossKind::hurdle) {
+    if (has_support_head(loss)) {
       row.hurdle_threshold = choose_hurdle_threshold(model, validation);
       model.set_hurdle_threshold(row.hurdle_threshold);
     }
