@@ -4,10 +4,13 @@
 // non-negative) and throw Error with one line naming the file, the position and the reason.
 // Writers write to a temporary file and rename it, so a failed write leaves nothing behind.
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sparseae/csr.hpp"
+#include "sparseae/error.hpp"
 #include "sparseae/matrix.hpp"
 
 namespace sparseae {
@@ -31,7 +34,8 @@ struct LoadedMatrix {
 };
 
 // The largest shapes the readers accept, checked against what a file declares before anything
-// is allocated.
+// is allocated; so is the memory reading it would take, against the memory this process may use
+// (physical memory, or less under ulimit -v or -d).
 namespace io_limits {
 constexpr std::int64_t max_rows = 2147483647;
 constexpr std::int64_t max_cols = 2147483647;  // column indices are 32-bit
@@ -49,8 +53,54 @@ HostDense to_dense(const HostCsr& csr);
 
 // MatrixMarket 'coordinate integer general' or 'coordinate real general', optionally gzipped
 // (read transparently). Entries may come in any order: the result has each row's columns sorted,
-// duplicate (row, column) entries summed in file order, and entries that are zero dropped.
+// duplicate (row, column) entries summed in file order (a sum that is not a count, as a single
+// value would not be, is an error), and entries that are zero dropped.
 HostCsr read_matrix_market(const std::string& path);
+
+namespace io_detail {
+class LineReader;
+}
+
+// Thrown by MatrixMarketRowReader for an entry whose row precedes one already read.
+class MatrixMarketOrderError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Reads a MatrixMarket file (as read_matrix_market, gzipped or not) a block of rows at a time,
+// holding only that block, so that files larger than memory stream through. The entries must
+// come sorted by row (the columns within a row in any order; duplicates are summed); an entry
+// out of row order throws MatrixMarketOrderError naming its line.
+class MatrixMarketRowReader {
+ public:
+  explicit MatrixMarketRowReader(const std::string& path);
+  ~MatrixMarketRowReader();
+  MatrixMarketRowReader(const MatrixMarketRowReader&) = delete;
+  MatrixMarketRowReader& operator=(const MatrixMarketRowReader&) = delete;
+
+  std::int64_t rows() const { return rows_; }
+  std::int64_t cols() const { return cols_; }
+  // Fills block with the next min(max_rows, rows left) rows: 0 rows once all are read.
+  void next(std::int64_t max_rows, HostCsr& block);
+
+ private:
+  void read_ahead();
+
+  std::string path_;
+  std::unique_ptr<io_detail::LineReader> reader_;
+  bool integer_ = true;
+  std::int64_t rows_ = 0;
+  std::int64_t cols_ = 0;
+  std::int64_t entries_ = 0;
+  std::int64_t entries_read_ = 0;
+  std::int64_t next_row_ = 0;
+  // The entry read ahead: the first one of a row not yet returned.
+  bool has_pending_ = false;
+  std::int64_t pending_row_ = 0;
+  ColIndex pending_col_ = 0;
+  float pending_value_ = 0.0f;
+  std::vector<std::string_view> fields_;
+};
 
 // What read_npy accepts: counts (non-negative, exact in float32), or any finite value (latent
 // codes).
@@ -65,7 +115,8 @@ enum class CsvHeader {
   absent,   // the first line is data
 };
 
-// Comma-separated numbers, one row per line; blank lines are skipped.
+// Comma-separated numbers, one row per line; blank lines are skipped. A file with no line at all
+// is an error; one with a header alone is 0 rows.
 HostDense read_csv(const std::string& path, CsvHeader header = CsvHeader::detect);
 
 // Reads by extension: .mtx and .mtx.gz (sparse), .npy and .csv (dense, header detected).

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,7 +45,8 @@ bool is_blank_or_comment(const std::string& line) {
 // Reads the banner and returns whether the field is 'integer' (otherwise it is 'real').
 bool read_banner(LineReader& reader, const std::string& path) {
   std::string line;
-  if (!reader.next(line) || lowercase(line).rfind("%%matrixmarket", 0) != 0)
+  if (!reader.next(line)) fail(path, "empty file (expected a MatrixMarket header)");
+  if (lowercase(line).rfind("%%matrixmarket", 0) != 0)
     fail_at_line(path, 1,
                  "not a MatrixMarket file (the first line must start with %%MatrixMarket)");
   std::vector<std::string_view> words;
@@ -71,7 +74,20 @@ struct DeclaredSize {
   std::int64_t entries = 0;
 };
 
-DeclaredSize read_size_line(LineReader& reader, const std::string& path) {
+// What reading a file of this size holds at its peak (in assemble): the entries as read (row,
+// column, value), the same sorted by row, and the result (row offsets, column indices, values).
+std::int64_t peak_bytes(const DeclaredSize& size) {
+  constexpr auto kEntryBytes =
+      static_cast<std::int64_t>(sizeof(std::int32_t) + sizeof(ColIndex) + sizeof(float));
+  constexpr auto kSortedBytes = static_cast<std::int64_t>(sizeof(std::pair<ColIndex, float>));
+  constexpr auto kResultBytes = static_cast<std::int64_t>(sizeof(ColIndex) + sizeof(float));
+  return (size.rows + 1) * static_cast<std::int64_t>(sizeof(RowOffset)) +
+         size.entries * (kEntryBytes + kSortedBytes + kResultBytes);
+}
+
+// check_memory: whether the whole file will be held (read_matrix_market), so that what it
+// declares must fit in memory; the row-block reader holds a block at a time.
+DeclaredSize read_size_line(LineReader& reader, const std::string& path, bool check_memory = true) {
   std::string line;
   do {
     if (!reader.next(line)) fail(path, "no size line after the banner");
@@ -109,6 +125,11 @@ DeclaredSize read_size_line(LineReader& reader, const std::string& path) {
                  "declares " + std::to_string(size.entries) + " entries, more than its " +
                      std::to_string(file_bytes) + (reader.compressed() ? " compressed" : "") +
                      " bytes can hold");
+  const std::string shortfall = check_memory ? memory_shortfall(peak_bytes(size)) : "";
+  if (!shortfall.empty())
+    fail_at_line(path, at,
+                 std::to_string(size.rows) + " rows and " + std::to_string(size.entries) +
+                     " entries " + shortfall);
   return size;
 }
 
@@ -159,41 +180,64 @@ float parse_real_value(std::string_view text, const std::string& path, std::int6
   return static_cast<float>(value);
 }
 
-// Builds CSR from entries in file order: rows sorted, duplicates summed in file order, zeros
-// dropped.
-HostCsr assemble(const DeclaredSize& size, const std::vector<std::int32_t>& entry_rows,
+// Whether a sum of entries (each a count already) is a count, as a single value must be.
+bool is_count_sum(double sum, bool integer) {
+  return integer ? sum <= static_cast<double>(io_limits::max_exact_count) : is_real_count(sum);
+}
+
+// Why a sum of duplicate entries that is_count_sum refused is not a count.
+std::string duplicate_sum_problem(double sum, bool integer) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.9g", sum);
+  return std::string("duplicate entries sum to ") + text +
+         (integer ? ", more than " + std::to_string(io_limits::max_exact_count) +
+                        ", the largest count float32 holds exactly"
+                  : std::string(", outside the float32 range"));
+}
+
+// Builds CSR from entries in file order: rows sorted, duplicates summed (in double, then checked
+// to be a count like any single value) in file order, zeros dropped.
+HostCsr assemble(const std::string& path, bool integer, const DeclaredSize& size,
+                 const std::vector<std::int32_t>& entry_rows,
                  const std::vector<ColIndex>& entry_cols, const std::vector<float>& entry_values) {
   HostCsr csr;
   csr.rows = size.rows;
   csr.cols = size.cols;
-  std::vector<RowOffset> starts(static_cast<std::size_t>(size.rows) + 1, 0);
-  for (const std::int32_t row : entry_rows) ++starts[static_cast<std::size_t>(row) + 1];
-  for (std::size_t r = 0; r + 1 < starts.size(); ++r) starts[r + 1] += starts[r];
-
+  // Counting sort by row within the result's own row offsets: after the counts and their prefix
+  // sum, offsets[r] is where row r starts; placing advances it to where row r ends.
+  std::vector<RowOffset>& offsets = csr.row_offsets;
+  offsets.assign(static_cast<std::size_t>(size.rows) + 1, 0);
+  for (const std::int32_t row : entry_rows) ++offsets[static_cast<std::size_t>(row) + 1];
+  for (std::size_t r = 0; r + 1 < offsets.size(); ++r) offsets[r + 1] += offsets[r];
   std::vector<std::pair<ColIndex, float>> by_row(entry_rows.size());
-  std::vector<RowOffset> cursor(starts.begin(), starts.end() - 1);
   for (std::size_t k = 0; k < entry_rows.size(); ++k)
-    by_row[static_cast<std::size_t>(cursor[static_cast<std::size_t>(entry_rows[k])]++)] = {
+    by_row[static_cast<std::size_t>(offsets[static_cast<std::size_t>(entry_rows[k])]++)] = {
         entry_cols[k], entry_values[k]};
 
-  csr.row_offsets.assign(starts.size(), 0);
   csr.col_indices.reserve(by_row.size());
   csr.values.reserve(by_row.size());
+  RowOffset row_begin = 0;
   for (std::int64_t r = 0; r < size.rows; ++r) {
-    const auto first = by_row.begin() + starts[static_cast<std::size_t>(r)];
-    const auto last = by_row.begin() + starts[static_cast<std::size_t>(r) + 1];
+    const RowOffset row_end = offsets[static_cast<std::size_t>(r)];
+    offsets[static_cast<std::size_t>(r)] = csr.nnz();
+    const auto first = by_row.begin() + row_begin;
+    const auto last = by_row.begin() + row_end;
     std::stable_sort(first, last, [](const auto& a, const auto& b) { return a.first < b.first; });
     for (auto entry = first; entry != last;) {
       const ColIndex col = entry->first;
-      float sum = 0.0f;
+      double sum = 0.0;
       for (; entry != last && entry->first == col; ++entry) sum += entry->second;
-      if (sum != 0.0f) {
+      if (!is_count_sum(sum, integer))
+        fail(path, "row " + std::to_string(r + 1) + ", column " + std::to_string(col + 1) + ": " +
+                       duplicate_sum_problem(sum, integer));
+      if (sum != 0.0) {
         csr.col_indices.push_back(col);
-        csr.values.push_back(sum);
+        csr.values.push_back(static_cast<float>(sum));
       }
     }
-    csr.row_offsets[static_cast<std::size_t>(r) + 1] = csr.nnz();
+    row_begin = row_end;
   }
+  offsets.back() = csr.nnz();
   csr.col_indices.shrink_to_fit();
   csr.values.shrink_to_fit();
   return csr;
@@ -241,7 +285,87 @@ HostCsr read_matrix_market(const std::string& path) {
   if (entries != size.entries)
     fail(path, "declares " + std::to_string(size.entries) + " entries but has " +
                    std::to_string(entries));
-  return assemble(size, entry_rows, entry_cols, entry_values);
+  return assemble(path, integer, size, entry_rows, entry_cols, entry_values);
+}
+
+MatrixMarketRowReader::MatrixMarketRowReader(const std::string& path)
+    : path_(path), reader_(std::make_unique<LineReader>(path)) {
+  integer_ = read_banner(*reader_, path);
+  const DeclaredSize size = read_size_line(*reader_, path, false);
+  rows_ = size.rows;
+  cols_ = size.cols;
+  entries_ = size.entries;
+  read_ahead();
+}
+
+MatrixMarketRowReader::~MatrixMarketRowReader() = default;
+
+void MatrixMarketRowReader::read_ahead() {
+  std::string line;
+  while (reader_->next(line)) {
+    if (is_blank_or_comment(line)) continue;
+    const std::int64_t at = reader_->line_number();
+    if (entries_read_ == entries_)
+      fail_at_line(path_, at, "more entries than the " + std::to_string(entries_) + " declared");
+    split_whitespace(line, fields_);
+    if (fields_.size() != 3)
+      fail_at_line(
+          path_, at,
+          "entry has " + std::to_string(fields_.size()) + " fields, expected 3 (row column value)");
+    const std::int64_t row = parse_index(fields_[0], rows_, "row", path_, at);
+    if (row < pending_row_)
+      throw MatrixMarketOrderError(path_ + ":" + std::to_string(at) + ": row " +
+                                   std::to_string(row + 1) + " after row " +
+                                   std::to_string(pending_row_ + 1) +
+                                   ": the entries are not sorted by row");
+    pending_row_ = row;
+    pending_col_ = static_cast<ColIndex>(parse_index(fields_[1], cols_, "column", path_, at));
+    pending_value_ = integer_ ? parse_integer_value(fields_[2], path_, at)
+                              : parse_real_value(fields_[2], path_, at);
+    ++entries_read_;
+    has_pending_ = true;
+    return;
+  }
+  has_pending_ = false;
+  if (entries_read_ != entries_)
+    fail(path_, "declares " + std::to_string(entries_) + " entries but has " +
+                    std::to_string(entries_read_));
+}
+
+void MatrixMarketRowReader::next(std::int64_t max_rows, HostCsr& block) {
+  require(max_rows > 0, path_ + ": rows per block must be positive");
+  const std::int64_t first = next_row_;
+  const std::int64_t end = std::min(rows_, first + max_rows);
+  block.rows = end - first;
+  block.cols = cols_;
+  block.row_offsets.assign(1, 0);
+  block.col_indices.clear();
+  block.values.clear();
+  std::vector<std::pair<ColIndex, float>> row;
+  for (std::int64_t r = first; r < end; ++r) {
+    row.clear();
+    while (has_pending_ && pending_row_ == r) {
+      row.emplace_back(pending_col_, pending_value_);
+      read_ahead();
+    }
+    // Columns sorted and duplicates summed as read_matrix_market does.
+    std::stable_sort(row.begin(), row.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto entry = row.begin(); entry != row.end();) {
+      const ColIndex col = entry->first;
+      double sum = 0.0;
+      for (; entry != row.end() && entry->first == col; ++entry) sum += entry->second;
+      if (!is_count_sum(sum, integer_))
+        fail(path_, "row " + std::to_string(r + 1) + ", column " + std::to_string(col + 1) +
+                        ": " + duplicate_sum_problem(sum, integer_));
+      if (sum != 0.0) {
+        block.col_indices.push_back(col);
+        block.values.push_back(static_cast<float>(sum));
+      }
+    }
+    block.row_offsets.push_back(static_cast<RowOffset>(block.values.size()));
+  }
+  next_row_ = end;
 }
 
 void write_matrix_market(const std::string& path, const HostCsr& matrix, bool integer) {

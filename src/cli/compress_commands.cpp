@@ -1,0 +1,205 @@
+// sae compress and decompress: lossless mode (sparseae/lossless.hpp) on files, and the size
+// table that shows what the model buys against raw CSR, gzip, zstd and PCA.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "cli/data_source.hpp"
+#include "cli/options.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/error.hpp"
+#include "sparseae/lossless.hpp"
+#include "sparseae/pca.hpp"
+
+namespace sparseae::cli {
+
+namespace {
+
+// "-o PATH" is --out, as the usual compressors spell it.
+Args with_short_out(Args args) {
+  for (std::string& arg : args)
+    if (arg == "-o") arg = "--out";
+  return args;
+}
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_matrix_market(const std::string& path) {
+  return ends_with(path, ".mtx") || ends_with(path, ".mtx.gz");
+}
+
+std::string shell_quoted(const std::string& text) {
+  std::string quoted = "'";
+  for (const char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// Bytes of the .mtx text at path (gunzipped first when it is gzipped) compressed by tool with
+// level; -1 when the tool is not installed or fails.
+std::int64_t external_compressed_bytes(const std::string& path, const std::string& tool,
+                                       const std::string& level) {
+  const std::string check = "command -v " + tool + " >/dev/null 2>&1";
+  if (std::system(check.c_str()) != 0) return -1;
+  const std::string text =
+      ends_with(path, ".gz") ? "gzip -dc " + shell_quoted(path) : "cat " + shell_quoted(path);
+  const std::string command =
+      "set -o pipefail; " + text + " | " + tool + " " + level + " -c | wc -c";
+  std::FILE* pipe = ::popen(("bash -c " + shell_quoted(command)).c_str(), "r");
+  if (pipe == nullptr) return -1;
+  long long bytes = -1;
+  const int read = std::fscanf(pipe, "%lld", &bytes);
+  const int status = ::pclose(pipe);
+  return read == 1 && status == 0 ? bytes : -1;
+}
+
+std::string per_row(double bytes, std::int64_t rows) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", rows > 0 ? bytes / static_cast<double>(rows) : 0.0);
+  return text;
+}
+
+void print_row(const std::string& name, const std::string& value, const std::string& note) {
+  std::printf("  %-34s %12s  %s\n", name.c_str(), value.c_str(), note.c_str());
+}
+
+std::string breakdown(const LosslessSizes& sizes) {
+  return "codes " + per_row(static_cast<double>(sizes.latent_bytes), sizes.rows) + ", residual " +
+         per_row(static_cast<double>(sizes.residual_bytes), sizes.rows) + ", framing " +
+         per_row(static_cast<double>(sizes.framing_bytes), sizes.rows);
+}
+
+void print_stats(const std::string& data_path, const std::string& out_path, Backend& backend,
+                 const HostCsr& counts, const LosslessSizes& model_sizes,
+                 const LosslessOptions& options, std::int64_t components) {
+  const std::int64_t rows = counts.rows;
+  std::printf("lossless sizes of %s (%lld rows x %lld columns, %lld non-zeros), bytes per row:\n",
+              data_path.c_str(), static_cast<long long>(rows), static_cast<long long>(counts.cols),
+              static_cast<long long>(counts.nnz()));
+  print_row(
+      "raw CSR (int32 index + value)",
+      per_row(8.0 * static_cast<double>(counts.nnz()) + 4.0 * static_cast<double>(rows), rows),
+      "4 + 8 nnz/row");
+  for (const auto& [tool, level] : {std::pair<std::string, std::string>{"gzip", "-9"},
+                                    std::pair<std::string, std::string>{"zstd", "-19"}}) {
+    const std::int64_t bytes =
+        is_matrix_market(data_path) ? external_compressed_bytes(data_path, tool, level) : -1;
+    print_row(
+        tool + " " + level + " of the .mtx",
+        bytes < 0 ? "-" : per_row(static_cast<double>(bytes), rows),
+        bytes < 0 ? (is_matrix_market(data_path) ? tool + " not installed" : "not a .mtx") : "");
+  }
+  if (rows >= 2) {
+    PcaConfig pca_config;
+    pca_config.components = components;
+    const PcaModel pca = fit_pca(backend, counts, pca_config);
+    const RunConfig pca_run = pca_run_config(pca, data_path, 0.0, 1);
+    CsrRowSource source(counts);
+    const LosslessSizes pca_sizes =
+        compress_lossless(backend, pca_run, pca_parameters(pca), source, "", options);
+    print_row("PCA (k = " + std::to_string(components) + ") codes + residual",
+              per_row(static_cast<double>(pca_sizes.total()), rows), breakdown(pca_sizes));
+  }
+  print_row("model codes + residual (" + out_path + ")",
+            per_row(static_cast<double>(model_sizes.total()), rows), breakdown(model_sizes));
+  const bool has_nll = !std::isnan(model_sizes.nll_bits);
+  print_row("model NLL (ideal residual code)",
+            has_nll ? per_row(model_sizes.nll_bits / 8.0, rows) : "-",
+            has_nll ? per_row(model_sizes.nll_bits, rows) + " bits/row"
+                    : "the model's loss is not a count likelihood");
+}
+
+}  // namespace
+
+int run_compress(const Args& raw_args) {
+  Options o("sae compress",
+            "Stores counts losslessly: per row the model's latent code and the residual between\n"
+            "the row and the model's prediction from that code, entropy-coded with the model's\n"
+            "predicted distribution. sae decompress gives back the exact counts.");
+  o.value("model", "PATH", "", "checkpoint written by sae train (required)")
+      .value("data", "PATH", "",
+             "counts: .mtx or .mtx.gz (streamed a block at a time when sorted by row), .npy, "
+             ".csv (required)")
+      .value("out", "PATH", "", "the compressed file, -o for short (required)")
+      .value("latent-bits", "32|16|8", "32",
+             "latent codes as float32, float16, or 8 bits linear per column and block")
+      .value("block-rows", "N", "4096", "rows per block of the file")
+      .value("backend", "auto|cpu|cuda", "auto", "where to run the encoder and the decoder")
+      .value("batch", "N", "4096", "rows per batch")
+      .flag("stats",
+            "print the size table: raw CSR, gzip -9 and zstd -19 of the .mtx, PCA codes +\n"
+            "residual, the model's codes + residual and its NLL (loads the data into memory)");
+  if (!o.parse(with_short_out(raw_args))) return 0;
+  const std::string model_path = o.required("model");
+  const std::string data_path = o.required("data");
+  const std::string out_path = o.required("out");
+  LosslessOptions options;
+  options.latent_bits = static_cast<int>(o.integer("latent-bits"));
+  options.block_rows = o.integer("block-rows");
+  options.batch_rows = o.integer("batch");
+  require(options.latent_bits == 32 || options.latent_bits == 16 || options.latent_bits == 8,
+          "sae compress: --latent-bits must be 32, 16 or 8, not " + o.text("latent-bits"));
+  require(options.batch_rows > 0, "sae compress: --batch must be positive");
+  const auto backend = open_backend(o.text("backend"));
+  const Checkpoint checkpoint = load_checkpoint(model_path);
+  const auto in_memory = [&](const Counts& counts) {
+    require_model_columns(counts, checkpoint.config.model.input_dim, model_path);
+    CsrRowSource source(counts.matrix);
+    return compress_lossless(*backend, checkpoint.config, checkpoint.state.parameters, source,
+                             out_path, options);
+  };
+  LosslessSizes sizes;
+  if (o.flag_set("stats")) {
+    const Counts counts = load_counts(data_path, 0);
+    sizes = in_memory(counts);
+    print_stats(data_path, out_path, *backend, counts.matrix, sizes, options,
+                checkpoint.config.model.latent);
+    return 0;
+  }
+  if (is_matrix_market(data_path)) {
+    try {
+      MatrixMarketRowSource source(data_path);
+      require(source.cols() == checkpoint.config.model.input_dim,
+              data_path + ": " + std::to_string(source.cols()) + " columns, the model in " +
+                  model_path + " expects " + std::to_string(checkpoint.config.model.input_dim));
+      sizes = compress_lossless(*backend, checkpoint.config, checkpoint.state.parameters, source,
+                                out_path, options);
+    } catch (const MatrixMarketOrderError& error) {
+      std::cerr << "sae: " << error.what() << "; reading the whole file instead\n";
+      sizes = in_memory(load_counts(data_path, 0));
+    }
+  } else {
+    sizes = in_memory(load_counts(data_path, 0));
+  }
+  std::printf("%s: %lld rows, %lld bytes, %s bytes per row (%s)\n", out_path.c_str(),
+              static_cast<long long>(sizes.rows), static_cast<long long>(sizes.total()),
+              per_row(static_cast<double>(sizes.total()), sizes.rows).c_str(),
+              breakdown(sizes).c_str());
+  return 0;
+}
+
+int run_decompress(const Args& raw_args) {
+  Options o("sae decompress", "Rebuilds the exact counts from a file written by sae compress.");
+  o.value("in", "PATH", "", "the compressed file (required)")
+      .value("model", "PATH", "", "the checkpoint it was compressed with (required)")
+      .value("out", "PATH", "", "the counts, .mtx (coordinate integer), -o for short (required)")
+      .value("backend", "auto|cpu|cuda", "auto", "where to run the decoder")
+      .value("batch", "N", "4096", "rows per batch");
+  if (!o.parse(with_short_out(raw_args))) return 0;
+  const std::string in_path = o.required("in");
+  const std::string model_path = o.required("model");
+  const std::string out_path = o.required("out");
+  require(o.integer("batch") > 0, "sae decompress: --batch must be positive");
+  const auto backend = open_backend(o.text("backend"));
+  const Checkpoint checkpoint = load_checkpoint(model_path);
+  decompress_lossless_to_matrix_market(*backend, checkpoint.config, checkpoint.state.parameters,
+                                       in_path, out_path, o.integer("batch"));
+  return 0;
+}
+
+}  // namespace sparseae::cli

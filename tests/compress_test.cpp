@@ -1,0 +1,500 @@
+// Lossless mode: the deterministic decoder (the same bits on every backend and batch size, and
+// close to the network it stands for), the rANS coder and the half conversion, and compress /
+// decompress: exact round trips for every loss and latent format at odd block and batch sizes,
+// across backends where a device answers, every corrupted byte and every truncation detected,
+// sizes that are the file's, and bad input refused with one line.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend_fixture.hpp"
+#include "compress/deterministic_decoder.hpp"
+#include "compress/entry_coding.hpp"
+#include "compress/rans.hpp"
+#include "kernels/deterministic_decode.hpp"
+#include "sparseae/generator.hpp"
+#include "sparseae/inference.hpp"
+#include "sparseae/lossless.hpp"
+#include "sparseae/trainer.hpp"
+#include "test_util.hpp"
+
+namespace sparseae {
+namespace {
+
+namespace fs = std::filesystem;
+using test::contains;
+using test::error_message;
+
+fs::path scratch_dir() {
+  const fs::path dir =
+      fs::temp_directory_path() / ("sparseae-lossless-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string scratch(const std::string& name) { return (scratch_dir() / name).string(); }
+
+std::vector<unsigned char> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
+
+std::vector<std::uint32_t> bits_of(const std::vector<float>& values) {
+  std::vector<std::uint32_t> bits(values.size());
+  std::memcpy(bits.data(), values.data(), values.size() * sizeof(float));
+  return bits;
+}
+
+HostCsr topic_data(std::int64_t rows, std::int64_t cols, std::uint64_t seed = 7) {
+  TopicDataConfig config;
+  config.rows = rows;
+  config.cols = cols;
+  config.topics = 4;
+  config.columns_per_topic = static_cast<int>(cols / 4);
+  config.mean_nonzeros = std::min(6.0, static_cast<double>(cols) / 4);
+  config.seed = seed;
+  return generate_topic_counts(config);
+}
+
+struct TrainedModelFile {
+  RunConfig config;
+  std::vector<float> parameters;
+};
+
+// A tiny model trained for one epoch on data.
+TrainedModelFile train_tiny(Backend& backend, LossKind loss, const HostCsr& data,
+                            const std::function<void(RunConfig&)>& adjust = {}) {
+  RunConfig run;
+  run.model.input_dim = data.cols;
+  run.model.hidden = {16};
+  run.model.latent = 5;
+  run.train.loss = loss;
+  run.train.epochs = 1;
+  run.train.batch_size = 32;
+  run.train.optimizer.learning_rate = 3e-3f;
+  if (adjust) adjust(run);
+  Trainer trainer(backend, run.model, run.train, data);
+  trainer.train();
+  run.scale = trainer.scale();
+  run.reference_library_size = trainer.reference_library_size();
+  return {run, trainer.state().parameters};
+}
+
+// Decompresses path into one matrix.
+HostCsr decompress_all(Backend& backend, const TrainedModelFile& model, const std::string& path,
+                       std::int64_t batch_rows) {
+  HostCsr all;
+  all.row_offsets.assign(1, 0);
+  decompress_lossless(
+      backend, model.config, model.parameters, path, batch_rows,
+      [&](const LosslessFileInfo& info) {
+        all.rows = info.rows;
+        all.cols = info.cols;
+      },
+      [&](std::int64_t, const HostCsr& block) {
+        for (std::int64_t r = 0; r < block.rows; ++r) {
+          for (RowOffset k = block.row_offsets[r]; k < block.row_offsets[r + 1]; ++k) {
+            all.col_indices.push_back(block.col_indices[k]);
+            all.values.push_back(block.values[k]);
+          }
+          all.row_offsets.push_back(static_cast<RowOffset>(all.values.size()));
+        }
+      });
+  return all;
+}
+
+void expect_same_counts(const HostCsr& a, const HostCsr& b, const std::string& what) {
+  EXPECT_EQ(a.rows, b.rows) << what;
+  EXPECT_EQ(a.cols, b.cols) << what;
+  EXPECT_EQ(a.row_offsets, b.row_offsets) << what;
+  EXPECT_EQ(a.col_indices, b.col_indices) << what;
+  EXPECT_EQ(a.values, b.values) << what;
+}
+
+// ---- the deterministic math ----
+
+TEST(DeterministicMath, ExpAndLog1pAreAccurate) {
+  for (float x = -86.9f; x < 88.7f; x += 0.0137f) {
+    const double exact = std::exp(static_cast<double>(x));
+    EXPECT_NEAR(math::deterministic::exp(x), exact, 3e-7 * exact) << x;
+  }
+  EXPECT_EQ(math::deterministic::exp(-200.0f), 0.0f);
+  EXPECT_EQ(math::deterministic::exp(100.0f), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(math::deterministic::exp(0.0f), 1.0f);
+  for (float u = 0.0f; u <= 1.0f; u += 0.001f)
+    EXPECT_NEAR(math::deterministic::log1p_unit(u), std::log1p(static_cast<double>(u)),
+                3e-7 * std::log1p(static_cast<double>(u)) + 1e-30)
+        << u;
+  for (const Activation a : {Activation::sigmoid, Activation::tanh, Activation::softplus})
+    for (float x = -20.0f; x <= 20.0f; x += 0.01f)
+      EXPECT_NEAR(math::deterministic::activate(a, x), math::activate(a, x),
+                  1e-6f * (1.0f + std::fabs(math::activate(a, x))))
+          << static_cast<int>(a) << " at " << x;
+}
+
+// A decoder with every activation and the output shapes lossless mode meets: several heads,
+// a bias-only dispersion head, an offset head; and a tied model.
+std::vector<RunConfig> decoder_configs() {
+  std::vector<RunConfig> configs;
+  RunConfig nb;
+  nb.model.input_dim = 23;
+  nb.model.hidden = {19, 11};
+  nb.model.latent = 7;
+  nb.model.hidden_activation = Activation::tanh;
+  nb.model.latent_activation = Activation::sigmoid;
+  nb.model.output_activation = Activation::identity;
+  nb.train.loss = LossKind::nb;
+  nb.train.loss_params.dispersion = Dispersion::feature;
+  nb.train.loss_params.size_factors = true;
+  nb.reference_library_size = 9.0;
+  configs.push_back(nb);
+  RunConfig tied;
+  tied.model.input_dim = 17;
+  tied.model.hidden = {13};
+  tied.model.latent = 5;
+  tied.model.tied_weights = true;
+  tied.model.hidden_activation = Activation::softplus;
+  tied.model.latent_activation = Activation::leaky_relu;
+  tied.model.output_activation = Activation::softplus;
+  configs.push_back(tied);
+  return configs;
+}
+
+std::vector<float> random_values(std::size_t n, std::uint32_t seed, float spread) {
+  std::mt19937 generator(seed);
+  std::normal_distribution<float> normal(0.0f, spread);
+  std::vector<float> values(n);
+  for (float& v : values) v = normal(generator);
+  return values;
+}
+
+class DeterministicDecoderTest : public test::BackendTest {};
+
+// The decoder's outputs are the same bits on this backend as on the cpu, for any batch size, and
+// agree with the network they stand for (to float rounding).
+TEST_P(DeterministicDecoderTest, SameBitsOnEveryBackendAndBatchAndCloseToTheNetwork) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  for (const RunConfig& config : decoder_configs()) {
+    const ModelLayout layout(
+        with_loss_heads(config.model, config.train.loss, config.train.loss_params));
+    std::vector<float> parameters =
+        random_values(static_cast<std::size_t>(layout.parameter_count()), 11, 0.4f);
+    const std::int64_t rows = 41;
+    lossless::DeterministicDecoder probe(*cpu, config, parameters, 1);
+    const std::vector<float> latents =
+        random_values(static_cast<std::size_t>(rows * probe.latent_width()), 12, 1.0f);
+    const std::vector<float> offsets = random_values(static_cast<std::size_t>(rows), 13, 0.5f);
+    const auto decode = [&](Backend& backend, std::int64_t batch) {
+      lossless::DeterministicDecoder decoder(backend, config, parameters, batch);
+      std::vector<float> outputs(static_cast<std::size_t>(rows * decoder.output_width()));
+      decoder.decode(latents.data(), rows, offsets.data(), outputs.data());
+      return outputs;
+    };
+    const std::vector<float> reference = decode(*cpu, rows);
+    for (const std::int64_t batch : {1, 4, 7, 41})
+      EXPECT_EQ(bits_of(decode(backend(), batch)), bits_of(reference)) << "batch " << batch;
+
+    // Without offsets the decoder is the network's decoder: TrainedModel::decode_outputs.
+    if (!lossless::DeterministicDecoder(*cpu, config, parameters, 1).takes_offsets()) {
+      TrainedModel model(*cpu, config, parameters);
+      const HostDense network =
+          model.decode_outputs(HostDense{rows, probe.latent_width(), latents});
+      for (std::size_t i = 0; i < reference.size(); ++i)
+        EXPECT_NEAR(reference[i], network.values[i], 1e-4f * (1.0f + std::fabs(network.values[i])))
+            << i;
+    }
+  }
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(DeterministicDecoderTest);
+
+// ---- the coders ----
+
+TEST(Rans, RoundTripsMixedSymbolsAndDetectsAStreamThatDoesNotEnd) {
+  std::mt19937 generator(5);
+  lossless::RansEncoder encoder;
+  lossless::AdaptiveBit bit_model;
+  lossless::AdaptiveInteger integer_model;
+  lossless::AdaptiveByte byte_model;
+  std::vector<std::uint32_t> values;
+  for (int i = 0; i < 5000; ++i) values.push_back(generator());
+  for (int i = 0; i < 5000; ++i) {
+    const std::uint32_t v = values[static_cast<std::size_t>(i)];
+    encoder.put_bit(bit_model, (v & 7u) == 0);
+    integer_model.put(encoder, i % 3 == 0 ? v : v % 40);
+    byte_model.put(encoder, v >> 24);
+    encoder.put(v % 1000, 17, 16);
+  }
+  const std::vector<std::uint8_t> bytes = encoder.finish();
+  lossless::RansDecoder decoder(bytes.data(), bytes.size());
+  lossless::AdaptiveBit bit_read;
+  lossless::AdaptiveInteger integer_read;
+  lossless::AdaptiveByte byte_read;
+  for (int i = 0; i < 5000; ++i) {
+    const std::uint32_t v = values[static_cast<std::size_t>(i)];
+    ASSERT_EQ(decoder.get_bit(bit_read), (v & 7u) == 0 ? 1 : 0) << i;
+    ASSERT_EQ(integer_read.get(decoder), i % 3 == 0 ? v : v % 40) << i;
+    ASSERT_EQ(byte_read.get(decoder), v >> 24) << i;
+    const std::uint32_t slot = decoder.peek(16);
+    ASSERT_GE(slot, v % 1000);
+    ASSERT_LT(slot, v % 1000 + 17);
+    decoder.advance(v % 1000, 17, 16);
+  }
+  EXPECT_NO_THROW(decoder.finish());
+  lossless::RansDecoder early(bytes.data(), bytes.size());
+  EXPECT_TRUE(contains(error_message([&] { early.finish(); }), "does not end"));
+}
+
+TEST(Half, EveryHalfRoundTripsAndFloatsRoundToNearestEven) {
+  for (std::uint32_t h = 0; h < 65536; ++h) {
+    const float f = lossless::half_to_float(static_cast<std::uint16_t>(h));
+    if (std::isnan(f)) continue;
+    if (std::isinf(f)) continue;  // clamped to the largest finite half on the way back
+    ASSERT_EQ(lossless::float_to_half(f), h) << h;
+  }
+  EXPECT_EQ(lossless::half_to_float(lossless::float_to_half(1.0f + 0x1p-11f)), 1.0f)
+      << "tie to even";
+  EXPECT_EQ(lossless::half_to_float(lossless::float_to_half(1.0f + 3 * 0x1p-11f)), 1.0f + 0x1p-9f);
+  EXPECT_EQ(lossless::half_to_float(lossless::float_to_half(1e6f)), 65504.0f);
+  EXPECT_EQ(lossless::half_to_float(lossless::float_to_half(-1e6f)), -65504.0f);
+  EXPECT_EQ(lossless::half_to_float(lossless::float_to_half(0x1p-25f)), 0.0f) << "tie to even 0";
+  EXPECT_EQ(lossless::half_to_float(lossless::float_to_half(0x1.8p-24f)), 0x1p-23f);
+}
+
+// The quantised pmf gives every count a slot, sums to the total and follows the probabilities.
+TEST(QuantisedPmf, CoversEveryCountAndFollowsThePoissonPmf) {
+  for (const float eta : {-12.0f, -2.0f, 0.0f, 1.5f, 3.0f, 6.0f}) {
+    lossless::QuantisedPmf pmf;
+    const float h[3] = {eta, 0.0f, 0.0f};
+    lossless::quantised_pmf(LossKind::poisson, h, pmf);
+    const int n = pmf.explicit_counts;
+    ASSERT_GE(n, 1);
+    EXPECT_EQ(pmf.cumulative[n + 1], 1u << lossless::kPmfBits);
+    for (int s = 0; s <= n; ++s) EXPECT_GT(pmf.cumulative[s + 1], pmf.cumulative[s]);
+    const double mu = std::exp(static_cast<double>(eta));
+    for (int k = 0; k < n; ++k) {
+      const double p = std::exp(-mu + k * std::log(mu) - std::lgamma(k + 1.0));
+      const double q = (pmf.cumulative[k + 1] - pmf.cumulative[k]) / 65536.0;
+      EXPECT_NEAR(q, p, 1e-4 + 2.0 * (n + 1) / 65536.0) << "eta " << eta << " k " << k;
+    }
+  }
+}
+
+// ---- compress and decompress ----
+
+struct RoundTripCase {
+  LossKind loss;
+  int latent_bits;
+};
+
+// Every loss, each with a latent format, at an odd block size and odd batch sizes that differ
+// between compress and decompress.
+TEST(Lossless, RoundTripIsExactForEveryLoss) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  const HostCsr data = topic_data(150, 48);
+  const RoundTripCase cases[] = {
+      {LossKind::mse, 32},        {LossKind::mae, 16},     {LossKind::bce, 8},
+      {LossKind::mse_cosine, 32}, {LossKind::poisson, 16}, {LossKind::weighted_mse, 8},
+      {LossKind::huber, 32},      {LossKind::nb, 8},       {LossKind::zinb, 32},
+      {LossKind::hurdle, 16},     {LossKind::hurdle_nb, 8}};
+  for (const RoundTripCase& c : cases) {
+    const std::string what =
+        std::string(loss_name(c.loss)) + ", " + std::to_string(c.latent_bits) + "-bit latents";
+    const TrainedModelFile model = train_tiny(*cpu, c.loss, data);
+    LosslessOptions options;
+    options.latent_bits = c.latent_bits;
+    options.block_rows = 37;
+    options.batch_rows = 13;
+    CsrRowSource source(data);
+    const std::string path = scratch("round-trip.sae");
+    const LosslessSizes sizes =
+        compress_lossless(*cpu, model.config, model.parameters, source, path, options);
+    EXPECT_EQ(sizes.total(), static_cast<std::int64_t>(fs::file_size(path))) << what;
+    EXPECT_EQ(sizes.nonzeros, data.nnz()) << what;
+    EXPECT_EQ(std::isnan(sizes.nll_bits), !has_count_likelihood(c.loss)) << what;
+    expect_same_counts(decompress_all(*cpu, model, path, 5), data, what);
+  }
+}
+
+// The model shapes with their own decoder paths: size factors (the row totals travel in the
+// file), a per-feature dispersion (bias-only outputs), tied weights, a log1p input.
+TEST(Lossless, RoundTripIsExactForSizeFactorsFeatureDispersionAndTiedWeights) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  const HostCsr data = topic_data(120, 40, 9);
+  const std::vector<std::pair<LossKind, std::function<void(RunConfig&)>>> variants = {
+      {LossKind::nb,
+       [](RunConfig& r) {
+         r.train.loss_params.size_factors = true;
+         r.train.input_transform = InputTransform::log1p;
+       }},
+      {LossKind::zinb, [](RunConfig& r) { r.train.loss_params.dispersion = Dispersion::feature; }},
+      {LossKind::poisson, [](RunConfig& r) { r.train.loss_params.size_factors = true; }},
+      {LossKind::mse, [](RunConfig& r) { r.model.tied_weights = true; }}};
+  for (const auto& [loss, adjust] : variants) {
+    const TrainedModelFile model = train_tiny(*cpu, loss, data, adjust);
+    LosslessOptions options;
+    options.block_rows = 29;
+    options.batch_rows = 11;
+    CsrRowSource source(data);
+    const std::string path = scratch("variants.sae");
+    compress_lossless(*cpu, model.config, model.parameters, source, path, options);
+    expect_same_counts(decompress_all(*cpu, model, path, 3), data, loss_name(loss));
+  }
+}
+
+class LosslessAcrossBackends : public test::BackendTest {};
+
+// Compressed on this backend and decompressed on the cpu, and the other way round.
+TEST_P(LosslessAcrossBackends, CompressOnOneBackendDecompressOnTheOther) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  const HostCsr data = topic_data(90, 32, 11);
+  for (const LossKind loss : {LossKind::nb, LossKind::mse, LossKind::hurdle}) {
+    const TrainedModelFile model = train_tiny(*cpu, loss, data);
+    LosslessOptions options;
+    options.block_rows = 31;
+    options.batch_rows = 9;
+    const std::string here = scratch("here.sae"), there = scratch("there.sae");
+    CsrRowSource source_here(data), source_there(data);
+    compress_lossless(backend(), model.config, model.parameters, source_here, here, options);
+    compress_lossless(*cpu, model.config, model.parameters, source_there, there, options);
+    EXPECT_EQ(read_bytes(here), read_bytes(there)) << loss_name(loss) << ": same file either way";
+    expect_same_counts(decompress_all(*cpu, model, here, 7), data, loss_name(loss));
+    expect_same_counts(decompress_all(backend(), model, there, 4), data, loss_name(loss));
+  }
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LosslessAcrossBackends);
+
+class LosslessFile : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    backend_ = make_backend(BackendChoice::cpu).release();
+    data_ = new HostCsr(topic_data(30, 24, 3));
+    model_ = new TrainedModelFile(train_tiny(*backend_, LossKind::nb, *data_));
+    LosslessOptions options;
+    options.block_rows = 12;
+    CsrRowSource source(*data_);
+    compress_lossless(*backend_, model_->config, model_->parameters, source, scratch("f.sae"),
+                      options);
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete data_;
+    delete backend_;
+    fs::remove_all(scratch_dir());
+  }
+  static std::string decompress_error(const std::string& path) {
+    return error_message([&] { decompress_all(*backend_, *model_, path, 8); });
+  }
+
+  static Backend* backend_;
+  static HostCsr* data_;
+  static TrainedModelFile* model_;
+};
+
+Backend* LosslessFile::backend_ = nullptr;
+HostCsr* LosslessFile::data_ = nullptr;
+TrainedModelFile* LosslessFile::model_ = nullptr;
+
+TEST_F(LosslessFile, EveryCorruptedByteIsDetected) {
+  const std::vector<unsigned char> good = read_bytes(scratch("f.sae"));
+  ASSERT_GT(good.size(), 150u);
+  const std::string bad = scratch("corrupt.sae");
+  for (std::size_t at = 0; at < good.size(); ++at) {
+    std::vector<unsigned char> bytes = good;
+    bytes[at] ^= static_cast<unsigned char>(1u << (at % 8));
+    write_bytes(bad, bytes);
+    const std::string message = decompress_error(bad);
+    ASSERT_TRUE(contains(message, bad)) << "byte " << at << ": " << message;
+  }
+}
+
+TEST_F(LosslessFile, TruncationAndTrailingBytesAreDetected) {
+  const std::vector<unsigned char> good = read_bytes(scratch("f.sae"));
+  const std::string bad = scratch("truncated.sae");
+  for (std::size_t length = 0; length < good.size(); length += 7) {
+    write_bytes(bad, std::vector<unsigned char>(good.begin(), good.begin() + length));
+    ASSERT_TRUE(contains(decompress_error(bad), bad)) << "length " << length;
+  }
+  std::vector<unsigned char> longer = good;
+  longer.push_back(0);
+  write_bytes(bad, longer);
+  EXPECT_TRUE(contains(decompress_error(bad), "trailer")) << decompress_error(bad);
+}
+
+TEST_F(LosslessFile, AnotherModelIsRefusedWithOneLine) {
+  TrainedModelFile other = *model_;
+  other.parameters[0] += 1.0f;
+  const std::string message =
+      error_message([&] { decompress_all(*backend_, other, scratch("f.sae"), 8); });
+  EXPECT_TRUE(contains(message, "compressed with another model")) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+TEST_F(LosslessFile, NonIntegerCountsAndWrongColumnsAreRefused) {
+  HostCsr fractional = *data_;
+  fractional.values[3] = 1.5f;
+  CsrRowSource source(fractional);
+  const std::string message = error_message([&] {
+    compress_lossless(*backend_, model_->config, model_->parameters, source, scratch("x.sae"),
+                      LosslessOptions{});
+  });
+  EXPECT_TRUE(contains(message, "is not an integer count")) << message;
+  EXPECT_FALSE(fs::exists(scratch("x.sae"))) << "no partial file";
+  const HostCsr narrow = topic_data(10, 20);
+  CsrRowSource narrow_source(narrow);
+  EXPECT_TRUE(contains(error_message([&] {
+                         compress_lossless(*backend_, model_->config, model_->parameters,
+                                           narrow_source, scratch("x.sae"), LosslessOptions{});
+                       }),
+                       "columns, the model expects 24"));
+}
+
+// The streaming reader returns the blocks read_matrix_market's matrix holds, and refuses a file
+// out of row order by the error compress falls back on.
+TEST(MatrixMarketRowReader, StreamsBlocksOfTheMatrixAndRefusesUnsortedRows) {
+  const HostCsr data = topic_data(53, 16, 5);
+  const std::string path = scratch("rows.mtx");
+  write_matrix_market(path, data, true);
+  MatrixMarketRowSource source(path);
+  EXPECT_EQ(source.rows(), 53);
+  CsrRowSource expected(data);
+  HostCsr block, want;
+  for (int i = 0; i < 6; ++i) {
+    source.next(10, block);
+    expected.next(10, want);
+    expect_same_counts(block, want, "block " + std::to_string(i));
+  }
+  EXPECT_EQ(block.rows, 3);
+  source.next(10, block);
+  EXPECT_EQ(block.rows, 0);
+
+  std::ofstream(scratch("unsorted.mtx"))
+      << "%%MatrixMarket matrix coordinate integer general\n3 4 3\n2 1 5\n1 2 3\n3 3 1\n";
+  MatrixMarketRowSource unsorted(scratch("unsorted.mtx"));
+  try {
+    unsorted.next(10, block);
+    ADD_FAILURE() << "no error for rows out of order";
+  } catch (const MatrixMarketOrderError& error) {
+    EXPECT_TRUE(contains(error.what(), "unsorted.mtx:4: row 1 after row 2")) << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace sparseae
