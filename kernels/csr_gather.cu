@@ -1,5 +1,5 @@
-// Row gather in two halves around one host read-back (the batch's nnz, needed to size the copy
-// and returned to the caller):
+// Row gather in two halves, around one host read-back of the batch's nnz unless the caller knows
+// it (Backend::batch_nonzeros):
 //   1. lengths[i] = length of source row row_ids[i] (0 for an out-of-range id, whose least index
 //      is recorded with atomicMin); an exclusive scan of count + 1 entries turns them into the
 //      batch's row offsets in place; one thread copies the total and the first bad row id into
@@ -43,13 +43,18 @@ __global__ void gather_status_kernel(const RowOffset* offsets, const std::int64_
 __global__ void __launch_bounds__(detail::kBlockThreads)
     gather_copy_kernel(const RowOffset* source_offsets, const ColIndex* source_cols,
                        const float* source_values, const std::int64_t* row_ids, std::int64_t count,
-                       const RowOffset* offsets, ColIndex* cols, float* values) {
+                       const RowOffset* offsets, RowOffset capacity, ColIndex* cols,
+                       float* values) {
   const int lane = static_cast<int>(threadIdx.x % detail::kWarpSize);
   const std::int64_t warps = detail::flat_thread_count() / detail::kWarpSize;
   for (std::int64_t i = detail::flat_thread_index() / detail::kWarpSize; i < count; i += warps) {
-    const RowOffset from = source_offsets[row_ids[i]];
     const RowOffset to = offsets[i];
-    const RowOffset length = offsets[i + 1] - to;
+    // An out-of-range id has length 0 (the lengths kernel): its source offset is never read.
+    // Writes stop at the capacity, which the host checked only against the nnz it was given.
+    const RowOffset end = offsets[i + 1] < capacity ? offsets[i + 1] : capacity;
+    const RowOffset length = end - to;
+    if (length <= 0) continue;
+    const RowOffset from = source_offsets[row_ids[i]];
     for (RowOffset k = lane; k < length; k += detail::kWarpSize) {
       cols[to + k] = source_cols[from + k];
       values[to + k] = source_values[from + k];
@@ -88,7 +93,7 @@ void launch_gather_copy(CsrView source, const std::int64_t* row_ids, std::int64_
   gather_copy_kernel<<<detail::grid_dim(detail::ceil_div(count, kRowsPerBlock)),
                        detail::kBlockThreads, 0, stream>>>(
       source.row_offsets, source.col_indices, source.values, row_ids, count, out.row_offsets,
-      out.col_indices, out.values);
+      out.nnz_capacity, out.col_indices, out.values);
   SAE_CUDA_CHECK(cudaGetLastError());
 }
 

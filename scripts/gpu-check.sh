@@ -11,11 +11,18 @@
 #                                 carried: unpacks it, runs the whole test suite (cuda
 #                                 instantiations included), compute-sanitizer memcheck and
 #                                 racecheck over the cuda tests, sae train on both backends, and
-#                                 writes $OUT/gpu-check-results.md with the logs beside it
+#                                 writes $OUT/gpu-check-results.md with the logs beside it;
+#                                 then the throughput benchmark (below)
+#   scripts/gpu-check.sh bench    on the GPU machine: the throughput benchmark alone, into the same
+#                                 results file: sae-bench on cuda (the users' model, 1M generated
+#                                 rows, mse and poisson, batch 256/1024/4096) and the PyTorch peer
+#                                 (bench/torch_peer.py, eager and torch.compile) on the same rows,
+#                                 and the kernels' micro-benchmarks (bench/kernels_bench.cpp)
 #
 # With the device tool: run `scripts/gpu-check.sh bundle` here, then
 #   run(command="scripts/gpu-check.sh run", carry=[".gpu-bundle.tar.gz"], timeout_s=540)
-# and commit the returned results file as bench/gpu-check-results.md.
+# (or "scripts/gpu-check.sh bench" where the device time left is short) and commit the returned
+# results file as bench/gpu-check-results.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 archive=.gpu-bundle.tar.gz
@@ -28,11 +35,12 @@ make_bundle() {
   local bundle
   bundle=$(mktemp -d)
   mkdir -p "$bundle/bin" "$bundle/lib"
-  cp build-gpu/tests/sparseae_tests build-gpu/src/cli/sae "$bundle/bin/"
+  cp build-gpu/tests/sparseae_tests build-gpu/src/cli/sae build-gpu/bench/sae_pca_bench \
+    build-gpu/bench/sae-bench build-gpu/bench/kernels_bench "$bundle/bin/"
   # Everything the binaries load that is neither CUDA nor the C/C++ runtime the GPU machine has.
   for binary in "$bundle"/bin/*; do
     ldd "$binary" | awk '/=> \// {print $3}'
-  done | sort -u | grep -E 'libgfortran|libquadmath|libgomp|libz\.' | xargs -r cp -L -t "$bundle/lib"
+  done | sort -u | grep -E 'libgfortran|libquadmath|libgomp|libz\.|libbenchmark' | xargs -r cp -L -t "$bundle/lib"
   strip --strip-unneeded "$bundle"/bin/*
   git rev-parse HEAD >"$bundle/commit"
   tar -czf "$archive" -C "$bundle" .
@@ -41,7 +49,7 @@ make_bundle() {
 }
 
 run_checks() {
-  local out=${OUT:-$PWD/gpu-check-out} bundle=/tmp/sparseae-gpu-bundle
+  local mode=$1 out=${OUT:-$PWD/gpu-check-out} bundle=/tmp/sparseae-gpu-bundle
   mkdir -p "$out" "$bundle"
   tar -xzf "$archive" -C "$bundle" || { echo "gpu-check: no $archive (run bundle first)" >&2; return 1; }
   export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -73,33 +81,74 @@ run_checks() {
     echo "| --- | --- | --- |"
   } >"$results"
   step sae-info "$bin/sae" info --backend cuda
-  step tests-all "$bin/sparseae_tests" --gtest_brief=1
-  step memcheck "${sanitizer:-compute-sanitizer}" --tool memcheck --error-exitcode 1 \
-    "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
-  step racecheck "${sanitizer:-compute-sanitizer}" --tool racecheck --error-exitcode 1 \
-    "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
-  step train-cuda "$bin/sae" train --backend cuda --epochs 5 --checkpoint /tmp/cuda.ckpt --json
-  step train-cpu "$bin/sae" train --backend cpu --epochs 1 --checkpoint "" --json
+  if [[ $mode == all ]]; then
+    step tests-all "$bin/sparseae_tests" --gtest_brief=1
+    step memcheck "${sanitizer:-compute-sanitizer}" --tool memcheck --error-exitcode 1 \
+      "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
+    step racecheck "${sanitizer:-compute-sanitizer}" --tool racecheck --error-exitcode 1 \
+      "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
+    step train-cuda "$bin/sae" train --backend cuda --epochs 5 --checkpoint /tmp/cuda.ckpt --json
+    step train-cpu "$bin/sae" train --backend cpu --epochs 1 --checkpoint "" --json
+    # PCA fit on 1M generated rows, cuda and cpu; the peers (scikit-learn, torch) where python has
+    # them (bench/pca_peers.py skips torch without a CUDA device, and fails without numpy).
+    step pca-bench "$bin/sae_pca_bench" --rows 1000000 --k 32 --repeats 3 --backend cuda
+    if python3 -c "import numpy, sklearn" 2>/dev/null; then
+      step pca-peers python3 bench/pca_peers.py --bench "$bin/sae_pca_bench" --rows 1000000 --k 32 \
+        --repeats 3 --backends cuda,cpu
+    fi
+  fi
+  # Training throughput: sae-bench on cuda writes the rows it trained on; the PyTorch peer trains
+  # the users' model on them, eager and torch.compile, and prints the ratios against sae-bench.
+  local rows=/tmp/sae-bench-rows.npy
+  step sae-bench "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 5 --warmup 1 \
+    --losses mse,poisson --batches 256,1024,4096 --json "$out/sae-bench-cuda.json" \
+    --write-dense "$rows"
+  if python3 -c "import numpy, torch" 2>/dev/null; then
+    step torch-peer python3 bench/torch_peer.py --data "$rows" --device cuda --epochs 3 \
+      --warmup 1 --losses mse,poisson --batches 1024 --modes eager,compile \
+      --json "$out/torch-peer-cuda.jsonl" --compare "$out/sae-bench-cuda.json"
+  fi
+  rm -f "$rows"
+  step kernels-bench "$bin/kernels_bench" --backend=cuda --benchmark_min_time=0.2
+  if [[ $mode == all ]]; then
+    {
+      echo
+      echo "## Test summary"
+      echo '```'
+      grep -E '^\[  (PASSED|FAILED|SKIPPED) |tests? ran|^\[  FAILED' "$out/tests-all.log" | head -40
+      echo '```'
+      echo
+      echo "## sae info --backend cuda"
+      echo '```'
+      cat "$out/sae-info.log"
+      echo '```'
+      echo
+      echo "## sae train on the embedded dataset (cuda, 5 epochs; cpu, 1 epoch)"
+      echo '```'
+      tail -n 1 "$out/train-cuda.log" "$out/train-cpu.log"
+      echo '```'
+      echo
+      echo "## PCA fit, 1M generated rows (bench/pca_bench.cpp, bench/pca_peers.py)"
+      echo '```'
+      cat "$out/pca-bench.log" "$out/pca-peers.log" 2>/dev/null
+      echo '```'
+      echo
+      echo "## Sanitizer summaries"
+      echo '```'
+      grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/memcheck.log" "$out/racecheck.log"
+      echo '```'
+    } >>"$results"
+  fi
   {
     echo
-    echo "## Test summary"
+    echo "## Training throughput, 1M generated rows (bench/sae_bench.cpp, bench/torch_peer.py)"
     echo '```'
-    grep -E '^\[  (PASSED|FAILED|SKIPPED) |tests? ran|^\[  FAILED' "$out/tests-all.log" | head -40
-    echo '```'
-    echo
-    echo "## sae info --backend cuda"
-    echo '```'
-    cat "$out/sae-info.log"
+    cat "$out/sae-bench.log" "$out/torch-peer.log" 2>/dev/null
     echo '```'
     echo
-    echo "## sae train on the embedded dataset (cuda, 5 epochs; cpu, 1 epoch)"
+    echo "## Kernel micro-benchmarks (bench/kernels_bench.cpp)"
     echo '```'
-    tail -n 1 "$out/train-cuda.log" "$out/train-cpu.log"
-    echo '```'
-    echo
-    echo "## Sanitizer summaries"
-    echo '```'
-    grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/memcheck.log" "$out/racecheck.log"
+    cat "$out/kernels-bench.log" 2>/dev/null
     echo '```'
   } >>"$results"
   cat "$results"
@@ -108,9 +157,10 @@ run_checks() {
 
 case "${1:-}" in
   bundle) make_bundle ;;
-  run) run_checks ;;
+  run) run_checks all ;;
+  bench) run_checks bench ;;
   *)
-    echo "usage: scripts/gpu-check.sh bundle|run" >&2
+    echo "usage: scripts/gpu-check.sh bundle|run|bench" >&2
     exit 2
     ;;
 esac

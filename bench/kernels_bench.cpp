@@ -1,0 +1,210 @@
+// Google Benchmark micro-benchmarks of the step's custom kernels (kernels/*.cu on cuda, their
+// twins in the cpu backend), each against its memory-bandwidth floor: the bytes the op must move
+// at the least (every operand read once, every result written once) at the backend's copy
+// bandwidth, measured at start-up by a large device-to-device copy.
+//
+//   kernels_bench [--backend=cpu|cuda] [Google Benchmark flags, e.g. --benchmark_filter=adam]
+//
+// Counters: bytes_per_second (Google Benchmark's), and of_bandwidth: the fraction of the copy
+// bandwidth achieved (wall-clock time over the whole loop), 1 meaning the op runs at its floor. On
+// cuda an iteration queues kOpsPerIteration launches and waits once, so that the wait's latency
+// does not hide the kernels' time; the reported time is that of kOpsPerIteration ops.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/buffer.hpp"
+#include "sparseae/csr.hpp"
+#include "sparseae/error.hpp"
+#include "sparseae/generator.hpp"
+
+namespace {
+
+using namespace sparseae;
+
+constexpr int kOpsPerIteration = 16;
+
+Backend* g_backend = nullptr;
+double g_copy_bandwidth = 0;  // bytes/s, read + write counted
+
+double measure_copy_bandwidth(Backend& backend) {
+  const std::size_t bytes = std::size_t{backend.kind() == BackendKind::cpu ? 256u : 1024u} << 20;
+  Buffer<char> from(backend, bytes);
+  Buffer<char> to(backend, bytes);
+  from.fill_zero();
+  to.fill_zero();
+  double best = 0;
+  for (int r = 0; r < 4; ++r) {
+    backend.synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    backend.copy_bytes(to.data(), from.data(), bytes);
+    backend.synchronize();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (r > 0) best = best == 0 ? s : std::min(best, s);  // r == 0 warms up
+  }
+  return 2.0 * static_cast<double>(bytes) / best;
+}
+
+// Runs op kOpsPerIteration times per iteration and reports bytes_per_op against the floor.
+template <typename Op>
+void run(benchmark::State& state, double bytes_per_op, const Op& op) {
+  Backend& backend = *g_backend;
+  op();  // warm-up: workspace growth, first-touch
+  backend.synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    for (int i = 0; i < kOpsPerIteration; ++i) op();
+    backend.synchronize();
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double bytes = bytes_per_op * kOpsPerIteration * static_cast<double>(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  // A plain counter (Google Benchmark's rate counters would print it as a rate per second).
+  state.counters["of_bandwidth"] = bytes / g_copy_bandwidth / seconds;
+}
+
+std::vector<float> ramp(std::int64_t n) {
+  std::vector<float> values(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) values[i] = static_cast<float>(i % 97) * 0.01f - 0.4f;
+  return values;
+}
+
+// Rows x cols of the users' model at batch 1024 and 4096: the first hidden layer and the output.
+void layer_shapes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t rows : {1024, 4096})
+    for (std::int64_t cols : {256, 512}) b->Args({rows, cols});
+}
+
+void BM_bias_relu_forward(benchmark::State& state) {
+  const std::int64_t rows = state.range(0);
+  const std::int64_t cols = state.range(1);
+  Buffer<float> z(*g_backend, ramp(rows * cols));
+  Buffer<float> bias(*g_backend, ramp(cols));
+  const DenseView view = z.matrix(rows, cols);
+  // In place, as the network runs it: read z, write y.
+  run(state, 8.0 * static_cast<double>(rows * cols),
+      [&] { g_backend->bias_activation_forward(Activation::relu, view, bias.data(), view); });
+}
+BENCHMARK(BM_bias_relu_forward)->Apply(layer_shapes)->UseRealTime();
+
+void BM_relu_backward_with_bias_gradient(benchmark::State& state) {
+  const std::int64_t rows = state.range(0);
+  const std::int64_t cols = state.range(1);
+  Buffer<float> y(*g_backend, ramp(rows * cols));
+  Buffer<float> dy(*g_backend, ramp(rows * cols));
+  Buffer<float> bias_grad(*g_backend, static_cast<std::size_t>(cols));
+  const DenseView yv = y.matrix(rows, cols);
+  const DenseView dyv = dy.matrix(rows, cols);
+  // Read y and dy, write dz (in place over dy); the bias gradient is cols floats.
+  run(state, 12.0 * static_cast<double>(rows * cols),
+      [&] { g_backend->activation_backward(Activation::relu, yv, dyv, dyv, bias_grad.data()); });
+}
+BENCHMARK(BM_relu_backward_with_bias_gradient)->Apply(layer_shapes)->UseRealTime();
+
+// The generator's rows (about 20 non-zeros each), as the trainer's batches hold them.
+HostCsr batch_counts(std::int64_t rows) {
+  TopicDataConfig config;
+  config.rows = rows;
+  return generate_topic_counts(config);
+}
+
+void loss_benchmark(benchmark::State& state, LossKind loss) {
+  const std::int64_t rows = state.range(0);
+  const HostCsr target_host = batch_counts(rows);
+  const std::int64_t cols = target_host.cols;
+  const BackendCsr target(*g_backend, target_host);
+  Buffer<float> y(*g_backend, ramp(rows * cols));
+  Buffer<float> grad(*g_backend, static_cast<std::size_t>(rows * cols));
+  Buffer<float> row_loss(*g_backend, static_cast<std::size_t>(rows));
+  // Read y, write the gradient; read the target's non-zeros (value and column) and offsets.
+  const double bytes = 8.0 * static_cast<double>(rows * cols) +
+                       8.0 * static_cast<double>(target_host.nnz()) + 8.0 * (rows + 1);
+  run(state, bytes, [&] {
+    g_backend->reconstruction_loss(loss, LossParams{}, y.matrix(rows, cols), target.view(),
+                                   grad.matrix(rows, cols), row_loss.data());
+  });
+}
+
+void BM_mse_loss_csr_target(benchmark::State& state) { loss_benchmark(state, LossKind::mse); }
+BENCHMARK(BM_mse_loss_csr_target)->Arg(1024)->Arg(4096)->UseRealTime();
+
+void BM_poisson_loss_csr_target(benchmark::State& state) {
+  loss_benchmark(state, LossKind::poisson);
+}
+BENCHMARK(BM_poisson_loss_csr_target)->Arg(1024)->Arg(4096)->UseRealTime();
+
+void BM_adam_step(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  Buffer<float> params(*g_backend, ramp(n));
+  Buffer<float> grads(*g_backend, ramp(n));
+  Buffer<float> m(*g_backend, static_cast<std::size_t>(n));
+  Buffer<float> v(*g_backend, static_cast<std::size_t>(n));
+  m.fill_zero();
+  v.fill_zero();
+  const OptimizerConfig config;
+  std::int64_t step = 0;
+  // Read parameters, gradients and both moments; write parameters and both moments.
+  run(state, 28.0 * static_cast<double>(n), [&] {
+    g_backend->optimizer_step(config, ++step, n, params.data(), grads.data(), m.data(), v.data(),
+                              nullptr);
+  });
+}
+// 329 504: the users' model's parameters (ModelLayout::describe).
+BENCHMARK(BM_adam_step)->Arg(329504)->Arg(1 << 22)->UseRealTime();
+
+void BM_gather_rows(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  // Generated once: Google Benchmark calls this function again for each trial run.
+  static const HostCsr source_host = batch_counts(100000);
+  const BackendCsr source(*g_backend, source_host);
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(batch));
+  for (std::int64_t i = 0; i < batch; ++i) ids[i] = (i * 7919) % source_host.rows;
+  Buffer<std::int64_t> row_ids(*g_backend, ids);
+  std::int64_t nnz = 0;
+  for (std::int64_t id : ids) nnz += source_host.row_offsets[id + 1] - source_host.row_offsets[id];
+  CsrBatchBuffer out(*g_backend, source_host.cols, batch, nnz);
+  // Read the rows' non-zeros and offsets and the ids; write the batch's non-zeros and offsets.
+  const double bytes = 16.0 * static_cast<double>(nnz) + 32.0 * static_cast<double>(batch);
+  run(state, bytes,
+      [&] { g_backend->gather_rows(source.view(), row_ids.data(), batch, out.output()); });
+}
+BENCHMARK(BM_gather_rows)->Arg(1024)->Arg(4096)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string backend_name = "auto";
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--backend=", 10) == 0)
+      backend_name = argv[i] + 10;
+    else
+      rest.push_back(argv[i]);
+  }
+  int rest_count = static_cast<int>(rest.size());
+  benchmark::Initialize(&rest_count, rest.data());
+  if (benchmark::ReportUnrecognizedArguments(rest_count, rest.data())) return 1;
+  try {
+    const std::unique_ptr<Backend> backend = make_backend(parse_backend_choice(backend_name));
+    g_backend = backend.get();
+    g_copy_bandwidth = measure_copy_bandwidth(*backend);
+    benchmark::AddCustomContext("sparseae_backend", backend->description());
+    benchmark::AddCustomContext("copy_bandwidth_GBps", std::to_string(g_copy_bandwidth / 1e9));
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "kernels_bench: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}
