@@ -8,14 +8,18 @@ namespace sparseae::kernels {
 
 namespace {
 
-// grad_sum_squares == nullptr: no clipping. Otherwise every thread reads the squared norm (one
-// cached load) and computes the same scale, so the step needs no host round trip.
+// grad_sum_squares == nullptr: no clipping and no skipping. Otherwise every thread reads the
+// squared norm (one cached load) and computes the same gate, so the step needs no host round
+// trip.
 __global__ void __launch_bounds__(detail::kBlockThreads)
     optimizer_kernel(math::OptimizerScalars scalars, std::int64_t n, float* params,
                      const float* grads, float* first, float* second, float max_grad_norm,
-                     const float* grad_sum_squares) {
-  const float grad_scale =
-      grad_sum_squares != nullptr ? math::clip_scale(max_grad_norm, *grad_sum_squares) : 1.0f;
+                     bool skip_nonfinite, const float* grad_sum_squares) {
+  const math::GradientGate gate =
+      math::gradient_gate(max_grad_norm, skip_nonfinite,
+                          grad_sum_squares != nullptr ? *grad_sum_squares : 0.0f);
+  if (gate.skip) return;
+  const float grad_scale = gate.scale;
   const std::int64_t stride = detail::flat_thread_count();
   if (second != nullptr) {
     for (std::int64_t i = detail::flat_thread_index(); i < n; i += stride)
@@ -34,11 +38,12 @@ __global__ void __launch_bounds__(detail::kBlockThreads)
 
 void launch_optimizer_step(const math::OptimizerScalars& scalars, std::int64_t n, float* params,
                            const float* grads, float* first, float* second, float max_grad_norm,
-                           const float* grad_sum_squares, cudaStream_t stream) {
+                           bool skip_nonfinite, const float* grad_sum_squares,
+                           cudaStream_t stream) {
   if (n <= 0) return;
   optimizer_kernel<<<detail::flat_grid(n), detail::kBlockThreads, 0, stream>>>(
-      scalars, n, params, grads, first, second, max_grad_norm,
-      max_grad_norm > 0.0f ? grad_sum_squares : nullptr);
+      scalars, n, params, grads, first, second, max_grad_norm, skip_nonfinite,
+      max_grad_norm > 0.0f || skip_nonfinite ? grad_sum_squares : nullptr);
   SAE_CUDA_CHECK(cudaGetLastError());
 }
 

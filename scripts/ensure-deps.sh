@@ -4,8 +4,10 @@
 # nvcc is on the PATH (or in /usr/local/cuda/bin) the cuda backend is built too.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev libopenblas0-pthread
-          googletest libgtest-dev libbenchmark-dev zlib1g-dev python3)
+packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev liblapacke-dev libopenblas0-pthread
+          googletest libgtest-dev libbenchmark-dev zlib1g-dev python3
+          clang libclang-rt-dev libomp-dev  # the fuzzers: libFuzzer, and clang's OpenMP
+          gzip zstd)  # sae compress --stats sets the model beside gzip -9 and zstd -19
 missing=()
 for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "file_builders.hpp"
 #include "sparseae/backend.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/inference.hpp"
@@ -81,13 +82,14 @@ class Cli : public ::testing::Test {
 
   static std::string file(const std::string& name) { return (dir_ / name).string(); }
 
-  // Runs `sae args` in the suite's directory (or its subdirectory subdir), capturing stdout,
-  // stderr and the exit code.
-  static Result sae(const std::string& args, const std::string& subdir = "") {
+  // Runs `sae args` in the suite's directory (or its subdirectory subdir), after the shell
+  // commands of setup (e.g. "ulimit -d 1048576; "), capturing stdout, stderr and the exit code.
+  static Result sae(const std::string& args, const std::string& subdir = "",
+                    const std::string& setup = "") {
     const std::string out = file("stdout.txt");
     const std::string err = file("stderr.txt");
-    const std::string command = "cd '" + (dir_ / subdir).string() + "' && '" + sae_binary() + "' " +
-                                args + " > '" + out + "' 2> '" + err + "'";
+    const std::string command = "cd '" + (dir_ / subdir).string() + "' && " + setup + "'" +
+                                sae_binary() + "' " + args + " > '" + out + "' 2> '" + err + "'";
     const int status = std::system(command.c_str());
     Result result;
     result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -189,7 +191,7 @@ TEST_F(Cli, TrainWritesReportLogCheckpointLatentsAndReconstruction) {
   ASSERT_EQ(log.size(), 2u) << "one log line per epoch";
   EXPECT_TRUE(contains(log[0], "{\"epoch\": 1, \"steps\": 2, \"train_loss\": ")) << log[0];
   EXPECT_TRUE(contains(log[1], "{\"epoch\": 2, ")) << log[1];
-  EXPECT_TRUE(contains(log[1], "\"learning_rate\": 0.001}")) << log[1];
+  EXPECT_TRUE(contains(log[1], "\"learning_rate\": 0.001, \"skipped_steps\": 0}")) << log[1];
 
   const Checkpoint checkpoint = load_checkpoint(file("m.ckpt"));
   EXPECT_EQ(checkpoint.state.epoch, 2);
@@ -310,7 +312,7 @@ TEST_F(Cli, ResumeContinuesTheRunExactly) {
   ASSERT_TRUE(succeeded(sae("gen --rows 20 --cols 64 --nnz 4 --out narrow.mtx")));
   const Result wrong = sae("train --resume split.ckpt --data narrow.mtx --quiet --backend cpu");
   EXPECT_EQ(wrong.exit_code, 1);
-  EXPECT_EQ(wrong.err, "sae: error: split.ckpt: the model expects 512 columns, the data has 64\n");
+  EXPECT_EQ(wrong.err, "sae: error: narrow.mtx: 64 columns, the model in split.ckpt expects 512\n");
 }
 
 // The checkpoint names its data file by its absolute path: eval without --data and a resume
@@ -404,12 +406,12 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_EQ(c.train.scale, ScaleMode::none);
     EXPECT_EQ(c.scale, 1.0f);
   }
-  for (const char* loss : {"nb", "zinb", "hurdle"}) {
+  for (const char* loss : {"nb", "zinb", "hurdle", "hurdle_nb"}) {
     // The count likelihoods with several outputs per column: identity output, counts unscaled,
     // an NLL in the metrics, and the checkpoint evaluates with its heads (mode and mean).
     SCOPED_TRACE(loss);
-    const Result r =
-        sae(std::string("train --loss ") + loss + " --hidden 16 --latent 4 --json" + common);
+    const Result r = sae(std::string("train --loss ") + loss +
+                         " --hidden 16 --latent 4 --json --no-pca" + common);
     ASSERT_TRUE(succeeded(r)) << r.err;
     EXPECT_FALSE(contains(r.out, "\"nll_bits_per_row\": null")) << r.out;
     const RunConfig c = load_checkpoint(file("c.ckpt")).config;
@@ -418,6 +420,25 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_EQ(c.train.scale, ScaleMode::none);
     const Result mode = sae("eval --model c.ckpt --data x.mtx --decode mode --json --backend cpu");
     EXPECT_TRUE(contains(mode.out, "\"decode\": \"mode\"")) << mode.out << mode.err;
+  }
+  {
+    // Library size and the dispersion per feature: stored, and used again by eval.
+    const Result r = sae(
+        "train --loss zinb --dispersion feature --size-factors --input-transform log1p "
+        "--hidden 16 --latent 4" + common);
+    ASSERT_TRUE(succeeded(r)) << r.err;
+    const RunConfig c = load_checkpoint(file("c.ckpt")).config;
+    EXPECT_EQ(c.train.loss_params.dispersion, Dispersion::feature);
+    EXPECT_TRUE(c.train.loss_params.size_factors);
+    EXPECT_EQ(c.train.input_transform, InputTransform::log1p);
+    EXPECT_GT(c.reference_library_size, 1.0);
+    const Result eval = sae("eval --model c.ckpt --data x.mtx --json --backend cpu");
+    EXPECT_TRUE(contains(eval.out, "\"nll_bits_per_row\": ")) << eval.out << eval.err;
+    const Result refused =
+        sae("train --loss mse --size-factors --data x.mtx --backend cpu --quiet");
+    EXPECT_EQ(refused.err,
+              "sae: error: --size-factors needs a loss with a log-mean (poisson, nb, zinb, "
+              "hurdle, hurdle_nb); --loss mse has none\n");
   }
   {
     ASSERT_TRUE(
@@ -481,6 +502,9 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
             "--checkpoint c.ckpt --reconstruction r.npy");
     ASSERT_TRUE(succeeded(r));
     EXPECT_TRUE(contains(r.out, "validation rows (30), counts decoded by round:")) << r.out;
+    // The PCA baseline of the same width, in a column beside the model's metrics.
+    EXPECT_TRUE(contains(r.out, "pca         4 components fitted on the training rows in ")) << r.out;
+    EXPECT_TRUE(contains(r.out, "model         pca\n  non-zero entries exact")) << r.out;
     EXPECT_TRUE(contains(r.err, "data: x.mtx: 300 rows x 512 columns")) << r.err;
     EXPECT_TRUE(contains(r.err, "epoch 1/1")) << r.err;
     const HostDense values = read_npy(file("r.npy"), NpyValues::finite);
@@ -510,7 +534,7 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --epochs", 1, "sae: error: sae train: --epochs: needs a value (N)"},
       {"train --loss hinge --backend cpu", 1,
        "sae: error: unknown loss 'hinge': expected mse, mae, bce, mse_cosine, poisson, "
-       "weighted_mse, huber, nb, zinb or hurdle"},
+       "weighted_mse, huber, nb, zinb, hurdle or hurdle_nb"},
       {"train --data x.mtx --loss bce --backend cpu", 1,
        "sae: error: sae train: --loss bce needs targets in [0, 1]: add --scale max"},
       // The count losses' checks come before any data is read (the file does not exist).
@@ -599,10 +623,12 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --backend gpu", 1, "sae: error: unknown backend 'gpu': expected auto, cpu or cuda"},
       // --decode: checked against the loss before any data is read; taken with --resume.
       {"train --decode mode --data missing.mtx --backend cpu", 1,
-       "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the "
+       "sae: error: --decode mode needs a count likelihood "
+       "(poisson, nb, zinb, hurdle, hurdle_nb); the "
        "model's loss is mse"},
       {"train --loss huber --decode mode --data missing.mtx --backend cpu", 1,
-       "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the "
+       "sae: error: --decode mode needs a count likelihood "
+       "(poisson, nb, zinb, hurdle, hurdle_nb); the "
        "model's loss is huber"},
       {"train --decode median --data missing.mtx --backend cpu", 1,
        "sae: error: unknown decode mode 'median': expected round, mode or mean"},
@@ -631,6 +657,90 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
   EXPECT_EQ(layer.err,
             "sae: error: penalty layer 6 does not exist (--penalty-layer): expected -1 for the "
             "latent or a layer index below 6\n");
+}
+
+// Bad files, to every command that reads one: exit code 1, one line on stderr that names the file,
+// the position and the reason, nothing on stdout, and no output file, not even a temporary one.
+// Each reader's every case is in bad_input_test.cpp; these are the same errors seen from the CLI.
+TEST_F(Cli, BadInputFilesFailWithOneLineAndLeaveNoOutput) {
+  ASSERT_TRUE(succeeded(trained()));
+  const fs::path bad = dir_ / "bad";
+  fs::create_directories(bad);
+  fs::copy_file(file("m.ckpt"), bad / "m.ckpt", fs::copy_options::overwrite_existing);
+  const auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(bad / name, std::ios::binary) << bytes;
+  };
+  const std::string banner = "%%MatrixMarket matrix coordinate integer general\n";
+  write("negative.mtx", banner + "3 512 2\n1 1 1\n2 7 -2\n");
+  write("real.mtx", banner + "3 512 1\n1 1 0.5\n% end\n");
+  write("outside.mtx", banner + "3 512 1\n4 1 1\n% end\n");
+  write("ragged.csv", "1,2,3\n4,5\n");
+  write("empty.npy", "");
+  write("narrow.mtx", banner + "3 64 1\n1 1 1\n% end\n");
+  write("empty.ckpt", "");
+  {
+    const std::string whole = test::gzipped(read_text(file("x.mtx")));
+    write("cut.mtx.gz", whole.substr(0, whole.size() / 2));
+  }
+  HostDense three_wide;
+  three_wide.rows = 2;
+  three_wide.cols = 3;
+  three_wide.values.assign(6, 0.5f);
+  write_npy((bad / "three.npy").string(), three_wide);
+
+  struct Case {
+    std::string args;
+    std::string output;  // the file the command would have written
+    std::string message;
+  };
+  const Case cases[] = {
+      {"train --data negative.mtx --checkpoint out.ckpt --latents out.npy", "out.ckpt",
+       "negative.mtx:4: negative count -2"},
+      {"train --data real.mtx --checkpoint out.ckpt", "out.ckpt",
+       "real.mtx:3: value 0.5 is not an integer (the header declares integer)"},
+      {"train --data ragged.csv --checkpoint out.ckpt", "out.ckpt",
+       "ragged.csv:2: row has 2 fields, expected 3"},
+      {"encode --model m.ckpt --data outside.mtx --out out.npy", "out.npy",
+       "outside.mtx:3: row index 4 outside [1, 3]"},
+      {"encode --model m.ckpt --data cut.mtx.gz --out out.npy", "out.npy",
+       "cut.mtx.gz: truncated or corrupt gzip data (unexpected end of file)"},
+      {"decode --model m.ckpt --data empty.npy --out out.mtx", "out.mtx",
+       "empty.npy: empty file (expected a .npy header)"},
+      {"encode --model m.ckpt --data narrow.mtx --out out.npy", "out.npy",
+       "narrow.mtx: 64 columns, the model in m.ckpt expects 512"},
+      {"eval --model m.ckpt --data narrow.mtx", "",
+       "narrow.mtx: 64 columns, the model in m.ckpt expects 512"},
+      {"decode --model m.ckpt --latents three.npy --out out.mtx", "out.mtx",
+       "three.npy: 3 columns, the model in m.ckpt has 8 latent columns"},
+      {"encode --model empty.ckpt --data negative.mtx --out out.npy", "out.npy",
+       "empty.ckpt: empty file (expected a sparseae checkpoint)"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("sae " + c.args);
+    const Result r = sae(c.args + " --backend cpu", "bad");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "sae: error: " + c.message + "\n");
+    for (const auto& entry : fs::directory_iterator(bad))
+      EXPECT_FALSE(contains(entry.path().filename().string(), "out."))
+          << "left " << entry.path().filename();
+  }
+}
+
+// A declared size beyond the memory this process may use (here 1 GiB, by ulimit -d) fails before
+// anything is allocated.
+TEST_F(Cli, ADeclaredSizeBeyondTheMemoryLimitFailsBeforeAllocating) {
+  if (test::kAddressSanitizer)
+    GTEST_SKIP() << "AddressSanitizer maps terabytes of shadow memory, which ulimit -d forbids";
+  std::ofstream(file("huge.mtx")) << "%%MatrixMarket matrix coordinate integer general\n"
+                                     "2147483647 512 0\n";
+  const Result huge =
+      sae("train --data huge.mtx --checkpoint huge.ckpt --backend cpu", "", "ulimit -d 1048576; ");
+  EXPECT_EQ(huge.exit_code, 1);
+  EXPECT_EQ(huge.err,
+            "sae: error: huge.mtx:2: 2147483647 rows and 0 entries need 16.0 GiB, more than the "
+            "1.0 GiB of memory this process may use\n");
+  EXPECT_FALSE(fs::exists(file("huge.ckpt")));
 }
 
 // --decode on sae train, eval and decode: a poisson model decodes by its rounded mean unless told
@@ -715,7 +825,8 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   EXPECT_TRUE(contains(mse_mean.out, "\"decode\": \"mean\"")) << mse_mean.out;
   EXPECT_TRUE(contains(mse_mean.out, "\"nll_bits_per_row\": null")) << mse_mean.out;
   const std::string refused =
-      "sae: error: --decode mode needs a count likelihood (poisson, nb, zinb, hurdle); the model's "
+      "sae: error: --decode mode needs a count likelihood "
+      "(poisson, nb, zinb, hurdle, hurdle_nb); the model's "
       "loss is mse\n";
   for (const std::string args :
        {"eval --model m.ckpt --decode mode --data missing.mtx --backend cpu",
@@ -828,7 +939,7 @@ TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
   ASSERT_TRUE(succeeded(table));
   EXPECT_EQ(table.err, "") << "--quiet prints nothing on stderr";
   const std::vector<std::string> lines = lines_of(table.out);
-  ASSERT_EQ(lines.size(), 5u) << "title, header and a row per loss: " << table.out;
+  ASSERT_EQ(lines.size(), 6u) << "title, header, a row per loss and pca: " << table.out;
   EXPECT_EQ(lines[0], "validation rows (30), one row per loss:");
   for (const char* column : {"loss", "decode", "nz exact", "supp F1", "nll b/row", "samples/s"})
     EXPECT_TRUE(contains(lines[1], column)) << column << " missing from " << lines[1];
@@ -837,6 +948,11 @@ TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
   EXPECT_EQ(lines[3].rfind("poisson ", 0), 0u) << lines[3];
   EXPECT_TRUE(contains(lines[3], " mean ")) << lines[3];
   EXPECT_EQ(lines[4].rfind("bce (scale max) ", 0), 0u) << lines[4];
+  EXPECT_EQ(lines[5].rfind("pca ", 0), 0u) << lines[5];
+  EXPECT_TRUE(contains(lines[5], " round ")) << lines[5];
+  const Result without_pca = sae(common + " --losses mse --no-pca");
+  ASSERT_TRUE(succeeded(without_pca));
+  EXPECT_EQ(lines_of(without_pca.out).size(), 3u) << without_pca.out;
 
   // The JSON holds the numbers a lone sae train of the same loss and settings gives.
   const Result json = sae(common + " --losses mse,huber --json");
@@ -848,6 +964,13 @@ TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
             0u)
       << json.out;
   EXPECT_TRUE(contains(json.out, "{\"loss\": \"huber\", ")) << json.out;
+  // PCA with the latent width on the same validation rows: what sae pca reports for them.
+  const Result pca = sae("pca --data x.mtx --k 4 --backend cpu --quiet --json --checkpoint ''");
+  ASSERT_TRUE(succeeded(pca));
+  EXPECT_TRUE(contains(json.out, "]" + std::string(", \"pca\": {\"components\": 4, ")))
+      << json.out;
+  EXPECT_EQ(json_object(json.out.substr(json.out.find("\"pca\": ")), "validation"),
+            json_object(pca.out, "validation"));
   const Result alone =
       sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --backend cpu "
           "--quiet --json --checkpoint '' --loss huber");
@@ -878,6 +1001,7 @@ TEST_F(Cli, CompareWritesAnHtmlReportWithImagesForSquareData) {
   EXPECT_FALSE(contains(html, "http"));
   EXPECT_TRUE(contains(html, "<tr><th scope=\"row\">mse</th><td>round</td>")) << html;
   EXPECT_TRUE(contains(html, "<tr><th scope=\"row\">poisson</th><td>mean</td>")) << html;
+  EXPECT_TRUE(contains(html, "<tr><th scope=\"row\">pca</th><td>round</td>")) << html;
 
   // The table's percentages are the printed ones.
   const Result table =
@@ -885,7 +1009,7 @@ TEST_F(Cli, CompareWritesAnHtmlReportWithImagesForSquareData) {
           "--backend cpu --losses mse,poisson --quiet");
   ASSERT_TRUE(succeeded(table));
   const std::vector<std::string> lines = lines_of(table.out);
-  ASSERT_EQ(lines.size(), 4u) << table.out;
+  ASSERT_EQ(lines.size(), 5u) << "title, header, two losses and pca: " << table.out;
   std::istringstream mse_row(lines[2]);
   std::string name, decode, exact;
   mse_row >> name >> decode >> exact;
@@ -923,6 +1047,108 @@ TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
   std::snprintf(cells, sizeof cells, "<tr><th scope=\"row\">mse</th><td>round</td><td>%.2f</td>",
                 100 * exact);
   EXPECT_TRUE(contains(html, cells)) << cells;
+  // The PCA baseline's row, with the numbers of its JSON.
+  const std::string pca = json_object(r.out.substr(r.out.find("\"pca\": ")), "validation");
+  const std::size_t pca_at = pca.find("\"nonzero_exact_fraction\": ");
+  ASSERT_NE(pca_at, std::string::npos) << r.out;
+  std::snprintf(cells, sizeof cells, "<tr><th scope=\"row\">pca</th><td>round</td><td>%.2f</td>",
+                100 * std::stod(pca.substr(pca_at + 26)));
+  EXPECT_TRUE(contains(html, cells)) << cells;
+}
+
+// sae pca fits on the training rows of sae train's split, prints the metrics sae eval prints
+// for its model file, and writes codes and reconstructions as encode and decode do.
+TEST_F(Cli, PcaReportsLikeEvalAndWritesAModelTheModelCommandsRun) {
+  ensure_data();
+  const Result table = sae("pca --data x.mtx --k 8 --backend cpu --checkpoint p.ckpt "
+                           "--latents pz.npy --reconstruction pr.mtx");
+  ASSERT_TRUE(succeeded(table));
+  EXPECT_TRUE(contains(table.err, "pca: 8 components (covariance solver, backend cpu) fitted on "
+                                  "270 rows in "))
+      << table.err;
+  const Result eval = sae("eval --model p.ckpt --backend cpu");
+  ASSERT_TRUE(succeeded(eval));
+  // The same rows, the same metrics, the same table; eval names the file by its absolute path.
+  EXPECT_EQ(table.out.substr(table.out.find('\n')), eval.out.substr(eval.out.find('\n')));
+  EXPECT_EQ(lines_of(table.out)[0], "validation rows of x.mtx (30 rows), counts decoded by round:");
+
+  const Result json = sae("pca --data x.mtx --k 8 --backend cpu --checkpoint '' --json --quiet");
+  ASSERT_TRUE(succeeded(json));
+  EXPECT_EQ(json.err, "");
+  EXPECT_EQ(json.out.rfind("{\"components\": 8, \"solver\": \"covariance\", \"backend\": \"cpu\", "
+                           "\"fitted_rows\": 270, ",
+                           0),
+            0u)
+      << json.out;
+  const Result eval_json = sae("eval --model p.ckpt --backend cpu --json");
+  EXPECT_EQ(json_object(json.out, "validation") + "\n", eval_json.out);
+  // The same PCA is the baseline sae train prints beside its model.
+  const Result train = sae("train --data x.mtx --epochs 1 --hidden 16 --latent 8 --backend cpu "
+                           "--checkpoint '' --json --quiet");
+  ASSERT_TRUE(succeeded(train));
+  EXPECT_EQ(json_object(train.out.substr(train.out.find("\"pca\": ")), "validation"),
+            json_object(json.out, "validation"));
+  const Result no_pca = sae("train --data x.mtx --epochs 1 --hidden 16 --latent 8 --backend cpu "
+                            "--checkpoint '' --json --quiet --no-pca");
+  ASSERT_TRUE(succeeded(no_pca));
+  EXPECT_FALSE(contains(no_pca.out, "\"pca\"")) << no_pca.out;
+
+  // Codes and counts are what encode and decode write from the model file.
+  ASSERT_TRUE(succeeded(sae("encode --model p.ckpt --data x.mtx --out pz2.npy --backend cpu")));
+  expect_same(read_npy(file("pz.npy"), NpyValues::finite),
+              read_npy(file("pz2.npy"), NpyValues::finite), "pca --latents vs encode");
+  ASSERT_TRUE(succeeded(sae("decode --model p.ckpt --latents pz.npy --out pr2.mtx --backend cpu")));
+  expect_same(read_matrix_market(file("pr.mtx")), read_matrix_market(file("pr2.mtx")),
+              "pca --reconstruction vs decode");
+  const HostDense codes = read_npy(file("pz.npy"), NpyValues::finite);
+  EXPECT_EQ(codes.rows, 300);
+  EXPECT_EQ(codes.cols, 8);
+
+  // Dense input: the same rows as .npy fit the same PCA (the dense path, to float rounding).
+  write_npy(file("x.npy"), to_dense(read_matrix_market(file("x.mtx"))));
+  const Result dense = sae("pca --data x.npy --k 8 --backend cpu --checkpoint '' --quiet "
+                           "--latents dz.npy");
+  ASSERT_TRUE(succeeded(dense));
+  const HostDense dense_codes = read_npy(file("dz.npy"), NpyValues::finite);
+  ASSERT_EQ(dense_codes.values.size(), codes.values.size());
+  for (std::size_t i = 0; i < codes.values.size(); ++i)
+    ASSERT_NEAR(dense_codes.values[i], codes.values[i], 1e-3) << "code " << i;
+
+  // Wide data takes the randomized solver.
+  ASSERT_TRUE(succeeded(sae("gen --rows 60 --cols 2100 --topics 4 --nnz 10 --out wide.mtx")));
+  const Result wide = sae("pca --data wide.mtx --k 3 --backend cpu --checkpoint '' --json --quiet");
+  ASSERT_TRUE(succeeded(wide));
+  EXPECT_TRUE(contains(wide.out, "\"solver\": \"randomized\"")) << wide.out;
+}
+
+TEST_F(Cli, PcaRefusesBadInputInOneLine) {
+  ensure_data();
+  const std::pair<const char*, const char*> cases[] = {
+      {"pca --data x.mtx --k 0", "sae: error: sae pca: --k must be positive\n"},
+      {"pca --data x.mtx --k 513 --backend cpu --quiet",
+       "sae: error: sae pca: --k 513 exceeds the data's 512 columns\n"},
+      {"pca --data x.mtx --solver exact",
+       "sae: error: unknown PCA solver 'exact' (auto, covariance, randomized)\n"},
+      {"pca --data x.mtx --val-frac 1", "sae: error: sae pca: --val-frac must lie in [0, 1)\n"},
+      {"pca --data x.mtx --block 0", "sae: error: sae pca: --block must be positive\n"},
+      {"pca --data missing.mtx --backend cpu", nullptr},
+      {"pca --bogus", "sae: error: sae pca: unknown option '--bogus' (see sae pca --help)\n"}};
+  for (const auto& [args, message] : cases) {
+    const Result r = sae(args);
+    EXPECT_EQ(r.exit_code, 1) << args;
+    EXPECT_EQ(r.out, "") << args;
+    EXPECT_EQ(lines_of(r.err).size(), 1u) << args << ": " << r.err;
+    if (message != nullptr) {
+      EXPECT_EQ(r.err, message) << args;
+    }
+  }
+  const Result help = sae("pca --help");
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* part : {"usage: sae pca [options]", "--k", "--solver", "--checkpoint"})
+    EXPECT_TRUE(contains(help.out, part)) << part;
+  EXPECT_TRUE(contains(sae("--help").out, "  pca  "));
+  EXPECT_TRUE(contains(sae("train --help").out, "--no-pca"));
+  EXPECT_TRUE(contains(sae("compare --help").out, "--no-pca"));
 }
 
 TEST_F(Cli, CompareRefusesBadOptionsInOneLine) {
@@ -955,5 +1181,93 @@ TEST_F(Cli, CompareRefusesBadOptionsInOneLine) {
   EXPECT_TRUE(contains(sae("--help").out, "  compare  "));
 }
 
+
+// Lossless mode through the binary: a round trip that gives the counts back exactly (streamed
+// from a sorted .mtx, or read whole from an unsorted one), and the size table whose model row is
+// the file's size.
+TEST_F(Cli, CompressDecompressRoundTripAndStatsTable) {
+  ASSERT_TRUE(succeeded(trained()));
+  const Result compressed = sae(
+      "compress --model m.ckpt --data x.mtx -o x.sae --backend cpu --batch 7 --block-rows 61 "
+      "--latent-bits 16");
+  ASSERT_TRUE(succeeded(compressed));
+  const auto file_bytes = static_cast<double>(fs::file_size(file("x.sae")));
+  char per_row[32];
+  std::snprintf(per_row, sizeof per_row, "%.2f", file_bytes / 300.0);
+  EXPECT_TRUE(contains(compressed.out, "x.sae: 300 rows, " +
+                                           std::to_string(static_cast<long long>(file_bytes)) +
+                                           " bytes, " + per_row + " bytes per row"))
+      << compressed.out;
+  ASSERT_TRUE(succeeded(
+      sae("decompress --in x.sae --model m.ckpt -o y.mtx --backend cpu --batch 5")));
+  expect_same(read_matrix_market(file("y.mtx")), read_matrix_market(file("x.mtx")),
+              "decompressed counts");
+
+  // Entries out of row order: read whole, with a note, and the same counts come back.
+  std::ifstream in(file("x.mtx"));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::ofstream reversed(file("reversed.mtx"));
+  reversed << lines[0] << "\n" << lines[1] << "\n";
+  for (std::size_t i = lines.size(); i-- > 2;) reversed << lines[i] << "\n";
+  reversed.close();
+  const Result unsorted = sae("compress --model m.ckpt --data reversed.mtx -o r.sae --backend cpu");
+  ASSERT_TRUE(succeeded(unsorted));
+  EXPECT_TRUE(contains(unsorted.err, "not sorted by row; reading the whole file instead"))
+      << unsorted.err;
+  ASSERT_TRUE(succeeded(sae("decompress --in r.sae --model m.ckpt -o r.mtx --backend cpu")));
+  expect_same(read_matrix_market(file("r.mtx")), read_matrix_market(file("x.mtx")),
+              "decompressed from the unsorted file");
+
+  // A count likelihood: the table, with the model's NLL, and its model row the file's size.
+  ASSERT_TRUE(succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --loss poisson "
+                            "--checkpoint p.ckpt --quiet --backend cpu")));
+  const Result stats = sae(
+      "compress --model p.ckpt --data x.mtx -o p.sae --backend cpu --latent-bits 8 --stats");
+  ASSERT_TRUE(succeeded(stats));
+  for (const char* part : {"raw CSR (int32 index + value)", "gzip -9 of the .mtx",
+                           "zstd -19 of the .mtx", "PCA (k = 4) codes + residual",
+                           "model codes + residual (p.sae)", "model NLL (ideal residual code)",
+                           "bits/row"})
+    EXPECT_TRUE(contains(stats.out, part)) << part << ": " << stats.out;
+  std::snprintf(per_row, sizeof per_row, "%.2f",
+                static_cast<double>(fs::file_size(file("p.sae"))) / 300.0);
+  const std::size_t model_row = stats.out.find("model codes + residual (p.sae)");
+  ASSERT_NE(model_row, std::string::npos);
+  const std::string row = stats.out.substr(model_row, stats.out.find('\n', model_row) - model_row);
+  std::istringstream fields(row.substr(row.find(')') + 1));
+  std::string value;
+  fields >> value;
+  EXPECT_EQ(value, per_row) << "the size table's model row is the file's size: " << row;
+  ASSERT_TRUE(succeeded(sae("decompress --in p.sae --model p.ckpt -o p.mtx --backend cpu")));
+  expect_same(read_matrix_market(file("p.mtx")), read_matrix_market(file("x.mtx")),
+              "decompressed poisson counts");
+}
+
+TEST_F(Cli, CompressAndDecompressRefuseBadInputWithOneLine) {
+  ASSERT_TRUE(succeeded(trained()));
+  ASSERT_TRUE(succeeded(sae("compress --model m.ckpt --data x.mtx -o good.sae --backend cpu")));
+  const std::string good = read_text(file("good.sae"));
+  std::ofstream(file("short.sae"), std::ios::binary) << good.substr(0, good.size() - 10);
+  ASSERT_TRUE(succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 "
+                            "--checkpoint other.ckpt --quiet --backend cpu")));
+  const std::pair<const char*, const char*> cases[] = {
+      {"decompress --in short.sae --model m.ckpt -o out.mtx --backend cpu", "short.sae: "},
+      {"decompress --in good.sae --model other.ckpt -o out.mtx --backend cpu",
+       "good.sae: compressed with another model"},
+      {"decompress --in missing.sae --model m.ckpt -o out.mtx --backend cpu",
+       "missing.sae: cannot open"},
+      {"compress --model m.ckpt --data x.mtx -o out.sae --latent-bits 12",
+       "--latent-bits must be 32, 16 or 8"},
+      {"compress --data x.mtx -o out.sae", "--model"}};
+  for (const auto& [args, message] : cases) {
+    const Result r = sae(args);
+    EXPECT_EQ(r.exit_code, 1) << args;
+    EXPECT_EQ(lines_of(r.err).size(), 1u) << args << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, message)) << args << ": " << r.err;
+    EXPECT_FALSE(fs::exists(file("out.mtx"))) << args << ": no partial output";
+    EXPECT_FALSE(fs::exists(file("out.sae"))) << args << ": no partial output";
+  }
+}
 }  // namespace
 }  // namespace sparseae

@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cmath>
 #include <cstdint>
@@ -13,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "file_builders.hpp"
 #include "io/atomic_file.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/io.hpp"
@@ -21,6 +21,9 @@ namespace sparseae {
 namespace {
 
 namespace fs = std::filesystem;
+using test::little_endian;
+using test::npy_dict;
+using test::npy_file;
 
 // Each test gets a fresh directory, removed afterwards with whatever the test left in it.
 class IoTest : public ::testing::Test {
@@ -40,16 +43,6 @@ class IoTest : public ::testing::Test {
   std::string write_file(const std::string& name, const std::string& bytes) const {
     const std::string file = path(name);
     std::ofstream(file, std::ios::binary) << bytes;
-    return file;
-  }
-
-  std::string write_gzip(const std::string& name, const std::string& text) const {
-    const std::string file = path(name);
-    gzFile gz = gzopen(file.c_str(), "wb");
-    EXPECT_NE(gz, nullptr);
-    EXPECT_EQ(gzwrite(gz, text.data(), static_cast<unsigned>(text.size())),
-              static_cast<int>(text.size()));
-    EXPECT_EQ(gzclose(gz), Z_OK);
     return file;
   }
 
@@ -100,7 +93,6 @@ void expect_same(const HostCsr& actual, const HostCsr& expected) {
 // MatrixMarket
 
 const std::string kIntegerBanner = "%%MatrixMarket matrix coordinate integer general\n";
-const std::string kRealBanner = "%%MatrixMarket matrix coordinate real general\n";
 
 using IoMatrixMarket = IoTest;
 
@@ -146,107 +138,10 @@ TEST_F(IoMatrixMarket, RoundTripsIntegerAndRealFiles) {
 }
 
 TEST_F(IoMatrixMarket, ReadsGzippedFiles) {
-  write_gzip("m.mtx.gz", kIntegerBanner + "2 3 2\n2 3 5\n1 1 1\n");
+  write_file("m.mtx.gz", test::gzipped(kIntegerBanner + "2 3 2\n2 3 5\n1 1 1\n"));
   const LoadedMatrix loaded = read_matrix(path("m.mtx.gz"));
   EXPECT_TRUE(loaded.sparse);
   expect_same(loaded.csr, csr(2, 3, {0, 1, 2}, {0, 2}, {1, 5}));
-}
-
-TEST_F(IoMatrixMarket, DetectsTruncatedGzip) {
-  std::string text = kIntegerBanner + "1000 512 3000\n";
-  for (int k = 0; k < 3000; ++k)
-    text += std::to_string(k % 1000 + 1) + " " + std::to_string(k * 7 % 512 + 1) + " 1\n";
-  const std::string whole = read_bytes(write_gzip("whole.mtx.gz", text));
-  ASSERT_NO_THROW(read_matrix_market(path("whole.mtx.gz")));
-  const std::string file = write_file("cut.mtx.gz", whole.substr(0, whole.size() / 2));
-  expect_error([&] { read_matrix_market(file); },
-               file + ": truncated or corrupt gzip data (unexpected end of file)");
-  // Cut inside the trailer: every entry arrives, but the checksum and length do not.
-  const std::string trailer_cut = write_file("trailer.mtx.gz", whole.substr(0, whole.size() - 4));
-  expect_error([&] { read_matrix_market(trailer_cut); },
-               trailer_cut + ": truncated or corrupt gzip data (unexpected end of file)");
-}
-
-TEST_F(IoMatrixMarket, NamesTheLineAndTheReasonOfEachError) {
-  const auto expect_file_error = [&](const std::string& text, const std::string& message) {
-    const std::string file = write_file("data.mtx", text);
-    expect_error([&] { read_matrix_market(file); }, file + message);
-  };
-  // One entry declared; the comment after it gives the file room for it by the byte bound.
-  const auto one_entry = [](const std::string& banner, const std::string& entry) {
-    return banner + "10 512 1\n" + entry + "\n% end\n";
-  };
-  expect_file_error(kIntegerBanner + "10 512 3\n1 1 1\n2 2 2\n%\n3 513 1\n",
-                    ":6: column index 513 outside [1, 512]");
-  expect_file_error(one_entry(kIntegerBanner, "0 1 1"), ":3: row index 0 outside [1, 10]");
-  expect_file_error(one_entry(kIntegerBanner, "11 1 1"), ":3: row index 11 outside [1, 10]");
-  expect_file_error(one_entry(kIntegerBanner, "99999999999999999999 1 1"),
-                    ":3: row index 99999999999999999999 outside [1, 10]");
-  expect_file_error(one_entry(kIntegerBanner, "x 1 1"), ":3: row index 'x' is not an integer");
-  expect_file_error(one_entry(kIntegerBanner, "1 2.0 1"),
-                    ":3: column index '2.0' is not an integer");
-  expect_file_error(kIntegerBanner + "10 512 2\n1 1 1\n2 2 -2\n", ":4: negative count -2");
-  expect_file_error(one_entry(kIntegerBanner, "1 1 1.5"),
-                    ":3: value 1.5 is not an integer (the header declares integer)");
-  expect_file_error(one_entry(kIntegerBanner, "1 1 16777217"),
-                    ":3: count 16777217 exceeds 16777216, the largest that float32 holds exactly");
-  expect_file_error(one_entry(kIntegerBanner, "1 1 one"), ":3: value 'one' is not a number");
-  expect_file_error(one_entry(kIntegerBanner, "1 1"),
-                    ":3: entry has 2 fields, expected 3 (row column value)");
-  expect_file_error(one_entry(kRealBanner, "1 1 nan"), ":3: value nan is not finite");
-  expect_file_error(one_entry(kRealBanner, "1 1 -inf"), ":3: value -inf is not finite");
-  expect_file_error(one_entry(kRealBanner, "1 1 -0.5"), ":3: negative count -0.5");
-  expect_file_error(one_entry(kRealBanner, "1 1 1e39"),
-                    ":3: value 1e39 is outside the float32 range");
-  expect_file_error(one_entry(kRealBanner, "1 1 1e999"),
-                    ":3: value 1e999 is outside the float32 range");
-  expect_file_error(kIntegerBanner +
-                        "10 512 10\n1 1 1\n2 2 2\n3 3 3\n4 4 4\n5 5 5\n6 6 6\n"
-                        "7 7 7\n8 8 8\n9 9 9\n% the last entry is missing\n",
-                    ": declares 10 entries but has 9");
-  expect_file_error(kIntegerBanner + "10 512 1\n1 1 1\n2 2 2\n",
-                    ":4: more entries than the 1 declared");
-  expect_file_error("hello\n",
-                    ":1: not a MatrixMarket file (the first line must start with "
-                    "%%MatrixMarket)");
-  expect_file_error("",
-                    ":1: not a MatrixMarket file (the first line must start with "
-                    "%%MatrixMarket)");
-  expect_file_error("%%MatrixMarket matrix coordinate integer\n",
-                    ":1: the banner must read '%%MatrixMarket matrix coordinate integer|real "
-                    "general'");
-  expect_file_error("%%MatrixMarket matrix array real general\n",
-                    ":1: format 'array' is not supported (expected coordinate)");
-  expect_file_error("%%MatrixMarket matrix coordinate pattern general\n",
-                    ":1: field 'pattern' is not supported (expected integer or real)");
-  expect_file_error("%%MatrixMarket matrix coordinate integer symmetric\n",
-                    ":1: symmetry 'symmetric' is not supported (expected general)");
-  expect_file_error("%%MatrixMarket vector coordinate integer general\n",
-                    ":1: object 'vector' is not supported (expected matrix)");
-  expect_file_error(kIntegerBanner + "% only comments\n", ": no size line after the banner");
-  expect_file_error(kIntegerBanner + "10 512\n",
-                    ":2: the size line must be 'rows columns entries' (non-negative integers), "
-                    "found '10 512'");
-  expect_file_error(kIntegerBanner + "10 -1 0\n",
-                    ":2: the size line must be 'rows columns entries' (non-negative integers), "
-                    "found '10 -1 0'");
-  expect_file_error(kIntegerBanner + "3000000000 512 0\n",
-                    ":2: 3000000000 rows exceed the limit of 2147483647");
-  expect_file_error(kIntegerBanner + "10 3000000000 0\n",
-                    ":2: 3000000000 columns exceed the limit of 2147483647");
-  expect_file_error(kIntegerBanner + "10 512 5000000000\n",
-                    ":2: 5000000000 entries exceed the limit of 4294967296");
-  // 76 bytes of file, 18 of them after the size line: room for 3 entries, not 4.
-  expect_file_error(kIntegerBanner + "10 512 4\n1 1 1\n2 2 2\n3 3 3\n",
-                    ":2: declares 4 entries, more than its 76 bytes can hold");
-}
-
-TEST_F(IoMatrixMarket, BoundsTheDeclaredEntriesOfAGzippedFileByItsSize) {
-  const std::string file = write_gzip("big.mtx.gz", kIntegerBanner + "10 512 1000000000\n1 1 1\n");
-  const auto compressed_bytes = std::to_string(fs::file_size(file));
-  expect_error([&] { read_matrix_market(file); },
-               file + ":2: declares 1000000000 entries, more than its " + compressed_bytes +
-                   " compressed bytes can hold");
 }
 
 TEST_F(IoMatrixMarket, ReportsAMissingFile) {
@@ -256,39 +151,6 @@ TEST_F(IoMatrixMarket, ReportsAMissingFile) {
 
 // ---------------------------------------------------------------------------------------------
 // NumPy .npy
-
-// A .npy file as numpy writes it: magic, version, header length, the dict padded with spaces to
-// a 64-byte boundary and ended by a newline, then the data.
-std::string npy_file(const std::string& dict, const std::string& data, int major = 1) {
-  const std::size_t length_bytes = major == 1 ? 2 : 4;
-  std::string header = dict;
-  header.append(63 - (8 + length_bytes + header.size()) % 64, ' ');
-  header += '\n';
-  std::string bytes = "\x93NUMPY";
-  bytes += static_cast<char>(major);
-  bytes += '\0';
-  for (std::size_t i = 0; i < length_bytes; ++i)
-    bytes += static_cast<char>((header.size() >> (8 * i)) & 0xff);
-  return bytes + header + data;
-}
-
-std::string npy_dict(const std::string& descr, const std::string& shape,
-                     const std::string& fortran_order = "False") {
-  return "{'descr': '" + descr + "', 'fortran_order': " + fortran_order + ", 'shape': " + shape +
-         ", }";
-}
-
-// The little-endian bytes of values, each stored as a T.
-template <typename T>
-std::string little_endian(const std::vector<T>& values) {
-  std::string bytes;
-  for (const T value : values) {
-    unsigned char raw[sizeof(T)];
-    std::memcpy(raw, &value, sizeof(T));  // the tests run on little-endian machines
-    bytes.append(reinterpret_cast<const char*>(raw), sizeof(T));
-  }
-  return bytes;
-}
 
 using IoNpy = IoTest;
 
@@ -341,62 +203,6 @@ TEST_F(IoNpy, ReadsAnEmptyArray) {
   EXPECT_TRUE(dense.values.empty());
 }
 
-TEST_F(IoNpy, NamesTheReasonOfEachError) {
-  const std::string f4_six = little_endian(std::vector<float>{0, 1, 2, 3, 4, 5});
-  const auto expect_file_error = [&](const std::string& bytes, const std::string& message) {
-    const std::string file = write_file("x.npy", bytes);
-    expect_error([&] { read_npy(file); }, file + message);
-  };
-  expect_file_error(npy_file(npy_dict("<c8", "(2, 3)"), f4_six),
-                    ": unsupported dtype '<c8' (expected float32/64, int32/64, uint8)");
-  expect_file_error(npy_file(npy_dict(">f4", "(2, 3)"), f4_six),
-                    ": unsupported dtype '>f4' (expected float32/64, int32/64, uint8)");
-  expect_file_error(npy_file(npy_dict("<f4", "(2, 3)", "True"), f4_six),
-                    ": Fortran order is not supported");
-  expect_file_error(npy_file(npy_dict("<f4", "(6,)"), f4_six),
-                    ": expected a 2-D array, found shape (6,)");
-  expect_file_error(npy_file(npy_dict("<f4", "(1, 2, 3)"), f4_six),
-                    ": expected a 2-D array, found shape (1, 2, 3)");
-  expect_file_error(npy_file(npy_dict("<f4", "(2, 3)"), f4_six.substr(0, 20)),
-                    ": holds 20 data bytes, shape (2, 3) of '<f4' needs 24");
-  expect_file_error(npy_file(npy_dict("<f4", "(2, 3)"), f4_six + "x"),
-                    ": holds 25 data bytes, shape (2, 3) of '<f4' needs 24");
-  expect_file_error(npy_file(npy_dict("<f4", "(100000, 100000)"), f4_six),
-                    ": shape (100000, 100000) exceeds the limit of 4294967296 values");
-  expect_file_error(npy_file(npy_dict("<i8", "(2, 3)"),
-                             little_endian(std::vector<std::int64_t>{0, 1, 2, 3, 4, -2})),
-                    ": element [1, 2]: negative count -2");
-  expect_file_error(
-      npy_file(npy_dict("<i4", "(1, 2)"), little_endian(std::vector<std::int32_t>{16777217, 0})),
-      ": element [0, 0]: count 16777217 exceeds 16777216, the largest that "
-      "float32 holds exactly");
-  expect_file_error(npy_file(npy_dict("<f4", "(2, 3)"),
-                             little_endian(std::vector<float>{0, std::nanf(""), 2, 3, 4, 5})),
-                    ": element [0, 1]: value nan is not finite");
-  expect_file_error(
-      npy_file(npy_dict("<f8", "(1, 2)"),
-               little_endian(std::vector<double>{1, std::numeric_limits<double>::infinity()})),
-      ": element [0, 1]: value inf is not finite");
-  expect_file_error(
-      npy_file(npy_dict("<f8", "(1, 2)"), little_endian(std::vector<double>{1e300, 1})),
-      ": element [0, 0]: value 1e+300 is outside the float32 range");
-  expect_file_error(npy_file(npy_dict("<f4", "(1, 1)"), little_endian(std::vector<float>{-0.5f})),
-                    ": element [0, 0]: negative count -0.5");
-  expect_file_error("PK\x03\x04 not numpy at all", ": not a .npy file (bad magic)");
-  expect_file_error("\x93NUMPY", ": truncated header");
-  expect_file_error(npy_file(npy_dict("<f4", "(2, 3)"), f4_six, 4),
-                    ": unsupported format version 4.0 (expected 1.0, 2.0 or 3.0)");
-  expect_file_error(npy_file("{'descr': '<f4', 'shape': (2, 3), }", f4_six),
-                    ": malformed header: it lacks one of 'descr', 'fortran_order', 'shape'");
-  expect_file_error(npy_file("{'descr': '<f4', 'fortran_order': maybe, 'shape': (2, 3), }", f4_six),
-                    ": malformed header: 'fortran_order' is not True or False");
-  expect_file_error(
-      npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }", f4_six),
-      ": malformed header: 'shape' is not a tuple of sizes");
-  // A header length that runs past the end of the file.
-  expect_file_error(std::string("\x93NUMPY\x01\x00\xff\x7f{}", 12), ": truncated header");
-}
-
 // ---------------------------------------------------------------------------------------------
 // CSV
 
@@ -425,26 +231,6 @@ TEST_F(IoCsv, HonoursAForcedHeaderChoice) {
   const std::string named_header = write_file("y.csv", "a,b,c\n3,4,5\n");
   expect_error([&] { read_csv(named_header, CsvHeader::absent); },
                named_header + ":1: field 1 'a' is not a number");
-}
-
-TEST_F(IoCsv, ReadsAnEmptyFile) {
-  const HostDense dense = read_csv(write_file("x.csv", ""));
-  EXPECT_EQ(dense.rows, 0);
-  EXPECT_EQ(dense.cols, 0);
-}
-
-TEST_F(IoCsv, NamesTheLineFieldAndReasonOfEachError) {
-  const auto expect_file_error = [&](const std::string& text, const std::string& message) {
-    const std::string file = write_file("x.csv", text);
-    expect_error([&] { read_csv(file); }, file + message);
-  };
-  expect_file_error("a,b,c,d,e\n1,2,3,4,5\n1,2,3,4\n", ":3: row has 4 fields, expected 5");
-  expect_file_error("1,2,3\n1,2,3,4\n", ":2: row has 4 fields, expected 3");
-  expect_file_error("1,2,3\n1,-2,3\n", ":2: field 2: negative count -2");
-  expect_file_error("1,2,3\n1,,3\n", ":2: field 2 is empty");
-  expect_file_error("1,2,3\n1,two,3\n", ":2: field 2 'two' is not a number");
-  expect_file_error("1,2,3\n1,2,nan\n", ":2: field 3: value nan is not finite");
-  expect_file_error("1,2,3\n1,2,1e39\n", ":2: field 3: value 1e39 is outside the float32 range");
 }
 
 // ---------------------------------------------------------------------------------------------

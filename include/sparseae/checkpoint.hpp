@@ -19,9 +19,10 @@
 namespace sparseae {
 
 // 2: the configuration's train.loss_params (cosine_weight, zero_weight, huber_delta) replaced
-// train.cosine_weight. 3: the configuration holds hurdle_threshold. Other versions are refused
-// with a message that names both.
-constexpr std::uint32_t kCheckpointVersion = 3;
+// train.cosine_weight. 3: the configuration holds hurdle_threshold. 4: train.loss_params holds
+// dispersion and size_factors, train holds input_transform and on_nonfinite, and the
+// configuration reference_library_size. Other versions are refused with a message that names both.
+constexpr std::uint32_t kCheckpointVersion = 4;
 
 // The resolved configuration of a run: what a model needs to be rebuilt and used.
 struct RunConfig {
@@ -36,6 +37,9 @@ struct RunConfig {
   // the validation rows (a checkpoint written after an epoch holds the previous value); every
   // decode of the model reads it. kDefaultHurdleThreshold for other losses.
   double hurdle_threshold = kDefaultHurdleThreshold;
+  // LossParams::size_factors: the training rows' median total count in model units, against
+  // which each row's size factor is taken (Trainer::reference_library_size).
+  double reference_library_size = 1.0;
 };
 
 std::string run_config_to_json(const RunConfig& config);

@@ -22,6 +22,14 @@ enum class ScaleMode : std::int32_t { none, max };
 ScaleMode parse_scale_mode(const std::string& name);
 const char* scale_mode_name(ScaleMode mode);
 
+// What a step whose loss or gradient is NaN or Inf does: stop training with an error that names
+// it (the parameters are then those of that step; the checkpoint of the last completed epoch is
+// the last good state), or skip its update (the optimizer leaves parameters and moments as they
+// were) and go on, reporting how many steps it skipped.
+enum class NonFinitePolicy : std::int32_t { stop, skip };
+NonFinitePolicy parse_nonfinite_policy(const std::string& name);
+const char* nonfinite_policy_name(NonFinitePolicy policy);
+
 enum class LrSchedule : std::int32_t { constant, cosine };
 LrSchedule parse_lr_schedule(const std::string& name);
 const char* lr_schedule_name(LrSchedule schedule);
@@ -50,7 +58,9 @@ void validate_loss_params(const LossParams& params);
 
 struct TrainConfig {
   LossKind loss = LossKind::mse;
-  LossParams loss_params;  // cosine_weight (mse_cosine), zero_weight, huber_delta
+  LossParams loss_params;  // cosine_weight (mse_cosine), zero_weight, huber_delta, dispersion,
+                           // size_factors
+  InputTransform input_transform = InputTransform::none;
   ScaleMode scale = ScaleMode::none;
   int epochs = 20;
   std::int64_t batch_size = 256;
@@ -62,6 +72,7 @@ struct TrainConfig {
   int patience = 0;  // epochs without validation improvement before stopping (0: never)
   std::int64_t loss_every = 50;  // steps between loss read-backs for progress reports
   PenaltyConfig penalty;
+  NonFinitePolicy on_nonfinite = NonFinitePolicy::stop;
 };
 
 struct EpochReport {
@@ -72,6 +83,7 @@ struct EpochReport {
   double seconds = 0;
   double samples_per_second = 0;
   double learning_rate = 0;
+  std::int64_t skipped_steps = 0;  // NonFinitePolicy::skip: steps whose loss was not finite
 };
 
 // What the trainer reports while it runs; the CLI draws its progress bar from these.
@@ -82,10 +94,14 @@ struct TrainObserver {
                      double loss)>
       on_step;
   std::function<void(const EpochReport&)> on_epoch;
+  // Asked after every step: true ends training there (Trainer::interrupted()), with the state of
+  // that step, which a checkpoint saves and Trainer::restore continues from mid-epoch.
+  std::function<bool()> stop_requested;
 };
 
 // The counts of the rows of a matrix named by row ids, in that order.
 HostCsr select_rows(const HostCsr& matrix, const std::vector<std::int64_t>& rows);
+HostDense select_rows(const HostDense& matrix, const std::vector<std::int64_t>& rows);
 
 // Splits 0..rows-1 into (train, validation) with a seeded shuffle; validation gets
 // round(fraction * rows) rows, at least one when fraction > 0 and rows > 1.
@@ -104,8 +120,12 @@ class Trainer {
           const HostDense& data);
   ~Trainer();
 
-  // Runs epochs from the current one up to config.epochs (or early stopping).
+  // Runs epochs from the current one up to config.epochs (or early stopping, or until
+  // observer.stop_requested). Throws Error naming the step when a loss is not finite under
+  // NonFinitePolicy::stop.
   std::vector<EpochReport> train(const TrainObserver& observer = {});
+  // True when the last train() ended at observer.stop_requested, mid-epoch or between epochs.
+  bool interrupted() const;
 
   // Mean reconstruction loss of the current parameters on the validation rows.
   double validation_loss();
@@ -115,6 +135,9 @@ class Trainer {
   Network& network();
   const TrainConfig& config() const;
   float scale() const;
+  // The training rows' median total count in model units (after scale): the reference library
+  // size of LossParams::size_factors (RunConfig::reference_library_size).
+  double reference_library_size() const;
   int completed_epochs() const;
   std::int64_t completed_steps() const;
   std::int64_t train_rows() const;

@@ -1,10 +1,12 @@
 #include "sparseae/checkpoint.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <vector>
 
+#include "checkpoint/checksum.hpp"
 #include "checkpoint/json.hpp"
 #include "io/atomic_file.hpp"
 #include "sparseae/error.hpp"
@@ -14,12 +16,6 @@ namespace sparseae {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'P', 'A', 'R', 'S', 'E', 'A', 'E'};
-
-std::uint64_t fnv1a(const unsigned char* data, std::size_t size) {
-  std::uint64_t hash = 0xcbf29ce484222325ull;
-  for (std::size_t i = 0; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ull;
-  return hash;
-}
 
 Json widths_json(const std::vector<std::int64_t>& widths) {
   std::vector<Json> items;
@@ -50,8 +46,9 @@ class ByteWriter {
 
 class ByteReader {
  public:
-  ByteReader(const std::vector<unsigned char>& bytes, std::string path)
-      : bytes_(bytes), path_(std::move(path)) {}
+  // Reads bytes[0, end).
+  ByteReader(const std::vector<unsigned char>& bytes, std::size_t end, std::string path)
+      : bytes_(bytes), end_(end), path_(std::move(path)) {}
   template <typename T>
   T get(const char* what) {
     T value;
@@ -59,31 +56,52 @@ class ByteReader {
     return value;
   }
   std::vector<float> get_floats(std::uint64_t count, const char* what) {
-    require(count <= (bytes_.size() - position_) / sizeof(float),
+    require(count <= (end_ - position_) / sizeof(float),
             path_ + ": truncated checkpoint (" + what + ")");
     std::vector<float> values(count);
     take(values.data(), count * sizeof(float), what);
     return values;
   }
   std::string get_text(std::uint64_t size, const char* what) {
-    require(size <= bytes_.size() - position_, path_ + ": truncated checkpoint (" + what + ")");
+    require(size <= end_ - position_, path_ + ": truncated checkpoint (" + what + ")");
     std::string text(reinterpret_cast<const char*>(bytes_.data() + position_), size);
     position_ += size;
     return text;
   }
+  std::size_t bytes_left() const { return end_ - position_; }
 
  private:
   void take(void* out, std::size_t size, const char* what) {
-    require(size <= bytes_.size() - position_, path_ + ": truncated checkpoint (" + what + ")");
+    require(size <= end_ - position_, path_ + ": truncated checkpoint (" + what + ")");
     std::memcpy(out, bytes_.data() + position_, size);
     position_ += size;
   }
   const std::vector<unsigned char>& bytes_;
+  std::size_t end_;
   std::string path_;
   std::size_t position_ = 0;
 };
 
+// Runs read, naming what in any Error it throws that does not name it already: the errors of the
+// JSON values (a missing key, a wrong type, an unknown name) and of the model know no file.
+template <typename Read>
+auto naming(const std::string& what, Read&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    if (message.rfind(what + ": ", 0) == 0) throw;
+    throw Error(what + ": " + message);
+  }
+}
+
 }  // namespace
+
+std::uint64_t checkpoint_checksum(const unsigned char* data, std::size_t size) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (std::size_t i = 0; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ull;
+  return hash;
+}
 
 std::string run_config_to_json(const RunConfig& config) {
   const ModelConfig& m = config.model;
@@ -117,10 +135,13 @@ std::string run_config_to_json(const RunConfig& config) {
   Json loss_params = Json::object();
   loss_params.set("cosine_weight", Json::number(t.loss_params.cosine_weight))
       .set("zero_weight", Json::number(t.loss_params.zero_weight))
-      .set("huber_delta", Json::number(t.loss_params.huber_delta));
+      .set("huber_delta", Json::number(t.loss_params.huber_delta))
+      .set("dispersion", Json::string(dispersion_name(t.loss_params.dispersion)))
+      .set("size_factors", Json::boolean(t.loss_params.size_factors));
   Json train = Json::object();
   train.set("loss", Json::string(loss_name(t.loss)))
       .set("loss_params", loss_params)
+      .set("input_transform", Json::string(input_transform_name(t.input_transform)))
       .set("scale", Json::string(scale_mode_name(t.scale)))
       .set("epochs", Json::integer(t.epochs))
       .set("batch_size", Json::integer(t.batch_size))
@@ -130,6 +151,7 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("schedule", Json::string(lr_schedule_name(t.schedule)))
       .set("warmup_steps", Json::integer(t.warmup_steps))
       .set("patience", Json::integer(t.patience))
+      .set("on_nonfinite", Json::string(nonfinite_policy_name(t.on_nonfinite)))
       .set("loss_every", Json::integer(t.loss_every))
       .set("penalty", penalty);
   Json root = Json::object();
@@ -137,7 +159,8 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("train", train)
       .set("scale", Json::number(config.scale))
       .set("data_source", Json::string(config.data_source))
-      .set("hurdle_threshold", Json::number(config.hurdle_threshold));
+      .set("hurdle_threshold", Json::number(config.hurdle_threshold))
+      .set("reference_library_size", Json::number(config.reference_library_size));
   return root.dump();
 }
 
@@ -165,6 +188,9 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   t.loss_params.cosine_weight = static_cast<float>(loss_params.at("cosine_weight").as_double());
   t.loss_params.zero_weight = static_cast<float>(loss_params.at("zero_weight").as_double());
   t.loss_params.huber_delta = static_cast<float>(loss_params.at("huber_delta").as_double());
+  t.loss_params.dispersion = parse_dispersion(loss_params.at("dispersion").as_string());
+  t.loss_params.size_factors = loss_params.at("size_factors").as_bool();
+  t.input_transform = parse_input_transform(train.at("input_transform").as_string());
   t.scale = parse_scale_mode(train.at("scale").as_string());
   t.epochs = static_cast<int>(train.at("epochs").as_int());
   t.batch_size = train.at("batch_size").as_int();
@@ -182,6 +208,7 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   t.schedule = parse_lr_schedule(train.at("schedule").as_string());
   t.warmup_steps = train.at("warmup_steps").as_int();
   t.patience = static_cast<int>(train.at("patience").as_int());
+  t.on_nonfinite = parse_nonfinite_policy(train.at("on_nonfinite").as_string());
   t.loss_every = train.at("loss_every").as_int();
   t.penalty.l1_weight = static_cast<float>(penalty.at("l1_weight").as_double());
   t.penalty.kl_beta = static_cast<float>(penalty.at("kl_beta").as_double());
@@ -193,9 +220,12 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   require(config.hurdle_threshold >= 0.0 && config.hurdle_threshold <= 1.0,
           what + ": hurdle_threshold " + std::to_string(config.hurdle_threshold) +
               " is not in [0, 1]");
-  // Not stored: the output layer's heads follow from the loss (output_heads), so the format is
-  // unchanged.
-  m.output_heads = output_heads(t.loss);
+  config.reference_library_size = root.at("reference_library_size").as_double();
+  require(config.reference_library_size > 0.0 && std::isfinite(config.reference_library_size),
+          what + ": reference_library_size " + std::to_string(config.reference_library_size) +
+              " is not positive");
+  // Not stored: the output layer's shape follows from the loss and its parameters.
+  m = with_loss_heads(m, t.loss, t.loss_params);
   return config;
 }
 
@@ -217,7 +247,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
   w.put(s.step);
   w.put(s.best_val_loss);
   w.put(static_cast<std::int64_t>(s.epochs_without_improvement));
-  w.put(fnv1a(w.bytes.data(), w.bytes.size()));
+  w.put(checkpoint_checksum(w.bytes.data(), w.bytes.size()));
   AtomicFile file(path);
   file.write(w.bytes.data(), w.bytes.size());
   file.commit();
@@ -228,23 +258,26 @@ Checkpoint load_checkpoint(const std::string& path) {
   require(in.good(), path + ": cannot open checkpoint");
   const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
                                          std::istreambuf_iterator<char>());
+  require(!bytes.empty(), path + ": empty file (expected a sparseae checkpoint)");
   require(bytes.size() >= sizeof kMagic && std::memcmp(bytes.data(), kMagic, sizeof kMagic) == 0,
           path + ": not a sparseae checkpoint (wrong magic)");
   require(bytes.size() >= sizeof kMagic + 16, path + ": truncated checkpoint (header)");
   std::uint64_t stored_hash;
   std::memcpy(&stored_hash, bytes.data() + bytes.size() - sizeof stored_hash, sizeof stored_hash);
-  ByteReader r(bytes, path);
+  ByteReader r(bytes, bytes.size() - sizeof stored_hash, path);
   r.get_text(sizeof kMagic, "magic");
   const auto version = r.get<std::uint32_t>("version");
   require(version == kCheckpointVersion, path + ": checkpoint format version " +
                                              std::to_string(version) + ", this build reads " +
                                              std::to_string(kCheckpointVersion));
-  require(fnv1a(bytes.data(), bytes.size() - sizeof stored_hash) == stored_hash,
+  require(checkpoint_checksum(bytes.data(), bytes.size() - sizeof stored_hash) == stored_hash,
           path + ": checkpoint checksum mismatch (the file is corrupt)");
   r.get<std::uint32_t>("flags");
   Checkpoint checkpoint;
   const std::string json = r.get_text(r.get<std::uint64_t>("configuration size"), "configuration");
-  checkpoint.config = run_config_from_json(json, path + ": configuration");
+  const std::string configuration = path + ": configuration";
+  checkpoint.config =
+      naming(configuration, [&] { return run_config_from_json(json, configuration); });
   const auto count = r.get<std::uint64_t>("parameter count");
   Trainer::State& s = checkpoint.state;
   s.parameters = r.get_floats(count, "parameters");
@@ -255,10 +288,13 @@ Checkpoint load_checkpoint(const std::string& path) {
   s.step = r.get<std::int64_t>("step");
   s.best_val_loss = r.get<double>("best validation loss");
   s.epochs_without_improvement = static_cast<int>(r.get<std::int64_t>("patience counter"));
-  require(static_cast<std::int64_t>(count) == ModelLayout(checkpoint.config.model).parameter_count(),
+  require(r.bytes_left() == 0, path + ": " + std::to_string(r.bytes_left()) +
+                                   " unexpected bytes after the last field (patience counter)");
+  const std::int64_t needed =
+      naming(configuration, [&] { return ModelLayout(checkpoint.config.model).parameter_count(); });
+  require(static_cast<std::int64_t>(count) == needed,
           path + ": checkpoint holds " + std::to_string(count) +
-              " parameters, its model configuration needs " +
-              std::to_string(ModelLayout(checkpoint.config.model).parameter_count()));
+              " parameters, its model configuration needs " + std::to_string(needed));
   return checkpoint;
 }
 

@@ -71,31 +71,31 @@ bool Json::contains(const std::string& key) const {
 const Json& Json::at(const std::string& key) const {
   for (const auto& member : members_)
     if (member.first == key) return member.second;
-  throw Error("configuration has no '" + key + "'");
+  throw Error("no member '" + key + "'");
 }
 
 double Json::as_double() const {
-  require(type_ == Type::number, "configuration value is not a number");
+  require(type_ == Type::number, "a value is not a number");
   return std::strtod(text_.c_str(), nullptr);
 }
 
 std::int64_t Json::as_int() const {
-  require(type_ == Type::number, "configuration value is not a number");
+  require(type_ == Type::number, "a value is not a number");
   return std::strtoll(text_.c_str(), nullptr, 10);
 }
 
 std::uint64_t Json::as_uint() const {
-  require(type_ == Type::number, "configuration value is not a number");
+  require(type_ == Type::number, "a value is not a number");
   return std::strtoull(text_.c_str(), nullptr, 10);
 }
 
 const std::string& Json::as_string() const {
-  require(type_ == Type::string, "configuration value is not a string");
+  require(type_ == Type::string, "a value is not a string");
   return text_;
 }
 
 bool Json::as_bool() const {
-  require(type_ == Type::boolean, "configuration value is not a boolean");
+  require(type_ == Type::boolean, "a value is not a boolean");
   return boolean_;
 }
 
@@ -176,6 +176,10 @@ class Parser {
   }
 
   Json parse_value() {
+    // Each level of nesting takes a frame of the stack: a file nested deeper than any
+    // configuration needs is refused before it can exhaust it.
+    constexpr int kMaxDepth = 32;
+    if (depth_ == kMaxDepth) fail("nesting deeper than " + std::to_string(kMaxDepth) + " levels");
     skip_space();
     if (position_ >= text_.size()) fail("unexpected end");
     const char c = text_[position_];
@@ -183,12 +187,14 @@ class Parser {
       ++position_;
       Json object = Json::object();
       if (consume('}')) return object;
+      ++depth_;
       do {
         skip_space();
         std::string key = parse_string_body();
         expect(':');
         object.set(key, parse_value());
       } while (consume(','));
+      --depth_;
       expect('}');
       return object;
     }
@@ -196,8 +202,10 @@ class Parser {
       ++position_;
       std::vector<Json> items;
       if (consume(']')) return Json::array();
+      ++depth_;
       do items.push_back(parse_value());
       while (consume(','));
+      --depth_;
       expect(']');
       return Json::array(std::move(items));
     }
@@ -230,6 +238,7 @@ class Parser {
   const std::string& text_;
   std::string what_;
   std::size_t position_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

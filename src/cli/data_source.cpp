@@ -48,6 +48,13 @@ Counts load_counts_from_source(const std::string& source) {
   return load_counts(source, 0);
 }
 
+void require_model_columns(const Counts& counts, std::int64_t model_columns,
+                           const std::string& checkpoint_path) {
+  require(counts.matrix.cols == model_columns,
+          counts.source + ": " + std::to_string(counts.matrix.cols) + " columns, the model in " +
+              checkpoint_path + " expects " + std::to_string(model_columns));
+}
+
 std::string describe(const Counts& counts) {
   const HostCsr& m = counts.matrix;
   char text[256];

@@ -25,6 +25,10 @@ struct Counts {
 Counts load_counts(const std::string& path, std::int64_t embedded_rows);
 // Loads what a checkpoint's data_source names.
 Counts load_counts_from_source(const std::string& source);
+// Throws unless the counts have the columns that the model of the checkpoint at checkpoint_path
+// reads: "<source>: 64 columns, the model in <checkpoint_path> expects 512".
+void require_model_columns(const Counts& counts, std::int64_t model_columns,
+                           const std::string& checkpoint_path);
 // "data: <source>: N rows x D columns, nnz non-zeros (x per row)".
 std::string describe(const Counts& counts);
 

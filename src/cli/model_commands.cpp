@@ -28,6 +28,22 @@ TrainedModel open_model(const Options& o, Backend& backend, Checkpoint& checkpoi
   return TrainedModel(backend, checkpoint.config, checkpoint.state.parameters, o.integer("batch"));
 }
 
+// The counts at path, which must have the columns the model reads.
+Counts model_counts(const Options& o, const Checkpoint& checkpoint, const std::string& path) {
+  Counts counts = load_counts(path, 0);
+  require_model_columns(counts, checkpoint.config.model.input_dim, o.text("model"));
+  return counts;
+}
+
+// The codes at path, which must have the model's latent width.
+HostDense model_codes(const Options& o, const Checkpoint& checkpoint, const std::string& path) {
+  HostDense codes = read_npy(path, NpyValues::finite);
+  require(codes.cols == checkpoint.config.model.latent,
+          path + ": " + std::to_string(codes.cols) + " columns, the model in " + o.text("model") +
+              " has " + std::to_string(checkpoint.config.model.latent) + " latent columns");
+  return codes;
+}
+
 }  // namespace
 
 int run_encode(const Args& args) {
@@ -38,7 +54,7 @@ int run_encode(const Args& args) {
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);
-  const Counts counts = load_counts(o.required("data"), 0);
+  const Counts counts = model_counts(o, checkpoint, o.required("data"));
   write_npy(o.required("out"), model.encode(counts.matrix));
   return 0;
 }
@@ -59,11 +75,11 @@ int run_decode(const Args& args) {
   const DecodeMode decode = decode_option(o, checkpoint.config.train.loss);
   const std::string out = o.required("out");
   if (o.given("latents")) {
-    write_reconstruction(out, model,
-                         model.decode_outputs(read_npy(o.text("latents"), NpyValues::finite)),
-                         decode);
+    write_reconstruction(
+        out, model, model.decode_outputs(model_codes(o, checkpoint, o.text("latents"))), decode);
   } else {
-    write_reconstruction(out, model, model.outputs(load_counts(o.text("data"), 0).matrix), decode);
+    write_reconstruction(out, model,
+                         model.outputs(model_counts(o, checkpoint, o.text("data")).matrix), decode);
   }
   return 0;
 }
@@ -81,7 +97,7 @@ int run_eval(const Args& args) {
   TrainedModel model = open_model(o, *backend, checkpoint);
   const DecodeMode decode = decode_option(o, checkpoint.config.train.loss);
   if (o.given("data")) {
-    const Counts counts = load_counts(o.text("data"), 0);
+    const Counts counts = model_counts(o, checkpoint, o.text("data"));
     print_metrics(o.text("data"), model.evaluate(counts.matrix, decode), o.flag_set("json"));
     return 0;
   }

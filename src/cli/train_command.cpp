@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -19,11 +20,41 @@
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
+#include "sparseae/pca.hpp"
 #include "sparseae/trainer.hpp"
 
 namespace sparseae::cli {
 
 namespace {
+
+// The signal (SIGINT, SIGTERM) that asked training to stop, 0 while none has.
+volatile std::sig_atomic_t stop_signal = 0;
+
+extern "C" void request_stop(int signal) { stop_signal = signal; }
+
+// While alive, SIGINT and SIGTERM finish the running step and end training (the trainer asks
+// stop_signal after every step) instead of killing the process mid-write.
+class StopOnSignals {
+ public:
+  StopOnSignals() {
+    stop_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = request_stop;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &previous_int_);
+    sigaction(SIGTERM, &action, &previous_term_);
+  }
+  ~StopOnSignals() {
+    sigaction(SIGINT, &previous_int_, nullptr);
+    sigaction(SIGTERM, &previous_term_, nullptr);
+  }
+  StopOnSignals(const StopOnSignals&) = delete;
+  StopOnSignals& operator=(const StopOnSignals&) = delete;
+
+ private:
+  struct sigaction previous_int_ {};
+  struct sigaction previous_term_ {};
+};
 
 Options train_options() {
   Options o("sae train",
@@ -41,10 +72,12 @@ Options train_options() {
       .value("output-act", "NAME", "identity",
              "output activation (bce always outputs logits, poisson/nb/zinb/hurdle log-rates "
              "and logits: identity)")
-      .value("loss", "mse|mae|bce|mse_cosine|poisson|weighted_mse|huber|nb|zinb|hurdle", "mse",
-             "reconstruction loss (poisson, nb, zinb, hurdle: negative log-likelihood of the "
-             "counts; nb: negative binomial with a per-entry dispersion, zinb: zero-inflated nb, "
-             "hurdle: support logit + zero-truncated Poisson; these output 2-3 values per column)")
+      .value("loss", "mse|mae|bce|mse_cosine|poisson|weighted_mse|huber|nb|zinb|hurdle|hurdle_nb",
+             "mse",
+             "reconstruction loss (poisson, nb, zinb, hurdle, hurdle_nb: negative log-likelihood "
+             "of the counts; nb: negative binomial, zinb: zero-inflated nb, hurdle: support "
+             "logit + zero-truncated Poisson, hurdle_nb: support logit + zero-truncated nb; these "
+             "output 2-3 values per column)")
       .value("cosine-weight", "W", "0.1", "weight of the cosine term of mse_cosine")
       .value("zero-weight", "W", "0.1", "weight of the zero-target entries in weighted_mse")
       .value("huber-delta", "D", "1", "where the huber loss turns from quadratic to linear")
@@ -66,6 +99,9 @@ Options train_options() {
       .value("schedule", "constant|cosine", "constant", "learning-rate schedule")
       .value("warmup", "STEPS", "0", "linear learning-rate warm-up steps")
       .value("patience", "N", "0", "stop after N epochs without validation improvement (0: off)")
+      .value("on-nan", "stop|skip", "stop",
+             "a step whose loss or gradient is NaN or Inf: stop with an error naming it (the "
+             "last epoch's checkpoint stays the last good state), or skip its update and go on")
       .value("checkpoint", "PATH", "sae-model.ckpt", "checkpoint written after every epoch")
       .value("resume", "PATH", "",
              "continue the run saved in this checkpoint, with its configuration (and, without "
@@ -81,6 +117,8 @@ Options train_options() {
       .flag("json", "print the final report as JSON")
       .flag("quiet", "no progress output");
   add_decode_option(o, " for the report and --reconstruction (not stored in the checkpoint)");
+  add_count_model_options(o);
+  add_pca_option(o);
   return o;
 }
 
@@ -115,6 +153,8 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   t.loss_params.cosine_weight = static_cast<float>(o.real("cosine-weight"));
   t.loss_params.zero_weight = static_cast<float>(o.real("zero-weight"));
   t.loss_params.huber_delta = static_cast<float>(o.real("huber-delta"));
+  apply_count_model_options(o, t);
+  t.on_nonfinite = parse_nonfinite_policy(o.text("on-nan"));
   validate_loss_params(t.loss_params);
   t.scale = parse_scale_mode(o.text("scale"));
   require(t.loss != LossKind::bce || t.scale == ScaleMode::max,
@@ -153,7 +193,8 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
 // and how to report. Everything else would change the configuration the checkpoint holds.
 constexpr const char* kResumeOptions[] = {
     "resume",  "epochs",         "data", "rows",  "backend", "checkpoint", "metrics-log",
-    "latents", "reconstruction", "json", "quiet", "loss-every", "decode", "report"};
+    "latents", "reconstruction", "json", "quiet", "loss-every", "decode", "report",
+    "no-pca",  "on-nan"};
 
 void check_resume_options(const Options& o) {
   for (const std::string& name : o.given_names()) {
@@ -172,9 +213,10 @@ void write_epoch_log(std::ofstream& log, const EpochReport& r) {
   char line[256];
   std::snprintf(line, sizeof line,
                 "{\"epoch\": %d, \"steps\": %lld, \"train_loss\": %.9g, \"val_loss\": %.9g, "
-                "\"seconds\": %.6g, \"samples_per_second\": %.6g, \"learning_rate\": %.6g}\n",
+                "\"seconds\": %.6g, \"samples_per_second\": %.6g, \"learning_rate\": %.6g, "
+                "\"skipped_steps\": %lld}\n",
                 r.epoch, static_cast<long long>(r.steps), r.train_loss, r.val_loss, r.seconds,
-                r.samples_per_second, r.learning_rate);
+                r.samples_per_second, r.learning_rate, static_cast<long long>(r.skipped_steps));
   log << line << std::flush;
 }
 
@@ -199,12 +241,14 @@ void write_train_report(const Options& o, const RunConfig& run, const TrainingSu
   row.samples_per_second = rates.empty() ? 0.0 : rates[rates.size() / 2];
   const HostCsr samples = first_rows(trainer.validation_counts(), kReportSampleRows);
   row.sample_counts = model.counts_from_outputs(model.outputs(samples), decode);
+  std::vector<ComparisonRow> runs{std::move(row)};
+  if (summary.pca.pca) runs.push_back(summary.pca);
   write_run_report(o.text("report"), "sae train", counts,
                    {{"model", summary.model},
                     {"backend", backend.description()},
                     {"epochs", std::to_string(summary.epochs)},
                     {"validation rows", std::to_string(summary.metrics.rows)}},
-                   {row}, samples, o.flag_set("quiet"));
+                   runs, samples, o.flag_set("quiet"));
 }
 
 }  // namespace
@@ -225,6 +269,7 @@ int run_train(const Args& args) {
     resumed = std::move(checkpoint.state);
     if (o.given("epochs")) run.train.epochs = static_cast<int>(o.integer("epochs"));
     if (o.given("loss-every")) run.train.loss_every = o.integer("loss-every");
+    if (o.given("on-nan")) run.train.on_nonfinite = parse_nonfinite_policy(o.text("on-nan"));
   } else {
     config_from(o, 1);
   }
@@ -239,9 +284,7 @@ int run_train(const Args& args) {
   if (!quiet) std::cerr << describe(counts) << "\n";
 
   if (resume) {
-    require(run.model.input_dim == counts.matrix.cols,
-            o.text("resume") + ": the model expects " + std::to_string(run.model.input_dim) +
-                " columns, the data has " + std::to_string(counts.matrix.cols));
+    require_model_columns(counts, run.model.input_dim, o.text("resume"));
   } else {
     run = config_from(o, counts.matrix.cols);
   }
@@ -251,6 +294,7 @@ int run_train(const Args& args) {
                         ? Trainer(*backend, run.model, run.train, counts.dense_matrix)
                         : Trainer(*backend, run.model, run.train, counts.matrix);
   run.scale = trainer.scale();
+  run.reference_library_size = trainer.reference_library_size();
   if (resume) trainer.restore(resumed);
   if (!quiet)
     std::cerr << "model: " << trainer.network().layout().describe() << "\nbackend "
@@ -276,13 +320,29 @@ int run_train(const Args& args) {
     if (log.is_open()) write_epoch_log(log, report);
     if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
   };
-  const std::vector<EpochReport> reports = trainer.train(observer);
+  observer.stop_requested = [] { return stop_signal != 0; };
+  std::vector<EpochReport> reports;
+  {
+    const StopOnSignals stop_on_signals;
+    reports = trainer.train(observer);
+  }
+  if (trainer.interrupted()) {
+    const int signal = stop_signal;
+    if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
+    std::cerr << "\nsae: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopped after step "
+              << trainer.completed_steps() << " (epoch " << trainer.completed_epochs() + 1 << ")"
+              << (checkpoint_path.empty()
+                      ? "; no checkpoint was asked for (--checkpoint \"\"), nothing was saved\n"
+                      : "; " + checkpoint_path + " holds it: resume with sae train --resume " +
+                            checkpoint_path + "\n");
+    return 128 + signal;
+  }
 
   const Trainer::State final_state = trainer.state();
   TrainedModel model(*backend, run, final_state.parameters);
   // hurdle: the support threshold of its mode decode, chosen on the validation rows, stored in
   // the final checkpoint and used by every decode below.
-  if (run.train.loss == LossKind::hurdle) {
+  if (has_support_head(run.train.loss)) {
     run.hurdle_threshold = choose_hurdle_threshold(model, trainer.validation_counts());
     model.set_hurdle_threshold(run.hurdle_threshold);
   }
@@ -297,7 +357,14 @@ int run_train(const Args& args) {
   summary.metrics = model.evaluate(trainer.validation_counts(), decode,
                                    o.given("report") ? &report_row.detail : nullptr);
   summary.checkpoint = checkpoint_path;
-  if (run.train.loss == LossKind::hurdle) summary.hurdle_threshold = run.hurdle_threshold;
+  // PCA with the latent width on the same split, unless turned off or impossible (no
+  // validation rows, or a latent wider than the data).
+  if (!o.flag_set("no-pca") && summary.metrics.rows > 0 && run.model.latent <= counts.matrix.cols) {
+    summary.pca_components = run.model.latent;
+    summary.pca = pca_baseline(*backend, counts.matrix, run.model.latent, run.train.val_fraction,
+                               run.train.seed, o.given("report") ? kReportSampleRows : 0);
+  }
+  if (has_support_head(run.train.loss)) summary.hurdle_threshold = run.hurdle_threshold;
   print_training_summary(summary, o.flag_set("json"));
   if (o.given("report"))
     write_train_report(o, run, summary, trainer, model, decode, counts, *backend,

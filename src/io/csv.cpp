@@ -72,6 +72,7 @@ HostDense read_csv(const std::string& path, CsvHeader header) {
       dense.values.push_back(parse_field(fields[i], i + 1, path, at));
     ++dense.rows;
   }
+  if (first_line) fail(path, "empty file (expected comma-separated rows)");
   return dense;
 }
 

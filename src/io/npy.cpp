@@ -181,6 +181,8 @@ void read_exactly(std::FILE* file, void* data, std::size_t bytes, const std::str
 }
 
 NpyHeader read_header(std::FILE* file, const std::string& path, std::int64_t& data_offset) {
+  const std::int64_t file_bytes = file_size_bytes(path);
+  if (file_bytes == 0) fail(path, "empty file (expected a .npy header)");
   unsigned char prefix[kMagicBytes + 2];
   read_exactly(file, prefix, sizeof prefix, path, "header");
   if (std::memcmp(prefix, kMagic, kMagicBytes) != 0) fail(path, "not a .npy file (bad magic)");
@@ -193,7 +195,6 @@ NpyHeader read_header(std::FILE* file, const std::string& path, std::int64_t& da
   unsigned char length[4];
   read_exactly(file, length, length_bytes, path, "header");
   const auto header_bytes = static_cast<std::size_t>(load_little_endian(length, length_bytes));
-  const std::int64_t file_bytes = file_size_bytes(path);
   data_offset = static_cast<std::int64_t>(sizeof prefix + length_bytes + header_bytes);
   if (data_offset > file_bytes) fail(path, "truncated header");
   std::string text(header_bytes, '\0');
@@ -229,6 +230,9 @@ HostDense read_npy(const std::string& path, NpyValues accept) {
     fail(path, "holds " + std::to_string(file_data_bytes) + " data bytes, shape " +
                    shape_text(header.shape) + " of '" + header.descr + "' needs " +
                    std::to_string(data_bytes));
+  const std::string shortfall = memory_shortfall(count * static_cast<std::int64_t>(sizeof(float)));
+  if (!shortfall.empty())
+    fail(path, "shape " + shape_text(header.shape) + " as float32 values " + shortfall);
 
   HostDense dense;
   dense.rows = rows;

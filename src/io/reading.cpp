@@ -1,8 +1,14 @@
 #include "io/reading.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -136,5 +142,42 @@ std::string integer_count_problem(std::int64_t value, std::string_view as_writte
 }
 
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+namespace {
+
+std::atomic<std::int64_t> memory_cap{kNoMemoryCap};
+
+std::int64_t usable_memory_bytes() {
+  std::int64_t usable =
+      std::min(memory_cap.load(), static_cast<std::int64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                                      static_cast<std::int64_t>(::sysconf(_SC_PAGE_SIZE)));
+  for (const int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    rlimit limit{};
+    if (::getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+      usable = std::min(usable, static_cast<std::int64_t>(limit.rlim_cur));
+  }
+  return usable;
+}
+
+// "16.0 GiB", or "2.0 MiB" below a GiB.
+std::string memory_size(std::int64_t bytes) {
+  const bool gib = bytes >= (1 << 30);
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s",
+                static_cast<double>(bytes) / static_cast<double>(gib ? 1 << 30 : 1 << 20),
+                gib ? "GiB" : "MiB");
+  return text;
+}
+
+}  // namespace
+
+void set_memory_cap(std::int64_t bytes) { memory_cap = bytes; }
+
+std::string memory_shortfall(std::int64_t bytes) {
+  const std::int64_t usable = usable_memory_bytes();
+  if (bytes <= usable) return "";
+  return "need " + memory_size(bytes) + ", more than the " + memory_size(usable) +
+         " of memory this process may use";
+}
 
 }  // namespace sparseae::io_detail

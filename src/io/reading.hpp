@@ -67,4 +67,15 @@ std::string integer_count_problem(std::int64_t value, std::string_view as_writte
 
 std::string quoted(std::string_view text);
 
+// Why bytes cannot be allocated: "" when they fit in the memory this process may use (the
+// machine's physical memory, or less under an address-space or data-size limit, ulimit -v or -d,
+// or under set_memory_cap), otherwise "need 16.0 GiB, more than the 4.0 GiB of memory this
+// process may use". Readers ask before they allocate what a file declares, so that a declaration
+// far beyond memory is an error message, not an allocation failure or the out-of-memory killer.
+std::string memory_shortfall(std::int64_t bytes);
+// Caps what memory_shortfall takes as usable (kNoMemoryCap: no cap). For the fuzzers, whose
+// sanitizers take the address space that a ulimit would cap, and to test the refusal exactly.
+constexpr std::int64_t kNoMemoryCap = INT64_MAX;
+void set_memory_cap(std::int64_t bytes);
+
 }  // namespace sparseae::io_detail

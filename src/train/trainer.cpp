@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 #include "kernels/op_math.hpp"
 #include "sparseae/buffer.hpp"
@@ -12,22 +13,6 @@
 #include "train/row_source.hpp"
 
 namespace sparseae {
-
-ScaleMode parse_scale_mode(const std::string& name) {
-  if (name == "none") return ScaleMode::none;
-  if (name == "max") return ScaleMode::max;
-  throw Error("unknown scale '" + name + "': expected none or max");
-}
-const char* scale_mode_name(ScaleMode mode) { return mode == ScaleMode::max ? "max" : "none"; }
-
-LrSchedule parse_lr_schedule(const std::string& name) {
-  if (name == "constant") return LrSchedule::constant;
-  if (name == "cosine") return LrSchedule::cosine;
-  throw Error("unknown learning-rate schedule '" + name + "': expected constant or cosine");
-}
-const char* lr_schedule_name(LrSchedule schedule) {
-  return schedule == LrSchedule::cosine ? "cosine" : "constant";
-}
 
 std::size_t penalised_layer(const ModelLayout& layout, const PenaltyConfig& penalty) {
   return penalty.layer < 0 ? layout.encoder_layers() - 1 : static_cast<std::size_t>(penalty.layer);
@@ -76,6 +61,15 @@ HostCsr select_rows(const HostCsr& matrix, const std::vector<std::int64_t>& rows
   return out;
 }
 
+HostDense select_rows(const HostDense& matrix, const std::vector<std::int64_t>& rows) {
+  HostDense out{static_cast<std::int64_t>(rows.size()), matrix.cols, {}};
+  out.values.reserve(rows.size() * static_cast<std::size_t>(matrix.cols));
+  for (std::int64_t row : rows)
+    out.values.insert(out.values.end(), matrix.values.begin() + row * matrix.cols,
+                      matrix.values.begin() + (row + 1) * matrix.cols);
+  return out;
+}
+
 std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> split_rows(std::int64_t rows,
                                                                            double fraction,
                                                                            std::uint64_t seed) {
@@ -107,15 +101,6 @@ float max_value(const std::vector<float>& values) {
   return largest;
 }
 
-HostDense select_rows(const HostDense& matrix, const std::vector<std::int64_t>& rows) {
-  HostDense out{static_cast<std::int64_t>(rows.size()), matrix.cols, {}};
-  out.values.reserve(rows.size() * static_cast<std::size_t>(matrix.cols));
-  for (std::int64_t row : rows)
-    out.values.insert(out.values.end(), matrix.values.begin() + row * matrix.cols,
-                      matrix.values.begin() + (row + 1) * matrix.cols);
-  return out;
-}
-
 template <typename Matrix>
 Matrix scaled(Matrix m, float scale) {
   if (scale != 1.0f)
@@ -137,6 +122,7 @@ struct Trainer::Impl {
   float scale;
   HostCsr validation_raw;
   std::int64_t batch_size;
+  detail::BatchInputOptions input;
   std::unique_ptr<detail::RowSource> train_data;
   std::unique_ptr<detail::RowSource> validation_data;
   std::int64_t steps_per_epoch;
@@ -155,6 +141,7 @@ struct Trainer::Impl {
   std::int64_t step = 0;
   double best_val_loss = std::numeric_limits<double>::infinity();
   int epochs_without_improvement = 0;
+  bool stopped = false;  // the last train() ended at observer.stop_requested
 
   template <typename Matrix>
   Impl(Backend& backend_, const ModelConfig& model, const TrainConfig& config_, float scale_,
@@ -164,9 +151,12 @@ struct Trainer::Impl {
         scale(scale_),
         validation_raw(as_csr(validation_host)),
         batch_size(std::min(config_.batch_size, train_host.rows)),
-        train_data(detail::make_row_source(backend_, scaled(train_host, scale_), batch_size)),
-        validation_data(
-            detail::make_row_source(backend_, scaled(validation_host, scale_), batch_size)),
+        input{config_.input_transform, config_.loss_params.size_factors,
+              detail::median_row_total(train_host) / scale_},
+        train_data(
+            detail::make_row_source(backend_, scaled(train_host, scale_), batch_size, input)),
+        validation_data(detail::make_row_source(backend_, scaled(validation_host, scale_),
+                                                batch_size, input)),
         steps_per_epoch((train_data->rows() + batch_size - 1) / batch_size),
         total_steps(steps_per_epoch * config_.epochs),
         net(backend_, ModelLayout(model), batch_size),
@@ -185,6 +175,7 @@ struct Trainer::Impl {
     second_moment.fill_zero();
     backend.copy_bytes(best_parameters.data(), net.parameters().data(),
                        net.parameters().size() * sizeof(float));
+    validation_data->prepare_batches(validation_ids.data(), validation_data->rows(), batch_size);
   }
 
   static std::vector<std::int64_t> iota(std::int64_t n) {
@@ -204,19 +195,17 @@ struct Trainer::Impl {
     return rate;
   }
 
-  // Forward and loss on the rows ids[0..count) of source; the batch's reconstruction loss lands
-  // in *loss_slot.
-  void forward_with_loss(detail::RowSource& source, const std::int64_t* ids, std::int64_t count,
-                         float* loss_slot) {
-    source.forward_and_loss(net, ids, count, config.loss, config.loss_params, row_loss.data());
-    backend.column_sums(ConstDenseView(row_loss.data(), count, 1), 1.0f, loss_slot);
+  // Forward and loss on batch b of source's prepared batches; the batch's reconstruction loss
+  // lands in *loss_slot.
+  void forward_with_loss(detail::RowSource& source, std::int64_t batch, float* loss_slot) {
+    source.forward_and_loss(net, batch, config.loss, config.loss_params, row_loss.data());
+    backend.column_sums(ConstDenseView(row_loss.data(), source.batch_size(batch), 1), 1.0f,
+                        loss_slot);
   }
 
   void train_step(std::int64_t index_in_epoch) {
-    const std::int64_t first = index_in_epoch * batch_size;
-    const std::int64_t count = std::min(batch_size, train_data->rows() - first);
     float* slots = step_losses.data() + kLossSlots * index_in_epoch;
-    forward_with_loss(*train_data, permutation.data() + first, count, slots);
+    forward_with_loss(*train_data, index_in_epoch, slots);
     const PenaltyConfig& penalty = config.penalty;
     const std::size_t penalty_layer = penalised_layer(net.layout(), penalty);
     train_data->backward(net, [&](std::size_t layer, ConstDenseView a, DenseView grad) {
@@ -228,28 +217,49 @@ struct Trainer::Impl {
     });
     OptimizerConfig optimizer = config.optimizer;
     optimizer.learning_rate = static_cast<float>(learning_rate(step));
+    optimizer.skip_nonfinite = config.on_nonfinite == NonFinitePolicy::skip;
     const std::int64_t n = static_cast<std::int64_t>(net.parameters().size());
-    if (optimizer.max_grad_norm > 0.0f)
-      backend.sum_of_squares(net.gradients().data(), n, grad_sum_squares.data());
+    const bool reads_norm = optimizer.max_grad_norm > 0.0f || optimizer.skip_nonfinite;
+    if (reads_norm) backend.sum_of_squares(net.gradients().data(), n, grad_sum_squares.data());
     backend.optimizer_step(optimizer, step + 1, n, net.parameters().data(), net.gradients().data(),
                            first_moment.data(), second_moment.data(),
-                           optimizer.max_grad_norm > 0.0f ? grad_sum_squares.data() : nullptr);
+                           reads_norm ? grad_sum_squares.data() : nullptr);
     ++step;
   }
 
-  EpochReport run_epoch(const TrainObserver& observer) {
+  // Under NonFinitePolicy::stop, a non-finite loss ends training with the step named.
+  void stop_if_nonfinite(double loss, std::int64_t index_in_epoch) const {
+    if (std::isfinite(loss) || config.on_nonfinite != NonFinitePolicy::stop) return;
+    throw Error("training diverged: the loss of step " +
+                std::to_string(epoch * steps_per_epoch + index_in_epoch + 1) + " (epoch " +
+                std::to_string(epoch + 1) + ", step " + std::to_string(index_in_epoch + 1) +
+                " of " + std::to_string(steps_per_epoch) + ") is " + std::to_string(loss) +
+                "; the checkpoint of epoch " + std::to_string(epoch) +
+                " is the last good state (try a lower --lr, --clip-norm, or --on-nan skip)");
+  }
+
+  // The epoch's report, or nothing when observer.stop_requested ended it early. A restored
+  // state may start mid-epoch: the steps before it ran before the checkpoint.
+  std::optional<EpochReport> run_epoch(const TrainObserver& observer) {
     const auto start = std::chrono::steady_clock::now();
     backend.random_permutation(math::mix64(config.seed) + static_cast<std::uint64_t>(epoch),
                                train_data->rows(), permutation.data());
+    train_data->prepare_batches(permutation.data(), train_data->rows(), batch_size);
     step_losses.fill_zero();
+    const std::int64_t first_step = step - epoch * steps_per_epoch;
     double last_loss = std::numeric_limits<double>::quiet_NaN();
-    for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
+    for (std::int64_t s = first_step; s < steps_per_epoch; ++s) {
       train_step(s);
+      if (observer.stop_requested && observer.stop_requested()) {
+        stopped = true;
+        return std::nullopt;
+      }
       if (observer.on_step) {
         if (config.loss_every > 0 && (s + 1) % config.loss_every == 0) {
           float slots[kLossSlots];
           backend.download_bytes(slots, step_losses.data() + kLossSlots * s, sizeof slots);
           last_loss = static_cast<double>(slots[0]) + slots[1] + slots[2];
+          stop_if_nonfinite(last_loss, s);
         }
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -263,21 +273,37 @@ struct Trainer::Impl {
     }
     const std::vector<float> losses = step_losses.download();
     double train_loss = 0.0;
-    for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
+    std::int64_t trained_rows = 0;
+    EpochReport report;
+    for (std::int64_t s = first_step; s < steps_per_epoch; ++s) {
       const std::int64_t count = std::min(batch_size, train_data->rows() - s * batch_size);
       const double step_loss = static_cast<double>(losses[kLossSlots * s]) +
                                losses[kLossSlots * s + 1] + losses[kLossSlots * s + 2];
+      stop_if_nonfinite(step_loss, s);
+      if (!std::isfinite(step_loss)) {
+        ++report.skipped_steps;
+        continue;
+      }
       train_loss += step_loss * static_cast<double>(count);
+      trained_rows += count;
     }
-    EpochReport report;
+    if (report.skipped_steps == steps_per_epoch - first_step)
+      throw Error("training diverged: every step of epoch " + std::to_string(epoch + 1) +
+                  " had a non-finite loss and was skipped (try a lower --lr or --clip-norm)");
     report.epoch = ++epoch;
     report.steps = steps_per_epoch;
-    report.train_loss = train_loss / static_cast<double>(train_data->rows());
+    report.train_loss = train_loss / static_cast<double>(trained_rows);
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::int64_t processed_rows = train_data->rows() - first_step * batch_size;
     report.samples_per_second =
-        report.seconds > 0 ? static_cast<double>(train_data->rows()) / report.seconds : 0.0;
+        report.seconds > 0 ? static_cast<double>(processed_rows) / report.seconds : 0.0;
     report.learning_rate = learning_rate(std::max<std::int64_t>(step - 1, 0));
     report.val_loss = validation_loss();
+    if (!std::isfinite(report.val_loss) && config.on_nonfinite == NonFinitePolicy::stop)
+      throw Error("training diverged: the validation loss after epoch " + std::to_string(epoch) +
+                  " is " + std::to_string(report.val_loss) + "; the checkpoint of epoch " +
+                  std::to_string(epoch - 1) +
+                  " is the last good state (try a lower --lr or --clip-norm)");
     return report;
   }
 
@@ -285,16 +311,13 @@ struct Trainer::Impl {
   // not the reconstruction).
   double validation_loss() {
     if (validation_data->rows() == 0) return 0.0;
-    std::vector<std::int64_t> counts;
-    for (std::int64_t first = 0; first < validation_data->rows(); first += batch_size) {
-      counts.push_back(std::min(batch_size, validation_data->rows() - first));
-      forward_with_loss(*validation_data, validation_ids.data() + first, counts.back(),
-                        validation_losses.data() + counts.size() - 1);
-    }
+    for (std::int64_t b = 0; b < validation_data->batches(); ++b)
+      forward_with_loss(*validation_data, b, validation_losses.data() + b);
     const std::vector<float> losses = validation_losses.download();
     double total = 0.0;
-    for (std::size_t b = 0; b < counts.size(); ++b)
-      total += static_cast<double>(losses[b]) * static_cast<double>(counts[b]);
+    for (std::int64_t b = 0; b < validation_data->batches(); ++b)
+      total += static_cast<double>(losses[b]) *
+               static_cast<double>(validation_data->batch_size(b));
     return total / static_cast<double>(validation_data->rows());
   }
 };
@@ -316,12 +339,14 @@ void check_training_input(const ModelConfig& model, const TrainConfig& config,
   require(!model.tied_weights || output_heads(config.loss) == 1,
           std::string("tied weights need one output per column; --loss ") +
               loss_name(config.loss) + " has " + std::to_string(output_heads(config.loss)));
-}
-
-// The model with its output layer sized for the loss's heads.
-ModelConfig with_heads(ModelConfig model, LossKind loss) {
-  model.output_heads = output_heads(loss);
-  return model;
+  require(config.loss_params.dispersion == Dispersion::entry || dispersion_head(config.loss) >= 0,
+          std::string("--dispersion feature needs a loss with a dispersion (nb, zinb, "
+                      "hurdle_nb); --loss ") +
+              loss_name(config.loss) + " has none");
+  require(!config.loss_params.size_factors || log_mean_head(config.loss) >= 0,
+          std::string("--size-factors needs a loss with a log-mean (poisson, nb, zinb, hurdle, "
+                      "hurdle_nb); --loss ") +
+              loss_name(config.loss) + " has none");
 }
 
 }  // namespace
@@ -332,9 +357,36 @@ std::unique_ptr<Trainer::Impl> Trainer::make_impl(Backend& backend, const ModelC
   check_training_input(model, config, data);
   const auto split = split_rows(data.rows, config.val_fraction, config.seed);
   const float scale = config.scale == ScaleMode::max ? std::max(1.0f, max_value(data.values)) : 1.0f;
-  return std::make_unique<Impl>(backend, with_heads(model, config.loss), config, scale,
-                                select_rows(data, split.first),
-                                select_rows(data, split.second));
+  const Matrix train_rows = select_rows(data, split.first);
+  const Matrix validation_rows = select_rows(data, split.second);
+  const ModelConfig shaped = with_loss_heads(model, config.loss, config.loss_params);
+  const auto build = [&](std::int64_t batch_size) {
+    TrainConfig sized = config;
+    sized.batch_size = batch_size;
+    return std::make_unique<Impl>(backend, shaped, sized, scale, train_rows, validation_rows);
+  };
+  try {
+    return build(config.batch_size);
+  } catch (const OutOfDeviceMemory& out_of_memory) {
+    // Everything allocated so far was released on the way here: find the largest batch that
+    // fits by building the trainer again, so the advice is measured rather than estimated.
+    std::int64_t fits = 0;
+    std::int64_t too_large = std::min(config.batch_size, train_rows.rows);
+    while (too_large - fits > 1) {
+      const std::int64_t trial = fits + (too_large - fits) / 2;
+      try {
+        build(trial);
+        fits = trial;
+      } catch (const OutOfDeviceMemory&) {
+        too_large = trial;
+      }
+    }
+    throw Error(std::string(out_of_memory.what()) +
+                (fits > 0 ? "; the largest batch that fits is " + std::to_string(fits) +
+                                " rows (--batch " + std::to_string(fits) + ")"
+                          : "; not even a batch of 1 row fits: the data and the model alone "
+                            "exceed the device's memory"));
+  }
 }
 
 Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
@@ -350,8 +402,11 @@ Trainer::~Trainer() = default;
 std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
   std::vector<EpochReport> reports;
   Impl& t = *impl_;
+  t.stopped = false;
   while (t.epoch < t.config.epochs) {
-    EpochReport report = t.run_epoch(observer);
+    const std::optional<EpochReport> epoch_report = t.run_epoch(observer);
+    if (!epoch_report) break;
+    const EpochReport& report = *epoch_report;
     if (report.val_loss < t.best_val_loss) {
       t.best_val_loss = report.val_loss;
       t.epochs_without_improvement = 0;
@@ -371,11 +426,13 @@ std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
   return reports;
 }
 
+bool Trainer::interrupted() const { return impl_->stopped; }
 double Trainer::validation_loss() { return impl_->validation_loss(); }
 const HostCsr& Trainer::validation_counts() const { return impl_->validation_raw; }
 Network& Trainer::network() { return impl_->net; }
 const TrainConfig& Trainer::config() const { return impl_->config; }
 float Trainer::scale() const { return impl_->scale; }
+double Trainer::reference_library_size() const { return impl_->input.reference_library_size; }
 int Trainer::completed_epochs() const { return impl_->epoch; }
 std::int64_t Trainer::completed_steps() const { return impl_->step; }
 std::int64_t Trainer::train_rows() const { return impl_->train_data->rows(); }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The sanitized checks, CPU only; scripts/run-tests.sh runs both after the main suite.
+#   scripts/sanitizers.sh tests   the test suite built with AddressSanitizer and UBSan (gcc) in
+#                                 build-asan and run there, but for LossEvidence.* (10 losses
+#                                 trained to compare their outcomes: 10 minutes under ASan, and no
+#                                 code the other training tests do not run) and the package
+#                                 consumer (which links without the sanitizer runtimes); the main
+#                                 build runs both
+#   scripts/sanitizers.sh fuzz    each file parser's libFuzzer harness (clang, ASan + UBSan) built
+#                                 in build-fuzz and run for SPARSEAE_FUZZ_SECONDS (default 20)
+#                                 seconds from its seed corpus in tests/fuzz/corpus/<parser>
+# With no argument, both. Any finding fails the script. A fuzzer keeps the input that broke it in
+# build-fuzz/crashes/: make it a case of tests/bad_input_test.cpp and a seed of its corpus.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# UBSan stops at the first finding, with a stack trace. LeakSanitizer (part of ASan) needs no
+# suppressions: OpenBLAS and libgomp keep their buffers reachable until exit.
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=detect_leaks=1
+
+sanitized_tests() {
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEAE_ENABLE_CUDA=OFF \
+    -DSPARSEAE_SANITIZE=address,undefined >/dev/null
+  cmake --build build-asan -j "$(nproc)" --target sparseae_tests  # and sae, which it runs
+  build-asan/tests/sparseae_tests --gtest_filter='-LossEvidence.*' --gtest_brief=1 --gtest_color=no
+}
+
+fuzz() {
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSPARSEAE_ENABLE_CUDA=OFF -DSPARSEAE_BUILD_TESTS=OFF -DSPARSEAE_SANITIZE=address,undefined \
+    -DSPARSEAE_BUILD_FUZZERS=ON >/dev/null
+  local parsers=(mtx npy csv checkpoint)
+  cmake --build build-fuzz -j "$(nproc)" --target "${parsers[@]/#/fuzz_}"
+  local seconds=${SPARSEAE_FUZZ_SECONDS:-20} crashes=$PWD/build-fuzz/crashes status=0
+  mkdir -p "$crashes"
+  for parser in "${parsers[@]}"; do
+    # New inputs go to a scratch corpus (the first directory), not among the seeds; in memory
+    # where there is a tmpfs, since every input is written to a file.
+    local scratch log=build-fuzz/fuzz-$parser.log
+    scratch=$(mktemp -d -p "$([[ -d /dev/shm ]] && echo /dev/shm || echo "${TMPDIR:-/tmp}")")
+    mkdir "$scratch/corpus" "$scratch/tmp"
+    if TMPDIR=$scratch/tmp "build-fuzz/tests/fuzz/fuzz_$parser" -max_total_time="$seconds" \
+      -print_final_stats=1 -artifact_prefix="$crashes/$parser-" "$scratch/corpus" \
+      "tests/fuzz/corpus/$parser" >"$log" 2>&1; then
+      echo "fuzz_$parser: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$log"), no finding"
+    else
+      status=1
+      echo "fuzz_$parser: FINDING (input kept in $crashes/):"
+      tail -n 40 "$log"
+    fi
+    rm -rf "$scratch"
+  done
+  return $status
+}
+
+case "${1:-all}" in
+  tests) sanitized_tests ;;
+  fuzz) fuzz ;;
+  all)
+    sanitized_tests
+    fuzz
+    ;;
+  *)
+    echo "usage: scripts/sanitizers.sh [tests|fuzz]" >&2
+    exit 2
+    ;;
+esac
