@@ -8,8 +8,9 @@ set(SPARSEAE_SANITIZE "" CACHE STRING "Sanitizers to build with, e.g. address,un
 option(SPARSEAE_BUILD_FUZZERS "Build the libFuzzer harnesses of the file parsers (clang)" OFF)
 
 if(SPARSEAE_SANITIZE)
-  add_compile_options(
-    "$<$<COMPILE_LANGUAGE:CXX>:-fsanitize=${SPARSEAE_SANITIZE};-fno-sanitize-recover=all;-fno-omit-frame-pointer;-g1>")
+  set(sanitize_flags -fsanitize=${SPARSEAE_SANITIZE} -fno-sanitize-recover=all
+                     -fno-omit-frame-pointer -g1)
+  add_compile_options("$<$<COMPILE_LANGUAGE:CXX>:${sanitize_flags}>")
   add_link_options("-fsanitize=${SPARSEAE_SANITIZE}")
 endif()
 

@@ -2,10 +2,10 @@
 # The sanitized checks, CPU only; scripts/run-tests.sh runs both after the main suite.
 #   scripts/sanitizers.sh tests   the test suite built with AddressSanitizer and UBSan (gcc) in
 #                                 build-asan and run there, but for LossEvidence.* (10 losses
-#                                 trained to compare their outcomes: 10 minutes under ASan, and no
-#                                 code the other training tests do not run) and the package
-#                                 consumer (which links without the sanitizer runtimes); the main
-#                                 build runs both
+#                                 trained to compare their outcomes: by far the slowest test
+#                                 under ASan, and no code the other training tests do not run)
+#                                 and the package consumer (which links without the sanitizer
+#                                 runtimes); the main build runs both
 #   scripts/sanitizers.sh fuzz    each file parser's libFuzzer harness (clang, ASan + UBSan) built
 #                                 in build-fuzz and run for SPARSEAE_FUZZ_SECONDS (default 20)
 #                                 seconds from its seed corpus in tests/fuzz/corpus/<parser>
@@ -23,7 +23,26 @@ sanitized_tests() {
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEAE_ENABLE_CUDA=OFF \
     -DSPARSEAE_SANITIZE=address,undefined >/dev/null
   cmake --build build-asan -j "$(nproc)" --target sparseae_tests  # and sae, which it runs
-  build-asan/tests/sparseae_tests --gtest_filter='-LossEvidence.*' --gtest_brief=1 --gtest_color=no
+  # The tests run one at a time, most on one core: a shard per core. Idle OpenMP threads would
+  # spin against the other shards' (see the README), so they wait passively.
+  local shards pids=() status=0
+  shards=$(nproc)
+  for ((shard = 0; shard < shards; ++shard)); do
+    OMP_WAIT_POLICY=passive GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$shard \
+      build-asan/tests/sparseae_tests --gtest_filter='-LossEvidence.*' --gtest_brief=1 \
+      --gtest_color=no >"build-asan/shard-$shard.log" 2>&1 &
+    pids+=($!)
+  done
+  for shard in "${!pids[@]}"; do
+    local log=build-asan/shard-$shard.log
+    if wait "${pids[$shard]}"; then
+      echo "sanitized tests, shard $shard of $shards: $(grep -E '^\[  PASSED' "$log")"
+    else
+      status=1
+      cat "$log"
+    fi
+  done
+  return $status
 }
 
 fuzz() {
