@@ -8,7 +8,9 @@
 #                                 runtimes); the main build runs both
 #   scripts/sanitizers.sh fuzz    each file parser's libFuzzer harness (clang, ASan + UBSan) built
 #                                 in build-fuzz and run for SPARSEAE_FUZZ_SECONDS (default 20)
-#                                 seconds from its seed corpus in tests/fuzz/corpus/<parser>
+#                                 seconds from its seed corpus in tests/fuzz/corpus/<parser>,
+#                                 with libFuzzer's seed SPARSEAE_FUZZ_SEED (default 1, so that CI
+#                                 mutates alike on every run; 0 draws one, to explore further)
 # With no argument, both. Any finding fails the script. A fuzzer keeps the input that broke it in
 # build-fuzz/crashes/: make it a case of tests/bad_input_test.cpp and a seed of its corpus.
 set -euo pipefail
@@ -51,7 +53,8 @@ fuzz() {
     -DSPARSEAE_BUILD_FUZZERS=ON >/dev/null
   local parsers=(mtx npy csv checkpoint)
   cmake --build build-fuzz -j "$(nproc)" --target "${parsers[@]/#/fuzz_}"
-  local seconds=${SPARSEAE_FUZZ_SECONDS:-20} crashes=$PWD/build-fuzz/crashes status=0
+  local seconds=${SPARSEAE_FUZZ_SECONDS:-20} seed=${SPARSEAE_FUZZ_SEED:-1}
+  local crashes=$PWD/build-fuzz/crashes status=0
   mkdir -p "$crashes"
   for parser in "${parsers[@]}"; do
     # New inputs go to a scratch corpus (the first directory), not among the seeds; in memory
@@ -60,7 +63,7 @@ fuzz() {
     scratch=$(mktemp -d -p "$([[ -d /dev/shm ]] && echo /dev/shm || echo "${TMPDIR:-/tmp}")")
     mkdir "$scratch/corpus" "$scratch/tmp"
     if TMPDIR=$scratch/tmp "build-fuzz/tests/fuzz/fuzz_$parser" -max_total_time="$seconds" \
-      -print_final_stats=1 -artifact_prefix="$crashes/$parser-" "$scratch/corpus" \
+      -seed="$seed" -print_final_stats=1 -artifact_prefix="$crashes/$parser-" "$scratch/corpus" \
       "tests/fuzz/corpus/$parser" >"$log" 2>&1; then
       echo "fuzz_$parser: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$log"), no finding"
     else

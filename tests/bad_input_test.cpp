@@ -424,6 +424,8 @@ TEST_F(BadInput, CheckpointWithABadConfigurationOrLength) {
     return checkpoint_bytes(parts);
   };
   const std::string& json = good.configuration;
+  std::uint64_t parameters = 0;
+  std::memcpy(&parameters, good.tail.data(), sizeof parameters);
   const auto parameter_count = [](std::int64_t hidden) {
     ModelConfig model;
     model.input_dim = 4;
@@ -454,6 +456,9 @@ TEST_F(BadInput, CheckpointWithABadConfigurationOrLength) {
       {with_configuration(replaced(json, "\"hidden\": [3]", "\"hidden\": [40]")),
        ": checkpoint holds " + parameter_count(3) + " parameters, its model configuration needs " +
            parameter_count(40)},
+      // Found with the checkpoint fuzzer's harness: no parameters at all.
+      {with_tail(std::string(8, '\0') + good.tail.substr(8 + 4 * sizeof(float) * parameters)),
+       ": checkpoint holds 0 parameters, its model configuration needs " + parameter_count(3)},
       {with_tail(good.tail.substr(0, 12)), ": truncated checkpoint (parameters)"},
       {with_tail(good.tail.substr(0, good.tail.size() - 1)),
        ": truncated checkpoint (patience counter)"},

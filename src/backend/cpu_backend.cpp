@@ -69,15 +69,15 @@ void* CpuBackend::allocate_bytes(std::size_t bytes) {
 void CpuBackend::free_bytes(void* pointer) noexcept { ::operator delete(pointer, kAlignment); }
 
 void CpuBackend::upload_bytes(void* destination, const void* host_source, std::size_t bytes) {
-  std::memcpy(destination, host_source, bytes);
+  if (bytes != 0) std::memcpy(destination, host_source, bytes);
 }
 
 void CpuBackend::download_bytes(void* host_destination, const void* source, std::size_t bytes) {
-  std::memcpy(host_destination, source, bytes);
+  if (bytes != 0) std::memcpy(host_destination, source, bytes);
 }
 
 void CpuBackend::copy_bytes(void* destination, const void* source, std::size_t bytes) {
-  std::memmove(destination, source, bytes);
+  if (bytes != 0) std::memmove(destination, source, bytes);
 }
 
 void CpuBackend::fill_zero_bytes(void* destination, std::size_t bytes) {

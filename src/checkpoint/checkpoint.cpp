@@ -73,6 +73,7 @@ class ByteReader {
  private:
   void take(void* out, std::size_t size, const char* what) {
     require(size <= end_ - position_, path_ + ": truncated checkpoint (" + what + ")");
+    if (size == 0) return;  // out may be the null data() of an empty vector
     std::memcpy(out, bytes_.data() + position_, size);
     position_ += size;
   }
