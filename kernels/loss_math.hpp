@@ -230,8 +230,9 @@ struct NbTerm {
   double d_phi;
 };
 
-SAE_HD NbTerm nb_term(float eta, float phi_raw, float x) {
-  const NbParts p = nb_parts(eta, phi_raw);
+// From parts already at hand, so that a caller that needs them as well (ztnb_term) computes
+// them once.
+SAE_HD NbTerm nb_term(const NbParts& p, float x) {
   const RateD& r = p.r;
   const double theta = p.theta;
   const double t = p.t;
@@ -246,6 +247,10 @@ SAE_HD NbTerm nb_term(float eta, float phi_raw, float x) {
   const double d_log_mu = (r.rate - xd) * share;
   const double d_phi = zero - mu_share + xd * share - theta * ratio_slope;
   return {value, d_log_mu * r.log_slope, d_phi * p.phi_slope};
+}
+
+SAE_HD NbTerm nb_term(float eta, float phi_raw, float x) {
+  return nb_term(nb_parts(eta, phi_raw), x);
 }
 
 // log(1 - e^-mu) for mu >= 0 given log mu: exact where mu underflows.
@@ -269,7 +274,7 @@ SAE_HD double nb_log_zero(const NbParts& p) {
 // derivative and m (1 - q) to the log-dispersion's; both stay finite as Z underflows.
 SAE_HD NbTerm ztnb_term(float eta, float phi_raw, float x) {
   const NbParts p = nb_parts(eta, phi_raw);
-  const NbTerm nb = nb_term(eta, phi_raw, x);
+  const NbTerm nb = nb_term(p, x);
   const double log_zero = nb_log_zero(p);
   const double zero = exp(log_zero);
   const double q = exp(p.r.log_rate - softplus_d(p.t) - log_zero);

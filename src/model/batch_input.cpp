@@ -22,6 +22,11 @@ double median(std::vector<double> totals) {
   return value > 0.0 ? value : 1.0;
 }
 
+void require_row_capacity(std::int64_t rows, std::size_t capacity) {
+  require(rows <= static_cast<std::int64_t>(capacity),
+          "batch input: batch exceeds the rows it was sized for");
+}
+
 }  // namespace
 
 double median_row_total(const HostCsr& counts) {
@@ -77,16 +82,14 @@ ConstDenseView BatchInput::input(ConstDenseView batch) {
 
 const float* BatchInput::log_offsets(CsrView batch) {
   if (!options_.size_factors) return nullptr;
-  require(batch.rows <= static_cast<std::int64_t>(offsets_.size()),
-          "batch input: batch exceeds the rows it was sized for");
+  require_row_capacity(batch.rows, offsets_.size());
   backend_.row_log_size_factors(batch, log_reference_, offsets_.data());
   return offsets_.data();
 }
 
 const float* BatchInput::log_offsets(ConstDenseView batch) {
   if (!options_.size_factors) return nullptr;
-  require(batch.rows <= static_cast<std::int64_t>(offsets_.size()),
-          "batch input: batch exceeds the rows it was sized for");
+  require_row_capacity(batch.rows, offsets_.size());
   backend_.row_log_size_factors(batch, log_reference_, offsets_.data());
   return offsets_.data();
 }
