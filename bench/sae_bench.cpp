@@ -14,7 +14,11 @@
 // with --peak-flops / --peak-bandwidth.
 //
 //   sae-bench --backend cpu --rows 100000 --epochs 3 --warmup 1 --losses mse,poisson
-//             --batches 256,1024,4096 [--json out.json] [--write-dense rows.npy]
+//             --batches 256,1024,4096 [--placements resident,stream] [--json out.json]
+//             [--write-dense rows.npy]
+//
+// --placements: where the rows live while training (TrainConfig::placement): resident on the
+// device (the default), or streamed from host memory (workload names end in /stream).
 //
 // Prints a table, and with --json writes the run and every workload as one JSON object.
 #include <algorithm>
@@ -46,6 +50,7 @@ struct Arguments {
   int warmup = 1;
   std::vector<std::string> losses{"mse", "poisson"};
   std::vector<std::int64_t> batches{256, 1024, 4096};
+  std::vector<std::string> placements{"resident"};
   std::int64_t loss_every = 0;  // 0: the loss is read back at epoch end only
   double peak_flops = 0;        // 0: measured
   double peak_bandwidth = 0;    // 0: measured
@@ -65,7 +70,8 @@ std::vector<std::string> split_list(const std::string& text) {
 const char* const kUsage =
     "usage: sae-bench [--backend auto|cpu|cuda] [--rows N] [--epochs N] [--warmup N]\n"
     "                 [--losses mse,poisson] [--batches 256,1024,4096] [--loss-every K]\n"
-    "                 [--peak-flops F] [--peak-bandwidth B] [--json PATH] [--write-dense PATH]\n";
+    "                 [--placements resident,stream] [--peak-flops F] [--peak-bandwidth B]\n"
+    "                 [--json PATH] [--write-dense PATH]\n";
 
 Arguments parse(int argc, char** argv) {
   Arguments a;
@@ -90,6 +96,11 @@ Arguments parse(int argc, char** argv) {
     else if (name == "--batches") {
       a.batches.clear();
       for (const std::string& b : split_list(value)) a.batches.push_back(std::stoll(b));
+    } else if (name == "--placements") {
+      a.placements = split_list(value);
+      for (const std::string& p : a.placements)
+        require(p == "resident" || p == "stream",
+                "--placements takes resident and stream, not '" + p + "'");
     } else if (name == "--loss-every")
       a.loss_every = std::stoll(value);
     else if (name == "--peak-flops")
@@ -217,6 +228,7 @@ struct Result {
   std::string name;
   std::string loss;
   std::int64_t batch = 0;
+  std::string placement;  // "resident" or "stream"
   std::int64_t steps_per_epoch = 0;
   std::vector<double> epoch_seconds;  // the timed epochs
   double median_seconds = 0;
@@ -229,11 +241,14 @@ struct Result {
 };
 
 Result run_workload(sparseae::Backend& backend, const sparseae::HostCsr& data, const Arguments& a,
-                    const std::string& loss, std::int64_t batch, const Peaks& peaks) {
+                    const std::string& loss, std::int64_t batch, const std::string& placement,
+                    const Peaks& peaks) {
   Result r;
   r.loss = loss;
   r.batch = batch;
-  r.name = "users/" + loss + "/b" + std::to_string(batch) + "/fp32";
+  r.placement = placement;
+  r.name = "users/" + loss + "/b" + std::to_string(batch) + "/fp32" +
+           (placement == "stream" ? "/stream" : "");
   sparseae::ModelConfig model;  // the defaults are the users' model
   model.input_dim = data.cols;
   sparseae::TrainConfig config;
@@ -242,11 +257,13 @@ Result run_workload(sparseae::Backend& backend, const sparseae::HostCsr& data, c
   config.epochs = a.warmup + a.epochs;
   config.val_fraction = 0.0;
   config.loss_every = a.loss_every;
+  config.placement = sparseae::parse_data_placement(placement);
   const auto setup_start = std::chrono::steady_clock::now();
   sparseae::Trainer trainer(backend, model, config, data);
   backend.synchronize();
   r.setup_seconds = seconds_since(setup_start);
   r.steps_per_epoch = (trainer.train_rows() + batch - 1) / batch;
+  std::fprintf(stderr, "%s: data %s\n", r.name.c_str(), trainer.data_placement().c_str());
 
   sparseae::TrainObserver observer;
   // With an on_step the trainer reads the loss back every loss_every steps, as the CLI's
@@ -320,8 +337,8 @@ void write_json(const std::string& path, const std::string& description, const A
       seconds += (e ? ", " : "") + number(r.epoch_seconds[e]);
     out << (i ? "," : "") << "\n    {\"name\": " << json_string(r.name)
         << ", \"loss\": " << json_string(r.loss) << ", \"batch\": " << r.batch
-        << ", \"precision\": \"fp32\", \"steps_per_epoch\": " << r.steps_per_epoch
-        << ", \"epoch_seconds\": [" << seconds
+        << ", \"precision\": \"fp32\", \"placement\": " << json_string(r.placement)
+        << ", \"steps_per_epoch\": " << r.steps_per_epoch << ", \"epoch_seconds\": [" << seconds
         << "], \"median_epoch_ms\": " << number(1e3 * r.median_seconds)
         << ", \"samples_per_second\": " << number(r.samples_per_second)
         << ", \"epoch_flops\": " << number(r.costs.flops)
@@ -388,11 +405,12 @@ int main(int argc, char** argv) {
 
     std::vector<Result> results;
     for (const std::string& loss : a.losses)
-      for (std::int64_t batch : a.batches) {
-        results.push_back(run_workload(*backend, data, a, loss, batch, peaks));
-        std::fprintf(stderr, "%s: %.0f samples/s\n", results.back().name.c_str(),
-                     results.back().samples_per_second);
-      }
+      for (std::int64_t batch : a.batches)
+        for (const std::string& placement : a.placements) {
+          results.push_back(run_workload(*backend, data, a, loss, batch, placement, peaks));
+          std::fprintf(stderr, "%s: %.0f samples/s\n", results.back().name.c_str(),
+                       results.back().samples_per_second);
+        }
     print_table(results, backend->kind() == sparseae::BackendKind::cuda);
     if (!a.json.empty()) write_json(a.json, description, a, data, peaks, results);
   } catch (const std::exception& error) {

@@ -17,7 +17,8 @@
 #                                 results file: sae-bench on cuda (the users' model, 1M generated
 #                                 rows, mse and poisson, batch 256/1024/4096) and the PyTorch peer
 #                                 (bench/torch_peer.py, eager and torch.compile) on the same rows,
-#                                 and the kernels' micro-benchmarks (bench/kernels_bench.cpp)
+#                                 streamed rows against resident ones (mse, batch 1024), and the
+#                                 kernels' micro-benchmarks (bench/kernels_bench.cpp)
 #
 # With the device tool: run `scripts/gpu-check.sh bundle` here, then
 #   run(command="scripts/gpu-check.sh run", carry=[".gpu-bundle.tar.gz"], timeout_s=540)
@@ -109,6 +110,10 @@ run_checks() {
       --json "$out/torch-peer-cuda.jsonl" --compare "$out/sae-bench-cuda.json"
   fi
   rm -f "$rows"
+  # Streamed rows (copied from page-locked host memory while the batch before computes) against
+  # resident ones, side by side.
+  step sae-bench-stream "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 3 --warmup 1 \
+    --losses mse --batches 1024 --placements resident,stream --json "$out/sae-bench-stream.json"
   step kernels-bench "$bin/kernels_bench" --backend=cuda --benchmark_min_time=0.2
   if [[ $mode == all ]]; then
     {

@@ -315,6 +315,28 @@ TEST_F(Cli, ResumeContinuesTheRunExactly) {
   EXPECT_EQ(wrong.err, "sae: error: narrow.mtx: 64 columns, the model in split.ckpt expects 512\n");
 }
 
+TEST_F(Cli, StreamedTrainingSaysSoAndTrainsAsResident) {
+  ensure_data();
+  const std::string common = " --data x.mtx --hidden 16 --latent 4 --epochs 2 --backend cpu";
+  const Result resident = sae("train --placement resident --checkpoint resident.ckpt" + common);
+  ASSERT_TRUE(succeeded(resident));
+  EXPECT_TRUE(contains(resident.err, "\ndata resident (chosen): ")) << resident.err;
+  // A budget below the rows' size streams them under --placement auto; a resumed run may change
+  // the placement, which is not part of its configuration.
+  const Result streamed =
+      sae("train --device-memory-budget 0.01 --epochs 1 --checkpoint streamed.ckpt" + common);
+  ASSERT_TRUE(succeeded(streamed));
+  EXPECT_TRUE(contains(streamed.err, "\ndata streamed: ")) << streamed.err;
+  EXPECT_TRUE(contains(streamed.err, " exceed a 10.2 KiB device-memory budget")) << streamed.err;
+  const Result resumed =
+      sae("train --resume streamed.ckpt --placement stream --epochs 2 --checkpoint streamed.ckpt "
+          "--data x.mtx --backend cpu");
+  ASSERT_TRUE(succeeded(resumed));
+  EXPECT_TRUE(contains(resumed.err, "\ndata streamed (chosen): ")) << resumed.err;
+  EXPECT_TRUE(load_checkpoint(file("streamed.ckpt")).state.parameters ==
+              load_checkpoint(file("resident.ckpt")).state.parameters);
+}
+
 // The checkpoint names its data file by its absolute path: eval without --data and a resume
 // without --data find it from another working directory. --resume takes the flags that leave
 // the configuration alone (here --epochs, --checkpoint, --loss-every, --latents, --json, --quiet,
@@ -560,6 +582,10 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --loss weighted_mse --zero-weight -0.5 --data missing.mtx --backend cpu", 1,
        "sae: error: zero-target weight of weighted_mse (--zero-weight) must be finite and "
        "non-negative"},
+      {"train --placement device --data missing.mtx --backend cpu", 1,
+       "sae: error: unknown data placement 'device': expected auto, resident or stream"},
+      {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --device-memory-budget must be a size in MiB, at least 0"},
       {"train --zero-weight lots --backend cpu", 1,
        "sae: error: sae train: --zero-weight: 'lots' is not a number"},
       {"train --data missing.mtx --backend cpu", 1,

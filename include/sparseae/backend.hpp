@@ -47,6 +47,27 @@ class Backend {
   // process and the CUDA context included); 0 where the backend works in host memory. What the
   // benchmark reports as peak device memory.
   virtual std::size_t device_memory_used() const { return 0; }
+  // Bytes of device memory free now, as the driver reports it; 0 where the backend works in
+  // host memory (its data needs no second copy). What an automatic data placement budgets from.
+  virtual std::size_t device_memory_free() const { return 0; }
+
+  // ---- staged uploads (the streaming loader, src/train/row_source.cpp) ----
+  // Host memory that upload_async may read: page-locked on cuda, so the copy engine reads it
+  // while kernels run; ordinary memory on cpu.
+  virtual void* allocate_pinned_bytes(std::size_t bytes) = 0;
+  virtual void free_pinned_bytes(void* pointer) noexcept = 0;
+  // Copies of host data that overlap with the ops around them, in kUploadSlots groups: a group
+  // is begin_uploads(slot), any number of upload_async(slot, ...), then use_uploads(slot).
+  // begin_uploads waits (on the host) until the slot's previous group has read its host memory,
+  // so the caller may then refill that memory; the group's copies run after every op issued
+  // before begin_uploads, so they may overwrite device memory those ops read. Ops issued after
+  // use_uploads wait for the group's copies; ops issued between begin_uploads and use_uploads
+  // do not. The cpu backend copies at once.
+  static constexpr int kUploadSlots = 2;
+  virtual void begin_uploads(int slot) = 0;
+  virtual void upload_async(int slot, void* destination, const void* pinned_source,
+                            std::size_t bytes) = 0;
+  virtual void use_uploads(int slot) = 0;
 
   // ---- dense and sparse products ----
   // c = alpha * op(a) * op(b) + beta * c, all row-major. With beta == 0, c's old contents are

@@ -75,4 +75,46 @@ class Buffer {
   std::size_t size_ = 0;
 };
 
+// Owning, typed, move-only array of host memory that the backend's upload_async reads
+// (page-locked on cuda). The host reads and writes it directly.
+template <typename T>
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  PinnedBuffer(Backend& backend, std::size_t size) : backend_(&backend), size_(size) {
+    if (size_ > 0) data_ = static_cast<T*>(backend.allocate_pinned_bytes(size_ * sizeof(T)));
+  }
+  ~PinnedBuffer() { release(); }
+
+  PinnedBuffer(PinnedBuffer&& other) noexcept
+      : backend_(std::exchange(other.backend_, nullptr)),
+        data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)) {}
+  PinnedBuffer& operator=(PinnedBuffer&& other) noexcept {
+    if (this != &other) {
+      release();
+      backend_ = std::exchange(other.backend_, nullptr);
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+
+  T* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  void release() noexcept {
+    if (data_ != nullptr) backend_->free_pinned_bytes(data_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+
+  Backend* backend_ = nullptr;
+  T* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 }  // namespace sparseae

@@ -30,6 +30,16 @@ enum class NonFinitePolicy : std::int32_t { stop, skip };
 NonFinitePolicy parse_nonfinite_policy(const std::string& name);
 const char* nonfinite_policy_name(NonFinitePolicy policy);
 
+// Where the rows live while training: resident (uploaded once, each batch gathered on the
+// device), streamed (kept in host memory, each batch gathered on the host and copied to the
+// device through page-locked staging memory while the batch before it computes; the same batches,
+// so the same training), or automatic: resident when the data fits
+// TrainConfig::device_memory_budget, streamed otherwise. Streamed rows are CSR, whatever the
+// file held. Names: "auto", "resident", "stream".
+enum class DataPlacement : std::int32_t { automatic, resident, streamed };
+DataPlacement parse_data_placement(const std::string& name);
+const char* data_placement_name(DataPlacement placement);
+
 enum class LrSchedule : std::int32_t { constant, cosine };
 LrSchedule parse_lr_schedule(const std::string& name);
 const char* lr_schedule_name(LrSchedule schedule);
@@ -73,6 +83,11 @@ struct TrainConfig {
   std::int64_t loss_every = 50;  // steps between loss read-backs for progress reports
   PenaltyConfig penalty;
   NonFinitePolicy on_nonfinite = NonFinitePolicy::stop;
+  DataPlacement placement = DataPlacement::automatic;
+  // The device memory the rows (training and validation) may take resident, in bytes, under
+  // DataPlacement::automatic; 0: half of the device memory free when the trainer starts. A
+  // backend without device memory of its own (cpu) keeps the rows resident.
+  std::int64_t device_memory_budget = 0;
 };
 
 struct EpochReport {
@@ -142,6 +157,9 @@ class Trainer {
   std::int64_t completed_steps() const;
   std::int64_t train_rows() const;
   std::int64_t validation_rows() const;
+  // The placement of the rows and why, one line: "resident: 24.0 MiB of rows within a
+  // 40000.0 MiB device-memory budget".
+  const std::string& data_placement() const;
 
   // Optimizer state and progress, for checkpoints.
   struct State {

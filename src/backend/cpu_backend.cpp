@@ -80,6 +80,16 @@ void CpuBackend::copy_bytes(void* destination, const void* source, std::size_t b
   if (bytes != 0) std::memmove(destination, source, bytes);
 }
 
+void CpuBackend::begin_uploads(int slot) { check_upload_slot("begin_uploads", slot); }
+
+void CpuBackend::upload_async(int slot, void* destination, const void* pinned_source,
+                              std::size_t bytes) {
+  check_upload_slot("upload_async", slot);
+  upload_bytes(destination, pinned_source, bytes);
+}
+
+void CpuBackend::use_uploads(int slot) { check_upload_slot("use_uploads", slot); }
+
 void CpuBackend::fill_zero_bytes(void* destination, std::size_t bytes) {
   std::memset(destination, 0, bytes);
 }

@@ -20,6 +20,12 @@ class CpuBackend final : public Backend {
   void copy_bytes(void* destination, const void* source, std::size_t bytes) override;
   void fill_zero_bytes(void* destination, std::size_t bytes) override;
   void synchronize() override {}
+  void* allocate_pinned_bytes(std::size_t bytes) override { return allocate_bytes(bytes); }
+  void free_pinned_bytes(void* pointer) noexcept override { free_bytes(pointer); }
+  void begin_uploads(int slot) override;
+  void upload_async(int slot, void* destination, const void* pinned_source,
+                    std::size_t bytes) override;
+  void use_uploads(int slot) override;
 
   void gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,
             ConstDenseView b, float beta, DenseView c) override;

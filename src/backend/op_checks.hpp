@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "sparseae/backend.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/matrix.hpp"
 #include "sparseae/ops.hpp"
@@ -145,6 +146,12 @@ inline void check_csr_to_dense(CsrView a, DenseView out) {
 
 inline void check_accumulate(std::int64_t n) {
   require(n >= 0, "accumulate: negative length " + std::to_string(n));
+}
+
+inline void check_upload_slot(const char* op, int slot) {
+  require(slot >= 0 && slot < Backend::kUploadSlots,
+          std::string(op) + ": upload slot " + std::to_string(slot) + " is not in [0, " +
+              std::to_string(Backend::kUploadSlots) + ")");
 }
 
 inline void check_symmetric_eigen(std::int64_t n) {

@@ -35,6 +35,9 @@ constexpr Named<OptimizerKind> kOptimizers[] = {
     {OptimizerKind::adam, "adam"}, {OptimizerKind::adamw, "adamw"}, {OptimizerKind::sgd, "sgd"}};
 constexpr Named<NonFinitePolicy> kNonFinitePolicies[] = {{NonFinitePolicy::stop, "stop"},
                                                          {NonFinitePolicy::skip, "skip"}};
+constexpr Named<DataPlacement> kDataPlacements[] = {{DataPlacement::automatic, "auto"},
+                                                    {DataPlacement::resident, "resident"},
+                                                    {DataPlacement::streamed, "stream"}};
 constexpr Named<ScaleMode> kScaleModes[] = {{ScaleMode::none, "none"}, {ScaleMode::max, "max"}};
 constexpr Named<LrSchedule> kLrSchedules[] = {{LrSchedule::constant, "constant"},
                                               {LrSchedule::cosine, "cosine"}};
@@ -99,6 +102,13 @@ NonFinitePolicy parse_nonfinite_policy(const std::string& name) {
 }
 const char* nonfinite_policy_name(NonFinitePolicy policy) {
   return name_of(kNonFinitePolicies, policy);
+}
+
+DataPlacement parse_data_placement(const std::string& name) {
+  return parse_named(kDataPlacements, "data placement", name);
+}
+const char* data_placement_name(DataPlacement placement) {
+  return name_of(kDataPlacements, placement);
 }
 
 LrSchedule parse_lr_schedule(const std::string& name) {

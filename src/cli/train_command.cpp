@@ -84,7 +84,8 @@ Options train_options() {
       .value("scale", "none|max", "none",
              "divide counts by the data's maximum (bce needs max; poisson, nb, zinb, hurdle none)")
       .value("l1", "W", "0", "L1 activity penalty weight")
-      .value("kl-beta", "W", "0", "KL sparsity penalty weight (the penalised layer must be sigmoid)")
+      .value("kl-beta", "W", "0",
+             "KL sparsity penalty weight (the penalised layer must be sigmoid)")
       .value("kl-rho", "P", "0.05", "KL sparsity target mean activation")
       .value("penalty-layer", "L", "-1", "layer the penalties act on (-1: latent)")
       .value("epochs", "N", "20", "epochs")
@@ -111,6 +112,14 @@ Options train_options() {
       .value("reconstruction", "PATH", "",
              "write every row's reconstruction (.mtx decoded counts, or .npy values)")
       .value("loss-every", "N", "50", "steps between loss read-backs for the progress bar")
+      .value("placement", "auto|resident|stream", "auto",
+             "where the rows live while training: resident on the device (each batch gathered "
+             "there), streamed from host memory (each batch copied while the one before "
+             "computes: for data larger than the device), or auto: resident when they fit "
+             "--device-memory-budget")
+      .value("device-memory-budget", "MIB", "0",
+             "device memory the rows may take resident under --placement auto (0: half the "
+             "device's free memory)")
       .value("report", "PATH", "",
              "also write a self-contained HTML report (metrics, training curves, exactness per "
              "column, wrong entries per row, and images for square column counts)")
@@ -120,6 +129,16 @@ Options train_options() {
   add_count_model_options(o);
   add_pca_option(o);
   return o;
+}
+
+// Where the rows live is not part of the configuration a checkpoint holds (either placement
+// trains alike), so a resumed run takes these options too.
+void apply_placement_options(const Options& o, TrainConfig& t) {
+  t.placement = parse_data_placement(o.text("placement"));
+  const double budget_mib = o.real("device-memory-budget");
+  require(budget_mib >= 0.0 && budget_mib < 1e12,
+          "sae train: --device-memory-budget must be a size in MiB, at least 0");
+  t.device_memory_budget = static_cast<std::int64_t>(budget_mib * 1024.0 * 1024.0);
 }
 
 RunConfig config_from(const Options& o, std::int64_t input_dim) {
@@ -181,6 +200,7 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   t.warmup_steps = o.integer("warmup");
   t.patience = static_cast<int>(o.integer("patience"));
   t.loss_every = o.integer("loss-every");
+  apply_placement_options(o, t);
   require(t.epochs >= 0, "sae train: --epochs must not be negative");
   require(t.batch_size > 0, "sae train: --batch must be positive");
   // The penalty layer must exist, and the KL penalty needs a sigmoid layer: the Trainer's own
@@ -192,9 +212,9 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
 // What --resume may be given with: where the data and the outputs come from, how long to train,
 // and how to report. Everything else would change the configuration the checkpoint holds.
 constexpr const char* kResumeOptions[] = {
-    "resume",  "epochs",         "data", "rows",  "backend", "checkpoint", "metrics-log",
-    "latents", "reconstruction", "json", "quiet", "loss-every", "decode", "report",
-    "no-pca",  "on-nan"};
+    "resume",      "epochs",  "data",           "rows",   "backend",   "checkpoint",
+    "metrics-log", "latents", "reconstruction", "json",   "quiet",     "loss-every",
+    "decode",      "report",  "no-pca",         "on-nan", "placement", "device-memory-budget"};
 
 void check_resume_options(const Options& o) {
   for (const std::string& name : o.given_names()) {
@@ -207,6 +227,8 @@ void check_resume_options(const Options& o) {
   if (o.given("epochs"))
     require(o.integer("epochs") >= 0, "sae train: --epochs must not be negative");
   if (o.given("loss-every")) o.integer("loss-every");
+  TrainConfig placement_check;
+  apply_placement_options(o, placement_check);
 }
 
 void write_epoch_log(std::ofstream& log, const EpochReport& r) {
@@ -270,6 +292,7 @@ int run_train(const Args& args) {
     if (o.given("epochs")) run.train.epochs = static_cast<int>(o.integer("epochs"));
     if (o.given("loss-every")) run.train.loss_every = o.integer("loss-every");
     if (o.given("on-nan")) run.train.on_nonfinite = parse_nonfinite_policy(o.text("on-nan"));
+    apply_placement_options(o, run.train);
   } else {
     config_from(o, 1);
   }
@@ -303,7 +326,7 @@ int run_train(const Args& args) {
               << trainer.validation_rows() << " rows, loss " << loss_name(run.train.loss)
               << (resume ? ", resumed at epoch " + std::to_string(trainer.completed_epochs())
                          : std::string())
-              << "\n";
+              << "\ndata " << trainer.data_placement() << "\n";
 
   std::ofstream log;
   if (o.given("metrics-log")) {

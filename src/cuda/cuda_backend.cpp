@@ -139,6 +139,17 @@ CudaBackend::CudaBackend() {
   SAE_CUDA_CHECK(cudaMallocHost(&pinned, sizeof(kernels::GatherStatus)));
   gather_status_host_ = PinnedMemory(pinned);
 
+  cudaStream_t copy_stream = nullptr;
+  SAE_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking));
+  copy_stream_ = CudaStream(copy_stream);
+  const auto make_event = [] {
+    cudaEvent_t event = nullptr;
+    SAE_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    return CudaEvent(event);
+  };
+  compute_mark_ = make_event();
+  for (CudaEvent& event : uploaded_) event = make_event();
+
   description_ = "cuda: device " + std::to_string(device) + " " + device_summary(properties) +
                  "; " + runtime_and_driver_versions() + ", cuBLAS " +
                  library_version(cublasGetProperty) + ", cuSPARSE " +
@@ -147,6 +158,7 @@ CudaBackend::CudaBackend() {
 
 CudaBackend::~CudaBackend() {
   // The members free memory that queued work may still read or write.
+  static_cast<void>(cudaStreamSynchronize(copy_stream_.get()));
   static_cast<void>(cudaStreamSynchronize(stream()));
 }
 
@@ -219,6 +231,48 @@ std::size_t CudaBackend::device_memory_used() const {
   std::size_t total_bytes = 0;
   SAE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   return total_bytes - free_bytes;
+}
+
+std::size_t CudaBackend::device_memory_free() const {
+  std::size_t free_bytes = 0;
+  std::size_t total_bytes = 0;
+  SAE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return free_bytes;
+}
+
+void* CudaBackend::allocate_pinned_bytes(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* pointer = nullptr;
+  SAE_CUDA_CHECK(cudaMallocHost(&pointer, bytes));
+  return pointer;
+}
+
+void CudaBackend::free_pinned_bytes(void* pointer) noexcept {
+  if (pointer == nullptr) return;
+  // cudaFreeHost does not wait for copies still reading the memory.
+  static_cast<void>(cudaStreamSynchronize(copy_stream_.get()));
+  static_cast<void>(cudaFreeHost(pointer));
+}
+
+void CudaBackend::begin_uploads(int slot) {
+  check_upload_slot("begin_uploads", slot);
+  SAE_CUDA_CHECK(cudaEventSynchronize(uploaded_[slot].get()));
+  SAE_CUDA_CHECK(cudaEventRecord(compute_mark_.get(), stream()));
+  SAE_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_.get(), compute_mark_.get(), 0));
+}
+
+void CudaBackend::upload_async(int slot, void* destination, const void* pinned_source,
+                               std::size_t bytes) {
+  check_upload_slot("upload_async", slot);
+  if (bytes == 0) return;
+  SAE_CUDA_CHECK(cudaMemcpyAsync(destination, pinned_source, bytes, cudaMemcpyHostToDevice,
+                                 copy_stream_.get()));
+}
+
+void CudaBackend::use_uploads(int slot) {
+  check_upload_slot("use_uploads", slot);
+  SAE_CUDA_CHECK(cudaEventRecord(uploaded_[slot].get(), copy_stream_.get()));
+  SAE_CUDA_CHECK(cudaStreamWaitEvent(stream(), uploaded_[slot].get(), 0));
 }
 
 // ---- dense and sparse products ----

@@ -4,6 +4,7 @@
 #include <cusolverDn.h>
 #include <cusparse.h>
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -42,6 +43,7 @@ class UniqueHandle {
 };
 
 using CudaStream = UniqueHandle<cudaStream_t, &cudaStreamDestroy>;
+using CudaEvent = UniqueHandle<cudaEvent_t, &cudaEventDestroy>;
 using CublasHandle = UniqueHandle<cublasHandle_t, &cublasDestroy_v2>;
 using CusparseHandle = UniqueHandle<cusparseHandle_t, &cusparseDestroy>;
 using CusolverHandle = UniqueHandle<cusolverDnHandle_t, &cusolverDnDestroy>;
@@ -89,6 +91,16 @@ class CudaBackend final : public Backend {
   void fill_zero_bytes(void* destination, std::size_t bytes) override;
   void synchronize() override;
   std::size_t device_memory_used() const override;
+  std::size_t device_memory_free() const override;
+  void* allocate_pinned_bytes(std::size_t bytes) override;
+  void free_pinned_bytes(void* pointer) noexcept override;
+  // The groups' copies run on a second stream (copy_stream_), ordered after the compute stream
+  // by an event, and the compute stream waits for them by another: the copy engine moves batch
+  // b + 1 while the kernels of batch b run.
+  void begin_uploads(int slot) override;
+  void upload_async(int slot, void* destination, const void* pinned_source,
+                    std::size_t bytes) override;
+  void use_uploads(int slot) override;
 
   void gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,
             ConstDenseView b, float beta, DenseView c) override;
@@ -152,6 +164,9 @@ class CudaBackend final : public Backend {
   Workspace spmm_row_offsets_;
   DeviceMemory gather_status_;       // a kernels::GatherStatus
   PinnedMemory gather_status_host_;  // its host copy
+  CudaStream copy_stream_;
+  CudaEvent compute_mark_;  // the compute stream's progress when a group of uploads begins
+  std::array<CudaEvent, kUploadSlots> uploaded_;  // each slot's last group of copies done
 };
 
 }  // namespace sparseae::detail

@@ -1,11 +1,14 @@
 #include "train/row_source.hpp"
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <numeric>
 #include <string>
 #include <vector>
 
+#include "backend/op_checks.hpp"
+#include "sparseae/buffer.hpp"
 #include "sparseae/error.hpp"
 
 namespace sparseae::detail {
@@ -27,7 +30,7 @@ std::int64_t RowSource::batch_size(std::int64_t batch) const {
 }
 
 const std::int64_t* RowSource::batch_ids(std::int64_t batch) const {
-  return row_ids_ + batch * batch_rows_;
+  return row_ids_ + batch_start(batch);
 }
 
 namespace {
@@ -86,6 +89,120 @@ class SparseRows final : public RowSource {
   CsrView current_input_;
 };
 
+// The rows stay in host memory; each batch is gathered on the host into page-locked staging
+// memory and copied into one of two device batch buffers while the previous batch computes:
+// batch b + 1's copies are issued before batch b's kernels, after those of batch b - 1, the last
+// to read the buffer they overwrite (Backend::begin_uploads). The batches are the very bytes
+// SparseRows gathers on the device, so both give the same training.
+class StreamedSparseRows final : public RowSource {
+ public:
+  StreamedSparseRows(Backend& backend, HostCsr counts, std::int64_t batch_rows,
+                     const BatchInputOptions& input)
+      : backend_(backend),
+        data_(std::move(counts)),
+        max_nnz_(max_batch_nnz(data_, batch_rows)),
+        input_(backend, input, batch_rows, max_nnz_) {
+    for (Slot& slot : slots_) {
+      slot.row_offsets = PinnedBuffer<RowOffset>(backend, static_cast<std::size_t>(batch_rows + 1));
+      slot.col_indices = PinnedBuffer<ColIndex>(backend, static_cast<std::size_t>(max_nnz_));
+      slot.values = PinnedBuffer<float>(backend, static_cast<std::size_t>(max_nnz_));
+      slot.batch = CsrBatchBuffer(backend, data_.cols, batch_rows, max_nnz_);
+    }
+  }
+
+  std::int64_t rows() const override { return data_.rows; }
+
+  void prepare_batches(const std::int64_t* row_ids, std::int64_t count,
+                       std::int64_t batch_rows) override {
+    RowSource::prepare_batches(row_ids, count, batch_rows);
+    host_ids_.resize(static_cast<std::size_t>(count));
+    backend_.download_bytes(host_ids_.data(), row_ids, host_ids_.size() * sizeof(std::int64_t));
+    for (const std::int64_t row : host_ids_)
+      require(row >= 0 && row < data_.rows, gather_bad_row_message(row, data_.rows));
+    for (int s = 0; s < Backend::kUploadSlots; ++s) {
+      close(s);
+      slots_[s].staged_batch = -1;
+    }
+  }
+
+  void forward_and_loss(Network& network, std::int64_t batch, LossKind loss,
+                        const LossParams& params, float* row_loss) override {
+    const int slot = slot_of(batch);
+    if (slots_[slot].staged_batch != batch) stage(batch);
+    close(slot);
+    if (batch + 1 < batches()) stage(batch + 1);
+    current_ = slots_[slot].batch.view(batch_size(batch), slots_[slot].nnz);
+    current_input_ = input_.input(current_);
+    network.forward(current_input_, 0, input_.log_offsets(current_));
+    backend_.reconstruction_loss(loss, params, network.output(), current_,
+                                 network.output_gradient(), row_loss);
+  }
+
+  void backward(Network& network, const Network::ActivationHook& hook) override {
+    network.backward(current_input_, hook);
+  }
+
+ private:
+  struct Slot {
+    PinnedBuffer<RowOffset> row_offsets;
+    PinnedBuffer<ColIndex> col_indices;
+    PinnedBuffer<float> values;
+    CsrBatchBuffer batch;  // backend memory
+    std::int64_t staged_batch = -1;
+    std::int64_t nnz = 0;
+    bool open = false;  // uploads begun and not yet handed to the compute stream
+  };
+
+  static int slot_of(std::int64_t batch) { return static_cast<int>(batch % Backend::kUploadSlots); }
+
+  // Gathers batch b into its slot's staging memory and issues the copies to its device buffer.
+  void stage(std::int64_t batch) {
+    const int index = slot_of(batch);
+    Slot& slot = slots_[index];
+    close(index);
+    backend_.begin_uploads(index);
+    slot.open = true;
+    const std::int64_t count = batch_size(batch);
+    const std::int64_t* ids = host_ids_.data() + batch_start(batch);
+    RowOffset nnz = 0;
+    slot.row_offsets.data()[0] = 0;
+    for (std::int64_t i = 0; i < count; ++i) {
+      const RowOffset begin = data_.row_offsets[ids[i]];
+      const RowOffset length = data_.row_offsets[ids[i] + 1] - begin;
+      std::copy_n(data_.col_indices.data() + begin, length, slot.col_indices.data() + nnz);
+      std::copy_n(data_.values.data() + begin, length, slot.values.data() + nnz);
+      nnz += length;
+      slot.row_offsets.data()[i + 1] = nnz;
+    }
+    const CsrOutput out = slot.batch.output();
+    backend_.upload_async(index, out.row_offsets, slot.row_offsets.data(),
+                          static_cast<std::size_t>(count + 1) * sizeof(RowOffset));
+    backend_.upload_async(index, out.col_indices, slot.col_indices.data(),
+                          static_cast<std::size_t>(nnz) * sizeof(ColIndex));
+    backend_.upload_async(index, out.values, slot.values.data(),
+                          static_cast<std::size_t>(nnz) * sizeof(float));
+    slot.staged_batch = batch;
+    slot.nnz = nnz;
+  }
+
+  // Hands slot's open group of uploads to the compute stream: the ops after this wait for it,
+  // and the next begin_uploads of the slot knows when its staging memory is free.
+  void close(int index) {
+    if (!slots_[index].open) return;
+    backend_.use_uploads(index);
+    slots_[index].open = false;
+  }
+
+  Backend& backend_;
+  HostCsr data_;
+  std::int64_t max_nnz_;
+  BatchInput input_;
+  std::array<Slot, Backend::kUploadSlots> slots_;
+  std::vector<std::int64_t> host_ids_;  // the prepared row ids
+  CsrView current_;
+  CsrView current_input_;
+};
+
 class DenseRows final : public RowSource {
  public:
   DenseRows(Backend& backend, const HostDense& counts, std::int64_t batch_rows,
@@ -127,9 +244,11 @@ class DenseRows final : public RowSource {
 
 }  // namespace
 
-std::unique_ptr<RowSource> make_row_source(Backend& backend, const HostCsr& counts,
-                                           std::int64_t batch_rows,
-                                           const BatchInputOptions& input) {
+std::unique_ptr<RowSource> make_row_source(Backend& backend, HostCsr counts,
+                                           std::int64_t batch_rows, const BatchInputOptions& input,
+                                           DataPlacement placement) {
+  if (placement == DataPlacement::streamed)
+    return std::make_unique<StreamedSparseRows>(backend, std::move(counts), batch_rows, input);
   return std::make_unique<SparseRows>(backend, counts, batch_rows, input);
 }
 

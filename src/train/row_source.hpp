@@ -9,6 +9,7 @@
 #include "sparseae/csr.hpp"
 #include "sparseae/io.hpp"
 #include "sparseae/network.hpp"
+#include "sparseae/trainer.hpp"
 
 namespace sparseae::detail {
 
@@ -34,8 +35,9 @@ class RowSource {
   virtual void backward(Network& network, const Network::ActivationHook& hook) = 0;
 
  protected:
-  // The row ids of batch b (backend memory).
+  // The row ids of batch b (backend memory): those from position batch_start(b) of the ids.
   const std::int64_t* batch_ids(std::int64_t batch) const;
+  std::int64_t batch_start(std::int64_t batch) const { return batch * batch_rows_; }
 
  private:
   const std::int64_t* row_ids_ = nullptr;
@@ -44,9 +46,12 @@ class RowSource {
 };
 
 // counts are uploaded as they are: the caller scales them first. input: what the network reads
-// of each batch (BatchInput).
-std::unique_ptr<RowSource> make_row_source(Backend& backend, const HostCsr& counts,
-                                           std::int64_t batch_rows, const BatchInputOptions& input);
+// of each batch (BatchInput). placement: resident uploads the rows once; streamed keeps them in
+// host memory and copies each batch to the device while the one before it computes
+// (automatic is the caller's to resolve).
+std::unique_ptr<RowSource> make_row_source(Backend& backend, HostCsr counts,
+                                           std::int64_t batch_rows, const BatchInputOptions& input,
+                                           DataPlacement placement);
 std::unique_ptr<RowSource> make_row_source(Backend& backend, const HostDense& counts,
                                            std::int64_t batch_rows, const BatchInputOptions& input);
 

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <string>
 
 #include "kernels/op_math.hpp"
 #include "sparseae/buffer.hpp"
@@ -111,6 +113,70 @@ Matrix scaled(Matrix m, float scale) {
 HostCsr as_csr(HostCsr m) { return m; }
 HostCsr as_csr(const HostDense& m) { return to_csr(m); }
 
+// Bytes the rows take in backend memory when resident.
+std::int64_t resident_bytes(const HostCsr& m) {
+  return (m.rows + 1) * static_cast<std::int64_t>(sizeof(RowOffset)) +
+         m.nnz() * static_cast<std::int64_t>(sizeof(ColIndex) + sizeof(float));
+}
+std::int64_t resident_bytes(const HostDense& m) {
+  return m.rows * m.cols * static_cast<std::int64_t>(sizeof(float));
+}
+
+struct Placement {
+  DataPlacement where;  // resident or streamed
+  std::string summary;  // Trainer::data_placement
+};
+
+Placement choose_placement(const Backend& backend, const TrainConfig& config,
+                           std::int64_t data_bytes) {
+  const auto size_text = [](double bytes) {
+    const char* unit = "B";
+    for (const char* larger : {"KiB", "MiB", "GiB", "TiB"}) {
+      if (bytes < 1024.0) break;
+      bytes /= 1024.0;
+      unit = larger;
+    }
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f %s", bytes, unit);
+    return std::string(text);
+  };
+  const std::string data = size_text(static_cast<double>(data_bytes)) + " of rows";
+  const double budget = config.device_memory_budget > 0
+                            ? static_cast<double>(config.device_memory_budget)
+                            : 0.5 * static_cast<double>(backend.device_memory_free());
+  const std::string within = " a " + size_text(budget) + " device-memory budget";
+  switch (config.placement) {
+    case DataPlacement::resident:
+      return {DataPlacement::resident, "resident (chosen): " + data};
+    case DataPlacement::streamed:
+      return {DataPlacement::streamed,
+              "streamed (chosen): " + data + ", a batch copied while the one before computes"};
+    case DataPlacement::automatic:
+    default:
+      if (budget == 0.0)
+        return {DataPlacement::resident, "resident: " + data + " in host memory (cpu backend)"};
+      if (static_cast<double>(data_bytes) <= budget)
+        return {DataPlacement::resident, "resident: " + data + " within" + within};
+      return {DataPlacement::streamed, "streamed: " + data + " exceed" + within +
+                                           ", a batch copied while the one before computes"};
+  }
+}
+
+std::unique_ptr<detail::RowSource> make_source(Backend& backend, HostCsr counts,
+                                               std::int64_t batch_rows,
+                                               const detail::BatchInputOptions& input,
+                                               DataPlacement placement) {
+  return detail::make_row_source(backend, std::move(counts), batch_rows, input, placement);
+}
+std::unique_ptr<detail::RowSource> make_source(Backend& backend, const HostDense& counts,
+                                               std::int64_t batch_rows,
+                                               const detail::BatchInputOptions& input,
+                                               DataPlacement placement) {
+  if (placement == DataPlacement::streamed)
+    return detail::make_row_source(backend, to_csr(counts), batch_rows, input, placement);
+  return detail::make_row_source(backend, counts, batch_rows, input);
+}
+
 // Loss slots per step: reconstruction, L1 penalty, KL penalty.
 constexpr std::int64_t kLossSlots = 3;
 
@@ -123,6 +189,7 @@ struct Trainer::Impl {
   HostCsr validation_raw;
   std::int64_t batch_size;
   detail::BatchInputOptions input;
+  Placement placement;
   std::unique_ptr<detail::RowSource> train_data;
   std::unique_ptr<detail::RowSource> validation_data;
   std::int64_t steps_per_epoch;
@@ -153,10 +220,12 @@ struct Trainer::Impl {
         batch_size(std::min(config_.batch_size, train_host.rows)),
         input{config_.input_transform, config_.loss_params.size_factors,
               detail::median_row_total(train_host) / scale_},
+        placement(choose_placement(backend_, config_,
+                                   resident_bytes(train_host) + resident_bytes(validation_host))),
         train_data(
-            detail::make_row_source(backend_, scaled(train_host, scale_), batch_size, input)),
-        validation_data(detail::make_row_source(backend_, scaled(validation_host, scale_),
-                                                batch_size, input)),
+            make_source(backend_, scaled(train_host, scale_), batch_size, input, placement.where)),
+        validation_data(make_source(backend_, scaled(validation_host, scale_), batch_size, input,
+                                    placement.where)),
         steps_per_epoch((train_data->rows() + batch_size - 1) / batch_size),
         total_steps(steps_per_epoch * config_.epochs),
         net(backend_, ModelLayout(model), batch_size),
@@ -437,6 +506,7 @@ int Trainer::completed_epochs() const { return impl_->epoch; }
 std::int64_t Trainer::completed_steps() const { return impl_->step; }
 std::int64_t Trainer::train_rows() const { return impl_->train_data->rows(); }
 std::int64_t Trainer::validation_rows() const { return impl_->validation_data->rows(); }
+const std::string& Trainer::data_placement() const { return impl_->placement.summary; }
 
 Trainer::State Trainer::state() const {
   const Impl& t = *impl_;
