@@ -9,6 +9,7 @@
 #include <limits>
 #include <new>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include "backend/backend_factories.hpp"
@@ -45,6 +46,49 @@ void for_column_blocks(std::int64_t cols, Body body) {
   }
 }
 
+// Calls body(std::integral_constant<Activation, A>{}) for the activation A given, so that the
+// per-element math's switch folds away and its loops vectorize.
+template <typename Body>
+void with_activation(Activation activation, Body body) {
+  using A = Activation;
+  switch (activation) {
+    case A::identity:
+      return body(std::integral_constant<A, A::identity>{});
+    case A::relu:
+      return body(std::integral_constant<A, A::relu>{});
+    case A::leaky_relu:
+      return body(std::integral_constant<A, A::leaky_relu>{});
+    case A::sigmoid:
+      return body(std::integral_constant<A, A::sigmoid>{});
+    case A::tanh:
+      return body(std::integral_constant<A, A::tanh>{});
+    case A::softplus:
+      return body(std::integral_constant<A, A::softplus>{});
+  }
+  throw Error("unknown activation " + std::to_string(static_cast<int>(activation)));
+}
+
+// Calls body(std::integral_constant<OptimizerKind, K>{}) for the kind K given: the update's
+// switch folds away and its loop vectorizes.
+template <typename Body>
+void with_optimizer(OptimizerKind kind, Body body) {
+  using K = OptimizerKind;
+  switch (kind) {
+    case K::sgd:
+      return body(std::integral_constant<K, K::sgd>{});
+    case K::adam:
+      return body(std::integral_constant<K, K::adam>{});
+    case K::adamw:
+      return body(std::integral_constant<K, K::adamw>{});
+  }
+  throw Error("unknown optimizer " + std::to_string(static_cast<int>(kind)));
+}
+
+// Column sums are taken kSumChunk columns at a time in stack arrays (a step allocates nothing):
+// in float over kRowBlock rows, which vectorizes, and those partial sums in double.
+constexpr std::int64_t kSumChunk = 256;
+constexpr std::int64_t kRowBlock = 32;
+
 }  // namespace
 
 // One thread pool, not two: gemm splits its rows over the OpenMP threads and each slab runs
@@ -62,9 +106,7 @@ std::string CpuBackend::description() const {
          openblas_get_config();
 }
 
-void* CpuBackend::allocate_bytes(std::size_t bytes) {
-  return ::operator new(bytes, kAlignment);
-}
+void* CpuBackend::allocate_bytes(std::size_t bytes) { return ::operator new(bytes, kAlignment); }
 
 void CpuBackend::free_bytes(void* pointer) noexcept { ::operator delete(pointer, kAlignment); }
 
@@ -157,28 +199,53 @@ void CpuBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseV
 void CpuBackend::bias_activation_forward(Activation activation, ConstDenseView z,
                                          const float* bias, DenseView y) {
   check_bias_activation("bias_activation_forward", z, y);
+  with_activation(activation, [&](auto act) {
 #pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < y.rows; ++r)
-    for (std::int64_t j = 0; j < y.cols; ++j) {
-      const float input = z.data != nullptr ? z(r, j) : 0.0f;
-      y(r, j) = math::activate(activation, input + (bias != nullptr ? bias[j] : 0.0f));
+    for (std::int64_t r = 0; r < y.rows; ++r) {
+      float* out = &y(r, 0);
+      const float* in = z.data != nullptr ? &z(r, 0) : nullptr;
+      if (in != nullptr && bias != nullptr)
+        for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, in[j] + bias[j]);
+      else if (in != nullptr)
+        for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, in[j]);
+      else if (bias != nullptr)
+        for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, bias[j]);
+      else
+        std::fill(out, out + y.cols, math::activate(act, 0.0f));
     }
+  });
 }
 
 void CpuBackend::activation_backward(Activation activation, ConstDenseView y, ConstDenseView dy,
                                      DenseView dz, float* bias_grad) {
   check_same_shape("activation_backward", "y", y, "dy", dy);
   check_same_shape("activation_backward", "y", y, "dz", dz);
-  for_column_blocks(y.cols, [&](std::int64_t begin, std::int64_t end) {
-    std::vector<double> sums(static_cast<std::size_t>(end - begin), 0.0);
-    for (std::int64_t r = 0; r < y.rows; ++r)
-      for (std::int64_t j = begin; j < end; ++j) {
-        const float g = dy(r, j) * math::derivative_from_output(activation, y(r, j));
-        dz(r, j) = g;
-        sums[j - begin] += g;
+  with_activation(activation, [&](auto act) {
+    for_column_blocks(y.cols, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t chunk = begin; chunk < end; chunk += kSumChunk) {
+        const std::int64_t width = std::min(kSumChunk, end - chunk);
+        double sums[kSumChunk] = {};
+        for (std::int64_t block = 0; block < y.rows; block += kRowBlock) {
+          float partial[kSumChunk] = {};
+          for (std::int64_t r = block; r < std::min(y.rows, block + kRowBlock); ++r) {
+            const float* y_row = &y(r, chunk);
+            const float* dy_row = &dy(r, chunk);
+            float* dz_row = &dz(r, chunk);
+            // dz may be dy (in place); element j reads and writes only index j.
+#pragma omp simd
+            for (std::int64_t j = 0; j < width; ++j) {
+              const float g = dy_row[j] * math::derivative_from_output(act, y_row[j]);
+              dz_row[j] = g;
+              partial[j] += g;
+            }
+          }
+          for (std::int64_t j = 0; j < width; ++j) sums[j] += partial[j];
+        }
+        if (bias_grad != nullptr)
+          for (std::int64_t j = 0; j < width; ++j)
+            bias_grad[chunk + j] = static_cast<float>(sums[j]);
       }
-    if (bias_grad != nullptr)
-      for (std::int64_t j = begin; j < end; ++j) bias_grad[j] = static_cast<float>(sums[j - begin]);
+    });
   });
 }
 
@@ -218,11 +285,15 @@ void CpuBackend::add_row_offsets(DenseView m, const float* offsets) {
 void CpuBackend::column_sums(ConstDenseView x, float scale, float* out) {
   check_view("column_sums", "x", x);
   for_column_blocks(x.cols, [&](std::int64_t begin, std::int64_t end) {
-    std::vector<double> sums(static_cast<std::size_t>(end - begin), 0.0);
-    for (std::int64_t r = 0; r < x.rows; ++r)
-      for (std::int64_t j = begin; j < end; ++j) sums[j - begin] += x(r, j);
-    for (std::int64_t j = begin; j < end; ++j)
-      out[j] = static_cast<float>(scale * sums[j - begin]);
+    for (std::int64_t chunk = begin; chunk < end; chunk += kSumChunk) {
+      const std::int64_t width = std::min(kSumChunk, end - chunk);
+      double sums[kSumChunk] = {};
+      for (std::int64_t r = 0; r < x.rows; ++r) {
+        const float* row = &x(r, chunk);
+        for (std::int64_t j = 0; j < width; ++j) sums[j] += row[j];
+      }
+      for (std::int64_t j = 0; j < width; ++j) out[chunk + j] = static_cast<float>(scale * sums[j]);
+    }
   });
 }
 
@@ -333,11 +404,23 @@ void CpuBackend::optimizer_step(const OptimizerConfig& config, std::int64_t step
                           reads_norm ? *grad_sum_squares : 0.0f);
   if (gate.skip) return;
   const float grad_scale = gate.scale;
-  float unused_second = 0.0f;
-#pragma omp parallel for schedule(static) firstprivate(unused_second)
-  for (std::int64_t i = 0; i < n; ++i)
-    math::optimizer_update(scalars, params[i], grad_scale * grads[i], first_moment[i],
-                           second_moment != nullptr ? second_moment[i] : unused_second);
+  with_optimizer(config.kind, [&](auto kind) {
+    math::OptimizerScalars fixed = scalars;
+    fixed.kind = kind;
+    if (second_moment != nullptr) {
+#pragma omp parallel for simd schedule(static)
+      for (std::int64_t i = 0; i < n; ++i)
+        math::optimizer_update(fixed, params[i], grad_scale * grads[i], first_moment[i],
+                               second_moment[i]);
+    } else {
+#pragma omp parallel for schedule(static)
+      for (std::int64_t i = 0; i < n; ++i) {
+        float unused_second = 0.0f;
+        math::optimizer_update(fixed, params[i], grad_scale * grads[i], first_moment[i],
+                               unused_second);
+      }
+    }
+  });
 }
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
