@@ -19,6 +19,8 @@
 //
 // --placements: where the rows live while training (TrainConfig::placement): resident on the
 // device (the default), or streamed from host memory (workload names end in /stream).
+// --precisions: the dense products' precision (TrainConfig::precision): fp32 (the default) and
+// tf32 (cuda only); the workload names end in it.
 //
 // Prints a table, and with --json writes the run and every workload as one JSON object.
 #include <algorithm>
@@ -51,6 +53,7 @@ struct Arguments {
   std::vector<std::string> losses{"mse", "poisson"};
   std::vector<std::int64_t> batches{256, 1024, 4096};
   std::vector<std::string> placements{"resident"};
+  std::vector<std::string> precisions{"fp32"};
   std::int64_t loss_every = 0;  // 0: the loss is read back at epoch end only
   double peak_flops = 0;        // 0: measured
   double peak_bandwidth = 0;    // 0: measured
@@ -70,7 +73,8 @@ std::vector<std::string> split_list(const std::string& text) {
 const char* const kUsage =
     "usage: sae-bench [--backend auto|cpu|cuda] [--rows N] [--epochs N] [--warmup N]\n"
     "                 [--losses mse,poisson] [--batches 256,1024,4096] [--loss-every K]\n"
-    "                 [--placements resident,stream] [--peak-flops F] [--peak-bandwidth B]\n"
+    "                 [--placements resident,stream] [--precisions fp32,tf32]\n"
+    "                 [--peak-flops F] [--peak-bandwidth B]\n"
     "                 [--json PATH] [--write-dense PATH]\n";
 
 Arguments parse(int argc, char** argv) {
@@ -101,6 +105,9 @@ Arguments parse(int argc, char** argv) {
       for (const std::string& p : a.placements)
         require(p == "resident" || p == "stream",
                 "--placements takes resident and stream, not '" + p + "'");
+    } else if (name == "--precisions") {
+      a.precisions = split_list(value);
+      for (const std::string& p : a.precisions) sparseae::parse_matmul_precision(p);
     } else if (name == "--loss-every")
       a.loss_every = std::stoll(value);
     else if (name == "--peak-flops")
@@ -229,6 +236,7 @@ struct Result {
   std::string loss;
   std::int64_t batch = 0;
   std::string placement;  // "resident" or "stream"
+  std::string precision;  // "fp32" or "tf32"
   std::int64_t steps_per_epoch = 0;
   std::vector<double> epoch_seconds;  // the timed epochs
   double median_seconds = 0;
@@ -242,12 +250,13 @@ struct Result {
 
 Result run_workload(sparseae::Backend& backend, const sparseae::HostCsr& data, const Arguments& a,
                     const std::string& loss, std::int64_t batch, const std::string& placement,
-                    const Peaks& peaks) {
+                    const std::string& precision, const Peaks& peaks) {
   Result r;
   r.loss = loss;
   r.batch = batch;
   r.placement = placement;
-  r.name = "users/" + loss + "/b" + std::to_string(batch) + "/fp32" +
+  r.precision = precision;
+  r.name = "users/" + loss + "/b" + std::to_string(batch) + "/" + precision +
            (placement == "stream" ? "/stream" : "");
   sparseae::ModelConfig model;  // the defaults are the users' model
   model.input_dim = data.cols;
@@ -258,6 +267,7 @@ Result run_workload(sparseae::Backend& backend, const sparseae::HostCsr& data, c
   config.val_fraction = 0.0;
   config.loss_every = a.loss_every;
   config.placement = sparseae::parse_data_placement(placement);
+  config.precision = sparseae::parse_matmul_precision(precision);
   const auto setup_start = std::chrono::steady_clock::now();
   sparseae::Trainer trainer(backend, model, config, data);
   backend.synchronize();
@@ -337,7 +347,8 @@ void write_json(const std::string& path, const std::string& description, const A
       seconds += (e ? ", " : "") + number(r.epoch_seconds[e]);
     out << (i ? "," : "") << "\n    {\"name\": " << json_string(r.name)
         << ", \"loss\": " << json_string(r.loss) << ", \"batch\": " << r.batch
-        << ", \"precision\": \"fp32\", \"placement\": " << json_string(r.placement)
+        << ", \"precision\": " << json_string(r.precision)
+        << ", \"placement\": " << json_string(r.placement)
         << ", \"steps_per_epoch\": " << r.steps_per_epoch << ", \"epoch_seconds\": [" << seconds
         << "], \"median_epoch_ms\": " << number(1e3 * r.median_seconds)
         << ", \"samples_per_second\": " << number(r.samples_per_second)
@@ -406,11 +417,13 @@ int main(int argc, char** argv) {
     std::vector<Result> results;
     for (const std::string& loss : a.losses)
       for (std::int64_t batch : a.batches)
-        for (const std::string& placement : a.placements) {
-          results.push_back(run_workload(*backend, data, a, loss, batch, placement, peaks));
-          std::fprintf(stderr, "%s: %.0f samples/s\n", results.back().name.c_str(),
-                       results.back().samples_per_second);
-        }
+        for (const std::string& precision : a.precisions)
+          for (const std::string& placement : a.placements) {
+            results.push_back(
+                run_workload(*backend, data, a, loss, batch, placement, precision, peaks));
+            std::fprintf(stderr, "%s: %.0f samples/s\n", results.back().name.c_str(),
+                         results.back().samples_per_second);
+          }
     print_table(results, backend->kind() == sparseae::BackendKind::cuda);
     if (!a.json.empty()) write_json(a.json, description, a, data, peaks, results);
   } catch (const std::exception& error) {

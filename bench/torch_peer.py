@@ -18,6 +18,7 @@ absorb torch.compile's compilation, including the last partial batch's shape).
       --losses mse,poisson --batches 256 --json torch.jsonl --compare sae.json
 """
 import argparse
+import itertools
 import json
 import os
 import re
@@ -70,8 +71,12 @@ def blas_in_use():
     return sorted(libraries), build
 
 
-def train(x, loss_name, batch, mode, epochs, warmup, seed):
+def train(x, loss_name, batch, mode, precision, epochs, warmup, seed):
     device = x.device
+    # fp32 products, as sparseae's fp32 workloads (TF32 is off by default in recent torch; set
+    # here so that no version or environment decides), or tf32 as its tf32 ones.
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
     torch.manual_seed(seed)
     model = users_model(x.shape[1]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -99,7 +104,8 @@ def train(x, loss_name, batch, mode, epochs, warmup, seed):
             seconds.append(elapsed)
     median = statistics.median(seconds)
     return {"tool": "pytorch", "mode": mode, "device": str(device), "loss": loss_name,
-            "batch": batch, "name": f"users/{loss_name}/b{batch}/fp32", "rows": rows,
+            "batch": batch, "precision": precision,
+            "name": f"users/{loss_name}/b{batch}/{precision}", "rows": rows,
             "epoch_seconds": seconds, "median_epoch_ms": 1e3 * median,
             "samples_per_second": rows / median, "final_train_loss": final_loss}
 
@@ -115,6 +121,7 @@ def main():
     parser.add_argument("--losses", default="mse,poisson")
     parser.add_argument("--batches", default="256,1024,4096")
     parser.add_argument("--modes", default="eager,compile")
+    parser.add_argument("--precisions", default="fp32", help="fp32,tf32 (tf32: cuda only)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="also write every result as JSON lines here")
     parser.add_argument("--compare", help="sae-bench's --json file: print the ratios")
@@ -122,10 +129,6 @@ def main():
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    # fp32 products, as sparseae's fp32 workloads (TF32 is off by default in recent torch; pinned
-    # here so that no version or environment turns it on).
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("torch_peer: torch sees no CUDA device")
@@ -146,13 +149,14 @@ def main():
     results = []
     for loss_name in args.losses.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
-            for mode in modes:
+            for precision, mode in itertools.product(args.precisions.split(","), modes):
                 try:
-                    r = train(x, loss_name, batch, mode, args.epochs, args.warmup, args.seed)
+                    r = train(x, loss_name, batch, mode, precision, args.epochs, args.warmup,
+                              args.seed)
                 except Exception as error:  # torch.compile needs a compiler and triton at run time
                     if mode != "compile":
                         raise
-                    print(f"users/{loss_name}/b{batch}/fp32 compile: failed: {error!r}")
+                    print(f"users/{loss_name}/b{batch}/{precision} compile: failed: {error!r}")
                     continue
                 r.update({"torch": torch.__version__, "threads": torch.get_num_threads(),
                           "blas": libraries})

@@ -320,19 +320,19 @@ TEST_F(Cli, StreamedTrainingSaysSoAndTrainsAsResident) {
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --epochs 2 --backend cpu";
   const Result resident = sae("train --placement resident --checkpoint resident.ckpt" + common);
   ASSERT_TRUE(succeeded(resident));
-  EXPECT_TRUE(contains(resident.err, "\ndata resident (chosen): ")) << resident.err;
+  EXPECT_TRUE(contains(resident.err, "\nplacement resident (chosen): ")) << resident.err;
   // A budget below the rows' size streams them under --placement auto; a resumed run may change
   // the placement, which is not part of its configuration.
   const Result streamed =
       sae("train --device-memory-budget 0.01 --epochs 1 --checkpoint streamed.ckpt" + common);
   ASSERT_TRUE(succeeded(streamed));
-  EXPECT_TRUE(contains(streamed.err, "\ndata streamed: ")) << streamed.err;
+  EXPECT_TRUE(contains(streamed.err, "\nplacement streamed: ")) << streamed.err;
   EXPECT_TRUE(contains(streamed.err, " exceed a 10.2 KiB device-memory budget")) << streamed.err;
   const Result resumed =
       sae("train --resume streamed.ckpt --placement stream --epochs 2 --checkpoint streamed.ckpt "
           "--data x.mtx --backend cpu");
   ASSERT_TRUE(succeeded(resumed));
-  EXPECT_TRUE(contains(resumed.err, "\ndata streamed (chosen): ")) << resumed.err;
+  EXPECT_TRUE(contains(resumed.err, "\nplacement streamed (chosen): ")) << resumed.err;
   EXPECT_TRUE(load_checkpoint(file("streamed.ckpt")).state.parameters ==
               load_checkpoint(file("resident.ckpt")).state.parameters);
 }
@@ -582,6 +582,12 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --loss weighted_mse --zero-weight -0.5 --data missing.mtx --backend cpu", 1,
        "sae: error: zero-target weight of weighted_mse (--zero-weight) must be finite and "
        "non-negative"},
+      {"train --precision bf16 --data missing.mtx --backend cpu", 1,
+       "sae: error: unknown precision 'bf16': expected fp32 or tf32"},
+      // Refused before the data is read (the file does not exist).
+      {"train --precision tf32 --data missing.mtx --backend cpu", 1,
+       "sae: error: cpu backend: precision tf32 needs the cuda backend (the cpu multiplies in "
+       "fp32 only)"},
       {"train --placement device --data missing.mtx --backend cpu", 1,
        "sae: error: unknown data placement 'device': expected auto, resident or stream"},
       {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,

@@ -70,6 +70,9 @@ class Backend {
   virtual void use_uploads(int slot) = 0;
 
   // ---- dense and sparse products ----
+  // How later gemm calls round their operands (MatmulPrecision; fp32 until set). The cpu backend
+  // multiplies in fp32 only and throws Error for any other precision. spmm is always fp32.
+  virtual void set_matmul_precision(MatmulPrecision precision) = 0;
   // c = alpha * op(a) * op(b) + beta * c, all row-major. With beta == 0, c's old contents are
   // never read (NaN in c does not propagate).
   virtual void gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,

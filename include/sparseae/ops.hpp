@@ -119,6 +119,13 @@ const char* loss_name(LossKind kind);
 
 enum class Transpose : std::int32_t { no, yes };
 
+// How dense matrix products round their operands: fp32 throughout, or tf32 (operands rounded to
+// TensorFloat-32's 10-bit mantissa on tensor cores, products accumulated in fp32; cuda only).
+// Names: "fp32", "tf32".
+enum class MatmulPrecision : std::int32_t { fp32, tf32 };
+MatmulPrecision parse_matmul_precision(const std::string& name);
+const char* matmul_precision_name(MatmulPrecision precision);
+
 enum class OptimizerKind : std::int32_t { adam, adamw, sgd };
 
 OptimizerKind parse_optimizer(const std::string& name);

@@ -122,6 +122,12 @@ void CpuBackend::copy_bytes(void* destination, const void* source, std::size_t b
   if (bytes != 0) std::memmove(destination, source, bytes);
 }
 
+void CpuBackend::set_matmul_precision(MatmulPrecision precision) {
+  require(precision == MatmulPrecision::fp32,
+          std::string("cpu backend: precision ") + matmul_precision_name(precision) +
+              " needs the cuda backend (the cpu multiplies in fp32 only)");
+}
+
 void CpuBackend::begin_uploads(int slot) { check_upload_slot("begin_uploads", slot); }
 
 void CpuBackend::upload_async(int slot, void* destination, const void* pinned_source,

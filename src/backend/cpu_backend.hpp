@@ -20,6 +20,7 @@ class CpuBackend final : public Backend {
   void copy_bytes(void* destination, const void* source, std::size_t bytes) override;
   void fill_zero_bytes(void* destination, std::size_t bytes) override;
   void synchronize() override {}
+  void set_matmul_precision(MatmulPrecision precision) override;
   void* allocate_pinned_bytes(std::size_t bytes) override { return allocate_bytes(bytes); }
   void free_pinned_bytes(void* pointer) noexcept override { free_bytes(pointer); }
   void begin_uploads(int slot) override;

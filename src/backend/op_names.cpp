@@ -35,6 +35,8 @@ constexpr Named<OptimizerKind> kOptimizers[] = {
     {OptimizerKind::adam, "adam"}, {OptimizerKind::adamw, "adamw"}, {OptimizerKind::sgd, "sgd"}};
 constexpr Named<NonFinitePolicy> kNonFinitePolicies[] = {{NonFinitePolicy::stop, "stop"},
                                                          {NonFinitePolicy::skip, "skip"}};
+constexpr Named<MatmulPrecision> kMatmulPrecisions[] = {{MatmulPrecision::fp32, "fp32"},
+                                                        {MatmulPrecision::tf32, "tf32"}};
 constexpr Named<DataPlacement> kDataPlacements[] = {{DataPlacement::automatic, "auto"},
                                                     {DataPlacement::resident, "resident"},
                                                     {DataPlacement::streamed, "stream"}};
@@ -102,6 +104,13 @@ NonFinitePolicy parse_nonfinite_policy(const std::string& name) {
 }
 const char* nonfinite_policy_name(NonFinitePolicy policy) {
   return name_of(kNonFinitePolicies, policy);
+}
+
+MatmulPrecision parse_matmul_precision(const std::string& name) {
+  return parse_named(kMatmulPrecisions, "precision", name);
+}
+const char* matmul_precision_name(MatmulPrecision precision) {
+  return name_of(kMatmulPrecisions, precision);
 }
 
 DataPlacement parse_data_placement(const std::string& name) {

@@ -117,6 +117,9 @@ Options train_options() {
              "there), streamed from host memory (each batch copied while the one before "
              "computes: for data larger than the device), or auto: resident when they fit "
              "--device-memory-budget")
+      .value("precision", "fp32|tf32", "fp32",
+             "dense matrix products while training: fp32, or tf32 (tensor cores, operands rounded "
+             "to a 10-bit mantissa; cuda only); the trained model is evaluated in fp32")
       .value("device-memory-budget", "MIB", "0",
              "device memory the rows may take resident under --placement auto (0: half the "
              "device's free memory)")
@@ -131,10 +134,11 @@ Options train_options() {
   return o;
 }
 
-// Where the rows live is not part of the configuration a checkpoint holds (either placement
-// trains alike), so a resumed run takes these options too.
+// Where the rows live and the precision of the products are not part of the configuration a
+// checkpoint holds (a run option, like the backend), so a resumed run takes these options too.
 void apply_placement_options(const Options& o, TrainConfig& t) {
   t.placement = parse_data_placement(o.text("placement"));
+  t.precision = parse_matmul_precision(o.text("precision"));
   const double budget_mib = o.real("device-memory-budget");
   require(budget_mib >= 0.0 && budget_mib < 1e12,
           "sae train: --device-memory-budget must be a size in MiB, at least 0");
@@ -214,7 +218,8 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
 constexpr const char* kResumeOptions[] = {
     "resume",      "epochs",  "data",           "rows",   "backend",   "checkpoint",
     "metrics-log", "latents", "reconstruction", "json",   "quiet",     "loss-every",
-    "decode",      "report",  "no-pca",         "on-nan", "placement", "device-memory-budget"};
+    "decode",      "report",  "no-pca",         "on-nan", "placement", "device-memory-budget",
+    "precision"};
 
 void check_resume_options(const Options& o) {
   for (const std::string& name : o.given_names()) {
@@ -299,6 +304,9 @@ int run_train(const Args& args) {
   // --decode is checked against the loss before the data is read.
   const DecodeMode decode = decode_option(o, resume ? run.train.loss : parse_loss(o.text("loss")));
   const auto backend = open_backend(o.text("backend"));
+  // A precision the backend cannot run is refused before the data is read.
+  backend->set_matmul_precision(parse_matmul_precision(o.text("precision")));
+  backend->set_matmul_precision(MatmulPrecision::fp32);
   // Without --data or --rows, a resumed run goes on with the data its checkpoint names.
   Counts counts = resume && !o.given("data") && !o.given("rows")
                       ? load_counts_from_source(run.data_source)
@@ -324,9 +332,10 @@ int run_train(const Args& args) {
               << backend_name(backend->kind()) << ": " << backend->description() << "\n"
               << "train " << trainer.train_rows() << " rows, validation "
               << trainer.validation_rows() << " rows, loss " << loss_name(run.train.loss)
+              << ", precision " << matmul_precision_name(run.train.precision)
               << (resume ? ", resumed at epoch " + std::to_string(trainer.completed_epochs())
                          : std::string())
-              << "\ndata " << trainer.data_placement() << "\n";
+              << "\nplacement " << trainer.data_placement() << "\n";
 
   std::ofstream log;
   if (o.given("metrics-log")) {

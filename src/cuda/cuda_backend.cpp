@@ -240,6 +240,12 @@ std::size_t CudaBackend::device_memory_free() const {
   return free_bytes;
 }
 
+void CudaBackend::set_matmul_precision(MatmulPrecision precision) {
+  SAE_CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), precision == MatmulPrecision::tf32
+                                                        ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                        : CUBLAS_DEFAULT_MATH));
+}
+
 void* CudaBackend::allocate_pinned_bytes(std::size_t bytes) {
   if (bytes == 0) return nullptr;
   void* pointer = nullptr;

@@ -92,6 +92,7 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   std::size_t device_memory_used() const override;
   std::size_t device_memory_free() const override;
+  void set_matmul_precision(MatmulPrecision precision) override;
   void* allocate_pinned_bytes(std::size_t bytes) override;
   void free_pinned_bytes(void* pointer) noexcept override;
   // The groups' copies run on a second stream (copy_stream_), ordered after the compute stream

@@ -113,6 +113,28 @@ Matrix scaled(Matrix m, float scale) {
 HostCsr as_csr(HostCsr m) { return m; }
 HostCsr as_csr(const HostDense& m) { return to_csr(m); }
 
+// Sets the backend's gemm precision for the scope's life, and fp32 again after it: the precision
+// belongs to training; metrics, PCA and inference on the same backend multiply in fp32.
+class MatmulPrecisionScope {
+ public:
+  MatmulPrecisionScope(Backend& backend, MatmulPrecision precision) : backend_(backend) {
+    backend_.set_matmul_precision(precision);
+  }
+  ~MatmulPrecisionScope() {
+    try {
+      backend_.set_matmul_precision(MatmulPrecision::fp32);
+    } catch (const Error&) {
+      // fp32 is every backend's own precision; setting it fails only with a broken device,
+      // which the next op reports.
+    }
+  }
+  MatmulPrecisionScope(const MatmulPrecisionScope&) = delete;
+  MatmulPrecisionScope& operator=(const MatmulPrecisionScope&) = delete;
+
+ private:
+  Backend& backend_;
+};
+
 // Bytes the rows take in backend memory when resident.
 std::int64_t resident_bytes(const HostCsr& m) {
   return (m.rows + 1) * static_cast<std::int64_t>(sizeof(RowOffset)) +
@@ -424,6 +446,7 @@ template <typename Matrix>
 std::unique_ptr<Trainer::Impl> Trainer::make_impl(Backend& backend, const ModelConfig& model,
                                                   const TrainConfig& config, const Matrix& data) {
   check_training_input(model, config, data);
+  { const MatmulPrecisionScope supported(backend, config.precision); }
   const auto split = split_rows(data.rows, config.val_fraction, config.seed);
   const float scale = config.scale == ScaleMode::max ? std::max(1.0f, max_value(data.values)) : 1.0f;
   const Matrix train_rows = select_rows(data, split.first);
@@ -471,6 +494,7 @@ Trainer::~Trainer() = default;
 std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
   std::vector<EpochReport> reports;
   Impl& t = *impl_;
+  const MatmulPrecisionScope precision(t.backend, t.config.precision);
   t.stopped = false;
   while (t.epoch < t.config.epochs) {
     const std::optional<EpochReport> epoch_report = t.run_epoch(observer);
@@ -496,7 +520,10 @@ std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
 }
 
 bool Trainer::interrupted() const { return impl_->stopped; }
-double Trainer::validation_loss() { return impl_->validation_loss(); }
+double Trainer::validation_loss() {
+  const MatmulPrecisionScope precision(impl_->backend, impl_->config.precision);
+  return impl_->validation_loss();
+}
 const HostCsr& Trainer::validation_counts() const { return impl_->validation_raw; }
 Network& Trainer::network() { return impl_->net; }
 const TrainConfig& Trainer::config() const { return impl_->config; }

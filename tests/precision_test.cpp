@@ -1,0 +1,153 @@
+// The precision of the dense products (TrainConfig::precision, sae train --precision): the cpu
+// backend refuses anything but fp32; on cuda, tf32 products stay within TensorFloat-32's rounding
+// of the float64 reference, the precision lasts only while training, and a model trained in tf32
+// reproduces the counts about as well as one trained in fp32.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend_fixture.hpp"
+#include "reference.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/generator.hpp"
+#include "sparseae/inference.hpp"
+#include "sparseae/trainer.hpp"
+#include "test_util.hpp"
+
+namespace sparseae::test {
+namespace {
+
+TEST(MatmulPrecision, NamesParseAndPrint) {
+  for (const MatmulPrecision p : {MatmulPrecision::fp32, MatmulPrecision::tf32})
+    EXPECT_EQ(parse_matmul_precision(matmul_precision_name(p)), p);
+  EXPECT_EQ(error_message([] { parse_matmul_precision("bf16"); }),
+            "unknown precision 'bf16': expected fp32 or tf32");
+}
+
+class Precision : public BackendTest {
+ public:
+  BackendMatrix upload_matrix(const reference::FloatMatrix& m) { return upload(m); }
+  reference::FloatMatrix download_matrix(const BackendMatrix& m) { return download(m); }
+};
+
+// The largest error of backend's c = a·b against the float64 product, relative to the largest
+// |a|·|b| sum of a row and column (the scale every rounding error is measured against).
+double gemm_error(Precision& test, Backend& backend, const reference::FloatMatrix& a,
+                  const reference::FloatMatrix& b) {
+  const BackendMatrix da = test.upload_matrix(a);
+  const BackendMatrix db = test.upload_matrix(b);
+  BackendMatrix dc = test.upload_matrix(reference::filled_matrix(a.rows, b.cols, 0.0f));
+  backend.gemm(Transpose::no, Transpose::no, 1.0f, da.const_view(), db.const_view(), 0.0f,
+               dc.view());
+  const reference::FloatMatrix c = test.download_matrix(dc);
+  const reference::DoubleMatrix want =
+      reference::gemm(Transpose::no, Transpose::no, 1.0, a, b, 0.0, c);
+  const reference::DoubleMatrix scale = reference::gemm(
+      Transpose::no, Transpose::no, 1.0, reference::absolute(a), reference::absolute(b), 0.0, c);
+  double worst = 0.0;
+  for (std::int64_t i = 0; i < c.rows; ++i)
+    for (std::int64_t j = 0; j < c.cols; ++j)
+      worst = std::max(worst, std::fabs(c(i, j) - want(i, j)) / std::max(1e-30, scale(i, j)));
+  return worst;
+}
+
+// tf32 keeps 10 of fp32's 23 mantissa bits: each operand is off by up to 2^-11 of itself, so a
+// product's error against the sum of |a||b| stays below about 2^-10; fp32's stays near 2^-24
+// times a small multiple of the inner dimension.
+constexpr double kTf32RelativeError = 1.0 / 1024.0;
+constexpr double kFp32RelativeError = 1e-5;
+
+TEST_P(Precision, Tf32ProductsRoundAsTf32AndOnlyWhileSet) {
+  if (is_cpu()) {
+    EXPECT_EQ(error_message([&] { backend().set_matmul_precision(MatmulPrecision::tf32); }),
+              "cpu backend: precision tf32 needs the cuda backend (the cpu multiplies in fp32 "
+              "only)");
+    backend().set_matmul_precision(MatmulPrecision::fp32);
+    return;
+  }
+  std::mt19937_64 rng(11);
+  const reference::FloatMatrix a = reference::random_matrix(rng, 256, 512, -1.0f, 1.0f);
+  const reference::FloatMatrix b = reference::random_matrix(rng, 512, 128, -1.0f, 1.0f);
+  const double fp32 = gemm_error(*this, backend(), a, b);
+  backend().set_matmul_precision(MatmulPrecision::tf32);
+  const double tf32 = gemm_error(*this, backend(), a, b);
+  backend().set_matmul_precision(MatmulPrecision::fp32);
+  const double fp32_again = gemm_error(*this, backend(), a, b);
+  EXPECT_LT(fp32, kFp32RelativeError);
+  EXPECT_LT(tf32, kTf32RelativeError);
+  // Rounded operands show: tf32 is measurably coarser than fp32 (at least 10x here).
+  EXPECT_GT(tf32, 10.0 * fp32) << "tf32 products look like fp32 ones: the mode did not apply";
+  EXPECT_EQ(fp32_again, fp32);
+}
+
+HostCsr counts() {
+  TopicDataConfig data;
+  data.rows = 2000;
+  data.cols = 128;
+  data.topics = 8;
+  data.columns_per_topic = 12;
+  data.mean_nonzeros = 10;
+  data.seed = 5;
+  return generate_topic_counts(data);
+}
+
+RunConfig run_with(MatmulPrecision precision, std::int64_t cols) {
+  RunConfig run;
+  run.model.input_dim = cols;
+  run.model.hidden = {64};
+  run.model.latent = 16;
+  run.train.loss = LossKind::poisson;
+  run.train.epochs = 8;
+  run.train.batch_size = 128;
+  run.train.optimizer.learning_rate = 3e-3f;
+  run.train.precision = precision;
+  return run;
+}
+
+struct Trained {
+  double validation_loss;
+  ReconstructionMetrics metrics;
+};
+
+Trained train_and_measure(Backend& backend, const HostCsr& data, const RunConfig& run) {
+  Trainer trainer(backend, run.model, run.train, data);
+  const std::vector<EpochReport> reports = trainer.train();
+  RunConfig trained = run;
+  trained.model = trainer.network().layout().config();
+  TrainedModel model(backend, trained, trainer.state().parameters);
+  return {reports.back().val_loss, model.evaluate(trainer.validation_counts())};
+}
+
+TEST_P(Precision, Tf32TrainingCostsLittleFidelity) {
+  const HostCsr data = counts();
+  if (is_cpu()) {
+    EXPECT_EQ(error_message([&] {
+                Trainer(backend(), run_with(MatmulPrecision::tf32, data.cols).model,
+                        run_with(MatmulPrecision::tf32, data.cols).train, data);
+              }),
+              "cpu backend: precision tf32 needs the cuda backend (the cpu multiplies in fp32 "
+              "only)");
+    return;
+  }
+  const Trained fp32 = train_and_measure(backend(), data, run_with(MatmulPrecision::fp32, 128));
+  const Trained tf32 = train_and_measure(backend(), data, run_with(MatmulPrecision::tf32, 128));
+  // The bounds this test holds tf32 to: the validation loss within 2 % of fp32's, and the exact
+  // non-zeros and support F1 within 2 percentage points.
+  EXPECT_NEAR(tf32.validation_loss, fp32.validation_loss, 0.02 * fp32.validation_loss);
+  EXPECT_NEAR(tf32.metrics.nonzero_exact_fraction, fp32.metrics.nonzero_exact_fraction, 0.02);
+  EXPECT_NEAR(tf32.metrics.support_f1, fp32.metrics.support_f1, 0.02);
+  // Training set tf32 and put fp32 back: the backend multiplies in fp32 again.
+  std::mt19937_64 rng(3);
+  const reference::FloatMatrix a = reference::random_matrix(rng, 64, 256, -1.0f, 1.0f);
+  const reference::FloatMatrix b = reference::random_matrix(rng, 256, 64, -1.0f, 1.0f);
+  EXPECT_LT(gemm_error(*this, backend(), a, b), kFp32RelativeError);
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(Precision);
+
+}  // namespace
+}  // namespace sparseae::test
