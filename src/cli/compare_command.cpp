@@ -29,18 +29,10 @@ Options compare_options() {
       "and prints one table of the exact-reconstruction metrics on the validation rows, a\n"
       "row per loss. bce is trained with --scale max (its targets must lie in [0, 1]), every\n"
       "other loss on the raw counts. The output activation is identity for every loss.");
-  o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (default: embedded dataset)")
-      .value("rows", "N", "100000", "rows of the embedded dataset")
-      .value("backend", "auto|cpu|cuda", "auto", "where to train")
-      .value("losses", "L,L,...", "mse,poisson,weighted_mse,huber",
-             "losses to compare (any of sae train's --loss; bce trains with scale max)")
-      .value("hidden", "W,W,...", "256,128", "encoder widths between input and latent")
-      .value("latent", "W", "32", "latent width")
-      .value("epochs", "N", "20", "epochs per loss")
-      .value("batch", "N", "256", "batch size")
-      .value("lr", "R", "0.001", "learning rate (adam)")
-      .value("seed", "N", "1", "seed of the split, the shuffles and the initialisation")
-      .value("val-frac", "F", "0.1", "fraction of rows held out for validation")
+  add_data_options(o);
+  add_training_options(o, "epochs per loss");
+  o.value("losses", "L,L,...", "mse,poisson,weighted_mse,huber",
+          "losses to compare (any of sae train's --loss; bce trains with scale max)")
       .value("report", "PATH", "",
              "also write a self-contained HTML report (metrics, training curves, exactness per "
              "column, wrong entries per row, and images for square column counts)")

@@ -10,6 +10,11 @@
 
 namespace sparseae::cli {
 
+void add_data_options(Options& o) {
+  o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (default: embedded dataset)")
+      .value("rows", "N", "100000", "rows of the embedded dataset");
+}
+
 namespace {
 
 constexpr const char* kEmbeddedPrefix = "embedded:rows=";

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/options.hpp"
 #include "sparseae/backend.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/io.hpp"
@@ -20,6 +21,10 @@ struct Counts {
   // from any working directory, or the embedded name.
   std::string recorded_source;
 };
+
+// --data and --rows, which load_counts reads: declared on o, for every command that reads counts
+// from a file or the embedded generator.
+void add_data_options(Options& o);
 
 // path "" means the embedded dataset of embedded_rows rows.
 Counts load_counts(const std::string& path, std::int64_t embedded_rows);

@@ -24,9 +24,8 @@ Options pca_options() {
             "Fits PCA on the training rows of a count matrix (default: the embedded dataset) and\n"
             "prints how exactly it reproduces the validation rows, as sae eval does for a model.\n"
             "The model file it writes is a checkpoint that sae encode, decode and eval accept.");
-  o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (default: embedded dataset)")
-      .value("rows", "N", "100000", "rows of the embedded dataset")
-      .value("k", "N", "32", "principal components (the code width)")
+  add_data_options(o);
+  o.value("k", "N", "32", "principal components (the code width)")
       .value("solver", "auto|covariance|randomized", "auto",
              "covariance: eigen-decomposition of the D x D covariance; randomized: a randomized "
              "range finder; auto: covariance up to " +

@@ -81,6 +81,17 @@ void apply_count_model_options(const Options& o, TrainConfig& train) {
   train.input_transform = parse_input_transform(o.text("input-transform"));
 }
 
+void add_training_options(Options& o, const std::string& epochs_help) {
+  o.value("backend", "auto|cpu|cuda", "auto", "where to train")
+      .value("hidden", "W,W,...", "256,128", "encoder widths between input and latent")
+      .value("latent", "W", "32", "latent width")
+      .value("epochs", "N", "20", epochs_help)
+      .value("batch", "N", "256", "batch size")
+      .value("lr", "R", "0.001", "learning rate")
+      .value("seed", "N", "1", "seed of the split, the shuffles and the initialisation")
+      .value("val-frac", "F", "0.1", "fraction of rows held out for validation");
+}
+
 void add_pca_option(Options& o) {
   o.flag("no-pca",
          "do not fit the PCA baseline (as many components as the latent width, on the training "

@@ -41,6 +41,10 @@ std::string hurdle_threshold_json(double threshold);
 void add_count_model_options(Options& o);
 void apply_count_model_options(const Options& o, TrainConfig& train);
 
+// The model's widths, the schedule and the split, shared by sae train and compare: --backend,
+// --hidden, --latent, --epochs (epochs_help says per what), --batch, --lr, --seed and --val-frac.
+void add_training_options(Options& o, const std::string& epochs_help);
+
 // --no-pca, shared by sae train and compare.
 void add_pca_option(Options& o);
 // ', "pca": {"components": k, "seconds": s, "validation": {metrics}}', for the JSON of sae train

@@ -60,12 +60,9 @@ Options train_options() {
   Options o("sae train",
             "Trains an autoencoder on a count matrix (default: the embedded dataset) and reports\n"
             "the exact-reconstruction metrics on the validation rows.");
-  o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (default: embedded dataset)")
-      .value("rows", "N", "100000", "rows of the embedded dataset")
-      .value("backend", "auto|cpu|cuda", "auto", "where to train")
-      .value("hidden", "W,W,...", "256,128", "encoder widths between input and latent")
-      .value("latent", "W", "32", "latent width")
-      .value("decoder-hidden", "W,W,...", "", "decoder widths (default: mirror the encoder)")
+  add_data_options(o);
+  add_training_options(o, "epochs");
+  o.value("decoder-hidden", "W,W,...", "", "decoder widths (default: mirror the encoder)")
       .flag("tied", "decoder uses the transposed encoder weights")
       .value("hidden-act", "NAME", "relu", "hidden activation")
       .value("latent-act", "NAME", "relu", "latent activation")
@@ -88,12 +85,7 @@ Options train_options() {
              "KL sparsity penalty weight (the penalised layer must be sigmoid)")
       .value("kl-rho", "P", "0.05", "KL sparsity target mean activation")
       .value("penalty-layer", "L", "-1", "layer the penalties act on (-1: latent)")
-      .value("epochs", "N", "20", "epochs")
-      .value("batch", "N", "256", "batch size")
-      .value("val-frac", "F", "0.1", "fraction of rows held out for validation")
-      .value("seed", "N", "1", "seed of the split, the shuffles and the initialisation")
       .value("optimizer", "adam|adamw|sgd", "adam", "optimizer")
-      .value("lr", "R", "0.001", "learning rate")
       .value("weight-decay", "W", "0", "weight decay (L2 for adam/sgd, decoupled for adamw)")
       .value("momentum", "M", "0.9", "sgd momentum")
       .value("clip-norm", "N", "0", "clip gradients to this global norm (0: off)")
