@@ -707,6 +707,8 @@ TEST_F(Cli, BadInputFilesFailWithOneLineAndLeaveNoOutput) {
   write("real.mtx", banner + "3 512 1\n1 1 0.5\n% end\n");
   write("outside.mtx", banner + "3 512 1\n4 1 1\n% end\n");
   write("ragged.csv", "1,2,3\n4,5\n");
+  write("header-only.csv", "a,b,c\n");
+  write("one-row.mtx", banner + "1 512 1\n1 1 2\n");
   write("empty.npy", "");
   write("narrow.mtx", banner + "3 64 1\n1 1 1\n% end\n");
   write("empty.ckpt", "");
@@ -732,6 +734,12 @@ TEST_F(Cli, BadInputFilesFailWithOneLineAndLeaveNoOutput) {
        "real.mtx:3: value 0.5 is not an integer (the header declares integer)"},
       {"train --data ragged.csv --checkpoint out.ckpt", "out.ckpt",
        "ragged.csv:2: row has 2 fields, expected 3"},
+      {"train --data header-only.csv --checkpoint out.ckpt --quiet", "out.ckpt",
+       "header-only.csv: 0 rows; fitting a model needs at least 2"},
+      {"compare --data one-row.mtx --losses mse --report out.html --quiet", "out.html",
+       "one-row.mtx: 1 row; fitting a model needs at least 2"},
+      {"pca --data one-row.mtx --k 1 --checkpoint out.ckpt --quiet", "out.ckpt",
+       "one-row.mtx: 1 row; fitting a model needs at least 2"},
       {"encode --model m.ckpt --data outside.mtx --out out.npy", "out.npy",
        "outside.mtx:3: row index 4 outside [1, 3]"},
       {"encode --model m.ckpt --data cut.mtx.gz --out out.npy", "out.npy",

@@ -153,6 +153,7 @@ int run_compare(const Args& args) {
   const Counts counts = load_counts(o.text("data"), o.integer("rows"));
   const bool quiet = o.flag_set("quiet");
   if (!quiet) std::cerr << describe(counts) << "\n";
+  require_trainable_rows(counts);
   config.model.input_dim = counts.matrix.cols;
   if (!quiet)
     std::cerr << "model: " << ModelLayout(config.model).describe() << "\nbackend "

@@ -60,6 +60,12 @@ void require_model_columns(const Counts& counts, std::int64_t model_columns,
               checkpoint_path + " expects " + std::to_string(model_columns));
 }
 
+void require_trainable_rows(const Counts& counts) {
+  const std::int64_t rows = counts.matrix.rows;
+  require(rows >= 2, counts.source + ": " + std::to_string(rows) + (rows == 1 ? " row" : " rows") +
+                         "; fitting a model needs at least 2");
+}
+
 std::string describe(const Counts& counts) {
   const HostCsr& m = counts.matrix;
   char text[256];

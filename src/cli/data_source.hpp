@@ -34,6 +34,9 @@ Counts load_counts_from_source(const std::string& source);
 // reads: "<source>: 64 columns, the model in <checkpoint_path> expects 512".
 void require_model_columns(const Counts& counts, std::int64_t model_columns,
                            const std::string& checkpoint_path);
+// Throws unless the counts hold the 2 rows that training or a PCA fit needs:
+// "<source>: 1 row; fitting a model needs at least 2".
+void require_trainable_rows(const Counts& counts);
 // "data: <source>: N rows x D columns, nnz non-zeros (x per row)".
 std::string describe(const Counts& counts);
 

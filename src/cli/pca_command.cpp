@@ -75,6 +75,7 @@ int run_pca(const Args& args) {
   const Counts counts = load_counts(o.text("data"), o.integer("rows"));
   const bool quiet = o.flag_set("quiet");
   if (!quiet) std::cerr << describe(counts) << "\n";
+  require_trainable_rows(counts);
   require(config.components <= counts.matrix.cols,
           "sae pca: --k " + std::to_string(config.components) + " exceeds the data's " +
               std::to_string(counts.matrix.cols) + " columns");

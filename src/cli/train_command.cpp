@@ -305,6 +305,7 @@ int run_train(const Args& args) {
                       : load_counts(o.text("data"), o.integer("rows"));
   const bool quiet = o.flag_set("quiet");
   if (!quiet) std::cerr << describe(counts) << "\n";
+  require_trainable_rows(counts);
 
   if (resume) {
     require_model_columns(counts, run.model.input_dim, o.text("resume"));
