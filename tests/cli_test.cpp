@@ -969,6 +969,10 @@ TEST_F(Cli, HelpAndUsage) {
   const Result usage = sae("");
   EXPECT_EQ(usage.exit_code, 2);
   EXPECT_TRUE(contains(usage.out, "usage: sae <command> [options]")) << usage.out;
+  // Every command's description starts in one column, the longest name's.
+  for (const char* line :
+       {"\n  train       train ", "\n  decompress  rebuild ", "\n  info        build"})
+    EXPECT_TRUE(contains(usage.out, line)) << line << " in " << usage.out;
 }
 
 TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
