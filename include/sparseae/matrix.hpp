@@ -27,6 +27,9 @@ struct MatrixView {
   }
 
   T& operator()(std::int64_t r, std::int64_t c) const { return data[r * ld + c]; }
+  // Row r's first element, without dereferencing: valid for a view with no columns, whose data
+  // may be null.
+  T* row(std::int64_t r) const { return data + r * ld; }
   std::int64_t size() const { return rows * cols; }
   bool empty() const { return rows == 0 || cols == 0; }
 };

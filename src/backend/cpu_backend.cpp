@@ -208,8 +208,8 @@ void CpuBackend::bias_activation_forward(Activation activation, ConstDenseView z
   with_activation(activation, [&](auto act) {
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < y.rows; ++r) {
-      float* out = &y(r, 0);
-      const float* in = z.data != nullptr ? &z(r, 0) : nullptr;
+      float* out = y.row(r);
+      const float* in = z.data != nullptr ? z.row(r) : nullptr;
       if (in != nullptr && bias != nullptr)
         for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, in[j] + bias[j]);
       else if (in != nullptr)
@@ -234,9 +234,9 @@ void CpuBackend::activation_backward(Activation activation, ConstDenseView y, Co
         for (std::int64_t block = 0; block < y.rows; block += kRowBlock) {
           float partial[kSumChunk] = {};
           for (std::int64_t r = block; r < std::min(y.rows, block + kRowBlock); ++r) {
-            const float* y_row = &y(r, chunk);
-            const float* dy_row = &dy(r, chunk);
-            float* dz_row = &dz(r, chunk);
+            const float* y_row = y.row(r) + chunk;
+            const float* dy_row = dy.row(r) + chunk;
+            float* dz_row = dz.row(r) + chunk;
             // dz may be dy (in place); element j reads and writes only index j.
 #pragma omp simd
             for (std::int64_t j = 0; j < width; ++j) {
@@ -295,7 +295,7 @@ void CpuBackend::column_sums(ConstDenseView x, float scale, float* out) {
       const std::int64_t width = std::min(kSumChunk, end - chunk);
       double sums[kSumChunk] = {};
       for (std::int64_t r = 0; r < x.rows; ++r) {
-        const float* row = &x(r, chunk);
+        const float* row = x.row(r) + chunk;
         for (std::int64_t j = 0; j < width; ++j) sums[j] += row[j];
       }
       for (std::int64_t j = 0; j < width; ++j) out[chunk + j] = static_cast<float>(scale * sums[j]);

@@ -105,8 +105,8 @@ void single_head_loss(Kind kind, const LossParams& params, ConstDenseView y, Tar
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < y.rows; ++r) {
     double loss = 0.0, yy = 0.0, xx = 0.0, xy = 0.0;
-    const float* y_row = &y(r, 0);
-    float* grad_row = &grad(r, 0);
+    const float* y_row = y.row(r);
+    float* grad_row = grad.row(r);
 #pragma omp simd reduction(+ : loss, yy, xx, xy)
     for (std::int64_t c = 0; c < y.cols; ++c) {
       const float v = y_row[c];
