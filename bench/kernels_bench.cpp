@@ -180,6 +180,58 @@ void BM_gather_rows(benchmark::State& state) {
 }
 BENCHMARK(BM_gather_rows)->Arg(1024)->Arg(4096)->UseRealTime();
 
+// The first layer of the users' model (1024 rows x 512 columns into 256 units), forward and
+// weight gradient, on a batch of the density given (per mille): through SpMM on the CSR batch
+// (sparse = 1), or densified first and through GEMM (sparse = 0). Where the two times cross is
+// the density from which densifying pays. The counter of_bandwidth means nothing here.
+void BM_first_layer(benchmark::State& state) {
+  constexpr std::int64_t kRows = 1024, kCols = 512, kUnits = 256;
+  const double density = static_cast<double>(state.range(0)) / 1000.0;
+  const bool sparse = state.range(1) != 0;
+  HostCsr host;
+  host.rows = kRows;
+  host.cols = kCols;
+  host.row_offsets.assign(1, 0);
+  std::uint64_t hash = 0x9e3779b97f4a7c15ull;
+  for (std::int64_t r = 0; r < kRows; ++r) {
+    for (std::int64_t c = 0; c < kCols; ++c) {
+      hash = hash * 6364136223846793005ull + 1442695040888963407ull;
+      if (static_cast<double>(hash >> 11) * 0x1.0p-53 < density) {
+        host.col_indices.push_back(static_cast<ColIndex>(c));
+        host.values.push_back(static_cast<float>(1 + (hash >> 60) % 3));
+      }
+    }
+    host.row_offsets.push_back(static_cast<RowOffset>(host.col_indices.size()));
+  }
+  const BackendCsr batch(*g_backend, host);
+  Buffer<float> dense(*g_backend, static_cast<std::size_t>(kRows * kCols));
+  Buffer<float> w(*g_backend, ramp(kCols * kUnits));
+  Buffer<float> z(*g_backend, static_cast<std::size_t>(kRows * kUnits));
+  Buffer<float> dz(*g_backend, ramp(kRows * kUnits));
+  Buffer<float> dw(*g_backend, static_cast<std::size_t>(kCols * kUnits));
+  dw.fill_zero();
+  const DenseView x = dense.matrix(kRows, kCols);
+  run(state, 1.0, [&] {
+    if (sparse) {
+      g_backend->spmm(Transpose::no, 1.0f, batch.view(), w.matrix(kCols, kUnits), 0.0f,
+                      z.matrix(kRows, kUnits));
+      g_backend->spmm(Transpose::yes, 1.0f, batch.view(), dz.matrix(kRows, kUnits), 1.0f,
+                      dw.matrix(kCols, kUnits));
+    } else {
+      g_backend->csr_to_dense(batch.view(), x);
+      g_backend->gemm(Transpose::no, Transpose::no, 1.0f, x, w.matrix(kCols, kUnits), 0.0f,
+                      z.matrix(kRows, kUnits));
+      g_backend->gemm(Transpose::yes, Transpose::no, 1.0f, x, dz.matrix(kRows, kUnits), 1.0f,
+                      dw.matrix(kCols, kUnits));
+    }
+  });
+  state.counters["density"] = static_cast<double>(host.values.size()) / (kRows * kCols);
+}
+BENCHMARK(BM_first_layer)
+    ->ArgsProduct({{10, 20, 40, 80, 160, 320, 640}, {1, 0}})
+    ->ArgNames({"permille", "sparse"})
+    ->UseRealTime();
+
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -3,6 +3,7 @@
 // dense or sparse, must end in the same place.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -12,9 +13,13 @@
 
 #include "backend_fixture.hpp"
 #include "reference.hpp"
+#include "sparseae/buffer.hpp"
+#include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/generator.hpp"
 #include "sparseae/io.hpp"
+#include "sparseae/model.hpp"
+#include "sparseae/network.hpp"
 #include "sparseae/trainer.hpp"
 
 namespace sparseae {
@@ -159,6 +164,60 @@ TEST_P(DensePath, TrainsLikeTheSparsePathOnTheSameCounts) {
                 kPathAgreement * sparse_reports[e].val_loss);
   }
   EXPECT_EQ(dense_trainer.validation_counts().values, sparse_trainer.validation_counts().values);
+}
+
+// A sparse batch at or above the backend's dense_first_layer_density is densified for the first
+// layer: its outputs and gradients are then those of the same rows given dense, to the bit. A
+// sparser batch goes through spmm and agrees to rounding.
+TEST_P(DensePath, DenseEnoughSparseBatchesAreDensifiedForTheFirstLayer) {
+  ModelConfig model;
+  model.input_dim = 64;
+  model.hidden = {16};
+  model.latent = 4;
+  const ModelLayout layout(model);
+  std::mt19937_64 rng(5);
+  const double threshold = backend().dense_first_layer_density();
+  for (const double density : {0.02, 0.5}) {
+    SCOPED_TRACE("density " + std::to_string(density));
+    const HostCsr rows = reference::random_csr(rng, 32, 64, density, 0.0);
+    const BackendCsr sparse(backend(), rows);
+    const Buffer<float> dense(backend(), to_dense(rows).values);
+    const std::vector<float> output_gradient = reference::random_floats(rng, 32 * 64, -1, 1);
+    // The network's outputs and its parameters' gradients for one forward and backward.
+    const auto run = [&](Network& net, auto batch) {
+      net.forward(batch);
+      std::vector<float> output(output_gradient.size());
+      backend().download_bytes(output.data(), net.output().data, output.size() * sizeof(float));
+      backend().upload_bytes(net.output_gradient().data, output_gradient.data(),
+                             output_gradient.size() * sizeof(float));
+      net.backward(batch);
+      return std::make_pair(output, net.gradients().download());
+    };
+    Network from_sparse(backend(), layout, 32);
+    Network from_dense(backend(), layout, 32);
+    const auto sparse_result = run(from_sparse, sparse.view());
+    const auto dense_result = run(from_dense, ConstDenseView(dense.matrix(32, 64)));
+    const bool densified = static_cast<double>(rows.nnz()) >= threshold * 32 * 64;
+    EXPECT_EQ(from_sparse.first_layer_densified(), densified);
+    EXPECT_FALSE(from_dense.first_layer_densified());
+    if (densified) {
+      EXPECT_TRUE(sparse_result.first == dense_result.first) << "outputs differ";
+      EXPECT_TRUE(sparse_result.second == dense_result.second) << "gradients differ";
+    } else {
+      for (const auto& [got, want] :
+           {std::make_pair(&sparse_result.first, &dense_result.first),
+            std::make_pair(&sparse_result.second, &dense_result.second)}) {
+        float largest = 0.0f;
+        for (const float v : *want) largest = std::max(largest, std::fabs(v));
+        for (std::size_t i = 0; i < want->size(); ++i)
+          ASSERT_NEAR((*got)[i], (*want)[i], 1e-5f * largest) << i;
+      }
+    }
+  }
+  if (is_cpu()) {
+    EXPECT_GT(threshold, 0.02) << "the sparse batch above would have been densified";
+    EXPECT_LE(threshold, 0.5) << "the dense batch above would have gone through spmm";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DensePath, ::testing::Values("cpu", "cuda"),

@@ -81,6 +81,10 @@ class Backend {
   // densified. Transpose::yes computes aᵀ·b (the first layer's weight gradient).
   virtual void spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,
                     DenseView c) = 0;
+  // The density (non-zeros over rows x cols) from which the first layer is faster on a batch
+  // densified (csr_to_dense, then gemm) than through spmm, as measured on this backend
+  // (kernels_bench's BM_first_layer); infinity where spmm is always taken.
+  virtual double dense_first_layer_density() const = 0;
 
   // ---- fused element-wise ops ----
   // y = activation(z + bias) with bias broadcast over rows; y may alias z. A null z.data reads

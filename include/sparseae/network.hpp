@@ -39,6 +39,9 @@ class Network {
   DenseView output() const { return activation(layout_.layers().size() - 1); }
   DenseView latent() const { return activation(layout_.encoder_layers() - 1); }
   std::int64_t batch_rows() const { return rows_; }
+  // Whether the last forward on a sparse batch densified it for the first layer (its density at
+  // or above Backend::dense_first_layer_density) rather than multiplying it through spmm.
+  bool first_layer_densified() const { return densified_; }
 
   // Where the caller writes d(loss)/d(output) before backward().
   DenseView output_gradient() const;
@@ -80,6 +83,7 @@ class Network {
   static WeightedBlocks weighted_columns(const LayerShape& layer);
   DenseView weights(const Buffer<float>& buffer, const LayerShape& layer) const;
   DenseView gradient_scratch(std::size_t index, std::int64_t cols) const;
+  DenseView densified_view() const;
 
   Backend* backend_;
   ModelLayout layout_;
@@ -89,6 +93,10 @@ class Network {
   Buffer<float> gradients_;
   std::vector<Buffer<float>> activations_;
   Buffer<float> gradient_scratch_[2];
+  // max_batch x input columns, where the backend may densify a batch and that stays small
+  // (kMaxDensifiedBytes); empty otherwise, and every sparse batch goes through spmm.
+  Buffer<float> densified_batch_;
+  bool densified_ = false;
 };
 
 }  // namespace sparseae

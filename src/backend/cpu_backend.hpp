@@ -21,6 +21,10 @@ class CpuBackend final : public Backend {
   void fill_zero_bytes(void* destination, std::size_t bytes) override;
   void synchronize() override {}
   void set_matmul_precision(MatmulPrecision precision) override;
+  // Measured on the 2-core development machine (bench/RESULTS.md, BM_first_layer): spmm and
+  // forward + weight gradient of 1024 x 512 into 256 cost alike near 5.5 % density; below it
+  // spmm wins (2.4 ms against 3.2 at 4 %), above it the densified gemm (3.2 against 4.6 at 8 %).
+  double dense_first_layer_density() const override { return 0.055; }
   void* allocate_pinned_bytes(std::size_t bytes) override { return allocate_bytes(bytes); }
   void free_pinned_bytes(void* pointer) noexcept override { free_bytes(pointer); }
   void begin_uploads(int slot) override;

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstddef>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -93,6 +94,10 @@ class CudaBackend final : public Backend {
   std::size_t device_memory_used() const override;
   std::size_t device_memory_free() const override;
   void set_matmul_precision(MatmulPrecision precision) override;
+  // Not measured on a GPU yet (the GPU check runs BM_first_layer): cuSPARSE spmm always.
+  double dense_first_layer_density() const override {
+    return std::numeric_limits<double>::infinity();
+  }
   void* allocate_pinned_bytes(std::size_t bytes) override;
   void free_pinned_bytes(void* pointer) noexcept override;
   // The groups' copies run on a second stream (copy_stream_), ordered after the compute stream

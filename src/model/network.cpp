@@ -1,5 +1,6 @@
 #include "sparseae/network.hpp"
 
+#include <cmath>
 #include <string>
 
 #include "sparseae/error.hpp"
@@ -18,6 +19,16 @@ Network::Network(Backend& backend, const ModelLayout& layout, std::int64_t max_b
   for (auto& scratch : gradient_scratch_)
     scratch = Buffer<float>(backend, static_cast<std::size_t>(max_batch * layout_.widest_layer()));
   gradients_.fill_zero();
+  // Densifying pays only on dense enough batches; its buffer is kept only where it is small.
+  constexpr std::int64_t kMaxDensifiedBytes = std::int64_t{64} << 20;
+  const std::int64_t densified_floats = max_batch * layout_.config().input_dim;
+  if (std::isfinite(backend.dense_first_layer_density()) &&
+      densified_floats * static_cast<std::int64_t>(sizeof(float)) <= kMaxDensifiedBytes)
+    densified_batch_ = Buffer<float>(backend, static_cast<std::size_t>(densified_floats));
+}
+
+DenseView Network::densified_view() const {
+  return {densified_batch_.data(), rows_, layout_.config().input_dim};
 }
 
 DenseView Network::activation(std::size_t layer) const {
@@ -58,13 +69,26 @@ DenseView Network::output_gradient() const {
 }
 
 void Network::first_layer_product(CsrView batch, ConstDenseView w, DenseView out) {
-  backend_->spmm(Transpose::no, 1.0f, batch, w, 0.0f, out);
+  const double entries = static_cast<double>(batch.rows) * static_cast<double>(batch.cols);
+  densified_ = !densified_batch_.empty() && entries > 0.0 &&
+               static_cast<double>(batch.nnz) >= backend_->dense_first_layer_density() * entries;
+  if (!densified_) {
+    backend_->spmm(Transpose::no, 1.0f, batch, w, 0.0f, out);
+    return;
+  }
+  backend_->csr_to_dense(batch, densified_view());
+  backend_->gemm(Transpose::no, Transpose::no, 1.0f, densified_view(), w, 0.0f, out);
 }
 void Network::first_layer_product(ConstDenseView batch, ConstDenseView w, DenseView out) {
+  densified_ = false;
   backend_->gemm(Transpose::no, Transpose::no, 1.0f, batch, w, 0.0f, out);
 }
 void Network::first_layer_weight_gradient(CsrView batch, ConstDenseView dz, DenseView dw) {
-  backend_->spmm(Transpose::yes, 1.0f, batch, dz, 1.0f, dw);
+  // The forward's choice: its densified batch is still in place.
+  if (densified_)
+    first_layer_weight_gradient(ConstDenseView(densified_view()), dz, dw);
+  else
+    backend_->spmm(Transpose::yes, 1.0f, batch, dz, 1.0f, dw);
 }
 void Network::first_layer_weight_gradient(ConstDenseView batch, ConstDenseView dz, DenseView dw) {
   backend_->gemm(Transpose::yes, Transpose::no, 1.0f, batch, dz, 1.0f, dw);
