@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/memory_size.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/io.hpp"
 
@@ -159,16 +160,6 @@ std::int64_t usable_memory_bytes() {
   return usable;
 }
 
-// "16.0 GiB", or "2.0 MiB" below a GiB.
-std::string memory_size(std::int64_t bytes) {
-  const bool gib = bytes >= (1 << 30);
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f %s",
-                static_cast<double>(bytes) / static_cast<double>(gib ? 1 << 30 : 1 << 20),
-                gib ? "GiB" : "MiB");
-  return text;
-}
-
 }  // namespace
 
 void set_memory_cap(std::int64_t bytes) { memory_cap = bytes; }
@@ -176,8 +167,8 @@ void set_memory_cap(std::int64_t bytes) { memory_cap = bytes; }
 std::string memory_shortfall(std::int64_t bytes) {
   const std::int64_t usable = usable_memory_bytes();
   if (bytes <= usable) return "";
-  return "need " + memory_size(bytes) + ", more than the " + memory_size(usable) +
-         " of memory this process may use";
+  return "need " + detail::memory_size(static_cast<double>(bytes)) + ", more than the " +
+         detail::memory_size(static_cast<double>(usable)) + " of memory this process may use";
 }
 
 }  // namespace sparseae::io_detail

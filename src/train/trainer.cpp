@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "core/memory_size.hpp"
 #include "kernels/op_math.hpp"
 #include "sparseae/buffer.hpp"
 #include "sparseae/error.hpp"
@@ -151,22 +152,11 @@ struct Placement {
 
 Placement choose_placement(const Backend& backend, const TrainConfig& config,
                            std::int64_t data_bytes) {
-  const auto size_text = [](double bytes) {
-    const char* unit = "B";
-    for (const char* larger : {"KiB", "MiB", "GiB", "TiB"}) {
-      if (bytes < 1024.0) break;
-      bytes /= 1024.0;
-      unit = larger;
-    }
-    char text[32];
-    std::snprintf(text, sizeof text, "%.1f %s", bytes, unit);
-    return std::string(text);
-  };
-  const std::string data = size_text(static_cast<double>(data_bytes)) + " of rows";
+  const std::string data = detail::memory_size(static_cast<double>(data_bytes)) + " of rows";
   const double budget = config.device_memory_budget > 0
                             ? static_cast<double>(config.device_memory_budget)
                             : 0.5 * static_cast<double>(backend.device_memory_free());
-  const std::string within = " a " + size_text(budget) + " device-memory budget";
+  const std::string within = " a " + detail::memory_size(budget) + " device-memory budget";
   switch (config.placement) {
     case DataPlacement::resident:
       return {DataPlacement::resident, "resident (chosen): " + data};
