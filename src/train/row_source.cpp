@@ -51,8 +51,9 @@ class SparseRows final : public RowSource {
              const BatchInputOptions& input)
       : backend_(backend),
         data_(backend, counts),
-        batch_(backend, counts.cols, batch_rows, max_batch_nnz(counts, batch_rows)),
-        input_(backend, input, batch_rows, max_batch_nnz(counts, batch_rows)) {}
+        max_nnz_(max_batch_nnz(counts, batch_rows)),
+        batch_(backend, counts.cols, batch_rows, max_nnz_),
+        input_(backend, input, batch_rows, max_nnz_) {}
 
   std::int64_t rows() const override { return data_.rows(); }
 
@@ -82,6 +83,7 @@ class SparseRows final : public RowSource {
  private:
   Backend& backend_;
   BackendCsr data_;
+  std::int64_t max_nnz_;  // of any batch of the rows: the capacity of the batch buffers
   CsrBatchBuffer batch_;
   BatchInput input_;
   std::vector<std::int64_t> batch_nnz_;  // of each prepared batch
