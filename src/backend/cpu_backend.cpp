@@ -9,10 +9,10 @@
 #include <limits>
 #include <new>
 #include <numeric>
-#include <type_traits>
 #include <vector>
 
 #include "backend/backend_factories.hpp"
+#include "backend/constant_dispatch.hpp"
 #include "backend/op_checks.hpp"
 #include "kernels/op_math.hpp"
 
@@ -46,42 +46,17 @@ void for_column_blocks(std::int64_t cols, Body body) {
   }
 }
 
-// Calls body(std::integral_constant<Activation, A>{}) for the activation A given, so that the
-// per-element math's switch folds away and its loops vectorize.
 template <typename Body>
 void with_activation(Activation activation, Body body) {
   using A = Activation;
-  switch (activation) {
-    case A::identity:
-      return body(std::integral_constant<A, A::identity>{});
-    case A::relu:
-      return body(std::integral_constant<A, A::relu>{});
-    case A::leaky_relu:
-      return body(std::integral_constant<A, A::leaky_relu>{});
-    case A::sigmoid:
-      return body(std::integral_constant<A, A::sigmoid>{});
-    case A::tanh:
-      return body(std::integral_constant<A, A::tanh>{});
-    case A::softplus:
-      return body(std::integral_constant<A, A::softplus>{});
-  }
-  throw Error("unknown activation " + std::to_string(static_cast<int>(activation)));
+  with_constant<A::identity, A::relu, A::leaky_relu, A::sigmoid, A::tanh, A::softplus>(
+      activation, "activation", body);
 }
 
-// Calls body(std::integral_constant<OptimizerKind, K>{}) for the kind K given: the update's
-// switch folds away and its loop vectorizes.
 template <typename Body>
 void with_optimizer(OptimizerKind kind, Body body) {
   using K = OptimizerKind;
-  switch (kind) {
-    case K::sgd:
-      return body(std::integral_constant<K, K::sgd>{});
-    case K::adam:
-      return body(std::integral_constant<K, K::adam>{});
-    case K::adamw:
-      return body(std::integral_constant<K, K::adamw>{});
-  }
-  throw Error("unknown optimizer " + std::to_string(static_cast<int>(kind)));
+  with_constant<K::sgd, K::adam, K::adamw>(kind, "optimizer", body);
 }
 
 // Column sums are taken kSumChunk columns at a time in stack arrays (a step allocates nothing):

@@ -1,10 +1,10 @@
 // The cpu backend's losses, penalties and norms: the same row-per-task structure as the cuda
 // kernels, with the per-element math of kernels/loss_math.hpp.
 #include <algorithm>
-#include <string>
 #include <type_traits>
 #include <vector>
 
+#include "backend/constant_dispatch.hpp"
 #include "backend/cpu_backend.hpp"
 #include "backend/op_checks.hpp"
 #include "kernels/loss_math.hpp"
@@ -66,29 +66,12 @@ bool run_multi_head(LossKind kind, ConstDenseView y, Target target, DenseView gr
   }
 }
 
-// Calls body(std::integral_constant<LossKind, K>{}) for the single-output loss K given, so that
-// loss_term's switch folds away and the pass over every entry vectorizes where its math allows.
+// The losses with one output per entry; run_multi_head takes the others.
 template <typename Body>
 void with_single_head_loss(LossKind kind, Body body) {
   using L = LossKind;
-  switch (kind) {
-    case L::mse:
-      return body(std::integral_constant<L, L::mse>{});
-    case L::mae:
-      return body(std::integral_constant<L, L::mae>{});
-    case L::bce:
-      return body(std::integral_constant<L, L::bce>{});
-    case L::mse_cosine:
-      return body(std::integral_constant<L, L::mse_cosine>{});
-    case L::poisson:
-      return body(std::integral_constant<L, L::poisson>{});
-    case L::weighted_mse:
-      return body(std::integral_constant<L, L::weighted_mse>{});
-    case L::huber:
-      return body(std::integral_constant<L, L::huber>{});
-    default:
-      throw Error(std::string("loss ") + loss_name(kind) + " has several outputs per entry");
-  }
+  with_constant<L::mse, L::mae, L::bce, L::mse_cosine, L::poisson, L::weighted_mse, L::huber>(
+      kind, "single-output loss", body);
 }
 
 // The losses with one output per entry, split as the cuda kernel: on a CSR target the zero-target
