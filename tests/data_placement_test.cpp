@@ -12,7 +12,6 @@
 #include "backend_fixture.hpp"
 #include "sparseae/buffer.hpp"
 #include "sparseae/csr.hpp"
-#include "sparseae/generator.hpp"
 #include "sparseae/model.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
@@ -22,16 +21,7 @@ namespace {
 
 // 600 rows of 128 columns: 540 training rows in 9 batches of 64 (the last one 28 rows), and 60
 // validation rows in one.
-HostCsr small_counts() {
-  TopicDataConfig data;
-  data.rows = 600;
-  data.cols = 128;
-  data.topics = 8;
-  data.columns_per_topic = 12;
-  data.mean_nonzeros = 10;
-  data.seed = 7;
-  return generate_topic_counts(data);
-}
+HostCsr small_counts() { return narrow_topic_counts(600, 7); }
 
 ModelConfig small_model(std::int64_t cols) {
   ModelConfig model;

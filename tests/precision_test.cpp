@@ -13,7 +13,6 @@
 #include "backend_fixture.hpp"
 #include "reference.hpp"
 #include "sparseae/checkpoint.hpp"
-#include "sparseae/generator.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
@@ -84,16 +83,7 @@ TEST_P(Precision, Tf32ProductsRoundAsTf32AndOnlyWhileSet) {
   EXPECT_EQ(fp32_again, fp32);
 }
 
-HostCsr counts() {
-  TopicDataConfig data;
-  data.rows = 2000;
-  data.cols = 128;
-  data.topics = 8;
-  data.columns_per_topic = 12;
-  data.mean_nonzeros = 10;
-  data.seed = 5;
-  return generate_topic_counts(data);
-}
+HostCsr counts() { return narrow_topic_counts(2000, 5); }
 
 RunConfig run_with(MatmulPrecision precision, std::int64_t cols) {
   RunConfig run;

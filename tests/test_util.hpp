@@ -2,9 +2,12 @@
 // Small helpers the test files share.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 
+#include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"
+#include "sparseae/generator.hpp"
 
 namespace sparseae::test {
 
@@ -19,6 +22,19 @@ constexpr bool kAddressSanitizer = false;
 
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// Generated counts of 128 columns (8 topics of 12 columns, about 10 non-zeros a row): small
+// enough to train a model on in a test.
+inline HostCsr narrow_topic_counts(std::int64_t rows, std::uint64_t seed) {
+  TopicDataConfig data;
+  data.rows = rows;
+  data.cols = 128;
+  data.topics = 8;
+  data.columns_per_topic = 12;
+  data.mean_nonzeros = 10;
+  data.seed = seed;
+  return generate_topic_counts(data);
 }
 
 // Runs op, which must throw Error; returns its message ("" and a test failure when it does not).
