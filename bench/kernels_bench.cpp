@@ -181,13 +181,16 @@ void BM_gather_rows(benchmark::State& state) {
 BENCHMARK(BM_gather_rows)->Arg(1024)->Arg(4096)->UseRealTime();
 
 // The first layer of the users' model (1024 rows x 512 columns into 256 units), forward and
-// weight gradient, on a batch of the density given (per mille): through SpMM on the CSR batch
-// (sparse = 1), or densified first and through GEMM (sparse = 0). Where the two times cross is
-// the density from which densifying pays. The counter of_bandwidth means nothing here.
+// weight gradient, on a batch of the density given (per mille), by one of three paths: densified
+// first and through GEMM (path 0), through SpMM on the CSR batch (path 1: cuSPARSE on cuda), or
+// through SpMM captured once and replayed (path 2: on cuda the kernels of kernels/csr_spmm.cu, what
+// a captured training step runs). Where the times of paths 0 and 1 cross is the density from
+// which densifying pays; paths 1 and 2 compare cuSPARSE with the captured kernels. The counter
+// of_bandwidth means nothing here.
 void BM_first_layer(benchmark::State& state) {
   constexpr std::int64_t kRows = 1024, kCols = 512, kUnits = 256;
   const double density = static_cast<double>(state.range(0)) / 1000.0;
-  const bool sparse = state.range(1) != 0;
+  const std::int64_t path = state.range(1);
   HostCsr host;
   host.rows = kRows;
   host.cols = kCols;
@@ -211,12 +214,19 @@ void BM_first_layer(benchmark::State& state) {
   Buffer<float> dw(*g_backend, static_cast<std::size_t>(kCols * kUnits));
   dw.fill_zero();
   const DenseView x = dense.matrix(kRows, kCols);
+  const auto sparse_products = [&] {
+    g_backend->spmm(Transpose::no, 1.0f, batch.view(), w.matrix(kCols, kUnits), 0.0f,
+                    z.matrix(kRows, kUnits));
+    g_backend->spmm(Transpose::yes, 1.0f, batch.view(), dz.matrix(kRows, kUnits), 1.0f,
+                    dw.matrix(kCols, kUnits));
+  };
+  const std::unique_ptr<CapturedOps> captured =
+      path == 2 ? g_backend->capture(sparse_products) : nullptr;
   run(state, 1.0, [&] {
-    if (sparse) {
-      g_backend->spmm(Transpose::no, 1.0f, batch.view(), w.matrix(kCols, kUnits), 0.0f,
-                      z.matrix(kRows, kUnits));
-      g_backend->spmm(Transpose::yes, 1.0f, batch.view(), dz.matrix(kRows, kUnits), 1.0f,
-                      dw.matrix(kCols, kUnits));
+    if (captured != nullptr) {
+      g_backend->replay(*captured);
+    } else if (path == 1) {
+      sparse_products();
     } else {
       g_backend->csr_to_dense(batch.view(), x);
       g_backend->gemm(Transpose::no, Transpose::no, 1.0f, x, w.matrix(kCols, kUnits), 0.0f,
@@ -228,8 +238,8 @@ void BM_first_layer(benchmark::State& state) {
   state.counters["density"] = static_cast<double>(host.values.size()) / (kRows * kCols);
 }
 BENCHMARK(BM_first_layer)
-    ->ArgsProduct({{10, 20, 40, 80, 160, 320, 640}, {1, 0}})
-    ->ArgNames({"permille", "sparse"})
+    ->ArgsProduct({{10, 20, 40, 80, 160, 320, 640}, {0, 1, 2}})
+    ->ArgNames({"permille", "path"})
     ->UseRealTime();
 
 }  // namespace

@@ -41,6 +41,17 @@ void launch_add_row_offsets(DenseView m, const float* offsets, cudaStream_t stre
 void launch_deterministic_layer(const DeterministicLayer& layer, ConstDenseView in,
                                 const float* row_offsets, DenseView out, cudaStream_t stream);
 
+// The first layer's products without cuSPARSE, for a captured step: they read a's entries
+// through its row offsets on the device and never a.nnz, which a captured batch knows only as an
+// upper bound. c = alpha * a * b + beta * c: a block row per row of a, each thread a column of c,
+// summed in entry order (deterministic). c = alpha * aᵀ * b + beta * c: c scaled first, then each
+// entry (r, k) of a adds alpha * a(r, k) * b(r, :) to c(k, :) with atomics (the sum order varies
+// from run to run, as cuSPARSE's does for aᵀ).
+void launch_csr_rows_times_dense(float alpha, CsrView a, ConstDenseView b, float beta, DenseView c,
+                                 cudaStream_t stream);
+void launch_csr_transpose_times_dense(float alpha, CsrView a, ConstDenseView b, float beta,
+                                      DenseView c, cudaStream_t stream);
+
 // c = beta * c; beta == 0 writes zeros without reading c, beta == 1 does nothing.
 void launch_scale(DenseView c, float beta, cudaStream_t stream);
 
@@ -132,9 +143,9 @@ void launch_sum_of_squares(const float* x, std::int64_t n, float* out, void* wor
 // max_grad_norm > 0 or skip_nonfinite, grad_sum_squares is a device pointer to the squared
 // gradient norm, read on the device by math::gradient_gate: a non-finite norm skips the step
 // (skip_nonfinite), and clipping scales each gradient; otherwise grad_sum_squares is ignored.
-void launch_optimizer_step(const math::OptimizerScalars& scalars, std::int64_t n, float* params,
-                           const float* grads, float* first, float* second, float max_grad_norm,
-                           bool skip_nonfinite, const float* grad_sum_squares,
-                           cudaStream_t stream);
+void launch_optimizer_step(const math::OptimizerScalars& scalars, const StepScalars* step_scalars,
+                           std::int64_t n, float* params, const float* grads, float* first,
+                           float* second, float max_grad_norm, bool skip_nonfinite,
+                           const float* grad_sum_squares, cudaStream_t stream);
 
 }  // namespace sparseae::kernels

@@ -112,6 +112,14 @@ SAE_HD void optimizer_update(const OptimizerScalars& s, float& param, float grad
   }
 }
 
+// s with a step's schedule in place of the values it was made with.
+SAE_HD OptimizerScalars with_step_scalars(OptimizerScalars s, const StepScalars& step) {
+  s.learning_rate = step.learning_rate;
+  s.bias_correction1 = step.bias_correction1;
+  s.bias_correction2 = step.bias_correction2;
+  return s;
+}
+
 // Factor that clips a gradient of squared norm sum_squares to max_norm: min(1, max_norm / norm).
 SAE_HD float clip_scale(float max_norm, float sum_squares) {
   const float norm = sqrtf(sum_squares);
@@ -168,18 +176,20 @@ SAE_HD float log_size_factor(double row_total, float log_reference) {
 
 namespace sparseae::math {
 
-// The scalars of one optimizer step, computed once on the host for every parameter.
-inline OptimizerScalars make_optimizer_scalars(const OptimizerConfig& config, std::int64_t step) {
+// The values of step (counted from 1) that change from step to step, at config's learning rate.
+inline StepScalars make_step_scalars(const OptimizerConfig& config, std::int64_t step) {
   const auto t = static_cast<double>(step);
-  return {config.kind,
-          config.learning_rate,
-          config.beta1,
-          config.beta2,
-          config.epsilon,
-          config.weight_decay,
-          config.momentum,
+  return {config.learning_rate,
           static_cast<float>(1.0 - std::pow(static_cast<double>(config.beta1), t)),
           static_cast<float>(1.0 - std::pow(static_cast<double>(config.beta2), t))};
+}
+
+// The scalars of one optimizer step, computed once on the host for every parameter.
+inline OptimizerScalars make_optimizer_scalars(const OptimizerConfig& config, std::int64_t step) {
+  const StepScalars varying = make_step_scalars(config, step);
+  return {config.kind,     varying.learning_rate,    config.beta1,
+          config.beta2,    config.epsilon,           config.weight_decay,
+          config.momentum, varying.bias_correction1, varying.bias_correction2};
 }
 
 }  // namespace sparseae::math

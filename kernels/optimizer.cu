@@ -1,5 +1,6 @@
 // One launch updates a whole flat parameter buffer with math::optimizer_update, clipping the
-// gradient on the fly by math::clip_scale when asked.
+// gradient on the fly by math::clip_scale when asked, and reading the step's learning rate and
+// bias corrections from device memory when given them (a captured step).
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
 #include "kernels/op_math.hpp"
@@ -12,9 +13,11 @@ namespace {
 // squared norm (one cached load) and computes the same gate, so the step needs no host round
 // trip.
 __global__ void __launch_bounds__(detail::kBlockThreads)
-    optimizer_kernel(math::OptimizerScalars scalars, std::int64_t n, float* params,
-                     const float* grads, float* first, float* second, float max_grad_norm,
-                     bool skip_nonfinite, const float* grad_sum_squares) {
+    optimizer_kernel(math::OptimizerScalars scalars, const StepScalars* step_scalars,
+                     std::int64_t n, float* params, const float* grads, float* first,
+                     float* second, float max_grad_norm, bool skip_nonfinite,
+                     const float* grad_sum_squares) {
+  if (step_scalars != nullptr) scalars = math::with_step_scalars(scalars, *step_scalars);
   const math::GradientGate gate =
       math::gradient_gate(max_grad_norm, skip_nonfinite,
                           grad_sum_squares != nullptr ? *grad_sum_squares : 0.0f);
@@ -36,13 +39,14 @@ __global__ void __launch_bounds__(detail::kBlockThreads)
 
 }  // namespace
 
-void launch_optimizer_step(const math::OptimizerScalars& scalars, std::int64_t n, float* params,
+void launch_optimizer_step(const math::OptimizerScalars& scalars,
+                           const StepScalars* step_scalars, std::int64_t n, float* params,
                            const float* grads, float* first, float* second, float max_grad_norm,
                            bool skip_nonfinite, const float* grad_sum_squares,
                            cudaStream_t stream) {
   if (n <= 0) return;
   optimizer_kernel<<<detail::flat_grid(n), detail::kBlockThreads, 0, stream>>>(
-      scalars, n, params, grads, first, second, max_grad_norm, skip_nonfinite,
+      scalars, step_scalars, n, params, grads, first, second, max_grad_norm, skip_nonfinite,
       max_grad_norm > 0.0f || skip_nonfinite ? grad_sum_squares : nullptr);
   SAE_CUDA_CHECK(cudaGetLastError());
 }

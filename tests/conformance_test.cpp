@@ -292,12 +292,15 @@ SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(GemmConformance);
 class SpmmConformance : public BackendTest {
  protected:
   // c = alpha * op(a) * b + beta * c with n columns in b and c, each with pad NaN columns of
-  // padding. With beta == 0, c starts as NaN.
+  // padding. With beta == 0, c starts as NaN. captured: the product is issued inside
+  // Backend::capture with a's nnz given as an upper bound (as a captured training step gives its
+  // batch's), then replayed; on cuda that runs kernels/csr_spmm.cu instead of cuSPARSE.
   void check(Transpose ta, const HostCsr& a, std::int64_t n, float alpha, float beta,
-             std::int64_t pad, std::uint64_t seed) {
+             std::int64_t pad, std::uint64_t seed, bool captured = false) {
     std::ostringstream trace;
     trace << "spmm op(a)=" << transpose_name(ta) << " a " << a.rows << "x" << a.cols << " nnz "
-          << a.nnz() << " n=" << n << " alpha=" << alpha << " beta=" << beta << " pad=" << pad;
+          << a.nnz() << " n=" << n << " alpha=" << alpha << " beta=" << beta << " pad=" << pad
+          << (captured ? " captured" : "");
     SCOPED_TRACE(trace.str());
     std::mt19937_64 rng(seed);
     const std::int64_t b_rows = ta == Transpose::yes ? a.rows : a.cols;
@@ -312,7 +315,15 @@ class SpmmConformance : public BackendTest {
     const BackendCsr a_on(backend(), a);
     const BackendMatrix b_on = upload(b);
     const BackendMatrix c_on = upload(c);
-    backend().spmm(ta, alpha, a_on.view(), b_on.const_view(), beta, c_on.view());
+    if (captured) {
+      CsrView bounded = a_on.view();
+      bounded.nnz += 5;
+      const auto ops = backend().capture(
+          [&] { backend().spmm(ta, alpha, bounded, b_on.const_view(), beta, c_on.view()); });
+      backend().replay(*ops);
+    } else {
+      backend().spmm(ta, alpha, a_on.view(), b_on.const_view(), beta, c_on.view());
+    }
     const FloatMatrix got = download(c_on);
     // An output element sums at most b_rows products.
     EXPECT_TRUE(matrix_close(got, expected, scale, product_tolerance(b_rows)));
@@ -358,6 +369,20 @@ TEST_P(SpmmConformance, AlphaAndBeta) {
     check(ta, a, 17, 3.0f, -1.0f, 0, ++seed);
     check(ta, a, 17, 0.0f, 0.75f, 0, ++seed);
   }
+}
+
+TEST_P(SpmmConformance, CapturedMatchesReference) {
+  std::uint64_t seed = 1400;
+  for (const SparseShape& s : kSparseShapes)
+    for (Transpose ta : kBothTransposes) {
+      std::mt19937_64 rng(++seed);
+      const HostCsr a = random_csr(rng, s.rows, s.cols, s.density, 0.2);
+      check(ta, a, s.n, 1.0f, 0.0f, 0, ++seed, true);
+      check(ta, a, s.n, -0.5f, 1.25f, 3, ++seed, true);
+    }
+  std::mt19937_64 rng(++seed);
+  const HostCsr empty = random_csr(rng, 33, 65, 0.0, 0.0);
+  for (Transpose ta : kBothTransposes) check(ta, empty, 17, 1.0f, 2.0f, 0, ++seed, true);
 }
 
 TEST_P(SpmmConformance, CsrWithoutNonZerosGivesScaledC) {
@@ -1007,13 +1032,34 @@ TEST_P(GatherConformance, KnownNonZerosBeyondCapacityThrow) {
   EXPECT_TRUE(throws_error(
       [&] { backend().gather_rows(source_on.view(), ids.data(), 4, 8, out.output()); },
       "gather_rows: batch has 8 non-zeros, output holds 7", true));
-  // Only the cpu backend can tell a wrong nnz without waiting for the device.
+  // Only the cpu backend can tell a batch beyond its bound without waiting for the device.
   if (is_cpu()) {
     GatherOutput roomy = make_output(4, 4, 10);
     EXPECT_TRUE(throws_error(
         [&] { backend().gather_rows(source_on.view(), ids.data(), 4, 7, roomy.output()); },
-        "gather_rows: the batch has 8 non-zeros, not the 7 given", true));
+        "gather_rows: the batch has 8 non-zeros, more than the 7 given", true));
   }
+}
+
+TEST_P(GatherConformance, AnUpperBoundOfTheNonZerosGathersTheBatch) {
+  // What a captured step passes: the buffer's capacity, not the batch's count.
+  HostCsr source;
+  source.rows = 3;
+  source.cols = 4;
+  source.row_offsets = {0, 2, 2, 5};
+  source.col_indices = {0, 3, 0, 1, 2};
+  source.values = {1, 2, 3, 4, 5};
+  const BackendCsr source_on(backend(), source);
+  const Buffer<std::int64_t> ids = upload(std::vector<std::int64_t>{2, 0, 1});  // 5 non-zeros
+  GatherOutput out = make_output(4, 3, 9);
+  backend().gather_rows(source_on.view(), ids.data(), 3, 9, out.output());
+  EXPECT_EQ(out.row_offsets.download(), (std::vector<RowOffset>{0, 3, 5, 5}));
+  const std::vector<ColIndex> cols = out.col_indices.download();
+  const std::vector<float> values = out.values.download();
+  EXPECT_EQ(std::vector<ColIndex>(cols.begin(), cols.begin() + 5),
+            (std::vector<ColIndex>{0, 1, 2, 0, 3}));
+  EXPECT_EQ(std::vector<float>(values.begin(), values.begin() + 5),
+            (std::vector<float>{3, 4, 5, 1, 2}));
 }
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(GatherConformance);

@@ -8,6 +8,7 @@
 // backend's stream, and download() / synchronize() wait for them.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,18 @@
 namespace sparseae {
 
 enum class BackendKind : std::int32_t { cpu, cuda };
+
+// A sequence of ops recorded once by Backend::capture and run again by Backend::replay with the
+// same arguments: a CUDA graph on cuda, a list of the recorded calls on cpu.
+class CapturedOps {
+ public:
+  virtual ~CapturedOps() = default;
+  CapturedOps(const CapturedOps&) = delete;
+  CapturedOps& operator=(const CapturedOps&) = delete;
+
+ protected:
+  CapturedOps() = default;
+};
 
 // "auto" | "cpu" | "cuda".
 enum class BackendChoice : std::int32_t { automatic, cpu, cuda };
@@ -68,6 +81,19 @@ class Backend {
   virtual void upload_async(int slot, void* destination, const void* pinned_source,
                             std::size_t bytes) = 0;
   virtual void use_uploads(int slot) = 0;
+
+  // ---- captured ops (the training step as a CUDA graph) ----
+  // Runs ops(), which issues ops on this backend, recording them instead of running them, and
+  // returns the recording. Every argument is frozen at its value during capture, so what changes
+  // from one replay to the next must be in backend memory that the ops read (written before
+  // replay). Ops that wait for the device or read host memory (download_bytes, upload_bytes,
+  // synchronize, gather_rows without a known nnz, batch_nonzeros, symmetric_eigen, the staged
+  // uploads) throw Error inside a capture, as does any growth of the backend's scratch memory,
+  // so one run of the ops outside a capture must come first. An exception from ops ends the
+  // capture and propagates. A recording stays valid while the memory it uses stays allocated.
+  virtual std::unique_ptr<CapturedOps> capture(const std::function<void()>& ops) = 0;
+  // Issues the recorded ops again, asynchronously like any op.
+  virtual void replay(const CapturedOps& ops) = 0;
 
   // ---- dense and sparse products ----
   // How later gemm calls round their operands (MatmulPrecision; fp32 until set). The cpu backend
@@ -146,13 +172,15 @@ class Backend {
   // waits for nothing. Throws gather_rows' Error for a row id out of range.
   virtual void batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                               std::int64_t batch_rows, std::int64_t* nnz_per_batch) = 0;
-  // gather_rows for a batch whose number of non-zeros is known (batch_nonzeros): the same batch
-  // in out, without waiting for the device. Throws Error if nnz exceeds out.nnz_capacity. The
-  // row ids must lie in range, as batch_nonzeros checked: the cpu backend throws gather_rows'
-  // Error for one that does not, or when nnz is not the batch's; the cuda backend, which could
-  // check neither without waiting, gathers an out-of-range id as an empty row.
+  // gather_rows for a batch whose number of non-zeros is known to be at most max_nnz (its count
+  // from batch_nonzeros, or out.nnz_capacity in a captured step, which serves every batch): the
+  // same batch in out, its nnz in out.row_offsets[count], without waiting for the device. Throws
+  // Error if max_nnz exceeds out.nnz_capacity. The row ids must lie in range, as batch_nonzeros
+  // checked: the cpu backend throws gather_rows' Error for one that does not, or when the batch
+  // holds more than max_nnz; the cuda backend, which could check neither without waiting,
+  // gathers an out-of-range id as an empty row and stops writing at out.nnz_capacity.
   virtual void gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
-                           std::int64_t nnz, const CsrOutput& out) = 0;
+                           std::int64_t max_nnz, const CsrOutput& out) = 0;
   // The dense path: out (count x source.cols) = rows source[row_ids[0]], ... in that order. Row
   // ids must lie in [0, source.rows): the cpu backend throws gather_rows' message for one that
   // does not; the cuda backend, which could check only by waiting for the device, writes a zero
@@ -198,9 +226,18 @@ class Backend {
   // min(1, max_grad_norm / norm) first; reading it on the device keeps the step free of host
   // round trips. With config.skip_nonfinite it must be given too, and a norm that is NaN or Inf
   // leaves parameters and moments unchanged.
+  // step_scalars, when not null, points to backend memory whose StepScalars replace
+  // config.learning_rate and the bias corrections of step: what a captured step reads.
   virtual void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                               float* params, const float* grads, float* first_moment,
-                              float* second_moment, const float* grad_sum_squares) = 0;
+                              float* second_moment, const float* grad_sum_squares,
+                              const StepScalars* step_scalars) = 0;
+  void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
+                      float* params, const float* grads, float* first_moment, float* second_moment,
+                      const float* grad_sum_squares) {
+    optimizer_step(config, step, n, params, grads, first_moment, second_moment, grad_sum_squares,
+                   nullptr);
+  }
 
  protected:
   Backend() = default;

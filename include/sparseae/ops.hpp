@@ -149,6 +149,15 @@ struct OptimizerConfig {
   bool skip_nonfinite = false;
 };
 
+// The optimizer's values that change from step to step: the learning rate (its schedule) and
+// Adam's bias corrections 1 - beta1^t and 1 - beta2^t. A captured step reads them from backend
+// memory (Backend::optimizer_step), written before each replay.
+struct StepScalars {
+  float learning_rate = 0.0f;
+  float bias_correction1 = 1.0f;
+  float bias_correction2 = 1.0f;
+};
+
 // One layer of a trained network as the deterministic decoder of lossless mode reads it
 // (Backend::deterministic_layer, kernels/deterministic_decode.hpp). Pointers are in the
 // backend's memory. Weights are in x weight_cols row-major (output column j reads weight column

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <new>
 #include <numeric>
@@ -81,20 +82,27 @@ std::string CpuBackend::description() const {
          openblas_get_config();
 }
 
-void* CpuBackend::allocate_bytes(std::size_t bytes) { return ::operator new(bytes, kAlignment); }
+void* CpuBackend::allocate_bytes(std::size_t bytes) {
+  refuse_in_capture("allocate_bytes");
+  return ::operator new(bytes, kAlignment);
+}
 
 void CpuBackend::free_bytes(void* pointer) noexcept { ::operator delete(pointer, kAlignment); }
 
 void CpuBackend::upload_bytes(void* destination, const void* host_source, std::size_t bytes) {
+  refuse_in_capture("upload_bytes");
   if (bytes != 0) std::memcpy(destination, host_source, bytes);
 }
 
 void CpuBackend::download_bytes(void* host_destination, const void* source, std::size_t bytes) {
+  refuse_in_capture("download_bytes");
   if (bytes != 0) std::memcpy(host_destination, source, bytes);
 }
 
 void CpuBackend::copy_bytes(void* destination, const void* source, std::size_t bytes) {
-  if (bytes != 0) std::memmove(destination, source, bytes);
+  run([=] {
+    if (bytes != 0) std::memmove(destination, source, bytes);
+  });
 }
 
 void CpuBackend::set_matmul_precision(MatmulPrecision precision) {
@@ -103,97 +111,111 @@ void CpuBackend::set_matmul_precision(MatmulPrecision precision) {
               " needs the cuda backend (the cpu multiplies in fp32 only)");
 }
 
-void CpuBackend::begin_uploads(int slot) { check_upload_slot("begin_uploads", slot); }
+void CpuBackend::begin_uploads(int slot) {
+  refuse_in_capture("begin_uploads");
+  check_upload_slot("begin_uploads", slot);
+}
 
 void CpuBackend::upload_async(int slot, void* destination, const void* pinned_source,
                               std::size_t bytes) {
+  refuse_in_capture("upload_async");
   check_upload_slot("upload_async", slot);
   upload_bytes(destination, pinned_source, bytes);
 }
 
-void CpuBackend::use_uploads(int slot) { check_upload_slot("use_uploads", slot); }
+void CpuBackend::use_uploads(int slot) {
+  refuse_in_capture("use_uploads");
+  check_upload_slot("use_uploads", slot);
+}
 
 void CpuBackend::fill_zero_bytes(void* destination, std::size_t bytes) {
-  std::memset(destination, 0, bytes);
+  run([=] { std::memset(destination, 0, bytes); });
 }
 
 void CpuBackend::gemm(Transpose transpose_a, Transpose transpose_b, float alpha,
                       ConstDenseView a, ConstDenseView b, float beta, DenseView c) {
   check_gemm(transpose_a, transpose_b, a, b, c);
-  if (c.empty()) return;
-  const std::int64_t inner = op_cols(transpose_a, a);
-  if (inner == 0) {
-    scale_in_place(c, beta);
-    return;
-  }
-  if (beta == 0.0f) scale_in_place(c, 0.0f);  // BLAS may read c even when beta is 0
-  // Each thread multiplies a slab of c's rows: rows of a, or columns when a is transposed.
-#pragma omp parallel
-  {
-    const std::int64_t threads = omp_get_num_threads();
-    const std::int64_t t = omp_get_thread_num();
-    const std::int64_t begin = c.rows * t / threads;
-    const std::int64_t end = c.rows * (t + 1) / threads;
-    if (begin < end) {
-      const float* a_slab = transpose_a == Transpose::yes ? a.data + begin : a.data + begin * a.ld;
-      cblas_sgemm(CblasRowMajor, to_cblas(transpose_a), to_cblas(transpose_b),
-                  static_cast<blasint>(end - begin), static_cast<blasint>(c.cols),
-                  static_cast<blasint>(inner), alpha, a_slab, static_cast<blasint>(a.ld), b.data,
-                  static_cast<blasint>(b.ld), beta, c.data + begin * c.ld,
-                  static_cast<blasint>(c.ld));
+  run([=] {
+    if (c.empty()) return;
+    const std::int64_t inner = op_cols(transpose_a, a);
+    if (inner == 0) {
+      scale_in_place(c, beta);
+      return;
     }
-  }
+    if (beta == 0.0f) scale_in_place(c, 0.0f);  // BLAS may read c even when beta is 0
+      // Each thread multiplies a slab of c's rows: rows of a, or columns when a is transposed.
+#pragma omp parallel
+    {
+      const std::int64_t threads = omp_get_num_threads();
+      const std::int64_t t = omp_get_thread_num();
+      const std::int64_t begin = c.rows * t / threads;
+      const std::int64_t end = c.rows * (t + 1) / threads;
+      if (begin < end) {
+        const float* a_slab =
+            transpose_a == Transpose::yes ? a.data + begin : a.data + begin * a.ld;
+        cblas_sgemm(CblasRowMajor, to_cblas(transpose_a), to_cblas(transpose_b),
+                    static_cast<blasint>(end - begin), static_cast<blasint>(c.cols),
+                    static_cast<blasint>(inner), alpha, a_slab, static_cast<blasint>(a.ld), b.data,
+                    static_cast<blasint>(b.ld), beta, c.data + begin * c.ld,
+                    static_cast<blasint>(c.ld));
+      }
+    }
+  });
 }
 
 void CpuBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,
                       DenseView c) {
   check_spmm(transpose_a, a, b, c);
-  if (c.empty()) return;
-  if (transpose_a == Transpose::no) {
+  run([=] {
+    if (c.empty()) return;
+    if (transpose_a == Transpose::no) {
 #pragma omp parallel for schedule(dynamic, 64)
-    for (std::int64_t r = 0; r < a.rows; ++r) {
-      float* out = &c(r, 0);
-      for (std::int64_t j = 0; j < c.cols; ++j) out[j] = beta == 0.0f ? 0.0f : beta * out[j];
-      for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k) {
-        const float v = alpha * a.values[k];
-        const float* in = &b(a.col_indices[k], 0);
-        for (std::int64_t j = 0; j < c.cols; ++j) out[j] += v * in[j];
+      for (std::int64_t r = 0; r < a.rows; ++r) {
+        float* out = &c(r, 0);
+        for (std::int64_t j = 0; j < c.cols; ++j) out[j] = beta == 0.0f ? 0.0f : beta * out[j];
+        for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k) {
+          const float v = alpha * a.values[k];
+          const float* in = &b(a.col_indices[k], 0);
+          for (std::int64_t j = 0; j < c.cols; ++j) out[j] += v * in[j];
+        }
       }
+      return;
     }
-    return;
-  }
-  // aᵀ·b scatters row r of b into the rows of c named by row r's column indices. Each thread owns
-  // a block of c's columns, so the scatter needs no atomics and the sum order is fixed.
-  scale_in_place(c, beta);
-  for_column_blocks(c.cols, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t r = 0; r < a.rows; ++r) {
-      const float* in = &b(r, 0);
-      for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k) {
-        const float v = alpha * a.values[k];
-        float* out = &c(a.col_indices[k], 0);
-        for (std::int64_t j = begin; j < end; ++j) out[j] += v * in[j];
+    // aᵀ·b scatters row r of b into the rows of c named by row r's column indices. Each thread owns
+    // a block of c's columns, so the scatter needs no atomics and the sum order is fixed.
+    scale_in_place(c, beta);
+    for_column_blocks(c.cols, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = 0; r < a.rows; ++r) {
+        const float* in = &b(r, 0);
+        for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k) {
+          const float v = alpha * a.values[k];
+          float* out = &c(a.col_indices[k], 0);
+          for (std::int64_t j = begin; j < end; ++j) out[j] += v * in[j];
+        }
       }
-    }
+    });
   });
 }
 
 void CpuBackend::bias_activation_forward(Activation activation, ConstDenseView z,
                                          const float* bias, DenseView y) {
   check_bias_activation("bias_activation_forward", z, y);
-  with_activation(activation, [&](auto act) {
+  run([=] {
+    with_activation(activation, [&](auto act) {
 #pragma omp parallel for schedule(static)
-    for (std::int64_t r = 0; r < y.rows; ++r) {
-      float* out = y.row(r);
-      const float* in = z.data != nullptr ? z.row(r) : nullptr;
-      if (in != nullptr && bias != nullptr)
-        for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, in[j] + bias[j]);
-      else if (in != nullptr)
-        for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, in[j]);
-      else if (bias != nullptr)
-        for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, bias[j]);
-      else
-        std::fill(out, out + y.cols, math::activate(act, 0.0f));
-    }
+      for (std::int64_t r = 0; r < y.rows; ++r) {
+        float* out = y.row(r);
+        const float* in = z.data != nullptr ? z.row(r) : nullptr;
+        if (in != nullptr && bias != nullptr)
+          for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, in[j] + bias[j]);
+        else if (in != nullptr)
+          for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, in[j]);
+        else if (bias != nullptr)
+          for (std::int64_t j = 0; j < y.cols; ++j) out[j] = math::activate(act, bias[j]);
+        else
+          std::fill(out, out + y.cols, math::activate(act, 0.0f));
+      }
+    });
   });
 }
 
@@ -201,101 +223,119 @@ void CpuBackend::activation_backward(Activation activation, ConstDenseView y, Co
                                      DenseView dz, float* bias_grad) {
   check_same_shape("activation_backward", "y", y, "dy", dy);
   check_same_shape("activation_backward", "y", y, "dz", dz);
-  with_activation(activation, [&](auto act) {
-    for_column_blocks(y.cols, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t chunk = begin; chunk < end; chunk += kSumChunk) {
-        const std::int64_t width = std::min(kSumChunk, end - chunk);
-        double sums[kSumChunk] = {};
-        for (std::int64_t block = 0; block < y.rows; block += kRowBlock) {
-          float partial[kSumChunk] = {};
-          for (std::int64_t r = block; r < std::min(y.rows, block + kRowBlock); ++r) {
-            const float* y_row = y.row(r) + chunk;
-            const float* dy_row = dy.row(r) + chunk;
-            float* dz_row = dz.row(r) + chunk;
-            // dz may be dy (in place); element j reads and writes only index j.
+  run([=] {
+    with_activation(activation, [&](auto act) {
+      for_column_blocks(y.cols, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t chunk = begin; chunk < end; chunk += kSumChunk) {
+          const std::int64_t width = std::min(kSumChunk, end - chunk);
+          double sums[kSumChunk] = {};
+          for (std::int64_t block = 0; block < y.rows; block += kRowBlock) {
+            float partial[kSumChunk] = {};
+            for (std::int64_t r = block; r < std::min(y.rows, block + kRowBlock); ++r) {
+              const float* y_row = y.row(r) + chunk;
+              const float* dy_row = dy.row(r) + chunk;
+              float* dz_row = dz.row(r) + chunk;
+              // dz may be dy (in place); element j reads and writes only index j.
 #pragma omp simd
-            for (std::int64_t j = 0; j < width; ++j) {
-              const float g = dy_row[j] * math::derivative_from_output(act, y_row[j]);
-              dz_row[j] = g;
-              partial[j] += g;
+              for (std::int64_t j = 0; j < width; ++j) {
+                const float g = dy_row[j] * math::derivative_from_output(act, y_row[j]);
+                dz_row[j] = g;
+                partial[j] += g;
+              }
             }
+            for (std::int64_t j = 0; j < width; ++j) sums[j] += partial[j];
           }
-          for (std::int64_t j = 0; j < width; ++j) sums[j] += partial[j];
+          if (bias_grad != nullptr)
+            for (std::int64_t j = 0; j < width; ++j)
+              bias_grad[chunk + j] = static_cast<float>(sums[j]);
         }
-        if (bias_grad != nullptr)
-          for (std::int64_t j = 0; j < width; ++j)
-            bias_grad[chunk + j] = static_cast<float>(sums[j]);
-      }
+      });
     });
   });
 }
 
 void CpuBackend::transform_values(InputTransform transform, const float* in, std::int64_t n,
                                   float* out) {
+  run([=] {
 #pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) out[i] = math::transform_input(transform, in[i]);
+    for (std::int64_t i = 0; i < n; ++i) out[i] = math::transform_input(transform, in[i]);
+  });
 }
 
 void CpuBackend::row_log_size_factors(CsrView batch, float log_reference, float* out) {
+  run([=] {
 #pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < batch.rows; ++r) {
-    double total = 0.0;
-    for (RowOffset k = batch.row_offsets[r]; k < batch.row_offsets[r + 1]; ++k)
-      total += batch.values[k];
-    out[r] = math::log_size_factor(total, log_reference);
-  }
+    for (std::int64_t r = 0; r < batch.rows; ++r) {
+      double total = 0.0;
+      for (RowOffset k = batch.row_offsets[r]; k < batch.row_offsets[r + 1]; ++k)
+        total += batch.values[k];
+      out[r] = math::log_size_factor(total, log_reference);
+    }
+  });
 }
 
 void CpuBackend::row_log_size_factors(ConstDenseView batch, float log_reference, float* out) {
   check_view("row_log_size_factors", "batch", batch);
+  run([=] {
 #pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < batch.rows; ++r) {
-    double total = 0.0;
-    for (std::int64_t c = 0; c < batch.cols; ++c) total += batch(r, c);
-    out[r] = math::log_size_factor(total, log_reference);
-  }
+    for (std::int64_t r = 0; r < batch.rows; ++r) {
+      double total = 0.0;
+      for (std::int64_t c = 0; c < batch.cols; ++c) total += batch(r, c);
+      out[r] = math::log_size_factor(total, log_reference);
+    }
+  });
 }
 
 void CpuBackend::add_row_offsets(DenseView m, const float* offsets) {
   check_view("add_row_offsets", "m", m);
+  run([=] {
 #pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < m.rows; ++r)
-    for (std::int64_t c = 0; c < m.cols; ++c) m(r, c) += offsets[r];
+    for (std::int64_t r = 0; r < m.rows; ++r)
+      for (std::int64_t c = 0; c < m.cols; ++c) m(r, c) += offsets[r];
+  });
 }
 
 void CpuBackend::column_sums(ConstDenseView x, float scale, float* out) {
   check_view("column_sums", "x", x);
-  for_column_blocks(x.cols, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t chunk = begin; chunk < end; chunk += kSumChunk) {
-      const std::int64_t width = std::min(kSumChunk, end - chunk);
-      double sums[kSumChunk] = {};
-      for (std::int64_t r = 0; r < x.rows; ++r) {
-        const float* row = x.row(r) + chunk;
-        for (std::int64_t j = 0; j < width; ++j) sums[j] += row[j];
+  run([=] {
+    for_column_blocks(x.cols, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t chunk = begin; chunk < end; chunk += kSumChunk) {
+        const std::int64_t width = std::min(kSumChunk, end - chunk);
+        double sums[kSumChunk] = {};
+        for (std::int64_t r = 0; r < x.rows; ++r) {
+          const float* row = x.row(r) + chunk;
+          for (std::int64_t j = 0; j < width; ++j) sums[j] += row[j];
+        }
+        for (std::int64_t j = 0; j < width; ++j)
+          out[chunk + j] = static_cast<float>(scale * sums[j]);
       }
-      for (std::int64_t j = 0; j < width; ++j) out[chunk + j] = static_cast<float>(scale * sums[j]);
-    }
+    });
   });
 }
 
 void CpuBackend::csr_to_dense(CsrView a, DenseView out) {
   check_csr_to_dense(a, out);
+  run([=] {
 #pragma omp parallel for schedule(dynamic, 64)
-  for (std::int64_t r = 0; r < a.rows; ++r) {
-    float* row = &out(r, 0);
-    std::fill(row, row + out.cols, 0.0f);
-    for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k)
-      row[a.col_indices[k]] += a.values[k];
-  }
+    for (std::int64_t r = 0; r < a.rows; ++r) {
+      float* row = &out(r, 0);
+      std::fill(row, row + out.cols, 0.0f);
+      for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k)
+        row[a.col_indices[k]] += a.values[k];
+    }
+  });
 }
 
 void CpuBackend::accumulate(const float* x, std::int64_t n, double* sum) {
   check_accumulate(n);
+  run([=] {
 #pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) sum[i] += static_cast<double>(x[i]);
+    for (std::int64_t i = 0; i < n; ++i) sum[i] += static_cast<double>(x[i]);
+  });
 }
 
 void CpuBackend::symmetric_eigen(std::int64_t n, double* a, double* eigenvalues) {
+  refuse_in_capture("symmetric_eigen");
   check_symmetric_eigen(n);
   if (n == 0) return;
   require(n <= std::numeric_limits<lapack_int>::max(),
@@ -308,19 +348,22 @@ void CpuBackend::symmetric_eigen(std::int64_t n, double* a, double* eigenvalues)
 }
 
 void CpuBackend::random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) {
-  require(n >= 0, "random_permutation: negative length");
-  std::vector<std::uint64_t> keys(static_cast<std::size_t>(n));
+  run([=] {
+    require(n >= 0, "random_permutation: negative length");
+    std::vector<std::uint64_t> keys(static_cast<std::size_t>(n));
 #pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i)
-    keys[i] = math::permutation_key(seed, static_cast<std::uint64_t>(i));
-  std::iota(out, out + n, std::int64_t{0});
-  std::sort(out, out + n, [&](std::int64_t x, std::int64_t y) {
-    return keys[x] != keys[y] ? keys[x] < keys[y] : x < y;
+    for (std::int64_t i = 0; i < n; ++i)
+      keys[i] = math::permutation_key(seed, static_cast<std::uint64_t>(i));
+    std::iota(out, out + n, std::int64_t{0});
+    std::sort(out, out + n, [&](std::int64_t x, std::int64_t y) {
+      return keys[x] != keys[y] ? keys[x] < keys[y] : x < y;
+    });
   });
 }
 
 std::int64_t CpuBackend::gather_rows(CsrView source, const std::int64_t* row_ids,
                                      std::int64_t count, const CsrOutput& out) {
+  refuse_in_capture("gather_rows without a known nnz");
   check_gather(source, count, out);
   out.row_offsets[0] = 0;
   for (std::int64_t i = 0; i < count; ++i) {
@@ -343,6 +386,7 @@ std::int64_t CpuBackend::gather_rows(CsrView source, const std::int64_t* row_ids
 
 void CpuBackend::batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                                 std::int64_t batch_rows, std::int64_t* nnz_per_batch) {
+  refuse_in_capture("batch_nonzeros");
   check_batch_nonzeros(count, batch_rows);
   for (std::int64_t first = 0; first < count; first += batch_rows) {
     std::int64_t nnz = 0;
@@ -356,52 +400,94 @@ void CpuBackend::batch_nonzeros(CsrView source, const std::int64_t* row_ids, std
 }
 
 void CpuBackend::gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
-                             std::int64_t nnz, const CsrOutput& out) {
-  require(nnz <= out.nnz_capacity, gather_overflow_message(nnz, out.nnz_capacity));
-  const std::int64_t gathered = gather_rows(source, row_ids, count, out);
-  require(gathered == nnz, "gather_rows: the batch has " + std::to_string(gathered) +
-                               " non-zeros, not the " + std::to_string(nnz) + " given");
+                             std::int64_t max_nnz, const CsrOutput& out) {
+  require(max_nnz <= out.nnz_capacity, gather_overflow_message(max_nnz, out.nnz_capacity));
+  run([=] {
+    const std::int64_t gathered = gather_rows(source, row_ids, count, out);
+    require(gathered <= max_nnz, "gather_rows: the batch has " + std::to_string(gathered) +
+                                     " non-zeros, more than the " + std::to_string(max_nnz) +
+                                     " given");
+  });
 }
 
 void CpuBackend::gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
                                    std::int64_t count, DenseView out) {
   check_dense_gather(source, count, out);
-  for (std::int64_t i = 0; i < count; ++i)
-    require(row_ids[i] >= 0 && row_ids[i] < source.rows,
-            gather_bad_row_message(row_ids[i], source.rows));
+  run([=] {
+    for (std::int64_t i = 0; i < count; ++i)
+      require(row_ids[i] >= 0 && row_ids[i] < source.rows,
+              gather_bad_row_message(row_ids[i], source.rows));
 #pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < count; ++i)
-    std::copy_n(&source(row_ids[i], 0), source.cols, &out(i, 0));
+    for (std::int64_t i = 0; i < count; ++i)
+      std::copy_n(&source(row_ids[i], 0), source.cols, &out(i, 0));
+  });
 }
 
 void CpuBackend::optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                                 float* params, const float* grads, float* first_moment,
-                                float* second_moment, const float* grad_sum_squares) {
+                                float* second_moment, const float* grad_sum_squares,
+                                const StepScalars* step_scalars) {
   check_optimizer(config, step, second_moment, grad_sum_squares);
-  const math::OptimizerScalars scalars = math::make_optimizer_scalars(config, step);
-  const bool reads_norm = config.max_grad_norm > 0.0f || config.skip_nonfinite;
-  const math::GradientGate gate =
-      math::gradient_gate(config.max_grad_norm, config.skip_nonfinite,
-                          reads_norm ? *grad_sum_squares : 0.0f);
-  if (gate.skip) return;
-  const float grad_scale = gate.scale;
-  with_optimizer(config.kind, [&](auto kind) {
-    math::OptimizerScalars fixed = scalars;
-    fixed.kind = kind;
-    if (second_moment != nullptr) {
+  run([=] {
+    math::OptimizerScalars scalars = math::make_optimizer_scalars(config, step);
+    if (step_scalars != nullptr) scalars = math::with_step_scalars(scalars, *step_scalars);
+    const bool reads_norm = config.max_grad_norm > 0.0f || config.skip_nonfinite;
+    const math::GradientGate gate = math::gradient_gate(config.max_grad_norm, config.skip_nonfinite,
+                                                        reads_norm ? *grad_sum_squares : 0.0f);
+    if (gate.skip) return;
+    const float grad_scale = gate.scale;
+    with_optimizer(config.kind, [&](auto kind) {
+      math::OptimizerScalars fixed = scalars;
+      fixed.kind = kind;
+      if (second_moment != nullptr) {
 #pragma omp parallel for simd schedule(static)
-      for (std::int64_t i = 0; i < n; ++i)
-        math::optimizer_update(fixed, params[i], grad_scale * grads[i], first_moment[i],
-                               second_moment[i]);
-    } else {
+        for (std::int64_t i = 0; i < n; ++i)
+          math::optimizer_update(fixed, params[i], grad_scale * grads[i], first_moment[i],
+                                 second_moment[i]);
+      } else {
 #pragma omp parallel for schedule(static)
-      for (std::int64_t i = 0; i < n; ++i) {
-        float unused_second = 0.0f;
-        math::optimizer_update(fixed, params[i], grad_scale * grads[i], first_moment[i],
-                               unused_second);
+        for (std::int64_t i = 0; i < n; ++i) {
+          float unused_second = 0.0f;
+          math::optimizer_update(fixed, params[i], grad_scale * grads[i], first_moment[i],
+                                 unused_second);
+        }
       }
-    }
+    });
   });
+}
+
+namespace {
+
+struct RecordedOps final : CapturedOps {
+  std::vector<std::function<void()>> calls;
+};
+
+}  // namespace
+
+void CpuBackend::refuse_in_capture(const char* op) const {
+  if (recording_ != nullptr)
+    throw Error(std::string("cpu backend: ") + op +
+                " inside a captured step (a captured step neither waits for the device, reads "
+                "host memory nor allocates)");
+}
+
+std::unique_ptr<CapturedOps> CpuBackend::capture(const std::function<void()>& ops) {
+  refuse_in_capture("capture");
+  auto recorded = std::make_unique<RecordedOps>();
+  recording_ = &recorded->calls;
+  try {
+    ops();
+  } catch (...) {
+    recording_ = nullptr;
+    throw;
+  }
+  recording_ = nullptr;
+  return recorded;
+}
+
+void CpuBackend::replay(const CapturedOps& ops) {
+  refuse_in_capture("replay");
+  for (const std::function<void()>& call : static_cast<const RecordedOps&>(ops).calls) call();
 }
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }

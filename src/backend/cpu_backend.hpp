@@ -1,4 +1,9 @@
 #pragma once
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
 #include "sparseae/backend.hpp"
 
 namespace sparseae::detail {
@@ -19,7 +24,7 @@ class CpuBackend final : public Backend {
   void download_bytes(void* host_destination, const void* source, std::size_t bytes) override;
   void copy_bytes(void* destination, const void* source, std::size_t bytes) override;
   void fill_zero_bytes(void* destination, std::size_t bytes) override;
-  void synchronize() override {}
+  void synchronize() override { refuse_in_capture("synchronize"); }
   void set_matmul_precision(MatmulPrecision precision) override;
   // Measured on the 2-core development machine (bench/RESULTS.md, BM_first_layer): spmm and
   // forward + weight gradient of 1024 x 512 into 256 cost alike near 5.5 % density; below it
@@ -57,7 +62,7 @@ class CpuBackend final : public Backend {
   void batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                       std::int64_t batch_rows, std::int64_t* nnz_per_batch) override;
   void gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
-                   std::int64_t nnz, const CsrOutput& out) override;
+                   std::int64_t max_nnz, const CsrOutput& out) override;
   void gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids, std::int64_t count,
                          DenseView out) override;
   void reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
@@ -69,8 +74,29 @@ class CpuBackend final : public Backend {
                            float* loss) override;
   void sum_of_squares(const float* x, std::int64_t n, float* out) override;
   void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
-                      float* params, const float* grads, float* first_moment,
-                      float* second_moment, const float* grad_sum_squares) override;
+                      float* params, const float* grads, float* first_moment, float* second_moment,
+                      const float* grad_sum_squares, const StepScalars* step_scalars) override;
+  using Backend::optimizer_step;
+
+  // A recording of the op calls with their arguments, replayed in order: a step whose arguments
+  // change between replays replays wrong here as it would on a GPU, and an op that the device
+  // could not capture is refused as cuda refuses it.
+  std::unique_ptr<CapturedOps> capture(const std::function<void()>& ops) override;
+  void replay(const CapturedOps& ops) override;
+
+ private:
+  // Runs op now, or records it while a capture runs.
+  template <typename Op>
+  void run(Op op) {
+    if (recording_ != nullptr)
+      recording_->emplace_back(std::move(op));
+    else
+      op();
+  }
+  // Throws Error naming op while a capture runs.
+  void refuse_in_capture(const char* op) const;
+
+  std::vector<std::function<void()>>* recording_ = nullptr;
 };
 
 }  // namespace sparseae::detail

@@ -12,14 +12,16 @@ void CpuBackend::deterministic_layer(const DeterministicLayer& layer, ConstDense
                                      const float* row_offsets, DenseView out) {
   check_view("deterministic_layer", "in", in);
   check_view("deterministic_layer", "out", out);
-  // Threads pay off only beyond a few hundred thousand products (a probe row is far below).
-  constexpr std::int64_t kParallelProducts = std::int64_t{1} << 18;
+  run([=] {
+    // Threads pay off only beyond a few hundred thousand products (a probe row is far below).
+    constexpr std::int64_t kParallelProducts = std::int64_t{1} << 18;
 #pragma omp parallel for schedule(static) if (out.rows * out.cols * in.cols >= kParallelProducts)
-  for (std::int64_t r = 0; r < out.rows; ++r) {
-    const float offset = row_offsets != nullptr ? row_offsets[r] : 0.0f;
-    for (std::int64_t j = 0; j < out.cols; ++j)
-      out(r, j) = math::deterministic::layer_output(layer, &in(r, 0), offset, j);
-  }
+    for (std::int64_t r = 0; r < out.rows; ++r) {
+      const float offset = row_offsets != nullptr ? row_offsets[r] : 0.0f;
+      for (std::int64_t j = 0; j < out.cols; ++j)
+        out(r, j) = math::deterministic::layer_output(layer, &in(r, 0), offset, j);
+    }
+  });
 }
 
 }  // namespace sparseae::detail

@@ -93,6 +93,12 @@ DeviceMemory allocate_device(std::size_t bytes) {
 
 void* Workspace::reserve(std::size_t bytes, cudaStream_t stream) {
   if (bytes <= capacity_) return memory_.get();
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  SAE_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone)
+    throw Error(
+        "cuda backend: scratch memory would grow inside a captured step (run the ops once "
+        "before capturing them)");
   SAE_CUDA_CHECK(cudaStreamSynchronize(stream));
   memory_.reset();  // before allocating the larger block, so the two never coexist
   capacity_ = 0;
@@ -102,6 +108,7 @@ void* Workspace::reserve(std::size_t bytes, cudaStream_t stream) {
   const std::size_t capacity = (bytes + kGranularity - 1) / kGranularity * kGranularity;
   memory_ = allocate_device(capacity);
   capacity_ = capacity;
+  ++generation_;
   return memory_.get();
 }
 
@@ -165,6 +172,7 @@ CudaBackend::~CudaBackend() {
 // ---- memory ----
 
 void* CudaBackend::allocate_bytes(std::size_t bytes) {
+  refuse_in_capture("allocate_bytes");
   if (bytes == 0) return nullptr;
   void* pointer = nullptr;
   const cudaError_t status = cudaMalloc(&pointer, bytes);
@@ -190,6 +198,7 @@ void CudaBackend::free_bytes(void* pointer) noexcept {
 }
 
 void CudaBackend::upload_bytes(void* destination, const void* host_source, std::size_t bytes) {
+  refuse_in_capture("upload_bytes");
   if (bytes == 0) return;
   SAE_CUDA_CHECK(
       cudaMemcpyAsync(destination, host_source, bytes, cudaMemcpyHostToDevice, stream()));
@@ -198,6 +207,7 @@ void CudaBackend::upload_bytes(void* destination, const void* host_source, std::
 }
 
 void CudaBackend::download_bytes(void* host_destination, const void* source, std::size_t bytes) {
+  refuse_in_capture("download_bytes");
   if (bytes == 0) return;
   SAE_CUDA_CHECK(
       cudaMemcpyAsync(host_destination, source, bytes, cudaMemcpyDeviceToHost, stream()));
@@ -224,7 +234,10 @@ void CudaBackend::fill_zero_bytes(void* destination, std::size_t bytes) {
   SAE_CUDA_CHECK(cudaMemsetAsync(destination, 0, bytes, stream()));
 }
 
-void CudaBackend::synchronize() { SAE_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+void CudaBackend::synchronize() {
+  refuse_in_capture("synchronize");
+  SAE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
 
 std::size_t CudaBackend::device_memory_used() const {
   std::size_t free_bytes = 0;
@@ -247,6 +260,7 @@ void CudaBackend::set_matmul_precision(MatmulPrecision precision) {
 }
 
 void* CudaBackend::allocate_pinned_bytes(std::size_t bytes) {
+  refuse_in_capture("allocate_pinned_bytes");
   if (bytes == 0) return nullptr;
   void* pointer = nullptr;
   SAE_CUDA_CHECK(cudaMallocHost(&pointer, bytes));
@@ -261,6 +275,7 @@ void CudaBackend::free_pinned_bytes(void* pointer) noexcept {
 }
 
 void CudaBackend::begin_uploads(int slot) {
+  refuse_in_capture("begin_uploads");
   check_upload_slot("begin_uploads", slot);
   SAE_CUDA_CHECK(cudaEventSynchronize(uploaded_[slot].get()));
   SAE_CUDA_CHECK(cudaEventRecord(compute_mark_.get(), stream()));
@@ -269,6 +284,7 @@ void CudaBackend::begin_uploads(int slot) {
 
 void CudaBackend::upload_async(int slot, void* destination, const void* pinned_source,
                                std::size_t bytes) {
+  refuse_in_capture("upload_async");
   check_upload_slot("upload_async", slot);
   if (bytes == 0) return;
   SAE_CUDA_CHECK(cudaMemcpyAsync(destination, pinned_source, bytes, cudaMemcpyHostToDevice,
@@ -276,6 +292,7 @@ void CudaBackend::upload_async(int slot, void* destination, const void* pinned_s
 }
 
 void CudaBackend::use_uploads(int slot) {
+  refuse_in_capture("use_uploads");
   check_upload_slot("use_uploads", slot);
   SAE_CUDA_CHECK(cudaEventRecord(uploaded_[slot].get(), copy_stream_.get()));
   SAE_CUDA_CHECK(cudaStreamWaitEvent(stream(), uploaded_[slot].get(), 0));
@@ -304,6 +321,13 @@ void CudaBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDense
                        DenseView c) {
   check_spmm(transpose_a, a, b, c);
   if (c.empty()) return;
+  if (capturing_) {
+    if (transpose_a == Transpose::yes)
+      kernels::launch_csr_transpose_times_dense(alpha, a, b, beta, c, stream());
+    else
+      kernels::launch_csr_rows_times_dense(alpha, a, b, beta, c, stream());
+    return;
+  }
   if (a.nnz == 0) {
     kernels::launch_scale(c, beta, stream());
     return;
@@ -405,6 +429,7 @@ void CudaBackend::accumulate(const float* x, std::int64_t n, double* sum) {
 }
 
 void CudaBackend::symmetric_eigen(std::int64_t n, double* a, double* eigenvalues) {
+  refuse_in_capture("symmetric_eigen");
   check_symmetric_eigen(n);
   if (n == 0) return;
   if (cusolver_.get() == nullptr) {
@@ -450,6 +475,7 @@ void CudaBackend::random_permutation(std::uint64_t seed, std::int64_t n, std::in
 
 std::int64_t CudaBackend::gather_rows(CsrView source, const std::int64_t* row_ids,
                                       std::int64_t count, const CsrOutput& out) {
+  refuse_in_capture("gather_rows without a known nnz");
   check_gather(source, count, out);
   if (count == 0) {
     SAE_CUDA_CHECK(cudaMemsetAsync(out.row_offsets, 0, sizeof(RowOffset), stream()));
@@ -476,6 +502,7 @@ std::int64_t CudaBackend::gather_rows(CsrView source, const std::int64_t* row_id
 
 void CudaBackend::batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                                  std::int64_t batch_rows, std::int64_t* nnz_per_batch) {
+  refuse_in_capture("batch_nonzeros");
   check_batch_nonzeros(count, batch_rows);
   if (count == 0) return;
   // The offsets every row would take in one batch of all count rows (the first half of a gather),
@@ -506,9 +533,9 @@ void CudaBackend::batch_nonzeros(CsrView source, const std::int64_t* row_ids, st
 }
 
 void CudaBackend::gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
-                              std::int64_t nnz, const CsrOutput& out) {
+                              std::int64_t max_nnz, const CsrOutput& out) {
   check_gather(source, count, out);
-  require(nnz <= out.nnz_capacity, gather_overflow_message(nnz, out.nnz_capacity));
+  require(max_nnz <= out.nnz_capacity, gather_overflow_message(max_nnz, out.nnz_capacity));
   if (count == 0) {
     SAE_CUDA_CHECK(cudaMemsetAsync(out.row_offsets, 0, sizeof(RowOffset), stream()));
     return;
@@ -519,7 +546,7 @@ void CudaBackend::gather_rows(CsrView source, const std::int64_t* row_ids, std::
   kernels::launch_gather_offsets(source, row_ids, count, out.row_offsets,
                                  static_cast<kernels::GatherStatus*>(gather_status_.get()),
                                  workspace, stream());
-  if (nnz > 0) kernels::launch_gather_copy(source, row_ids, count, out, stream());
+  if (max_nnz > 0) kernels::launch_gather_copy(source, row_ids, count, out, stream());
 }
 
 void CudaBackend::gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
@@ -566,13 +593,67 @@ void CudaBackend::sum_of_squares(const float* x, std::int64_t n, float* out) {
 
 void CudaBackend::optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                                  float* params, const float* grads, float* first_moment,
-                                 float* second_moment, const float* grad_sum_squares) {
+                                 float* second_moment, const float* grad_sum_squares,
+                                 const StepScalars* step_scalars) {
   check_optimizer(config, step, second_moment, grad_sum_squares);
   // The clipping scale and the skip are decided in the kernel from *grad_sum_squares: no host
   // round trip.
-  kernels::launch_optimizer_step(math::make_optimizer_scalars(config, step), n, params, grads,
-                                 first_moment, second_moment, config.max_grad_norm,
+  kernels::launch_optimizer_step(math::make_optimizer_scalars(config, step), step_scalars, n,
+                                 params, grads, first_moment, second_moment, config.max_grad_norm,
                                  config.skip_nonfinite, grad_sum_squares, stream());
+}
+
+// ---- captured ops ----
+
+namespace {
+
+struct CudaCapturedOps final : CapturedOps {
+  CudaGraphExec graph;
+  std::uint64_t workspace_generation = 0;  // the scratch memory the graph's nodes point into
+};
+
+}  // namespace
+
+void CudaBackend::refuse_in_capture(const char* op) const {
+  if (capturing_)
+    throw Error(std::string("cuda backend: ") + op +
+                " inside a captured step (a captured step neither waits for the device, reads "
+                "host memory nor allocates)");
+}
+
+std::unique_ptr<CapturedOps> CudaBackend::capture(const std::function<void()>& ops) {
+  refuse_in_capture("capture");
+  // Thread-local mode: another thread's unrelated CUDA calls do not invalidate the capture.
+  SAE_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
+  capturing_ = true;
+  cudaGraph_t captured = nullptr;
+  try {
+    ops();
+  } catch (...) {
+    capturing_ = false;
+    static_cast<void>(cudaStreamEndCapture(stream(), &captured));
+    if (captured != nullptr) static_cast<void>(cudaGraphDestroy(captured));
+    static_cast<void>(cudaGetLastError());  // the failed capture's error is not the caller's
+    throw;
+  }
+  capturing_ = false;
+  SAE_CUDA_CHECK(cudaStreamEndCapture(stream(), &captured));
+  const CudaGraph graph(captured);
+  cudaGraphExec_t executable = nullptr;
+  SAE_CUDA_CHECK(cudaGraphInstantiate(&executable, graph.get(), 0));
+  auto recorded = std::make_unique<CudaCapturedOps>();
+  recorded->graph = CudaGraphExec(executable);
+  recorded->workspace_generation = workspace_.generation();
+  return recorded;
+}
+
+void CudaBackend::replay(const CapturedOps& ops) {
+  refuse_in_capture("replay");
+  const auto& recorded = static_cast<const CudaCapturedOps&>(ops);
+  require(recorded.workspace_generation == workspace_.generation(),
+          "cuda backend: the captured ops point into scratch memory that has since moved; "
+          "capture them again");
+  SAE_CUDA_CHECK(cudaGraphLaunch(recorded.graph.get(), stream()));
 }
 
 // ---- factories ----

@@ -6,7 +6,10 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -49,6 +52,8 @@ using CublasHandle = UniqueHandle<cublasHandle_t, &cublasDestroy_v2>;
 using CusparseHandle = UniqueHandle<cusparseHandle_t, &cusparseDestroy>;
 using CusolverHandle = UniqueHandle<cusolverDnHandle_t, &cusolverDnDestroy>;
 using CusolverParams = UniqueHandle<cusolverDnParams_t, &cusolverDnDestroyParams>;
+using CudaGraph = UniqueHandle<cudaGraph_t, &cudaGraphDestroy>;
+using CudaGraphExec = UniqueHandle<cudaGraphExec_t, &cudaGraphExecDestroy>;
 using DeviceMemory = UniqueHandle<void*, &cudaFree>;
 using PinnedMemory = UniqueHandle<void*, &cudaFreeHost>;
 using CsrDescriptor = UniqueHandle<cusparseConstSpMatDescr_t, &cusparseDestroySpMat>;
@@ -63,12 +68,17 @@ DeviceMemory allocate_device(std::size_t bytes);
 class Workspace {
  public:
   // At least bytes of device memory, valid until the next reserve. Growing waits for stream first,
-  // because work queued there may still use the old block.
+  // because work queued there may still use the old block; it throws Error while stream is being
+  // captured (a graph would keep the old block's address).
   void* reserve(std::size_t bytes, cudaStream_t stream);
+  // How many times the block has moved: a recording made at one generation points into a block
+  // that a later one has freed.
+  std::uint64_t generation() const { return generation_; }
 
  private:
   DeviceMemory memory_;
   std::size_t capacity_ = 0;
+  std::uint64_t generation_ = 0;
 };
 
 // Runs every op on the current device with cuBLAS, cuSPARSE, CUB and the kernels of kernels/, all
@@ -94,6 +104,9 @@ class CudaBackend final : public Backend {
   std::size_t device_memory_used() const override;
   std::size_t device_memory_free() const override;
   void set_matmul_precision(MatmulPrecision precision) override;
+  // Stream capture into a CUDA graph, instantiated once and launched by replay.
+  std::unique_ptr<CapturedOps> capture(const std::function<void()>& ops) override;
+  void replay(const CapturedOps& ops) override;
   // Not measured on a GPU yet (the GPU check runs BM_first_layer): cuSPARSE spmm always.
   double dense_first_layer_density() const override {
     return std::numeric_limits<double>::infinity();
@@ -111,7 +124,8 @@ class CudaBackend final : public Backend {
   void gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,
             ConstDenseView b, float beta, DenseView c) override;
   // Needs a zero-based a (row_offsets[0] == 0, row_offsets[rows] == nnz), as every CSR type of
-  // the library is; cuSPARSE reads the offsets relative to the start of the arrays.
+  // the library is; cuSPARSE reads the offsets relative to the start of the arrays. Inside a
+  // capture the custom kernels of kernels/csr_spmm.cu run instead (cuSPARSE would freeze nnz).
   void spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,
             DenseView c) override;
   void bias_activation_forward(Activation activation, ConstDenseView z, const float* bias,
@@ -137,7 +151,7 @@ class CudaBackend final : public Backend {
   void batch_nonzeros(CsrView source, const std::int64_t* row_ids, std::int64_t count,
                       std::int64_t batch_rows, std::int64_t* nnz_per_batch) override;
   void gather_rows(CsrView source, const std::int64_t* row_ids, std::int64_t count,
-                   std::int64_t nnz, const CsrOutput& out) override;
+                   std::int64_t max_nnz, const CsrOutput& out) override;
   void gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids, std::int64_t count,
                          DenseView out) override;
   void reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
@@ -150,10 +164,15 @@ class CudaBackend final : public Backend {
   void sum_of_squares(const float* x, std::int64_t n, float* out) override;
   void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                       float* params, const float* grads, float* first_moment, float* second_moment,
-                      const float* grad_sum_squares) override;
+                      const float* grad_sum_squares, const StepScalars* step_scalars) override;
+  using Backend::optimizer_step;
 
  private:
   cudaStream_t stream() const { return stream_.get(); }
+  // Throws Error naming op while a capture runs: op waits for the device or reads host memory.
+  void refuse_in_capture(const char* op) const;
+
+  bool capturing_ = false;
 
   std::string description_;
   // Declared in dependency order: members are destroyed in reverse, so the library handles go
