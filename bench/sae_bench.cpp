@@ -21,6 +21,8 @@
 // device (the default), or streamed from host memory (workload names end in /stream).
 // --precisions: the dense products' precision (TrainConfig::precision): fp32 (the default) and
 // tf32 (cuda only); the workload names end in it.
+// --steps: how each step is issued (TrainConfig::capture_step): plain (the default), or captured
+// once an epoch and replayed (a CUDA graph on cuda; workload names end in /captured).
 //
 // Prints a table, and with --json writes the run and every workload as one JSON object.
 #include <algorithm>
@@ -54,6 +56,7 @@ struct Arguments {
   std::vector<std::int64_t> batches{256, 1024, 4096};
   std::vector<std::string> placements{"resident"};
   std::vector<std::string> precisions{"fp32"};
+  std::vector<std::string> steps{"plain"};
   std::int64_t loss_every = 0;  // 0: the loss is read back at epoch end only
   double peak_flops = 0;        // 0: measured
   double peak_bandwidth = 0;    // 0: measured
@@ -74,6 +77,7 @@ const char* const kUsage =
     "usage: sae-bench [--backend auto|cpu|cuda] [--rows N] [--epochs N] [--warmup N]\n"
     "                 [--losses mse,poisson] [--batches 256,1024,4096] [--loss-every K]\n"
     "                 [--placements resident,stream] [--precisions fp32,tf32]\n"
+    "                 [--steps plain,captured]\n"
     "                 [--peak-flops F] [--peak-bandwidth B]\n"
     "                 [--json PATH] [--write-dense PATH]\n";
 
@@ -108,6 +112,11 @@ Arguments parse(int argc, char** argv) {
     } else if (name == "--precisions") {
       a.precisions = split_list(value);
       for (const std::string& p : a.precisions) sparseae::parse_matmul_precision(p);
+    } else if (name == "--steps") {
+      a.steps = split_list(value);
+      for (const std::string& step : a.steps)
+        require(step == "plain" || step == "captured",
+                "--steps takes plain and captured, not '" + step + "'");
     } else if (name == "--loss-every")
       a.loss_every = std::stoll(value);
     else if (name == "--peak-flops")
@@ -237,6 +246,7 @@ struct Result {
   std::int64_t batch = 0;
   std::string placement;  // "resident" or "stream"
   std::string precision;  // "fp32" or "tf32"
+  std::string step;       // "plain" or "captured"
   std::int64_t steps_per_epoch = 0;
   std::vector<double> epoch_seconds;  // the timed epochs
   double median_seconds = 0;
@@ -250,14 +260,15 @@ struct Result {
 
 Result run_workload(sparseae::Backend& backend, const sparseae::HostCsr& data, const Arguments& a,
                     const std::string& loss, std::int64_t batch, const std::string& placement,
-                    const std::string& precision, const Peaks& peaks) {
+                    const std::string& precision, const std::string& step, const Peaks& peaks) {
   Result r;
   r.loss = loss;
   r.batch = batch;
   r.placement = placement;
   r.precision = precision;
+  r.step = step;
   r.name = "users/" + loss + "/b" + std::to_string(batch) + "/" + precision +
-           (placement == "stream" ? "/stream" : "");
+           (placement == "stream" ? "/stream" : "") + (step == "captured" ? "/captured" : "");
   sparseae::ModelConfig model;  // the defaults are the users' model
   model.input_dim = data.cols;
   sparseae::TrainConfig config;
@@ -268,12 +279,14 @@ Result run_workload(sparseae::Backend& backend, const sparseae::HostCsr& data, c
   config.loss_every = a.loss_every;
   config.placement = sparseae::parse_data_placement(placement);
   config.precision = sparseae::parse_matmul_precision(precision);
+  config.capture_step = step == "captured";
   const auto setup_start = std::chrono::steady_clock::now();
   sparseae::Trainer trainer(backend, model, config, data);
   backend.synchronize();
   r.setup_seconds = seconds_since(setup_start);
   r.steps_per_epoch = (trainer.train_rows() + batch - 1) / batch;
-  std::fprintf(stderr, "%s: data %s\n", r.name.c_str(), trainer.data_placement().c_str());
+  std::fprintf(stderr, "%s: data %s\n%s: step %s\n", r.name.c_str(),
+               trainer.data_placement().c_str(), r.name.c_str(), trainer.step_execution().c_str());
 
   sparseae::TrainObserver observer;
   // With an on_step the trainer reads the loss back every loss_every steps, as the CLI's
@@ -348,7 +361,7 @@ void write_json(const std::string& path, const std::string& description, const A
     out << (i ? "," : "") << "\n    {\"name\": " << json_string(r.name)
         << ", \"loss\": " << json_string(r.loss) << ", \"batch\": " << r.batch
         << ", \"precision\": " << json_string(r.precision)
-        << ", \"placement\": " << json_string(r.placement)
+        << ", \"placement\": " << json_string(r.placement) << ", \"step\": " << json_string(r.step)
         << ", \"steps_per_epoch\": " << r.steps_per_epoch << ", \"epoch_seconds\": [" << seconds
         << "], \"median_epoch_ms\": " << number(1e3 * r.median_seconds)
         << ", \"samples_per_second\": " << number(r.samples_per_second)
@@ -418,12 +431,13 @@ int main(int argc, char** argv) {
     for (const std::string& loss : a.losses)
       for (std::int64_t batch : a.batches)
         for (const std::string& precision : a.precisions)
-          for (const std::string& placement : a.placements) {
-            results.push_back(
-                run_workload(*backend, data, a, loss, batch, placement, precision, peaks));
-            std::fprintf(stderr, "%s: %.0f samples/s\n", results.back().name.c_str(),
-                         results.back().samples_per_second);
-          }
+          for (const std::string& placement : a.placements)
+            for (const std::string& step : a.steps) {
+              results.push_back(
+                  run_workload(*backend, data, a, loss, batch, placement, precision, step, peaks));
+              std::fprintf(stderr, "%s: %.0f samples/s\n", results.back().name.c_str(),
+                           results.back().samples_per_second);
+            }
     print_table(results, backend->kind() == sparseae::BackendKind::cuda);
     if (!a.json.empty()) write_json(a.json, description, a, data, peaks, results);
   } catch (const std::exception& error) {

@@ -15,7 +15,8 @@
 #                                 then the throughput benchmark (below)
 #   scripts/gpu-check.sh bench    on the GPU machine: the throughput benchmark alone, into the same
 #                                 results file: sae-bench on cuda (the users' model, 1M generated
-#                                 rows, mse and poisson, batch 256/1024/4096, fp32 and tf32) and
+#                                 rows, mse and poisson, batch 256/1024/4096, fp32 and tf32,
+#                                 the plain and the captured step) and
 #                                 the PyTorch peer (bench/torch_peer.py, eager and torch.compile,
 #                                 fp32, and tf32 for mse at batch 1024) on the same rows, streamed
 #                                 rows against resident ones (mse, batch 1024), and the kernels'
@@ -90,6 +91,8 @@ run_checks() {
     step racecheck "${sanitizer:-compute-sanitizer}" --tool racecheck --error-exitcode 1 \
       "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
     step train-cuda "$bin/sae" train --backend cuda --epochs 5 --checkpoint /tmp/cuda.ckpt --json
+    step train-cuda-captured "$bin/sae" train --backend cuda --epochs 5 --step-graph on \
+      --checkpoint "" --json
     step train-cpu "$bin/sae" train --backend cpu --epochs 1 --checkpoint "" --json
     # PCA fit on 1M generated rows, cuda and cpu; the peers (scikit-learn, torch) where python has
     # them (bench/pca_peers.py skips torch without a CUDA device, and fails without numpy).
@@ -103,7 +106,7 @@ run_checks() {
   # the users' model on them, eager and torch.compile, and prints the ratios against sae-bench.
   local rows=/tmp/sae-bench-rows.npy
   step sae-bench "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 5 --warmup 1 \
-    --losses mse,poisson --batches 256,1024,4096 --precisions fp32,tf32 \
+    --losses mse,poisson --batches 256,1024,4096 --precisions fp32,tf32 --steps plain,captured \
     --json "$out/sae-bench-cuda.json" --write-dense "$rows"
   if python3 -c "import numpy, torch" 2>/dev/null; then
     step torch-peer python3 bench/torch_peer.py --data "$rows" --device cuda --epochs 3 \

@@ -337,6 +337,24 @@ TEST_F(Cli, StreamedTrainingSaysSoAndTrainsAsResident) {
               load_checkpoint(file("resident.ckpt")).state.parameters);
 }
 
+TEST_F(Cli, CapturedStepSaysSoAndTrainsAsThePlainStep) {
+  ensure_data();
+  const std::string common = " --data x.mtx --hidden 16 --latent 4 --epochs 2 --backend cpu";
+  const Result plain = sae("train --checkpoint plain.ckpt" + common);
+  ASSERT_TRUE(succeeded(plain));
+  EXPECT_TRUE(contains(plain.err, "\nstep plain: every op issued from the host")) << plain.err;
+  // Not part of the configuration: a resumed run may turn it on.
+  ASSERT_TRUE(succeeded(sae("train --epochs 1 --checkpoint captured.ckpt" + common)));
+  const Result captured =
+      sae("train --resume captured.ckpt --step-graph on --epochs 2 --checkpoint captured.ckpt "
+          "--data x.mtx --backend cpu");
+  ASSERT_TRUE(succeeded(captured));
+  EXPECT_TRUE(contains(captured.err, "\nstep captured: every full batch replays one recording"))
+      << captured.err;
+  EXPECT_TRUE(load_checkpoint(file("captured.ckpt")).state.parameters ==
+              load_checkpoint(file("plain.ckpt")).state.parameters);
+}
+
 // The checkpoint names its data file by its absolute path: eval without --data and a resume
 // without --data find it from another working directory. --resume takes the flags that leave
 // the configuration alone (here --epochs, --checkpoint, --loss-every, --latents, --json, --quiet,
@@ -590,6 +608,8 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "fp32 only)"},
       {"train --placement device --data missing.mtx --backend cpu", 1,
        "sae: error: unknown data placement 'device': expected auto, resident or stream"},
+      {"train --step-graph yes --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --step-graph takes on or off, not 'yes'"},
       {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --device-memory-budget must be a size in MiB, at least 0"},
       {"train --zero-weight lots --backend cpu", 1,

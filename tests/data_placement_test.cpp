@@ -15,6 +15,7 @@
 #include "sparseae/model.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
+#include "training_outcome.hpp"
 
 namespace sparseae::test {
 namespace {
@@ -40,47 +41,9 @@ TrainConfig config_with(DataPlacement placement) {
   return config;
 }
 
-struct Outcome {
-  Trainer::State state;
-  std::vector<double> train_losses;
-  std::vector<double> val_losses;
-};
-
 template <typename Matrix>
 Outcome train(Backend& backend, const Matrix& data, const TrainConfig& config) {
-  Trainer trainer(backend, small_model(data.cols), config, data);
-  Outcome outcome;
-  for (const EpochReport& report : trainer.train()) {
-    outcome.train_losses.push_back(report.train_loss);
-    outcome.val_losses.push_back(report.val_loss);
-  }
-  outcome.state = trainer.state();
-  return outcome;
-}
-
-// On cpu both placements run the same ops on the same bytes: equal to the bit. On cuda the
-// weight gradient's sparse product may sum in another order from run to run (cuSPARSE), which
-// two resident runs share.
-void expect_same_training(const Outcome& got, const Outcome& want, bool bitwise) {
-  ASSERT_EQ(got.train_losses.size(), want.train_losses.size());
-  ASSERT_EQ(got.state.parameters.size(), want.state.parameters.size());
-  if (bitwise) {
-    EXPECT_EQ(got.train_losses, want.train_losses);
-    EXPECT_EQ(got.val_losses, want.val_losses);
-    EXPECT_TRUE(got.state.parameters == want.state.parameters) << "parameters differ";
-    EXPECT_TRUE(got.state.second_moment == want.state.second_moment) << "moments differ";
-    return;
-  }
-  constexpr double kTolerance = 1e-4;
-  for (std::size_t e = 0; e < want.train_losses.size(); ++e) {
-    EXPECT_NEAR(got.train_losses[e], want.train_losses[e], kTolerance * want.train_losses[e]);
-    EXPECT_NEAR(got.val_losses[e], want.val_losses[e], kTolerance * want.val_losses[e]);
-  }
-  float largest = 0.0f;
-  for (const float v : want.state.parameters) largest = std::max(largest, std::fabs(v));
-  for (std::size_t i = 0; i < want.state.parameters.size(); ++i)
-    ASSERT_NEAR(got.state.parameters[i], want.state.parameters[i], kTolerance * largest)
-        << "parameter " << i;
+  return train_outcome(backend, small_model(data.cols), data, config);
 }
 
 class DataPlacementTraining : public BackendTest {};

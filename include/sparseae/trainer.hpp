@@ -92,6 +92,13 @@ struct TrainConfig {
   // DataPlacement::automatic; 0: half of the device memory free when the trainer starts. A
   // backend without device memory of its own (cpu) keeps the rows resident.
   std::int64_t device_memory_budget = 0;
+  // Capture the training step once per epoch (Backend::capture: a CUDA graph on cuda, a recording
+  // of the op calls on cpu) and replay it for every full batch, so that a step costs one launch
+  // instead of dozens; the last, shorter batch of an epoch runs plain, as do rows streamed from
+  // the host (Trainer::step_execution says which). Replays train as the plain step does: to the
+  // bit on cpu, to rounding on cuda (the captured first layer scatters its weight gradient with
+  // atomics). Not part of a checkpoint's configuration.
+  bool capture_step = false;
 };
 
 struct EpochReport {
@@ -164,6 +171,8 @@ class Trainer {
   // The placement of the rows and why, one line: "resident: 24.0 MiB of rows within a
   // 40000.0 MiB device-memory budget".
   const std::string& data_placement() const;
+  // How each step is issued and why, one line: "captured: ..." or "plain: ...".
+  const std::string& step_execution() const;
 
   // Optimizer state and progress, for checkpoints.
   struct State {

@@ -112,6 +112,9 @@ Options train_options() {
       .value("precision", "fp32|tf32", "fp32",
              "dense matrix products while training: fp32, or tf32 (tensor cores, operands rounded "
              "to a 10-bit mantissa; cuda only); the trained model is evaluated in fp32")
+      .value("step-graph", "on|off", "off",
+             "capture the training step once per epoch (a CUDA graph on cuda) and replay it for "
+             "every full batch: one launch a step instead of dozens")
       .value("device-memory-budget", "MIB", "0",
              "device memory the rows may take resident under --placement auto (0: half the "
              "device's free memory)")
@@ -126,11 +129,16 @@ Options train_options() {
   return o;
 }
 
-// Where the rows live and the precision of the products are not part of the configuration a
-// checkpoint holds (a run option, like the backend), so a resumed run takes these options too.
+// Where the rows live, the precision of the products and the captured step are not part of the
+// configuration a checkpoint holds (run options, like the backend), so a resumed run takes them
+// too.
 void apply_placement_options(const Options& o, TrainConfig& t) {
   t.placement = parse_data_placement(o.text("placement"));
   t.precision = parse_matmul_precision(o.text("precision"));
+  const std::string step_graph = o.text("step-graph");
+  require(step_graph == "on" || step_graph == "off",
+          "sae train: --step-graph takes on or off, not '" + step_graph + "'");
+  t.capture_step = step_graph == "on";
   const double budget_mib = o.real("device-memory-budget");
   require(budget_mib >= 0.0 && budget_mib < 1e12,
           "sae train: --device-memory-budget must be a size in MiB, at least 0");
@@ -208,10 +216,10 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
 // What --resume may be given with: where the data and the outputs come from, how long to train,
 // and how to report. Everything else would change the configuration the checkpoint holds.
 constexpr const char* kResumeOptions[] = {
-    "resume",      "epochs",  "data",           "rows",   "backend",   "checkpoint",
-    "metrics-log", "latents", "reconstruction", "json",   "quiet",     "loss-every",
-    "decode",      "report",  "no-pca",         "on-nan", "placement", "device-memory-budget",
-    "precision"};
+    "resume",      "epochs",    "data",           "rows",   "backend",   "checkpoint",
+    "metrics-log", "latents",   "reconstruction", "json",   "quiet",     "loss-every",
+    "decode",      "report",    "no-pca",         "on-nan", "placement", "device-memory-budget",
+    "precision",   "step-graph"};
 
 void check_resume_options(const Options& o) {
   for (const std::string& name : o.given_names()) {
@@ -328,7 +336,8 @@ int run_train(const Args& args) {
               << ", precision " << matmul_precision_name(run.train.precision)
               << (resume ? ", resumed at epoch " + std::to_string(trainer.completed_epochs())
                          : std::string())
-              << "\nplacement " << trainer.data_placement() << "\n";
+              << "\nplacement " << trainer.data_placement() << "\nstep " << trainer.step_execution()
+              << "\n";
 
   std::ofstream log;
   if (o.given("metrics-log")) {

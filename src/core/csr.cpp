@@ -42,6 +42,11 @@ CsrBatchBuffer::CsrBatchBuffer(Backend& backend, std::int64_t cols, std::int64_t
       max_nnz_(max_nnz),
       row_offsets_(backend, static_cast<std::size_t>(max_rows + 1)),
       col_indices_(backend, static_cast<std::size_t>(max_nnz)),
-      values_(backend, static_cast<std::size_t>(max_nnz)) {}
+      values_(backend, static_cast<std::size_t>(max_nnz)) {
+  // A captured step reads the values past a batch's nnz (its input transform runs over the whole
+  // capacity): they must be defined.
+  col_indices_.fill_zero();
+  values_.fill_zero();
+}
 
 }  // namespace sparseae

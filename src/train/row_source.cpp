@@ -45,6 +45,15 @@ std::int64_t max_batch_nnz(const HostCsr& m, std::int64_t batch_rows) {
       1, std::accumulate(lengths.begin(), lengths.begin() + take, std::int64_t{0}));
 }
 
+// Copies the count row ids at ids into staged, which must hold exactly count (a full batch).
+void stage_batch_ids(Backend& backend, Buffer<std::int64_t>& staged, const std::int64_t* ids,
+                     std::int64_t count) {
+  require(count == static_cast<std::int64_t>(staged.size()),
+          "row source: a staged batch must be full (" + std::to_string(count) + " rows of " +
+              std::to_string(staged.size()) + ")");
+  backend.copy_bytes(staged.data(), ids, staged.size() * sizeof(std::int64_t));
+}
+
 class SparseRows final : public RowSource {
  public:
   SparseRows(Backend& backend, const HostCsr& counts, std::int64_t batch_rows,
@@ -53,7 +62,8 @@ class SparseRows final : public RowSource {
         data_(backend, counts),
         max_nnz_(max_batch_nnz(counts, batch_rows)),
         batch_(backend, counts.cols, batch_rows, max_nnz_),
-        input_(backend, input, batch_rows, max_nnz_) {}
+        input_(backend, input, batch_rows, max_nnz_),
+        staged_ids_(backend, static_cast<std::size_t>(batch_rows)) {}
 
   std::int64_t rows() const override { return data_.rows(); }
 
@@ -66,9 +76,29 @@ class SparseRows final : public RowSource {
 
   void forward_and_loss(Network& network, std::int64_t batch, LossKind loss,
                         const LossParams& params, float* row_loss) override {
-    const std::int64_t count = batch_size(batch);
-    const std::int64_t nnz = batch_nnz_[static_cast<std::size_t>(batch)];
-    backend_.gather_rows(data_.view(), batch_ids(batch), count, nnz, batch_.output());
+    run(network, batch_ids(batch), batch_size(batch), batch_nnz_[static_cast<std::size_t>(batch)],
+        loss, params, row_loss);
+  }
+
+  void backward(Network& network, const Network::ActivationHook& hook) override {
+    network.backward(current_input_, hook);
+  }
+
+  void stage_batch(std::int64_t batch) override {
+    stage_batch_ids(backend_, staged_ids_, batch_ids(batch), batch_size(batch));
+  }
+
+  void forward_and_loss_staged(Network& network, LossKind loss, const LossParams& params,
+                               float* row_loss) override {
+    run(network, staged_ids_.data(), static_cast<std::int64_t>(staged_ids_.size()), max_nnz_, loss,
+        params, row_loss);
+  }
+
+ private:
+  // Gathers the count rows of ids (at most nnz non-zeros) and runs the forward and the loss.
+  void run(Network& network, const std::int64_t* ids, std::int64_t count, std::int64_t nnz,
+           LossKind loss, const LossParams& params, float* row_loss) {
+    backend_.gather_rows(data_.view(), ids, count, nnz, batch_.output());
     current_ = batch_.view(count, nnz);
     current_input_ = input_.input(current_);
     network.forward(current_input_, 0, input_.log_offsets(current_));
@@ -76,16 +106,12 @@ class SparseRows final : public RowSource {
                                  network.output_gradient(), row_loss);
   }
 
-  void backward(Network& network, const Network::ActivationHook& hook) override {
-    network.backward(current_input_, hook);
-  }
-
- private:
   Backend& backend_;
   BackendCsr data_;
   std::int64_t max_nnz_;  // of any batch of the rows: the capacity of the batch buffers
   CsrBatchBuffer batch_;
   BatchInput input_;
+  Buffer<std::int64_t> staged_ids_;
   std::vector<std::int64_t> batch_nnz_;  // of each prepared batch
   CsrView current_;
   CsrView current_input_;
@@ -142,6 +168,14 @@ class StreamedSparseRows final : public RowSource {
 
   void backward(Network& network, const Network::ActivationHook& hook) override {
     network.backward(current_input_, hook);
+  }
+
+  std::string capture_obstacle() const override {
+    return "streamed rows are gathered by the host at every step";
+  }
+  void stage_batch(std::int64_t) override { throw Error("row source: " + capture_obstacle()); }
+  void forward_and_loss_staged(Network&, LossKind, const LossParams&, float*) override {
+    throw Error("row source: " + capture_obstacle());
   }
 
  private:
@@ -214,32 +248,48 @@ class DenseRows final : public RowSource {
         cols_(counts.cols),
         data_(backend, counts.values),
         batch_(backend, static_cast<std::size_t>(batch_rows * counts.cols)),
-        input_(backend, input, batch_rows, batch_rows * counts.cols) {}
+        input_(backend, input, batch_rows, batch_rows * counts.cols),
+        staged_ids_(backend, static_cast<std::size_t>(batch_rows)) {}
 
   std::int64_t rows() const override { return rows_; }
 
   void forward_and_loss(Network& network, std::int64_t batch, LossKind loss,
                         const LossParams& params, float* row_loss) override {
-    const std::int64_t count = batch_size(batch);
-    current_ = batch_.matrix(count, cols_);
-    backend_.gather_dense_rows(data_.matrix(rows_, cols_), batch_ids(batch), count, current_);
-    current_input_ = input_.input(ConstDenseView(current_));
-    network.forward(current_input_, 0, input_.log_offsets(ConstDenseView(current_)));
-    backend_.reconstruction_loss(loss, params, network.output(), ConstDenseView(current_),
-                                 network.output_gradient(), row_loss);
+    run(network, batch_ids(batch), batch_size(batch), loss, params, row_loss);
   }
 
   void backward(Network& network, const Network::ActivationHook& hook) override {
     network.backward(current_input_, hook);
   }
 
+  void stage_batch(std::int64_t batch) override {
+    stage_batch_ids(backend_, staged_ids_, batch_ids(batch), batch_size(batch));
+  }
+
+  void forward_and_loss_staged(Network& network, LossKind loss, const LossParams& params,
+                               float* row_loss) override {
+    run(network, staged_ids_.data(), static_cast<std::int64_t>(staged_ids_.size()), loss, params,
+        row_loss);
+  }
+
  private:
+  void run(Network& network, const std::int64_t* ids, std::int64_t count, LossKind loss,
+           const LossParams& params, float* row_loss) {
+    current_ = batch_.matrix(count, cols_);
+    backend_.gather_dense_rows(data_.matrix(rows_, cols_), ids, count, current_);
+    current_input_ = input_.input(ConstDenseView(current_));
+    network.forward(current_input_, 0, input_.log_offsets(ConstDenseView(current_)));
+    backend_.reconstruction_loss(loss, params, network.output(), ConstDenseView(current_),
+                                 network.output_gradient(), row_loss);
+  }
+
   Backend& backend_;
   std::int64_t rows_;
   std::int64_t cols_;
   Buffer<float> data_;
   Buffer<float> batch_;
   BatchInput input_;
+  Buffer<std::int64_t> staged_ids_;
   DenseView current_;
   ConstDenseView current_input_;
 };

@@ -4,6 +4,7 @@
 // take the dense path (GEMM first layer, dense-target loss).
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "model/batch_input.hpp"
 #include "sparseae/csr.hpp"
@@ -33,6 +34,18 @@ class RowSource {
                                 const LossParams& params, float* row_loss) = 0;
   // Backward through the network for the batch of the last forward_and_loss.
   virtual void backward(Network& network, const Network::ActivationHook& hook) = 0;
+
+  // ---- a captured step (Backend::capture) ----
+  // Why the source cannot run a captured step, or empty when it can.
+  virtual std::string capture_obstacle() const { return {}; }
+  // Copies the row ids of batch b, which must hold batch_rows rows, into a buffer of the source's
+  // own: the batch that forward_and_loss_staged gathers.
+  virtual void stage_batch(std::int64_t batch) = 0;
+  // forward_and_loss on the staged batch, with arguments that are the same for every staged
+  // batch: a sparse batch's nnz is passed as its buffer's capacity (the ops find the batch's own
+  // on the device).
+  virtual void forward_and_loss_staged(Network& network, LossKind loss, const LossParams& params,
+                                       float* row_loss) = 0;
 
  protected:
   // The row ids of batch b (backend memory): those from position batch_start(b) of the ids.

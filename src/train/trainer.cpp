@@ -192,6 +192,17 @@ std::unique_ptr<detail::RowSource> make_source(Backend& backend, const HostDense
 // Loss slots per step: reconstruction, L1 penalty, KL penalty.
 constexpr std::int64_t kLossSlots = 3;
 
+std::string describe_step_execution(const Backend& backend, const TrainConfig& config,
+                                    const detail::RowSource& rows) {
+  if (!config.capture_step)
+    return "plain: every op issued from the host (--step-graph on captures it)";
+  const std::string obstacle = rows.capture_obstacle();
+  if (!obstacle.empty()) return "plain: " + obstacle + ", so the step cannot be captured";
+  return std::string("captured: every full batch replays one ") +
+         (backend.kind() == BackendKind::cuda ? "CUDA graph" : "recording of the step's ops") +
+         " per epoch; the last, shorter batch runs plain";
+}
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -216,6 +227,15 @@ struct Trainer::Impl {
   Buffer<float> step_losses;        // kLossSlots per step of the running epoch
   Buffer<float> validation_losses;  // one per validation batch
   Buffer<float> grad_sum_squares;
+  Buffer<StepScalars> step_schedule;  // the optimizer's varying scalars for each step of the epoch
+  // What a captured step reads and writes in place of its step's entries of step_schedule and
+  // step_losses, copied in before each replay and out after it.
+  Buffer<StepScalars> staged_scalars;
+  Buffer<float> staged_losses;
+  std::string step_execution;
+  bool capture = false;                        // config.capture_step, and the rows allow it
+  std::unique_ptr<CapturedOps> captured_step;  // of the running epoch
+  bool staged_step_ran = false;                // in the running epoch: the run before the capture
   int epoch = 0;
   std::int64_t step = 0;
   double best_val_loss = std::numeric_limits<double>::infinity();
@@ -251,7 +271,13 @@ struct Trainer::Impl {
         validation_losses(backend_,
                           static_cast<std::size_t>(std::max<std::int64_t>(
                               1, (validation_data->rows() + batch_size - 1) / batch_size))),
-        grad_sum_squares(backend_, 1) {
+        grad_sum_squares(backend_, 1),
+        step_schedule(backend_, static_cast<std::size_t>(steps_per_epoch)),
+        staged_scalars(backend_, 1),
+        staged_losses(backend_, static_cast<std::size_t>(kLossSlots)),
+        step_execution(describe_step_execution(backend_, config_, *train_data)),
+        capture(config_.capture_step && train_data->capture_obstacle().empty()) {
+    staged_losses.fill_zero();
     first_moment.fill_zero();
     second_moment.fill_zero();
     backend.copy_bytes(best_parameters.data(), net.parameters().data(),
@@ -284,9 +310,53 @@ struct Trainer::Impl {
                         loss_slot);
   }
 
+  // The optimizer's varying scalars for every step of the running epoch, in backend memory: one
+  // upload an epoch, read by the plain and the captured step alike.
+  void upload_step_schedule() {
+    std::vector<StepScalars> schedule(static_cast<std::size_t>(steps_per_epoch));
+    for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
+      const std::int64_t at_step = epoch * steps_per_epoch + s;
+      OptimizerConfig optimizer = config.optimizer;
+      optimizer.learning_rate = static_cast<float>(learning_rate(at_step));
+      schedule[static_cast<std::size_t>(s)] = math::make_step_scalars(optimizer, at_step + 1);
+    }
+    step_schedule.upload(schedule);
+  }
+
   void train_step(std::int64_t index_in_epoch) {
     float* slots = step_losses.data() + kLossSlots * index_in_epoch;
-    forward_with_loss(*train_data, index_in_epoch, slots);
+    const StepScalars* scalars = step_schedule.data() + index_in_epoch;
+    if (!capture || train_data->batch_size(index_in_epoch) != batch_size) {
+      forward_with_loss(*train_data, index_in_epoch, slots);
+      backward_and_update(slots, scalars);
+      ++step;
+      return;
+    }
+    train_data->stage_batch(index_in_epoch);
+    backend.copy_bytes(staged_scalars.data(), scalars, sizeof(StepScalars));
+    const auto staged_step = [this] {
+      train_data->forward_and_loss_staged(net, config.loss, config.loss_params, row_loss.data());
+      backend.column_sums(ConstDenseView(row_loss.data(), batch_size, 1), 1.0f,
+                          staged_losses.data());
+      backward_and_update(staged_losses.data(), staged_scalars.data());
+    };
+    if (captured_step != nullptr) {
+      backend.replay(*captured_step);
+    } else if (!staged_step_ran) {
+      // Run once as issued: every op sizes its scratch memory, which must not grow in a capture.
+      staged_step();
+      staged_step_ran = true;
+    } else {
+      captured_step = backend.capture(staged_step);
+      backend.replay(*captured_step);
+    }
+    backend.copy_bytes(slots, staged_losses.data(), kLossSlots * sizeof(float));
+    ++step;
+  }
+
+  // Backward through the batch of the last forward, the penalties' losses into slots[1] and
+  // slots[2], and the optimizer step with the scalars at step_scalars (backend memory).
+  void backward_and_update(float* slots, const StepScalars* step_scalars) {
     const PenaltyConfig& penalty = config.penalty;
     const std::size_t penalty_layer = penalised_layer(net.layout(), penalty);
     train_data->backward(net, [&](std::size_t layer, ConstDenseView a, DenseView grad) {
@@ -297,15 +367,13 @@ struct Trainer::Impl {
         backend.kl_sparsity_penalty(penalty.kl_rho, penalty.kl_beta, a, grad, slots + 2);
     });
     OptimizerConfig optimizer = config.optimizer;
-    optimizer.learning_rate = static_cast<float>(learning_rate(step));
     optimizer.skip_nonfinite = config.on_nonfinite == NonFinitePolicy::skip;
     const std::int64_t n = static_cast<std::int64_t>(net.parameters().size());
     const bool reads_norm = optimizer.max_grad_norm > 0.0f || optimizer.skip_nonfinite;
     if (reads_norm) backend.sum_of_squares(net.gradients().data(), n, grad_sum_squares.data());
     backend.optimizer_step(optimizer, step + 1, n, net.parameters().data(), net.gradients().data(),
                            first_moment.data(), second_moment.data(),
-                           reads_norm ? grad_sum_squares.data() : nullptr);
-    ++step;
+                           reads_norm ? grad_sum_squares.data() : nullptr, step_scalars);
   }
 
   // Under NonFinitePolicy::stop, a non-finite loss ends training with the step named.
@@ -327,6 +395,11 @@ struct Trainer::Impl {
                                train_data->rows(), permutation.data());
     train_data->prepare_batches(permutation.data(), train_data->rows(), batch_size);
     step_losses.fill_zero();
+    upload_step_schedule();
+    // Captured afresh each epoch: what ran between epochs (validation, the observer's checkpoint)
+    // may have moved the scratch memory a recording points into.
+    captured_step.reset();
+    staged_step_ran = false;
     const std::int64_t first_step = step - epoch * steps_per_epoch;
     double last_loss = std::numeric_limits<double>::quiet_NaN();
     for (std::int64_t s = first_step; s < steps_per_epoch; ++s) {
@@ -524,6 +597,7 @@ std::int64_t Trainer::completed_steps() const { return impl_->step; }
 std::int64_t Trainer::train_rows() const { return impl_->train_data->rows(); }
 std::int64_t Trainer::validation_rows() const { return impl_->validation_data->rows(); }
 const std::string& Trainer::data_placement() const { return impl_->placement.summary; }
+const std::string& Trainer::step_execution() const { return impl_->step_execution; }
 
 Trainer::State Trainer::state() const {
   const Impl& t = *impl_;
