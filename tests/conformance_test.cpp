@@ -292,15 +292,12 @@ SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(GemmConformance);
 class SpmmConformance : public BackendTest {
  protected:
   // c = alpha * op(a) * b + beta * c with n columns in b and c, each with pad NaN columns of
-  // padding. With beta == 0, c starts as NaN. captured: the product is issued inside
-  // Backend::capture with a's nnz given as an upper bound (as a captured training step gives its
-  // batch's), then replayed; on cuda that runs kernels/csr_spmm.cu instead of cuSPARSE.
+  // padding. With beta == 0, c starts as NaN.
   void check(Transpose ta, const HostCsr& a, std::int64_t n, float alpha, float beta,
-             std::int64_t pad, std::uint64_t seed, bool captured = false) {
+             std::int64_t pad, std::uint64_t seed) {
     std::ostringstream trace;
     trace << "spmm op(a)=" << transpose_name(ta) << " a " << a.rows << "x" << a.cols << " nnz "
-          << a.nnz() << " n=" << n << " alpha=" << alpha << " beta=" << beta << " pad=" << pad
-          << (captured ? " captured" : "");
+          << a.nnz() << " n=" << n << " alpha=" << alpha << " beta=" << beta << " pad=" << pad;
     SCOPED_TRACE(trace.str());
     std::mt19937_64 rng(seed);
     const std::int64_t b_rows = ta == Transpose::yes ? a.rows : a.cols;
@@ -315,19 +312,58 @@ class SpmmConformance : public BackendTest {
     const BackendCsr a_on(backend(), a);
     const BackendMatrix b_on = upload(b);
     const BackendMatrix c_on = upload(c);
-    if (captured) {
-      CsrView bounded = a_on.view();
-      bounded.nnz += 5;
-      const auto ops = backend().capture(
-          [&] { backend().spmm(ta, alpha, bounded, b_on.const_view(), beta, c_on.view()); });
-      backend().replay(*ops);
-    } else {
-      backend().spmm(ta, alpha, a_on.view(), b_on.const_view(), beta, c_on.view());
-    }
+    backend().spmm(ta, alpha, a_on.view(), b_on.const_view(), beta, c_on.view());
     const FloatMatrix got = download(c_on);
     // An output element sums at most b_rows products.
     EXPECT_TRUE(matrix_close(got, expected, scale, product_tolerance(b_rows)));
     EXPECT_TRUE(padding_untouched(got));
+  }
+
+  // The product captured once (Backend::capture) over CSR arrays with spare capacity, NaN values
+  // past the matrix's entries and nnz given as that capacity, as a captured training step gives
+  // its batch; then replayed for first and second, two matrices of one shape and different nnz
+  // written into those arrays in turn. Each replay must give its own matrix's product, reading the
+  // entries through the row offsets only (on cuda: kernels/csr_spmm.cu, not cuSPARSE).
+  void check_captured(Transpose ta, const HostCsr& first, const HostCsr& second, std::int64_t n,
+                      float alpha, float beta, std::int64_t pad, std::uint64_t seed) {
+    std::ostringstream trace;
+    trace << "captured spmm op(a)=" << transpose_name(ta) << " a " << first.rows << "x"
+          << first.cols << " nnz " << first.nnz() << " then " << second.nnz() << " n=" << n
+          << " alpha=" << alpha << " beta=" << beta << " pad=" << pad;
+    SCOPED_TRACE(trace.str());
+    std::mt19937_64 rng(seed);
+    const std::int64_t b_rows = ta == Transpose::yes ? first.rows : first.cols;
+    const std::int64_t c_rows = ta == Transpose::yes ? first.cols : first.rows;
+    const FloatMatrix b = random_matrix(rng, b_rows, n, -1.0f, 1.0f, n + pad);
+    const FloatMatrix c = beta == 0.0f ? filled_matrix(c_rows, n, kPoison, n + pad)
+                                       : random_matrix(rng, c_rows, n, -1.0f, 1.0f, n + pad);
+    const auto capacity = static_cast<std::size_t>(std::max(first.nnz(), second.nnz()) + 5);
+    Buffer<RowOffset> offsets(backend(), static_cast<std::size_t>(first.rows + 1));
+    Buffer<ColIndex> cols = upload(std::vector<ColIndex>(capacity, 0));
+    Buffer<float> values = upload(std::vector<float>(capacity, kPoison));
+    const CsrView bounded{first.rows,     first.cols,  static_cast<std::int64_t>(capacity),
+                          offsets.data(), cols.data(), values.data()};
+    const BackendMatrix b_on = upload(b);
+    BackendMatrix c_on = upload(c);
+    std::unique_ptr<CapturedOps> ops;
+    for (const HostCsr* a : {&first, &second}) {
+      offsets.upload(a->row_offsets);
+      backend().upload_bytes(cols.data(), a->col_indices.data(),
+                             a->col_indices.size() * sizeof(ColIndex));
+      backend().upload_bytes(values.data(), a->values.data(), a->values.size() * sizeof(float));
+      c_on.buffer.upload(c.data);
+      if (ops == nullptr)
+        ops = backend().capture(
+            [&] { backend().spmm(ta, alpha, bounded, b_on.const_view(), beta, c_on.view()); });
+      backend().replay(*ops);
+      const DoubleMatrix expected = reference::spmm(ta, alpha, *a, b, beta, c);
+      const DoubleMatrix scale = reference::spmm(ta, std::fabs(alpha), absolute(*a), absolute(b),
+                                                 std::fabs(beta), absolute(c));
+      const FloatMatrix got = download(c_on);
+      EXPECT_TRUE(matrix_close(got, expected, scale, product_tolerance(b_rows)))
+          << (a == &first ? "first" : "second") << " matrix";
+      EXPECT_TRUE(padding_untouched(got));
+    }
   }
 };
 
@@ -371,18 +407,20 @@ TEST_P(SpmmConformance, AlphaAndBeta) {
   }
 }
 
-TEST_P(SpmmConformance, CapturedMatchesReference) {
+TEST_P(SpmmConformance, CapturedReplaysEachMatrixWrittenIntoItsArrays) {
   std::uint64_t seed = 1400;
   for (const SparseShape& s : kSparseShapes)
     for (Transpose ta : kBothTransposes) {
       std::mt19937_64 rng(++seed);
-      const HostCsr a = random_csr(rng, s.rows, s.cols, s.density, 0.2);
-      check(ta, a, s.n, 1.0f, 0.0f, 0, ++seed, true);
-      check(ta, a, s.n, -0.5f, 1.25f, 3, ++seed, true);
+      const HostCsr first = random_csr(rng, s.rows, s.cols, s.density, 0.2);
+      const HostCsr second = random_csr(rng, s.rows, s.cols, s.density * 0.6, 0.1);
+      check_captured(ta, first, second, s.n, 1.0f, 0.0f, 0, ++seed);
+      check_captured(ta, second, first, s.n, -0.5f, 1.25f, 3, ++seed);
     }
   std::mt19937_64 rng(++seed);
   const HostCsr empty = random_csr(rng, 33, 65, 0.0, 0.0);
-  for (Transpose ta : kBothTransposes) check(ta, empty, 17, 1.0f, 2.0f, 0, ++seed, true);
+  const HostCsr full = random_csr(rng, 33, 65, 0.2, 0.0);
+  for (Transpose ta : kBothTransposes) check_captured(ta, empty, full, 17, 1.0f, 2.0f, 0, ++seed);
 }
 
 TEST_P(SpmmConformance, CsrWithoutNonZerosGivesScaledC) {

@@ -27,8 +27,11 @@ class Network {
   // Runs the layers [0, end_layer) on a batch (end_layer 0 means all). The first layer reads the
   // sparse batch through SpMM, or the dense one through GEMM. output_log_offsets (backend memory,
   // one per row, or null) is added to the pre-activation of the output layer's offset head
-  // (ModelConfig::offset_head): the rows' log size factors.
-  void forward(CsrView batch, std::size_t end_layer = 0, const float* output_log_offsets = nullptr);
+  // (ModelConfig::offset_head): the rows' log size factors. nnz_for_choice: the non-zeros for
+  // which the first layer chooses between spmm and densifying (first_layer_densified); -1 means
+  // batch.nnz. A captured step, whose batch.nnz is only a bound, passes its typical batch's.
+  void forward(CsrView batch, std::size_t end_layer = 0, const float* output_log_offsets = nullptr,
+               std::int64_t nnz_for_choice = -1);
   void forward(ConstDenseView batch, std::size_t end_layer = 0,
                const float* output_log_offsets = nullptr);
   // Runs the decoder on contiguous latent codes (rows x latent): reconstruction from a code.
@@ -97,6 +100,7 @@ class Network {
   // (kMaxDensifiedBytes); empty otherwise, and every sparse batch goes through spmm.
   Buffer<float> densified_batch_;
   bool densified_ = false;
+  std::int64_t nnz_for_choice_ = 0;  // of the last forward on a sparse batch
 };
 
 }  // namespace sparseae

@@ -70,8 +70,9 @@ DenseView Network::output_gradient() const {
 
 void Network::first_layer_product(CsrView batch, ConstDenseView w, DenseView out) {
   const double entries = static_cast<double>(batch.rows) * static_cast<double>(batch.cols);
-  densified_ = !densified_batch_.empty() && entries > 0.0 &&
-               static_cast<double>(batch.nnz) >= backend_->dense_first_layer_density() * entries;
+  densified_ =
+      !densified_batch_.empty() && entries > 0.0 &&
+      static_cast<double>(nnz_for_choice_) >= backend_->dense_first_layer_density() * entries;
   if (!densified_) {
     backend_->spmm(Transpose::no, 1.0f, batch, w, 0.0f, out);
     return;
@@ -143,7 +144,9 @@ void Network::forward_impl(const Input& batch, std::size_t end_layer,
   for (std::size_t l = 1; l < end; ++l) run_layer(l, output_log_offsets);
 }
 
-void Network::forward(CsrView batch, std::size_t end_layer, const float* output_log_offsets) {
+void Network::forward(CsrView batch, std::size_t end_layer, const float* output_log_offsets,
+                      std::int64_t nnz_for_choice) {
+  nnz_for_choice_ = nnz_for_choice < 0 ? batch.nnz : nnz_for_choice;
   forward_impl(batch, end_layer, output_log_offsets);
 }
 void Network::forward(ConstDenseView batch, std::size_t end_layer,

@@ -54,6 +54,13 @@ void stage_batch_ids(Backend& backend, Buffer<std::int64_t>& staged, const std::
   backend.copy_bytes(staged.data(), ids, staged.size() * sizeof(std::int64_t));
 }
 
+// The non-zeros of a full batch of batch_rows rows of m, on average: what the first layer's
+// choice between spmm and densifying is made for (Network::forward), the same for every batch so
+// that a captured step, which cannot choose per batch, chooses as the plain step does.
+std::int64_t mean_batch_nnz(const HostCsr& m, std::int64_t batch_rows) {
+  return m.rows > 0 ? m.nnz() * std::min(batch_rows, m.rows) / m.rows : 0;
+}
+
 class SparseRows final : public RowSource {
  public:
   SparseRows(Backend& backend, const HostCsr& counts, std::int64_t batch_rows,
@@ -61,6 +68,7 @@ class SparseRows final : public RowSource {
       : backend_(backend),
         data_(backend, counts),
         max_nnz_(max_batch_nnz(counts, batch_rows)),
+        mean_batch_nnz_(mean_batch_nnz(counts, batch_rows)),
         batch_(backend, counts.cols, batch_rows, max_nnz_),
         input_(backend, input, batch_rows, max_nnz_),
         staged_ids_(backend, static_cast<std::size_t>(batch_rows)) {}
@@ -101,7 +109,7 @@ class SparseRows final : public RowSource {
     backend_.gather_rows(data_.view(), ids, count, nnz, batch_.output());
     current_ = batch_.view(count, nnz);
     current_input_ = input_.input(current_);
-    network.forward(current_input_, 0, input_.log_offsets(current_));
+    network.forward(current_input_, 0, input_.log_offsets(current_), mean_batch_nnz_);
     backend_.reconstruction_loss(loss, params, network.output(), current_,
                                  network.output_gradient(), row_loss);
   }
@@ -109,6 +117,7 @@ class SparseRows final : public RowSource {
   Backend& backend_;
   BackendCsr data_;
   std::int64_t max_nnz_;  // of any batch of the rows: the capacity of the batch buffers
+  std::int64_t mean_batch_nnz_;  // of a full batch, on average
   CsrBatchBuffer batch_;
   BatchInput input_;
   Buffer<std::int64_t> staged_ids_;
@@ -129,6 +138,7 @@ class StreamedSparseRows final : public RowSource {
       : backend_(backend),
         data_(std::move(counts)),
         max_nnz_(max_batch_nnz(data_, batch_rows)),
+        mean_batch_nnz_(mean_batch_nnz(data_, batch_rows)),
         input_(backend, input, batch_rows, max_nnz_) {
     for (Slot& slot : slots_) {
       slot.row_offsets = PinnedBuffer<RowOffset>(backend, static_cast<std::size_t>(batch_rows + 1));
@@ -161,7 +171,7 @@ class StreamedSparseRows final : public RowSource {
     if (batch + 1 < batches()) stage(batch + 1);
     current_ = slots_[slot].batch.view(batch_size(batch), slots_[slot].nnz);
     current_input_ = input_.input(current_);
-    network.forward(current_input_, 0, input_.log_offsets(current_));
+    network.forward(current_input_, 0, input_.log_offsets(current_), mean_batch_nnz_);
     backend_.reconstruction_loss(loss, params, network.output(), current_,
                                  network.output_gradient(), row_loss);
   }
@@ -232,6 +242,7 @@ class StreamedSparseRows final : public RowSource {
   Backend& backend_;
   HostCsr data_;
   std::int64_t max_nnz_;
+  std::int64_t mean_batch_nnz_;
   BatchInput input_;
   std::array<Slot, Backend::kUploadSlots> slots_;
   std::vector<std::int64_t> host_ids_;  // the prepared row ids

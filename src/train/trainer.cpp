@@ -332,6 +332,15 @@ struct Trainer::Impl {
       ++step;
       return;
     }
+    if (!staged_step_ran) {
+      // The epoch's first full batch runs the plain step: every op sizes its scratch memory,
+      // which must not grow inside a capture (the captured first layer needs none of its own).
+      forward_with_loss(*train_data, index_in_epoch, slots);
+      backward_and_update(slots, scalars);
+      staged_step_ran = true;
+      ++step;
+      return;
+    }
     train_data->stage_batch(index_in_epoch);
     backend.copy_bytes(staged_scalars.data(), scalars, sizeof(StepScalars));
     const auto staged_step = [this] {
@@ -340,16 +349,8 @@ struct Trainer::Impl {
                           staged_losses.data());
       backward_and_update(staged_losses.data(), staged_scalars.data());
     };
-    if (captured_step != nullptr) {
-      backend.replay(*captured_step);
-    } else if (!staged_step_ran) {
-      // Run once as issued: every op sizes its scratch memory, which must not grow in a capture.
-      staged_step();
-      staged_step_ran = true;
-    } else {
-      captured_step = backend.capture(staged_step);
-      backend.replay(*captured_step);
-    }
+    if (captured_step == nullptr) captured_step = backend.capture(staged_step);
+    backend.replay(*captured_step);
     backend.copy_bytes(slots, staged_losses.data(), kLossSlots * sizeof(float));
     ++step;
   }
