@@ -78,6 +78,10 @@ def train(x, loss_name, batch, mode, precision, epochs, warmup, seed):
     # here so that no version or environment decides), or tf32 as its tf32 ones.
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    # bf16: PyTorch's own mixed precision (autocast: bf16 products and activations, fp32 weights
+    # and Adam state), against sparseae's bf16 products.
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                              enabled=precision == "bf16")
     torch.manual_seed(seed)
     model = users_model(x.shape[1]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -94,7 +98,8 @@ def train(x, loss_name, batch, mode, precision, epochs, warmup, seed):
         for first in range(0, rows, batch):
             ids = permutation[first:first + batch]
             rows_in = x[ids]
-            loss = loss_of(forward(rows_in), rows_in)
+            with autocast:
+                loss = loss_of(forward(rows_in).float(), rows_in)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -122,7 +127,8 @@ def main():
     parser.add_argument("--losses", default="mse,poisson")
     parser.add_argument("--batches", default="256,1024,4096")
     parser.add_argument("--modes", default="eager,compile")
-    parser.add_argument("--precisions", default="fp32", help="fp32,tf32 (tf32: cuda only)")
+    parser.add_argument("--precisions", default="fp32",
+                        help="fp32,tf32,bf16 (tf32: cuda only; bf16: autocast)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="also write every result as JSON lines here")
     parser.add_argument("--compare", help="sae-bench's --json file: print the ratios")

@@ -15,10 +15,10 @@
 #                                 then the throughput benchmark (below)
 #   scripts/gpu-check.sh bench    on the GPU machine: the throughput benchmark alone, into the same
 #                                 results file: sae-bench on cuda (the users' model, 1M generated
-#                                 rows, mse and poisson, batch 256/1024/4096, fp32 and tf32,
-#                                 the plain and the captured step) and
+#                                 rows, mse and poisson, batch 256/1024/4096, the plain and the
+#                                 captured step; and mse at batch 1024 in fp32, tf32 and bf16) and
 #                                 the PyTorch peer (bench/torch_peer.py, eager and torch.compile,
-#                                 fp32, and tf32 for mse at batch 1024) on the same rows, streamed
+#                                 fp32, and tf32 and bf16 for mse at batch 1024) on the same rows, streamed
 #                                 rows against resident ones (mse, batch 1024), and the kernels'
 #                                 micro-benchmarks (bench/kernels_bench.cpp)
 #
@@ -106,15 +106,20 @@ run_checks() {
   # the users' model on them, eager and torch.compile, and prints the ratios against sae-bench.
   local rows=/tmp/sae-bench-rows.npy
   step sae-bench "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 5 --warmup 1 \
-    --losses mse,poisson --batches 256,1024,4096 --precisions fp32,tf32 --steps plain,captured \
+    --losses mse,poisson --batches 256,1024,4096 --steps plain,captured \
     --json "$out/sae-bench-cuda.json" --write-dense "$rows"
+  # The products' precision (fp32, tf32, bf16) on one workload, on the same generated rows.
+  step sae-bench-precision "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 5 --warmup 1 \
+    --losses mse --batches 1024 --precisions fp32,tf32,bf16 --steps plain,captured \
+    --json "$out/sae-bench-precision.json"
   if python3 -c "import numpy, torch" 2>/dev/null; then
     step torch-peer python3 bench/torch_peer.py --data "$rows" --device cuda --epochs 3 \
       --warmup 1 --losses mse,poisson --batches 1024 --modes eager,compile \
       --json "$out/torch-peer-cuda.jsonl" --compare "$out/sae-bench-cuda.json"
-    step torch-peer-tf32 python3 bench/torch_peer.py --data "$rows" --device cuda --epochs 3 \
-      --warmup 1 --losses mse --batches 1024 --modes eager,compile --precisions tf32 \
-      --json "$out/torch-peer-cuda-tf32.jsonl" --compare "$out/sae-bench-cuda.json"
+    step torch-peer-precision python3 bench/torch_peer.py --data "$rows" --device cuda \
+      --epochs 3 --warmup 1 --losses mse --batches 1024 --modes eager,compile \
+      --precisions tf32,bf16 --json "$out/torch-peer-cuda-precision.jsonl" \
+      --compare "$out/sae-bench-precision.json"
   fi
   rm -f "$rows"
   # Streamed rows (copied from page-locked host memory while the batch before computes) against

@@ -600,8 +600,11 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --loss weighted_mse --zero-weight -0.5 --data missing.mtx --backend cpu", 1,
        "sae: error: zero-target weight of weighted_mse (--zero-weight) must be finite and "
        "non-negative"},
+      {"train --precision fp8 --data missing.mtx --backend cpu", 1,
+       "sae: error: unknown precision 'fp8': expected fp32, tf32 or bf16"},
       {"train --precision bf16 --data missing.mtx --backend cpu", 1,
-       "sae: error: unknown precision 'bf16': expected fp32 or tf32"},
+       "sae: error: cpu backend: precision bf16 needs the cuda backend (the cpu multiplies in "
+       "fp32 only)"},
       // Refused before the data is read (the file does not exist).
       {"train --precision tf32 --data missing.mtx --backend cpu", 1,
        "sae: error: cpu backend: precision tf32 needs the cuda backend (the cpu multiplies in "

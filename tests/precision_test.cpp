@@ -1,7 +1,7 @@
 // The precision of the dense products (TrainConfig::precision, sae train --precision): the cpu
-// backend refuses anything but fp32; on cuda, tf32 products stay within TensorFloat-32's rounding
-// of the float64 reference, the precision lasts only while training, and a model trained in tf32
-// reproduces the counts about as well as one trained in fp32.
+// backend refuses anything but fp32; on cuda, tf32 and bf16 products stay within their formats'
+// rounding of the float64 reference, the precision lasts only while training, and a model trained
+// in tf32 or bf16 reproduces the counts about as well as one trained in fp32 (the bounds below).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,10 +21,11 @@ namespace sparseae::test {
 namespace {
 
 TEST(MatmulPrecision, NamesParseAndPrint) {
-  for (const MatmulPrecision p : {MatmulPrecision::fp32, MatmulPrecision::tf32})
+  for (const MatmulPrecision p :
+       {MatmulPrecision::fp32, MatmulPrecision::tf32, MatmulPrecision::bf16})
     EXPECT_EQ(parse_matmul_precision(matmul_precision_name(p)), p);
-  EXPECT_EQ(error_message([] { parse_matmul_precision("bf16"); }),
-            "unknown precision 'bf16': expected fp32 or tf32");
+  EXPECT_EQ(error_message([] { parse_matmul_precision("fp8"); }),
+            "unknown precision 'fp8': expected fp32, tf32 or bf16");
 }
 
 class Precision : public BackendTest {
@@ -55,9 +56,11 @@ double gemm_error(Precision& test, Backend& backend, const reference::FloatMatri
 }
 
 // tf32 keeps 10 of fp32's 23 mantissa bits: each operand is off by up to 2^-11 of itself, so a
-// product's error against the sum of |a||b| stays below about 2^-10; fp32's stays near 2^-24
-// times a small multiple of the inner dimension.
+// product's error against the sum of |a||b| stays below about 2^-10; bf16 keeps 7 (2^-8 an
+// operand, 2^-7 a product); fp32's stays near 2^-24 times a small multiple of the inner
+// dimension.
 constexpr double kTf32RelativeError = 1.0 / 1024.0;
+constexpr double kBf16RelativeError = 1.0 / 128.0;
 constexpr double kFp32RelativeError = 1e-5;
 
 TEST_P(Precision, Tf32ProductsRoundAsTf32AndOnlyWhileSet) {
@@ -81,6 +84,29 @@ TEST_P(Precision, Tf32ProductsRoundAsTf32AndOnlyWhileSet) {
   // Rounded operands show: tf32 is measurably coarser than fp32 (at least 10x here).
   EXPECT_GT(tf32, 10.0 * fp32) << "tf32 products look like fp32 ones: the mode did not apply";
   EXPECT_EQ(fp32_again, fp32);
+}
+
+TEST_P(Precision, Bf16ProductsRoundAsBf16AndOnlyWhileSet) {
+  if (is_cpu()) {
+    EXPECT_EQ(error_message([&] { backend().set_matmul_precision(MatmulPrecision::bf16); }),
+              "cpu backend: precision bf16 needs the cuda backend (the cpu multiplies in fp32 "
+              "only)");
+    return;
+  }
+  std::mt19937_64 rng(12);
+  const reference::FloatMatrix a = reference::random_matrix(rng, 256, 512, -1.0f, 1.0f);
+  const reference::FloatMatrix b = reference::random_matrix(rng, 512, 128, -1.0f, 1.0f);
+  backend().set_matmul_precision(MatmulPrecision::tf32);
+  const double tf32 = gemm_error(*this, backend(), a, b);
+  backend().set_matmul_precision(MatmulPrecision::bf16);
+  const double bf16 = gemm_error(*this, backend(), a, b);
+  backend().set_matmul_precision(MatmulPrecision::fp32);
+  const double fp32 = gemm_error(*this, backend(), a, b);
+  EXPECT_LT(bf16, kBf16RelativeError);
+  // Three fewer mantissa bits than tf32: coarser by about 8x (at least 3x here).
+  EXPECT_GT(bf16, 3.0 * tf32)
+      << "bf16 products look like tf32 ones: the compute type did not apply";
+  EXPECT_LT(fp32, kFp32RelativeError);
 }
 
 HostCsr counts() { return narrow_topic_counts(2000, 5); }
@@ -112,7 +138,7 @@ Trained train_and_measure(Backend& backend, const HostCsr& data, const RunConfig
   return {reports.back().val_loss, model.evaluate(trainer.validation_counts())};
 }
 
-TEST_P(Precision, Tf32TrainingCostsLittleFidelity) {
+TEST_P(Precision, ReducedPrecisionTrainingCostsLittleFidelity) {
   const HostCsr data = counts();
   if (is_cpu()) {
     EXPECT_EQ(error_message([&] {
@@ -125,11 +151,16 @@ TEST_P(Precision, Tf32TrainingCostsLittleFidelity) {
   }
   const Trained fp32 = train_and_measure(backend(), data, run_with(MatmulPrecision::fp32, 128));
   const Trained tf32 = train_and_measure(backend(), data, run_with(MatmulPrecision::tf32, 128));
+  const Trained bf16 = train_and_measure(backend(), data, run_with(MatmulPrecision::bf16, 128));
   // The bounds this test holds tf32 to: the validation loss within 2 % of fp32's, and the exact
-  // non-zeros and support F1 within 2 percentage points.
+  // non-zeros and support F1 within 2 percentage points; bf16, with 3 mantissa bits fewer: 5 %
+  // and 5 points.
   EXPECT_NEAR(tf32.validation_loss, fp32.validation_loss, 0.02 * fp32.validation_loss);
   EXPECT_NEAR(tf32.metrics.nonzero_exact_fraction, fp32.metrics.nonzero_exact_fraction, 0.02);
   EXPECT_NEAR(tf32.metrics.support_f1, fp32.metrics.support_f1, 0.02);
+  EXPECT_NEAR(bf16.validation_loss, fp32.validation_loss, 0.05 * fp32.validation_loss);
+  EXPECT_NEAR(bf16.metrics.nonzero_exact_fraction, fp32.metrics.nonzero_exact_fraction, 0.05);
+  EXPECT_NEAR(bf16.metrics.support_f1, fp32.metrics.support_f1, 0.05);
   // Training set tf32 and put fp32 back: the backend multiplies in fp32 again.
   std::mt19937_64 rng(3);
   const reference::FloatMatrix a = reference::random_matrix(rng, 64, 256, -1.0f, 1.0f);

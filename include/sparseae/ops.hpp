@@ -119,10 +119,12 @@ const char* loss_name(LossKind kind);
 
 enum class Transpose : std::int32_t { no, yes };
 
-// How dense matrix products round their operands: fp32 throughout, or tf32 (operands rounded to
-// TensorFloat-32's 10-bit mantissa on tensor cores, products accumulated in fp32; cuda only).
-// Names: "fp32", "tf32".
-enum class MatmulPrecision : std::int32_t { fp32, tf32 };
+// How dense matrix products round their operands: fp32 throughout; tf32 (operands rounded to
+// TensorFloat-32's 10-bit mantissa on tensor cores, products accumulated in fp32; cuda only); or
+// bf16 (operands rounded to bfloat16's 7-bit mantissa on tensor cores, accumulated in fp32; cuda
+// only). Parameters, optimizer state and the activations in memory stay fp32 in every mode.
+// Names: "fp32", "tf32", "bf16".
+enum class MatmulPrecision : std::int32_t { fp32, tf32, bf16 };
 MatmulPrecision parse_matmul_precision(const std::string& name);
 const char* matmul_precision_name(MatmulPrecision precision);
 

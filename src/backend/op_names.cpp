@@ -36,7 +36,8 @@ constexpr Named<OptimizerKind> kOptimizers[] = {
 constexpr Named<NonFinitePolicy> kNonFinitePolicies[] = {{NonFinitePolicy::stop, "stop"},
                                                          {NonFinitePolicy::skip, "skip"}};
 constexpr Named<MatmulPrecision> kMatmulPrecisions[] = {{MatmulPrecision::fp32, "fp32"},
-                                                        {MatmulPrecision::tf32, "tf32"}};
+                                                        {MatmulPrecision::tf32, "tf32"},
+                                                        {MatmulPrecision::bf16, "bf16"}};
 constexpr Named<DataPlacement> kDataPlacements[] = {{DataPlacement::automatic, "auto"},
                                                     {DataPlacement::resident, "resident"},
                                                     {DataPlacement::streamed, "stream"}};

@@ -109,9 +109,10 @@ Options train_options() {
              "there), streamed from host memory (each batch copied while the one before "
              "computes: for data larger than the device), or auto: resident when they fit "
              "--device-memory-budget")
-      .value("precision", "fp32|tf32", "fp32",
-             "dense matrix products while training: fp32, or tf32 (tensor cores, operands rounded "
-             "to a 10-bit mantissa; cuda only); the trained model is evaluated in fp32")
+      .value("precision", "fp32|tf32|bf16", "fp32",
+             "dense matrix products while training: fp32, tf32 or bf16 (tensor cores, operands "
+             "rounded to a 10- or 7-bit mantissa, fp32 accumulation; cuda only); the trained "
+             "model is evaluated in fp32")
       .value("step-graph", "on|off", "off",
              "capture the training step once per epoch (a CUDA graph on cuda) and replay it for "
              "every full batch: one launch a step instead of dozens")

@@ -254,9 +254,11 @@ std::size_t CudaBackend::device_memory_free() const {
 }
 
 void CudaBackend::set_matmul_precision(MatmulPrecision precision) {
+  // bf16 is a compute type of cublasGemmEx (gemm below), not a math mode.
   SAE_CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), precision == MatmulPrecision::tf32
                                                         ? CUBLAS_TF32_TENSOR_OP_MATH
                                                         : CUBLAS_DEFAULT_MATH));
+  precision_ = precision;
 }
 
 void* CudaBackend::allocate_pinned_bytes(std::size_t bytes) {
@@ -312,6 +314,14 @@ void CudaBackend::gemm(Transpose transpose_a, Transpose transpose_b, float alpha
   // Row-major c = op(a) op(b) is column-major cᵀ = op(b)ᵀ op(a)ᵀ, and a row-major matrix read as
   // column-major is its transpose: so pass b before a with the same op flags and swapped m, n.
   // With beta == 0 cuBLAS does not read c.
+  if (precision_ == MatmulPrecision::bf16) {
+    // fp32 in memory, the operands rounded to bfloat16 on the tensor cores, fp32 accumulation.
+    SAE_CUBLAS_CHECK(cublasGemmEx_64(cublas_.get(), to_cublas(transpose_b), to_cublas(transpose_a),
+                                     c.cols, c.rows, inner, &alpha, b.data, CUDA_R_32F, b.ld,
+                                     a.data, CUDA_R_32F, a.ld, &beta, c.data, CUDA_R_32F, c.ld,
+                                     CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   SAE_CUBLAS_CHECK(cublasSgemm_64(cublas_.get(), to_cublas(transpose_b), to_cublas(transpose_a),
                                   c.cols, c.rows, inner, &alpha, b.data, b.ld, a.data, a.ld, &beta,
                                   c.data, c.ld));

@@ -173,6 +173,7 @@ class CudaBackend final : public Backend {
   void refuse_in_capture(const char* op) const;
 
   bool capturing_ = false;
+  MatmulPrecision precision_ = MatmulPrecision::fp32;  // of gemm
 
   std::string description_;
   // Declared in dependency order: members are destroyed in reverse, so the library handles go
