@@ -97,6 +97,37 @@ void BM_bias_relu_forward(benchmark::State& state) {
 }
 BENCHMARK(BM_bias_relu_forward)->Apply(layer_shapes)->UseRealTime();
 
+// A relu layer of the users' model into rows x cols from 256 inputs, forward: the GEMM and then
+// the bias + relu kernel (fused = 0), or one gemm_bias_activation (fused = 1: on cuda the bias and
+// relu in cublasLt's epilogue). Which is faster decides LayerForward's default; the bytes counted
+// are the output written once, so of_bandwidth compares the two paths, not a floor.
+void BM_layer_forward(benchmark::State& state) {
+  constexpr std::int64_t kInputs = 256;
+  const std::int64_t rows = state.range(0);
+  const std::int64_t cols = state.range(1);
+  const bool fused = state.range(2) != 0;
+  Buffer<float> x(*g_backend, ramp(rows * kInputs));
+  Buffer<float> w(*g_backend, ramp(kInputs * cols));
+  Buffer<float> bias(*g_backend, ramp(cols));
+  Buffer<float> y(*g_backend, static_cast<std::size_t>(rows * cols));
+  const ConstDenseView input = x.matrix(rows, kInputs);
+  const ConstDenseView weights = w.matrix(kInputs, cols);
+  const DenseView out = y.matrix(rows, cols);
+  run(state, 4.0 * static_cast<double>(rows * cols), [&] {
+    if (fused) {
+      g_backend->gemm_bias_activation(Activation::relu, Transpose::no, Transpose::no, input,
+                                      weights, bias.data(), out);
+    } else {
+      g_backend->gemm(Transpose::no, Transpose::no, 1.0f, input, weights, 0.0f, out);
+      g_backend->bias_activation_forward(Activation::relu, out, bias.data(), out);
+    }
+  });
+}
+BENCHMARK(BM_layer_forward)
+    ->ArgsProduct({{1024, 4096}, {128, 512}, {0, 1}})
+    ->ArgNames({"rows", "cols", "fused"})
+    ->UseRealTime();
+
 void BM_relu_backward_with_bias_gradient(benchmark::State& state) {
   const std::int64_t rows = state.range(0);
   const std::int64_t cols = state.range(1);

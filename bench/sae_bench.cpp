@@ -23,6 +23,9 @@
 // tf32 (cuda only); the workload names end in it.
 // --steps: how each step is issued (TrainConfig::capture_step): plain (the default), or captured
 // once an epoch and replayed (a CUDA graph on cuda; workload names end in /captured).
+// --layer-forwards: the dense layers' forward (TrainConfig::layer_forward): separate (the
+// default) GEMM and bias + activation kernel, or fused (cublasLt's epilogue on cuda; workload
+// names end in /fused).
 //
 // Prints a table, and with --json writes the run and every workload as one JSON object.
 #include <algorithm>
@@ -57,6 +60,7 @@ struct Arguments {
   std::vector<std::string> placements{"resident"};
   std::vector<std::string> precisions{"fp32"};
   std::vector<std::string> steps{"plain"};
+  std::vector<std::string> layer_forwards{"separate"};
   std::int64_t loss_every = 0;  // 0: the loss is read back at epoch end only
   double peak_flops = 0;        // 0: measured
   double peak_bandwidth = 0;    // 0: measured
@@ -77,7 +81,7 @@ const char* const kUsage =
     "usage: sae-bench [--backend auto|cpu|cuda] [--rows N] [--epochs N] [--warmup N]\n"
     "                 [--losses mse,poisson] [--batches 256,1024,4096] [--loss-every K]\n"
     "                 [--placements resident,stream] [--precisions fp32,tf32]\n"
-    "                 [--steps plain,captured]\n"
+    "                 [--steps plain,captured] [--layer-forwards separate,fused]\n"
     "                 [--peak-flops F] [--peak-bandwidth B]\n"
     "                 [--json PATH] [--write-dense PATH]\n";
 
@@ -117,6 +121,9 @@ Arguments parse(int argc, char** argv) {
       for (const std::string& step : a.steps)
         require(step == "plain" || step == "captured",
                 "--steps takes plain and captured, not '" + step + "'");
+    } else if (name == "--layer-forwards") {
+      a.layer_forwards = split_list(value);
+      for (const std::string& mode : a.layer_forwards) sparseae::parse_layer_forward(mode);
     } else if (name == "--loss-every")
       a.loss_every = std::stoll(value);
     else if (name == "--peak-flops")
@@ -247,6 +254,7 @@ struct Result {
   std::string placement;  // "resident" or "stream"
   std::string precision;  // "fp32" or "tf32"
   std::string step;       // "plain" or "captured"
+  std::string layer_forward;  // "separate" or "fused"
   std::int64_t steps_per_epoch = 0;
   std::vector<double> epoch_seconds;  // the timed epochs
   double median_seconds = 0;
@@ -260,15 +268,18 @@ struct Result {
 
 Result run_workload(sparseae::Backend& backend, const sparseae::HostCsr& data, const Arguments& a,
                     const std::string& loss, std::int64_t batch, const std::string& placement,
-                    const std::string& precision, const std::string& step, const Peaks& peaks) {
+                    const std::string& precision, const std::string& step,
+                    const std::string& layer_forward, const Peaks& peaks) {
   Result r;
   r.loss = loss;
   r.batch = batch;
   r.placement = placement;
   r.precision = precision;
   r.step = step;
+  r.layer_forward = layer_forward;
   r.name = "users/" + loss + "/b" + std::to_string(batch) + "/" + precision +
-           (placement == "stream" ? "/stream" : "") + (step == "captured" ? "/captured" : "");
+           (placement == "stream" ? "/stream" : "") + (step == "captured" ? "/captured" : "") +
+           (layer_forward == "fused" ? "/fused" : "");
   sparseae::ModelConfig model;  // the defaults are the users' model
   model.input_dim = data.cols;
   sparseae::TrainConfig config;
@@ -280,6 +291,7 @@ Result run_workload(sparseae::Backend& backend, const sparseae::HostCsr& data, c
   config.placement = sparseae::parse_data_placement(placement);
   config.precision = sparseae::parse_matmul_precision(precision);
   config.capture_step = step == "captured";
+  config.layer_forward = sparseae::parse_layer_forward(layer_forward);
   const auto setup_start = std::chrono::steady_clock::now();
   sparseae::Trainer trainer(backend, model, config, data);
   backend.synchronize();
@@ -362,6 +374,7 @@ void write_json(const std::string& path, const std::string& description, const A
         << ", \"loss\": " << json_string(r.loss) << ", \"batch\": " << r.batch
         << ", \"precision\": " << json_string(r.precision)
         << ", \"placement\": " << json_string(r.placement) << ", \"step\": " << json_string(r.step)
+        << ", \"layer_forward\": " << json_string(r.layer_forward)
         << ", \"steps_per_epoch\": " << r.steps_per_epoch << ", \"epoch_seconds\": [" << seconds
         << "], \"median_epoch_ms\": " << number(1e3 * r.median_seconds)
         << ", \"samples_per_second\": " << number(r.samples_per_second)
@@ -432,12 +445,13 @@ int main(int argc, char** argv) {
       for (std::int64_t batch : a.batches)
         for (const std::string& precision : a.precisions)
           for (const std::string& placement : a.placements)
-            for (const std::string& step : a.steps) {
-              results.push_back(
-                  run_workload(*backend, data, a, loss, batch, placement, precision, step, peaks));
-              std::fprintf(stderr, "%s: %.0f samples/s\n", results.back().name.c_str(),
-                           results.back().samples_per_second);
-            }
+            for (const std::string& step : a.steps)
+              for (const std::string& layer_forward : a.layer_forwards) {
+                results.push_back(run_workload(*backend, data, a, loss, batch, placement, precision,
+                                               step, layer_forward, peaks));
+                std::fprintf(stderr, "%s: %.0f samples/s\n", results.back().name.c_str(),
+                             results.back().samples_per_second);
+              }
     print_table(results, backend->kind() == sparseae::BackendKind::cuda);
     if (!a.json.empty()) write_json(a.json, description, a, data, peaks, results);
   } catch (const std::exception& error) {

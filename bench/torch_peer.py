@@ -13,7 +13,7 @@ absorb torch.compile's compilation, including the last partial batch's shape).
 
   modes: eager, and compile (torch.compile of the model) where this torch has it
   --compare sae.json: also prints sae-bench's samples/s beside these and the ratios (of the
-                     faster of its plain and captured steps)
+                     fastest of its plain, captured and fused variants)
 
   bench/torch_peer.py --data rows.npy --device cpu --threads 2 --epochs 3 --warmup 1 \
       --losses mse,poisson --batches 256 --json torch.jsonl --compare sae.json
@@ -181,9 +181,10 @@ def main():
     print("| workload | tool | samples/s (median) | ms/epoch | sparseae / this |")
     print("| --- | --- | --- | --- | --- |")
     for name in dict.fromkeys(r["name"] for r in results):
-        # sae-bench's variants of the workload: the plain step, and the captured one
-        # (--steps captured, names ending in /captured); the ratio is the faster one's.
-        variants = [w for n, w in sae.items() if n in (name, name + "/captured")]
+        # sae-bench's variants of the workload: the plain and the captured step (names ending in
+        # /captured), the separate and the fused layer forward (/fused); the ratio is the fastest's.
+        variants = [w for n, w in sae.items()
+                    if n in (name, name + "/captured", name + "/fused", name + "/captured/fused")]
         for w in variants:
             print(f"| {w['name']} | sparseae | {w['samples_per_second']:.0f} | "
                   f"{w['median_epoch_ms']:.1f} | |")

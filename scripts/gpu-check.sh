@@ -16,7 +16,8 @@
 #   scripts/gpu-check.sh bench    on the GPU machine: the throughput benchmark alone, into the same
 #                                 results file: sae-bench on cuda (the users' model, 1M generated
 #                                 rows, mse and poisson, batch 256/1024/4096, the plain and the
-#                                 captured step; and mse at batch 1024 in fp32, tf32 and bf16) and
+#                                 captured step; and mse at batch 1024 in fp32, tf32 and bf16,
+#                                 with the layers' forward separate and fused) and
 #                                 the PyTorch peer (bench/torch_peer.py, eager and torch.compile,
 #                                 fp32, and tf32 and bf16 for mse at batch 1024) on the same rows, streamed
 #                                 rows against resident ones (mse, batch 1024), and the kernels'
@@ -108,10 +109,11 @@ run_checks() {
   step sae-bench "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 5 --warmup 1 \
     --losses mse,poisson --batches 256,1024,4096 --steps plain,captured \
     --json "$out/sae-bench-cuda.json" --write-dense "$rows"
-  # The products' precision (fp32, tf32, bf16) on one workload, on the same generated rows.
+  # The products' precision (fp32, tf32, bf16) and the dense layers' forward (separate kernels or
+  # cublasLt's epilogue) on one workload, on the same generated rows.
   step sae-bench-precision "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 5 --warmup 1 \
     --losses mse --batches 1024 --precisions fp32,tf32,bf16 --steps plain,captured \
-    --json "$out/sae-bench-precision.json"
+    --layer-forwards separate,fused --json "$out/sae-bench-precision.json"
   if python3 -c "import numpy, torch" 2>/dev/null; then
     step torch-peer python3 bench/torch_peer.py --data "$rows" --device cuda --epochs 3 \
       --warmup 1 --losses mse,poisson --batches 1024 --modes eager,compile \

@@ -611,6 +611,8 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "fp32 only)"},
       {"train --placement device --data missing.mtx --backend cpu", 1,
        "sae: error: unknown data placement 'device': expected auto, resident or stream"},
+      {"train --layer-forward merged --data missing.mtx --backend cpu", 1,
+       "sae: error: unknown layer forward 'merged': expected separate or fused"},
       {"train --step-graph yes --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --step-graph takes on or off, not 'yes'"},
       {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,

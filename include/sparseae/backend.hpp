@@ -107,6 +107,16 @@ class Backend {
   // densified. Transpose::yes computes aᵀ·b (the first layer's weight gradient).
   virtual void spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,
                     DenseView c) = 0;
+  // y = activation(op(a) * op(b) + bias): a dense layer's forward as one op, bias (y.cols floats,
+  // broadcast over rows) may be null; y must not alias a or b. Here: gemm, then
+  // bias_activation_forward. The cuda backend fuses the bias and relu into cublasLt's GEMM
+  // epilogue (identity and relu; the other activations as here).
+  virtual void gemm_bias_activation(Activation activation, Transpose transpose_a,
+                                    Transpose transpose_b, ConstDenseView a, ConstDenseView b,
+                                    const float* bias, DenseView y) {
+    gemm(transpose_a, transpose_b, 1.0f, a, b, 0.0f, y);
+    bias_activation_forward(activation, y, bias, y);
+  }
   // The density (non-zeros over rows x cols) from which the first layer is faster on a batch
   // densified (csr_to_dense, then gemm) than through spmm, as measured on this backend
   // (kernels_bench's BM_first_layer); infinity where spmm is always taken.

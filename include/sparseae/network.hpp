@@ -45,6 +45,9 @@ class Network {
   // Whether the last forward on a sparse batch densified it for the first layer (its density at
   // or above Backend::dense_first_layer_density) rather than multiplying it through spmm.
   bool first_layer_densified() const { return densified_; }
+  // How the dense layers after the first run their forward (LayerForward; separate until set).
+  // A layer with per-row offsets or bias-only columns always runs separate.
+  void set_layer_forward(LayerForward mode) { layer_forward_ = mode; }
 
   // Where the caller writes d(loss)/d(output) before backward().
   DenseView output_gradient() const;
@@ -100,6 +103,7 @@ class Network {
   // (kMaxDensifiedBytes); empty otherwise, and every sparse batch goes through spmm.
   Buffer<float> densified_batch_;
   bool densified_ = false;
+  LayerForward layer_forward_ = LayerForward::separate;
   std::int64_t nnz_for_choice_ = 0;  // of the last forward on a sparse batch
 };
 

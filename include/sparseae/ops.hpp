@@ -128,6 +128,13 @@ enum class MatmulPrecision : std::int32_t { fp32, tf32, bf16 };
 MatmulPrecision parse_matmul_precision(const std::string& name);
 const char* matmul_precision_name(MatmulPrecision precision);
 
+// How a dense layer's forward runs: its GEMM, then the bias + activation kernel (separate), or
+// both as one op (fused: on cuda the bias and relu ride in cublasLt's GEMM epilogue).
+// Names: "separate", "fused".
+enum class LayerForward : std::int32_t { separate, fused };
+LayerForward parse_layer_forward(const std::string& name);
+const char* layer_forward_name(LayerForward mode);
+
 enum class OptimizerKind : std::int32_t { adam, adamw, sgd };
 
 OptimizerKind parse_optimizer(const std::string& name);

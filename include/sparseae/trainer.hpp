@@ -99,6 +99,10 @@ struct TrainConfig {
   // bit on cpu, to rounding on cuda (the captured first layer scatters its weight gradient with
   // atomics). Not part of a checkpoint's configuration.
   bool capture_step = false;
+  // How the dense layers run their forward while training (Network::set_layer_forward): the GEMM
+  // and then the bias + activation kernel, or one op with both (cublasLt's epilogue on cuda).
+  // Not part of a checkpoint's configuration.
+  LayerForward layer_forward = LayerForward::separate;
 };
 
 struct EpochReport {

@@ -38,6 +38,8 @@ constexpr Named<NonFinitePolicy> kNonFinitePolicies[] = {{NonFinitePolicy::stop,
 constexpr Named<MatmulPrecision> kMatmulPrecisions[] = {{MatmulPrecision::fp32, "fp32"},
                                                         {MatmulPrecision::tf32, "tf32"},
                                                         {MatmulPrecision::bf16, "bf16"}};
+constexpr Named<LayerForward> kLayerForwards[] = {{LayerForward::separate, "separate"},
+                                                  {LayerForward::fused, "fused"}};
 constexpr Named<DataPlacement> kDataPlacements[] = {{DataPlacement::automatic, "auto"},
                                                     {DataPlacement::resident, "resident"},
                                                     {DataPlacement::streamed, "stream"}};
@@ -106,6 +108,11 @@ NonFinitePolicy parse_nonfinite_policy(const std::string& name) {
 const char* nonfinite_policy_name(NonFinitePolicy policy) {
   return name_of(kNonFinitePolicies, policy);
 }
+
+LayerForward parse_layer_forward(const std::string& name) {
+  return parse_named(kLayerForwards, "layer forward", name);
+}
+const char* layer_forward_name(LayerForward mode) { return name_of(kLayerForwards, mode); }
 
 MatmulPrecision parse_matmul_precision(const std::string& name) {
   return parse_named(kMatmulPrecisions, "precision", name);

@@ -113,6 +113,9 @@ Options train_options() {
              "dense matrix products while training: fp32, tf32 or bf16 (tensor cores, operands "
              "rounded to a 10- or 7-bit mantissa, fp32 accumulation; cuda only); the trained "
              "model is evaluated in fp32")
+      .value("layer-forward", "separate|fused", "separate",
+             "the dense layers' forward while training: the GEMM, then the bias + activation "
+             "kernel, or one op (on cuda the bias and relu in cublasLt's GEMM epilogue)")
       .value("step-graph", "on|off", "off",
              "capture the training step once per epoch (a CUDA graph on cuda) and replay it for "
              "every full batch: one launch a step instead of dozens")
@@ -140,6 +143,7 @@ void apply_placement_options(const Options& o, TrainConfig& t) {
   require(step_graph == "on" || step_graph == "off",
           "sae train: --step-graph takes on or off, not '" + step_graph + "'");
   t.capture_step = step_graph == "on";
+  t.layer_forward = parse_layer_forward(o.text("layer-forward"));
   const double budget_mib = o.real("device-memory-budget");
   require(budget_mib >= 0.0 && budget_mib < 1e12,
           "sae train: --device-memory-budget must be a size in MiB, at least 0");
@@ -217,10 +221,10 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
 // What --resume may be given with: where the data and the outputs come from, how long to train,
 // and how to report. Everything else would change the configuration the checkpoint holds.
 constexpr const char* kResumeOptions[] = {
-    "resume",      "epochs",    "data",           "rows",   "backend",   "checkpoint",
-    "metrics-log", "latents",   "reconstruction", "json",   "quiet",     "loss-every",
-    "decode",      "report",    "no-pca",         "on-nan", "placement", "device-memory-budget",
-    "precision",   "step-graph"};
+    "resume",      "epochs",     "data",           "rows",   "backend",   "checkpoint",
+    "metrics-log", "latents",    "reconstruction", "json",   "quiet",     "loss-every",
+    "decode",      "report",     "no-pca",         "on-nan", "placement", "device-memory-budget",
+    "precision",   "step-graph", "layer-forward"};
 
 void check_resume_options(const Options& o) {
   for (const std::string& name : o.given_names()) {

@@ -76,6 +76,44 @@ ConstDenseDescriptor make_input_descriptor(ConstDenseView m) {
   return ConstDenseDescriptor(descriptor);
 }
 
+using LtMatmulDescriptor = UniqueHandle<cublasLtMatmulDesc_t, &cublasLtMatmulDescDestroy>;
+using LtLayout = UniqueHandle<cublasLtMatrixLayout_t, &cublasLtMatrixLayoutDestroy>;
+using LtPreference = UniqueHandle<cublasLtMatmulPreference_t, &cublasLtMatmulPreferenceDestroy>;
+
+// A row-major rows x cols fp32 matrix as cublasLt sees it: column-major cols x rows.
+LtLayout lt_layout_of_row_major(std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  cublasLtMatrixLayout_t layout = nullptr;
+  SAE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layout, CUDA_R_32F, static_cast<std::uint64_t>(cols),
+                                              static_cast<std::uint64_t>(rows), ld));
+  return LtLayout(layout);
+}
+
+template <typename Value>
+void set_lt_attribute(cublasLtMatmulDesc_t descriptor, cublasLtMatmulDescAttributes_t attribute,
+                      const Value& value) {
+  SAE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(descriptor, attribute, &value, sizeof value));
+}
+
+// The largest power of two (at most 256) that divides the address: what cublasLt may assume.
+std::uint32_t pointer_alignment(const void* pointer) {
+  const auto address = reinterpret_cast<std::uintptr_t>(pointer);
+  std::uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
+
+cublasComputeType_t lt_compute_type(MatmulPrecision precision) {
+  switch (precision) {
+    case MatmulPrecision::tf32:
+      return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case MatmulPrecision::bf16:
+      return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case MatmulPrecision::fp32:
+    default:
+      return CUBLAS_COMPUTE_32F;
+  }
+}
+
 DenseDescriptor make_output_descriptor(DenseView m) {
   cusparseDnMatDescr_t descriptor = nullptr;
   SAE_CUSPARSE_CHECK(cusparseCreateDnMat(&descriptor, m.rows, m.cols, m.ld, m.data, CUDA_R_32F,
@@ -126,6 +164,7 @@ CudaBackend::CudaBackend() {
   // graph capture would forbid); NVIDIA recommends 32 MiB from Hopper on, 4 MiB before.
   const std::size_t cublas_workspace_bytes = std::size_t{properties.major >= 9 ? 32u : 4u} << 20;
   cublas_workspace_ = allocate_device(cublas_workspace_bytes);
+  cublas_workspace_bytes_ = cublas_workspace_bytes;
   cublasHandle_t cublas = nullptr;
   SAE_CUBLAS_CHECK(cublasCreate(&cublas));
   cublas_ = CublasHandle(cublas);
@@ -135,6 +174,10 @@ CudaBackend::CudaBackend() {
   // Full fp32: the default math mode never trades mantissa bits (no TF32), so sgemm stays
   // comparable with the cpu backend.
   SAE_CUBLAS_CHECK(cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH));
+
+  cublasLtHandle_t cublas_lt = nullptr;
+  SAE_CUBLAS_CHECK(cublasLtCreate(&cublas_lt));
+  cublas_lt_ = CublasLtHandle(cublas_lt);
 
   cusparseHandle_t cusparse = nullptr;
   SAE_CUSPARSE_CHECK(cusparseCreate(&cusparse));
@@ -325,6 +368,84 @@ void CudaBackend::gemm(Transpose transpose_a, Transpose transpose_b, float alpha
   SAE_CUBLAS_CHECK(cublasSgemm_64(cublas_.get(), to_cublas(transpose_b), to_cublas(transpose_a),
                                   c.cols, c.rows, inner, &alpha, b.data, b.ld, a.data, a.ld, &beta,
                                   c.data, c.ld));
+}
+
+void CudaBackend::gemm_bias_activation(Activation activation, Transpose transpose_a,
+                                       Transpose transpose_b, ConstDenseView a, ConstDenseView b,
+                                       const float* bias, DenseView y) {
+  const bool in_epilogue = activation == Activation::identity || activation == Activation::relu;
+  if (!in_epilogue || y.empty() || op_cols(transpose_a, a) == 0) {
+    Backend::gemm_bias_activation(activation, transpose_a, transpose_b, a, b, bias, y);
+    return;
+  }
+  check_gemm(transpose_a, transpose_b, a, b, y);
+  const bool relu = activation == Activation::relu;
+  const cublasLtEpilogue_t epilogue =
+      bias != nullptr ? (relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
+                      : (relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT);
+  cublasLtMatmulDesc_t raw_descriptor = nullptr;
+  SAE_CUBLAS_CHECK(
+      cublasLtMatmulDescCreate(&raw_descriptor, lt_compute_type(precision_), CUDA_R_32F));
+  const LtMatmulDescriptor descriptor(raw_descriptor);
+  // As in gemm: row-major y = op(a) op(b) is column-major yᵀ = op(b)ᵀ op(a)ᵀ, so cublasLt's A is
+  // b and its B is a; the bias runs along yᵀ's rows, which are y's columns.
+  set_lt_attribute(descriptor.get(), CUBLASLT_MATMUL_DESC_TRANSA, to_cublas(transpose_b));
+  set_lt_attribute(descriptor.get(), CUBLASLT_MATMUL_DESC_TRANSB, to_cublas(transpose_a));
+  set_lt_attribute(descriptor.get(), CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
+  if (bias != nullptr)
+    set_lt_attribute(descriptor.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                     static_cast<const void*>(bias));
+  const LtLayout layout_b = lt_layout_of_row_major(b.rows, b.cols, b.ld);
+  const LtLayout layout_a = lt_layout_of_row_major(a.rows, a.cols, a.ld);
+  const LtLayout layout_y = lt_layout_of_row_major(y.rows, y.cols, y.ld);
+  const std::uint32_t align_b = pointer_alignment(b.data);
+  const std::uint32_t align_a = pointer_alignment(a.data);
+  const std::uint32_t align_y = pointer_alignment(y.data);
+  const std::array<std::int64_t, 15> key{static_cast<std::int64_t>(transpose_a),
+                                         static_cast<std::int64_t>(transpose_b),
+                                         a.rows,
+                                         a.cols,
+                                         a.ld,
+                                         b.rows,
+                                         b.cols,
+                                         b.ld,
+                                         y.ld,
+                                         static_cast<std::int64_t>(epilogue),
+                                         static_cast<std::int64_t>(precision_),
+                                         align_a,
+                                         align_b,
+                                         align_y,
+                                         bias != nullptr ? pointer_alignment(bias) : 0};
+  auto found = lt_algorithms_.find(key);
+  if (found == lt_algorithms_.end()) {
+    cublasLtMatmulPreference_t raw_preference = nullptr;
+    SAE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&raw_preference));
+    const LtPreference preference(raw_preference);
+    const auto set_preference = [&](cublasLtMatmulPreferenceAttributes_t attribute,
+                                    const auto& value) {
+      SAE_CUBLAS_CHECK(
+          cublasLtMatmulPreferenceSetAttribute(preference.get(), attribute, &value, sizeof value));
+    };
+    set_preference(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, cublas_workspace_bytes_);
+    set_preference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b);
+    set_preference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a);
+    set_preference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_y);
+    set_preference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_y);
+    cublasLtMatmulHeuristicResult_t result{};
+    int results = 0;
+    SAE_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(
+        cublas_lt_.get(), descriptor.get(), layout_b.get(), layout_a.get(), layout_y.get(),
+        layout_y.get(), preference.get(), 1, &result, &results));
+    require(results > 0, "gemm_bias_activation: cublasLt offers no algorithm for " +
+                             shape(y.rows, y.cols) + " with this epilogue");
+    found = lt_algorithms_.emplace(key, result.algo).first;
+  }
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
+  SAE_CUBLAS_CHECK(cublasLtMatmul(cublas_lt_.get(), descriptor.get(), &alpha, b.data,
+                                  layout_b.get(), a.data, layout_a.get(), &beta, y.data,
+                                  layout_y.get(), y.data, layout_y.get(), &found->second,
+                                  cublas_workspace_.get(), cublas_workspace_bytes_, stream()));
 }
 
 void CudaBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseView b, float beta,

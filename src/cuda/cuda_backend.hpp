@@ -1,4 +1,5 @@
 #pragma once
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <cusolverDn.h>
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -49,6 +51,7 @@ class UniqueHandle {
 using CudaStream = UniqueHandle<cudaStream_t, &cudaStreamDestroy>;
 using CudaEvent = UniqueHandle<cudaEvent_t, &cudaEventDestroy>;
 using CublasHandle = UniqueHandle<cublasHandle_t, &cublasDestroy_v2>;
+using CublasLtHandle = UniqueHandle<cublasLtHandle_t, &cublasLtDestroy>;
 using CusparseHandle = UniqueHandle<cusparseHandle_t, &cusparseDestroy>;
 using CusolverHandle = UniqueHandle<cusolverDnHandle_t, &cusolverDnDestroy>;
 using CusolverParams = UniqueHandle<cusolverDnParams_t, &cusolverDnDestroyParams>;
@@ -123,6 +126,11 @@ class CudaBackend final : public Backend {
 
   void gemm(Transpose transpose_a, Transpose transpose_b, float alpha, ConstDenseView a,
             ConstDenseView b, float beta, DenseView c) override;
+  // identity and relu through cublasLt with the bias (and relu) in the GEMM's epilogue, its
+  // algorithm chosen by cublasLt's heuristic once per shape and pointer alignment.
+  void gemm_bias_activation(Activation activation, Transpose transpose_a, Transpose transpose_b,
+                            ConstDenseView a, ConstDenseView b, const float* bias,
+                            DenseView y) override;
   // Needs a zero-based a (row_offsets[0] == 0, row_offsets[rows] == nnz), as every CSR type of
   // the library is; cuSPARSE reads the offsets relative to the start of the arrays. Inside a
   // capture the custom kernels of kernels/csr_spmm.cu run instead (cuSPARSE would freeze nnz).
@@ -180,7 +188,12 @@ class CudaBackend final : public Backend {
   // before the stream they are bound to, and cuBLAS before its workspace.
   CudaStream stream_;
   DeviceMemory cublas_workspace_;
+  std::size_t cublas_workspace_bytes_ = 0;  // shared by cuBLAS and cublasLt: one stream orders them
   CublasHandle cublas_;
+  CublasLtHandle cublas_lt_;
+  // cublasLt's algorithm for each shape, transposition, epilogue, precision and pointer
+  // alignments gemm_bias_activation has seen.
+  std::map<std::array<std::int64_t, 15>, cublasLtMatmulAlgo_t> lt_algorithms_;
   CusparseHandle cusparse_;
   CusolverHandle cusolver_;  // made by the first symmetric_eigen
   CusolverParams cusolver_params_;

@@ -100,6 +100,16 @@ void Network::run_layer(std::size_t l, const float* output_log_offsets) {
   const DenseView out = activation(l);
   const float* bias = parameters_.data() + layer.bias_offset;
   const DenseView w = weights(parameters_, layer);
+  const std::int64_t offset_head = layout_.config().offset_head;
+  const bool offsets =
+      output_log_offsets != nullptr && offset_head >= 0 && l + 1 == layout_.layers().size();
+  if (layer_forward_ == LayerForward::fused && !offsets &&
+      layer.bias_only_end == layer.bias_only_begin) {
+    backend_->gemm_bias_activation(layer.activation, Transpose::no,
+                                   layer.transposed_weight ? Transpose::yes : Transpose::no,
+                                   activation(l - 1), w, bias, out);
+    return;
+  }
   if (layer.transposed_weight) {
     backend_->gemm(Transpose::no, Transpose::yes, 1.0f, activation(l - 1), w, 0.0f, out);
   } else {
@@ -108,8 +118,7 @@ void Network::run_layer(std::size_t l, const float* output_log_offsets) {
                      column_block(w, block.first_weight, block.count), 0.0f,
                      column_block(out, block.first_output, block.count));
   }
-  const std::int64_t offset_head = layout_.config().offset_head;
-  if (output_log_offsets != nullptr && offset_head >= 0 && l + 1 == layout_.layers().size()) {
+  if (offsets) {
     const std::int64_t width = layout_.config().input_dim;
     backend_->add_row_offsets(column_block(out, offset_head * width, width), output_log_offsets);
   }

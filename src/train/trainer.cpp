@@ -278,6 +278,7 @@ struct Trainer::Impl {
         step_execution(describe_step_execution(backend_, config_, *train_data)),
         capture(config_.capture_step && train_data->capture_obstacle().empty()) {
     staged_losses.fill_zero();
+    net.set_layer_forward(config.layer_forward);
     first_moment.fill_zero();
     second_moment.fill_zero();
     backend.copy_bytes(best_parameters.data(), net.parameters().data(),
