@@ -293,22 +293,23 @@ class LayerForwardConformance : public BackendTest {
  protected:
   // y = activation(a * op(b) + bias) for y m x n, inner dimension k, operands padded by pad NaN
   // columns; y starts as NaN. On cuda identity and relu run in cublasLt's epilogue.
-  void check(Activation activation, Transpose tb, bool with_bias, std::int64_t m, std::int64_t n,
-             std::int64_t k, std::int64_t pad, std::uint64_t seed) {
+  void check(Activation activation, Transpose ta, Transpose tb, bool with_bias, std::int64_t m,
+             std::int64_t n, std::int64_t k, std::int64_t pad, std::uint64_t seed) {
     std::ostringstream trace;
     trace << "gemm_bias_activation " << activation_name(activation)
-          << " op(b)=" << transpose_name(tb) << (with_bias ? " bias" : " no bias") << " m=" << m
-          << " n=" << n << " k=" << k << " pad=" << pad;
+          << " op(a)=" << transpose_name(ta) << " op(b)=" << transpose_name(tb)
+          << (with_bias ? " bias" : " no bias") << " m=" << m << " n=" << n << " k=" << k
+          << " pad=" << pad;
     SCOPED_TRACE(trace.str());
     std::mt19937_64 rng(seed);
-    const FloatMatrix a = random_matrix(rng, m, k, -1.0f, 1.0f, k + pad);
+    const FloatMatrix a = ta == Transpose::yes ? random_matrix(rng, k, m, -1.0f, 1.0f, m + pad)
+                                               : random_matrix(rng, m, k, -1.0f, 1.0f, k + pad);
     const FloatMatrix b = tb == Transpose::yes ? random_matrix(rng, n, k, -1.0f, 1.0f, k + pad)
                                                : random_matrix(rng, k, n, -1.0f, 1.0f, n + pad);
     const std::vector<float> bias = reference::random_floats(rng, n, -0.5f, 0.5f);
     const FloatMatrix y = filled_matrix(m, n, kPoison, n + pad);
-    const DoubleMatrix product = reference::gemm(Transpose::no, tb, 1.0, a, b, 0.0, y);
-    DoubleMatrix expected =
-        reference::gemm(Transpose::no, tb, 1.0, absolute(a), absolute(b), 0.0, y);
+    const DoubleMatrix product = reference::gemm(ta, tb, 1.0, a, b, 0.0, y);
+    DoubleMatrix expected = reference::gemm(ta, tb, 1.0, absolute(a), absolute(b), 0.0, y);
     DoubleMatrix scale = expected;
     for (std::int64_t i = 0; i < m; ++i)
       for (std::int64_t j = 0; j < n; ++j) {
@@ -320,9 +321,8 @@ class LayerForwardConformance : public BackendTest {
     const BackendMatrix b_on = upload(b);
     const Buffer<float> bias_on = upload(bias);
     const BackendMatrix y_on = upload(y);
-    backend().gemm_bias_activation(activation, Transpose::no, tb, a_on.const_view(),
-                                   b_on.const_view(), with_bias ? bias_on.data() : nullptr,
-                                   y_on.view());
+    backend().gemm_bias_activation(activation, ta, tb, a_on.const_view(), b_on.const_view(),
+                                   with_bias ? bias_on.data() : nullptr, y_on.view());
     const FloatMatrix got = download(y_on);
     EXPECT_TRUE(matrix_close(got, expected, scale, product_tolerance(k)));
     EXPECT_TRUE(padding_untouched(got));
@@ -332,12 +332,13 @@ class LayerForwardConformance : public BackendTest {
 TEST_P(LayerForwardConformance, MatchesGemmThenBiasActivation) {
   std::uint64_t seed = 2600;
   for (const Activation activation : {Activation::identity, Activation::relu, Activation::sigmoid})
-    for (Transpose tb : kBothTransposes)
-      for (const bool with_bias : {true, false}) {
-        check(activation, tb, with_bias, 256, 128, 256, 0, ++seed);  // a users' model layer
-        check(activation, tb, with_bias, 7, 13, 5, 3, ++seed);
-        check(activation, tb, with_bias, 33, 1, 65, 0, ++seed);
-      }
+    for (Transpose ta : kBothTransposes)
+      for (Transpose tb : kBothTransposes)
+        for (const bool with_bias : {true, false}) {
+          check(activation, ta, tb, with_bias, 256, 128, 256, 0, ++seed);  // a users' layer
+          check(activation, ta, tb, with_bias, 7, 13, 5, 3, ++seed);
+          check(activation, ta, tb, with_bias, 33, 1, 65, 0, ++seed);
+        }
 }
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LayerForwardConformance);

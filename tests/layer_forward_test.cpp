@@ -67,6 +67,14 @@ TEST_P(LayerForwardTraining, SigmoidLayersAndAnOffsetOutputInACapturedStep) {
   expect_fused_trains_as_separate(sigmoid, offsets);
 }
 
+TEST_P(LayerForwardTraining, AnOutputWithBiasOnlyColumnsRunsSeparate) {
+  // nb with one dispersion per feature: the output layer's dispersion columns are its bias alone.
+  TrainConfig nb = config();
+  nb.loss = LossKind::nb;
+  nb.loss_params.dispersion = Dispersion::feature;
+  expect_fused_trains_as_separate(model(), nb);
+}
+
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LayerForwardTraining);
 
 }  // namespace

@@ -35,14 +35,19 @@ class Precision : public BackendTest {
 };
 
 // The largest error of backend's c = a·b against the float64 product, relative to the largest
-// |a|·|b| sum of a row and column (the scale every rounding error is measured against).
+// |a|·|b| sum of a row and column (the scale every rounding error is measured against). fused:
+// through gemm_bias_activation (identity, no bias: on cuda cublasLt rather than cuBLAS).
 double gemm_error(Precision& test, Backend& backend, const reference::FloatMatrix& a,
-                  const reference::FloatMatrix& b) {
+                  const reference::FloatMatrix& b, bool fused = false) {
   const BackendMatrix da = test.upload_matrix(a);
   const BackendMatrix db = test.upload_matrix(b);
   BackendMatrix dc = test.upload_matrix(reference::filled_matrix(a.rows, b.cols, 0.0f));
-  backend.gemm(Transpose::no, Transpose::no, 1.0f, da.const_view(), db.const_view(), 0.0f,
-               dc.view());
+  if (fused)
+    backend.gemm_bias_activation(Activation::identity, Transpose::no, Transpose::no,
+                                 da.const_view(), db.const_view(), nullptr, dc.view());
+  else
+    backend.gemm(Transpose::no, Transpose::no, 1.0f, da.const_view(), db.const_view(), 0.0f,
+                 dc.view());
   const reference::FloatMatrix c = test.download_matrix(dc);
   const reference::DoubleMatrix want =
       reference::gemm(Transpose::no, Transpose::no, 1.0, a, b, 0.0, c);
@@ -107,6 +112,25 @@ TEST_P(Precision, Bf16ProductsRoundAsBf16AndOnlyWhileSet) {
   EXPECT_GT(bf16, 3.0 * tf32)
       << "bf16 products look like tf32 ones: the compute type did not apply";
   EXPECT_LT(fp32, kFp32RelativeError);
+}
+
+TEST_P(Precision, TheFusedLayerForwardRoundsAsSet) {
+  // gemm_bias_activation takes the precision too (on cuda cublasLt's compute type).
+  std::mt19937_64 rng(13);
+  const reference::FloatMatrix a = reference::random_matrix(rng, 256, 512, -1.0f, 1.0f);
+  const reference::FloatMatrix b = reference::random_matrix(rng, 512, 128, -1.0f, 1.0f);
+  const double fp32 = gemm_error(*this, backend(), a, b, true);
+  EXPECT_LT(fp32, kFp32RelativeError);
+  if (is_cpu()) return;  // fp32 only (the refusals are tested above)
+  backend().set_matmul_precision(MatmulPrecision::tf32);
+  const double tf32 = gemm_error(*this, backend(), a, b, true);
+  backend().set_matmul_precision(MatmulPrecision::bf16);
+  const double bf16 = gemm_error(*this, backend(), a, b, true);
+  backend().set_matmul_precision(MatmulPrecision::fp32);
+  EXPECT_LT(tf32, kTf32RelativeError);
+  EXPECT_GT(tf32, 10.0 * fp32) << "fused tf32 products look like fp32 ones";
+  EXPECT_LT(bf16, kBf16RelativeError);
+  EXPECT_GT(bf16, 3.0 * tf32) << "fused bf16 products look like tf32 ones";
 }
 
 HostCsr counts() { return narrow_topic_counts(2000, 5); }

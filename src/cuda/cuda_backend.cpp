@@ -426,7 +426,8 @@ void CudaBackend::gemm_bias_activation(Activation activation, Transpose transpos
       SAE_CUBLAS_CHECK(
           cublasLtMatmulPreferenceSetAttribute(preference.get(), attribute, &value, sizeof value));
     };
-    set_preference(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, cublas_workspace_bytes_);
+    set_preference(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                   static_cast<std::uint64_t>(cublas_workspace_bytes_));
     set_preference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b);
     set_preference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a);
     set_preference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_y);
