@@ -22,9 +22,9 @@ unsigned int column_threads(std::int64_t cols) {
 // entries are read by every thread of the block (broadcast loads) and b's rows coalesce.
 __global__ void __launch_bounds__(detail::kBlockThreads)
     csr_rows_times_dense_kernel(float alpha, const RowOffset* row_offsets,
-                                const ColIndex* col_indices, const float* values,
-                                std::int64_t rows, const float* b, std::int64_t ldb, float beta,
-                                float* c, std::int64_t cols, std::int64_t ldc) {
+                                const ColIndex* col_indices, const float* values, std::int64_t rows,
+                                const float* b, std::int64_t ldb, float beta, float* c,
+                                std::int64_t cols, std::int64_t ldc) {
   for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const RowOffset begin = row_offsets[r];
     const RowOffset end = row_offsets[r + 1];
@@ -42,8 +42,8 @@ __global__ void __launch_bounds__(detail::kBlockThreads)
 __global__ void __launch_bounds__(detail::kBlockThreads)
     csr_transpose_times_dense_kernel(float alpha, const RowOffset* row_offsets,
                                      const ColIndex* col_indices, const float* values,
-                                     std::int64_t rows, const float* b, std::int64_t ldb,
-                                     float* c, std::int64_t cols, std::int64_t ldc) {
+                                     std::int64_t rows, const float* b, std::int64_t ldb, float* c,
+                                     std::int64_t cols, std::int64_t ldc) {
   for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const RowOffset begin = row_offsets[r];
     const RowOffset end = row_offsets[r + 1];
@@ -71,9 +71,8 @@ void launch_csr_transpose_times_dense(float alpha, CsrView a, ConstDenseView b, 
   if (c.empty()) return;
   launch_scale(c, beta, stream);
   if (a.rows == 0) return;
-  csr_transpose_times_dense_kernel<<<detail::grid_dim(a.rows), column_threads(c.cols), 0,
-                                     stream>>>(alpha, a.row_offsets, a.col_indices, a.values,
-                                               a.rows, b.data, b.ld, c.data, c.cols, c.ld);
+  csr_transpose_times_dense_kernel<<<detail::grid_dim(a.rows), column_threads(c.cols), 0, stream>>>(
+      alpha, a.row_offsets, a.col_indices, a.values, a.rows, b.data, b.ld, c.data, c.cols, c.ld);
   SAE_CUDA_CHECK(cudaGetLastError());
 }
 
