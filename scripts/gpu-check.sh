@@ -9,18 +9,19 @@
 #                                 that may travel)
 #   scripts/gpu-check.sh run      on the GPU machine, from the repository root, with the bundle
 #                                 carried: unpacks it, runs the whole test suite (cuda
-#                                 instantiations included), compute-sanitizer memcheck and
-#                                 racecheck over the cuda tests, sae train on both backends, and
-#                                 writes $OUT/gpu-check-results.md with the logs beside it;
-#                                 then the throughput benchmark (below)
+#                                 instantiations included) and sae train on both backends, then
+#                                 the throughput benchmark (below), then compute-sanitizer memcheck
+#                                 and racecheck over the cuda tests and the PCA benchmark (slowest
+#                                 last, so a run cut short keeps the rest), and writes
+#                                 $OUT/gpu-check-results.md with the logs beside it
 #   scripts/gpu-check.sh bench    on the GPU machine: the throughput benchmark alone, into the same
 #                                 results file: sae-bench on cuda (the users' model, 1M generated
 #                                 rows, mse and poisson, batch 256/1024/4096, the plain and the
 #                                 captured step; and mse at batch 1024 in fp32, tf32 and bf16,
-#                                 with the layers' forward separate and fused) and
-#                                 the PyTorch peer (bench/torch_peer.py, eager and torch.compile,
-#                                 fp32, and tf32 and bf16 for mse at batch 1024) on the same rows, streamed
-#                                 rows against resident ones (mse, batch 1024), and the kernels'
+#                                 with the layers' forward separate and fused), the PyTorch peer
+#                                 (bench/torch_peer.py, eager and torch.compile, fp32, and tf32
+#                                 and bf16 for mse at batch 1024) on the same rows, streamed rows
+#                                 against resident ones (mse, batch 1024), and the kernels'
 #                                 micro-benchmarks (bench/kernels_bench.cpp)
 #
 # With the device tool: run `scripts/gpu-check.sh bundle` here, then
@@ -85,23 +86,14 @@ run_checks() {
     echo "| --- | --- | --- |"
   } >"$results"
   step sae-info "$bin/sae" info --backend cuda
+  # Correctness first, then the throughput numbers, then the slow sanitizer runs and the PCA
+  # benchmark: a run cut short by the device time keeps what matters most.
   if [[ $mode == all ]]; then
     step tests-all "$bin/sparseae_tests" --gtest_brief=1
-    step memcheck "${sanitizer:-compute-sanitizer}" --tool memcheck --error-exitcode 1 \
-      "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
-    step racecheck "${sanitizer:-compute-sanitizer}" --tool racecheck --error-exitcode 1 \
-      "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
     step train-cuda "$bin/sae" train --backend cuda --epochs 5 --checkpoint /tmp/cuda.ckpt --json
     step train-cuda-captured "$bin/sae" train --backend cuda --epochs 5 --step-graph on \
       --checkpoint "" --json
     step train-cpu "$bin/sae" train --backend cpu --epochs 1 --checkpoint "" --json
-    # PCA fit on 1M generated rows, cuda and cpu; the peers (scikit-learn, torch) where python has
-    # them (bench/pca_peers.py skips torch without a CUDA device, and fails without numpy).
-    step pca-bench "$bin/sae_pca_bench" --rows 1000000 --k 32 --repeats 3 --backend cuda
-    if python3 -c "import numpy, sklearn" 2>/dev/null; then
-      step pca-peers python3 bench/pca_peers.py --bench "$bin/sae_pca_bench" --rows 1000000 --k 32 \
-        --repeats 3 --backends cuda,cpu
-    fi
   fi
   # Training throughput: sae-bench on cuda writes the rows it trained on; the PyTorch peer trains
   # the users' model on them, eager and torch.compile, and prints the ratios against sae-bench.
@@ -130,6 +122,19 @@ run_checks() {
     --losses mse --batches 1024 --placements resident,stream --json "$out/sae-bench-stream.json"
   step kernels-bench "$bin/kernels_bench" --backend=cuda --benchmark_min_time=0.2
   if [[ $mode == all ]]; then
+    step memcheck "${sanitizer:-compute-sanitizer}" --tool memcheck --error-exitcode 1 \
+      "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
+    step racecheck "${sanitizer:-compute-sanitizer}" --tool racecheck --error-exitcode 1 \
+      "$bin/sparseae_tests" --gtest_filter="$cuda_filter" --gtest_brief=1
+    # PCA fit on 1M generated rows, cuda and cpu; the peers (scikit-learn, torch) where python has
+    # them (bench/pca_peers.py skips torch without a CUDA device, and fails without numpy).
+    step pca-bench "$bin/sae_pca_bench" --rows 1000000 --k 32 --repeats 3 --backend cuda
+    if python3 -c "import numpy, sklearn" 2>/dev/null; then
+      step pca-peers python3 bench/pca_peers.py --bench "$bin/sae_pca_bench" --rows 1000000 --k 32 \
+        --repeats 3 --backends cuda,cpu
+    fi
+  fi
+  if [[ $mode == all ]]; then
     {
       echo
       echo "## Test summary"
@@ -142,9 +147,9 @@ run_checks() {
       cat "$out/sae-info.log"
       echo '```'
       echo
-      echo "## sae train on the embedded dataset (cuda, 5 epochs; cpu, 1 epoch)"
+      echo "## sae train on the embedded dataset (cuda, 5 epochs, plain and captured; cpu, 1 epoch)"
       echo '```'
-      tail -n 1 "$out/train-cuda.log" "$out/train-cpu.log"
+      tail -n 1 "$out/train-cuda.log" "$out/train-cuda-captured.log" "$out/train-cpu.log"
       echo '```'
       echo
       echo "## PCA fit, 1M generated rows (bench/pca_bench.cpp, bench/pca_peers.py)"
@@ -163,6 +168,12 @@ run_checks() {
     echo "## Training throughput, 1M generated rows (bench/sae_bench.cpp, bench/torch_peer.py)"
     echo '```'
     cat "$out/sae-bench.log" "$out/torch-peer.log" 2>/dev/null
+    echo
+    echo "Precision and layer forward (mse, batch 1024):"
+    cat "$out/sae-bench-precision.log" "$out/torch-peer-precision.log" 2>/dev/null
+    echo
+    echo "Streamed rows against resident ones (mse, batch 1024):"
+    cat "$out/sae-bench-stream.log" 2>/dev/null
     echo '```'
     echo
     echo "## Kernel micro-benchmarks (bench/kernels_bench.cpp)"
