@@ -4,9 +4,10 @@
 #
 #   scripts/gpu-check.sh bundle   here: builds for sm_90 with OpenBLAS linked statically and packs
 #                                 the binaries and the few runtime libraries they need beyond
-#                                 CUDA and libc into .gpu-bundle.tar.gz (git-ignored; about
-#                                 15 MiB, where the unpacked 57 MiB would nearly fill the 64 MiB
-#                                 that may travel)
+#                                 CUDA and libc into .gpu-bundle.tar.gz (git-ignored; 39 MiB at
+#                                 commit 1fac213, within the 64 MiB that may travel, where the
+#                                 unpacked 144 MiB, five binaries each with the kernels and
+#                                 OpenBLAS, would not)
 #   scripts/gpu-check.sh run      on the GPU machine, from the repository root, with the bundle
 #                                 carried: unpacks it, runs the whole test suite (cuda
 #                                 instantiations included) and sae train on both backends, then
