@@ -19,8 +19,8 @@
 //
 // --placements: where the rows live while training (TrainConfig::placement): resident on the
 // device (the default), or streamed from host memory (workload names end in /stream).
-// --precisions: the dense products' precision (TrainConfig::precision): fp32 (the default) and
-// tf32 (cuda only); the workload names end in it.
+// --precisions: the dense products' precision (TrainConfig::precision): fp32 (the default), tf32
+// or bf16 (cuda only); the workload names end in it.
 // --steps: how each step is issued (TrainConfig::capture_step): plain (the default), or captured
 // once an epoch and replayed (a CUDA graph on cuda; workload names end in /captured).
 // --layer-forwards: the dense layers' forward (TrainConfig::layer_forward): separate (the
@@ -80,7 +80,7 @@ std::vector<std::string> split_list(const std::string& text) {
 const char* const kUsage =
     "usage: sae-bench [--backend auto|cpu|cuda] [--rows N] [--epochs N] [--warmup N]\n"
     "                 [--losses mse,poisson] [--batches 256,1024,4096] [--loss-every K]\n"
-    "                 [--placements resident,stream] [--precisions fp32,tf32]\n"
+    "                 [--placements resident,stream] [--precisions fp32,tf32,bf16]\n"
     "                 [--steps plain,captured] [--layer-forwards separate,fused]\n"
     "                 [--peak-flops F] [--peak-bandwidth B]\n"
     "                 [--json PATH] [--write-dense PATH]\n";
@@ -252,7 +252,7 @@ struct Result {
   std::string loss;
   std::int64_t batch = 0;
   std::string placement;  // "resident" or "stream"
-  std::string precision;  // "fp32" or "tf32"
+  std::string precision;  // "fp32", "tf32" or "bf16"
   std::string step;       // "plain" or "captured"
   std::string layer_forward;  // "separate" or "fused"
   std::int64_t steps_per_epoch = 0;

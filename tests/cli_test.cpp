@@ -349,7 +349,9 @@ TEST_F(Cli, CapturedStepSaysSoAndTrainsAsThePlainStep) {
       sae("train --resume captured.ckpt --step-graph on --epochs 2 --checkpoint captured.ckpt "
           "--data x.mtx --backend cpu");
   ASSERT_TRUE(succeeded(captured));
-  EXPECT_TRUE(contains(captured.err, "\nstep captured: every full batch replays one recording"))
+  EXPECT_TRUE(contains(captured.err,
+                       "\nstep captured: every full batch after the epoch's first replays one "
+                       "recording"))
       << captured.err;
   EXPECT_TRUE(load_checkpoint(file("captured.ckpt")).state.parameters ==
               load_checkpoint(file("plain.ckpt")).state.parameters);

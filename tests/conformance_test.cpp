@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backend_fixture.hpp"
+#include "kernels/op_math.hpp"
 #include "reference.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"
@@ -1904,6 +1905,43 @@ TEST_P(OptimizerConformance, InactiveClipIsBitIdenticalToNoClip) {
       results[clipped] = download(params);
     }
     EXPECT_TRUE(exactly_equal(results[1], results[0], kParams, "inactive clip vs no clip"));
+  }
+}
+
+// What a captured step does: the learning rate and bias corrections read from backend memory
+// (StepScalars) replace the config's and the step's, bit for bit.
+TEST_P(OptimizerConformance, StepScalarsInBackendMemoryReplaceRateAndStep) {
+  constexpr std::size_t kParams = 1001;
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::sgd}) {
+    SCOPED_TRACE(optimizer_name(kind));
+    std::mt19937_64 rng(6350);
+    const std::vector<float> start = reference::random_log_uniform_floats(rng, kParams, -3, 1);
+    const std::vector<float> grads = reference::random_log_uniform_floats(rng, kParams, -6, 0);
+    const std::vector<float> moment = reference::random_log_uniform_floats(rng, kParams, -6, -2);
+    std::vector<float> square_moment(moment);
+    for (float& v : square_moment) v = std::fabs(v);  // a second moment is never negative
+    OptimizerConfig config;
+    config.kind = kind;
+    config.weight_decay = 0.01f;
+    config.learning_rate = 3e-3f;
+    constexpr std::int64_t kStep = 7;
+    std::vector<float> results[2];
+    for (int from_memory = 0; from_memory < 2; ++from_memory) {
+      Buffer<float> params = upload(start);
+      const Buffer<float> grads_on = upload(grads);
+      Buffer<float> first = upload(moment);
+      Buffer<float> second = upload(square_moment);
+      const Buffer<StepScalars> scalars(
+          backend(), std::vector<StepScalars>{math::make_step_scalars(config, kStep)});
+      OptimizerConfig given = config;
+      if (from_memory) given.learning_rate = 0.5f;  // replaced, as the step is
+      backend().optimizer_step(given, from_memory ? 1 : kStep, kParams, params.data(),
+                               grads_on.data(), first.data(), second.data(), nullptr,
+                               from_memory ? scalars.data() : nullptr);
+      results[from_memory] = download(params);
+    }
+    EXPECT_TRUE(exactly_equal(results[1], results[0], kParams, "scalars from memory vs given"));
+    EXPECT_FALSE(exactly_equal(results[0], start, kParams, "")) << "the step changed nothing";
   }
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // What a training run ends with (its losses and optimizer state), and the comparison of two runs
-// that should train alike: the tests of data placement and of the captured step.
+// that should train alike: the tests of data placement, the captured step and the layer forward.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -86,17 +86,19 @@ class Backend {
   // Runs ops(), which issues ops on this backend, recording them instead of running them, and
   // returns the recording. Every argument is frozen at its value during capture, so what changes
   // from one replay to the next must be in backend memory that the ops read (written before
-  // replay). Ops that wait for the device or read host memory (download_bytes, upload_bytes,
-  // synchronize, gather_rows without a known nnz, batch_nonzeros, symmetric_eigen, the staged
-  // uploads) throw Error inside a capture, as does any growth of the backend's scratch memory,
-  // so one run of the ops outside a capture must come first. An exception from ops ends the
+  // replay). Ops that wait for the device, read host memory or allocate (download_bytes,
+  // upload_bytes, synchronize, gather_rows without a known nnz, batch_nonzeros, symmetric_eigen,
+  // the staged uploads, allocate_bytes, allocate_pinned_bytes, and capture and replay themselves)
+  // throw Error inside a capture, as does any growth of the backend's scratch memory, so one run
+  // of the ops outside a capture must come first. An exception from ops ends the
   // capture and propagates. A recording stays valid while the memory it uses stays allocated.
   virtual std::unique_ptr<CapturedOps> capture(const std::function<void()>& ops) = 0;
   // Issues the recorded ops again, asynchronously like any op.
   virtual void replay(const CapturedOps& ops) = 0;
 
   // ---- dense and sparse products ----
-  // How later gemm calls round their operands (MatmulPrecision; fp32 until set). The cpu backend
+  // How later gemm and gemm_bias_activation calls round their operands (MatmulPrecision; fp32
+  // until set). The cpu backend
   // multiplies in fp32 only and throws Error for any other precision. spmm is always fp32.
   virtual void set_matmul_precision(MatmulPrecision precision) = 0;
   // c = alpha * op(a) * op(b) + beta * c, all row-major. With beta == 0, c's old contents are

@@ -55,7 +55,8 @@ class CsrBatchBuffer {
   CsrOutput output() const {
     return {cols_, max_nnz_, row_offsets_.data(), col_indices_.data(), values_.data()};
   }
-  // The batch of rows rows and nnz non-zeros last gathered into this buffer.
+  // The batch of rows rows and nnz non-zeros last gathered into this buffer; nnz may be an upper
+  // bound (a captured step passes the capacity), the batch's own count being row_offsets[rows].
   CsrView view(std::int64_t rows, std::int64_t nnz) const {
     return {rows, cols_, nnz, row_offsets_.data(), col_indices_.data(), values_.data()};
   }

@@ -42,8 +42,9 @@ class Network {
   DenseView output() const { return activation(layout_.layers().size() - 1); }
   DenseView latent() const { return activation(layout_.encoder_layers() - 1); }
   std::int64_t batch_rows() const { return rows_; }
-  // Whether the last forward on a sparse batch densified it for the first layer (its density at
-  // or above Backend::dense_first_layer_density) rather than multiplying it through spmm.
+  // Whether the last forward on a sparse batch densified it for the first layer (the density of
+  // its nnz_for_choice non-zeros at or above Backend::dense_first_layer_density) rather than
+  // multiplying it through spmm.
   bool first_layer_densified() const { return densified_; }
   // How the dense layers after the first run their forward (LayerForward; separate until set).
   // A layer with per-row offsets or bias-only columns always runs separate.

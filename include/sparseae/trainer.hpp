@@ -93,9 +93,10 @@ struct TrainConfig {
   // backend without device memory of its own (cpu) keeps the rows resident.
   std::int64_t device_memory_budget = 0;
   // Capture the training step once per epoch (Backend::capture: a CUDA graph on cuda, a recording
-  // of the op calls on cpu) and replay it for every full batch, so that a step costs one launch
-  // instead of dozens; the last, shorter batch of an epoch runs plain, as do rows streamed from
-  // the host (Trainer::step_execution says which). Replays train as the plain step does: to the
+  // of the op calls on cpu) and replay it for every full batch after the epoch's first, so that a
+  // step costs one launch instead of dozens; the first full batch (which sizes the scratch memory)
+  // and a last, shorter one run plain, as do rows streamed from the host
+  // (Trainer::step_execution says which). Replays train as the plain step does: to the
   // bit on cpu, to rounding on cuda (the captured first layer scatters its weight gradient with
   // atomics). Not part of a checkpoint's configuration.
   bool capture_step = false;

@@ -348,8 +348,8 @@ void CpuBackend::symmetric_eigen(std::int64_t n, double* a, double* eigenvalues)
 }
 
 void CpuBackend::random_permutation(std::uint64_t seed, std::int64_t n, std::int64_t* out) {
+  require(n >= 0, "random_permutation: negative length");
   run([=] {
-    require(n >= 0, "random_permutation: negative length");
     std::vector<std::uint64_t> keys(static_cast<std::size_t>(n));
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < n; ++i)
@@ -465,10 +465,7 @@ struct RecordedOps final : CapturedOps {
 }  // namespace
 
 void CpuBackend::refuse_in_capture(const char* op) const {
-  if (recording_ != nullptr)
-    throw Error(std::string("cpu backend: ") + op +
-                " inside a captured step (a captured step neither waits for the device, reads "
-                "host memory nor allocates)");
+  if (recording_ != nullptr) throw Error(capture_refusal_message("cpu", op));
 }
 
 std::unique_ptr<CapturedOps> CpuBackend::capture(const std::function<void()>& ops) {

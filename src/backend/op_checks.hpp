@@ -128,6 +128,13 @@ inline void check_batch_nonzeros(std::int64_t count, std::int64_t batch_rows) {
   require(batch_rows > 0, "batch_nonzeros: batch_rows must be positive");
 }
 
+// What both backends say of an op issued inside Backend::capture that a capture cannot hold.
+inline std::string capture_refusal_message(const char* backend, const char* op) {
+  return std::string(backend) + " backend: " + op +
+         " inside a captured step (a captured step neither waits for the device, reads host "
+         "memory nor allocates)";
+}
+
 inline std::string gather_overflow_message(std::int64_t nnz, std::int64_t capacity) {
   return "gather_rows: batch has " + std::to_string(nnz) + " non-zeros, output holds " +
          std::to_string(capacity);

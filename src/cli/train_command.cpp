@@ -118,7 +118,7 @@ Options train_options() {
              "kernel, or one op (on cuda the bias and relu in cublasLt's GEMM epilogue)")
       .value("step-graph", "on|off", "off",
              "capture the training step once per epoch (a CUDA graph on cuda) and replay it for "
-             "every full batch: one launch a step instead of dozens")
+             "every full batch after the epoch's first: one launch a step instead of dozens")
       .value("device-memory-budget", "MIB", "0",
              "device memory the rows may take resident under --placement auto (0: half the "
              "device's free memory)")

@@ -76,8 +76,6 @@ ConstDenseDescriptor make_input_descriptor(ConstDenseView m) {
   return ConstDenseDescriptor(descriptor);
 }
 
-using LtMatmulDescriptor = UniqueHandle<cublasLtMatmulDesc_t, &cublasLtMatmulDescDestroy>;
-using LtLayout = UniqueHandle<cublasLtMatrixLayout_t, &cublasLtMatrixLayoutDestroy>;
 using LtPreference = UniqueHandle<cublasLtMatmulPreference_t, &cublasLtMatmulPreferenceDestroy>;
 
 // A row-major rows x cols fp32 matrix as cublasLt sees it: column-major cols x rows.
@@ -383,41 +381,43 @@ void CudaBackend::gemm_bias_activation(Activation activation, Transpose transpos
   const cublasLtEpilogue_t epilogue =
       bias != nullptr ? (relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
                       : (relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT);
-  cublasLtMatmulDesc_t raw_descriptor = nullptr;
-  SAE_CUBLAS_CHECK(
-      cublasLtMatmulDescCreate(&raw_descriptor, lt_compute_type(precision_), CUDA_R_32F));
-  const LtMatmulDescriptor descriptor(raw_descriptor);
-  // As in gemm: row-major y = op(a) op(b) is column-major yᵀ = op(b)ᵀ op(a)ᵀ, so cublasLt's A is
-  // b and its B is a; the bias runs along yᵀ's rows, which are y's columns.
-  set_lt_attribute(descriptor.get(), CUBLASLT_MATMUL_DESC_TRANSA, to_cublas(transpose_b));
-  set_lt_attribute(descriptor.get(), CUBLASLT_MATMUL_DESC_TRANSB, to_cublas(transpose_a));
-  set_lt_attribute(descriptor.get(), CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
-  if (bias != nullptr)
-    set_lt_attribute(descriptor.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                     static_cast<const void*>(bias));
-  const LtLayout layout_b = lt_layout_of_row_major(b.rows, b.cols, b.ld);
-  const LtLayout layout_a = lt_layout_of_row_major(a.rows, a.cols, a.ld);
-  const LtLayout layout_y = lt_layout_of_row_major(y.rows, y.cols, y.ld);
   const std::uint32_t align_b = pointer_alignment(b.data);
   const std::uint32_t align_a = pointer_alignment(a.data);
   const std::uint32_t align_y = pointer_alignment(y.data);
-  const std::array<std::int64_t, 15> key{static_cast<std::int64_t>(transpose_a),
-                                         static_cast<std::int64_t>(transpose_b),
-                                         a.rows,
-                                         a.cols,
-                                         a.ld,
-                                         b.rows,
-                                         b.cols,
-                                         b.ld,
-                                         y.ld,
-                                         static_cast<std::int64_t>(epilogue),
-                                         static_cast<std::int64_t>(precision_),
-                                         align_a,
-                                         align_b,
-                                         align_y,
-                                         bias != nullptr ? pointer_alignment(bias) : 0};
-  auto found = lt_algorithms_.find(key);
-  if (found == lt_algorithms_.end()) {
+  const LtPlanKey key{static_cast<std::int64_t>(transpose_a),
+                      static_cast<std::int64_t>(transpose_b),
+                      a.rows,
+                      a.cols,
+                      a.ld,
+                      b.rows,
+                      b.cols,
+                      b.ld,
+                      y.ld,
+                      static_cast<std::int64_t>(epilogue),
+                      static_cast<std::int64_t>(precision_),
+                      align_a,
+                      align_b,
+                      align_y,
+                      bias != nullptr ? pointer_alignment(bias) : 0};
+  auto found = lt_plans_.find(key);
+  if (found == lt_plans_.end()) {
+    LtPlan plan;
+    cublasLtMatmulDesc_t raw_descriptor = nullptr;
+    SAE_CUBLAS_CHECK(
+        cublasLtMatmulDescCreate(&raw_descriptor, lt_compute_type(precision_), CUDA_R_32F));
+    plan.descriptor = LtMatmulDescriptor(raw_descriptor);
+    // As in gemm: row-major y = op(a) op(b) is column-major yᵀ = op(b)ᵀ op(a)ᵀ, so cublasLt's A
+    // is b and its B is a; the bias runs along yᵀ's rows, which are y's columns.
+    set_lt_attribute(plan.descriptor.get(), CUBLASLT_MATMUL_DESC_TRANSA, to_cublas(transpose_b));
+    set_lt_attribute(plan.descriptor.get(), CUBLASLT_MATMUL_DESC_TRANSB, to_cublas(transpose_a));
+    set_lt_attribute(plan.descriptor.get(), CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
+    // The heuristic reads the bias pointer's alignment; each call sets its own pointer below.
+    if (bias != nullptr)
+      set_lt_attribute(plan.descriptor.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                       static_cast<const void*>(bias));
+    plan.layout_b = lt_layout_of_row_major(b.rows, b.cols, b.ld);
+    plan.layout_a = lt_layout_of_row_major(a.rows, a.cols, a.ld);
+    plan.layout_y = lt_layout_of_row_major(y.rows, y.cols, y.ld);
     cublasLtMatmulPreference_t raw_preference = nullptr;
     SAE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&raw_preference));
     const LtPreference preference(raw_preference);
@@ -435,17 +435,22 @@ void CudaBackend::gemm_bias_activation(Activation activation, Transpose transpos
     cublasLtMatmulHeuristicResult_t result{};
     int results = 0;
     SAE_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(
-        cublas_lt_.get(), descriptor.get(), layout_b.get(), layout_a.get(), layout_y.get(),
-        layout_y.get(), preference.get(), 1, &result, &results));
+        cublas_lt_.get(), plan.descriptor.get(), plan.layout_b.get(), plan.layout_a.get(),
+        plan.layout_y.get(), plan.layout_y.get(), preference.get(), 1, &result, &results));
     require(results > 0, "gemm_bias_activation: cublasLt offers no algorithm for " +
                              shape(y.rows, y.cols) + " with this epilogue");
-    found = lt_algorithms_.emplace(key, result.algo).first;
+    plan.algorithm = result.algo;
+    found = lt_plans_.emplace(key, std::move(plan)).first;
   }
+  const LtPlan& plan = found->second;
+  if (bias != nullptr)
+    set_lt_attribute(plan.descriptor.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                     static_cast<const void*>(bias));
   const float alpha = 1.0f;
   const float beta = 0.0f;
-  SAE_CUBLAS_CHECK(cublasLtMatmul(cublas_lt_.get(), descriptor.get(), &alpha, b.data,
-                                  layout_b.get(), a.data, layout_a.get(), &beta, y.data,
-                                  layout_y.get(), y.data, layout_y.get(), &found->second,
+  SAE_CUBLAS_CHECK(cublasLtMatmul(cublas_lt_.get(), plan.descriptor.get(), &alpha, b.data,
+                                  plan.layout_b.get(), a.data, plan.layout_a.get(), &beta, y.data,
+                                  plan.layout_y.get(), y.data, plan.layout_y.get(), &plan.algorithm,
                                   cublas_workspace_.get(), cublas_workspace_bytes_, stream()));
 }
 
@@ -747,10 +752,7 @@ struct CudaCapturedOps final : CapturedOps {
 }  // namespace
 
 void CudaBackend::refuse_in_capture(const char* op) const {
-  if (capturing_)
-    throw Error(std::string("cuda backend: ") + op +
-                " inside a captured step (a captured step neither waits for the device, reads "
-                "host memory nor allocates)");
+  if (capturing_) throw Error(capture_refusal_message("cuda", op));
 }
 
 std::unique_ptr<CapturedOps> CudaBackend::capture(const std::function<void()>& ops) {

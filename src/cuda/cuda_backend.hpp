@@ -52,6 +52,8 @@ using CudaStream = UniqueHandle<cudaStream_t, &cudaStreamDestroy>;
 using CudaEvent = UniqueHandle<cudaEvent_t, &cudaEventDestroy>;
 using CublasHandle = UniqueHandle<cublasHandle_t, &cublasDestroy_v2>;
 using CublasLtHandle = UniqueHandle<cublasLtHandle_t, &cublasLtDestroy>;
+using LtMatmulDescriptor = UniqueHandle<cublasLtMatmulDesc_t, &cublasLtMatmulDescDestroy>;
+using LtLayout = UniqueHandle<cublasLtMatrixLayout_t, &cublasLtMatrixLayoutDestroy>;
 using CusparseHandle = UniqueHandle<cusparseHandle_t, &cusparseDestroy>;
 using CusolverHandle = UniqueHandle<cusolverDnHandle_t, &cusolverDnDestroy>;
 using CusolverParams = UniqueHandle<cusolverDnParams_t, &cusolverDnDestroyParams>;
@@ -177,7 +179,8 @@ class CudaBackend final : public Backend {
 
  private:
   cudaStream_t stream() const { return stream_.get(); }
-  // Throws Error naming op while a capture runs: op waits for the device or reads host memory.
+  // Throws Error naming op while a capture runs: op waits for the device, reads host memory or
+  // allocates.
   void refuse_in_capture(const char* op) const;
 
   bool capturing_ = false;
@@ -191,9 +194,18 @@ class CudaBackend final : public Backend {
   std::size_t cublas_workspace_bytes_ = 0;  // shared by cuBLAS and cublasLt: one stream orders them
   CublasHandle cublas_;
   CublasLtHandle cublas_lt_;
-  // cublasLt's algorithm for each shape, transposition, epilogue, precision and pointer
-  // alignments gemm_bias_activation has seen.
-  std::map<std::array<std::int64_t, 15>, cublasLtMatmulAlgo_t> lt_algorithms_;
+  // What gemm_bias_activation made for each shape, transposition, epilogue, precision and set of
+  // pointer alignments it has seen: cublasLt's descriptors and its algorithm, so that a call
+  // creates nothing.
+  struct LtPlan {
+    LtMatmulDescriptor descriptor;
+    LtLayout layout_b;  // cublasLt's A
+    LtLayout layout_a;  // cublasLt's B
+    LtLayout layout_y;
+    cublasLtMatmulAlgo_t algorithm{};
+  };
+  using LtPlanKey = std::array<std::int64_t, 15>;
+  std::map<LtPlanKey, LtPlan> lt_plans_;
   CusparseHandle cusparse_;
   CusolverHandle cusolver_;  // made by the first symmetric_eigen
   CusolverParams cusolver_params_;

@@ -198,9 +198,9 @@ std::string describe_step_execution(const Backend& backend, const TrainConfig& c
     return "plain: every op issued from the host (--step-graph on captures it)";
   const std::string obstacle = rows.capture_obstacle();
   if (!obstacle.empty()) return "plain: " + obstacle + ", so the step cannot be captured";
-  return std::string("captured: every full batch replays one ") +
+  return std::string("captured: every full batch after the epoch's first replays one ") +
          (backend.kind() == BackendKind::cuda ? "CUDA graph" : "recording of the step's ops") +
-         " per epoch; the last, shorter batch runs plain";
+         " per epoch; the first and a last, shorter batch run plain";
 }
 
 }  // namespace
@@ -233,9 +233,9 @@ struct Trainer::Impl {
   Buffer<StepScalars> staged_scalars;
   Buffer<float> staged_losses;
   std::string step_execution;
-  bool capture = false;                        // config.capture_step, and the rows allow it
+  bool capture_enabled = false;                // config.capture_step, and the rows allow it
   std::unique_ptr<CapturedOps> captured_step;  // of the running epoch
-  bool staged_step_ran = false;                // in the running epoch: the run before the capture
+  bool warmup_step_ran = false;  // in the running epoch: the plain step before the capture
   int epoch = 0;
   std::int64_t step = 0;
   double best_val_loss = std::numeric_limits<double>::infinity();
@@ -276,7 +276,7 @@ struct Trainer::Impl {
         staged_scalars(backend_, 1),
         staged_losses(backend_, static_cast<std::size_t>(kLossSlots)),
         step_execution(describe_step_execution(backend_, config_, *train_data)),
-        capture(config_.capture_step && train_data->capture_obstacle().empty()) {
+        capture_enabled(config_.capture_step && train_data->capture_obstacle().empty()) {
     staged_losses.fill_zero();
     net.set_layer_forward(config.layer_forward);
     first_moment.fill_zero();
@@ -307,8 +307,12 @@ struct Trainer::Impl {
   // lands in *loss_slot.
   void forward_with_loss(detail::RowSource& source, std::int64_t batch, float* loss_slot) {
     source.forward_and_loss(net, batch, config.loss, config.loss_params, row_loss.data());
-    backend.column_sums(ConstDenseView(row_loss.data(), source.batch_size(batch), 1), 1.0f,
-                        loss_slot);
+    sum_row_losses(source.batch_size(batch), loss_slot);
+  }
+
+  // *loss_slot = the sum of the first rows entries of row_loss: the batch's loss.
+  void sum_row_losses(std::int64_t rows, float* loss_slot) {
+    backend.column_sums(ConstDenseView(row_loss.data(), rows, 1), 1.0f, loss_slot);
   }
 
   // The optimizer's varying scalars for every step of the running epoch, in backend memory: one
@@ -327,18 +331,13 @@ struct Trainer::Impl {
   void train_step(std::int64_t index_in_epoch) {
     float* slots = step_losses.data() + kLossSlots * index_in_epoch;
     const StepScalars* scalars = step_schedule.data() + index_in_epoch;
-    if (!capture || train_data->batch_size(index_in_epoch) != batch_size) {
+    const bool full = train_data->batch_size(index_in_epoch) == batch_size;
+    if (!capture_enabled || !full || !warmup_step_ran) {
+      // The plain step. The epoch's first full batch takes it too when capturing: every op sizes
+      // its scratch memory there, which must not grow inside a capture.
       forward_with_loss(*train_data, index_in_epoch, slots);
       backward_and_update(slots, scalars);
-      ++step;
-      return;
-    }
-    if (!staged_step_ran) {
-      // The epoch's first full batch runs the plain step: every op sizes its scratch memory,
-      // which must not grow inside a capture (the captured first layer needs none of its own).
-      forward_with_loss(*train_data, index_in_epoch, slots);
-      backward_and_update(slots, scalars);
-      staged_step_ran = true;
+      warmup_step_ran = warmup_step_ran || (capture_enabled && full);
       ++step;
       return;
     }
@@ -346,8 +345,7 @@ struct Trainer::Impl {
     backend.copy_bytes(staged_scalars.data(), scalars, sizeof(StepScalars));
     const auto staged_step = [this] {
       train_data->forward_and_loss_staged(net, config.loss, config.loss_params, row_loss.data());
-      backend.column_sums(ConstDenseView(row_loss.data(), batch_size, 1), 1.0f,
-                          staged_losses.data());
+      sum_row_losses(batch_size, staged_losses.data());
       backward_and_update(staged_losses.data(), staged_scalars.data());
     };
     if (captured_step == nullptr) captured_step = backend.capture(staged_step);
@@ -401,7 +399,7 @@ struct Trainer::Impl {
     // Captured afresh each epoch: what ran between epochs (validation, the observer's checkpoint)
     // may have moved the scratch memory a recording points into.
     captured_step.reset();
-    staged_step_ran = false;
+    warmup_step_ran = false;
     const std::int64_t first_step = step - epoch * steps_per_epoch;
     double last_loss = std::numeric_limits<double>::quiet_NaN();
     for (std::int64_t s = first_step; s < steps_per_epoch; ++s) {
