@@ -22,14 +22,17 @@ TEST(LayerForward, NamesParseAndPrint) {
 
 class LayerForwardTraining : public BackendTest {
  protected:
-  void expect_fused_trains_as_separate(const ModelConfig& model, TrainConfig config) {
-    const HostCsr data = narrow_topic_counts(600, 9);
+  template <typename Matrix>
+  void expect_fused_trains_as_separate(const Matrix& data, const ModelConfig& model,
+                                       TrainConfig config) {
     config.layer_forward = LayerForward::separate;
     const Outcome separate = train_outcome(backend(), model, data, config);
     config.layer_forward = LayerForward::fused;
     const Outcome fused = train_outcome(backend(), model, data, config);
     expect_same_training(fused, separate, is_cpu());
   }
+
+  static HostCsr counts() { return narrow_topic_counts(600, 9); }
 
   static ModelConfig model() {
     ModelConfig model;
@@ -48,13 +51,17 @@ class LayerForwardTraining : public BackendTest {
 };
 
 TEST_P(LayerForwardTraining, ReluLayersAndIdentityOutput) {
-  expect_fused_trains_as_separate(model(), config());
+  expect_fused_trains_as_separate(counts(), model(), config());
+}
+
+TEST_P(LayerForwardTraining, DenseRowsFuseTheFirstLayerToo) {
+  expect_fused_trains_as_separate(to_dense(counts()), model(), config());
 }
 
 TEST_P(LayerForwardTraining, TiedWeightsTransposeTheFusedProduct) {
   ModelConfig tied = model();
   tied.tied_weights = true;
-  expect_fused_trains_as_separate(tied, config());
+  expect_fused_trains_as_separate(counts(), tied, config());
 }
 
 TEST_P(LayerForwardTraining, SigmoidLayersAndAnOffsetOutputInACapturedStep) {
@@ -64,7 +71,7 @@ TEST_P(LayerForwardTraining, SigmoidLayersAndAnOffsetOutputInACapturedStep) {
   offsets.loss = LossKind::poisson;
   offsets.loss_params.size_factors = true;
   offsets.capture_step = true;
-  expect_fused_trains_as_separate(sigmoid, offsets);
+  expect_fused_trains_as_separate(counts(), sigmoid, offsets);
 }
 
 TEST_P(LayerForwardTraining, AnOutputWithBiasOnlyColumnsRunsSeparate) {
@@ -72,7 +79,7 @@ TEST_P(LayerForwardTraining, AnOutputWithBiasOnlyColumnsRunsSeparate) {
   TrainConfig nb = config();
   nb.loss = LossKind::nb;
   nb.loss_params.dispersion = Dispersion::feature;
-  expect_fused_trains_as_separate(model(), nb);
+  expect_fused_trains_as_separate(counts(), model(), nb);
 }
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LayerForwardTraining);

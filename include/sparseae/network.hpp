@@ -46,8 +46,9 @@ class Network {
   // its nnz_for_choice non-zeros at or above Backend::dense_first_layer_density) rather than
   // multiplying it through spmm.
   bool first_layer_densified() const { return densified_; }
-  // How the dense layers after the first run their forward (LayerForward; separate until set).
-  // A layer with per-row offsets or bias-only columns always runs separate.
+  // How the dense layers run their forward (LayerForward; separate until set): every layer after
+  // the first, and the first on a dense batch. A layer with per-row offsets or bias-only columns
+  // always runs separate.
   void set_layer_forward(LayerForward mode) { layer_forward_ = mode; }
 
   // Where the caller writes d(loss)/d(output) before backward().

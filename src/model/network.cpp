@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "sparseae/error.hpp"
 
@@ -147,9 +148,18 @@ void Network::forward_impl(const Input& batch, std::size_t end_layer,
   rows_ = batch.rows;
   const std::size_t end = end_layer == 0 ? layers.size() : end_layer;
   const DenseView first = activation(0);
+  const float* first_bias = parameters_.data() + layers.front().bias_offset;
+  if constexpr (std::is_same_v<Input, ConstDenseView>) {
+    if (layer_forward_ == LayerForward::fused) {
+      densified_ = false;
+      backend_->gemm_bias_activation(layers.front().activation, Transpose::no, Transpose::no, batch,
+                                     weights(parameters_, layers.front()), first_bias, first);
+      for (std::size_t l = 1; l < end; ++l) run_layer(l, output_log_offsets);
+      return;
+    }
+  }
   first_layer_product(batch, weights(parameters_, layers.front()), first);
-  backend_->bias_activation_forward(layers.front().activation, first,
-                                    parameters_.data() + layers.front().bias_offset, first);
+  backend_->bias_activation_forward(layers.front().activation, first, first_bias, first);
   for (std::size_t l = 1; l < end; ++l) run_layer(l, output_log_offsets);
 }
 
