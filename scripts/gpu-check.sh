@@ -99,12 +99,14 @@ run_checks() {
   # Training throughput: sae-bench on cuda writes the rows it trained on; the PyTorch peer trains
   # the users' model on them, eager and torch.compile, and prints the ratios against sae-bench.
   local rows=/tmp/sae-bench-rows.npy
-  step sae-bench "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 5 --warmup 1 \
+  # Medians of 3 timed epochs: 26 workloads and their peers must fit one 540 s device call beside
+  # the tests.
+  step sae-bench "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 3 --warmup 1 \
     --losses mse,poisson --batches 256,1024,4096 --steps plain,captured \
     --json "$out/sae-bench-cuda.json" --write-dense "$rows"
   # The products' precision (fp32, tf32, bf16) and the dense layers' forward (separate kernels or
   # cublasLt's epilogue) on one workload, on the same generated rows.
-  step sae-bench-precision "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 5 --warmup 1 \
+  step sae-bench-precision "$bin/sae-bench" --backend cuda --rows 1000000 --epochs 3 --warmup 1 \
     --losses mse --batches 1024 --precisions fp32,tf32,bf16 --steps plain,captured \
     --layer-forwards separate,fused --json "$out/sae-bench-precision.json"
   if python3 -c "import numpy, torch" 2>/dev/null; then
