@@ -1036,14 +1036,19 @@ TEST_P(GatherConformance, CountZeroWritesOnlyTheFirstOffset) {
   EXPECT_EQ(download(out.col_indices), std::vector<ColIndex>(4, kColumnSentinel));
 }
 
-TEST_P(GatherConformance, ThrowsWhenTheBatchExceedsCapacity) {
+// Rows of 2, 0 and 3 non-zeros: small enough to count a batch's by hand.
+HostCsr three_row_source() {
   HostCsr source;
   source.rows = 3;
   source.cols = 4;
   source.row_offsets = {0, 2, 2, 5};
   source.col_indices = {0, 3, 0, 1, 2};
   source.values = {1, 2, 3, 4, 5};
-  const BackendCsr source_on(backend(), source);
+  return source;
+}
+
+TEST_P(GatherConformance, ThrowsWhenTheBatchExceedsCapacity) {
+  const BackendCsr source_on(backend(), three_row_source());
   const Buffer<std::int64_t> ids = upload(std::vector<std::int64_t>{2, 0, 1, 2});  // 8 non-zeros
   GatherOutput out = make_output(4, 4, 7);
   EXPECT_TRUE(throws_error(
@@ -1054,7 +1059,7 @@ TEST_P(GatherConformance, ThrowsWhenTheBatchExceedsCapacity) {
       [&] { backend().gather_rows(source_on.view(), ids.data(), 4, none.output()); },
       "gather_rows: batch has 8 non-zeros, output holds 0", true));
   // The boundary: exactly enough room.
-  check(source, {2, 0, 1, 2}, 0);
+  check(three_row_source(), {2, 0, 1, 2}, 0);
 }
 
 TEST_P(GatherConformance, ThrowsForRowIdOutOfRange) {
@@ -1115,13 +1120,7 @@ TEST_P(GatherConformance, BatchNonzerosThrowsForRowIdOutOfRange) {
 }
 
 TEST_P(GatherConformance, KnownNonZerosBeyondCapacityThrow) {
-  HostCsr source;
-  source.rows = 3;
-  source.cols = 4;
-  source.row_offsets = {0, 2, 2, 5};
-  source.col_indices = {0, 3, 0, 1, 2};
-  source.values = {1, 2, 3, 4, 5};
-  const BackendCsr source_on(backend(), source);
+  const BackendCsr source_on(backend(), three_row_source());
   const Buffer<std::int64_t> ids = upload(std::vector<std::int64_t>{2, 0, 1, 2});  // 8 non-zeros
   GatherOutput out = make_output(4, 4, 7);
   EXPECT_TRUE(throws_error(
@@ -1138,13 +1137,7 @@ TEST_P(GatherConformance, KnownNonZerosBeyondCapacityThrow) {
 
 TEST_P(GatherConformance, AnUpperBoundOfTheNonZerosGathersTheBatch) {
   // What a captured step passes: the buffer's capacity, not the batch's count.
-  HostCsr source;
-  source.rows = 3;
-  source.cols = 4;
-  source.row_offsets = {0, 2, 2, 5};
-  source.col_indices = {0, 3, 0, 1, 2};
-  source.values = {1, 2, 3, 4, 5};
-  const BackendCsr source_on(backend(), source);
+  const BackendCsr source_on(backend(), three_row_source());
   const Buffer<std::int64_t> ids = upload(std::vector<std::int64_t>{2, 0, 1});  // 5 non-zeros
   GatherOutput out = make_output(4, 3, 9);
   backend().gather_rows(source_on.view(), ids.data(), 3, 9, out.output());
