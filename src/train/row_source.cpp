@@ -45,14 +45,31 @@ std::int64_t max_batch_nnz(const HostCsr& m, std::int64_t batch_rows) {
       1, std::accumulate(lengths.begin(), lengths.begin() + take, std::int64_t{0}));
 }
 
-// Copies the count row ids at ids into staged, which must hold exactly count (a full batch).
-void stage_batch_ids(Backend& backend, Buffer<std::int64_t>& staged, const std::int64_t* ids,
-                     std::int64_t count) {
-  require(count == static_cast<std::int64_t>(staged.size()),
-          "row source: a staged batch must be full (" + std::to_string(count) + " rows of " +
-              std::to_string(staged.size()) + ")");
-  backend.copy_bytes(staged.data(), ids, staged.size() * sizeof(std::int64_t));
-}
+// Rows resident on the backend, each batch gathered there from its row ids: a captured step
+// gathers the ids staged in a buffer of the source's own.
+class DeviceGatheredRows : public RowSource {
+ public:
+  void stage_batch(std::int64_t batch) override {
+    const std::int64_t count = batch_size(batch);
+    require(count == staged_rows(), "row source: a staged batch must be full (" +
+                                        std::to_string(count) + " rows of " +
+                                        std::to_string(staged_rows()) + ")");
+    backend_.copy_bytes(staged_ids_.data(), batch_ids(batch),
+                        staged_ids_.size() * sizeof(std::int64_t));
+  }
+
+ protected:
+  DeviceGatheredRows(Backend& backend, std::int64_t batch_rows)
+      : backend_(backend), staged_ids_(backend, static_cast<std::size_t>(batch_rows)) {}
+
+  const std::int64_t* staged_ids() const { return staged_ids_.data(); }
+  std::int64_t staged_rows() const { return static_cast<std::int64_t>(staged_ids_.size()); }
+
+  Backend& backend_;
+
+ private:
+  Buffer<std::int64_t> staged_ids_;
+};
 
 // The non-zeros of a full batch of batch_rows rows of m, on average: what the first layer's
 // choice between spmm and densifying is made for (Network::forward), the same for every batch so
@@ -61,17 +78,16 @@ std::int64_t mean_batch_nnz(const HostCsr& m, std::int64_t batch_rows) {
   return m.rows > 0 ? m.nnz() * std::min(batch_rows, m.rows) / m.rows : 0;
 }
 
-class SparseRows final : public RowSource {
+class SparseRows final : public DeviceGatheredRows {
  public:
   SparseRows(Backend& backend, const HostCsr& counts, std::int64_t batch_rows,
              const BatchInputOptions& input)
-      : backend_(backend),
+      : DeviceGatheredRows(backend, batch_rows),
         data_(backend, counts),
         max_nnz_(max_batch_nnz(counts, batch_rows)),
         mean_batch_nnz_(mean_batch_nnz(counts, batch_rows)),
         batch_(backend, counts.cols, batch_rows, max_nnz_),
-        input_(backend, input, batch_rows, max_nnz_),
-        staged_ids_(backend, static_cast<std::size_t>(batch_rows)) {}
+        input_(backend, input, batch_rows, max_nnz_) {}
 
   std::int64_t rows() const override { return data_.rows(); }
 
@@ -92,14 +108,9 @@ class SparseRows final : public RowSource {
     network.backward(current_input_, hook);
   }
 
-  void stage_batch(std::int64_t batch) override {
-    stage_batch_ids(backend_, staged_ids_, batch_ids(batch), batch_size(batch));
-  }
-
   void forward_and_loss_staged(Network& network, LossKind loss, const LossParams& params,
                                float* row_loss) override {
-    run(network, staged_ids_.data(), static_cast<std::int64_t>(staged_ids_.size()), max_nnz_, loss,
-        params, row_loss);
+    run(network, staged_ids(), staged_rows(), max_nnz_, loss, params, row_loss);
   }
 
  private:
@@ -114,13 +125,11 @@ class SparseRows final : public RowSource {
                                  network.output_gradient(), row_loss);
   }
 
-  Backend& backend_;
   BackendCsr data_;
   std::int64_t max_nnz_;  // of any batch of the rows: the capacity of the batch buffers
   std::int64_t mean_batch_nnz_;  // of a full batch, on average
   CsrBatchBuffer batch_;
   BatchInput input_;
-  Buffer<std::int64_t> staged_ids_;
   std::vector<std::int64_t> batch_nnz_;  // of each prepared batch
   CsrView current_;
   CsrView current_input_;
@@ -250,17 +259,16 @@ class StreamedSparseRows final : public RowSource {
   CsrView current_input_;
 };
 
-class DenseRows final : public RowSource {
+class DenseRows final : public DeviceGatheredRows {
  public:
   DenseRows(Backend& backend, const HostDense& counts, std::int64_t batch_rows,
             const BatchInputOptions& input)
-      : backend_(backend),
+      : DeviceGatheredRows(backend, batch_rows),
         rows_(counts.rows),
         cols_(counts.cols),
         data_(backend, counts.values),
         batch_(backend, static_cast<std::size_t>(batch_rows * counts.cols)),
-        input_(backend, input, batch_rows, batch_rows * counts.cols),
-        staged_ids_(backend, static_cast<std::size_t>(batch_rows)) {}
+        input_(backend, input, batch_rows, batch_rows * counts.cols) {}
 
   std::int64_t rows() const override { return rows_; }
 
@@ -273,14 +281,9 @@ class DenseRows final : public RowSource {
     network.backward(current_input_, hook);
   }
 
-  void stage_batch(std::int64_t batch) override {
-    stage_batch_ids(backend_, staged_ids_, batch_ids(batch), batch_size(batch));
-  }
-
   void forward_and_loss_staged(Network& network, LossKind loss, const LossParams& params,
                                float* row_loss) override {
-    run(network, staged_ids_.data(), static_cast<std::int64_t>(staged_ids_.size()), loss, params,
-        row_loss);
+    run(network, staged_ids(), staged_rows(), loss, params, row_loss);
   }
 
  private:
@@ -294,13 +297,11 @@ class DenseRows final : public RowSource {
                                  network.output_gradient(), row_loss);
   }
 
-  Backend& backend_;
   std::int64_t rows_;
   std::int64_t cols_;
   Buffer<float> data_;
   Buffer<float> batch_;
   BatchInput input_;
-  Buffer<std::int64_t> staged_ids_;
   DenseView current_;
   ConstDenseView current_input_;
 };
