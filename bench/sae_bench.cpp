@@ -20,7 +20,7 @@
 // --placements: where the rows live while training (TrainConfig::placement): resident on the
 // device (the default), or streamed from host memory (workload names end in /stream).
 // --precisions: the dense products' precision (TrainConfig::precision): fp32 (the default), tf32
-// or bf16 (cuda only); the workload names end in it.
+// or bf16 (emulated on cpu, where it is slower than fp32); the workload names end in it.
 // --steps: how each step is issued (TrainConfig::capture_step): plain (the default), or captured
 // once an epoch and replayed (a CUDA graph on cuda; workload names end in /captured).
 // --layer-forwards: the dense layers' forward (TrainConfig::layer_forward): separate (the

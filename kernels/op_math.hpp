@@ -4,6 +4,7 @@
 // beyond its arguments, so a function means the same thing on either side.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "sparseae/ops.hpp"
 
@@ -14,6 +15,42 @@
 #endif
 
 namespace sparseae::math {
+
+// x rounded to the nearest float whose low dropped_bits mantissa bits are zero (ties to even):
+// how a reduced-precision product sees its operands. Inf and NaN pass through; a finite value
+// that rounds past the largest one becomes Inf, as it does in the narrower format.
+SAE_HD float round_mantissa(float x, int dropped_bits) {
+#if defined(__CUDA_ARCH__)
+  std::uint32_t bits = __float_as_uint(x);
+#else
+  std::uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+#endif
+  if ((bits & 0x7f800000u) == 0x7f800000u) return x;
+  const std::uint32_t mask = (1u << dropped_bits) - 1u;
+  bits += (mask >> 1) + ((bits >> dropped_bits) & 1u);
+  bits &= ~mask;
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+#endif
+}
+
+// An operand of a product in the given precision: tf32 keeps 10 of fp32's 23 mantissa bits,
+// bf16 keeps 7.
+SAE_HD float round_operand(MatmulPrecision precision, float x) {
+  switch (precision) {
+    case MatmulPrecision::tf32:
+      return round_mantissa(x, 13);
+    case MatmulPrecision::bf16:
+      return round_mantissa(x, 16);
+    case MatmulPrecision::fp32:
+    default:
+      return x;
+  }
+}
 
 // Slope of leaky_relu for negative inputs, fixed so that the derivative can be recovered from
 // the activation's output alone.

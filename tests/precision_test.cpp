@@ -1,16 +1,19 @@
-// The precision of the dense products (TrainConfig::precision, sae train --precision): the cpu
-// backend refuses anything but fp32; on cuda, tf32 and bf16 products stay within their formats'
-// rounding of the float64 reference, the precision lasts only while training, and a model trained
-// in tf32 or bf16 reproduces the counts about as well as one trained in fp32 (the bounds below).
+// The precision of the dense products (TrainConfig::precision, sae train --precision): on both
+// backends (tensor cores on cuda, an emulation on cpu), tf32 and bf16 products stay within their
+// formats' rounding of the float64 reference, the precision lasts only while training, and a
+// model trained in tf32 or bf16 reproduces the counts about as well as one trained in fp32 (the
+// bounds below).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend_fixture.hpp"
+#include "kernels/op_math.hpp"
 #include "reference.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/inference.hpp"
@@ -26,6 +29,28 @@ TEST(MatmulPrecision, NamesParseAndPrint) {
     EXPECT_EQ(parse_matmul_precision(matmul_precision_name(p)), p);
   EXPECT_EQ(error_message([] { parse_matmul_precision("fp8"); }),
             "unknown precision 'fp8': expected fp32, tf32 or bf16");
+}
+
+// The operand rounding the cpu emulates: to nearest, ties to even, at bf16's 2^-7 and tf32's
+// 2^-10 spacing above 1.
+TEST(MatmulPrecision, OperandsRoundToNearestTiesToEven) {
+  using math::round_operand;
+  constexpr MatmulPrecision bf16 = MatmulPrecision::bf16;
+  constexpr MatmulPrecision tf32 = MatmulPrecision::tf32;
+  EXPECT_EQ(round_operand(bf16, 1.0f), 1.0f);
+  EXPECT_EQ(round_operand(bf16, 1.0f + 0x1p-8f), 1.0f);            // a tie: to the even 1
+  EXPECT_EQ(round_operand(bf16, 1.0f + 0x3p-8f), 1.0f + 0x1p-6f);  // a tie: to the even 1 + 2^-6
+  EXPECT_EQ(round_operand(bf16, 1.0f + 0x1p-8f + 0x1p-20f), 1.0f + 0x1p-7f);
+  EXPECT_EQ(round_operand(bf16, -(1.0f + 0x3p-8f)), -(1.0f + 0x1p-6f));
+  EXPECT_EQ(round_operand(tf32, 1.0f + 0x1p-11f), 1.0f);
+  EXPECT_EQ(round_operand(tf32, 1.0f + 0x3p-11f), 1.0f + 0x1p-9f);
+  EXPECT_EQ(round_operand(tf32, 1.0f + 0x1p-12f + 0x1p-11f), 1.0f + 0x1p-10f);
+  EXPECT_EQ(round_operand(MatmulPrecision::fp32, 1.0f + 0x1p-23f), 1.0f + 0x1p-23f);
+  const float largest = std::numeric_limits<float>::max();
+  EXPECT_EQ(round_operand(bf16, largest), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(round_operand(bf16, -std::numeric_limits<float>::infinity()),
+            -std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(round_operand(bf16, std::numeric_limits<float>::quiet_NaN())));
 }
 
 class Precision : public BackendTest {
@@ -69,13 +94,6 @@ constexpr double kBf16RelativeError = 1.0 / 128.0;
 constexpr double kFp32RelativeError = 1e-5;
 
 TEST_P(Precision, Tf32ProductsRoundAsTf32AndOnlyWhileSet) {
-  if (is_cpu()) {
-    EXPECT_EQ(error_message([&] { backend().set_matmul_precision(MatmulPrecision::tf32); }),
-              "cpu backend: precision tf32 needs the cuda backend (the cpu multiplies in fp32 "
-              "only)");
-    backend().set_matmul_precision(MatmulPrecision::fp32);
-    return;
-  }
   std::mt19937_64 rng(11);
   const reference::FloatMatrix a = reference::random_matrix(rng, 256, 512, -1.0f, 1.0f);
   const reference::FloatMatrix b = reference::random_matrix(rng, 512, 128, -1.0f, 1.0f);
@@ -92,12 +110,6 @@ TEST_P(Precision, Tf32ProductsRoundAsTf32AndOnlyWhileSet) {
 }
 
 TEST_P(Precision, Bf16ProductsRoundAsBf16AndOnlyWhileSet) {
-  if (is_cpu()) {
-    EXPECT_EQ(error_message([&] { backend().set_matmul_precision(MatmulPrecision::bf16); }),
-              "cpu backend: precision bf16 needs the cuda backend (the cpu multiplies in fp32 "
-              "only)");
-    return;
-  }
   std::mt19937_64 rng(12);
   const reference::FloatMatrix a = reference::random_matrix(rng, 256, 512, -1.0f, 1.0f);
   const reference::FloatMatrix b = reference::random_matrix(rng, 512, 128, -1.0f, 1.0f);
@@ -121,7 +133,6 @@ TEST_P(Precision, TheFusedLayerForwardRoundsAsSet) {
   const reference::FloatMatrix b = reference::random_matrix(rng, 512, 128, -1.0f, 1.0f);
   const double fp32 = gemm_error(*this, backend(), a, b, true);
   EXPECT_LT(fp32, kFp32RelativeError);
-  if (is_cpu()) return;  // fp32 only (the refusals are tested above)
   backend().set_matmul_precision(MatmulPrecision::tf32);
   const double tf32 = gemm_error(*this, backend(), a, b, true);
   backend().set_matmul_precision(MatmulPrecision::bf16);
@@ -164,18 +175,12 @@ Trained train_and_measure(Backend& backend, const HostCsr& data, const RunConfig
 
 TEST_P(Precision, ReducedPrecisionTrainingCostsLittleFidelity) {
   const HostCsr data = counts();
-  if (is_cpu()) {
-    EXPECT_EQ(error_message([&] {
-                Trainer(backend(), run_with(MatmulPrecision::tf32, data.cols).model,
-                        run_with(MatmulPrecision::tf32, data.cols).train, data);
-              }),
-              "cpu backend: precision tf32 needs the cuda backend (the cpu multiplies in fp32 "
-              "only)");
-    return;
-  }
-  const Trained fp32 = train_and_measure(backend(), data, run_with(MatmulPrecision::fp32, 128));
-  const Trained tf32 = train_and_measure(backend(), data, run_with(MatmulPrecision::tf32, 128));
-  const Trained bf16 = train_and_measure(backend(), data, run_with(MatmulPrecision::bf16, 128));
+  const Trained fp32 =
+      train_and_measure(backend(), data, run_with(MatmulPrecision::fp32, data.cols));
+  const Trained tf32 =
+      train_and_measure(backend(), data, run_with(MatmulPrecision::tf32, data.cols));
+  const Trained bf16 =
+      train_and_measure(backend(), data, run_with(MatmulPrecision::bf16, data.cols));
   // The bounds this test holds tf32 to: the validation loss within 2 % of fp32's, and the exact
   // non-zeros and support F1 within 2 percentage points; bf16, with 3 mantissa bits fewer: 5 %
   // and 5 points.

@@ -98,8 +98,8 @@ class Backend {
 
   // ---- dense and sparse products ----
   // How later gemm and gemm_bias_activation calls round their operands (MatmulPrecision; fp32
-  // until set). The cpu backend
-  // multiplies in fp32 only and throws Error for any other precision. spmm is always fp32.
+  // until set): tensor cores on cuda, an emulation on cpu (rounded copies of the operands, then
+  // fp32 products). A captured call keeps the precision of its capture. spmm is always fp32.
   virtual void set_matmul_precision(MatmulPrecision precision) = 0;
   // c = alpha * op(a) * op(b) + beta * c, all row-major. With beta == 0, c's old contents are
   // never read (NaN in c does not propagate).

@@ -120,10 +120,11 @@ const char* loss_name(LossKind kind);
 enum class Transpose : std::int32_t { no, yes };
 
 // How dense matrix products round their operands: fp32 throughout; tf32 (operands rounded to
-// TensorFloat-32's 10-bit mantissa on tensor cores, products accumulated in fp32; cuda only); or
-// bf16 (operands rounded to bfloat16's 7-bit mantissa on tensor cores, accumulated in fp32; cuda
-// only). Parameters, optimizer state and the activations in memory stay fp32 in every mode.
-// Names: "fp32", "tf32", "bf16".
+// TensorFloat-32's 10-bit mantissa, products accumulated in fp32); or bf16 (operands rounded to
+// bfloat16's 7-bit mantissa, accumulated in fp32). cuda runs tf32 and bf16 on tensor cores; the
+// cpu backend emulates them (math::round_operand, then fp32 products), slower than its fp32, so
+// that a machine without a GPU predicts what the rounding costs a model. Parameters, optimizer
+// state and the activations in memory stay fp32 in every mode. Names: "fp32", "tf32", "bf16".
 enum class MatmulPrecision : std::int32_t { fp32, tf32, bf16 };
 MatmulPrecision parse_matmul_precision(const std::string& name);
 const char* matmul_precision_name(MatmulPrecision precision);

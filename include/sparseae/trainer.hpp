@@ -84,9 +84,9 @@ struct TrainConfig {
   PenaltyConfig penalty;
   NonFinitePolicy on_nonfinite = NonFinitePolicy::stop;
   DataPlacement placement = DataPlacement::automatic;
-  // The dense products of training and of its validation loss (MatmulPrecision::tf32 needs the
-  // cuda backend). What the trained model is evaluated with afterwards is fp32 either way. Not
-  // part of a checkpoint's configuration.
+  // The dense products of training and of its validation loss (on cpu, tf32 and bf16 are
+  // emulated: slower, for predicting their cost to the model). What the trained model is evaluated
+  // with afterwards is fp32 either way. Not part of a checkpoint's configuration.
   MatmulPrecision precision = MatmulPrecision::fp32;
   // The device memory the rows (training and validation) may take resident, in bytes, under
   // DataPlacement::automatic; 0: half of the device memory free when the trainer starts. A

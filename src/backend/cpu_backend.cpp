@@ -60,6 +60,17 @@ void with_optimizer(OptimizerKind kind, Body body) {
   with_constant<K::sgd, K::adam, K::adamw>(kind, "optimizer", body);
 }
 
+// m with every element rounded as an operand of precision, contiguous in storage.
+ConstDenseView rounded_copy(MatmulPrecision precision, ConstDenseView m,
+                            std::vector<float>& storage) {
+  storage.resize(static_cast<std::size_t>(m.size()));
+  const DenseView copy{storage.data(), m.rows, m.cols};
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < m.rows; ++r)
+    for (std::int64_t j = 0; j < m.cols; ++j) copy(r, j) = math::round_operand(precision, m(r, j));
+  return copy;
+}
+
 // Column sums are taken kSumChunk columns at a time in stack arrays (a step allocates nothing):
 // in float over kRowBlock rows, which vectorizes, and those partial sums in double.
 constexpr std::int64_t kSumChunk = 256;
@@ -105,11 +116,7 @@ void CpuBackend::copy_bytes(void* destination, const void* source, std::size_t b
   });
 }
 
-void CpuBackend::set_matmul_precision(MatmulPrecision precision) {
-  require(precision == MatmulPrecision::fp32,
-          std::string("cpu backend: precision ") + matmul_precision_name(precision) +
-              " needs the cuda backend (the cpu multiplies in fp32 only)");
-}
+void CpuBackend::set_matmul_precision(MatmulPrecision precision) { precision_ = precision; }
 
 void CpuBackend::begin_uploads(int slot) {
   refuse_in_capture("begin_uploads");
@@ -135,6 +142,7 @@ void CpuBackend::fill_zero_bytes(void* destination, std::size_t bytes) {
 void CpuBackend::gemm(Transpose transpose_a, Transpose transpose_b, float alpha,
                       ConstDenseView a, ConstDenseView b, float beta, DenseView c) {
   check_gemm(transpose_a, transpose_b, a, b, c);
+  const MatmulPrecision precision = precision_;
   run([=] {
     if (c.empty()) return;
     const std::int64_t inner = op_cols(transpose_a, a);
@@ -142,6 +150,9 @@ void CpuBackend::gemm(Transpose transpose_a, Transpose transpose_b, float alpha,
       scale_in_place(c, beta);
       return;
     }
+    const bool rounded = precision != MatmulPrecision::fp32;
+    const ConstDenseView a_operand = rounded ? rounded_copy(precision, a, rounded_operands_[0]) : a;
+    const ConstDenseView b_operand = rounded ? rounded_copy(precision, b, rounded_operands_[1]) : b;
     if (beta == 0.0f) scale_in_place(c, 0.0f);  // BLAS may read c even when beta is 0
       // Each thread multiplies a slab of c's rows: rows of a, or columns when a is transposed.
 #pragma omp parallel
@@ -151,12 +162,12 @@ void CpuBackend::gemm(Transpose transpose_a, Transpose transpose_b, float alpha,
       const std::int64_t begin = c.rows * t / threads;
       const std::int64_t end = c.rows * (t + 1) / threads;
       if (begin < end) {
-        const float* a_slab =
-            transpose_a == Transpose::yes ? a.data + begin : a.data + begin * a.ld;
+        const float* a_slab = transpose_a == Transpose::yes ? a_operand.data + begin
+                                                            : a_operand.data + begin * a_operand.ld;
         cblas_sgemm(CblasRowMajor, to_cblas(transpose_a), to_cblas(transpose_b),
                     static_cast<blasint>(end - begin), static_cast<blasint>(c.cols),
-                    static_cast<blasint>(inner), alpha, a_slab, static_cast<blasint>(a.ld), b.data,
-                    static_cast<blasint>(b.ld), beta, c.data + begin * c.ld,
+                    static_cast<blasint>(inner), alpha, a_slab, static_cast<blasint>(a_operand.ld),
+                    b_operand.data, static_cast<blasint>(b_operand.ld), beta, c.data + begin * c.ld,
                     static_cast<blasint>(c.ld));
       }
     }

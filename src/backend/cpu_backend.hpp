@@ -97,6 +97,9 @@ class CpuBackend final : public Backend {
   void refuse_in_capture(const char* op) const;
 
   std::vector<std::function<void()>>* recording_ = nullptr;
+  MatmulPrecision precision_ = MatmulPrecision::fp32;
+  // The operands of a gemm in tf32 or bf16, rounded (grown to the largest, then reused).
+  std::vector<float> rounded_operands_[2];
 };
 
 }  // namespace sparseae::detail

@@ -110,9 +110,9 @@ Options train_options() {
              "computes: for data larger than the device), or auto: resident when they fit "
              "--device-memory-budget")
       .value("precision", "fp32|tf32|bf16", "fp32",
-             "dense matrix products while training: fp32, tf32 or bf16 (tensor cores, operands "
-             "rounded to a 10- or 7-bit mantissa, fp32 accumulation; cuda only); the trained "
-             "model is evaluated in fp32")
+             "dense matrix products while training: fp32, tf32 or bf16 (operands rounded to a 10- "
+             "or 7-bit mantissa, fp32 accumulation: tensor cores on cuda, emulated on cpu, "
+             "slower, to predict their cost); the trained model is evaluated in fp32")
       .value("layer-forward", "separate|fused", "separate",
              "the dense layers' forward while training: the GEMM, then the bias + activation "
              "kernel, or one op (on cuda the bias and relu in cublasLt's GEMM epilogue)")
@@ -309,9 +309,6 @@ int run_train(const Args& args) {
   // --decode is checked against the loss before the data is read.
   const DecodeMode decode = decode_option(o, resume ? run.train.loss : parse_loss(o.text("loss")));
   const auto backend = open_backend(o.text("backend"));
-  // A precision the backend cannot run is refused before the data is read.
-  backend->set_matmul_precision(parse_matmul_precision(o.text("precision")));
-  backend->set_matmul_precision(MatmulPrecision::fp32);
   // Without --data or --rows, a resumed run goes on with the data its checkpoint names.
   Counts counts = resume && !o.given("data") && !o.given("rows")
                       ? load_counts_from_source(run.data_source)
@@ -339,6 +336,10 @@ int run_train(const Args& args) {
               << "train " << trainer.train_rows() << " rows, validation "
               << trainer.validation_rows() << " rows, loss " << loss_name(run.train.loss)
               << ", precision " << matmul_precision_name(run.train.precision)
+              << (backend->kind() == BackendKind::cpu &&
+                          run.train.precision != MatmulPrecision::fp32
+                      ? " (emulated)"
+                      : "")
               << (resume ? ", resumed at epoch " + std::to_string(trainer.completed_epochs())
                          : std::string())
               << "\nplacement " << trainer.data_placement() << "\nstep " << trainer.step_execution()
