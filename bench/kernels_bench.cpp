@@ -269,7 +269,7 @@ void BM_first_layer(benchmark::State& state) {
   state.counters["density"] = static_cast<double>(host.values.size()) / (kRows * kCols);
 }
 BENCHMARK(BM_first_layer)
-    ->ArgsProduct({{10, 20, 40, 80, 160, 320, 640}, {0, 1, 2}})
+    ->ArgsProduct({{10, 20, 40, 80, 120, 140, 160, 320, 640}, {0, 1, 2}})
     ->ArgNames({"permille", "path"})
     ->UseRealTime();
 

@@ -125,9 +125,11 @@ struct OptimizerScalars {
   float bias_correction2;
 };
 
-SAE_HD void optimizer_update(const OptimizerScalars& s, float& param, float grad, float& first,
-                             float& second) {
-  switch (s.kind) {
+// kind in place of s.kind: a loop that passes a compile-time constant loses the switch and
+// vectorizes.
+SAE_HD void optimizer_update(OptimizerKind kind, const OptimizerScalars& s, float& param,
+                             float grad, float& first, float& second) {
+  switch (kind) {
     case OptimizerKind::sgd: {
       const float g = grad + s.weight_decay * param;
       first = s.momentum * first + g;
@@ -137,16 +139,21 @@ SAE_HD void optimizer_update(const OptimizerScalars& s, float& param, float grad
     case OptimizerKind::adamw:
     case OptimizerKind::adam:
     default: {
-      const float g = s.kind == OptimizerKind::adam ? grad + s.weight_decay * param : grad;
+      const float g = kind == OptimizerKind::adam ? grad + s.weight_decay * param : grad;
       first = s.beta1 * first + (1.0f - s.beta1) * g;
       second = s.beta2 * second + (1.0f - s.beta2) * g * g;
       const float m_hat = first / s.bias_correction1;
       const float v_hat = second / s.bias_correction2;
-      if (s.kind == OptimizerKind::adamw) param -= s.learning_rate * s.weight_decay * param;
+      if (kind == OptimizerKind::adamw) param -= s.learning_rate * s.weight_decay * param;
       param -= s.learning_rate * m_hat / (sqrtf(v_hat) + s.epsilon);
       return;
     }
   }
+}
+
+SAE_HD void optimizer_update(const OptimizerScalars& s, float& param, float grad, float& first,
+                             float& second) {
+  optimizer_update(s.kind, s, param, grad, first, second);
 }
 
 // s with a step's schedule in place of the values it was made with.

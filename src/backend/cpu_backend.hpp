@@ -27,9 +27,9 @@ class CpuBackend final : public Backend {
   void synchronize() override { refuse_in_capture("synchronize"); }
   void set_matmul_precision(MatmulPrecision precision) override;
   // Measured on the 2-core development machine (bench/RESULTS.md, BM_first_layer): spmm and
-  // forward + weight gradient of 1024 x 512 into 256 cost alike near 5.5 % density; below it
-  // spmm wins (2.4 ms against 3.2 at 4 %), above it the densified gemm (3.2 against 4.6 at 8 %).
-  double dense_first_layer_density() const override { return 0.055; }
+  // forward + weight gradient of 1024 x 512 into 256 cost alike near 15 % density; below it spmm
+  // wins (1.05 ms against 3.2 at 4 %), above it the densified gemm (3.2 against 6.9 at 32 %).
+  double dense_first_layer_density() const override { return 0.15; }
   void* allocate_pinned_bytes(std::size_t bytes) override { return allocate_bytes(bytes); }
   void free_pinned_bytes(void* pointer) noexcept override { free_bytes(pointer); }
   void begin_uploads(int slot) override;
@@ -100,6 +100,8 @@ class CpuBackend final : public Backend {
   MatmulPrecision precision_ = MatmulPrecision::fp32;
   // The operands of a gemm in tf32 or bf16, rounded (grown to the largest, then reused).
   std::vector<float> rounded_operands_[2];
+  // activation_backward's column sums of each kRowBlock rows (grown to the largest, then reused).
+  std::vector<float> block_column_sums_;
 };
 
 }  // namespace sparseae::detail
