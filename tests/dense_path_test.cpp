@@ -21,6 +21,7 @@
 #include "sparseae/model.hpp"
 #include "sparseae/network.hpp"
 #include "sparseae/trainer.hpp"
+#include "train/row_source.hpp"
 
 namespace sparseae {
 namespace {
@@ -217,6 +218,40 @@ TEST_P(DensePath, DenseEnoughSparseBatchesAreDensifiedForTheFirstLayer) {
   if (is_cpu()) {
     EXPECT_GT(threshold, 0.02) << "the sparse batch above would have been densified";
     EXPECT_LE(threshold, 0.5) << "the dense batch above would have gone through spmm";
+  }
+}
+
+// The trainer's batches choose between spmm and densifying by the data's mean density, the last
+// shorter batch too: it once compared a full batch's mean non-zeros with its own fewer entries,
+// and densified a short batch of data far sparser than the crossover.
+TEST_P(DensePath, EveryTrainingBatchChoosesByTheDataMeanDensity) {
+  const double threshold = backend().dense_first_layer_density();
+  ModelConfig model;
+  model.input_dim = 64;
+  model.hidden = {16};
+  model.latent = 4;
+  const ModelLayout layout(model);
+  std::mt19937_64 rng(9);
+  std::vector<std::int64_t> ids(40);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>(i);
+  const Buffer<std::int64_t> device_ids(backend(), ids);
+  // Below the crossover, and above it where the backend has one (cuda's is infinite).
+  for (const double density : {0.8 * std::min(threshold, 0.5), 1.5 * threshold}) {
+    if (density > 0.9) continue;
+    const bool densified = density >= threshold;
+    const HostCsr rows = reference::random_csr(rng, 40, 64, density, 0.0);
+    for (const DataPlacement placement : {DataPlacement::resident, DataPlacement::streamed}) {
+      SCOPED_TRACE("density " + std::to_string(density) +
+                   (placement == DataPlacement::resident ? ", resident" : ", streamed"));
+      const auto source = detail::make_row_source(backend(), rows, 32, {}, placement);
+      source->prepare_batches(device_ids.data(), 40, 32);
+      Network net(backend(), layout, 32);
+      Buffer<float> row_loss(backend(), 32);
+      for (std::int64_t batch = 0; batch < 2; ++batch) {  // 32 rows, then 8
+        source->forward_and_loss(net, batch, LossKind::mse, LossParams{}, row_loss.data());
+        EXPECT_EQ(net.first_layer_densified(), densified) << "batch " << batch;
+      }
+    }
   }
 }
 

@@ -71,12 +71,21 @@ class DeviceGatheredRows : public RowSource {
   Buffer<std::int64_t> staged_ids_;
 };
 
-// The non-zeros of a full batch of batch_rows rows of m, on average: what the first layer's
-// choice between spmm and densifying is made for (Network::forward), the same for every batch so
-// that a captured step, which cannot choose per batch, chooses as the plain step does.
-std::int64_t mean_batch_nnz(const HostCsr& m, std::int64_t batch_rows) {
-  return m.rows > 0 ? m.nnz() * std::min(batch_rows, m.rows) / m.rows : 0;
-}
+// The non-zeros of a batch of rows of m, on average: what the first layer's choice between spmm
+// and densifying is made for (Network::forward). Every batch, the last shorter one included, so
+// has the data's mean density and chooses alike, and a captured step, which cannot choose per
+// batch, chooses as the plain step does.
+class MeanBatchNonzeros {
+ public:
+  explicit MeanBatchNonzeros(const HostCsr& m) : nnz_(m.nnz()), rows_(m.rows) {}
+  std::int64_t operator()(std::int64_t batch_rows) const {
+    return rows_ > 0 ? nnz_ * std::min(batch_rows, rows_) / rows_ : 0;
+  }
+
+ private:
+  std::int64_t nnz_;
+  std::int64_t rows_;
+};
 
 class SparseRows final : public DeviceGatheredRows {
  public:
@@ -85,7 +94,7 @@ class SparseRows final : public DeviceGatheredRows {
       : DeviceGatheredRows(backend, batch_rows),
         data_(backend, counts),
         max_nnz_(max_batch_nnz(counts, batch_rows)),
-        mean_batch_nnz_(mean_batch_nnz(counts, batch_rows)),
+        mean_batch_nnz_(counts),
         batch_(backend, counts.cols, batch_rows, max_nnz_),
         input_(backend, input, batch_rows, max_nnz_) {}
 
@@ -120,14 +129,14 @@ class SparseRows final : public DeviceGatheredRows {
     backend_.gather_rows(data_.view(), ids, count, nnz, batch_.output());
     current_ = batch_.view(count, nnz);
     current_input_ = input_.input(current_);
-    network.forward(current_input_, 0, input_.log_offsets(current_), mean_batch_nnz_);
+    network.forward(current_input_, 0, input_.log_offsets(current_), mean_batch_nnz_(count));
     backend_.reconstruction_loss(loss, params, network.output(), current_,
                                  network.output_gradient(), row_loss);
   }
 
   BackendCsr data_;
   std::int64_t max_nnz_;  // of any batch of the rows: the capacity of the batch buffers
-  std::int64_t mean_batch_nnz_;  // of a full batch, on average
+  MeanBatchNonzeros mean_batch_nnz_;
   CsrBatchBuffer batch_;
   BatchInput input_;
   std::vector<std::int64_t> batch_nnz_;  // of each prepared batch
@@ -147,7 +156,7 @@ class StreamedSparseRows final : public RowSource {
       : backend_(backend),
         data_(std::move(counts)),
         max_nnz_(max_batch_nnz(data_, batch_rows)),
-        mean_batch_nnz_(mean_batch_nnz(data_, batch_rows)),
+        mean_batch_nnz_(data_),
         input_(backend, input, batch_rows, max_nnz_) {
     for (Slot& slot : slots_) {
       slot.row_offsets = PinnedBuffer<RowOffset>(backend, static_cast<std::size_t>(batch_rows + 1));
@@ -180,7 +189,8 @@ class StreamedSparseRows final : public RowSource {
     if (batch + 1 < batches()) stage(batch + 1);
     current_ = slots_[slot].batch.view(batch_size(batch), slots_[slot].nnz);
     current_input_ = input_.input(current_);
-    network.forward(current_input_, 0, input_.log_offsets(current_), mean_batch_nnz_);
+    network.forward(current_input_, 0, input_.log_offsets(current_),
+                    mean_batch_nnz_(batch_size(batch)));
     backend_.reconstruction_loss(loss, params, network.output(), current_,
                                  network.output_gradient(), row_loss);
   }
@@ -251,7 +261,7 @@ class StreamedSparseRows final : public RowSource {
   Backend& backend_;
   HostCsr data_;
   std::int64_t max_nnz_;
-  std::int64_t mean_batch_nnz_;
+  MeanBatchNonzeros mean_batch_nnz_;
   BatchInput input_;
   std::array<Slot, Backend::kUploadSlots> slots_;
   std::vector<std::int64_t> host_ids_;  // the prepared row ids
