@@ -71,8 +71,7 @@ ConstDenseView rounded_copy(MatmulPrecision precision, ConstDenseView m,
   return copy;
 }
 
-// Column sums are taken kSumChunk columns at a time in stack arrays (a step allocates nothing)
-// in double.
+// column_sums adds kSumChunk columns at a time in double, in stack arrays (it allocates nothing).
 constexpr std::int64_t kSumChunk = 256;
 // The bias gradient sums each column in float over blocks of kRowBlock rows, which vectorizes,
 // and those block sums in double.
@@ -194,17 +193,18 @@ void CpuBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDenseV
       }
       return;
     }
-    // aᵀ·b scatters row r of b into the rows of c named by row r's column indices. Each thread
-    // owns blocks of kScatterRows whole rows of c and skips the entries of a outside them, so the
-    // scatter needs no atomics and the sum order is fixed. (Owning blocks of c's columns instead,
-    // two threads writing the two halves of each row, ran the op 4x slower here.)
+    // aᵀ·b scatters row r of b into the rows of c named by row r's column indices. c's rows are
+    // cut into a few ranges per thread; each range is one task, which owns those whole rows of c
+    // and skips the entries of a outside them. The scatter needs no atomics, and each row of c
+    // sums in the order of a's rows whatever the cut. (Threads owning halves of every row of c
+    // instead ran the op 4x slower here; a fixed number of ranges keeps the skipped entries at a
+    // few scans of the batch however wide the input.)
     scale_in_place(c, beta);
-    constexpr std::int64_t kScatterRows = 64;
-    const std::int64_t blocks = (c.rows + kScatterRows - 1) / kScatterRows;
+    const std::int64_t ranges = std::min<std::int64_t>(c.rows, 4 * omp_get_max_threads());
 #pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t block = 0; block < blocks; ++block) {
-      const ColIndex first = static_cast<ColIndex>(block * kScatterRows);
-      const ColIndex end = static_cast<ColIndex>(std::min(c.rows, (block + 1) * kScatterRows));
+    for (std::int64_t range = 0; range < ranges; ++range) {
+      const ColIndex first = static_cast<ColIndex>(c.rows * range / ranges);
+      const ColIndex end = static_cast<ColIndex>(c.rows * (range + 1) / ranges);
       for (std::int64_t r = 0; r < a.rows; ++r) {
         const float* in = &b(r, 0);
         for (RowOffset k = a.row_offsets[r]; k < a.row_offsets[r + 1]; ++k) {
@@ -247,13 +247,11 @@ void CpuBackend::activation_backward(Activation activation, ConstDenseView y, Co
   check_same_shape("activation_backward", "y", y, "dz", dz);
   run([=] {
     const std::int64_t blocks = (y.rows + kRowBlock - 1) / kRowBlock;
-    if (bias_grad != nullptr)
-      block_column_sums_.resize(
-          static_cast<std::size_t>(std::max<std::int64_t>(1, blocks) * y.cols));
+    if (bias_grad != nullptr) block_column_sums_.resize(static_cast<std::size_t>(blocks * y.cols));
     float* const block_sums = block_column_sums_.data();
     with_activation(activation, [&](auto act) {
-    // Threads take whole rows: two threads writing the two halves of each row (a split by
-    // columns) ran 4x slower than one thread here (the shared cache lines' traffic).
+    // Threads take whole rows: two threads writing the two halves of every row (a split by
+    // columns) ran 4x slower here than one thread alone.
 #pragma omp parallel
       {
 #pragma omp for schedule(static)

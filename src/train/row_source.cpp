@@ -72,9 +72,9 @@ class DeviceGatheredRows : public RowSource {
 };
 
 // The non-zeros of a batch of rows of m, on average: what the first layer's choice between spmm
-// and densifying is made for (Network::forward). Every batch, the last shorter one included, so
-// has the data's mean density and chooses alike, and a captured step, which cannot choose per
-// batch, chooses as the plain step does.
+// and densifying is made for (Network::forward). Each batch, the last shorter one included, is
+// judged at the data's mean density (to within one non-zero), and a captured step, which cannot
+// choose per batch, chooses as the plain step does.
 class MeanBatchNonzeros {
  public:
   explicit MeanBatchNonzeros(const HostCsr& m) : nnz_(m.nnz()), rows_(m.rows) {}

@@ -509,7 +509,6 @@ template <typename Matrix>
 std::unique_ptr<Trainer::Impl> Trainer::make_impl(Backend& backend, const ModelConfig& model,
                                                   const TrainConfig& config, const Matrix& data) {
   check_training_input(model, config, data);
-  { const MatmulPrecisionScope supported(backend, config.precision); }
   const auto split = split_rows(data.rows, config.val_fraction, config.seed);
   const float scale = config.scale == ScaleMode::max ? std::max(1.0f, max_value(data.values)) : 1.0f;
   const Matrix train_rows = select_rows(data, split.first);
