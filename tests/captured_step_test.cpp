@@ -143,9 +143,19 @@ TEST_P(CapturedStepTraining, SparseRowsTrainAsThePlainStep) {
 }
 
 TEST_P(CapturedStepTraining, CountLossWithSizeFactorsAndKlPenalty) {
-  // Denser rows (8 %: the cpu backend densifies the first layer), log1p input, per-row offsets
-  // and the KL penalty's slot.
-  const HostCsr data = narrow_topic_counts(600, 5);
+  // Denser rows (19 %, above the cpu backend's crossover: its first layer densifies), log1p
+  // input, per-row offsets and the KL penalty's slot.
+  TopicDataConfig dense_enough;
+  dense_enough.rows = 600;
+  dense_enough.cols = 128;
+  dense_enough.topics = 8;
+  dense_enough.columns_per_topic = 12;
+  dense_enough.mean_nonzeros = 24;
+  dense_enough.seed = 5;
+  const HostCsr data = generate_topic_counts(dense_enough);
+  if (is_cpu())
+    ASSERT_GE(static_cast<double>(data.nnz()) / static_cast<double>(data.rows * data.cols),
+              backend().dense_first_layer_density());
   TrainConfig config = varying_config(true);
   config.loss = LossKind::nb;
   config.input_transform = InputTransform::log1p;
@@ -153,6 +163,14 @@ TEST_P(CapturedStepTraining, CountLossWithSizeFactorsAndKlPenalty) {
   config.penalty.l1_weight = 0.0f;
   config.penalty.kl_beta = 1e-2f;
   expect_captured_trains_as_plain(data, model_for(data.cols, Activation::sigmoid), config);
+}
+
+// With bf16 products (on cpu, the emulation rounding its copies inside the recorded ops) too.
+TEST_P(CapturedStepTraining, Bf16ProductsTrainAsThePlainStep) {
+  const HostCsr data = sparse_counts();
+  TrainConfig config = varying_config(true);
+  config.precision = MatmulPrecision::bf16;
+  expect_captured_trains_as_plain(data, model_for(data.cols, Activation::identity), config);
 }
 
 TEST_P(CapturedStepTraining, DenseRowsTrainAsThePlainStep) {

@@ -117,7 +117,12 @@ void CpuBackend::copy_bytes(void* destination, const void* source, std::size_t b
   });
 }
 
-void CpuBackend::set_matmul_precision(MatmulPrecision precision) { precision_ = precision; }
+void CpuBackend::set_matmul_precision(MatmulPrecision precision) {
+  precision_ = precision;
+  // Rounded copies can reach the size of a densified batch; fp32 products need none.
+  if (precision == MatmulPrecision::fp32)
+    for (std::vector<float>& operand : rounded_operands_) std::vector<float>().swap(operand);
+}
 
 void CpuBackend::begin_uploads(int slot) {
   refuse_in_capture("begin_uploads");
