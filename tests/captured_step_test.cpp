@@ -153,9 +153,10 @@ TEST_P(CapturedStepTraining, CountLossWithSizeFactorsAndKlPenalty) {
   dense_enough.mean_nonzeros = 24;
   dense_enough.seed = 5;
   const HostCsr data = generate_topic_counts(dense_enough);
-  if (is_cpu())
+  if (is_cpu()) {
     ASSERT_GE(static_cast<double>(data.nnz()) / static_cast<double>(data.rows * data.cols),
               backend().dense_first_layer_density());
+  }
   TrainConfig config = varying_config(true);
   config.loss = LossKind::nb;
   config.input_transform = InputTransform::log1p;
