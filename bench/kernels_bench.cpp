@@ -211,6 +211,104 @@ void BM_gather_rows(benchmark::State& state) {
 }
 BENCHMARK(BM_gather_rows)->Arg(1024)->Arg(4096)->UseRealTime();
 
+// The dense path's batch gather: batch rows of 512 columns from 20 000, ids spread as a shuffle
+// spreads them.
+void BM_gather_dense_rows(benchmark::State& state) {
+  constexpr std::int64_t kSourceRows = 20000;
+  constexpr std::int64_t kCols = 512;
+  const std::int64_t batch = state.range(0);
+  Buffer<float> source(*g_backend, ramp(kSourceRows * kCols));
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(batch));
+  for (std::int64_t i = 0; i < batch; ++i) ids[i] = (i * 7919) % kSourceRows;
+  Buffer<std::int64_t> row_ids(*g_backend, ids);
+  Buffer<float> out(*g_backend, static_cast<std::size_t>(batch * kCols));
+  // Read the rows and the ids; write the batch.
+  run(state, 8.0 * static_cast<double>(batch * kCols) + 8.0 * static_cast<double>(batch), [&] {
+    g_backend->gather_dense_rows(source.matrix(kSourceRows, kCols), row_ids.data(), batch,
+                                 out.matrix(batch, kCols));
+  });
+}
+BENCHMARK(BM_gather_dense_rows)->Arg(1024)->Arg(4096)->UseRealTime();
+
+// The epoch's shuffle of n row ids (a radix sort of hashed keys on cuda).
+void BM_random_permutation(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  Buffer<std::int64_t> out(*g_backend, static_cast<std::size_t>(n));
+  std::uint64_t seed = 0;
+  // Write n ids: the floor ignores the sort's passes over its keys.
+  run(state, 8.0 * static_cast<double>(n),
+      [&] { g_backend->random_permutation(++seed, n, out.data()); });
+}
+BENCHMARK(BM_random_permutation)->Arg(100000)->Arg(1000000)->UseRealTime();
+
+// The activity penalties on a latent layer of the users' model (rows x 32).
+void penalty_benchmark(benchmark::State& state, bool kl) {
+  constexpr std::int64_t kLatent = 32;
+  const std::int64_t rows = state.range(0);
+  std::vector<float> activations = ramp(rows * kLatent);
+  for (float& a : activations) a = 0.5f + 0.5f * a;  // in (0, 1): sigmoid outputs for KL
+  Buffer<float> a(*g_backend, activations);
+  Buffer<float> grad(*g_backend, ramp(rows * kLatent));
+  Buffer<float> loss(*g_backend, 1);
+  const DenseView av = a.matrix(rows, kLatent);
+  const DenseView gv = grad.matrix(rows, kLatent);
+  // Read a; read and write the gradient.
+  run(state, 12.0 * static_cast<double>(rows * kLatent), [&] {
+    if (kl)
+      g_backend->kl_sparsity_penalty(0.05f, 1e-3f, av, gv, loss.data());
+    else
+      g_backend->l1_activity_penalty(1e-3f, av, gv, loss.data());
+  });
+}
+void BM_l1_activity_penalty(benchmark::State& state) { penalty_benchmark(state, false); }
+BENCHMARK(BM_l1_activity_penalty)->Arg(1024)->Arg(4096)->UseRealTime();
+void BM_kl_sparsity_penalty(benchmark::State& state) { penalty_benchmark(state, true); }
+BENCHMARK(BM_kl_sparsity_penalty)->Arg(1024)->Arg(4096)->UseRealTime();
+
+// The squared gradient norm that clipping reads, over the users' model's parameters.
+void BM_sum_of_squares(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  Buffer<float> x(*g_backend, ramp(n));
+  Buffer<float> out(*g_backend, 1);
+  run(state, 4.0 * static_cast<double>(n),
+      [&] { g_backend->sum_of_squares(x.data(), n, out.data()); });
+}
+BENCHMARK(BM_sum_of_squares)->Arg(329504)->Arg(1 << 22)->UseRealTime();
+
+// Library size on a generated batch: the log1p input transform of its values, and each row's log
+// size factor.
+void BM_log1p_input(benchmark::State& state) {
+  const HostCsr batch_host = batch_counts(state.range(0));
+  const std::int64_t n = batch_host.nnz();
+  Buffer<float> values(*g_backend, batch_host.values);
+  Buffer<float> out(*g_backend, static_cast<std::size_t>(n));
+  run(state, 8.0 * static_cast<double>(n),
+      [&] { g_backend->transform_values(InputTransform::log1p, values.data(), n, out.data()); });
+}
+BENCHMARK(BM_log1p_input)->Arg(1024)->Arg(4096)->UseRealTime();
+
+void BM_row_log_size_factors(benchmark::State& state) {
+  const std::int64_t rows = state.range(0);
+  const HostCsr batch_host = batch_counts(rows);
+  const BackendCsr batch(*g_backend, batch_host);
+  Buffer<float> out(*g_backend, static_cast<std::size_t>(rows));
+  // Read the values and offsets; write a float a row.
+  run(state, 4.0 * static_cast<double>(batch_host.nnz()) + 12.0 * static_cast<double>(rows) + 8.0,
+      [&] { g_backend->row_log_size_factors(batch.view(), 0.0f, out.data()); });
+}
+BENCHMARK(BM_row_log_size_factors)->Arg(1024)->Arg(4096)->UseRealTime();
+
+// Column sums (the PCA's means; the step's loss total over its rows) of rows x 256.
+void BM_column_sums(benchmark::State& state) {
+  constexpr std::int64_t kCols = 256;
+  const std::int64_t rows = state.range(0);
+  Buffer<float> x(*g_backend, ramp(rows * kCols));
+  Buffer<float> out(*g_backend, static_cast<std::size_t>(kCols));
+  run(state, 4.0 * static_cast<double>(rows * kCols),
+      [&] { g_backend->column_sums(x.matrix(rows, kCols), 1.0f, out.data()); });
+}
+BENCHMARK(BM_column_sums)->Arg(1024)->Arg(4096)->UseRealTime();
+
 // The first layer of the users' model (1024 rows x 512 columns into 256 units), forward and
 // weight gradient, on a batch of the density given (per mille), by one of three paths: densified
 // first and through GEMM (path 0), through SpMM on the CSR batch (path 1: cuSPARSE on cuda), or

@@ -102,6 +102,8 @@ class CpuBackend final : public Backend {
   std::vector<float> rounded_operands_[2];
   // activation_backward's column sums of each kRowBlock rows (grown to the largest, then reused).
   std::vector<float> block_column_sums_;
+  // kl_sparsity_penalty's gradient factor of each column (grown to the widest, then reused).
+  std::vector<float> kl_factors_;
 };
 
 }  // namespace sparseae::detail

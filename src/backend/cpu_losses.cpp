@@ -2,7 +2,6 @@
 // kernels, with the per-element math of kernels/loss_math.hpp.
 #include <algorithm>
 #include <type_traits>
-#include <vector>
 
 #include "backend/constant_dispatch.hpp"
 #include "backend/cpu_backend.hpp"
@@ -178,7 +177,8 @@ void CpuBackend::kl_sparsity_penalty(float rho, float beta, ConstDenseView a, De
                                      float* loss) {
   check_same_shape("kl_sparsity_penalty", "a", a, "grad", grad);
   run([=] {
-    std::vector<float> factors(static_cast<std::size_t>(a.cols));
+    kl_factors_.resize(static_cast<std::size_t>(a.cols));
+    float* const factors = kl_factors_.data();
     double total = 0.0;
     const float inv_rows = 1.0f / static_cast<float>(std::max<std::int64_t>(1, a.rows));
     for (std::int64_t c = 0; c < a.cols; ++c) {
