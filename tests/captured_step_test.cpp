@@ -145,14 +145,7 @@ TEST_P(CapturedStepTraining, SparseRowsTrainAsThePlainStep) {
 TEST_P(CapturedStepTraining, CountLossWithSizeFactorsAndKlPenalty) {
   // Denser rows (19 %, above the cpu backend's crossover: its first layer densifies), log1p
   // input, per-row offsets and the KL penalty's slot.
-  TopicDataConfig dense_enough;
-  dense_enough.rows = 600;
-  dense_enough.cols = 128;
-  dense_enough.topics = 8;
-  dense_enough.columns_per_topic = 12;
-  dense_enough.mean_nonzeros = 24;
-  dense_enough.seed = 5;
-  const HostCsr data = generate_topic_counts(dense_enough);
+  const HostCsr data = narrow_topic_counts(600, 5, 24);
   if (is_cpu()) {
     ASSERT_GE(static_cast<double>(data.nnz()) / static_cast<double>(data.rows * data.cols),
               backend().dense_first_layer_density());

@@ -348,6 +348,33 @@ SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LayerForwardConformance);
 
 class SpmmConformance : public BackendTest {
  protected:
+  // b and c of alpha * op(a) * b + beta * c, n columns each with pad NaN columns of padding: b
+  // random, c random too, or NaN where beta == 0 (it must not be read).
+  struct Operands {
+    FloatMatrix b;
+    FloatMatrix c;
+  };
+  static Operands random_operands(Transpose ta, const HostCsr& a, std::int64_t n, float beta,
+                                  std::int64_t pad, std::mt19937_64& rng) {
+    const std::int64_t b_rows = ta == Transpose::yes ? a.rows : a.cols;
+    const std::int64_t c_rows = ta == Transpose::yes ? a.cols : a.rows;
+    FloatMatrix b = random_matrix(rng, b_rows, n, -1.0f, 1.0f, n + pad);
+    FloatMatrix c = beta == 0.0f ? filled_matrix(c_rows, n, kPoison, n + pad)
+                                 : random_matrix(rng, c_rows, n, -1.0f, 1.0f, n + pad);
+    return {std::move(b), std::move(c)};
+  }
+
+  // got against the float64 alpha * op(a) * in.b + beta * in.c; an output element sums at most
+  // in.b.rows products.
+  static ::testing::AssertionResult product_matches(Transpose ta, float alpha, const HostCsr& a,
+                                                    const Operands& in, float beta,
+                                                    const FloatMatrix& got) {
+    const DoubleMatrix expected = reference::spmm(ta, alpha, a, in.b, beta, in.c);
+    const DoubleMatrix scale = reference::spmm(ta, std::fabs(alpha), absolute(a), absolute(in.b),
+                                               std::fabs(beta), absolute(in.c));
+    return matrix_close(got, expected, scale, product_tolerance(in.b.rows));
+  }
+
   // c = alpha * op(a) * b + beta * c with n columns in b and c, each with pad NaN columns of
   // padding. With beta == 0, c starts as NaN.
   void check(Transpose ta, const HostCsr& a, std::int64_t n, float alpha, float beta,
@@ -357,22 +384,13 @@ class SpmmConformance : public BackendTest {
           << a.nnz() << " n=" << n << " alpha=" << alpha << " beta=" << beta << " pad=" << pad;
     SCOPED_TRACE(trace.str());
     std::mt19937_64 rng(seed);
-    const std::int64_t b_rows = ta == Transpose::yes ? a.rows : a.cols;
-    const std::int64_t c_rows = ta == Transpose::yes ? a.cols : a.rows;
-    const FloatMatrix b = random_matrix(rng, b_rows, n, -1.0f, 1.0f, n + pad);
-    const FloatMatrix c = beta == 0.0f ? filled_matrix(c_rows, n, kPoison, n + pad)
-                                       : random_matrix(rng, c_rows, n, -1.0f, 1.0f, n + pad);
-    const DoubleMatrix expected = reference::spmm(ta, alpha, a, b, beta, c);
-    const DoubleMatrix scale = reference::spmm(ta, std::fabs(alpha), absolute(a), absolute(b),
-                                               std::fabs(beta), absolute(c));
-
+    const Operands in = random_operands(ta, a, n, beta, pad, rng);
     const BackendCsr a_on(backend(), a);
-    const BackendMatrix b_on = upload(b);
-    const BackendMatrix c_on = upload(c);
+    const BackendMatrix b_on = upload(in.b);
+    const BackendMatrix c_on = upload(in.c);
     backend().spmm(ta, alpha, a_on.view(), b_on.const_view(), beta, c_on.view());
     const FloatMatrix got = download(c_on);
-    // An output element sums at most b_rows products.
-    EXPECT_TRUE(matrix_close(got, expected, scale, product_tolerance(b_rows)));
+    EXPECT_TRUE(product_matches(ta, alpha, a, in, beta, got));
     EXPECT_TRUE(padding_untouched(got));
   }
 
@@ -389,35 +407,28 @@ class SpmmConformance : public BackendTest {
           << " alpha=" << alpha << " beta=" << beta << " pad=" << pad;
     SCOPED_TRACE(trace.str());
     std::mt19937_64 rng(seed);
-    const std::int64_t b_rows = ta == Transpose::yes ? first.rows : first.cols;
-    const std::int64_t c_rows = ta == Transpose::yes ? first.cols : first.rows;
-    const FloatMatrix b = random_matrix(rng, b_rows, n, -1.0f, 1.0f, n + pad);
-    const FloatMatrix c = beta == 0.0f ? filled_matrix(c_rows, n, kPoison, n + pad)
-                                       : random_matrix(rng, c_rows, n, -1.0f, 1.0f, n + pad);
+    const Operands in = random_operands(ta, first, n, beta, pad, rng);
     const auto capacity = static_cast<std::size_t>(std::max(first.nnz(), second.nnz()) + 5);
     Buffer<RowOffset> offsets(backend(), static_cast<std::size_t>(first.rows + 1));
     Buffer<ColIndex> cols = upload(std::vector<ColIndex>(capacity, 0));
     Buffer<float> values = upload(std::vector<float>(capacity, kPoison));
     const CsrView bounded{first.rows,     first.cols,  static_cast<std::int64_t>(capacity),
                           offsets.data(), cols.data(), values.data()};
-    const BackendMatrix b_on = upload(b);
-    BackendMatrix c_on = upload(c);
+    const BackendMatrix b_on = upload(in.b);
+    BackendMatrix c_on = upload(in.c);
     std::unique_ptr<CapturedOps> ops;
     for (const HostCsr* a : {&first, &second}) {
       offsets.upload(a->row_offsets);
       backend().upload_bytes(cols.data(), a->col_indices.data(),
                              a->col_indices.size() * sizeof(ColIndex));
       backend().upload_bytes(values.data(), a->values.data(), a->values.size() * sizeof(float));
-      c_on.buffer.upload(c.data);
+      c_on.buffer.upload(in.c.data);
       if (ops == nullptr)
         ops = backend().capture(
             [&] { backend().spmm(ta, alpha, bounded, b_on.const_view(), beta, c_on.view()); });
       backend().replay(*ops);
-      const DoubleMatrix expected = reference::spmm(ta, alpha, *a, b, beta, c);
-      const DoubleMatrix scale = reference::spmm(ta, std::fabs(alpha), absolute(*a), absolute(b),
-                                                 std::fabs(beta), absolute(c));
       const FloatMatrix got = download(c_on);
-      EXPECT_TRUE(matrix_close(got, expected, scale, product_tolerance(b_rows)))
+      EXPECT_TRUE(product_matches(ta, alpha, *a, in, beta, got))
           << (a == &first ? "first" : "second") << " matrix";
       EXPECT_TRUE(padding_untouched(got));
     }

@@ -167,15 +167,20 @@ TEST_P(DensePath, TrainsLikeTheSparsePathOnTheSameCounts) {
   EXPECT_EQ(dense_trainer.validation_counts().values, sparse_trainer.validation_counts().values);
 }
 
-// A sparse batch at or above the backend's dense_first_layer_density is densified for the first
-// layer: its outputs and gradients are then those of the same rows given dense, to the bit. A
-// sparser batch goes through spmm and agrees to rounding.
-TEST_P(DensePath, DenseEnoughSparseBatchesAreDensifiedForTheFirstLayer) {
+// 64-16-4-16-64: the network of the first-layer choice tests.
+ModelLayout small_layout() {
   ModelConfig model;
   model.input_dim = 64;
   model.hidden = {16};
   model.latent = 4;
-  const ModelLayout layout(model);
+  return ModelLayout(model);
+}
+
+// A sparse batch at or above the backend's dense_first_layer_density is densified for the first
+// layer: its outputs and gradients are then those of the same rows given dense, to the bit. A
+// sparser batch goes through spmm and agrees to rounding.
+TEST_P(DensePath, DenseEnoughSparseBatchesAreDensifiedForTheFirstLayer) {
+  const ModelLayout layout = small_layout();
   std::mt19937_64 rng(5);
   const double threshold = backend().dense_first_layer_density();
   for (const double density : {0.02, 0.5}) {
@@ -226,11 +231,7 @@ TEST_P(DensePath, DenseEnoughSparseBatchesAreDensifiedForTheFirstLayer) {
 // and densified a short batch of data far sparser than the crossover.
 TEST_P(DensePath, EveryTrainingBatchChoosesByTheDataMeanDensity) {
   const double threshold = backend().dense_first_layer_density();
-  ModelConfig model;
-  model.input_dim = 64;
-  model.hidden = {16};
-  model.latent = 4;
-  const ModelLayout layout(model);
+  const ModelLayout layout = small_layout();
   std::mt19937_64 rng(9);
   std::vector<std::int64_t> ids(40);
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>(i);

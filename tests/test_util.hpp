@@ -24,15 +24,16 @@ inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// Generated counts of 128 columns (8 topics of 12 columns, about 10 non-zeros a row): small
-// enough to train a model on in a test.
-inline HostCsr narrow_topic_counts(std::int64_t rows, std::uint64_t seed) {
+// Generated counts of 128 columns (8 topics of 12 columns, about mean_nonzeros non-zeros a row):
+// small enough to train a model on in a test.
+inline HostCsr narrow_topic_counts(std::int64_t rows, std::uint64_t seed,
+                                   double mean_nonzeros = 10) {
   TopicDataConfig data;
   data.rows = rows;
   data.cols = 128;
   data.topics = 8;
   data.columns_per_topic = 12;
-  data.mean_nonzeros = 10;
+  data.mean_nonzeros = mean_nonzeros;
   data.seed = seed;
   return generate_topic_counts(data);
 }
