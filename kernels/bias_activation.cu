@@ -2,7 +2,7 @@
 // per-element math is math::activate / math::derivative_from_output, shared with the cpu backend.
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 
 namespace sparseae::kernels {
 

@@ -1,7 +1,7 @@
 // The cuda executor of lossless mode's deterministic decoder: one thread per output, each
 // running math::deterministic::layer_output, whose _rn intrinsics keep nvcc from contracting
 // into FMA. The result depends neither on the launch geometry nor on the batch.
-#include "kernels/deterministic_decode.hpp"
+#include "math/deterministic_decode.hpp"
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
 

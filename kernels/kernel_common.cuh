@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "cuda/cuda_check.hpp"
+#include "kernels/cuda_check.hpp"
 
 namespace sparseae::kernels::detail {
 

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "sparseae/matrix.hpp"
 #include "sparseae/ops.hpp"
 

@@ -3,7 +3,7 @@
 // math::transform_input and math::log_size_factor, shared with the cpu backend.
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 
 namespace sparseae::kernels {
 

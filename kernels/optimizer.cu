@@ -3,7 +3,7 @@
 // bias corrections from device memory when given them (a captured step).
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 
 namespace sparseae::kernels {
 

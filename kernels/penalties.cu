@@ -1,5 +1,5 @@
 // Activity penalties and the squared norm, all with the deterministic reductions of
-// kernel_common.cuh and the per-element math of kernels/loss_math.hpp:
+// kernel_common.cuh and the per-element math of src/math/loss_math.hpp:
 //   l1_activity_penalty: one matrix sum whose element adds its gradient to grad;
 //   kl_sparsity_penalty: column sums of a (a sigmoid layer's activations, the column reduction),
 //     then one block turns them into each unit's KL value and gradient factor and sums the values,
@@ -8,7 +8,7 @@
 // Each needs at most three launches and no host synchronisation.
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
-#include "kernels/loss_math.hpp"
+#include "math/loss_math.hpp"
 
 namespace sparseae::kernels {
 

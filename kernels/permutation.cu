@@ -5,7 +5,7 @@
 
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 
 namespace sparseae::kernels {
 

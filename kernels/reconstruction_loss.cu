@@ -1,7 +1,7 @@
 // The reconstruction loss and its gradient in one launch, reading the dense output y and the CSR
 // target together; the target is never densified (the dense path reads a dense target in pass 1
 // and skips pass 2). One block per row (a grid-stride loop over rows
-// beyond the grid limit), with the per-element math of kernels/loss_math.hpp:
+// beyond the grid limit), with the per-element math of src/math/loss_math.hpp:
 //   1. threads stride over the row's columns: grad = entry_scale * zero-target gradient, and each
 //      thread adds the zero-target values (and, for mse_cosine, y^2);
 //   2. barrier, then threads stride over the row's non-zeros: grad at their columns is
@@ -18,7 +18,7 @@
 
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
-#include "kernels/loss_math.hpp"
+#include "math/loss_math.hpp"
 
 namespace sparseae::kernels {
 

@@ -378,7 +378,7 @@ CheckpointParts small_checkpoint_parts(const std::string& file) {
   config.model.hidden = {3};
   config.model.latent = 2;
   Checkpoint checkpoint{config, {}};
-  Trainer::State& state = checkpoint.state;
+  TrainingState& state = checkpoint.state;
   state.parameters = ModelLayout(config.model).initial_parameters();
   state.first_moment = state.second_moment = state.best_parameters = state.parameters;
   save_checkpoint(file, checkpoint);

@@ -22,6 +22,7 @@
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
+#include "sparseae/trainer.hpp"
 #include "test_util.hpp"
 
 #ifndef SAE_BINARY

@@ -21,7 +21,7 @@
 #include "compress/deterministic_decoder.hpp"
 #include "compress/entry_coding.hpp"
 #include "compress/rans.hpp"
-#include "kernels/deterministic_decode.hpp"
+#include "math/deterministic_decode.hpp"
 #include "sparseae/generator.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/lossless.hpp"

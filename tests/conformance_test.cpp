@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "backend_fixture.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "reference.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"

@@ -1,10 +1,10 @@
-// The status-check macros of src/cuda/cuda_check.hpp. Each test passes a literal status, so none
+// The status-check macros of kernels/cuda_check.hpp. Each test passes a literal status, so none
 // needs a GPU (or even a driver): the name and description tables are host code.
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "cuda/cuda_check.hpp"
+#include "kernels/cuda_check.hpp"
 #include "sparseae/error.hpp"
 #include "test_util.hpp"
 

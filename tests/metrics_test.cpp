@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/loss_math.hpp"
+#include "math/loss_math.hpp"
 #include "sparseae/backend.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/error.hpp"

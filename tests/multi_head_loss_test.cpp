@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "backend_fixture.hpp"
-#include "kernels/loss_math.hpp"
+#include "math/loss_math.hpp"
 #include "reference.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "backend_fixture.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "reference.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/inference.hpp"

@@ -1,6 +1,6 @@
 #pragma once
 // Float64 reference implementations of every Backend op, written from the math stated in
-// backend.hpp and ops.hpp. They deliberately share no code with kernels/op_math.hpp: a mistake
+// backend.hpp and ops.hpp. They deliberately share no code with src/math/op_math.hpp: a mistake
 // there would otherwise sit in both the backend and its check. Also the seeded random inputs
 // the conformance tests feed to a backend and to these references alike.
 #include <cstdint>
@@ -127,7 +127,7 @@ struct LossResult {
 };
 
 // The Poisson rate of log-rate eta: e^eta up to 30, and above it the tangent there,
-// e^30 * (1 + (eta - 30)) (see kernels/loss_math.hpp); and its derivative.
+// e^30 * (1 + (eta - 30)) (see src/math/loss_math.hpp); and its derivative.
 double poisson_rate(double eta);
 double poisson_rate_slope(double eta);
 

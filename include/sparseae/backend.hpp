@@ -1,7 +1,7 @@
 #pragma once
 // A backend executes the ops on memory it owns. Two exist: cpu (OpenBLAS + OpenMP loops, always
 // built) and cuda (cuBLAS, cuSPARSE and custom kernels, built when CUDA is found). Both run the
-// per-element math of kernels/op_math.hpp, and both pass the same conformance tests.
+// per-element math of src/math/op_math.hpp, and both pass the same conformance tests.
 //
 // Every pointer and view handed to an op points into this backend's memory space (allocate via
 // Buffer<T>, buffer.hpp). Ops are asynchronous on the cuda backend: they are ordered on the
@@ -200,7 +200,7 @@ class Backend {
   virtual void gather_dense_rows(ConstDenseView source, const std::int64_t* row_ids,
                                  std::int64_t count, DenseView out) = 0;
 
-  // ---- losses and penalties (per-element math in kernels/loss_math.hpp) ----
+  // ---- losses and penalties (per-element math in src/math/loss_math.hpp) ----
   // Reconstruction loss of the output y against the target of the same shape, read as CSR and
   // never densified: writes d(loss)/dy to grad and each row's share of the loss to row_loss[r],
   // so that the batch loss is the sum of row_loss. Every loss averages its element terms

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "sparseae/model.hpp"
-#include "sparseae/trainer.hpp"
+#include "sparseae/train_config.hpp"
 
 namespace sparseae {
 
@@ -47,7 +47,7 @@ RunConfig run_config_from_json(const std::string& json, const std::string& what)
 
 struct Checkpoint {
   RunConfig config;
-  Trainer::State state;
+  TrainingState state;
 };
 
 void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);

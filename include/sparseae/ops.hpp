@@ -17,7 +17,7 @@ const char* activation_name(Activation activation);
 // targets down-weighted, and Huber; and count likelihoods with several outputs per entry: the
 // negative binomial with a learned dispersion (nb), its zero-inflated form (zinb), and the
 // hurdles (two-part models: a support logit, and a zero-truncated Poisson (hurdle) or negative
-// binomial (hurdle_nb) for the value where it is non-zero). See kernels/loss_math.hpp.
+// binomial (hurdle_nb) for the value where it is non-zero). See src/math/loss_math.hpp.
 enum class LossKind : std::int32_t {
   mse, mae, bce, mse_cosine, poisson, weighted_mse, huber, nb, zinb, hurdle, hurdle_nb
 };
@@ -169,7 +169,7 @@ struct StepScalars {
 };
 
 // One layer of a trained network as the deterministic decoder of lossless mode reads it
-// (Backend::deterministic_layer, kernels/deterministic_decode.hpp). Pointers are in the
+// (Backend::deterministic_layer, src/math/deterministic_decode.hpp). Pointers are in the
 // backend's memory. Weights are in x weight_cols row-major (output column j reads weight column
 // j before the bias-only range and j - (bias_only_end - bias_only_begin) after it), or out x in
 // when transposed (a tied layer). The output columns [offset_begin, offset_end) take the row's

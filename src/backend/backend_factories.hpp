@@ -1,6 +1,6 @@
 #pragma once
 // Constructors of the concrete backends, kept out of the public headers. A build without CUDA
-// links cuda/cuda_absent.cpp, whose versions say so.
+// links src/backend/cuda/cuda_absent.cpp, whose versions say so.
 #include <memory>
 #include <string>
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/row_checks.hpp"
 #include "sparseae/backend.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/matrix.hpp"
@@ -133,16 +134,6 @@ inline std::string capture_refusal_message(const char* backend, const char* op) 
   return std::string(backend) + " backend: " + op +
          " inside a captured step (a captured step neither waits for the device, reads host "
          "memory nor allocates)";
-}
-
-inline std::string gather_overflow_message(std::int64_t nnz, std::int64_t capacity) {
-  return "gather_rows: batch has " + std::to_string(nnz) + " non-zeros, output holds " +
-         std::to_string(capacity);
-}
-
-inline std::string gather_bad_row_message(std::int64_t row, std::int64_t rows) {
-  return "gather_rows: row id " + std::to_string(row) + " outside [0, " + std::to_string(rows) +
-         ")";
 }
 
 inline void check_csr_to_dense(CsrView a, DenseView out) {

@@ -231,7 +231,7 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
 }
 
 void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
-  const Trainer::State& s = checkpoint.state;
+  const TrainingState& s = checkpoint.state;
   const std::string json = run_config_to_json(checkpoint.config);
   ByteWriter w;
   w.bytes.insert(w.bytes.end(), kMagic, kMagic + sizeof kMagic);
@@ -280,7 +280,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   checkpoint.config =
       naming(configuration, [&] { return run_config_from_json(json, configuration); });
   const auto count = r.get<std::uint64_t>("parameter count");
-  Trainer::State& s = checkpoint.state;
+  TrainingState& s = checkpoint.state;
   s.parameters = r.get_floats(count, "parameters");
   s.first_moment = r.get_floats(count, "first moment");
   s.second_moment = r.get_floats(count, "second moment");

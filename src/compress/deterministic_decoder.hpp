@@ -1,7 +1,7 @@
 #pragma once
 // Lossless mode's decoder: the decoder half of a trained network run layer by layer through
 // Backend::deterministic_layer, so that its outputs for a latent code are the same bits on every
-// backend and for every batch size (kernels/deterministic_decode.hpp). They differ from the
+// backend and for every batch size (src/math/deterministic_decode.hpp). They differ from the
 // training network's outputs (cuBLAS / OpenBLAS products, expf) in the last bits, which costs
 // nothing but a sliver of code length: compress and decompress both use this one.
 #include <cstdint>

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "kernels/loss_math.hpp"
+#include "math/loss_math.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/metrics.hpp"
 

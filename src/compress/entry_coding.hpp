@@ -7,7 +7,7 @@
 // first count whose preceding mass leaves less than 2^-17 (or kMaxExplicitCounts), and an escape
 // for counts >= n followed by the excess in an adaptive Elias-gamma code. Every explicit count
 // and the escape get at least one slot, so any count can be coded. The pmf comes from the
-// loss's per-entry NLL (kernels/loss_math.hpp) in double on the host: deterministic on one
+// loss's per-entry NLL (src/math/loss_math.hpp) in double on the host: deterministic on one
 // machine, but lgamma and exp may differ between libm versions (the file's probe hash catches
 // that). Every other loss codes the residual x - round(predicted mean) with adaptive models.
 #include <cstdint>

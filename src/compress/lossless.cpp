@@ -16,7 +16,7 @@
 #include "compress/fnv.hpp"
 #include "compress/rans.hpp"
 #include "io/atomic_file.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/generator.hpp"
 

@@ -4,7 +4,7 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/loss_math.hpp"
+#include "math/loss_math.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/metrics.hpp"
 

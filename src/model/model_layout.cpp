@@ -3,7 +3,7 @@
 #include <sstream>
 #include <string>
 
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/model.hpp"
 

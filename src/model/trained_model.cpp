@@ -2,7 +2,7 @@
 #include <cstdlib>
 #include <numeric>
 
-#include "kernels/loss_math.hpp"
+#include "math/loss_math.hpp"
 #include "model/batch_input.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"

@@ -6,7 +6,7 @@
 #include <numeric>
 #include <type_traits>
 
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "sparseae/buffer.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"

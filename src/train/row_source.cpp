@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/op_checks.hpp"
+#include "core/row_checks.hpp"
 #include "sparseae/buffer.hpp"
 #include "sparseae/error.hpp"
 
@@ -31,6 +31,27 @@ std::int64_t RowSource::batch_size(std::int64_t batch) const {
 
 const std::int64_t* RowSource::batch_ids(std::int64_t batch) const {
   return row_ids_ + batch_start(batch);
+}
+
+void forward(Network& network, const Batch& batch) {
+  if (const auto* sparse = std::get_if<BatchRows<CsrView>>(&batch.counts))
+    network.forward(sparse->input, 0, batch.log_offsets, batch.nnz_for_choice);
+  else
+    network.forward(std::get<BatchRows<ConstDenseView>>(batch.counts).input, 0, batch.log_offsets);
+}
+
+void reconstruction_loss(Backend& backend, LossKind loss, const LossParams& params,
+                         Network& network, const Batch& batch, float* row_loss) {
+  std::visit(
+      [&](const auto& rows) {
+        backend.reconstruction_loss(loss, params, network.output(), rows.target,
+                                    network.output_gradient(), row_loss);
+      },
+      batch.counts);
+}
+
+void backward(Network& network, const Batch& batch, const Network::ActivationHook& hook) {
+  std::visit([&](const auto& rows) { network.backward(rows.input, hook); }, batch.counts);
 }
 
 namespace {
@@ -107,31 +128,20 @@ class SparseRows final : public DeviceGatheredRows {
     backend_.batch_nonzeros(data_.view(), row_ids, count, batch_rows, batch_nnz_.data());
   }
 
-  void forward_and_loss(Network& network, std::int64_t batch, LossKind loss,
-                        const LossParams& params, float* row_loss) override {
-    run(network, batch_ids(batch), batch_size(batch), batch_nnz_[static_cast<std::size_t>(batch)],
-        loss, params, row_loss);
+  Batch gather(std::int64_t batch) override {
+    return run(batch_ids(batch), batch_size(batch), batch_nnz_[static_cast<std::size_t>(batch)]);
   }
 
-  void backward(Network& network, const Network::ActivationHook& hook) override {
-    network.backward(current_input_, hook);
-  }
-
-  void forward_and_loss_staged(Network& network, LossKind loss, const LossParams& params,
-                               float* row_loss) override {
-    run(network, staged_ids(), staged_rows(), max_nnz_, loss, params, row_loss);
-  }
+  Batch gather_staged() override { return run(staged_ids(), staged_rows(), max_nnz_); }
 
  private:
-  // Gathers the count rows of ids (at most nnz non-zeros) and runs the forward and the loss.
-  void run(Network& network, const std::int64_t* ids, std::int64_t count, std::int64_t nnz,
-           LossKind loss, const LossParams& params, float* row_loss) {
+  // Gathers the count rows of ids (at most nnz non-zeros) and what the network reads of them.
+  Batch run(const std::int64_t* ids, std::int64_t count, std::int64_t nnz) {
     backend_.gather_rows(data_.view(), ids, count, nnz, batch_.output());
-    current_ = batch_.view(count, nnz);
-    current_input_ = input_.input(current_);
-    network.forward(current_input_, 0, input_.log_offsets(current_), mean_batch_nnz_(count));
-    backend_.reconstruction_loss(loss, params, network.output(), current_,
-                                 network.output_gradient(), row_loss);
+    const CsrView target = batch_.view(count, nnz);
+    const CsrView input = input_.input(target);
+    return {count, BatchRows<CsrView>{input, target}, input_.log_offsets(target),
+            mean_batch_nnz_(count)};
   }
 
   BackendCsr data_;
@@ -140,8 +150,6 @@ class SparseRows final : public DeviceGatheredRows {
   CsrBatchBuffer batch_;
   BatchInput input_;
   std::vector<std::int64_t> batch_nnz_;  // of each prepared batch
-  CsrView current_;
-  CsrView current_input_;
 };
 
 // The rows stay in host memory; each batch is gathered on the host into page-locked staging
@@ -181,31 +189,23 @@ class StreamedSparseRows final : public RowSource {
     }
   }
 
-  void forward_and_loss(Network& network, std::int64_t batch, LossKind loss,
-                        const LossParams& params, float* row_loss) override {
+  Batch gather(std::int64_t batch) override {
     const int slot = slot_of(batch);
     if (slots_[slot].staged_batch != batch) stage(batch);
     close(slot);
     if (batch + 1 < batches()) stage(batch + 1);
-    current_ = slots_[slot].batch.view(batch_size(batch), slots_[slot].nnz);
-    current_input_ = input_.input(current_);
-    network.forward(current_input_, 0, input_.log_offsets(current_),
-                    mean_batch_nnz_(batch_size(batch)));
-    backend_.reconstruction_loss(loss, params, network.output(), current_,
-                                 network.output_gradient(), row_loss);
-  }
-
-  void backward(Network& network, const Network::ActivationHook& hook) override {
-    network.backward(current_input_, hook);
+    const std::int64_t count = batch_size(batch);
+    const CsrView target = slots_[slot].batch.view(count, slots_[slot].nnz);
+    const CsrView input = input_.input(target);
+    return {count, BatchRows<CsrView>{input, target}, input_.log_offsets(target),
+            mean_batch_nnz_(count)};
   }
 
   std::string capture_obstacle() const override {
     return "streamed rows are gathered by the host at every step";
   }
   void stage_batch(std::int64_t) override { throw Error("row source: " + capture_obstacle()); }
-  void forward_and_loss_staged(Network&, LossKind, const LossParams&, float*) override {
-    throw Error("row source: " + capture_obstacle());
-  }
+  Batch gather_staged() override { throw Error("row source: " + capture_obstacle()); }
 
  private:
   struct Slot {
@@ -265,8 +265,6 @@ class StreamedSparseRows final : public RowSource {
   BatchInput input_;
   std::array<Slot, Backend::kUploadSlots> slots_;
   std::vector<std::int64_t> host_ids_;  // the prepared row ids
-  CsrView current_;
-  CsrView current_input_;
 };
 
 class DenseRows final : public DeviceGatheredRows {
@@ -282,29 +280,17 @@ class DenseRows final : public DeviceGatheredRows {
 
   std::int64_t rows() const override { return rows_; }
 
-  void forward_and_loss(Network& network, std::int64_t batch, LossKind loss,
-                        const LossParams& params, float* row_loss) override {
-    run(network, batch_ids(batch), batch_size(batch), loss, params, row_loss);
-  }
+  Batch gather(std::int64_t batch) override { return run(batch_ids(batch), batch_size(batch)); }
 
-  void backward(Network& network, const Network::ActivationHook& hook) override {
-    network.backward(current_input_, hook);
-  }
-
-  void forward_and_loss_staged(Network& network, LossKind loss, const LossParams& params,
-                               float* row_loss) override {
-    run(network, staged_ids(), staged_rows(), loss, params, row_loss);
-  }
+  Batch gather_staged() override { return run(staged_ids(), staged_rows()); }
 
  private:
-  void run(Network& network, const std::int64_t* ids, std::int64_t count, LossKind loss,
-           const LossParams& params, float* row_loss) {
-    current_ = batch_.matrix(count, cols_);
-    backend_.gather_dense_rows(data_.matrix(rows_, cols_), ids, count, current_);
-    current_input_ = input_.input(ConstDenseView(current_));
-    network.forward(current_input_, 0, input_.log_offsets(ConstDenseView(current_)));
-    backend_.reconstruction_loss(loss, params, network.output(), ConstDenseView(current_),
-                                 network.output_gradient(), row_loss);
+  Batch run(const std::int64_t* ids, std::int64_t count) {
+    const DenseView rows = batch_.matrix(count, cols_);
+    backend_.gather_dense_rows(data_.matrix(rows_, cols_), ids, count, rows);
+    const ConstDenseView target(rows);
+    return {count, BatchRows<ConstDenseView>{input_.input(target), target},
+            input_.log_offsets(target)};
   }
 
   std::int64_t rows_;
@@ -312,8 +298,6 @@ class DenseRows final : public DeviceGatheredRows {
   Buffer<float> data_;
   Buffer<float> batch_;
   BatchInput input_;
-  DenseView current_;
-  ConstDenseView current_input_;
 };
 
 }  // namespace

@@ -1,24 +1,55 @@
 #pragma once
-// The rows a trainer draws batches from, resident on the backend, and the batch they are gathered
-// into. Sparse rows stay CSR from file to loss (SpMM first layer, CSR-target loss); dense rows
-// take the dense path (GEMM first layer, dense-target loss).
+// The rows a trainer draws batches from, and the batch they are gathered into. Sparse rows stay
+// CSR from file to loss (SpMM first layer, CSR-target loss); dense rows take the dense path (GEMM
+// first layer, dense-target loss). The step that runs on a batch is the Trainer's (trainer.cpp).
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <variant>
 
 #include "model/batch_input.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/io.hpp"
 #include "sparseae/network.hpp"
-#include "sparseae/trainer.hpp"
+#include "sparseae/train_config.hpp"
 
 namespace sparseae::detail {
 
+// The rows of one batch, as the network reads them (input: after BatchInputOptions' transform)
+// and as the loss compares against them (target: the counts themselves), both in backend memory.
+template <typename View>
+struct BatchRows {
+  View input;
+  View target;
+};
+
+// One batch as the training step reads it: its rows (CSR, or dense on the dense path), each
+// row's log size factor (backend memory, or null without size factors), and the non-zeros the
+// first layer chooses between spmm and densifying by (Network::forward's nnz_for_choice; the
+// data's mean for a batch of this many rows, so every batch of the data chooses alike).
+struct Batch {
+  std::int64_t rows = 0;
+  std::variant<BatchRows<CsrView>, BatchRows<ConstDenseView>> counts;
+  const float* log_offsets = nullptr;
+  std::int64_t nnz_for_choice = -1;
+};
+
+// The three things the training step does with a batch, for either kind of rows: the network's
+// forward; the reconstruction loss, writing its gradient into the network's output gradient and
+// each row's loss into row_loss; and the backward through the network.
+void forward(Network& network, const Batch& batch);
+void reconstruction_loss(Backend& backend, LossKind loss, const LossParams& params,
+                         Network& network, const Batch& batch, float* row_loss);
+void backward(Network& network, const Batch& batch, const Network::ActivationHook& hook);
+
+// Where a trainer's batches come from: rows resident on the backend, gathered there by row id;
+// or rows kept in host memory and streamed to the device a batch ahead. Each hands out Batch
+// views of buffers of its own, valid until the next gather.
 class RowSource {
  public:
   virtual ~RowSource() = default;
   virtual std::int64_t rows() const = 0;
-  // Sets the batches forward_and_loss draws from: batch b holds the rows
+  // Sets the batches gather draws from: batch b holds the rows
   // row_ids[b * batch_rows, min(count, (b + 1) * batch_rows)) (backend memory, left unchanged
   // until the next call). A sparse source reads every batch's non-zero count here, in one host
   // round trip, so that a step never waits for the device.
@@ -27,25 +58,18 @@ class RowSource {
   std::int64_t batches() const { return (count_ + batch_rows_ - 1) / batch_rows_; }
   // The number of rows in batch b.
   std::int64_t batch_size(std::int64_t batch) const;
-  // Gathers batch b of the prepared batches, runs the network forward on it, and writes the
-  // reconstruction loss's gradient into the network's output gradient and each row's loss into
-  // row_loss.
-  virtual void forward_and_loss(Network& network, std::int64_t batch, LossKind loss,
-                                const LossParams& params, float* row_loss) = 0;
-  // Backward through the network for the batch of the last forward_and_loss.
-  virtual void backward(Network& network, const Network::ActivationHook& hook) = 0;
+  // Gathers batch b of the prepared batches.
+  virtual Batch gather(std::int64_t batch) = 0;
 
   // ---- a captured step (Backend::capture) ----
   // Why the source cannot run a captured step, or empty when it can.
   virtual std::string capture_obstacle() const { return {}; }
   // Copies the row ids of batch b, which must hold batch_rows rows, into a buffer of the source's
-  // own: the batch that forward_and_loss_staged gathers.
+  // own: the batch that gather_staged gathers.
   virtual void stage_batch(std::int64_t batch) = 0;
-  // forward_and_loss on the staged batch, with arguments that are the same for every staged
-  // batch: a sparse batch's nnz is passed as its buffer's capacity (the ops find the batch's own
-  // on the device).
-  virtual void forward_and_loss_staged(Network& network, LossKind loss, const LossParams& params,
-                                       float* row_loss) = 0;
+  // gather on the staged batch, with arguments that are the same for every staged batch: a
+  // sparse batch's nnz is its buffer's capacity (the ops find the batch's own on the device).
+  virtual Batch gather_staged() = 0;
 
  protected:
   // The row ids of batch b (backend memory): those from position batch_start(b) of the ids.

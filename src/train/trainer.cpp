@@ -10,42 +10,12 @@
 #include <string>
 
 #include "core/memory_size.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "sparseae/buffer.hpp"
 #include "sparseae/error.hpp"
 #include "train/row_source.hpp"
 
 namespace sparseae {
-
-std::size_t penalised_layer(const ModelLayout& layout, const PenaltyConfig& penalty) {
-  return penalty.layer < 0 ? layout.encoder_layers() - 1 : static_cast<std::size_t>(penalty.layer);
-}
-
-void validate_penalty(const ModelConfig& model, const PenaltyConfig& penalty) {
-  const ModelLayout layout(model);
-  const auto layers = static_cast<int>(layout.layers().size());
-  require(penalty.layer >= -1 && penalty.layer < layers,
-          "penalty layer " + std::to_string(penalty.layer) +
-              " does not exist (--penalty-layer): expected -1 for the latent or a layer index "
-              "below " + std::to_string(layers));
-  require(penalty.kl_rho > 0.0f && penalty.kl_rho < 1.0f,
-          "KL sparsity target rho (--kl-rho) must lie in (0, 1)");
-  if (penalty.kl_beta > 0.0f) {
-    const std::size_t layer = penalised_layer(layout, penalty);
-    const Activation activation = layout.layers()[layer].activation;
-    require(activation == Activation::sigmoid,
-            "KL sparsity penalty needs a sigmoid layer: layer " + std::to_string(layer) + " is " +
-                activation_name(activation) +
-                " (use --latent-act sigmoid, or --hidden-act sigmoid with --penalty-layer)");
-  }
-}
-
-void validate_loss_params(const LossParams& params) {
-  require(std::isfinite(params.zero_weight) && params.zero_weight >= 0.0f,
-          "zero-target weight of weighted_mse (--zero-weight) must be finite and non-negative");
-  require(std::isfinite(params.huber_delta) && params.huber_delta > 0.0f,
-          "huber delta (--huber-delta) must be finite and positive");
-}
 
 HostCsr select_rows(const HostCsr& matrix, const std::vector<std::int64_t>& rows) {
   HostCsr out;
@@ -303,16 +273,13 @@ struct Trainer::Impl {
     return rate;
   }
 
-  // Forward and loss on batch b of source's prepared batches; the batch's reconstruction loss
-  // lands in *loss_slot.
-  void forward_with_loss(detail::RowSource& source, std::int64_t batch, float* loss_slot) {
-    source.forward_and_loss(net, batch, config.loss, config.loss_params, row_loss.data());
-    sum_row_losses(source.batch_size(batch), loss_slot);
-  }
-
-  // *loss_slot = the sum of the first rows entries of row_loss: the batch's loss.
-  void sum_row_losses(std::int64_t rows, float* loss_slot) {
-    backend.column_sums(ConstDenseView(row_loss.data(), rows, 1), 1.0f, loss_slot);
+  // The batch's forward and reconstruction loss: the loss's gradient lands in the network's
+  // output gradient and the batch's loss in *loss_slot.
+  void forward_with_loss(const detail::Batch& batch, float* loss_slot) {
+    detail::forward(net, batch);
+    detail::reconstruction_loss(backend, config.loss, config.loss_params, net, batch,
+                                row_loss.data());
+    backend.column_sums(ConstDenseView(row_loss.data(), batch.rows, 1), 1.0f, loss_slot);
   }
 
   // The optimizer's varying scalars for every step of the running epoch, in backend memory: one
@@ -328,43 +295,44 @@ struct Trainer::Impl {
     step_schedule.upload(schedule);
   }
 
+  // Step index_in_epoch of the running epoch: the plain step on its gathered batch, or a replay
+  // of the step captured on a staged one.
   void train_step(std::int64_t index_in_epoch) {
     float* slots = step_losses.data() + kLossSlots * index_in_epoch;
     const StepScalars* scalars = step_schedule.data() + index_in_epoch;
     const bool full = train_data->batch_size(index_in_epoch) == batch_size;
     if (!capture_enabled || !full || !warmup_step_ran) {
-      // The plain step. The epoch's first full batch takes it too when capturing: every op sizes
-      // its scratch memory there, which must not grow inside a capture.
-      forward_with_loss(*train_data, index_in_epoch, slots);
-      backward_and_update(slots, scalars);
+      // The epoch's first full batch runs plain when capturing too: every op sizes its scratch
+      // memory there, which must not grow inside a capture.
+      step_on(train_data->gather(index_in_epoch), slots, scalars);
       warmup_step_ran = warmup_step_ran || (capture_enabled && full);
-      ++step;
-      return;
+    } else {
+      train_data->stage_batch(index_in_epoch);
+      backend.copy_bytes(staged_scalars.data(), scalars, sizeof(StepScalars));
+      if (captured_step == nullptr)
+        captured_step = backend.capture([this] {
+          step_on(train_data->gather_staged(), staged_losses.data(), staged_scalars.data());
+        });
+      backend.replay(*captured_step);
+      backend.copy_bytes(slots, staged_losses.data(), kLossSlots * sizeof(float));
     }
-    train_data->stage_batch(index_in_epoch);
-    backend.copy_bytes(staged_scalars.data(), scalars, sizeof(StepScalars));
-    const auto staged_step = [this] {
-      train_data->forward_and_loss_staged(net, config.loss, config.loss_params, row_loss.data());
-      sum_row_losses(batch_size, staged_losses.data());
-      backward_and_update(staged_losses.data(), staged_scalars.data());
-    };
-    if (captured_step == nullptr) captured_step = backend.capture(staged_step);
-    backend.replay(*captured_step);
-    backend.copy_bytes(slots, staged_losses.data(), kLossSlots * sizeof(float));
     ++step;
   }
 
-  // Backward through the batch of the last forward, the penalties' losses into slots[1] and
-  // slots[2], and the optimizer step with the scalars at step_scalars (backend memory).
-  void backward_and_update(float* slots, const StepScalars* step_scalars) {
+  // The training step, the same for resident, streamed, dense and captured batches: forward and
+  // reconstruction loss (into loss_slots[0]), backward with the activity penalties (their losses
+  // into loss_slots[1] and [2]), then the optimizer's update with the scalars at step_scalars
+  // (backend memory).
+  void step_on(const detail::Batch& batch, float* loss_slots, const StepScalars* step_scalars) {
+    forward_with_loss(batch, loss_slots);
     const PenaltyConfig& penalty = config.penalty;
     const std::size_t penalty_layer = penalised_layer(net.layout(), penalty);
-    train_data->backward(net, [&](std::size_t layer, ConstDenseView a, DenseView grad) {
+    detail::backward(net, batch, [&](std::size_t layer, ConstDenseView a, DenseView grad) {
       if (layer != penalty_layer) return;
       if (penalty.l1_weight > 0.0f)
-        backend.l1_activity_penalty(penalty.l1_weight, a, grad, slots + 1);
+        backend.l1_activity_penalty(penalty.l1_weight, a, grad, loss_slots + 1);
       if (penalty.kl_beta > 0.0f)
-        backend.kl_sparsity_penalty(penalty.kl_rho, penalty.kl_beta, a, grad, slots + 2);
+        backend.kl_sparsity_penalty(penalty.kl_rho, penalty.kl_beta, a, grad, loss_slots + 2);
     });
     OptimizerConfig optimizer = config.optimizer;
     optimizer.skip_nonfinite = config.on_nonfinite == NonFinitePolicy::skip;
@@ -466,7 +434,7 @@ struct Trainer::Impl {
   double validation_loss() {
     if (validation_data->rows() == 0) return 0.0;
     for (std::int64_t b = 0; b < validation_data->batches(); ++b)
-      forward_with_loss(*validation_data, b, validation_losses.data() + b);
+      forward_with_loss(validation_data->gather(b), validation_losses.data() + b);
     const std::vector<float> losses = validation_losses.download();
     double total = 0.0;
     for (std::int64_t b = 0; b < validation_data->batches(); ++b)

@@ -3,7 +3,7 @@
 // like op_math.hpp. Every loss is split the same way, so that the sparse target is never
 // densified: a zero-target term evaluated at every output entry, and the full term evaluated
 // only where the target is non-zero, which replaces the zero-target term there.
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 
 namespace sparseae::math {
 

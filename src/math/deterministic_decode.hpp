@@ -8,7 +8,7 @@
 //     bias), independent of the batch and of any library's algorithm choice;
 //   - every addition, product and quotient rounded on its own: on the device through the _rn
 //     intrinsics, which nvcc never contracts into an FMA; on the host by compiling the one
-//     translation unit that runs this (src/backend/cpu_deterministic_decode.cpp) with
+//     translation unit that runs this (src/backend/cpu/deterministic_decode.cpp) with
 //     -ffp-contract=off;
 //   - the activations' exp and log built from those basic operations (IEEE 754 rounds each
 //     correctly on both sides) rather than from expf / log1pf, whose CUDA and glibc versions
@@ -16,7 +16,7 @@
 //     device's flush-to-zero setting does not matter.
 #include <cstring>
 
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "sparseae/ops.hpp"
 
 namespace sparseae::math::deterministic {

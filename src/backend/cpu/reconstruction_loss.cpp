@@ -1,12 +1,12 @@
 // The cpu backend's losses, penalties and norms: the same row-per-task structure as the cuda
-// kernels, with the per-element math of kernels/loss_math.hpp.
+// kernels, with the per-element math of src/math/loss_math.hpp.
 #include <algorithm>
 #include <type_traits>
 
 #include "backend/constant_dispatch.hpp"
-#include "backend/cpu_backend.hpp"
+#include "backend/cpu/cpu_backend.hpp"
 #include "backend/op_checks.hpp"
-#include "kernels/loss_math.hpp"
+#include "math/loss_math.hpp"
 
 namespace sparseae::detail {
 

@@ -1,4 +1,4 @@
-#include "cuda/cuda_backend.hpp"
+#include "backend/cuda/cuda_backend.hpp"
 
 #include <library_types.h>
 
@@ -13,9 +13,9 @@
 
 #include "backend/backend_factories.hpp"
 #include "backend/op_checks.hpp"
-#include "cuda/cuda_check.hpp"
+#include "kernels/cuda_check.hpp"
 #include "kernels/launch.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 #include "sparseae/error.hpp"
 
 namespace sparseae::detail {

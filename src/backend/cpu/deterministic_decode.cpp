@@ -1,10 +1,10 @@
 // The cpu executor of lossless mode's deterministic decoder. This translation unit is compiled
-// with -ffp-contract=off (src/CMakeLists.txt): the math of kernels/deterministic_decode.hpp must
+// with -ffp-contract=off (src/CMakeLists.txt): the math of src/math/deterministic_decode.hpp must
 // round every product and sum on its own, as the cuda kernel does, and a compiler allowed to
 // contract a*b+c into an FMA (gcc's default wherever the target has one) would break that.
-#include "backend/cpu_backend.hpp"
+#include "backend/cpu/cpu_backend.hpp"
 #include "backend/op_checks.hpp"
-#include "kernels/deterministic_decode.hpp"
+#include "math/deterministic_decode.hpp"
 
 namespace sparseae::detail {
 

@@ -1,4 +1,4 @@
-#include "cuda/cuda_check.hpp"
+#include "kernels/cuda_check.hpp"
 
 #include <cstring>
 #include <string>

@@ -1,4 +1,4 @@
-#include "backend/cpu_backend.hpp"
+#include "backend/cpu/cpu_backend.hpp"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -15,7 +15,7 @@
 #include "backend/backend_factories.hpp"
 #include "backend/constant_dispatch.hpp"
 #include "backend/op_checks.hpp"
-#include "kernels/op_math.hpp"
+#include "math/op_math.hpp"
 
 namespace sparseae::detail {
 

@@ -1,18 +1,16 @@
+// The names of the ops' enums (ops.hpp), as the CLI, checkpoints and messages spell them.
 #include <string>
 
-#include "sparseae/error.hpp"
+#include "core/named_enum.hpp"
 #include "sparseae/ops.hpp"
-#include "sparseae/trainer.hpp"
 
 namespace sparseae {
 
 namespace {
 
-template <typename Enum>
-struct Named {
-  Enum value;
-  const char* name;
-};
+using detail::name_of;
+using detail::Named;
+using detail::parse_named;
 
 constexpr Named<Activation> kActivations[] = {
     {Activation::identity, "identity"}, {Activation::relu, "relu"},
@@ -33,37 +31,11 @@ constexpr Named<DecodeMode> kDecodeModes[] = {
     {DecodeMode::round, "round"}, {DecodeMode::mode, "mode"}, {DecodeMode::mean, "mean"}};
 constexpr Named<OptimizerKind> kOptimizers[] = {
     {OptimizerKind::adam, "adam"}, {OptimizerKind::adamw, "adamw"}, {OptimizerKind::sgd, "sgd"}};
-constexpr Named<NonFinitePolicy> kNonFinitePolicies[] = {{NonFinitePolicy::stop, "stop"},
-                                                         {NonFinitePolicy::skip, "skip"}};
 constexpr Named<MatmulPrecision> kMatmulPrecisions[] = {{MatmulPrecision::fp32, "fp32"},
                                                         {MatmulPrecision::tf32, "tf32"},
                                                         {MatmulPrecision::bf16, "bf16"}};
 constexpr Named<LayerForward> kLayerForwards[] = {{LayerForward::separate, "separate"},
                                                   {LayerForward::fused, "fused"}};
-constexpr Named<DataPlacement> kDataPlacements[] = {{DataPlacement::automatic, "auto"},
-                                                    {DataPlacement::resident, "resident"},
-                                                    {DataPlacement::streamed, "stream"}};
-constexpr Named<ScaleMode> kScaleModes[] = {{ScaleMode::none, "none"}, {ScaleMode::max, "max"}};
-constexpr Named<LrSchedule> kLrSchedules[] = {{LrSchedule::constant, "constant"},
-                                              {LrSchedule::cosine, "cosine"}};
-
-// "unknown <what> 'name': expected a, b or c".
-template <typename Enum, std::size_t N>
-Enum parse_named(const Named<Enum> (&table)[N], const char* what, const std::string& name) {
-  std::string expected;
-  for (std::size_t i = 0; i < N; ++i) {
-    if (name == table[i].name) return table[i].value;
-    expected += (i == 0 ? "" : (i + 1 == N ? " or " : ", ")) + std::string(table[i].name);
-  }
-  throw Error(std::string("unknown ") + what + " '" + name + "': expected " + expected);
-}
-
-template <typename Enum, std::size_t N>
-const char* name_of(const Named<Enum> (&table)[N], Enum value) {
-  for (const auto& entry : table)
-    if (entry.value == value) return entry.name;
-  return "unknown";
-}
 
 }  // namespace
 
@@ -97,18 +69,6 @@ OptimizerKind parse_optimizer(const std::string& name) {
 }
 const char* optimizer_name(OptimizerKind kind) { return name_of(kOptimizers, kind); }
 
-ScaleMode parse_scale_mode(const std::string& name) {
-  return parse_named(kScaleModes, "scale", name);
-}
-const char* scale_mode_name(ScaleMode mode) { return name_of(kScaleModes, mode); }
-
-NonFinitePolicy parse_nonfinite_policy(const std::string& name) {
-  return parse_named(kNonFinitePolicies, "non-finite policy", name);
-}
-const char* nonfinite_policy_name(NonFinitePolicy policy) {
-  return name_of(kNonFinitePolicies, policy);
-}
-
 LayerForward parse_layer_forward(const std::string& name) {
   return parse_named(kLayerForwards, "layer forward", name);
 }
@@ -120,17 +80,5 @@ MatmulPrecision parse_matmul_precision(const std::string& name) {
 const char* matmul_precision_name(MatmulPrecision precision) {
   return name_of(kMatmulPrecisions, precision);
 }
-
-DataPlacement parse_data_placement(const std::string& name) {
-  return parse_named(kDataPlacements, "data placement", name);
-}
-const char* data_placement_name(DataPlacement placement) {
-  return name_of(kDataPlacements, placement);
-}
-
-LrSchedule parse_lr_schedule(const std::string& name) {
-  return parse_named(kLrSchedules, "learning-rate schedule", name);
-}
-const char* lr_schedule_name(LrSchedule schedule) { return name_of(kLrSchedules, schedule); }
 
 }  // namespace sparseae
