@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Fails when an #include points from a lower layer of sparseae to a higher one, or when two
-folders include each other (directly or through others).
+"""Fails when an #include points from a lower layer of sparseae to a higher one, when two
+folders include each other (directly or through others), or when the umbrella header
+include/sparseae/sparseae.hpp leaves out a public header.
 
 The layers, ground floor first (README, "Source layout"):
   0 math and core     src/math, src/core; the public headers of the basic types
@@ -100,7 +101,20 @@ def find_violations(sources):
             if folder_of(path) != folder_of(included):
                 folder_edges[folder_of(path)].add(folder_of(included))
     errors += folder_cycles(folder_edges)
+    errors += umbrella_gaps(sources)
     return errors
+
+
+def umbrella_gaps(sources):
+    """The public headers that sparseae.hpp, which says it includes them all, leaves out."""
+    umbrella = "include/sparseae/sparseae.hpp"
+    if umbrella not in sources:
+        return []
+    included = set(INCLUDE.findall(sources[umbrella]))
+    return [f"{umbrella}: does not include sparseae/{os.path.basename(path)}"
+            for path in sorted(sources)
+            if path.startswith("include/sparseae/") and path != umbrella
+            and f"sparseae/{os.path.basename(path)}" not in included]
 
 
 def folder_cycles(edges):
@@ -150,9 +164,12 @@ def self_test():
     assert any("src/core/a.cpp:1: includes src/train/t.hpp" in e for e in errors), errors
     assert any(e.startswith("folder loop: src/io -> src/model -> src/io") for e in errors), errors
     assert len(errors) == 2, errors
+    assert umbrella_gaps({"include/sparseae/sparseae.hpp": '#include "sparseae/error.hpp"\n',
+                          "include/sparseae/error.hpp": "", "include/sparseae/io.hpp": ""}) == [
+        "include/sparseae/sparseae.hpp: does not include sparseae/io.hpp"]
     assert find_violations({"src/train/t.hpp": '#include "sparseae/error.hpp"\n',
                             "include/sparseae/error.hpp": ""}) == []
-    print("check-layers self-test: an upward include and a folder loop are found")
+    print("check-layers self-test: an upward include, a folder loop and an umbrella gap are found")
 
 
 def main():

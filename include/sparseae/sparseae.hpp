@@ -1,11 +1,22 @@
 #pragma once
-// Everything a program linking libsparseae.a uses.
+// Everything a program linking libsparseae.a uses: the basic types and backends, files, the model
+// and its inference, training, checkpoints, PCA, loss comparison and lossless mode.
 #include "sparseae/backend.hpp"
 #include "sparseae/buffer.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/compare.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/generator.hpp"
+#include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
+#include "sparseae/lossless.hpp"
 #include "sparseae/matrix.hpp"
+#include "sparseae/metrics.hpp"
+#include "sparseae/model.hpp"
+#include "sparseae/network.hpp"
 #include "sparseae/ops.hpp"
+#include "sparseae/pca.hpp"
+#include "sparseae/train_config.hpp"
+#include "sparseae/trainer.hpp"
 #include "sparseae/version.hpp"
