@@ -245,9 +245,9 @@ TEST_F(Cli, EncodeDecodeAndEvalUseTheCheckpoint) {
   const Result table = sae("eval --model m.ckpt --data x.mtx --backend cpu --batch 7");
   ASSERT_TRUE(succeeded(table));
   const std::vector<std::string> lines = lines_of(table.out);
-  ASSERT_EQ(lines.size(), 12u) << "title and 11 metrics (no nll for mse): " << table.out;
+  ASSERT_EQ(lines.size(), 14u) << "title and 13 metrics (no nll for mse): " << table.out;
   EXPECT_EQ(lines[0], "x.mtx (300 rows), counts decoded by round:");
-  EXPECT_TRUE(contains(lines[1], "non-zero entries exact")) << table.out;
+  EXPECT_TRUE(contains(lines[1], "exact-entry F1")) << "the headline comes first: " << table.out;
 }
 
 TEST_F(Cli, EveryInputFormatTrainsToTheSameModel) {
@@ -562,7 +562,7 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     EXPECT_TRUE(contains(r.out, "validation rows (30), counts decoded by round:")) << r.out;
     // The PCA baseline of the same width, in a column beside the model's metrics.
     EXPECT_TRUE(contains(r.out, "pca         4 components fitted on the training rows in ")) << r.out;
-    EXPECT_TRUE(contains(r.out, "model         pca\n  non-zero entries exact")) << r.out;
+    EXPECT_TRUE(contains(r.out, "model         pca\n  exact-entry F1")) << r.out;
     EXPECT_TRUE(contains(r.err, "data: x.mtx: 300 rows x 512 columns")) << r.err;
     EXPECT_TRUE(contains(r.err, "epoch 1/1")) << r.err;
     const HostDense values = read_npy(file("r.npy"), NpyValues::finite);
@@ -869,10 +869,10 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   const Result eval_round = sae("eval --model p.ckpt --data x.mtx --decode round --backend cpu");
   ASSERT_TRUE(succeeded(eval_round));
   const std::vector<std::string> lines = lines_of(eval_round.out);
-  ASSERT_EQ(lines.size(), 13u) << eval_round.out;
+  ASSERT_EQ(lines.size(), 15u) << eval_round.out;
   EXPECT_EQ(lines[0], "x.mtx (300 rows), counts decoded by round:");
   for (const char* label :
-       {"non-zero entries exact", "rows exact", "support precision", "support recall", "support F1",
+       {"exact-entry F1", "exact precision", "exact recall (nz exact)", "rows exact", "support precision", "support recall", "support F1",
         "non-zero mae (counts)", "mse", "mae", "explained variance", "poisson deviance / entry",
         "nll bits / row", "raw csr bytes / row"})
     EXPECT_TRUE(contains(eval_round.out, std::string("  ") + label + " ")) << label;
@@ -1120,19 +1120,19 @@ TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
   EXPECT_FALSE(contains(html, "http"));
   // The row holds the numbers the JSON printed.
   const std::string validation = json_object(r.out, "validation");
-  const std::size_t at = validation.find("\"nonzero_exact_fraction\": ");
+  const std::size_t at = validation.find("\"exact_f1\": ");
   ASSERT_NE(at, std::string::npos) << r.out;
-  const double exact = std::stod(validation.substr(at + 26));
+  const double exact = std::stod(validation.substr(at + 12));
   char cells[128];
   std::snprintf(cells, sizeof cells, "<tr><th scope=\"row\">mse</th><td>round</td><td>%.2f</td>",
                 100 * exact);
   EXPECT_TRUE(contains(html, cells)) << cells;
   // The PCA baseline's row, with the numbers of its JSON.
   const std::string pca = json_object(r.out.substr(r.out.find("\"pca\": ")), "validation");
-  const std::size_t pca_at = pca.find("\"nonzero_exact_fraction\": ");
+  const std::size_t pca_at = pca.find("\"exact_f1\": ");
   ASSERT_NE(pca_at, std::string::npos) << r.out;
   std::snprintf(cells, sizeof cells, "<tr><th scope=\"row\">pca</th><td>round</td><td>%.2f</td>",
-                100 * std::stod(pca.substr(pca_at + 26)));
+                100 * std::stod(pca.substr(pca_at + 12)));
   EXPECT_TRUE(contains(html, cells)) << cells;
 }
 

@@ -224,8 +224,10 @@ TEST(HtmlReport, ChartsTableNumbersEscapingAndTheImageGrid) {
   // A table row per loss, with the metrics' numbers.
   for (const ComparisonRow& row : rows) {
     char cells[256];
-    std::snprintf(cells, sizeof cells, "<td>%s</td><td>%.2f</td><td>%.2f</td>",
-                  decode_mode_name(row.decode), 100 * row.metrics.nonzero_exact_fraction,
+    std::snprintf(cells, sizeof cells,
+                  "<td>%s</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td>",
+                  decode_mode_name(row.decode), 100 * row.metrics.exact_f1,
+                  100 * row.metrics.exact_precision, 100 * row.metrics.nonzero_exact_fraction,
                   100 * row.metrics.row_exact_fraction);
     const std::string name =
         std::string(loss_name(row.loss)) + (row.scale == ScaleMode::max ? " (scale max)" : "");

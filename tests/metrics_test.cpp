@@ -163,6 +163,8 @@ TEST(Metrics, EveryFieldOnAnMseCase) {
     EXPECT_NEAR(m.mse, 10.8502 / 12, kTolerance);
     EXPECT_NEAR(m.mae, 6.9 / 12, kTolerance);
     EXPECT_DOUBLE_EQ(m.nonzero_exact_fraction, 2.0 / 3.0);
+    EXPECT_DOUBLE_EQ(m.exact_precision, 2.0 / 4.0);  // 4 predicted non-zeros, 2 of them exact
+    EXPECT_DOUBLE_EQ(m.exact_f1, 2.0 * 2.0 / (4.0 + 3.0));
     EXPECT_DOUBLE_EQ(m.row_exact_fraction, 1.0 / 3.0);
     EXPECT_DOUBLE_EQ(m.support_precision, 3.0 / 4.0);
     EXPECT_DOUBLE_EQ(m.support_recall, 1.0);
@@ -191,8 +193,10 @@ TEST(Metrics, EveryFieldOnAnMseCase) {
 //   row 1: target [2, 0, 0], rates [2.7, e^-120 (0 in float), 0.6]
 // mode decodes [0, 1, 2] and [2, 0, 0] (the tie at the integer rate 1 goes up);
 // mean decodes [0, 1, 2] and [3, 0, 1] (rintf(0.5) = 0).
-//   mode: exact non-zeros 2/3, rows 1/2, precision 3/3, recall 3/3, F1 1, non-zero mae 1/3
-//   mean: exact non-zeros 1/3, rows 0, precision 3/4, recall 1, F1 6/7, non-zero mae 2/3
+//   mode: exact non-zeros 2/3, exact precision 2/3, rows 1/2, support precision 3/3, recall 3/3,
+//         F1 1, non-zero mae 1/3
+//   mean: exact non-zeros 1/3, exact precision 1/4, rows 0, support precision 3/4, recall 1,
+//         F1 6/7, non-zero mae 2/3
 // On the rates, whatever the decode: errors 0.5, 0, -0.8, 0.7, 0, 0.6: mse 1.74 / 6,
 // mae 2.6 / 6; SST = 2 + 0.5 + 4.5 = 7 (column means 1, 0.5, 1.5), explained variance
 // 1 - 1.74 / 7. NLL in nats, mu - x ln mu + ln x!: 0.5, 1, 2.2 - 3 ln 2.2 + ln 6,
@@ -225,6 +229,8 @@ TEST(Metrics, PoissonCaseUnderModeAndMean) {
   common(a);
   EXPECT_EQ(a.decode, DecodeMode::mode);
   EXPECT_DOUBLE_EQ(a.nonzero_exact_fraction, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(a.exact_precision, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(a.exact_f1, 2.0 * 2.0 / (3.0 + 3.0));
   EXPECT_DOUBLE_EQ(a.row_exact_fraction, 0.5);
   EXPECT_DOUBLE_EQ(a.support_precision, 1.0);
   EXPECT_DOUBLE_EQ(a.support_recall, 1.0);
@@ -237,6 +243,8 @@ TEST(Metrics, PoissonCaseUnderModeAndMean) {
   common(b);
   EXPECT_EQ(b.decode, DecodeMode::mean);
   EXPECT_DOUBLE_EQ(b.nonzero_exact_fraction, 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(b.exact_precision, 1.0 / 4.0);
+  EXPECT_DOUBLE_EQ(b.exact_f1, 2.0 * 1.0 / (4.0 + 3.0));
   EXPECT_DOUBLE_EQ(b.row_exact_fraction, 0.0);
   EXPECT_DOUBLE_EQ(b.support_precision, 3.0 / 4.0);
   EXPECT_DOUBLE_EQ(b.support_recall, 1.0);
@@ -285,6 +293,7 @@ TEST(Metrics, JsonHasEveryFieldAndNullWhereUndefined) {
   EXPECT_EQ(json.back(), '}');
   for (const char* field :
        {"{\"rows\": 3, \"entries\": 12, \"decode\": \"round\", \"mse\": 0.904183, \"mae\": 0.575, ",
+        "\"exact_f1\": 0.571429, \"exact_precision\": 0.500000, \"exact_recall\": 0.666667, ",
         "\"nonzero_exact_fraction\": 0.666667, \"row_exact_fraction\": 0.333333, ",
         "\"support_precision\": 0.750000, \"support_recall\": 1.000000, \"support_f1\": 0.857143, ",
         "\"nonzero_mae\": 0.333333, \"explained_variance\": -0.162521, \"poisson_deviance\": ",
@@ -302,6 +311,8 @@ TEST(Metrics, JsonHasEveryFieldAndNullWhereUndefined) {
 TEST(Metrics, NothingAddedGivesZerosAndNaN) {
   const ReconstructionMetrics m = MetricsAccumulator(LossKind::poisson, 1.0f).result();
   EXPECT_EQ(m.rows, 0);
+  EXPECT_EQ(m.exact_f1, 0.0);
+  EXPECT_EQ(m.exact_precision, 0.0);
   EXPECT_EQ(m.support_f1, 0.0);
   EXPECT_EQ(m.nonzero_mae, 0.0);
   EXPECT_EQ(m.poisson_deviance, 0.0);

@@ -63,7 +63,13 @@ struct ReconstructionMetrics {
   DecodeMode decode = DecodeMode::round;  // how k was made from the outputs
   double mse = 0;                         // sum (v - x)^2 / E, on the unrounded value
   double mae = 0;                         // sum |v - x| / E, on the unrounded value
-  double nonzero_exact_fraction = 0;      // non-zeros with k == x
+  // The headline, how exactly the counts come back: exact-entry F1 = 2 P R / (P + R) of the
+  // exact precision P (predicted non-zeros whose k == x) and the exact recall R (non-zeros whose
+  // k == x, nonzero_exact_fraction); 0 when P + R = 0. Recall alone rewards predicting non-zeros
+  // everywhere; precision pays for them.
+  double exact_f1 = 0;
+  double exact_precision = 0;             // predicted non-zeros (k != 0) with k == x
+  double nonzero_exact_fraction = 0;      // non-zeros with k == x: the exact recall
   double row_exact_fraction = 0;          // rows with k == x in every column, zeros included
   double support_precision = 0;           // predicted non-zeros that are non-zeros
   double support_recall = 0;              // non-zeros that are predicted non-zeros

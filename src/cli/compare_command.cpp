@@ -94,16 +94,17 @@ std::string cell(const char* format, double value) {
 void print_table(const std::vector<ComparisonRow>& rows, std::int64_t validation_rows) {
   std::printf("validation rows (%lld), one row per loss:\n",
               static_cast<long long>(validation_rows));
-  std::printf("%-18s %-6s %8s %8s %7s %7s %7s %9s %10s %9s %10s %10s %8s %10s\n", "loss", "decode",
-              "nz exact", "rows", "supp P", "supp R", "supp F1", "nz mae", "mse", "expl var",
-              "deviance", "nll b/row", "seconds", "samples/s");
+  std::printf("%-18s %-6s %8s %8s %8s %8s %7s %7s %7s %9s %10s %9s %10s %10s %8s %10s\n", "loss",
+              "decode", "exact F1", "exact P", "nz exact", "rows", "supp P", "supp R", "supp F1",
+              "nz mae", "mse", "expl var", "deviance", "nll b/row", "seconds", "samples/s");
   for (const ComparisonRow& r : rows) {
     const ReconstructionMetrics& m = r.metrics;
     const std::string name =
         r.pca ? "pca"
               : std::string(loss_name(r.loss)) + (r.scale == ScaleMode::max ? " (scale max)" : "");
-    std::printf("%-18s %-6s %7s%% %7s%% %6s%% %6s%% %6s%% %9s %10s %9s %10s %10s %8s %10s\n",
-                name.c_str(), decode_mode_name(r.decode),
+    std::printf("%-18s %-6s %7s%% %7s%% %7s%% %7s%% %6s%% %6s%% %6s%% %9s %10s %9s %10s %10s %8s %10s\n",
+                name.c_str(), decode_mode_name(r.decode), cell("%.2f", 100 * m.exact_f1).c_str(),
+                cell("%.2f", 100 * m.exact_precision).c_str(),
                 cell("%.2f", 100 * m.nonzero_exact_fraction).c_str(),
                 cell("%.2f", 100 * m.row_exact_fraction).c_str(),
                 cell("%.2f", 100 * m.support_precision).c_str(),

@@ -42,7 +42,9 @@ void print_metrics_table(const ReconstructionMetrics& m,
     std::printf("\n");
   };
   using M = ReconstructionMetrics;
-  percent("non-zero entries exact", &M::nonzero_exact_fraction);
+  percent("exact-entry F1", &M::exact_f1);
+  percent("exact precision", &M::exact_precision);
+  percent("exact recall (nz exact)", &M::nonzero_exact_fraction);
   percent("rows exact", &M::row_exact_fraction);
   percent("support precision", &M::support_precision);
   percent("support recall", &M::support_recall);

@@ -150,6 +150,9 @@ ReconstructionMetrics MetricsAccumulator::result() const {
   m.mse = ratio(squared_error_, static_cast<double>(entries_));
   m.mae = ratio(absolute_error_, static_cast<double>(entries_));
   m.nonzero_exact_fraction = ratio(exact_nonzeros_, true_nonzeros_);
+  m.exact_precision = ratio(exact_nonzeros_, predicted_nonzeros_);
+  m.exact_f1 = ratio(2.0 * static_cast<double>(exact_nonzeros_),
+                     static_cast<double>(predicted_nonzeros_ + true_nonzeros_));
   m.row_exact_fraction = ratio(exact_rows_, rows_);
   m.support_precision = ratio(true_positive_support_, predicted_nonzeros_);
   m.support_recall = ratio(true_positive_support_, true_nonzeros_);
@@ -193,6 +196,9 @@ std::string ReconstructionMetrics::to_json() const {
   };
   field("mse", "%.6g", mse);
   field("mae", "%.6g", mae);
+  field("exact_f1", "%.6f", exact_f1);
+  field("exact_precision", "%.6f", exact_precision);
+  field("exact_recall", "%.6f", nonzero_exact_fraction);
   field("nonzero_exact_fraction", "%.6f", nonzero_exact_fraction);
   field("row_exact_fraction", "%.6f", row_exact_fraction);
   field("support_precision", "%.6f", support_precision);

@@ -145,7 +145,8 @@ std::string run_name(const ComparisonRow& run) {
 
 std::string metrics_table(const std::vector<ComparisonRow>& runs) {
   std::string html =
-      "<table>\n<thead><tr><th>loss</th><th>decode</th><th>non-zeros exact %</th>"
+      "<table>\n<thead><tr><th>loss</th><th>decode</th><th>exact-entry F1 %</th>"
+      "<th>exact precision %</th><th>non-zeros exact (exact recall) %</th>"
       "<th>rows exact %</th><th>support P %</th><th>support R %</th><th>support F1 %</th>"
       "<th>non-zero MAE</th><th>MSE</th><th>explained variance</th><th>Poisson deviance</th>"
       "<th>NLL bits/row</th><th>seconds</th><th>samples/s</th></tr></thead>\n<tbody>\n";
@@ -153,6 +154,8 @@ std::string metrics_table(const std::vector<ComparisonRow>& runs) {
     const ReconstructionMetrics& m = run.metrics;
     const std::string cells[] = {run_name(run),
                                  decode_mode_name(run.decode),
+                                 percent(m.exact_f1),
+                                 percent(m.exact_precision),
                                  percent(m.nonzero_exact_fraction),
                                  percent(m.row_exact_fraction),
                                  percent(m.support_precision),
