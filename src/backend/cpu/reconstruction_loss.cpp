@@ -1,5 +1,5 @@
-// The cpu backend's losses, penalties and norms: the same row-per-task structure as the cuda
-// kernels, with the per-element math of src/math/loss_math.hpp.
+// The cpu backend's reconstruction losses (kernels/reconstruction_loss.cu on cuda): the same
+// row-per-task structure as the cuda kernel, with the per-element math of src/math/loss_math.hpp.
 #include <algorithm>
 #include <type_traits>
 
@@ -155,53 +155,6 @@ void CpuBackend::reconstruction_loss(LossKind kind, const LossParams& params, Co
 void CpuBackend::reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                                      ConstDenseView target, DenseView grad, float* row_loss) {
   run([=] { reconstruction_loss_on(kind, params, y, target, grad, row_loss); });
-}
-
-void CpuBackend::l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss) {
-  check_same_shape("l1_activity_penalty", "a", a, "grad", grad);
-  run([=] {
-    const float per_row = weight / static_cast<float>(std::max<std::int64_t>(1, a.rows));
-    double total = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-    for (std::int64_t r = 0; r < a.rows; ++r)
-      for (std::int64_t c = 0; c < a.cols; ++c) {
-        const math::LossTerm term = math::l1_penalty_term(a(r, c), per_row);
-        total += term.value;
-        grad(r, c) += term.grad;
-      }
-    *loss = static_cast<float>(total);
-  });
-}
-
-void CpuBackend::kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
-                                     float* loss) {
-  check_same_shape("kl_sparsity_penalty", "a", a, "grad", grad);
-  run([=] {
-    kl_factors_.resize(static_cast<std::size_t>(a.cols));
-    float* const factors = kl_factors_.data();
-    double total = 0.0;
-    const float inv_rows = 1.0f / static_cast<float>(std::max<std::int64_t>(1, a.rows));
-    for (std::int64_t c = 0; c < a.cols; ++c) {
-      double mean = 0.0;
-      for (std::int64_t r = 0; r < a.rows; ++r) mean += a(r, c);
-      const math::KlUnit unit = math::kl_sparsity_unit(rho, static_cast<float>(mean) * inv_rows);
-      total += unit.value;
-      factors[c] = beta * unit.grad_factor * inv_rows;
-    }
-#pragma omp parallel for schedule(static)
-    for (std::int64_t r = 0; r < a.rows; ++r)
-      for (std::int64_t c = 0; c < a.cols; ++c) grad(r, c) += factors[c];
-    *loss = static_cast<float>(beta * total);
-  });
-}
-
-void CpuBackend::sum_of_squares(const float* x, std::int64_t n, float* out) {
-  run([=] {
-    double total = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-    for (std::int64_t i = 0; i < n; ++i) total += static_cast<double>(x[i]) * x[i];
-    *out = static_cast<float>(total);
-  });
 }
 
 }  // namespace sparseae::detail
