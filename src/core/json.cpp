@@ -1,4 +1,4 @@
-#include "checkpoint/json.hpp"
+#include "core/json.hpp"
 
 #include <cctype>
 #include <cstdio>
