@@ -1,5 +1,6 @@
 #include "core/json.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -8,10 +9,28 @@
 
 namespace sparseae {
 
-Json Json::number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", value);
-  return number_text(text);
+namespace {
+
+// value as printf writes it by format, one conversion of a double with its precision; null if
+// value is not finite.
+Json formatted_number(const char* format, int precision, double value) {
+  if (!std::isfinite(value)) return Json();
+  std::string text(static_cast<std::size_t>(std::snprintf(nullptr, 0, format, precision, value)),
+                   '\0');
+  std::snprintf(text.data(), text.size() + 1, format, precision, value);
+  return Json::number_text(std::move(text));
+}
+
+}  // namespace
+
+Json Json::number(double value) { return number_significant(value, 17); }
+
+Json Json::number_significant(double value, int digits) {
+  return formatted_number("%.*g", digits, value);
+}
+
+Json Json::number_fixed(double value, int decimals) {
+  return formatted_number("%.*f", decimals, value);
 }
 
 Json Json::integer(std::int64_t value) { return number_text(std::to_string(value)); }
