@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.hpp"
 #include "sparseae/backend.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/generator.hpp"
@@ -21,6 +22,8 @@
 #include "sparseae/pca.hpp"
 
 namespace {
+
+using sparseae::Json;
 
 struct Arguments {
   std::int64_t rows = 100000;
@@ -70,17 +73,23 @@ void time_fits(sparseae::Backend& backend, const Matrix& data, const char* input
   std::vector<double> sorted = seconds;
   std::sort(sorted.begin(), sorted.end());
   const std::vector<double> ratios = model.explained_variance_ratio();
-  std::string list;
-  for (std::size_t i = 0; i < seconds.size(); ++i)
-    list += (i ? ", " : "") + std::to_string(seconds[i]);
-  std::printf(
-      "{\"tool\": \"sparseae\", \"backend\": \"%s\", \"input\": \"%s\", \"solver\": \"%s\", "
-      "\"rows\": %lld, \"cols\": %lld, \"nnz\": %lld, \"k\": %lld, \"median_seconds\": %.6g, "
-      "\"seconds\": [%s], \"explained_variance_ratio\": %.9g}\n",
-      sparseae::backend_name(backend.kind()), input, sparseae::pca_solver_name(model.solver),
-      static_cast<long long>(data.rows), static_cast<long long>(data.cols),
-      static_cast<long long>(nnz), static_cast<long long>(a.k), sorted[sorted.size() / 2],
-      list.c_str(), std::accumulate(ratios.begin(), ratios.end(), 0.0));
+  std::vector<Json> repeats;
+  for (const double repeat_seconds : seconds)
+    repeats.push_back(Json::number_fixed(repeat_seconds, 6));
+  Json line = Json::object();
+  line.set("tool", Json::string("sparseae"))
+      .set("backend", Json::string(sparseae::backend_name(backend.kind())))
+      .set("input", Json::string(input))
+      .set("solver", Json::string(sparseae::pca_solver_name(model.solver)))
+      .set("rows", Json::integer(data.rows))
+      .set("cols", Json::integer(data.cols))
+      .set("nnz", Json::integer(nnz))
+      .set("k", Json::integer(a.k))
+      .set("median_seconds", Json::number_significant(sorted[sorted.size() / 2], 6))
+      .set("seconds", Json::array(std::move(repeats)))
+      .set("explained_variance_ratio",
+           Json::number_significant(std::accumulate(ratios.begin(), ratios.end(), 0.0), 9));
+  std::printf("%s\n", line.dump().c_str());
   std::fflush(stdout);
 }
 

@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.hpp"
 #include "sparseae/backend.hpp"
 #include "sparseae/buffer.hpp"
 #include "sparseae/error.hpp"
@@ -48,6 +49,7 @@
 
 namespace {
 
+using sparseae::Json;
 using sparseae::require;
 
 struct Arguments {
@@ -325,70 +327,60 @@ std::string utc_now() {
   return text;
 }
 
-std::string json_string(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.6g", value);
-  return text;
-}
+// Benchmark numbers to 6 significant digits: their runs vary by more.
+Json number(double value) { return Json::number_significant(value, 6); }
 
 void write_json(const std::string& path, const std::string& description, const Arguments& a,
                 const sparseae::HostCsr& data, const Peaks& peaks,
                 const std::vector<Result>& results) {
+  std::vector<Json> workloads;
+  for (const Result& r : results) {
+    std::vector<Json> seconds;
+    for (const double epoch_seconds : r.epoch_seconds) seconds.push_back(number(epoch_seconds));
+    Json workload = Json::object();
+    workload.set("name", Json::string(r.name))
+        .set("loss", Json::string(r.loss))
+        .set("batch", Json::integer(r.batch))
+        .set("precision", Json::string(r.precision))
+        .set("placement", Json::string(r.placement))
+        .set("step", Json::string(r.step))
+        .set("layer_forward", Json::string(r.layer_forward))
+        .set("steps_per_epoch", Json::integer(r.steps_per_epoch))
+        .set("epoch_seconds", Json::array(std::move(seconds)))
+        .set("median_epoch_ms", number(1e3 * r.median_seconds))
+        .set("samples_per_second", number(r.samples_per_second))
+        .set("epoch_flops", number(r.costs.flops))
+        .set("epoch_bytes", number(r.costs.bytes))
+        .set("achieved_flops_per_second", number(r.costs.flops / r.median_seconds))
+        .set("achieved_bytes_per_second", number(r.costs.bytes / r.median_seconds))
+        .set("floor_epoch_ms", number(1e3 * r.floor_seconds))
+        .set("times_floor", number(r.median_seconds / r.floor_seconds))
+        .set("peak_device_bytes", Json::unsigned_integer(r.peak_device_bytes))
+        .set("final_train_loss", number(r.final_loss))
+        .set("setup_seconds", number(r.setup_seconds));
+    workloads.push_back(std::move(workload));
+  }
+  Json run = Json::object();
+  run.set("tool", Json::string("sae-bench"))
+      .set("date", Json::string(utc_now()))
+      .set("backend", Json::string(description))
+      .set("build", Json::string(sparseae::build_info()))
+      .set("rows", Json::integer(data.rows))
+      .set("cols", Json::integer(data.cols))
+      .set("nnz", Json::integer(data.nnz()))
+      .set("model", Json::string("512-256-128-32 mirrored, relu, identity output"))
+      .set("optimizer", Json::string("adam"))
+      .set("warmup_epochs", Json::integer(a.warmup))
+      .set("timed_epochs", Json::integer(a.epochs))
+      .set("loss_every", Json::integer(a.loss_every))
+      .set("peak_flops", number(peaks.flops))
+      .set("peak_flops_measured", Json::boolean(peaks.flops_measured))
+      .set("peak_bandwidth", number(peaks.bandwidth))
+      .set("peak_bandwidth_measured", Json::boolean(peaks.bandwidth_measured))
+      .set("workloads", Json::array(std::move(workloads)));
   std::ofstream out(path);
   require(static_cast<bool>(out), "cannot write " + path);
-  out << "{\n  \"tool\": \"sae-bench\",\n  \"date\": " << json_string(utc_now())
-      << ",\n  \"backend\": " << json_string(description)
-      << ",\n  \"build\": " << json_string(sparseae::build_info()) << ",\n  \"rows\": " << data.rows
-      << ",\n  \"cols\": " << data.cols << ",\n  \"nnz\": " << data.nnz()
-      << ",\n  \"model\": \"512-256-128-32 mirrored, relu, identity output\""
-      << ",\n  \"optimizer\": \"adam\",\n  \"warmup_epochs\": " << a.warmup
-      << ",\n  \"timed_epochs\": " << a.epochs << ",\n  \"loss_every\": " << a.loss_every
-      << ",\n  \"peak_flops\": " << number(peaks.flops)
-      << ",\n  \"peak_flops_measured\": " << (peaks.flops_measured ? "true" : "false")
-      << ",\n  \"peak_bandwidth\": " << number(peaks.bandwidth)
-      << ",\n  \"peak_bandwidth_measured\": " << (peaks.bandwidth_measured ? "true" : "false")
-      << ",\n  \"workloads\": [";
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    const Result& r = results[i];
-    std::string seconds;
-    for (std::size_t e = 0; e < r.epoch_seconds.size(); ++e)
-      seconds += (e ? ", " : "") + number(r.epoch_seconds[e]);
-    out << (i ? "," : "") << "\n    {\"name\": " << json_string(r.name)
-        << ", \"loss\": " << json_string(r.loss) << ", \"batch\": " << r.batch
-        << ", \"precision\": " << json_string(r.precision)
-        << ", \"placement\": " << json_string(r.placement) << ", \"step\": " << json_string(r.step)
-        << ", \"layer_forward\": " << json_string(r.layer_forward)
-        << ", \"steps_per_epoch\": " << r.steps_per_epoch << ", \"epoch_seconds\": [" << seconds
-        << "], \"median_epoch_ms\": " << number(1e3 * r.median_seconds)
-        << ", \"samples_per_second\": " << number(r.samples_per_second)
-        << ", \"epoch_flops\": " << number(r.costs.flops)
-        << ", \"epoch_bytes\": " << number(r.costs.bytes)
-        << ", \"achieved_flops_per_second\": " << number(r.costs.flops / r.median_seconds)
-        << ", \"achieved_bytes_per_second\": " << number(r.costs.bytes / r.median_seconds)
-        << ", \"floor_epoch_ms\": " << number(1e3 * r.floor_seconds)
-        << ", \"times_floor\": " << number(r.median_seconds / r.floor_seconds)
-        << ", \"peak_device_bytes\": " << r.peak_device_bytes
-        << ", \"final_train_loss\": " << number(r.final_loss)
-        << ", \"setup_seconds\": " << number(r.setup_seconds) << "}";
-  }
-  out << "\n  ]\n}\n";
+  out << run.dump() << '\n';
 }
 
 void print_table(const std::vector<Result>& results, bool device_memory) {

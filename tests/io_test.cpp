@@ -12,10 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "core/json.hpp"
+#include "core/text_cursor.hpp"
 #include "file_builders.hpp"
 #include "io/atomic_file.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/io.hpp"
+#include "test_util.hpp"
 
 namespace sparseae {
 namespace {
@@ -314,6 +317,50 @@ TEST_F(IoWrite, AtomicFileAppearsOnlyOnCommit) {
   file.commit();
   EXPECT_EQ(read_bytes(path("a.bin")), "new");
   EXPECT_EQ(files_left(), std::vector<std::string>{"a.bin"});
+}
+
+// What the reports and the checkpoints write: members in the order set, strings escaped,
+// numbers as precise as asked, and null for what JSON cannot write.
+TEST(Json, WritesMembersInOrderAndNonFiniteNumbersAsNull) {
+  Json json = Json::object();
+  json.set("name", Json::string("a \"quoted\"\tname"))
+      .set("fixed", Json::number_fixed(0.75, 6))
+      .set("significant", Json::number_significant(2.0 / 3.0, 6))
+      .set("exact", Json::number(0.1))
+      .set("missing", Json::number_significant(std::nan(""), 6))
+      .set("unbounded", Json::number(std::numeric_limits<double>::infinity()))
+      .set("list", Json::array({Json::integer(-3), Json::boolean(true)}));
+  EXPECT_EQ(json.dump(),
+            "{\"name\": \"a \\\"quoted\\\"\\u0009name\", \"fixed\": 0.750000, "
+            "\"significant\": 0.666667, \"exact\": 0.10000000000000001, \"missing\": null, "
+            "\"unbounded\": null, \"list\": [-3, true]}");
+  const Json back = Json::parse(json.dump(), "test");
+  EXPECT_EQ(back.at("name").as_string(), "a \"quoted\"\tname");
+  EXPECT_EQ(back.at("exact").as_double(), 0.1);
+  EXPECT_EQ(back.at("missing").type(), Json::Type::null);
+  EXPECT_EQ(back.dump(), json.dump());
+}
+
+TEST(TextCursor, ReadsTokensAndNamesTheOffsetOnlyWhenAsked) {
+  const std::string text = "{'key': \"va\\\"lue\", True, -12.5e3 }";
+  TextCursor cursor(text, "what");
+  cursor.expect('{');
+  EXPECT_EQ(cursor.quoted_string("'\""), "key");
+  EXPECT_FALSE(cursor.consume(','));
+  cursor.expect(':');
+  EXPECT_EQ(cursor.quoted_string("'\""), "va\"lue");
+  cursor.expect(',');
+  EXPECT_FALSE(cursor.consume_word("False"));
+  EXPECT_TRUE(cursor.consume_word("True"));
+  cursor.expect(',');
+  EXPECT_EQ(cursor.number_token(), "-12.5e3");
+  EXPECT_EQ(cursor.number_token(), "");
+  EXPECT_EQ(test::error_message([&] { cursor.expect(']'); }), "what: expected ']' at offset 33");
+  EXPECT_EQ(test::error_message([&] { cursor.quoted_string("'"); }),
+            "what: expected a quoted string at offset 33");
+  TextCursor unterminated("'open", "x.npy: malformed header", TextCursor::ErrorOffset::omitted);
+  EXPECT_EQ(test::error_message([&] { unterminated.quoted_string("'"); }),
+            "x.npy: malformed header: unterminated string");
 }
 
 }  // namespace

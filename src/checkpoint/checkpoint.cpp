@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "checkpoint/checksum.hpp"
-#include "checkpoint/json.hpp"
+#include "core/json.hpp"
 #include "io/atomic_file.hpp"
 #include "sparseae/error.hpp"
 

@@ -13,6 +13,7 @@
 #include "cli/options.hpp"
 #include "cli/progress.hpp"
 #include "cli/report.hpp"
+#include "metrics/metrics_json.hpp"
 #include "sparseae/compare.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/network.hpp"
@@ -119,28 +120,31 @@ void print_table(const std::vector<ComparisonRow>& rows, std::int64_t validation
 // The PCA row, when there is one, follows the losses as "pca".
 void print_json(const std::string& backend, const std::vector<ComparisonRow>& rows,
                 std::int64_t pca_components) {
-  std::string json = "{\"backend\": \"" + backend + "\", \"losses\": [";
-  std::string pca;
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const ComparisonRow& r = rows[i];
+  std::vector<Json> losses;
+  const ComparisonRow* pca = nullptr;
+  for (const ComparisonRow& r : rows) {
     if (r.pca) {
-      pca = pca_json(r, pca_components);
+      pca = &r;
       continue;
     }
-    char numbers[256];
-    std::snprintf(numbers, sizeof numbers,
-                  "\"epochs\": %zu, \"seconds\": %.6g, \"median_samples_per_second\": %.6g, "
-                  "\"train_loss\": %.9g, \"validation_loss\": %.9g",
-                  r.epochs.size(), r.seconds, r.samples_per_second,
-                  r.epochs.empty() ? 0.0 : r.epochs.back().train_loss, r.validation_loss);
-    json += std::string(i ? ", " : "") + "{\"loss\": \"" + loss_name(r.loss) + "\", \"scale\": \"" +
-            scale_mode_name(r.scale) + "\", " + numbers +
-            ", \"validation\": " + r.metrics.to_json() +
-            (has_support_head(r.loss) ? hurdle_threshold_json(r.hurdle_threshold)
-                                        : std::string()) +
-            "}";
+    Json loss = Json::object();
+    loss.set("loss", Json::string(loss_name(r.loss)))
+        .set("scale", Json::string(scale_mode_name(r.scale)))
+        .set("epochs", Json::integer(static_cast<std::int64_t>(r.epochs.size())))
+        .set("seconds", Json::number_significant(r.seconds, 6))
+        .set("median_samples_per_second", Json::number_significant(r.samples_per_second, 6))
+        .set("train_loss",
+             Json::number_significant(r.epochs.empty() ? 0.0 : r.epochs.back().train_loss, 9))
+        .set("validation_loss", Json::number_significant(r.validation_loss, 9))
+        .set("validation", metrics_json(r.metrics));
+    if (has_support_head(r.loss))
+      loss.set("hurdle_threshold", hurdle_threshold_json(r.hurdle_threshold));
+    losses.push_back(std::move(loss));
   }
-  std::printf("%s]%s}\n", json.c_str(), pca.c_str());
+  Json json = Json::object();
+  json.set("backend", Json::string(backend)).set("losses", Json::array(std::move(losses)));
+  if (pca != nullptr) json.set("pca", pca_json(*pca, pca_components));
+  std::printf("%s\n", json.dump().c_str());
 }
 
 }  // namespace

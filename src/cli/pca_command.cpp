@@ -8,6 +8,8 @@
 #include "cli/data_source.hpp"
 #include "cli/options.hpp"
 #include "cli/report.hpp"
+#include "core/json.hpp"
+#include "metrics/metrics_json.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
@@ -111,12 +113,15 @@ int run_pca(const Args& args) {
       model.evaluate(select_rows(counts.matrix, validation), DecodeMode::round);
   const std::string title = (measure_all ? "every row of " : "validation rows of ") + counts.source;
   if (o.flag_set("json")) {
-    std::printf(
-        "{\"components\": %lld, \"solver\": \"%s\", \"backend\": \"%s\", \"fitted_rows\": %lld, "
-        "\"seconds\": %.6g, \"explained_variance_ratio\": %.9g, \"validation\": %s}\n",
-        static_cast<long long>(pca.component_count()), pca_solver_name(pca.solver),
-        backend_name(backend->kind()), static_cast<long long>(pca.rows), seconds, explained,
-        metrics.to_json().c_str());
+    Json report = Json::object();
+    report.set("components", Json::integer(pca.component_count()))
+        .set("solver", Json::string(pca_solver_name(pca.solver)))
+        .set("backend", Json::string(backend_name(backend->kind())))
+        .set("fitted_rows", Json::integer(pca.rows))
+        .set("seconds", Json::number_significant(seconds, 6))
+        .set("explained_variance_ratio", Json::number_significant(explained, 9))
+        .set("validation", metrics_json(metrics));
+    std::printf("%s\n", report.dump().c_str());
   } else {
     print_metrics(title, metrics, false);
   }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "metrics/metrics_json.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
 
@@ -60,11 +61,7 @@ void print_metrics_table(const ReconstructionMetrics& m,
 
 }  // namespace
 
-std::string hurdle_threshold_json(double threshold) {
-  char text[64];
-  std::snprintf(text, sizeof text, ", \"hurdle_threshold\": %.6g", threshold);
-  return text;
-}
+Json hurdle_threshold_json(double threshold) { return Json::number_significant(threshold, 6); }
 
 void add_count_model_options(Options& o) {
   o.value("dispersion", "entry|feature", "entry",
@@ -100,11 +97,12 @@ void add_pca_option(Options& o) {
          "rows) that the report shows beside the model");
 }
 
-std::string pca_json(const ComparisonRow& pca, std::int64_t components) {
-  char numbers[128];
-  std::snprintf(numbers, sizeof numbers, "\"components\": %lld, \"seconds\": %.6g",
-                static_cast<long long>(components), pca.seconds);
-  return std::string(", \"pca\": {") + numbers + ", \"validation\": " + pca.metrics.to_json() + "}";
+Json pca_json(const ComparisonRow& pca, std::int64_t components) {
+  Json json = Json::object();
+  json.set("components", Json::integer(components))
+      .set("seconds", Json::number_significant(pca.seconds, 6))
+      .set("validation", metrics_json(pca.metrics));
+  return json;
 }
 
 void add_decode_option(Options& o, const std::string& use) {
@@ -138,13 +136,17 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   const double median_rate = rates.empty() ? 0.0 : rates[rates.size() / 2];
   const double train_loss = s.reports.empty() ? 0.0 : s.reports.back().train_loss;
   if (json) {
-    std::printf(
-        "{\"backend\": \"%s\", \"epochs\": %d, \"median_samples_per_second\": %.6g, "
-        "\"train_loss\": %.9g, \"validation_loss\": %.9g, \"validation\": %s%s%s}\n",
-        s.backend.c_str(), s.epochs, median_rate, train_loss, s.validation_loss,
-        s.metrics.to_json().c_str(),
-        s.hurdle_threshold >= 0 ? hurdle_threshold_json(s.hurdle_threshold).c_str() : "",
-        s.pca.pca ? pca_json(s.pca, s.pca_components).c_str() : "");
+    Json summary = Json::object();
+    summary.set("backend", Json::string(s.backend))
+        .set("epochs", Json::integer(s.epochs))
+        .set("median_samples_per_second", Json::number_significant(median_rate, 6))
+        .set("train_loss", Json::number_significant(train_loss, 9))
+        .set("validation_loss", Json::number_significant(s.validation_loss, 9))
+        .set("validation", metrics_json(s.metrics));
+    if (s.hurdle_threshold >= 0)
+      summary.set("hurdle_threshold", hurdle_threshold_json(s.hurdle_threshold));
+    if (s.pca.pca) summary.set("pca", pca_json(s.pca, s.pca_components));
+    std::printf("%s\n", summary.dump().c_str());
     return;
   }
   std::printf("backend     %s\n", s.backend.c_str());

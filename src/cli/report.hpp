@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/options.hpp"
+#include "core/json.hpp"
 #include "sparseae/compare.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
@@ -33,8 +34,8 @@ void add_decode_option(Options& o, const std::string& use);
 // The decode mode --decode asks for (default: default_decode(loss)), checked against loss.
 DecodeMode decode_option(const Options& o, LossKind loss);
 
-// ', "hurdle_threshold": 0.35', for the JSON of sae train and compare.
-std::string hurdle_threshold_json(double threshold);
+// The support threshold of a hurdle loss, for the JSON of sae train and compare.
+Json hurdle_threshold_json(double threshold);
 
 // --dispersion, --size-factors and --input-transform, shared by sae train and compare: declares
 // them on o, and sets what they ask for in train.
@@ -47,9 +48,9 @@ void add_training_options(Options& o, const std::string& epochs_help);
 
 // --no-pca, shared by sae train and compare.
 void add_pca_option(Options& o);
-// ', "pca": {"components": k, "seconds": s, "validation": {metrics}}', for the JSON of sae train
-// and compare.
-std::string pca_json(const ComparisonRow& pca, std::int64_t components);
+// {"components": k, "seconds": s, "validation": {metrics}}: the PCA baseline in the JSON of
+// sae train and compare.
+Json pca_json(const ComparisonRow& pca, std::int64_t components);
 
 void print_training_summary(const TrainingSummary& summary, bool json);
 void print_metrics(const std::string& title, const ReconstructionMetrics& metrics, bool json);

@@ -15,6 +15,7 @@
 #include "cli/options.hpp"
 #include "cli/progress.hpp"
 #include "cli/report.hpp"
+#include "core/json.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/compare.hpp"
 #include "sparseae/error.hpp"
@@ -242,14 +243,16 @@ void check_resume_options(const Options& o) {
 }
 
 void write_epoch_log(std::ofstream& log, const EpochReport& r) {
-  char line[256];
-  std::snprintf(line, sizeof line,
-                "{\"epoch\": %d, \"steps\": %lld, \"train_loss\": %.9g, \"val_loss\": %.9g, "
-                "\"seconds\": %.6g, \"samples_per_second\": %.6g, \"learning_rate\": %.6g, "
-                "\"skipped_steps\": %lld}\n",
-                r.epoch, static_cast<long long>(r.steps), r.train_loss, r.val_loss, r.seconds,
-                r.samples_per_second, r.learning_rate, static_cast<long long>(r.skipped_steps));
-  log << line << std::flush;
+  Json line = Json::object();
+  line.set("epoch", Json::integer(r.epoch))
+      .set("steps", Json::integer(r.steps))
+      .set("train_loss", Json::number_significant(r.train_loss, 9))
+      .set("val_loss", Json::number_significant(r.val_loss, 9))
+      .set("seconds", Json::number_significant(r.seconds, 6))
+      .set("samples_per_second", Json::number_significant(r.samples_per_second, 6))
+      .set("learning_rate", Json::number_significant(r.learning_rate, 6))
+      .set("skipped_steps", Json::integer(r.skipped_steps));
+  log << line.dump() << '\n' << std::flush;
 }
 
 // --report: the run as the one row of an HTML report, with a few validation rows for the image

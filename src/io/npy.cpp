@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/text_cursor.hpp"
 #include "io/atomic_file.hpp"
 #include "io/reading.hpp"
 #include "sparseae/error.hpp"
@@ -48,17 +49,18 @@ struct NpyHeader {
 // 'shape': (3, 4), }, read here by a parser that knows just the values numpy writes in it.
 class HeaderParser {
  public:
-  HeaderParser(std::string_view text, const std::string& path) : text_(text), path_(path) {}
+  HeaderParser(std::string_view text, const std::string& path)
+      : cursor_(text, path + ": malformed header", TextCursor::ErrorOffset::omitted) {}
 
   NpyHeader parse() {
     NpyHeader header;
     bool has_descr = false, has_order = false, has_shape = false;
-    expect('{');
-    while (!accept('}')) {
-      const std::string key = string_literal();
-      expect(':');
+    cursor_.expect('{');
+    while (!cursor_.consume('}')) {
+      const std::string key = cursor_.quoted_string(kQuotes);
+      cursor_.expect(':');
       if (key == "descr") {
-        header.descr = string_literal();
+        header.descr = cursor_.quoted_string(kQuotes);
         has_descr = true;
       } else if (key == "fortran_order") {
         header.fortran_order = boolean_literal();
@@ -67,79 +69,45 @@ class HeaderParser {
         header.shape = integer_tuple();
         has_shape = true;
       } else {
-        malformed("unexpected key '" + key + "'");
+        cursor_.fail("unexpected key '" + key + "'");
       }
-      if (!accept(',')) {
-        expect('}');
+      if (!cursor_.consume(',')) {
+        cursor_.expect('}');
         break;
       }
     }
     if (!has_descr || !has_order || !has_shape)
-      malformed("it lacks one of 'descr', 'fortran_order', 'shape'");
+      cursor_.fail("it lacks one of 'descr', 'fortran_order', 'shape'");
     return header;
   }
 
  private:
-  [[noreturn]] void malformed(const std::string& why) { fail(path_, "malformed header: " + why); }
+  static constexpr std::string_view kQuotes = "'\"";
 
-  void skip_space() {
-    while (position_ < text_.size() && (text_[position_] == ' ' || text_[position_] == '\n'))
-      ++position_;
-  }
-  bool accept(char c) {
-    skip_space();
-    if (position_ < text_.size() && text_[position_] == c) {
-      ++position_;
-      return true;
-    }
-    return false;
-  }
-  void expect(char c) {
-    if (!accept(c)) malformed(std::string("expected '") + c + "'");
-  }
-  std::string string_literal() {
-    skip_space();
-    if (position_ >= text_.size() || (text_[position_] != '\'' && text_[position_] != '"'))
-      malformed("expected a quoted string");
-    const char quote = text_[position_++];
-    const std::size_t end = text_.find(quote, position_);
-    if (end == std::string_view::npos) malformed("unterminated string");
-    const std::string value(text_.substr(position_, end - position_));
-    position_ = end + 1;
-    return value;
-  }
   bool boolean_literal() {
-    skip_space();
-    for (const auto& [word, value] : {std::pair{"True", true}, std::pair{"False", false}}) {
-      if (text_.substr(position_, std::strlen(word)) == word) {
-        position_ += std::strlen(word);
-        return value;
-      }
-    }
-    malformed("'fortran_order' is not True or False");
+    if (cursor_.consume_word("True")) return true;
+    if (cursor_.consume_word("False")) return false;
+    cursor_.fail("'fortran_order' is not True or False");
   }
   std::vector<std::int64_t> integer_tuple() {
     std::vector<std::int64_t> values;
-    expect('(');
-    while (!accept(')')) {
-      skip_space();
+    cursor_.expect('(');
+    while (!cursor_.consume(')')) {
+      const std::string_view token = cursor_.number_token();
       std::int64_t value = 0;
-      const auto result =
-          std::from_chars(text_.data() + position_, text_.data() + text_.size(), value);
-      if (result.ec != std::errc() || value < 0) malformed("'shape' is not a tuple of sizes");
-      position_ = static_cast<std::size_t>(result.ptr - text_.data());
+      const auto result = std::from_chars(token.data(), token.data() + token.size(), value);
+      if (result.ec != std::errc() || result.ptr != token.data() + token.size() || value < 0)
+        cursor_.fail("'shape' is not a tuple of sizes");
       values.push_back(value);
-      if (!accept(',')) {
-        expect(')');
+      if (!cursor_.consume(',')) {
+        cursor_.expect(')');
         break;
       }
     }
     return values;
   }
 
-  std::string_view text_;
-  const std::string& path_;
-  std::size_t position_ = 0;
+  TextCursor cursor_;
 };
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {

@@ -1,10 +1,10 @@
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <vector>
 
 #include "math/loss_math.hpp"
+#include "metrics/metrics_json.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/metrics.hpp"
 
@@ -175,41 +175,29 @@ ReconstructionMetrics MetricsAccumulator::result() const {
   return m;
 }
 
-namespace {
-
-// A number for JSON: printf's format, or null for NaN and infinities.
-std::string json_number(const char* format, double value) {
-  if (!std::isfinite(value)) return "null";
-  char text[64];
-  std::snprintf(text, sizeof text, format, value);
-  return text;
+Json metrics_json(const ReconstructionMetrics& m) {
+  Json json = Json::object();
+  json.set("rows", Json::integer(m.rows))
+      .set("entries", Json::integer(m.entries))
+      .set("decode", Json::string(decode_mode_name(m.decode)))
+      .set("mse", Json::number_significant(m.mse, 6))
+      .set("mae", Json::number_significant(m.mae, 6))
+      .set("exact_f1", Json::number_fixed(m.exact_f1, 6))
+      .set("exact_precision", Json::number_fixed(m.exact_precision, 6))
+      .set("exact_recall", Json::number_fixed(m.nonzero_exact_fraction, 6))
+      .set("nonzero_exact_fraction", Json::number_fixed(m.nonzero_exact_fraction, 6))
+      .set("row_exact_fraction", Json::number_fixed(m.row_exact_fraction, 6))
+      .set("support_precision", Json::number_fixed(m.support_precision, 6))
+      .set("support_recall", Json::number_fixed(m.support_recall, 6))
+      .set("support_f1", Json::number_fixed(m.support_f1, 6))
+      .set("nonzero_mae", Json::number_significant(m.nonzero_mae, 6))
+      .set("explained_variance", Json::number_significant(m.explained_variance, 6))
+      .set("poisson_deviance", Json::number_significant(m.poisson_deviance, 6))
+      .set("nll_bits_per_row", Json::number_significant(m.nll_bits_per_row, 6))
+      .set("raw_csr_bytes_per_row", Json::number_significant(m.raw_csr_bytes_per_row, 6));
+  return json;
 }
 
-}  // namespace
-
-std::string ReconstructionMetrics::to_json() const {
-  std::string json = "{\"rows\": " + std::to_string(rows) +
-                     ", \"entries\": " + std::to_string(entries) + ", \"decode\": \"" +
-                     decode_mode_name(decode) + "\"";
-  const auto field = [&](const char* name, const char* format, double value) {
-    json += std::string(", \"") + name + "\": " + json_number(format, value);
-  };
-  field("mse", "%.6g", mse);
-  field("mae", "%.6g", mae);
-  field("exact_f1", "%.6f", exact_f1);
-  field("exact_precision", "%.6f", exact_precision);
-  field("exact_recall", "%.6f", nonzero_exact_fraction);
-  field("nonzero_exact_fraction", "%.6f", nonzero_exact_fraction);
-  field("row_exact_fraction", "%.6f", row_exact_fraction);
-  field("support_precision", "%.6f", support_precision);
-  field("support_recall", "%.6f", support_recall);
-  field("support_f1", "%.6f", support_f1);
-  field("nonzero_mae", "%.6g", nonzero_mae);
-  field("explained_variance", "%.6g", explained_variance);
-  field("poisson_deviance", "%.6g", poisson_deviance);
-  field("nll_bits_per_row", "%.6g", nll_bits_per_row);
-  field("raw_csr_bytes_per_row", "%.6g", raw_csr_bytes_per_row);
-  return json + "}";
-}
+std::string ReconstructionMetrics::to_json() const { return metrics_json(*this).dump(); }
 
 }  // namespace sparseae

@@ -1,17 +1,36 @@
-#include "checkpoint/json.hpp"
+#include "core/json.hpp"
 
-#include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/text_cursor.hpp"
 #include "sparseae/error.hpp"
 
 namespace sparseae {
 
-Json Json::number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", value);
-  return number_text(text);
+namespace {
+
+// value as printf writes it by format, one conversion of a double with its precision; null if
+// value is not finite.
+Json formatted_number(const char* format, int precision, double value) {
+  if (!std::isfinite(value)) return Json();
+  std::string text(static_cast<std::size_t>(std::snprintf(nullptr, 0, format, precision, value)),
+                   '\0');
+  std::snprintf(text.data(), text.size() + 1, format, precision, value);
+  return Json::number_text(std::move(text));
+}
+
+}  // namespace
+
+Json Json::number(double value) { return number_significant(value, 17); }
+
+Json Json::number_significant(double value, int digits) {
+  return formatted_number("%.*g", digits, value);
+}
+
+Json Json::number_fixed(double value, int decimals) {
+  return formatted_number("%.*f", decimals, value);
 }
 
 Json Json::integer(std::int64_t value) { return number_text(std::to_string(value)); }
@@ -120,124 +139,60 @@ void dump_string(const std::string& s, std::string& out) {
 
 class Parser {
  public:
-  Parser(const std::string& text, const std::string& what) : text_(text), what_(what) {}
+  Parser(const std::string& text, const std::string& what) : cursor_(text, what) {}
 
   Json parse_document() {
     Json value = parse_value();
-    skip_space();
-    if (position_ != text_.size()) fail("unexpected text after the value");
+    cursor_.skip_whitespace();
+    if (!cursor_.at_end()) cursor_.fail("unexpected text after the value");
     return value;
   }
 
  private:
-  [[noreturn]] void fail(const std::string& reason) const {
-    throw Error(what_ + ": " + reason + " at offset " + std::to_string(position_));
-  }
-
-  void skip_space() {
-    while (position_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[position_])))
-      ++position_;
-  }
-
-  bool consume(char c) {
-    skip_space();
-    if (position_ < text_.size() && text_[position_] == c) {
-      ++position_;
-      return true;
-    }
-    return false;
-  }
-
-  void expect(char c) {
-    if (!consume(c)) fail(std::string("expected '") + c + "'");
-  }
-
-  std::string parse_string_body() {
-    expect('"');
-    std::string out;
-    while (position_ < text_.size() && text_[position_] != '"') {
-      char c = text_[position_++];
-      if (c == '\\') {
-        if (position_ >= text_.size()) break;
-        const char e = text_[position_++];
-        if (e == 'u') {
-          if (position_ + 4 > text_.size()) fail("truncated escape");
-          c = static_cast<char>(std::strtol(text_.substr(position_, 4).c_str(), nullptr, 16));
-          position_ += 4;
-        } else {
-          c = e == 'n' ? '\n' : e == 't' ? '\t' : e;
-        }
-      }
-      out += c;
-    }
-    if (position_ >= text_.size()) fail("unterminated string");
-    ++position_;
-    return out;
-  }
-
   Json parse_value() {
     // Each level of nesting takes a frame of the stack: a file nested deeper than any
     // configuration needs is refused before it can exhaust it.
     constexpr int kMaxDepth = 32;
-    if (depth_ == kMaxDepth) fail("nesting deeper than " + std::to_string(kMaxDepth) + " levels");
-    skip_space();
-    if (position_ >= text_.size()) fail("unexpected end");
-    const char c = text_[position_];
-    if (c == '{') {
-      ++position_;
+    if (depth_ == kMaxDepth)
+      cursor_.fail("nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+    cursor_.skip_whitespace();
+    if (cursor_.at_end()) cursor_.fail("unexpected end");
+    if (cursor_.consume('{')) {
       Json object = Json::object();
-      if (consume('}')) return object;
+      if (cursor_.consume('}')) return object;
       ++depth_;
       do {
-        skip_space();
-        std::string key = parse_string_body();
-        expect(':');
+        std::string key = cursor_.quoted_string("\"");
+        cursor_.expect(':');
         object.set(key, parse_value());
-      } while (consume(','));
+      } while (cursor_.consume(','));
       --depth_;
-      expect('}');
+      cursor_.expect('}');
       return object;
     }
-    if (c == '[') {
-      ++position_;
+    if (cursor_.consume('[')) {
       std::vector<Json> items;
-      if (consume(']')) return Json::array();
+      if (cursor_.consume(']')) return Json::array();
       ++depth_;
       do items.push_back(parse_value());
-      while (consume(','));
+      while (cursor_.consume(','));
       --depth_;
-      expect(']');
+      cursor_.expect(']');
       return Json::array(std::move(items));
     }
-    if (c == '"') return Json::string(parse_string_body());
-    if (text_.compare(position_, 4, "true") == 0) {
-      position_ += 4;
-      return Json::boolean(true);
-    }
-    if (text_.compare(position_, 5, "false") == 0) {
-      position_ += 5;
-      return Json::boolean(false);
-    }
-    if (text_.compare(position_, 4, "null") == 0) {
-      position_ += 4;
-      return Json();
-    }
-    const std::size_t start = position_;
-    while (position_ < text_.size() &&
-           (std::isdigit(static_cast<unsigned char>(text_[position_])) ||
-            std::string("+-.eE").find(text_[position_]) != std::string::npos))
-      ++position_;
-    if (start == position_) fail("unexpected character");
+    if (cursor_.peek() == '"') return Json::string(cursor_.quoted_string("\""));
+    if (cursor_.consume_word("true")) return Json::boolean(true);
+    if (cursor_.consume_word("false")) return Json::boolean(false);
+    if (cursor_.consume_word("null")) return Json();
+    const std::string number(cursor_.number_token());
+    if (number.empty()) cursor_.fail("unexpected character");
     char* end = nullptr;
-    const std::string number = text_.substr(start, position_ - start);
     std::strtod(number.c_str(), &end);
-    if (*end != '\0') fail("malformed number '" + number + "'");
+    if (*end != '\0') cursor_.fail("malformed number '" + number + "'");
     return Json::number_text(number);
   }
 
-  const std::string& text_;
-  std::string what_;
-  std::size_t position_ = 0;
+  TextCursor cursor_;
   int depth_ = 0;
 };
 

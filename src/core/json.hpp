@@ -1,6 +1,7 @@
 #pragma once
-// The little JSON the checkpoint's configuration needs: objects, arrays, numbers, strings and
-// booleans. Numbers keep their text, so 64-bit seeds and float32 values round-trip exactly.
+// The little JSON sparseae reads and writes (a checkpoint's configuration; the reports, metrics
+// and benchmark results it prints): objects, arrays, numbers, strings and booleans. Numbers keep
+// their text, so 64-bit seeds and float32 values round-trip exactly.
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -12,8 +13,14 @@ class Json {
  public:
   enum class Type { null, boolean, number, string, array, object };
 
-  Json() = default;
+  Json() = default;  // null
+  // Numbers from doubles: NaN and infinities, which JSON cannot write, are null.
+  // 17 significant digits, which read back as the same double.
   static Json number(double value);
+  // Rounded to digits significant digits (printf's %.*g) or to decimals after the point (%.*f):
+  // the numbers of a report, as precise as what it measures.
+  static Json number_significant(double value, int digits);
+  static Json number_fixed(double value, int decimals);
   static Json integer(std::int64_t value);
   static Json unsigned_integer(std::uint64_t value);
   // A number given by its JSON text, kept as written.
