@@ -211,6 +211,10 @@ struct Trainer::Impl {
   double best_val_loss = std::numeric_limits<double>::infinity();
   int epochs_without_improvement = 0;
   bool stopped = false;  // the last train() ended at observer.stop_requested
+  // The validation loss of the model with every parameter zero (each output its head's neutral
+  // value: a rate of 1, a support probability of 1/2), whatever the data's scale: the yardstick of
+  // divergence. Measured when train() starts; NaN before.
+  double zero_model_loss = std::numeric_limits<double>::quiet_NaN();
 
   template <typename Matrix>
   Impl(Backend& backend_, const ModelConfig& model, const TrainConfig& config_, float scale_,
@@ -395,6 +399,7 @@ struct Trainer::Impl {
     }
     const std::vector<float> losses = step_losses.download();
     double train_loss = 0.0;
+    double train_reconstruction_loss = 0.0;  // without the penalties, to set beside validation's
     std::int64_t trained_rows = 0;
     EpochReport report;
     for (std::int64_t s = first_step; s < steps_per_epoch; ++s) {
@@ -407,6 +412,8 @@ struct Trainer::Impl {
         continue;
       }
       train_loss += step_loss * static_cast<double>(count);
+      train_reconstruction_loss += static_cast<double>(losses[kLossSlots * s]) *
+                                   static_cast<double>(count);
       trained_rows += count;
     }
     if (report.skipped_steps == steps_per_epoch - first_step)
@@ -426,7 +433,55 @@ struct Trainer::Impl {
                   " is " + std::to_string(report.val_loss) + "; the checkpoint of epoch " +
                   std::to_string(epoch - 1) +
                   " is the last good state (try a lower --lr or --clip-norm)");
+    stop_if_steps_blew_up(train_reconstruction_loss / static_cast<double>(trained_rows),
+                          report.val_loss);
+    stop_if_far_worse_than_zero_model(report.val_loss);
     return report;
+  }
+
+  // Training that drove the outputs far from the data (an exp-link head's rate in the trillions)
+  // can stay finite at every step; a model kDivergenceRatio times worse than the all-zero one is
+  // then the sign, whatever the loss.
+  void stop_if_far_worse_than_zero_model(double val_loss) const {
+    constexpr double kDivergenceRatio = 100.0;
+    if (!(val_loss > kDivergenceRatio * zero_model_loss)) return;
+    throw Error("training diverged: the validation loss after epoch " + std::to_string(epoch) +
+                " is " + std::to_string(val_loss) + ", over " +
+                std::to_string(static_cast<int>(kDivergenceRatio)) +
+                " times the " + std::to_string(zero_model_loss) +
+                " of the model with every parameter zero; the checkpoint of epoch " +
+                std::to_string(epoch - 1) +
+                " is the last good state (try --input-transform log1p, a lower --lr or "
+                "--clip-norm)");
+  }
+
+  // zero_model_loss, measured with the parameters set aside and restored bit for bit.
+  void measure_zero_model_loss() {
+    Buffer<float>& parameters = net.parameters();
+    Buffer<float> kept(backend, parameters.size());
+    backend.copy_bytes(kept.data(), parameters.data(), parameters.size() * sizeof(float));
+    parameters.fill_zero();
+    zero_model_loss = validation_loss();
+    backend.copy_bytes(parameters.data(), kept.data(), parameters.size() * sizeof(float));
+  }
+
+  // A loss can stay finite and still diverge: a count head's log-rate driven into the range where
+  // the rate is linearised (raw counts in the thousands as input) gives steps whose losses are
+  // many orders above the model's own validation loss, and a model worse than PCA by far. A
+  // trained model's steps average within a small factor of its validation loss (both are means
+  // of non-negative per-row losses); kDivergenceRatio times it is no overfit or noise but steps
+  // that blew up, which stops training with the advice that prevents it. The first epoch is not
+  // judged: its steps start from the untrained model, whose loss may lie far above.
+  void stop_if_steps_blew_up(double train_reconstruction_loss, double val_loss) const {
+    constexpr double kDivergenceRatio = 100.0;
+    if (epoch < 2 || !(train_reconstruction_loss > kDivergenceRatio * val_loss)) return;
+    throw Error("training diverged: the steps of epoch " + std::to_string(epoch) +
+                " averaged a loss of " + std::to_string(train_reconstruction_loss) + ", over " +
+                std::to_string(static_cast<int>(kDivergenceRatio)) +
+                " times the validation loss of " + std::to_string(val_loss) +
+                " after it; the checkpoint of epoch " + std::to_string(epoch - 1) +
+                " is the last good state (try --input-transform log1p, a lower --lr or "
+                "--clip-norm)");
   }
 
   // Mean reconstruction loss over validation rows (penalties excluded: they measure the code,
@@ -526,6 +581,7 @@ std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
   Impl& t = *impl_;
   const MatmulPrecisionScope precision(t.backend, t.config.precision);
   t.stopped = false;
+  if (t.epoch < t.config.epochs) t.measure_zero_model_loss();
   while (t.epoch < t.config.epochs) {
     const std::optional<EpochReport> epoch_report = t.run_epoch(observer);
     if (!epoch_report) break;
