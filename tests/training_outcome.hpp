@@ -32,9 +32,8 @@ Outcome train_outcome(Backend& backend, const ModelConfig& model, const Matrix& 
 }
 
 // bitwise: the two runs issue the same ops on the same bytes (the cpu backend). Otherwise the
-// weight gradient's sparse product may sum in another order from run to run (cuSPARSE's aᵀ·b,
-// the captured step's atomics): losses within 1e-4 relative, parameters within 1e-4 of the
-// largest.
+// sparse products may sum in another order from run to run (cuSPARSE's a·b and aᵀ·b, the captured
+// step's atomics): losses within 1e-4 relative, parameters within 1e-4 of the largest.
 inline void expect_same_training(const Outcome& got, const Outcome& want, bool bitwise) {
   ASSERT_EQ(got.train_losses.size(), want.train_losses.size());
   ASSERT_EQ(got.state.parameters.size(), want.state.parameters.size());

@@ -63,42 +63,58 @@ class SpmmConformance : public BackendTest {
     EXPECT_TRUE(padding_untouched(got));
   }
 
-  // The product captured once (Backend::capture) over CSR arrays with spare capacity, NaN values
-  // past the matrix's entries and nnz given as that capacity, as a captured training step gives
-  // its batch; then replayed for first and second, two matrices of one shape and different nnz
-  // written into those arrays in turn. Each replay must give its own matrix's product, reading the
-  // entries through the row offsets only (on cuda: kernels/csr_spmm.cu, not cuSPARSE).
-  void check_captured(Transpose ta, const HostCsr& first, const HostCsr& second, std::int64_t n,
-                      float alpha, float beta, std::int64_t pad, std::uint64_t seed) {
+  // How check_in_turn multiplies: each call with its matrix's own nnz, or one capture replayed.
+  enum class Calls { plain, captured };
+
+  // Matrices of one shape written in turn into the same CSR arrays, which have spare capacity and
+  // NaN values past each matrix's entries, each multiplied with the same b into the same c, as a
+  // training loop multiplies its batches. Each product must be its own matrix's. plain: each call
+  // gives its matrix's nnz (on cuda, cuSPARSE descriptors made by the first call are re-pointed
+  // or remade by the next ones and must not keep an earlier matrix's count). captured: the
+  // product is captured once (Backend::capture) with nnz given as the capacity, as a captured
+  // training step gives its batch, and replayed for each matrix, so the entries must be found
+  // through the row offsets only (on cuda: kernels/csr_spmm.cu, not cuSPARSE).
+  void check_in_turn(Calls calls, Transpose ta, const std::vector<const HostCsr*>& matrices,
+                     std::int64_t n, float alpha, float beta, std::int64_t pad,
+                     std::uint64_t seed) {
+    const HostCsr& first = *matrices.front();
     std::ostringstream trace;
-    trace << "captured spmm op(a)=" << transpose_name(ta) << " a " << first.rows << "x"
-          << first.cols << " nnz " << first.nnz() << " then " << second.nnz() << " n=" << n
-          << " alpha=" << alpha << " beta=" << beta << " pad=" << pad;
+    trace << (calls == Calls::captured ? "captured " : "") << "spmm op(a)=" << transpose_name(ta)
+          << " a " << first.rows << "x" << first.cols << " nnz";
+    for (const HostCsr* a : matrices) trace << " " << a->nnz();
+    trace << " in turn n=" << n << " alpha=" << alpha << " beta=" << beta << " pad=" << pad;
     SCOPED_TRACE(trace.str());
     std::mt19937_64 rng(seed);
     const Operands in = random_operands(ta, first, n, beta, pad, rng);
-    const auto capacity = static_cast<std::size_t>(std::max(first.nnz(), second.nnz()) + 5);
+    std::int64_t capacity = 0;
+    for (const HostCsr* a : matrices) capacity = std::max(capacity, a->nnz() + 5);
     Buffer<RowOffset> offsets(backend(), static_cast<std::size_t>(first.rows + 1));
-    Buffer<ColIndex> cols = upload(std::vector<ColIndex>(capacity, 0));
-    Buffer<float> values = upload(std::vector<float>(capacity, kPoison));
-    const CsrView bounded{first.rows,     first.cols,  static_cast<std::int64_t>(capacity),
-                          offsets.data(), cols.data(), values.data()};
+    Buffer<ColIndex> cols = upload(std::vector<ColIndex>(static_cast<std::size_t>(capacity), 0));
+    Buffer<float> values = upload(std::vector<float>(static_cast<std::size_t>(capacity), kPoison));
     const BackendMatrix b_on = upload(in.b);
     BackendMatrix c_on = upload(in.c);
     std::unique_ptr<CapturedOps> ops;
-    for (const HostCsr* a : {&first, &second}) {
-      offsets.upload(a->row_offsets);
-      backend().upload_bytes(cols.data(), a->col_indices.data(),
-                             a->col_indices.size() * sizeof(ColIndex));
-      backend().upload_bytes(values.data(), a->values.data(), a->values.size() * sizeof(float));
+    for (std::size_t m = 0; m < matrices.size(); ++m) {
+      const HostCsr& a = *matrices[m];
+      offsets.upload(a.row_offsets);
+      backend().upload_bytes(cols.data(), a.col_indices.data(),
+                             a.col_indices.size() * sizeof(ColIndex));
+      backend().upload_bytes(values.data(), a.values.data(), a.values.size() * sizeof(float));
       c_on.buffer.upload(in.c.data);
-      if (ops == nullptr)
-        ops = backend().capture(
-            [&] { backend().spmm(ta, alpha, bounded, b_on.const_view(), beta, c_on.view()); });
-      backend().replay(*ops);
+      const CsrView written{
+          a.rows,         a.cols,      calls == Calls::captured ? capacity : a.nnz(),
+          offsets.data(), cols.data(), values.data()};
+      const auto multiply = [&] {
+        backend().spmm(ta, alpha, written, b_on.const_view(), beta, c_on.view());
+      };
+      if (calls == Calls::plain) {
+        multiply();
+      } else {
+        if (ops == nullptr) ops = backend().capture(multiply);
+        backend().replay(*ops);
+      }
       const FloatMatrix got = download(c_on);
-      EXPECT_TRUE(product_matches(ta, alpha, *a, in, beta, got))
-          << (a == &first ? "first" : "second") << " matrix";
+      EXPECT_TRUE(product_matches(ta, alpha, a, in, beta, got)) << "matrix " << m;
       EXPECT_TRUE(padding_untouched(got));
     }
   }
@@ -150,13 +166,33 @@ TEST_P(SpmmConformance, CapturedReplaysEachMatrixWrittenIntoItsArrays) {
       std::mt19937_64 rng(++seed);
       const HostCsr first = random_csr(rng, s.rows, s.cols, s.density, 0.2);
       const HostCsr second = random_csr(rng, s.rows, s.cols, s.density * 0.6, 0.1);
-      check_captured(ta, first, second, s.n, 1.0f, 0.0f, 0, ++seed);
-      check_captured(ta, second, first, s.n, -0.5f, 1.25f, 3, ++seed);
+      check_in_turn(Calls::captured, ta, {&first, &second}, s.n, 1.0f, 0.0f, 0, ++seed);
+      check_in_turn(Calls::captured, ta, {&second, &first}, s.n, -0.5f, 1.25f, 3, ++seed);
     }
   std::mt19937_64 rng(++seed);
   const HostCsr empty = random_csr(rng, 33, 65, 0.0, 0.0);
   const HostCsr full = random_csr(rng, 33, 65, 0.2, 0.0);
-  for (Transpose ta : kBothTransposes) check_captured(ta, empty, full, 17, 1.0f, 2.0f, 0, ++seed);
+  for (Transpose ta : kBothTransposes)
+    check_in_turn(Calls::captured, ta, {&empty, &full}, 17, 1.0f, 2.0f, 0, ++seed);
+}
+
+// One shape again and again, as training multiplies its batches: the same arrays with new values,
+// then another nnz, then a count seen before, then new arrays, each product on its own; the
+// transposed products follow the others on the same backend.
+TEST_P(SpmmConformance, EachCallOfOneShapeMultipliesItsOwnOperands) {
+  std::uint64_t seed = 1450;
+  for (Transpose ta : kBothTransposes) {
+    std::mt19937_64 rng(++seed);
+    const HostCsr first = random_csr(rng, 129, 257, 0.05, 0.2);
+    HostCsr revalued = first;
+    for (float& value : revalued.values) value = 0.25f - 2.0f * value;
+    const HostCsr second = random_csr(rng, 129, 257, 0.02, 0.2);
+    ASSERT_NE(first.nnz(), second.nnz());
+    check_in_turn(Calls::plain, ta, {&first, &revalued, &second, &first}, 32, 1.0f, 0.0f, 0,
+                  ++seed);
+    check_in_turn(Calls::plain, ta, {&second, &revalued}, 32, -0.5f, 1.25f, 0, ++seed);
+    check(ta, first, 32, 1.0f, 0.0f, 0, ++seed);  // revalued's count, other arrays and values
+  }
 }
 
 TEST_P(SpmmConformance, CsrWithoutNonZerosGivesScaledC) {

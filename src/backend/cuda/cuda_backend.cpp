@@ -61,19 +61,35 @@ std::string runtime_and_driver_versions() {
 
 cublasOperation_t to_cublas(Transpose t) { return t == Transpose::yes ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
-CsrDescriptor make_csr_descriptor(const CsrView& a, const std::int32_t* row_offsets) {
-  cusparseConstSpMatDescr_t descriptor = nullptr;
-  SAE_CUSPARSE_CHECK(cusparseCreateConstCsr(
-      &descriptor, a.rows, a.cols, a.nnz, row_offsets, a.col_indices, a.values, CUSPARSE_INDEX_32I,
-      CUSPARSE_INDEX_32I, CUSPARSE_INDEX_BASE_ZERO, CUDA_R_32F));
+// a with the int32 copy of its row offsets. The casts only satisfy the mutable descriptor
+// (CsrDescriptor): cuSPARSE's SpMM reads a.
+CsrDescriptor make_csr_descriptor(const CsrView& a, std::int32_t* row_offsets) {
+  cusparseSpMatDescr_t descriptor = nullptr;
+  SAE_CUSPARSE_CHECK(cusparseCreateCsr(&descriptor, a.rows, a.cols, a.nnz, row_offsets,
+                                       const_cast<ColIndex*>(a.col_indices),
+                                       const_cast<float*>(a.values), CUSPARSE_INDEX_32I,
+                                       CUSPARSE_INDEX_32I, CUSPARSE_INDEX_BASE_ZERO, CUDA_R_32F));
   return CsrDescriptor(descriptor);
 }
 
-ConstDenseDescriptor make_input_descriptor(ConstDenseView m) {
-  cusparseConstDnMatDescr_t descriptor = nullptr;
-  SAE_CUSPARSE_CHECK(cusparseCreateConstDnMat(&descriptor, m.rows, m.cols, m.ld, m.data, CUDA_R_32F,
-                                              CUSPARSE_ORDER_ROW));
-  return ConstDenseDescriptor(descriptor);
+void set_csr_pointers(const CsrDescriptor& descriptor, const CsrView& a,
+                      std::int32_t* row_offsets) {
+  SAE_CUSPARSE_CHECK(cusparseCsrSetPointers(descriptor.get(), row_offsets,
+                                            const_cast<ColIndex*>(a.col_indices),
+                                            const_cast<float*>(a.values)));
+}
+
+// The cast as in make_csr_descriptor: cuSPARSE writes only through the output's descriptor.
+DenseDescriptor make_dense_descriptor(ConstDenseView m) {
+  cusparseDnMatDescr_t descriptor = nullptr;
+  SAE_CUSPARSE_CHECK(cusparseCreateDnMat(&descriptor, m.rows, m.cols, m.ld,
+                                         const_cast<float*>(m.data), CUDA_R_32F,
+                                         CUSPARSE_ORDER_ROW));
+  return DenseDescriptor(descriptor);
+}
+
+void set_dense_values(const DenseDescriptor& descriptor, const float* values) {
+  SAE_CUSPARSE_CHECK(cusparseDnMatSetValues(descriptor.get(), const_cast<float*>(values)));
 }
 
 using LtPreference = UniqueHandle<cublasLtMatmulPreference_t, &cublasLtMatmulPreferenceDestroy>;
@@ -110,13 +126,6 @@ cublasComputeType_t lt_compute_type(MatmulPrecision precision) {
     default:
       return CUBLAS_COMPUTE_32F;
   }
-}
-
-DenseDescriptor make_output_descriptor(DenseView m) {
-  cusparseDnMatDescr_t descriptor = nullptr;
-  SAE_CUSPARSE_CHECK(cusparseCreateDnMat(&descriptor, m.rows, m.cols, m.ld, m.data, CUDA_R_32F,
-                                         CUSPARSE_ORDER_ROW));
-  return DenseDescriptor(descriptor);
 }
 
 }  // namespace
@@ -482,24 +491,49 @@ void CudaBackend::spmm(Transpose transpose_a, float alpha, CsrView a, ConstDense
       static_cast<std::size_t>(a.rows + 1) * sizeof(std::int32_t), stream()));
   kernels::launch_index_narrow(a.row_offsets, row_offsets, a.rows + 1, stream());
 
-  const CsrDescriptor matrix_a = make_csr_descriptor(a, row_offsets);
-  const ConstDenseDescriptor matrix_b = make_input_descriptor(b);
-  const DenseDescriptor matrix_c = make_output_descriptor(c);
   const cusparseOperation_t op_a = transpose_a == Transpose::yes ? CUSPARSE_OPERATION_TRANSPOSE
                                                                  : CUSPARSE_OPERATION_NON_TRANSPOSE;
-  // CSR_ALG2 is documented deterministic for op(a) = a. For aᵀ (a scatter into c) cuSPARSE
-  // documents run-to-run differences whatever the algorithm, so take its default choice.
+  // op(a) = a: CSR_ALG2, which cuSPARSE documents as the fastest with row-major b and c. Its sums
+  // may come in another order from run to run: cuSPARSE promises bitwise equal results only for
+  // COO_ALG2, CSR_ALG3 (op(a) = a only) and BSR_ALG1, and CSR_ALG3 has not been measured here.
+  // For aᵀ (a scatter into c) cuSPARSE documents run-to-run differences whatever the algorithm,
+  // so take its default choice.
   const cusparseSpMMAlg_t algorithm =
       transpose_a == Transpose::yes ? CUSPARSE_SPMM_ALG_DEFAULT : CUSPARSE_SPMM_CSR_ALG2;
-  std::size_t buffer_bytes = 0;
-  SAE_CUSPARSE_CHECK(cusparseSpMM_bufferSize(
-      cusparse_.get(), op_a, CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, matrix_a.get(),
-      matrix_b.get(), &beta, matrix_c.get(), CUDA_R_32F, algorithm, &buffer_bytes));
-  // Never a null buffer, even when cuSPARSE asks for none.
-  void* buffer = workspace_.reserve(std::max(buffer_bytes, kernels::kWorkspaceAlignment), stream());
+
+  // The plan's key: c's shape and b's rows follow from a's shape, the transposition and b's
+  // columns. alpha and beta are no part of it: cuSPARSE may read them from device memory (its
+  // device pointer mode), so the buffer size cannot depend on their values.
+  const SpmmPlanKey key{static_cast<std::int64_t>(transpose_a), a.rows, a.cols, b.cols, b.ld, c.ld};
+  auto found = spmm_plans_.find(key);
+  if (found == spmm_plans_.end()) {
+    SpmmPlan plan;
+    plan.matrix_b = make_dense_descriptor(b);
+    plan.matrix_c = make_dense_descriptor(c);
+    found = spmm_plans_.emplace(key, std::move(plan)).first;
+  }
+  SpmmPlan& plan = found->second;
+  set_dense_values(plan.matrix_b, b.data);
+  set_dense_values(plan.matrix_c, c.data);
+  if (plan.matrix_a.get() != nullptr && plan.nnz == a.nnz) {
+    set_csr_pointers(plan.matrix_a, a, row_offsets);
+  } else {
+    CsrDescriptor matrix_a = make_csr_descriptor(a, row_offsets);
+    std::size_t buffer_bytes = 0;
+    SAE_CUSPARSE_CHECK(cusparseSpMM_bufferSize(
+        cusparse_.get(), op_a, CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, matrix_a.get(),
+        plan.matrix_b.get(), &beta, plan.matrix_c.get(), CUDA_R_32F, algorithm, &buffer_bytes));
+    plan.matrix_a = std::move(matrix_a);
+    plan.nnz = a.nnz;
+    plan.buffer_bytes = buffer_bytes;
+  }
+  // Never a null buffer, even when cuSPARSE asks for none. Nothing in it outlives the call (there
+  // is no cusparseSpMM_preprocess), so it may move when workspace_ grows for another op.
+  void* buffer =
+      workspace_.reserve(std::max(plan.buffer_bytes, kernels::kWorkspaceAlignment), stream());
   SAE_CUSPARSE_CHECK(cusparseSpMM(cusparse_.get(), op_a, CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha,
-                                  matrix_a.get(), matrix_b.get(), &beta, matrix_c.get(), CUDA_R_32F,
-                                  algorithm, buffer));
+                                  plan.matrix_a.get(), plan.matrix_b.get(), &beta,
+                                  plan.matrix_c.get(), CUDA_R_32F, algorithm, buffer));
 }
 
 // ---- fused element-wise ops ----

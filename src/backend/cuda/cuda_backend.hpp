@@ -61,8 +61,9 @@ using CudaGraph = UniqueHandle<cudaGraph_t, &cudaGraphDestroy>;
 using CudaGraphExec = UniqueHandle<cudaGraphExec_t, &cudaGraphExecDestroy>;
 using DeviceMemory = UniqueHandle<void*, &cudaFree>;
 using PinnedMemory = UniqueHandle<void*, &cudaFreeHost>;
-using CsrDescriptor = UniqueHandle<cusparseConstSpMatDescr_t, &cusparseDestroySpMat>;
-using ConstDenseDescriptor = UniqueHandle<cusparseConstDnMatDescr_t, &cusparseDestroyDnMat>;
+// Mutable descriptors even for the operands cuSPARSE only reads: its setters
+// (cusparseCsrSetPointers, cusparseDnMatSetValues) take no const descriptor.
+using CsrDescriptor = UniqueHandle<cusparseSpMatDescr_t, &cusparseDestroySpMat>;
 using DenseDescriptor = UniqueHandle<cusparseDnMatDescr_t, &cusparseDestroyDnMat>;
 
 // Plain cudaMalloc (never managed memory); bytes > 0.
@@ -207,6 +208,20 @@ class CudaBackend final : public Backend {
   using LtPlanKey = std::array<std::int64_t, 15>;
   std::map<LtPlanKey, LtPlan> lt_plans_;
   CusparseHandle cusparse_;
+  // What spmm made for each transposition and shape of b and c it has seen: cuSPARSE's
+  // descriptors, pointed at each call's operands, and the size of the buffer SpMM needs for the
+  // non-zero count matrix_a was made with. A descriptor's nnz cannot be changed and every batch
+  // has its own, so a call with another nnz makes matrix_a anew and asks the size again (host
+  // work; workspace_ grows only past its largest size).
+  struct SpmmPlan {
+    CsrDescriptor matrix_a;
+    DenseDescriptor matrix_b;
+    DenseDescriptor matrix_c;
+    std::int64_t nnz = 0;  // of matrix_a
+    std::size_t buffer_bytes = 0;
+  };
+  using SpmmPlanKey = std::array<std::int64_t, 6>;
+  std::map<SpmmPlanKey, SpmmPlan> spmm_plans_;
   CusolverHandle cusolver_;  // made by the first symmetric_eigen
   CusolverParams cusolver_params_;
   Workspace workspace_;
