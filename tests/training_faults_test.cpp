@@ -112,6 +112,55 @@ HostCsr with_nan_in_a_training_row(HostCsr data, const TrainConfig& train) {
   return data;
 }
 
+// Heavy-tailed counts: topic counts of 3 000 rows x 128 columns in which every tenth row (from
+// the tenth) is multiplied by 300, so that a tenth of the rows hold counts in the hundreds to thousands (as
+// code tokens and colour histograms do, bench/real-data/README.md).
+HostCsr heavy_tailed_counts() {
+  TopicDataConfig config;
+  config.rows = 3000;
+  config.cols = 128;
+  config.topics = 8;
+  HostCsr data = generate_topic_counts(config);
+  for (std::int64_t row = 9; row < data.rows; row += 10)
+    for (RowOffset i = data.row_offsets[row]; i < data.row_offsets[row + 1]; ++i)
+      data.values[static_cast<std::size_t>(i)] *= 300.0f;
+  return data;
+}
+
+// Every count loss on heavy-tailed counts: read raw, its finite losses blow up (rates driven into
+// the trillions, steps averaging orders above the validation loss) and training stops saying it
+// diverged, never returning the useless model silently; read as log(1 + count), as sae train does
+// by default, every one of them trains and ends below the untrained model's validation loss.
+TEST(TrainingFaults, NoCountLossDivergesSilentlyOnHeavyTailedCounts) {
+  const HostCsr data = heavy_tailed_counts();
+  const auto backend = make_backend(BackendChoice::cpu);
+  ModelConfig model;
+  model.input_dim = data.cols;
+  model.hidden = {64};
+  model.latent = 8;
+  for (const LossKind loss :
+       {LossKind::poisson, LossKind::nb, LossKind::zinb, LossKind::hurdle, LossKind::hurdle_nb}) {
+    SCOPED_TRACE(loss_name(loss));
+    TrainConfig train;
+    train.loss = loss;
+    train.epochs = 6;
+    train.batch_size = 64;
+    train.input_transform = InputTransform::none;
+    Trainer raw(*backend, model, train, data);
+    const std::string message = error_message([&] { raw.train(); });
+    EXPECT_EQ(message.rfind("training diverged: ", 0), 0u) << message;
+    EXPECT_TRUE(contains(message, "try --input-transform log1p")) << message;
+
+    train.input_transform = InputTransform::log1p;
+    Trainer transformed(*backend, model, train, data);
+    const double untrained = transformed.validation_loss();
+    EXPECT_NO_THROW(transformed.train());
+    const double trained = transformed.validation_loss();
+    EXPECT_TRUE(std::isfinite(trained));
+    EXPECT_LT(trained, untrained);
+  }
+}
+
 TEST(TrainingFaults, NonFiniteLossStopsTrainingNamingTheStep) {
   const auto backend = make_backend(BackendChoice::cpu);
   const TrainConfig train = short_training();

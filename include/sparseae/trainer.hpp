@@ -66,7 +66,10 @@ class Trainer {
 
   // Runs epochs from the current one up to config.epochs (or early stopping, or until
   // observer.stop_requested). Throws Error naming the step when a loss is not finite under
-  // NonFinitePolicy::stop.
+  // NonFinitePolicy::stop, and "training diverged" when the losses stay finite but blow up:
+  // an epoch (after the first) whose steps averaged over 100 times its validation loss, a
+  // validation loss over 100 times that of the model with every parameter zero, or, two epochs
+  // in, a validation loss above the one training started from.
   std::vector<EpochReport> train(const TrainObserver& observer = {});
   // True when the last train() ended at observer.stop_requested, mid-epoch or between epochs.
   bool interrupted() const;

@@ -70,8 +70,10 @@ void add_count_model_options(Options& o) {
       .flag("size-factors",
             "losses with a log-mean (poisson, nb, zinb, hurdles): offset it by each row's log "
             "size factor, its total count over the training rows' median")
-      .value("input-transform", "none|log1p", "none",
-             "what the first layer reads: the counts, or log(1 + count)");
+      .value("input-transform", "none|log1p", "log1p",
+             "what the first layer reads: the counts, or log(1 + count) (the default: it "
+             "reproduced more counts exactly in 14 of 15 real sets x losses measured, and keeps "
+             "counts in the thousands from diverging; bench/real-data/README.md)");
 }
 
 void apply_count_model_options(const Options& o, TrainConfig& train) {

@@ -215,6 +215,10 @@ struct Trainer::Impl {
   // value: a rate of 1, a support probability of 1/2), whatever the data's scale: the yardstick of
   // divergence. Measured when train() starts; NaN before.
   double zero_model_loss = std::numeric_limits<double>::quiet_NaN();
+  // The validation loss of the parameters train() started from (the initialisation, or a resumed
+  // state): after two epochs a model must have come below it.
+  double start_loss = std::numeric_limits<double>::quiet_NaN();
+  int start_epoch = 0;
 
   template <typename Matrix>
   Impl(Backend& backend_, const ModelConfig& model, const TrainConfig& config_, float scale_,
@@ -436,7 +440,20 @@ struct Trainer::Impl {
     stop_if_steps_blew_up(train_reconstruction_loss / static_cast<double>(trained_rows),
                           report.val_loss);
     stop_if_far_worse_than_zero_model(report.val_loss);
+    stop_if_worse_than_at_start(report.val_loss);
     return report;
+  }
+
+  // A run whose steps neither blew up nor left the data's scale can still have learnt nothing:
+  // two epochs in, a validation loss above the one training started from is no slow start but a
+  // model worse than the one it was given.
+  void stop_if_worse_than_at_start(double val_loss) const {
+    if (epoch - start_epoch < 2 || !(val_loss > start_loss)) return;
+    throw Error("training diverged: the validation loss after epoch " + std::to_string(epoch) +
+                " is " + std::to_string(val_loss) + ", above the " + std::to_string(start_loss) +
+                " it had when training started at epoch " + std::to_string(start_epoch) +
+                "; the best epoch's checkpoint is the last good state (try --input-transform "
+                "log1p, a lower --lr or --clip-norm)");
   }
 
   // Training that drove the outputs far from the data (an exp-link head's rate in the trillions)
@@ -581,7 +598,11 @@ std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
   Impl& t = *impl_;
   const MatmulPrecisionScope precision(t.backend, t.config.precision);
   t.stopped = false;
-  if (t.epoch < t.config.epochs) t.measure_zero_model_loss();
+  if (t.epoch < t.config.epochs) {
+    t.measure_zero_model_loss();
+    t.start_loss = t.validation_loss();
+    t.start_epoch = t.epoch;
+  }
   while (t.epoch < t.config.epochs) {
     const std::optional<EpochReport> epoch_report = t.run_epoch(observer);
     if (!epoch_report) break;
