@@ -211,12 +211,10 @@ struct Trainer::Impl {
   double best_val_loss = std::numeric_limits<double>::infinity();
   int epochs_without_improvement = 0;
   bool stopped = false;  // the last train() ended at observer.stop_requested
-  // The validation loss of the model with every parameter zero (each output its head's neutral
-  // value: a rate of 1, a support probability of 1/2), whatever the data's scale: the yardstick of
-  // divergence. Measured when train() starts; NaN before.
+  // The yardsticks of divergence (stop_if_diverged), measured when train() starts: the validation
+  // loss of the model with every parameter zero, whatever the data's scale, and that of the
+  // parameters train() started from (the initialisation, or a resumed state) at start_epoch.
   double zero_model_loss = std::numeric_limits<double>::quiet_NaN();
-  // The validation loss of the parameters train() started from (the initialisation, or a resumed
-  // state): after two epochs a model must have come below it.
   double start_loss = std::numeric_limits<double>::quiet_NaN();
   int start_epoch = 0;
 
@@ -437,39 +435,42 @@ struct Trainer::Impl {
                   " is " + std::to_string(report.val_loss) + "; the checkpoint of epoch " +
                   std::to_string(epoch - 1) +
                   " is the last good state (try a lower --lr or --clip-norm)");
-    stop_if_steps_blew_up(train_reconstruction_loss / static_cast<double>(trained_rows),
-                          report.val_loss);
-    stop_if_far_worse_than_zero_model(report.val_loss);
-    stop_if_worse_than_at_start(report.val_loss);
+    stop_if_diverged(train_reconstruction_loss / static_cast<double>(trained_rows),
+                     report.val_loss);
     return report;
   }
 
-  // A run whose steps neither blew up nor left the data's scale can still have learnt nothing:
-  // two epochs in, a validation loss above the one training started from is no slow start but a
-  // model worse than the one it was given.
-  void stop_if_worse_than_at_start(double val_loss) const {
-    if (epoch - start_epoch < 2 || !(val_loss > start_loss)) return;
-    throw Error("training diverged: the validation loss after epoch " + std::to_string(epoch) +
-                " is " + std::to_string(val_loss) + ", above the " + std::to_string(start_loss) +
-                " it had when training started at epoch " + std::to_string(start_epoch) +
-                "; the best epoch's checkpoint is the last good state (try --input-transform "
-                "log1p, a lower --lr or --clip-norm)");
-  }
-
-  // Training that drove the outputs far from the data (an exp-link head's rate in the trillions)
-  // can stay finite at every step; a model kDivergenceRatio times worse than the all-zero one is
-  // then the sign, whatever the loss.
-  void stop_if_far_worse_than_zero_model(double val_loss) const {
+  // A loss can stay finite and still diverge: a count head's log-rate driven into the range where
+  // its rate is linearised (raw counts in the thousands as input) gives steps whose losses lie
+  // orders of magnitude above the model's validation loss, or a validation loss far above that of
+  // a model that predicts nothing; and a run can end worse than it began. Each stops training
+  // with the advice that prevents it (README, "Faults while training"):
+  // - after the first epoch (whose steps start from the untrained model), steps that averaged
+  //   kDivergenceRatio times the validation loss after them: a trained model's steps average
+  //   within a small factor of it (both are means of non-negative per-row losses);
+  // - a validation loss kDivergenceRatio times that of the model with every parameter zero (each
+  //   output its head's neutral value: a rate of 1, a support probability of 1/2);
+  // - two epochs in, a validation loss above the one training started from.
+  void stop_if_diverged(double train_reconstruction_loss, double val_loss) const {
     constexpr double kDivergenceRatio = 100.0;
-    if (!(val_loss > kDivergenceRatio * zero_model_loss)) return;
-    throw Error("training diverged: the validation loss after epoch " + std::to_string(epoch) +
-                " is " + std::to_string(val_loss) + ", over " +
-                std::to_string(static_cast<int>(kDivergenceRatio)) +
-                " times the " + std::to_string(zero_model_loss) +
-                " of the model with every parameter zero; the checkpoint of epoch " +
+    const std::string ratio = std::to_string(static_cast<int>(kDivergenceRatio));
+    std::string why;
+    if (epoch - start_epoch >= 2 && train_reconstruction_loss > kDivergenceRatio * val_loss)
+      why = "the steps of epoch " + std::to_string(epoch) + " averaged a loss of " +
+            std::to_string(train_reconstruction_loss) + ", over " + ratio +
+            " times the validation loss of " + std::to_string(val_loss) + " after it";
+    else if (val_loss > kDivergenceRatio * zero_model_loss)
+      why = "the validation loss after epoch " + std::to_string(epoch) + " is " +
+            std::to_string(val_loss) + ", over " + ratio + " times the " +
+            std::to_string(zero_model_loss) + " of the model with every parameter zero";
+    else if (epoch - start_epoch >= 2 && val_loss > start_loss)
+      why = "the validation loss after epoch " + std::to_string(epoch) + " is " +
+            std::to_string(val_loss) + ", above the " + std::to_string(start_loss) +
+            " it had when training started at epoch " + std::to_string(start_epoch);
+    if (why.empty()) return;
+    throw Error("training diverged: " + why + "; the checkpoint of epoch " +
                 std::to_string(epoch - 1) +
-                " is the last good state (try --input-transform log1p, a lower --lr or "
-                "--clip-norm)");
+                " is the last written (try --input-transform log1p, a lower --lr or --clip-norm)");
   }
 
   // zero_model_loss, measured with the parameters set aside and restored bit for bit.
@@ -480,25 +481,6 @@ struct Trainer::Impl {
     parameters.fill_zero();
     zero_model_loss = validation_loss();
     backend.copy_bytes(parameters.data(), kept.data(), parameters.size() * sizeof(float));
-  }
-
-  // A loss can stay finite and still diverge: a count head's log-rate driven into the range where
-  // the rate is linearised (raw counts in the thousands as input) gives steps whose losses are
-  // many orders above the model's own validation loss, and a model worse than PCA by far. A
-  // trained model's steps average within a small factor of its validation loss (both are means
-  // of non-negative per-row losses); kDivergenceRatio times it is no overfit or noise but steps
-  // that blew up, which stops training with the advice that prevents it. The first epoch is not
-  // judged: its steps start from the untrained model, whose loss may lie far above.
-  void stop_if_steps_blew_up(double train_reconstruction_loss, double val_loss) const {
-    constexpr double kDivergenceRatio = 100.0;
-    if (epoch < 2 || !(train_reconstruction_loss > kDivergenceRatio * val_loss)) return;
-    throw Error("training diverged: the steps of epoch " + std::to_string(epoch) +
-                " averaged a loss of " + std::to_string(train_reconstruction_loss) + ", over " +
-                std::to_string(static_cast<int>(kDivergenceRatio)) +
-                " times the validation loss of " + std::to_string(val_loss) +
-                " after it; the checkpoint of epoch " + std::to_string(epoch - 1) +
-                " is the last good state (try --input-transform log1p, a lower --lr or "
-                "--clip-norm)");
   }
 
   // Mean reconstruction loss over validation rows (penalties excluded: they measure the code,
