@@ -843,6 +843,27 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   ASSERT_TRUE(succeeded(by_mean));
   const std::string mean_json = json_object(by_mean.out, "validation");
   EXPECT_TRUE(contains(mean_json, "\"decode\": \"mean\"")) << mean_json;
+  // Each run names the other decode and the exact-entry F1 it would give. The two runs train the
+  // same model (same flags and seed, cpu), so each one's alternative is the other's headline; an
+  // mse model has one decode and names none.
+  const auto f1_field = [](const std::string& json) {
+    const std::size_t at = json.find("\"exact_f1\": ");
+    return at == std::string::npos ? std::string()
+                                   : json.substr(at, json.find_first_of(",}", at) - at);
+  };
+  const std::string mode_instead = json_object(by_mode.out, "alternative_decode");
+  EXPECT_TRUE(contains(mode_instead, "\"decode\": \"mean\"")) << by_mode.out;
+  EXPECT_EQ(f1_field(mode_instead), f1_field(mean_json)) << by_mode.out;
+  const std::string mean_instead = json_object(by_mean.out, "alternative_decode");
+  EXPECT_TRUE(contains(mean_instead, "\"decode\": \"mode\"")) << by_mean.out;
+  EXPECT_EQ(f1_field(mean_instead), f1_field(mode_json)) << by_mean.out;
+  EXPECT_FALSE(contains(trained().out, "alternative_decode")) << trained().out;
+  const Result text = sae("train --checkpoint t.ckpt --data x.mtx --loss poisson --epochs 1 "
+                          "--hidden 16 --latent 4 --quiet --no-pca --backend cpu");
+  ASSERT_TRUE(succeeded(text));
+  EXPECT_TRUE(contains(text.out, "decoded by mode instead, the exact-entry F1 would be "))
+      << text.out;
+  EXPECT_TRUE(contains(text.out, " % (--decode mode)\n")) << text.out;
   const Checkpoint p = load_checkpoint(file("p.ckpt"));
   EXPECT_EQ(run_config_to_json(load_checkpoint(file("q.ckpt")).config),
             run_config_to_json(p.config))

@@ -148,6 +148,11 @@ void print_training_summary(const TrainingSummary& s, bool json) {
     if (s.hurdle_threshold >= 0)
       summary.set("hurdle_threshold", hurdle_threshold_json(s.hurdle_threshold));
     if (s.pca.pca) summary.set("pca", pca_json(s.pca, s.pca_components));
+    if (s.alternative_decode_f1 >= 0)
+      summary.set("alternative_decode",
+                  Json::object()
+                      .set("decode", Json::string(decode_mode_name(s.alternative_decode)))
+                      .set("exact_f1", Json::number_fixed(s.alternative_decode_f1, 6)));
     std::printf("%s\n", summary.dump().c_str());
     return;
   }
@@ -167,6 +172,15 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   std::printf("validation rows (%lld), counts decoded by %s:\n",
               static_cast<long long>(s.metrics.rows), decode_mode_name(s.metrics.decode));
   print_metrics_table(s.metrics, s.pca.pca ? &s.pca.metrics : nullptr);
+  if (s.alternative_decode_f1 >= 0)
+    std::printf("decoded by %s instead, the exact-entry F1 would be %.2f %% (--decode %s)\n",
+                decode_mode_name(s.alternative_decode), 100.0 * s.alternative_decode_f1,
+                decode_mode_name(s.alternative_decode));
+}
+
+std::optional<DecodeMode> alternative_decode(LossKind loss, DecodeMode decode) {
+  if (!has_count_likelihood(loss)) return std::nullopt;
+  return decode == DecodeMode::mode ? default_decode(loss) : DecodeMode::mode;
 }
 
 void write_reconstruction(const std::string& path, const TrainedModel& model,

@@ -1,5 +1,6 @@
 #pragma once
 // What sae prints at the end of a run: a table for people, JSON for programs.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,12 +28,22 @@ struct TrainingSummary {
   // metrics; pca.pca is false when there is none (--no-pca).
   ComparisonRow pca;
   std::int64_t pca_components = 0;
+  // The other decode the loss allows that gives other counts (mode, or the loss's default when
+  // the run decoded by mode), and its exact-entry F1 on the same rows, so that a run shows what
+  // --decode would change; none (alternative_decode_f1 negative) for losses with one decode.
+  DecodeMode alternative_decode = DecodeMode::round;
+  double alternative_decode_f1 = -1;
 };
 
 // --decode, shared by sae train, decode and eval: declares it on o.
 void add_decode_option(Options& o, const std::string& use);
 // The decode mode --decode asks for (default: default_decode(loss)), checked against loss.
 DecodeMode decode_option(const Options& o, LossKind loss);
+
+// The decode other than decode that loss allows and that gives other counts (round and mean
+// give the same): mode, or default_decode(loss) when decode is mode; none for losses without a
+// mode.
+std::optional<DecodeMode> alternative_decode(LossKind loss, DecodeMode decode);
 
 // The support threshold of a hurdle loss, for the JSON of sae train and compare.
 Json hurdle_threshold_json(double threshold);

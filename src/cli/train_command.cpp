@@ -400,6 +400,11 @@ int run_train(const Args& args) {
   summary.metrics = model.evaluate(trainer.validation_counts(), decode,
                                    o.given("report") ? &report_row.detail : nullptr);
   summary.checkpoint = checkpoint_path;
+  if (const auto other = alternative_decode(run.train.loss, decode);
+      other && summary.metrics.rows > 0) {
+    summary.alternative_decode = *other;
+    summary.alternative_decode_f1 = model.evaluate(trainer.validation_counts(), *other).exact_f1;
+  }
   // PCA with the latent width on the same split, unless turned off or impossible (no
   // validation rows, or a latent wider than the data).
   if (!o.flag_set("no-pca") && summary.metrics.rows > 0 && run.model.latent <= counts.matrix.cols) {
