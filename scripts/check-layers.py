@@ -7,7 +7,7 @@ The layers, ground floor first (README, "Source layout"):
   0 math and core     src/math, src/core; the public headers of the basic types
   1 io and model      src/io, src/checkpoint, src/model, src/data, src/metrics; their headers
   2 backends          src/backend (cpu, cuda), kernels/
-  3 train             src/train; trainer.hpp, compare.hpp
+  3 train             src/train; trainer.hpp, compare.hpp, recipe_search.hpp
   4 compress/pca/report  src/compress, src/pca, src/report; lossless.hpp, pca.hpp
   5 front ends        src/cli, bench/, the umbrella header sparseae.hpp
 Tests may include anything and are not checked.
@@ -35,7 +35,7 @@ PUBLIC_HEADER_LAYERS = {
     "error": 0, "matrix": 0, "ops": 0, "version": 0, "backend": 0, "buffer": 0, "csr": 0,
     "io": 1, "generator": 1, "model": 1, "network": 1, "metrics": 1, "checkpoint": 1,
     "inference": 1, "train_config": 1,
-    "trainer": 3, "compare": 3,
+    "trainer": 3, "compare": 3, "recipe_search": 3,
     "lossless": 4, "pca": 4,
     "sparseae": 5,
 }

@@ -18,10 +18,12 @@
 #include <vector>
 
 #include "file_builders.hpp"
+#include "core/json.hpp"
 #include "sparseae/backend.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
+#include "sparseae/recipe_search.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
 
@@ -248,6 +250,42 @@ TEST_F(Cli, EncodeDecodeAndEvalUseTheCheckpoint) {
   ASSERT_EQ(lines.size(), 14u) << "title and 13 metrics (no nll for mse): " << table.out;
   EXPECT_EQ(lines[0], "x.mtx (300 rows), counts decoded by round:");
   EXPECT_TRUE(contains(lines[1], "exact-entry F1")) << "the headline comes first: " << table.out;
+}
+
+// sae train --auto: every default recipe in the JSON, the best written as the checkpoint, whose
+// model, evaluated by sae eval with the recipe's decode, has the F1 it was chosen by; the flags
+// the search chooses itself are refused in one line.
+TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
+  ensure_data();
+  const Result r = sae("train --auto --data x.mtx --epochs 2 --hidden 16 --latent 4 "
+                       "--checkpoint auto.ckpt --json --quiet --backend cpu");
+  ASSERT_TRUE(succeeded(r)) << r.err;
+  const Json json = Json::parse(r.out, "sae train --auto");
+  ASSERT_EQ(json.at("recipes").items().size(), default_recipes().size());
+  const Json& best = json.at("recipes").items()[static_cast<std::size_t>(json.at("best").as_int())];
+  EXPECT_EQ(best.at("epochs").as_int(), 2);
+  const Checkpoint c = load_checkpoint(file("auto.ckpt"));
+  EXPECT_EQ(loss_name(c.config.train.loss), best.at("loss").as_string());
+  EXPECT_EQ(activation_name(c.config.model.latent_activation),
+            best.at("latent_activation").as_string());
+  const Result eval = sae("eval --model auto.ckpt --data x.mtx --json --backend cpu --decode " +
+                          best.at("decode").as_string());
+  ASSERT_TRUE(succeeded(eval)) << eval.err;
+  EXPECT_TRUE(contains(r.out, "\"pca\": {\"components\": 4")) << r.out;
+  // eval reads every row of x.mtx; the search's F1 is on its validation rows: the same model
+  // (bit for bit on cpu) measured on the rows the checkpoint's split holds out.
+  const Result held_out =
+      sae("train --epochs 0 --data x.mtx --resume auto.ckpt --json --quiet --backend cpu "
+          "--no-pca --checkpoint auto-again.ckpt --decode " + best.at("decode").as_string());
+  ASSERT_TRUE(succeeded(held_out)) << held_out.err;
+  const std::string validation = json_object(held_out.out, "validation");
+  const std::size_t at = validation.find("\"exact_f1\": ");
+  ASSERT_NE(at, std::string::npos) << held_out.out;
+  EXPECT_NEAR(std::stod(validation.substr(at + 12)), best.at("exact_f1").as_double(), 1e-6);
+
+  const Result refused = sae("train --auto --loss hurdle --data x.mtx --backend cpu");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.err, "sae: error: sae train: --auto chooses --loss; drop it\n");
 }
 
 TEST_F(Cli, EveryInputFormatTrainsToTheSameModel) {

@@ -17,6 +17,7 @@
 #include "sparseae/network.hpp"
 #include "sparseae/ops.hpp"
 #include "sparseae/pca.hpp"
+#include "sparseae/recipe_search.hpp"
 #include "sparseae/train_config.hpp"
 #include "sparseae/trainer.hpp"
 #include "sparseae/version.hpp"

@@ -14,6 +14,7 @@
 #include "cli/html_output.hpp"
 #include "cli/options.hpp"
 #include "cli/progress.hpp"
+#include "cli/recipe_search_command.hpp"
 #include "cli/report.hpp"
 #include "core/json.hpp"
 #include "sparseae/checkpoint.hpp"
@@ -127,7 +128,14 @@ Options train_options() {
              "also write a self-contained HTML report (metrics, training curves, exactness per "
              "column, wrong entries per row, and images for square column counts)")
       .flag("json", "print the final report as JSON")
-      .flag("quiet", "no progress output");
+      .flag("quiet", "no progress output")
+      .flag("auto",
+            "search the recipe (loss and decode, latent activation, learning rate) that "
+            "reproduces the validation rows most exactly: short runs of every candidate, the "
+            "better half trained on to twice the epochs (up to --epochs) until one is left; "
+            "prints the table and writes the best as --checkpoint")
+      .value("auto-budget", "SECONDS", "600",
+             "--auto: no round of the search starts after this much time");
   add_decode_option(o, " for the report and --reconstruction (not stored in the checkpoint)");
   add_count_model_options(o);
   add_pca_option(o);
@@ -291,6 +299,7 @@ void write_train_report(const Options& o, const RunConfig& run, const TrainingSu
 int run_train(const Args& args) {
   Options o = train_options();
   if (!o.parse(args)) return 0;
+  if (o.flag_set("auto")) return run_recipe_search(o, config_from(o, 1));
   const bool resume = o.given("resume");
   // Every option is checked before the data is read, so that a mistyped one fails at once, in
   // one line, rather than after loading a large file (the width is the data's, known later).

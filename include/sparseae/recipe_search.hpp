@@ -1,0 +1,71 @@
+#pragma once
+// A search for the training recipe that reproduces held-out counts most exactly: every candidate
+// (loss and decode, latent activation, learning rate) trains a few epochs on the same split, the
+// better half by validation exact-entry F1 trains on to twice the epochs, and so on (successive
+// halving) until one is left, the epochs run out or the time budget is spent. `sae train --auto`.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/csr.hpp"
+#include "sparseae/model.hpp"
+#include "sparseae/ops.hpp"
+#include "sparseae/train_config.hpp"
+
+namespace sparseae {
+
+struct Recipe {
+  LossKind loss = LossKind::mse;
+  DecodeMode decode = DecodeMode::round;
+  Activation latent_activation = Activation::relu;
+  float learning_rate = 1e-3f;
+
+  // "hurdle/mode, latent identity, lr 0.003".
+  std::string describe() const;
+};
+
+// The candidates `sae train --auto` tries: mse by round, poisson by its mean, the hurdle and the
+// negative-binomial hurdle by their mode, each with a relu or an identity latent and a learning
+// rate of 0.001 or 0.003 (16 recipes).
+std::vector<Recipe> default_recipes();
+
+struct RecipeSearchConfig {
+  // The widths (and hidden activation) every recipe trains; input_dim comes from the data, the
+  // latent activation from each recipe.
+  ModelConfig model;
+  // Batch, validation fraction, seed, input transform, ...; loss and learning rate come from each
+  // recipe; epochs is the most any recipe trains.
+  TrainConfig train;
+  std::vector<Recipe> recipes = default_recipes();
+  int first_epochs = 2;  // every recipe's first round; each later round doubles it
+  // No round starts once this much time has passed (the one running finishes).
+  double time_budget_seconds = 600;
+};
+
+struct RecipeOutcome {
+  Recipe recipe;
+  int epochs = 0;            // trained, in its last round
+  double exact_f1 = -1;      // on the validation rows after those epochs; -1 when it failed
+  double seconds = 0;        // training and evaluation, all rounds
+  std::string failure;       // why training stopped ("training diverged: ..."), or empty
+  bool eliminated = false;   // left out of a later round
+};
+
+struct RecipeSearchResult {
+  std::vector<RecipeOutcome> outcomes;  // in the order of config.recipes
+  std::size_t best = 0;                 // the outcome of the best exact F1 in the last round
+  RunConfig best_run;                   // the best recipe's configuration, hurdle threshold chosen
+  TrainingState best_state;             // and its parameters, as a checkpoint holds them
+  std::int64_t validation_rows = 0;
+};
+
+// Throws Error when no recipe trains at all (each one's failure named), or the configuration is
+// unusable (no recipes, first_epochs < 1). on_outcome is called after every recipe's round.
+RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
+                                  const RecipeSearchConfig& config,
+                                  const std::function<void(const RecipeOutcome&)>& on_outcome = {});
+
+}  // namespace sparseae

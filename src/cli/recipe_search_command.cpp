@@ -1,0 +1,107 @@
+#include "cli/recipe_search_command.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/data_source.hpp"
+#include "cli/report.hpp"
+#include "core/json.hpp"
+#include "sparseae/error.hpp"
+#include "sparseae/pca.hpp"
+#include "sparseae/recipe_search.hpp"
+
+namespace sparseae::cli {
+
+namespace {
+
+// What --auto chooses itself, and what it cannot be combined with.
+constexpr const char* kChosenByAuto[] = {"loss", "decode", "latent-act", "lr", "resume"};
+
+Json outcome_json(const RecipeOutcome& outcome) {
+  Json json = Json::object();
+  json.set("loss", Json::string(loss_name(outcome.recipe.loss)))
+      .set("decode", Json::string(decode_mode_name(outcome.recipe.decode)))
+      .set("latent_activation", Json::string(activation_name(outcome.recipe.latent_activation)))
+      .set("learning_rate", Json::number_significant(outcome.recipe.learning_rate, 6))
+      .set("epochs", Json::integer(outcome.epochs))
+      .set("exact_f1", outcome.failure.empty() ? Json::number_fixed(outcome.exact_f1, 6) : Json())
+      .set("seconds", Json::number_significant(outcome.seconds, 6))
+      .set("eliminated", Json::boolean(outcome.eliminated));
+  if (!outcome.failure.empty()) json.set("failure", Json::string(outcome.failure));
+  return json;
+}
+
+}  // namespace
+
+int run_recipe_search(const Options& o, const RunConfig& base) {
+  for (const char* name : kChosenByAuto)
+    require(!o.given(name), std::string("sae train: --auto chooses --") + name +
+                                (std::string(name) == "resume" ? " (a search starts afresh)"
+                                                               : "; drop it"));
+  const double budget = o.real("auto-budget");
+  require(budget > 0.0, "sae train: --auto-budget must be a positive number of seconds");
+  const bool quiet = o.flag_set("quiet");
+  const auto backend = open_backend(o.text("backend"));
+  const Counts counts = load_counts(o.text("data"), o.integer("rows"));
+  if (!quiet) std::cerr << describe(counts) << "\n";
+  require_trainable_rows(counts);
+
+  RecipeSearchConfig config;
+  config.model = base.model;
+  config.train = base.train;
+  config.time_budget_seconds = budget;
+  RecipeSearchResult search =
+      search_recipes(*backend, counts.matrix, config, [&](const RecipeOutcome& outcome) {
+        if (quiet) return;
+        std::cerr << "auto: " << outcome.recipe.describe() << ", " << outcome.epochs
+                  << " epochs: ";
+        if (outcome.failure.empty())
+          std::fprintf(stderr, "exact-entry F1 %.2f %%\n", 100.0 * outcome.exact_f1);
+        else
+          std::cerr << outcome.failure << "\n";
+      });
+  search.best_run.data_source = counts.recorded_source;
+  const std::string checkpoint_path = o.text("checkpoint");
+  if (!checkpoint_path.empty())
+    save_checkpoint(checkpoint_path, {search.best_run, search.best_state});
+
+  ComparisonRow pca;
+  const std::int64_t components = base.model.latent;
+  if (!o.flag_set("no-pca") && search.validation_rows > 0 && components <= counts.matrix.cols)
+    pca = pca_baseline(*backend, counts.matrix, components, base.train.val_fraction,
+                       base.train.seed);
+  const RecipeOutcome& best = search.outcomes[search.best];
+  if (o.flag_set("json")) {
+    std::vector<Json> recipes;
+    for (const RecipeOutcome& outcome : search.outcomes) recipes.push_back(outcome_json(outcome));
+    Json json = Json::object();
+    json.set("recipes", Json::array(std::move(recipes)))
+        .set("best", Json::integer(static_cast<std::int64_t>(search.best)))
+        .set("validation_rows", Json::integer(search.validation_rows));
+    if (!checkpoint_path.empty()) json.set("checkpoint", Json::string(checkpoint_path));
+    if (pca.pca) json.set("pca", pca_json(pca, components));
+    std::printf("%s\n", json.dump().c_str());
+    return 0;
+  }
+  std::printf("recipes, by their exact-entry F1 on the validation rows (%lld):\n",
+              static_cast<long long>(search.validation_rows));
+  std::printf("  %-40s %7s %10s %9s\n", "recipe", "epochs", "exact F1", "seconds");
+  for (const RecipeOutcome& outcome : search.outcomes) {
+    char f1[32] = "failed";
+    if (outcome.failure.empty()) std::snprintf(f1, sizeof f1, "%.2f %%", 100.0 * outcome.exact_f1);
+    std::printf("  %-40s %7d %10s %9.1f%s\n", outcome.recipe.describe().c_str(), outcome.epochs,
+                f1, outcome.seconds,
+                &outcome == &best ? "  <- best" : (outcome.eliminated ? "  (left out)" : ""));
+  }
+  if (pca.pca)
+    std::printf("pca-%lld (round): exact-entry F1 %.2f %% on the same rows\n",
+                static_cast<long long>(components), 100.0 * pca.metrics.exact_f1);
+  if (!checkpoint_path.empty())
+    std::printf("checkpoint  %s (%s, %d epochs)\n", checkpoint_path.c_str(),
+                best.recipe.describe().c_str(), best.epochs);
+  return 0;
+}
+
+}  // namespace sparseae::cli

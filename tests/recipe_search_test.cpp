@@ -1,0 +1,98 @@
+// The recipe search (sae train --auto): successive halving by validation exact-entry F1, the best
+// recipe's checkpoint reproducing the F1 it was chosen by, a failing recipe recorded rather than
+// ending the search, and the time budget ending it after the first round.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/inference.hpp"
+#include "sparseae/recipe_search.hpp"
+#include "sparseae/trainer.hpp"
+#include "test_util.hpp"
+
+namespace sparseae::test {
+namespace {
+
+RecipeSearchConfig small_search() {
+  RecipeSearchConfig config;
+  config.model.hidden = {16};
+  config.model.latent = 4;
+  config.train.epochs = 4;
+  config.train.batch_size = 32;
+  config.train.val_fraction = 0.2;
+  config.first_epochs = 1;
+  config.recipes = {{LossKind::mse, DecodeMode::round, Activation::relu, 1e-3f},
+                    {LossKind::mse, DecodeMode::round, Activation::identity, 3e-3f},
+                    {LossKind::hurdle, DecodeMode::mode, Activation::relu, 3e-3f},
+                    {LossKind::poisson, DecodeMode::mean, Activation::identity, 3e-3f}};
+  return config;
+}
+
+// Four recipes: all train 1 epoch, the better two 2 epochs, the better of those 4; the best is
+// the best of the last round, and its checkpoint, evaluated afresh, gives the F1 it won by.
+TEST(RecipeSearch, HalvesByExactF1AndKeepsTheBestModel) {
+  const HostCsr data = narrow_topic_counts(600, 3);
+  const auto backend = make_backend(BackendChoice::cpu);
+  const RecipeSearchConfig config = small_search();
+  std::vector<int> rounds;
+  const RecipeSearchResult result = search_recipes(
+      *backend, data, config, [&](const RecipeOutcome& outcome) { rounds.push_back(outcome.epochs); });
+  EXPECT_EQ(rounds, (std::vector<int>{1, 1, 1, 1, 2, 2, 4}));
+  ASSERT_EQ(result.outcomes.size(), 4u);
+  const RecipeOutcome& best = result.outcomes[result.best];
+  EXPECT_EQ(best.epochs, 4);
+  EXPECT_FALSE(best.eliminated);
+  std::vector<int> epochs;
+  for (const RecipeOutcome& outcome : result.outcomes) {
+    EXPECT_TRUE(outcome.failure.empty()) << outcome.failure;
+    EXPECT_GE(outcome.exact_f1, 0.0);
+    epochs.push_back(outcome.epochs);
+    // A recipe left out after a round lost to one that went on from that round.
+    if (outcome.epochs < 4) {
+      EXPECT_TRUE(outcome.eliminated) << outcome.recipe.describe();
+    }
+  }
+  std::sort(epochs.begin(), epochs.end());
+  EXPECT_EQ(epochs, (std::vector<int>{1, 1, 2, 4}));
+  EXPECT_EQ(result.validation_rows, 120);
+
+  // The best recipe's configuration and parameters are a model with the F1 it was chosen by.
+  EXPECT_EQ(result.best_run.train.loss, best.recipe.loss);
+  EXPECT_EQ(result.best_run.model.latent_activation, best.recipe.latent_activation);
+  EXPECT_EQ(result.best_run.train.optimizer.learning_rate, best.recipe.learning_rate);
+  EXPECT_EQ(result.best_state.epoch, 4);
+  TrainedModel model(*backend, result.best_run, result.best_state.parameters);
+  const auto split = split_rows(data.rows, config.train.val_fraction, config.train.seed);
+  EXPECT_DOUBLE_EQ(model.evaluate(select_rows(data, split.second), best.recipe.decode).exact_f1,
+                   best.exact_f1);
+}
+
+// A recipe whose training fails (a learning rate that blows it up) is recorded with its reason
+// and left out; the others go on. A budget already spent ends the search after the first round.
+TEST(RecipeSearch, AFailingRecipeIsRecordedAndTheBudgetEndsTheSearch) {
+  const HostCsr data = narrow_topic_counts(600, 4);
+  const auto backend = make_backend(BackendChoice::cpu);
+  RecipeSearchConfig config = small_search();
+  config.recipes.push_back({LossKind::poisson, DecodeMode::mean, Activation::identity, 1e6f});
+  config.time_budget_seconds = 1e-9;
+  const RecipeSearchResult result = search_recipes(*backend, data, config);
+  ASSERT_EQ(result.outcomes.size(), 5u);
+  const RecipeOutcome& blown = result.outcomes.back();
+  EXPECT_EQ(blown.exact_f1, -1.0);
+  EXPECT_NE(blown.failure.find("training diverged"), std::string::npos) << blown.failure;
+  for (const RecipeOutcome& outcome : result.outcomes) EXPECT_EQ(outcome.epochs, 1);
+  EXPECT_TRUE(result.outcomes[result.best].failure.empty());
+
+  config.recipes = {config.recipes.back()};
+  const std::string message = error_message([&] { search_recipes(*backend, data, config); });
+  EXPECT_NE(message.find("recipe search: no recipe trained; poisson/mean, latent identity, lr "
+                         "1e+06: training diverged"),
+            std::string::npos)
+      << message;
+}
+
+}  // namespace
+}  // namespace sparseae::test
