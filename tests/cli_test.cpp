@@ -288,6 +288,19 @@ TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
   EXPECT_EQ(refused.err, "sae: error: sae train: --auto chooses --loss; drop it\n");
 }
 
+// sae compare names a loss that failed in its table and goes on; when none trains it ends with
+// one error line and a non-zero exit.
+TEST_F(Cli, CompareNamesAFailedLossAndFailsWhenNoneTrains) {
+  ensure_data();
+  const Result r = sae("compare --data x.mtx --losses poisson,mse --epochs 2 --hidden 16 "
+                       "--latent 4 --lr 1e6 --input-transform none --quiet --backend cpu");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "poisson            mean   failed: training diverged: ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "mse                round  failed: training diverged: ")) << r.out;
+  EXPECT_EQ(r.err, "sae: error: sae compare: no loss trained (the table names each one's "
+                   "failure)\n");
+}
+
 TEST_F(Cli, EveryInputFormatTrainsToTheSameModel) {
   ensure_data();
   const HostCsr x = read_matrix_market(file("x.mtx"));

@@ -169,6 +169,27 @@ TEST(CompareLosses, SameSplitEveryLossAndTheNumbersOfALoneRun) {
   EXPECT_EQ(expected.values, rows[1].sample_counts.values);
 }
 
+// A loss that diverges is named with its reason and the comparison goes on: on heavy-tailed
+// counts read raw, poisson's rates run away while mse trains.
+TEST(CompareLosses, ALossThatDivergesIsNamedAndTheOthersGoOn) {
+  const HostCsr data = test::heavy_tailed_counts();
+  const auto backend = make_backend(BackendChoice::cpu);
+  CompareConfig config;
+  config.model.hidden = {64};
+  config.model.latent = 8;
+  config.train.epochs = 3;
+  config.train.batch_size = 64;
+  config.train.input_transform = InputTransform::none;
+  config.losses = {LossKind::poisson, LossKind::mse};
+  const std::vector<ComparisonRow> rows = compare_losses(*backend, data, config);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].failure.rfind("training diverged: ", 0), 0u) << rows[0].failure;
+  EXPECT_EQ(rows[0].metrics.rows, 0);
+  EXPECT_TRUE(rows[1].failure.empty()) << rows[1].failure;
+  EXPECT_EQ(rows[1].metrics.rows, 300);
+  EXPECT_EQ(rows[1].epochs.size(), 3u);
+}
+
 TEST(CompareLosses, ChecksBeforeTraining) {
   const HostCsr data = small_counts(40, 16);
   const auto backend = make_backend(BackendChoice::cpu);

@@ -38,6 +38,21 @@ inline HostCsr narrow_topic_counts(std::int64_t rows, std::uint64_t seed,
   return generate_topic_counts(data);
 }
 
+// Heavy-tailed counts: topic counts of 3 000 rows x 128 columns in which every tenth row (from
+// the tenth) is multiplied by 300, so that a tenth of the rows hold counts in the hundreds to
+// thousands (as code tokens and colour histograms do, bench/real-data/README.md).
+inline HostCsr heavy_tailed_counts() {
+  TopicDataConfig config;
+  config.rows = 3000;
+  config.cols = 128;
+  config.topics = 8;
+  HostCsr data = generate_topic_counts(config);
+  for (std::int64_t row = 9; row < data.rows; row += 10)
+    for (RowOffset i = data.row_offsets[row]; i < data.row_offsets[row + 1]; ++i)
+      data.values[static_cast<std::size_t>(i)] *= 300.0f;
+  return data;
+}
+
 // Runs op, which must throw Error; returns its message ("" and a test failure when it does not).
 template <typename Op>
 std::string error_message(Op&& op) {

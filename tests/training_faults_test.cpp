@@ -112,21 +112,6 @@ HostCsr with_nan_in_a_training_row(HostCsr data, const TrainConfig& train) {
   return data;
 }
 
-// Heavy-tailed counts: topic counts of 3 000 rows x 128 columns in which every tenth row (from
-// the tenth) is multiplied by 300, so that a tenth of the rows hold counts in the hundreds to thousands (as
-// code tokens and colour histograms do, bench/real-data/README.md).
-HostCsr heavy_tailed_counts() {
-  TopicDataConfig config;
-  config.rows = 3000;
-  config.cols = 128;
-  config.topics = 8;
-  HostCsr data = generate_topic_counts(config);
-  for (std::int64_t row = 9; row < data.rows; row += 10)
-    for (RowOffset i = data.row_offsets[row]; i < data.row_offsets[row + 1]; ++i)
-      data.values[static_cast<std::size_t>(i)] *= 300.0f;
-  return data;
-}
-
 // Every count loss on heavy-tailed counts: read raw, its finite losses blow up (rates driven into
 // the trillions, steps averaging orders above the validation loss) and training stops saying it
 // diverged, never returning the useless model silently; read as log(1 + count), as sae train does

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "sparseae/backend.hpp"
@@ -49,6 +50,9 @@ struct ComparisonRow {
   // hurdle: the support threshold of its mode decode, chosen on the validation rows
   // (choose_hurdle_threshold) and used for metrics and sample_counts; the default otherwise.
   double hurdle_threshold = kDefaultHurdleThreshold;
+  // Why the loss did not train (its Trainer's error, "training diverged: ..."), or empty. A
+  // failed loss has no metrics; the comparison goes on with the next one.
+  std::string failure;
 };
 
 struct CompareObserver {

@@ -1,6 +1,7 @@
 // sae compare: train several losses on the same data and split, and print one table.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -103,6 +104,11 @@ void print_table(const std::vector<ComparisonRow>& rows, std::int64_t validation
     const std::string name =
         r.pca ? "pca"
               : std::string(loss_name(r.loss)) + (r.scale == ScaleMode::max ? " (scale max)" : "");
+    if (!r.failure.empty()) {
+      std::printf("%-18s %-6s failed: %s\n", name.c_str(), decode_mode_name(r.decode),
+                  r.failure.c_str());
+      continue;
+    }
     std::printf("%-18s %-6s %7s%% %7s%% %7s%% %7s%% %6s%% %6s%% %6s%% %9s %10s %9s %10s %10s %8s %10s\n",
                 name.c_str(), decode_mode_name(r.decode), cell("%.2f", 100 * m.exact_f1).c_str(),
                 cell("%.2f", 100 * m.exact_precision).c_str(),
@@ -129,7 +135,12 @@ void print_json(const std::string& backend, const std::vector<ComparisonRow>& ro
     }
     Json loss = Json::object();
     loss.set("loss", Json::string(loss_name(r.loss)))
-        .set("scale", Json::string(scale_mode_name(r.scale)))
+        .set("scale", Json::string(scale_mode_name(r.scale)));
+    if (!r.failure.empty()) {
+      losses.push_back(std::move(loss.set("failure", Json::string(r.failure))));
+      continue;
+    }
+    loss
         .set("epochs", Json::integer(static_cast<std::int64_t>(r.epochs.size())))
         .set("seconds", Json::number_significant(r.seconds, 6))
         .set("median_samples_per_second", Json::number_significant(r.samples_per_second, 6))
@@ -177,19 +188,24 @@ int run_compare(const Args& args) {
     if (!quiet) progress->epoch(report);
   };
   std::vector<ComparisonRow> rows = compare_losses(*backend, counts.matrix, config, observer);
+  // The validation rows: those of a loss that trained (a failed one measured none).
+  std::int64_t validation_rows = 0;
+  for (const ComparisonRow& r : rows) validation_rows = std::max(validation_rows, r.metrics.rows);
   // PCA with the latent width on the same validation rows, unless turned off or impossible.
-  if (!o.flag_set("no-pca") && !rows.empty() && rows.front().metrics.rows > 0 &&
-      config.model.latent <= counts.matrix.cols) {
+  if (!o.flag_set("no-pca") && validation_rows > 0 && config.model.latent <= counts.matrix.cols) {
     if (!quiet) std::cerr << "pca: " << config.model.latent << " components\n";
     rows.push_back(pca_baseline(*backend, counts.matrix, config.model.latent,
                                 config.train.val_fraction, config.train.seed, config.sample_rows));
   }
 
-  const std::int64_t validation_rows = rows.empty() ? 0 : rows.front().metrics.rows;
   if (o.flag_set("json"))
     print_json(backend_name(backend->kind()), rows, config.model.latent);
   else
     print_table(rows, validation_rows);
+  require(std::any_of(rows.begin(), rows.end(),
+                      [](const ComparisonRow& r) { return r.failure.empty(); }) ||
+              rows.empty(),
+          "sae compare: no loss trained (the table names each one's failure)");
 
   if (o.given("report")) {
     const std::vector<std::pair<std::string, std::string>> facts = {
@@ -200,8 +216,13 @@ int run_compare(const Args& args) {
                          cell("%g", config.train.optimizer.learning_rate) + ", seed " +
                          std::to_string(config.train.seed)},
         {"validation rows", std::to_string(validation_rows)}};
+    // The report charts what each loss reproduced: a failed loss, named in the table printed
+    // above, has nothing to chart.
+    std::vector<ComparisonRow> trained;
+    for (ComparisonRow& r : rows)
+      if (r.failure.empty()) trained.push_back(std::move(r));
     write_run_report(
-        o.text("report"), "sae compare", counts, facts, rows,
+        o.text("report"), "sae compare", counts, facts, trained,
         first_rows(comparison_validation_rows(counts.matrix, config), config.sample_rows), quiet);
   }
   return 0;

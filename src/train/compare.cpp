@@ -58,31 +58,37 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
     row.loss = loss;
     row.scale = run.train.scale;
     row.decode = config.decode ? *config.decode : default_decode(loss);
-    Trainer trainer(backend, run.model, run.train, data);
-    run.scale = trainer.scale();
-    run.reference_library_size = trainer.reference_library_size();
-    const auto start = std::chrono::steady_clock::now();
-    row.epochs = trainer.train(observer.train);
-    row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::vector<double> rates;
-    for (const EpochReport& r : row.epochs) rates.push_back(r.samples_per_second);
-    std::sort(rates.begin(), rates.end());
-    row.samples_per_second = rates.empty() ? 0.0 : rates[rates.size() / 2];
-    row.validation_loss = trainer.validation_loss();
+    try {
+      Trainer trainer(backend, run.model, run.train, data);
+      run.scale = trainer.scale();
+      run.reference_library_size = trainer.reference_library_size();
+      const auto start = std::chrono::steady_clock::now();
+      row.epochs = trainer.train(observer.train);
+      row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::vector<double> rates;
+      for (const EpochReport& r : row.epochs) rates.push_back(r.samples_per_second);
+      std::sort(rates.begin(), rates.end());
+      row.samples_per_second = rates.empty() ? 0.0 : rates[rates.size() / 2];
+      row.validation_loss = trainer.validation_loss();
 
-    TrainedModel model(backend, run, trainer.state().parameters);
-    const HostCsr& validation = trainer.validation_counts();
-    if (has_support_head(loss)) {
-      row.hurdle_threshold = choose_hurdle_threshold(model, validation);
-      model.set_hurdle_threshold(row.hurdle_threshold);
-    }
-    row.metrics = model.evaluate(validation, row.decode, &row.detail);
-    const std::int64_t samples = std::min(config.sample_rows, validation.rows);
-    if (samples > 0) {
-      std::vector<std::int64_t> first(static_cast<std::size_t>(samples));
-      for (std::int64_t r = 0; r < samples; ++r) first[static_cast<std::size_t>(r)] = r;
-      row.sample_counts =
-          model.counts_from_outputs(model.outputs(select_rows(validation, first)), row.decode);
+      TrainedModel model(backend, run, trainer.state().parameters);
+      const HostCsr& validation = trainer.validation_counts();
+      if (has_support_head(loss)) {
+        row.hurdle_threshold = choose_hurdle_threshold(model, validation);
+        model.set_hurdle_threshold(row.hurdle_threshold);
+      }
+      row.metrics = model.evaluate(validation, row.decode, &row.detail);
+      const std::int64_t samples = std::min(config.sample_rows, validation.rows);
+      if (samples > 0) {
+        std::vector<std::int64_t> first(static_cast<std::size_t>(samples));
+        for (std::int64_t r = 0; r < samples; ++r) first[static_cast<std::size_t>(r)] = r;
+        row.sample_counts =
+            model.counts_from_outputs(model.outputs(select_rows(validation, first)), row.decode);
+      }
+    } catch (const OutOfDeviceMemory&) {
+      throw;  // the next loss would not fit either
+    } catch (const Error& error) {
+      row.failure = error.what();
     }
     if (observer.on_loss_done) observer.on_loss_done(row);
     rows.push_back(std::move(row));
