@@ -64,6 +64,10 @@ def main():
             if "pca" in result:
                 rows.insert(0, dict(result["pca"], loss="pca-32"))
             for row in rows:
+                if "failure" in row:
+                    print(f"| {name} | {row['loss']} | {decode or 'default'} | failed: "
+                          f"{row['failure']} | | | | | |", flush=True)
+                    continue
                 m = row["validation"]
                 nll = m.get("nll_bits_per_row")
                 print(f"| {name} | {row['loss']} | {m['decode']} | {percent(m['exact_f1'])} | "

@@ -468,9 +468,10 @@ struct Trainer::Impl {
             std::to_string(val_loss) + ", above the " + std::to_string(start_loss) +
             " it had when training started at epoch " + std::to_string(start_epoch);
     if (why.empty()) return;
+    const bool raw_input = config.input_transform == InputTransform::none;
     throw Error("training diverged: " + why + "; the checkpoint of epoch " +
-                std::to_string(epoch - 1) +
-                " is the last written (try --input-transform log1p, a lower --lr or --clip-norm)");
+                std::to_string(epoch - 1) + " is the last written (try " +
+                (raw_input ? "--input-transform log1p, " : "") + "a lower --lr or --clip-norm)");
   }
 
   // zero_model_loss, measured with the parameters set aside and restored bit for bit.
