@@ -201,6 +201,9 @@ TEST_F(Cli, TrainWritesReportLogCheckpointLatentsAndReconstruction) {
   EXPECT_EQ(checkpoint.config.model.input_dim, 512);
   EXPECT_EQ(checkpoint.config.model.hidden, std::vector<std::int64_t>{32});
   EXPECT_EQ(checkpoint.config.model.latent, 8);
+  // The defaults sae train takes beyond the library's: log(1 + count) input, clipping at norm 1.
+  EXPECT_EQ(checkpoint.config.train.input_transform, InputTransform::log1p);
+  EXPECT_EQ(checkpoint.config.train.optimizer.max_grad_norm, 1.0f);
   EXPECT_TRUE(names_file(checkpoint.config.data_source, file("x.mtx")));
 
   const HostDense latents = read_npy(file("z.npy"), NpyValues::finite);

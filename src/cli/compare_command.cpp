@@ -70,6 +70,7 @@ CompareConfig config_from(const Options& o) {
   c.train.epochs = static_cast<int>(o.integer("epochs"));
   c.train.batch_size = o.integer("batch");
   c.train.optimizer.learning_rate = static_cast<float>(o.real("lr"));
+  c.train.optimizer.max_grad_norm = static_cast<float>(o.real("clip-norm"));
   c.train.seed = static_cast<std::uint64_t>(o.integer("seed"));
   c.model.seed = c.train.seed;
   c.train.val_fraction = o.real("val-frac");

@@ -90,7 +90,6 @@ Options train_options() {
       .value("optimizer", "adam|adamw|sgd", "adam", "optimizer")
       .value("weight-decay", "W", "0", "weight decay (L2 for adam/sgd, decoupled for adamw)")
       .value("momentum", "M", "0.9", "sgd momentum")
-      .value("clip-norm", "N", "0", "clip gradients to this global norm (0: off)")
       .value("schedule", "constant|cosine", "constant", "learning-rate schedule")
       .value("warmup", "STEPS", "0", "linear learning-rate warm-up steps")
       .value("patience", "N", "0", "stop after N epochs without validation improvement (0: off)")
