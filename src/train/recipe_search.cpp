@@ -40,6 +40,7 @@ namespace {
 struct Candidate {
   RunConfig run;
   std::optional<TrainingState> state;
+  std::int64_t validation_rows = 0;  // of its Trainer's split, the same for every candidate
 };
 
 using Clock = std::chrono::steady_clock;
@@ -55,6 +56,7 @@ void run_round(Backend& backend, const HostCsr& data, Candidate& candidate, int 
     if (candidate.state) trainer.restore(*candidate.state);
     trainer.train();
     candidate.state = trainer.state();
+    candidate.validation_rows = trainer.validation_rows();
     candidate.run.scale = trainer.scale();
     candidate.run.reference_library_size = trainer.reference_library_size();
     TrainedModel model(backend, candidate.run, candidate.state->parameters);
@@ -136,8 +138,7 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
   }
   result.best_run = candidates[result.best].run;
   result.best_state = *candidates[result.best].state;
-  result.validation_rows = split_rows(data.rows, config.train.val_fraction, config.train.seed)
-                               .second.size();
+  result.validation_rows = candidates[result.best].validation_rows;
   return result;
 }
 
