@@ -108,6 +108,13 @@ class MeanBatchNonzeros {
   std::int64_t rows_;
 };
 
+// The Batch of sparse rows gathered into target: what the first layer reads of them (input's
+// transform, then the rows' log size factors, in that order on the backend) beside the counts.
+Batch sparse_batch(BatchInput& input, CsrView target, std::int64_t nnz_for_choice) {
+  return {target.rows, BatchRows<CsrView>{input.input(target), target}, input.log_offsets(target),
+          nnz_for_choice};
+}
+
 class SparseRows final : public DeviceGatheredRows {
  public:
   SparseRows(Backend& backend, const HostCsr& counts, std::int64_t batch_rows,
@@ -138,10 +145,7 @@ class SparseRows final : public DeviceGatheredRows {
   // Gathers the count rows of ids (at most nnz non-zeros) and what the network reads of them.
   Batch run(const std::int64_t* ids, std::int64_t count, std::int64_t nnz) {
     backend_.gather_rows(data_.view(), ids, count, nnz, batch_.output());
-    const CsrView target = batch_.view(count, nnz);
-    const CsrView input = input_.input(target);
-    return {count, BatchRows<CsrView>{input, target}, input_.log_offsets(target),
-            mean_batch_nnz_(count)};
+    return sparse_batch(input_, batch_.view(count, nnz), mean_batch_nnz_(count));
   }
 
   BackendCsr data_;
@@ -195,10 +199,8 @@ class StreamedSparseRows final : public RowSource {
     close(slot);
     if (batch + 1 < batches()) stage(batch + 1);
     const std::int64_t count = batch_size(batch);
-    const CsrView target = slots_[slot].batch.view(count, slots_[slot].nnz);
-    const CsrView input = input_.input(target);
-    return {count, BatchRows<CsrView>{input, target}, input_.log_offsets(target),
-            mean_batch_nnz_(count)};
+    return sparse_batch(input_, slots_[slot].batch.view(count, slots_[slot].nnz),
+                        mean_batch_nnz_(count));
   }
 
   std::string capture_obstacle() const override {
