@@ -74,15 +74,22 @@ std::vector<GradientCase> gradient_cases() {
   cases.push_back({"mse", base, LossKind::mse, {}, {}, false});
   // mae's kink at y = x: softplus outputs are > 0 (never at a zero target), and the non-zero
   // targets are lifted by 10, far above any output of this model.
-  cases.push_back({"mae", small_model(Activation::tanh, Activation::sigmoid, Activation::softplus),
-                   LossKind::mae, {}, {}, false});
+  cases.push_back({"mae",
+                   small_model(Activation::tanh, Activation::sigmoid, Activation::softplus),
+                   LossKind::mae,
+                   {},
+                   {},
+                   false});
   cases.push_back({"bce", base, LossKind::bce, {}, {}, false});
   cases.push_back({"mse_cosine", base, LossKind::mse_cosine, cosine(0.7f), {}, false});
   {
     // l1's kink at a = 0: a tanh latent with random biases keeps every code away from 0 (checked).
     GradientCase c{"mse + l1 on the latent",
                    small_model(Activation::softplus, Activation::tanh, Activation::identity),
-                   LossKind::mse, {}, {}, false};
+                   LossKind::mse,
+                   {},
+                   {},
+                   false};
     c.penalty.l1_weight = 0.3f;
     cases.push_back(c);
   }
@@ -95,8 +102,12 @@ std::vector<GradientCase> gradient_cases() {
     cases.push_back(c);
   }
   {
-    GradientCase c{"mse_cosine + l1 + kl on hidden layer 0", base, LossKind::mse_cosine,
-                   cosine(0.3f), {}, false};
+    GradientCase c{"mse_cosine + l1 + kl on hidden layer 0",
+                   base,
+                   LossKind::mse_cosine,
+                   cosine(0.3f),
+                   {},
+                   false};
     c.model.hidden_activation = Activation::sigmoid;
     c.penalty.l1_weight = 0.2f;
     c.penalty.kl_beta = 0.4f;
@@ -137,8 +148,8 @@ std::vector<GradientCase> gradient_cases() {
     cases.push_back(c);
   }
   {
-    GradientCase c{"poisson, tied weights, dense input path", base, LossKind::poisson, {}, {},
-                   true};
+    GradientCase c{
+        "poisson, tied weights, dense input path", base, LossKind::poisson, {}, {}, true};
     c.model.tied_weights = true;
     cases.push_back(c);
   }
@@ -146,8 +157,12 @@ std::vector<GradientCase> gradient_cases() {
   // column (log-mean, log-dispersion, dropout logit; support logit, log-rate), head-major.
   for (const LossKind kind : {LossKind::nb, LossKind::zinb, LossKind::hurdle}) {
     for (const bool dense : {false, true}) {
-      GradientCase c{std::string(loss_name(kind)) + (dense ? ", dense input path" : ""), base,
-                     kind, {}, {}, dense};
+      GradientCase c{std::string(loss_name(kind)) + (dense ? ", dense input path" : ""),
+                     base,
+                     kind,
+                     {},
+                     {},
+                     dense};
       c.model.output_heads = output_heads(kind);
       cases.push_back(c);
     }
@@ -184,6 +199,35 @@ std::vector<GradientCase> gradient_cases() {
     c.model.offset_head = log_mean_head(kind);
     c.input_transform = InputTransform::log1p;
     c.reference_library_size = 13.0;
+    cases.push_back(c);
+  }
+  // Linear skips (input to latent, latent to output): on the sparse and the dense first layer,
+  // with a penalty's hook at the latent the skip feeds, and around a per-feature head's
+  // bias-only columns.
+  for (const bool dense : {false, true}) {
+    GradientCase c{std::string("linear skip, l1 on the latent") + (dense ? ", dense input" : ""),
+                   small_model(Activation::tanh, Activation::identity, Activation::identity),
+                   LossKind::mse,
+                   {},
+                   {},
+                   dense};
+    c.model.linear_skip = true;
+    c.penalty.l1_weight = 0.3f;
+    cases.push_back(c);
+  }
+  {
+    GradientCase c{"linear skip, hurdle_nb, dispersion per feature, log1p input",
+                   small_model(Activation::tanh, Activation::identity, Activation::identity),
+                   LossKind::hurdle_nb,
+                   {},
+                   {},
+                   false};
+    c.model.linear_skip = true;
+    c.model.hidden = {7, 5};
+    c.loss_params.dispersion = Dispersion::feature;
+    c.model.output_heads = output_heads(LossKind::hurdle_nb);
+    c.model.feature_head = dispersion_head(LossKind::hurdle_nb);
+    c.input_transform = InputTransform::log1p;
     cases.push_back(c);
   }
   {
@@ -228,6 +272,14 @@ std::vector<DoubleMatrix> forward_double(const ModelLayout& layout,
           const std::int64_t w =
               layer.transposed_weight ? j * layer.in + i : i * layer.weight_cols + column;
           z += (*in)(r, i) * params[static_cast<std::size_t>(layer.weight_offset + w)];
+        }
+        if (layer.has_skip && !bias_only) {
+          const DoubleMatrix& source = layer.skip_source == LayerShape::kSkipFromInput
+                                           ? x
+                                           : outputs[static_cast<std::size_t>(layer.skip_source)];
+          for (std::int64_t i = 0; i < layer.skip_in; ++i)
+            z += source(r, i) * params[static_cast<std::size_t>(layer.skip_weight_offset +
+                                                                i * layer.weight_cols + column)];
         }
         if (is_output && !offsets.empty() && config.offset_head >= 0 &&
             j / config.input_dim == config.offset_head)
@@ -422,6 +474,8 @@ class GradientCheck : public BackendTest {
         used[static_cast<std::size_t>(layer.weight_offset + k)] = true;
       for (std::int64_t k = 0; k < layer.out; ++k)
         used[static_cast<std::size_t>(layer.bias_offset + k)] = true;
+      for (std::int64_t k = 0; layer.has_skip && k < layer.skip_in * layer.weight_cols; ++k)
+        used[static_cast<std::size_t>(layer.skip_weight_offset + k)] = true;
     }
     std::size_t with_gradient = 0;
     std::size_t used_count = 0;

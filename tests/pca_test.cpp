@@ -348,5 +348,148 @@ TEST(PcaBaseline, FitsTheTrainingRowsAndMeasuresTheValidationRows) {
   EXPECT_NEAR(row.samples_per_second * row.seconds, 800.0, 1e-6);
 }
 
+// ---- the PCA-anchored model (ModelConfig::linear_skip, anchor_at_pca) ----
+
+ModelConfig anchored_model(std::int64_t input_dim) {
+  ModelConfig model;
+  model.input_dim = input_dim;
+  model.hidden = {16};
+  model.latent = kComponents;
+  model.latent_activation = Activation::identity;
+  model.linear_skip = true;
+  model.seed = 5;
+  return model;
+}
+
+TrainConfig anchored_training(LossKind loss) {
+  TrainConfig config;
+  config.loss = loss;
+  config.val_fraction = 0.2;
+  config.seed = 9;
+  config.epochs = 2;
+  return config;
+}
+
+RunConfig run_of(const Trainer& trainer, const ModelConfig& model) {
+  RunConfig run;
+  run.model = model;
+  run.train = trainer.config();
+  run.scale = trainer.scale();
+  run.reference_library_size = trainer.reference_library_size();
+  return run;
+}
+
+void expect_close(const HostDense& actual, const HostDense& expected, double tolerance,
+                  const std::string& what) {
+  ASSERT_EQ(actual.rows, expected.rows) << what;
+  ASSERT_EQ(actual.cols, expected.cols) << what;
+  double worst = 0.0;
+  for (std::size_t i = 0; i < actual.values.size(); ++i)
+    worst = std::max(worst, std::abs(static_cast<double>(actual.values[i]) - expected.values[i]));
+  EXPECT_LT(worst, tolerance) << what;
+}
+
+// Before its first step the anchored model is the PCA of its training rows: the same codes and
+// the same reconstruction (so the same exact counts) on the validation rows, and the PCA it
+// returns is the one fitted on those rows.
+TEST_P(Pca, AnchoredModelStartsAsThePcaOfItsTrainingRows) {
+  const HostCsr data = topic_rows(1000);
+  const ModelConfig model = anchored_model(data.cols);
+  Trainer trainer(backend(), model, anchored_training(LossKind::mse), data);
+  const PcaModel anchor = anchor_at_pca(backend(), trainer, data);
+
+  PcaConfig config;
+  config.components = kComponents;
+  config.seed = 9;
+  const auto split = split_rows(data.rows, 0.2, 9);
+  const PcaModel fitted = fit_pca(backend(), select_rows(data, split.first), config);
+  EXPECT_EQ(anchor.components, fitted.components);
+  EXPECT_EQ(anchor.mean, fitted.mean);
+
+  TrainedModel pca(backend(), pca_run_config(fitted, "", 0.2, 9), pca_parameters(fitted));
+  TrainedModel anchored(backend(), run_of(trainer, model), trainer.state().parameters);
+  const HostCsr& validation = trainer.validation_counts();
+  // Counts below 30 over 48 columns, codes and reconstructions of order 10: float sums.
+  expect_close(anchored.encode(validation), pca.encode(validation), 1e-3, "codes");
+  const HostDense reconstruction = pca.reconstruct(validation);
+  expect_close(anchored.reconstruct(validation), reconstruction, 1e-3, "reconstruction");
+  // Rounding agrees wherever PCA's value is not within float error of a half.
+  std::int64_t ties = 0;
+  for (const float value : reconstruction.values)
+    ties += std::abs(value - std::floor(value) - 0.5f) < 1e-3f ? 1 : 0;
+  const ReconstructionMetrics expected = pca.evaluate(validation, DecodeMode::round);
+  const ReconstructionMetrics actual = anchored.evaluate(validation, DecodeMode::round);
+  EXPECT_NEAR(actual.exact_f1, expected.exact_f1, static_cast<double>(ties + 1) / 1000.0);
+  EXPECT_GT(expected.exact_f1, 0.0);
+
+  // Its checkpoint keeps the skip: the loaded model is the same model.
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("sparseae-anchored-" + std::to_string(::getpid()) + ".ckpt"))
+                               .string();
+  save_checkpoint(path, {run_of(trainer, model), trainer.state()});
+  const Checkpoint loaded = load_checkpoint(path);
+  std::filesystem::remove(path);
+  EXPECT_TRUE(loaded.config.model.linear_skip);
+  TrainedModel reloaded(backend(), loaded.config, loaded.state.parameters);
+  EXPECT_EQ(reloaded.encode(validation).values, anchored.encode(validation).values);
+}
+
+// A count loss: the codes start at PCA's (of the log1p input, here), the count heads read them
+// through the decoder's branch; training from there moves the model.
+TEST_P(Pca, AnchoredCountModelStartsWithPcaCodesOfItsInput) {
+  const HostCsr data = topic_rows(1000);
+  ModelConfig model = with_loss_heads(anchored_model(data.cols), LossKind::hurdle, {});
+  TrainConfig training = anchored_training(LossKind::hurdle);
+  training.input_transform = InputTransform::log1p;
+  Trainer trainer(backend(), model, training, data);
+  anchor_at_pca(backend(), trainer, data);
+
+  HostCsr logged = select_rows(data, split_rows(data.rows, 0.2, 9).first);
+  for (float& value : logged.values) value = std::log1p(value);
+  PcaConfig config;
+  config.components = kComponents;
+  config.seed = 9;
+  const PcaModel fitted = fit_pca(backend(), logged, config);
+  TrainedModel pca(backend(), pca_run_config(fitted, "", 0.2, 9), pca_parameters(fitted));
+  TrainedModel anchored(backend(), run_of(trainer, model), trainer.state().parameters);
+  HostCsr validation_logged = trainer.validation_counts();
+  for (float& value : validation_logged.values) value = std::log1p(value);
+  expect_close(anchored.encode(trainer.validation_counts()), pca.encode(validation_logged), 1e-4,
+               "codes");
+
+  const std::vector<float> start = trainer.state().parameters;
+  trainer.train();
+  EXPECT_NE(trainer.state().parameters, start);
+  EXPECT_TRUE(std::isfinite(trainer.validation_loss()));
+}
+
+TEST_P(Pca, AnchoringRefusesModelsItCannotStartAtPca) {
+  const HostCsr data = topic_rows(300);
+  const auto refused = [&](const ModelConfig& model, bool after_training) {
+    Trainer trainer(backend(), model, anchored_training(LossKind::mse), data);
+    if (after_training) trainer.train();
+    return error_message([&] { anchor_at_pca(backend(), trainer, data); });
+  };
+  ModelConfig no_skip = anchored_model(data.cols);
+  no_skip.linear_skip = false;
+  EXPECT_TRUE(contains(refused(no_skip, false), "no linear skip")) << refused(no_skip, false);
+  ModelConfig relu_latent = anchored_model(data.cols);
+  relu_latent.latent_activation = Activation::relu;
+  EXPECT_TRUE(contains(refused(relu_latent, false), "latent activation must be identity"));
+  EXPECT_TRUE(contains(refused(anchored_model(data.cols), true), "trained already"));
+  EXPECT_THROW(ModelLayout([] {
+                 ModelConfig tied = anchored_model(48);
+                 tied.tied_weights = true;
+                 return tied;
+               }()),
+               Error);
+  EXPECT_THROW(ModelLayout([] {
+                 ModelConfig shallow = anchored_model(48);
+                 shallow.hidden = {};
+                 return shallow;
+               }()),
+               Error);
+}
+
 }  // namespace
 }  // namespace sparseae::test

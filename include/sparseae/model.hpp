@@ -36,6 +36,12 @@ struct ModelConfig {
   // The output head whose pre-activation takes a per-row offset (the log size factor,
   // LossParams::size_factors) when forward() is given one; -1: none. Set from the loss.
   std::int64_t offset_head = -1;
+  // Linear paths around the nonlinear branches: the input adds x·S_e to the latent layer's
+  // pre-activation, and the latent code adds z·S_d to the output layer's. The model then contains
+  // the linear autoencoder (PCA) exactly: with the branches' last layers zero, and S_e, S_d and
+  // the biases PCA's (anchor_at_pca, pca.hpp), its step-0 outputs are PCA's, and training moves
+  // it from there. Needs hidden layers on both sides and untied weights.
+  bool linear_skip = false;
 };
 
 struct LayerShape {
@@ -52,6 +58,14 @@ struct LayerShape {
   std::int64_t bias_only_begin = 0;
   std::int64_t bias_only_end = 0;
   std::int64_t weight_cols = 0;
+  // ModelConfig::linear_skip: the layer's pre-activation also adds source·S, with S a skip_in x
+  // weight_cols matrix at skip_weight_offset read through the same column blocks as the weights.
+  // The source is the output of layer skip_source, or the network's input for kSkipFromInput.
+  bool has_skip = false;
+  std::int64_t skip_source = kSkipFromInput;
+  std::int64_t skip_in = 0;
+  std::int64_t skip_weight_offset = 0;
+  static constexpr std::int64_t kSkipFromInput = -1;
 };
 
 // The model with its output layer shaped for a loss: output_heads(loss) heads, and the

@@ -56,8 +56,8 @@ class Network {
 
   // Called during backward with layer l's output and d(loss)/d(output of l), before the
   // activation's derivative is applied: where activity penalties add their gradient.
-  using ActivationHook = std::function<void(std::size_t layer, ConstDenseView output,
-                                            DenseView output_gradient)>;
+  using ActivationHook =
+      std::function<void(std::size_t layer, ConstDenseView output, DenseView output_gradient)>;
 
   // Fills gradients() with d(loss)/d(parameters) for the batch of the last full forward.
   void backward(CsrView batch, const ActivationHook& hook = {});
@@ -72,7 +72,18 @@ class Network {
   void first_layer_product(ConstDenseView batch, ConstDenseView weights, DenseView out);
   void first_layer_weight_gradient(CsrView batch, ConstDenseView dz, DenseView dw);
   void first_layer_weight_gradient(ConstDenseView batch, ConstDenseView dz, DenseView dw);
-  void run_layer(std::size_t layer, const float* output_log_offsets = nullptr);
+  // batch: the network's input, which an input skip reads (null in decode()).
+  template <typename Input>
+  void run_layer(std::size_t layer, const Input* batch, const float* output_log_offsets = nullptr);
+  // out += batch·w, through the first layer's choice of spmm or its densified batch.
+  void add_input_product(CsrView batch, ConstDenseView w, DenseView out);
+  void add_input_product(ConstDenseView batch, ConstDenseView w, DenseView out);
+  // A skipping layer's backward: its skip weights' gradient from dz (its pre-activation's).
+  template <typename Input>
+  void skip_backward(const Input& batch, const LayerShape& layer, DenseView dz);
+  // Adds the skips' share to the gradient of layer source's output (see ModelConfig::linear_skip).
+  void add_skip_gradients(std::size_t source);
+  DenseView skip_weights(const Buffer<float>& buffer, const LayerShape& layer) const;
   // The output columns of a layer that its weights compute, as blocks: output columns
   // [first_output, first_output + count) read weight columns [first_weight, ...). All of them
   // but the bias-only range (LayerShape::bias_only_begin/end).
@@ -101,6 +112,9 @@ class Network {
   Buffer<float> gradients_;
   std::vector<Buffer<float>> activations_;
   Buffer<float> gradient_scratch_[2];
+  // The output layer's gradient, when a skip from the latent needs it after the decoder's hidden
+  // layers have used both scratch buffers; empty otherwise (the output then uses the scratch).
+  Buffer<float> output_gradient_;
   // max_batch x input columns, where the backend may densify a batch and that stays small
   // (kMaxDensifiedBytes); empty otherwise, and every sparse batch goes through spmm.
   Buffer<float> densified_batch_;

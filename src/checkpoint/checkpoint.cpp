@@ -118,7 +118,8 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("hidden_activation", Json::string(activation_name(m.hidden_activation)))
       .set("latent_activation", Json::string(activation_name(m.latent_activation)))
       .set("output_activation", Json::string(activation_name(m.output_activation)))
-      .set("seed", Json::unsigned_integer(m.seed));
+      .set("seed", Json::unsigned_integer(m.seed))
+      .set("linear_skip", Json::boolean(m.linear_skip));
   Json optimizer = Json::object();
   optimizer.set("kind", Json::string(optimizer_name(o.kind)))
       .set("learning_rate", Json::number(o.learning_rate))
@@ -184,6 +185,8 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   m.latent_activation = parse_activation(model.at("latent_activation").as_string());
   m.output_activation = parse_activation(model.at("output_activation").as_string());
   m.seed = model.at("seed").as_uint();
+  // Absent from checkpoints written before linear skips existed.
+  m.linear_skip = model.contains("linear_skip") && model.at("linear_skip").as_bool();
   TrainConfig& t = config.train;
   t.loss = parse_loss(train.at("loss").as_string());
   t.loss_params.cosine_weight = static_cast<float>(loss_params.at("cosine_weight").as_double());
@@ -218,9 +221,9 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   config.scale = static_cast<float>(root.at("scale").as_double());
   config.data_source = root.at("data_source").as_string();
   config.hurdle_threshold = root.at("hurdle_threshold").as_double();
-  require(config.hurdle_threshold >= 0.0 && config.hurdle_threshold <= 1.0,
-          what + ": hurdle_threshold " + std::to_string(config.hurdle_threshold) +
-              " is not in [0, 1]");
+  require(
+      config.hurdle_threshold >= 0.0 && config.hurdle_threshold <= 1.0,
+      what + ": hurdle_threshold " + std::to_string(config.hurdle_threshold) + " is not in [0, 1]");
   config.reference_library_size = root.at("reference_library_size").as_double();
   require(config.reference_library_size > 0.0 && std::isfinite(config.reference_library_size),
           what + ": reference_library_size " + std::to_string(config.reference_library_size) +
@@ -240,7 +243,8 @@ void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
   w.put(static_cast<std::uint64_t>(json.size()));
   w.bytes.insert(w.bytes.end(), json.begin(), json.end());
   w.put(static_cast<std::uint64_t>(s.parameters.size()));
-  for (const auto* values : {&s.parameters, &s.first_moment, &s.second_moment, &s.best_parameters}) {
+  for (const auto* values :
+       {&s.parameters, &s.first_moment, &s.second_moment, &s.best_parameters}) {
     require(values->size() == s.parameters.size(), "checkpoint: state arrays differ in length");
     w.put_floats(*values);
   }

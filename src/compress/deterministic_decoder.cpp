@@ -17,6 +17,9 @@ DeterministicDecoder::DeterministicDecoder(Backend& backend, const RunConfig& co
   require(static_cast<std::int64_t>(parameters.size()) == layout.parameter_count(),
           "model: " + std::to_string(parameters.size()) + " parameters given, the model has " +
               std::to_string(layout.parameter_count()));
+  require(!layout.config().linear_skip,
+          "lossless coding: a model with a linear skip (--pca-anchor) cannot code yet; train one "
+          "without it for sae compress");
   parameters_ = Buffer<float>(backend, parameters);
   const auto& shapes = layout.layers();
   const std::size_t first = layout.encoder_layers();

@@ -45,7 +45,8 @@ ModelConfig with_loss_heads(ModelConfig model, LossKind loss, const LossParams& 
 ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
   require(config.input_dim > 0, "model: input width must be positive");
   require(config.latent > 0, "model: latent width must be positive");
-  for (std::int64_t width : config.hidden) require(width > 0, "model: hidden widths must be positive");
+  for (std::int64_t width : config.hidden)
+    require(width > 0, "model: hidden widths must be positive");
   for (std::int64_t width : config.decoder_hidden)
     require(width > 0, "model: decoder widths must be positive");
   const auto too_wide = [](std::int64_t width) { return width > kMaxParameters; };
@@ -76,7 +77,12 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
           "model: tied weights need one output per column; this loss has " +
               std::to_string(config.output_heads) + " (drop --tied)");
   decoder.push_back(config.input_dim);
-  require(!config.tied_weights || decoder == std::vector<std::int64_t>(encoder.rbegin(), encoder.rend()),
+  require(!config.linear_skip || (encoder.size() > 2 && decoder.size() > 2),
+          "model: a linear skip (PCA anchor) needs hidden layers on both sides of the latent");
+  require(!config.linear_skip || !config.tied_weights,
+          "model: a linear skip (PCA anchor) needs untied weights (drop --tied)");
+  require(!config.tied_weights ||
+              decoder == std::vector<std::int64_t>(encoder.rbegin(), encoder.rend()),
           "model: tied weights need a decoder that mirrors the encoder");
 
   std::int64_t offset = 0;
@@ -99,11 +105,23 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
     offset = aligned(offset + out);
     layers_.push_back(layer);
   };
+  // The skip's weights follow its layer's bias: skip_in x weight_cols.
+  auto add_skip = [&](LayerShape& layer, std::int64_t source, std::int64_t skip_in) {
+    require(skip_in <= (kMaxParameters - offset) / layer.weight_cols,
+            "model: more than " + std::to_string(kMaxParameters) + " (2^40) parameters");
+    layer.has_skip = true;
+    layer.skip_source = source;
+    layer.skip_in = skip_in;
+    layer.skip_weight_offset = offset;
+    offset = aligned(offset + skip_in * layer.weight_cols);
+  };
   encoder_layers_ = encoder.size() - 1;
   for (std::size_t i = 0; i + 1 < encoder.size(); ++i) {
     const bool is_latent = i + 2 == encoder.size();
     add_layer(encoder[i], encoder[i + 1],
               is_latent ? config.latent_activation : config.hidden_activation, nullptr, 0, 0);
+    if (is_latent && config.linear_skip)
+      add_skip(layers_.back(), LayerShape::kSkipFromInput, config.input_dim);
   }
   for (std::size_t i = 0; i + 1 < decoder.size(); ++i) {
     const bool is_output = i + 2 == decoder.size();
@@ -117,6 +135,8 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
               is_output ? config.output_activation : config.hidden_activation,
               tied != nullptr ? &tied_copy : nullptr, feature_begin,
               has_feature_head ? feature_begin + config.input_dim : 0);
+    if (is_output && config.linear_skip)
+      add_skip(layers_.back(), static_cast<std::int64_t>(encoder_layers_) - 1, config.latent);
   }
   parameter_count_ = offset;
 }
@@ -137,6 +157,7 @@ std::string ModelLayout::describe() const {
        << (config_.output_heads > 1
                ? ", " + std::to_string(config_.output_heads) + " outputs per column"
                : std::string())
+       << (config_.linear_skip ? ", linear skip" : "")
        << (config_.feature_head >= 0
                ? ", head " + std::to_string(config_.feature_head) + " per feature"
                : std::string())
@@ -148,6 +169,15 @@ std::vector<float> ModelLayout::initial_parameters() const {
   std::vector<float> parameters(static_cast<std::size_t>(parameter_count_), 0.0f);
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const LayerShape& layer = layers_[l];
+    if (layer.has_skip) {
+      // Xavier-uniform, from a stream of its own: a linear map. anchor_at_pca replaces it.
+      const std::uint64_t stream = math::mix64(math::mix64(config_.seed * 0x100000001B3ull + l));
+      const double limit = std::sqrt(6.0 / static_cast<double>(layer.skip_in + layer.weight_cols));
+      float* skip = parameters.data() + layer.skip_weight_offset;
+      for (std::int64_t i = 0; i < layer.skip_in * layer.weight_cols; ++i)
+        skip[i] = static_cast<float>(
+            limit * (2.0 * uniform_open(stream, static_cast<std::uint64_t>(i)) - 1.0));
+    }
     if (layer.transposed_weight) continue;
     const std::uint64_t stream = math::mix64(config_.seed * 0x100000001B3ull + l);
     const std::int64_t count = layer.in * layer.weight_cols;
@@ -164,8 +194,8 @@ std::vector<float> ModelLayout::initial_parameters() const {
     } else {
       const double limit = std::sqrt(6.0 / static_cast<double>(layer.in + layer.weight_cols));
       for (std::int64_t i = 0; i < count; ++i)
-        weights[i] =
-            static_cast<float>(limit * (2.0 * uniform_open(stream, static_cast<std::uint64_t>(i)) - 1.0));
+        weights[i] = static_cast<float>(
+            limit * (2.0 * uniform_open(stream, static_cast<std::uint64_t>(i)) - 1.0));
     }
   }
   return parameters;

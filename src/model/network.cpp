@@ -20,6 +20,12 @@ Network::Network(Backend& backend, const ModelLayout& layout, std::int64_t max_b
   for (auto& scratch : gradient_scratch_)
     scratch = Buffer<float>(backend, static_cast<std::size_t>(max_batch * layout_.widest_layer()));
   gradients_.fill_zero();
+  // A skip from the latent to the output layer sends the output's gradient back to the latent,
+  // after the decoder's hidden layers have reused both scratch buffers: it keeps its own.
+  const LayerShape& output_layer = layout_.layers().back();
+  if (output_layer.has_skip && output_layer.skip_source != LayerShape::kSkipFromInput)
+    output_gradient_ =
+        Buffer<float>(backend, static_cast<std::size_t>(max_batch * output_layer.out));
   // Densifying pays only on dense enough batches; its buffer is kept only where it is small.
   constexpr std::int64_t kMaxDensifiedBytes = std::int64_t{64} << 20;
   const std::int64_t densified_floats = max_batch * layout_.config().input_dim;
@@ -62,7 +68,13 @@ DenseView column_block(DenseView m, std::int64_t first, std::int64_t count) {
 }  // namespace
 
 DenseView Network::gradient_scratch(std::size_t index, std::int64_t cols) const {
+  if (index + 1 == layout_.layers().size() && !output_gradient_.empty())
+    return {output_gradient_.data(), rows_, cols};
   return {gradient_scratch_[index % 2].data(), rows_, cols};
+}
+
+DenseView Network::skip_weights(const Buffer<float>& buffer, const LayerShape& layer) const {
+  return {buffer.data() + layer.skip_weight_offset, layer.skip_in, layer.weight_cols};
 }
 
 DenseView Network::output_gradient() const {
@@ -85,6 +97,16 @@ void Network::first_layer_product(ConstDenseView batch, ConstDenseView w, DenseV
   densified_ = false;
   backend_->gemm(Transpose::no, Transpose::no, 1.0f, batch, w, 0.0f, out);
 }
+void Network::add_input_product(CsrView batch, ConstDenseView w, DenseView out) {
+  // The first layer's choice: its densified batch is still in place.
+  if (densified_)
+    add_input_product(ConstDenseView(densified_view()), w, out);
+  else
+    backend_->spmm(Transpose::no, 1.0f, batch, w, 1.0f, out);
+}
+void Network::add_input_product(ConstDenseView batch, ConstDenseView w, DenseView out) {
+  backend_->gemm(Transpose::no, Transpose::no, 1.0f, batch, w, 1.0f, out);
+}
 void Network::first_layer_weight_gradient(CsrView batch, ConstDenseView dz, DenseView dw) {
   // The forward's choice: its densified batch is still in place.
   if (densified_)
@@ -96,7 +118,8 @@ void Network::first_layer_weight_gradient(ConstDenseView batch, ConstDenseView d
   backend_->gemm(Transpose::yes, Transpose::no, 1.0f, batch, dz, 1.0f, dw);
 }
 
-void Network::run_layer(std::size_t l, const float* output_log_offsets) {
+template <typename Input>
+void Network::run_layer(std::size_t l, const Input* batch, const float* output_log_offsets) {
   const LayerShape& layer = layout_.layers()[l];
   const DenseView out = activation(l);
   const float* bias = parameters_.data() + layer.bias_offset;
@@ -104,7 +127,7 @@ void Network::run_layer(std::size_t l, const float* output_log_offsets) {
   const std::int64_t offset_head = layout_.config().offset_head;
   const bool offsets =
       output_log_offsets != nullptr && offset_head >= 0 && l + 1 == layout_.layers().size();
-  if (layer_forward_ == LayerForward::fused && !offsets &&
+  if (layer_forward_ == LayerForward::fused && !offsets && !layer.has_skip &&
       layer.bias_only_end == layer.bias_only_begin) {
     backend_->gemm_bias_activation(layer.activation, Transpose::no,
                                    layer.transposed_weight ? Transpose::yes : Transpose::no,
@@ -118,6 +141,19 @@ void Network::run_layer(std::size_t l, const float* output_log_offsets) {
       backend_->gemm(Transpose::no, Transpose::no, 1.0f, activation(l - 1),
                      column_block(w, block.first_weight, block.count), 0.0f,
                      column_block(out, block.first_output, block.count));
+  }
+  if (layer.has_skip) {
+    const DenseView skip = skip_weights(parameters_, layer);
+    if (layer.skip_source == LayerShape::kSkipFromInput) {
+      require(batch != nullptr, "network: the input skip runs in a forward from the input only");
+      add_input_product(*batch, skip, out);
+    } else {
+      const DenseView source = activation(static_cast<std::size_t>(layer.skip_source));
+      for (const WeightedColumns& block : weighted_columns(layer))
+        backend_->gemm(Transpose::no, Transpose::no, 1.0f, source,
+                       column_block(skip, block.first_weight, block.count), 1.0f,
+                       column_block(out, block.first_output, block.count));
+    }
   }
   if (offsets) {
     const std::int64_t width = layout_.config().input_dim;
@@ -142,9 +178,9 @@ void Network::forward_impl(const Input& batch, std::size_t end_layer,
   require(batch.rows <= max_batch_, "network: batch of " + std::to_string(batch.rows) +
                                         " rows exceeds the " + std::to_string(max_batch_) +
                                         " it was sized for");
-  require(batch.cols == layers.front().in,
-          "network: input has " + std::to_string(batch.cols) + " columns, the model expects " +
-              std::to_string(layers.front().in));
+  require(batch.cols == layers.front().in, "network: input has " + std::to_string(batch.cols) +
+                                               " columns, the model expects " +
+                                               std::to_string(layers.front().in));
   rows_ = batch.rows;
   const std::size_t end = end_layer == 0 ? layers.size() : end_layer;
   const DenseView first = activation(0);
@@ -154,13 +190,13 @@ void Network::forward_impl(const Input& batch, std::size_t end_layer,
       densified_ = false;
       backend_->gemm_bias_activation(layers.front().activation, Transpose::no, Transpose::no, batch,
                                      weights(parameters_, layers.front()), first_bias, first);
-      for (std::size_t l = 1; l < end; ++l) run_layer(l, output_log_offsets);
+      for (std::size_t l = 1; l < end; ++l) run_layer(l, &batch, output_log_offsets);
       return;
     }
   }
   first_layer_product(batch, weights(parameters_, layers.front()), first);
   backend_->bias_activation_forward(layers.front().activation, first, first_bias, first);
-  for (std::size_t l = 1; l < end; ++l) run_layer(l, output_log_offsets);
+  for (std::size_t l = 1; l < end; ++l) run_layer(l, &batch, output_log_offsets);
 }
 
 void Network::forward(CsrView batch, std::size_t end_layer, const float* output_log_offsets,
@@ -183,7 +219,8 @@ void Network::decode(ConstDenseView latent) {
   rows_ = latent.rows;
   backend_->copy_bytes(activation(latent_layer).data, latent.data,
                        sizeof(float) * static_cast<std::size_t>(latent.size()));
-  for (std::size_t l = latent_layer + 1; l < layout_.layers().size(); ++l) run_layer(l);
+  for (std::size_t l = latent_layer + 1; l < layout_.layers().size(); ++l)
+    run_layer<ConstDenseView>(l, nullptr);
 }
 
 template <typename Input>
@@ -197,6 +234,7 @@ void Network::backward_impl(const Input& batch, const ActivationHook& hook) {
     if (hook) hook(l, activation(l), dz);
     backend_->activation_backward(layer.activation, activation(l), dz, dz,
                                   gradients_.data() + layer.bias_offset);
+    if (layer.has_skip) skip_backward(batch, layer, dz);
     const DenseView dw = weights(gradients_, layer);
     if (l == 0) {
       first_layer_weight_gradient(batch, dz, dw);
@@ -220,6 +258,39 @@ void Network::backward_impl(const Input& batch, const ActivationHook& hook) {
                      gradient_scratch(l - 1, layer.in));
       beta = 1.0f;
     }
+    add_skip_gradients(l - 1);
+  }
+}
+
+template <typename Input>
+void Network::skip_backward(const Input& batch, const LayerShape& layer, DenseView dz) {
+  const DenseView dskip = skip_weights(gradients_, layer);
+  if (layer.skip_source == LayerShape::kSkipFromInput) {
+    first_layer_weight_gradient(batch, dz, dskip);
+    return;
+  }
+  const DenseView source = activation(static_cast<std::size_t>(layer.skip_source));
+  for (const WeightedColumns& block : weighted_columns(layer))
+    backend_->gemm(Transpose::yes, Transpose::no, 1.0f, source,
+                   column_block(dz, block.first_output, block.count), 1.0f,
+                   column_block(dskip, block.first_weight, block.count));
+}
+
+void Network::add_skip_gradients(std::size_t source) {
+  // The gradient of layer source's output, just written by the layer after it, also takes what
+  // every skip reading that output sends back: dz·Sᵀ of the skipping layer, whose dz is still
+  // held (only the output layer skips from a layer, and its gradient has a buffer of its own).
+  const auto& layers = layout_.layers();
+  for (std::size_t l = source + 2; l < layers.size(); ++l) {
+    const LayerShape& layer = layers[l];
+    if (!layer.has_skip || layer.skip_source != static_cast<std::int64_t>(source)) continue;
+    const DenseView dz = gradient_scratch(l, layer.out);
+    const DenseView skip = skip_weights(parameters_, layer);
+    for (const WeightedColumns& block : weighted_columns(layer))
+      backend_->gemm(Transpose::no, Transpose::yes, 1.0f,
+                     column_block(dz, block.first_output, block.count),
+                     column_block(skip, block.first_weight, block.count), 1.0f,
+                     gradient_scratch(source, layers[source].out));
   }
 }
 
