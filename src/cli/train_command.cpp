@@ -66,6 +66,9 @@ Options train_options() {
   add_training_options(o, "epochs");
   o.value("decoder-hidden", "W,W,...", "", "decoder widths (default: mirror the encoder)")
       .flag("tied", "decoder uses the transposed encoder weights")
+      .flag("pca-anchor",
+            "start at PCA: linear skips around the hidden layers, set to the PCA of the training "
+            "rows, with the nonlinear branches at zero (latent activation identity)")
       .value("hidden-act", "NAME", "relu", "hidden activation")
       .value("latent-act", "NAME", "relu", "latent activation")
       .value("output-act", "NAME", "identity",
@@ -169,16 +172,28 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   m.tied_weights = o.flag_set("tied");
   m.hidden_activation = parse_activation(o.text("hidden-act"));
   m.latent_activation = parse_activation(o.text("latent-act"));
+  m.linear_skip = o.flag_set("pca-anchor");
+  if (m.linear_skip) {
+    require(!o.given("latent-act") || m.latent_activation == Activation::identity,
+            "sae train: --pca-anchor starts the codes at PCA's, which are signed: its latent "
+            "activation is identity (drop --latent-act)");
+    m.latent_activation = Activation::identity;
+    require(!m.tied_weights, "sae train: --pca-anchor needs untied weights (drop --tied)");
+    require(!m.hidden.empty() && (m.mirror_decoder || !m.decoder_hidden.empty()),
+            "sae train: --pca-anchor puts a nonlinear branch beside each linear path: it needs "
+            "hidden layers on both sides (--hidden, --decoder-hidden)");
+  }
   TrainConfig& t = run.train;
   t.loss = parse_loss(o.text("loss"));
   // A count likelihood's outputs are log-rates, log-dispersions and logits: any output
   // activation but identity would bound them.
   const bool count_likelihood = has_count_likelihood(t.loss);
-  require(!count_likelihood || !o.given("output-act") ||
-              parse_activation(o.text("output-act")) == Activation::identity,
-          std::string("sae train: --loss ") + loss_name(t.loss) +
-              (t.loss == LossKind::poisson ? " outputs log-rates" : " outputs log-rates and logits") +
-              ": its output activation is identity (drop --output-act)");
+  require(
+      !count_likelihood || !o.given("output-act") ||
+          parse_activation(o.text("output-act")) == Activation::identity,
+      std::string("sae train: --loss ") + loss_name(t.loss) +
+          (t.loss == LossKind::poisson ? " outputs log-rates" : " outputs log-rates and logits") +
+          ": its output activation is identity (drop --output-act)");
   require(!m.tied_weights || output_heads(t.loss) == 1,
           std::string("sae train: --tied needs one output per column; --loss ") +
               loss_name(t.loss) + " has " + std::to_string(output_heads(t.loss)) +
@@ -335,12 +350,20 @@ int run_train(const Args& args) {
   }
   run.data_source = counts.recorded_source;
 
-  Trainer trainer = counts.dense
-                        ? Trainer(*backend, run.model, run.train, counts.dense_matrix)
-                        : Trainer(*backend, run.model, run.train, counts.matrix);
+  Trainer trainer = counts.dense ? Trainer(*backend, run.model, run.train, counts.dense_matrix)
+                                 : Trainer(*backend, run.model, run.train, counts.matrix);
   run.scale = trainer.scale();
   run.reference_library_size = trainer.reference_library_size();
   if (resume) trainer.restore(resumed);
+  std::string anchor_line;
+  if (!resume && run.model.linear_skip) {
+    const PcaModel anchor = anchor_at_pca(*backend, trainer, counts.matrix);
+    double explained = 0.0;
+    for (const double ratio : anchor.explained_variance_ratio()) explained += ratio;
+    anchor_line = "anchor: PCA-" + std::to_string(anchor.component_count()) + " of the " +
+                  std::to_string(anchor.rows) + " training rows (" +
+                  Json::number_fixed(100.0 * explained, 1).dump() + " % of their variance)\n";
+  }
   if (!quiet)
     std::cerr << "model: " << trainer.network().layout().describe() << "\nbackend "
               << backend_name(backend->kind()) << ": " << backend->description() << "\n"
@@ -354,7 +377,8 @@ int run_train(const Args& args) {
               << (resume ? ", resumed at epoch " + std::to_string(trainer.completed_epochs())
                          : std::string())
               << "\nplacement " << trainer.data_placement() << "\nstep " << trainer.step_execution()
-              << "\n";
+              << "\n"
+              << anchor_line;
 
   std::ofstream log;
   if (o.given("metrics-log")) {

@@ -391,12 +391,12 @@ struct Trainer::Impl {
         }
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        observer.on_step(epoch + 1, s + 1, steps_per_epoch,
-                         seconds > 0 ? static_cast<double>(std::min((s + 1) * batch_size,
-                                                                    train_data->rows())) /
-                                           seconds
-                                     : 0.0,
-                         last_loss);
+        observer.on_step(
+            epoch + 1, s + 1, steps_per_epoch,
+            seconds > 0
+                ? static_cast<double>(std::min((s + 1) * batch_size, train_data->rows())) / seconds
+                : 0.0,
+            last_loss);
       }
     }
     const std::vector<float> losses = step_losses.download();
@@ -414,8 +414,8 @@ struct Trainer::Impl {
         continue;
       }
       train_loss += step_loss * static_cast<double>(count);
-      train_reconstruction_loss += static_cast<double>(losses[kLossSlots * s]) *
-                                   static_cast<double>(count);
+      train_reconstruction_loss +=
+          static_cast<double>(losses[kLossSlots * s]) * static_cast<double>(count);
       trained_rows += count;
     }
     if (report.skipped_steps == steps_per_epoch - first_step)
@@ -424,7 +424,8 @@ struct Trainer::Impl {
     report.epoch = ++epoch;
     report.steps = steps_per_epoch;
     report.train_loss = train_loss / static_cast<double>(trained_rows);
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::int64_t processed_rows = train_data->rows() - first_step * batch_size;
     report.samples_per_second =
         report.seconds > 0 ? static_cast<double>(processed_rows) / report.seconds : 0.0;
@@ -450,7 +451,11 @@ struct Trainer::Impl {
   //   within a small factor of it (both are means of non-negative per-row losses);
   // - a validation loss kDivergenceRatio times that of the model with every parameter zero (each
   //   output its head's neutral value: a rate of 1, a support probability of 1/2);
-  // - two epochs in, a validation loss above the one training started from.
+  // - two epochs in, a validation loss above the one training started from, when it started
+  //   untrained: no better than half the loss of the zero model (a random model's outputs add
+  //   their own error to it). A start already fitted (anchored at PCA, resumed from a trained
+  //   checkpoint) that training does not improve on has not diverged: the first two rules still
+  //   catch a blow-up from it.
   void stop_if_diverged(double train_reconstruction_loss, double val_loss) const {
     constexpr double kDivergenceRatio = 100.0;
     const std::string ratio = std::to_string(static_cast<int>(kDivergenceRatio));
@@ -463,7 +468,8 @@ struct Trainer::Impl {
       why = "the validation loss after epoch " + std::to_string(epoch) + " is " +
             std::to_string(val_loss) + ", over " + ratio + " times the " +
             std::to_string(zero_model_loss) + " of the model with every parameter zero";
-    else if (epoch - start_epoch >= 2 && val_loss > start_loss)
+    else if (epoch - start_epoch >= 2 && start_loss >= 0.5 * zero_model_loss &&
+             val_loss > start_loss)
       why = "the validation loss after epoch " + std::to_string(epoch) + " is " +
             std::to_string(val_loss) + ", above the " + std::to_string(start_loss) +
             " it had when training started at epoch " + std::to_string(start_epoch);
@@ -493,8 +499,7 @@ struct Trainer::Impl {
     const std::vector<float> losses = validation_losses.download();
     double total = 0.0;
     for (std::int64_t b = 0; b < validation_data->batches(); ++b)
-      total += static_cast<double>(losses[b]) *
-               static_cast<double>(validation_data->batch_size(b));
+      total += static_cast<double>(losses[b]) * static_cast<double>(validation_data->batch_size(b));
     return total / static_cast<double>(validation_data->rows());
   }
 };
@@ -502,20 +507,19 @@ struct Trainer::Impl {
 namespace {
 
 template <typename Matrix>
-void check_training_input(const ModelConfig& model, const TrainConfig& config,
-                          const Matrix& data) {
-  require(data.rows >= 2, "training needs at least 2 rows, the data has " +
-                              std::to_string(data.rows));
+void check_training_input(const ModelConfig& model, const TrainConfig& config, const Matrix& data) {
+  require(data.rows >= 2,
+          "training needs at least 2 rows, the data has " + std::to_string(data.rows));
   require(config.batch_size > 0, "batch size must be positive");
   require(config.epochs >= 0, "epochs must not be negative");
-  require(model.input_dim == data.cols,
-          "model input width " + std::to_string(model.input_dim) + " differs from the data's " +
-              std::to_string(data.cols) + " columns");
+  require(model.input_dim == data.cols, "model input width " + std::to_string(model.input_dim) +
+                                            " differs from the data's " +
+                                            std::to_string(data.cols) + " columns");
   validate_penalty(model, config.penalty);
   validate_loss_params(config.loss_params);
   require(!model.tied_weights || output_heads(config.loss) == 1,
-          std::string("tied weights need one output per column; --loss ") +
-              loss_name(config.loss) + " has " + std::to_string(output_heads(config.loss)));
+          std::string("tied weights need one output per column; --loss ") + loss_name(config.loss) +
+              " has " + std::to_string(output_heads(config.loss)));
   require(config.loss_params.dispersion == Dispersion::entry || dispersion_head(config.loss) >= 0,
           std::string("--dispersion feature needs a loss with a dispersion (nb, zinb, "
                       "hurdle_nb); --loss ") +
@@ -533,7 +537,8 @@ std::unique_ptr<Trainer::Impl> Trainer::make_impl(Backend& backend, const ModelC
                                                   const TrainConfig& config, const Matrix& data) {
   check_training_input(model, config, data);
   const auto split = split_rows(data.rows, config.val_fraction, config.seed);
-  const float scale = config.scale == ScaleMode::max ? std::max(1.0f, max_value(data.values)) : 1.0f;
+  const float scale =
+      config.scale == ScaleMode::max ? std::max(1.0f, max_value(data.values)) : 1.0f;
   const Matrix train_rows = select_rows(data, split.first);
   const Matrix validation_rows = select_rows(data, split.second);
   const ModelConfig shaped = with_loss_heads(model, config.loss, config.loss_params);
