@@ -368,6 +368,9 @@ int run_train(const Args& args) {
     run = config_from(o, counts.matrix.cols);
   }
   run.data_source = counts.recorded_source;
+  // The checkpoints of every epoch decode as asked; without --decode the decode is chosen, and
+  // stored, once training ends.
+  if (asked_decode) run.decode = asked_decode;
 
   Trainer trainer = counts.dense
                         ? Trainer(*backend, run.model, run.train, counts.dense_matrix)
