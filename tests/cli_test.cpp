@@ -255,9 +255,9 @@ TEST_F(Cli, EncodeDecodeAndEvalUseTheCheckpoint) {
   EXPECT_TRUE(contains(lines[1], "exact-entry F1")) << "the headline comes first: " << table.out;
 }
 
-// sae train --auto: every default recipe in the JSON, the best written as the checkpoint, whose
-// model, evaluated by sae eval with the recipe's decode, has the F1 it was chosen by; the flags
-// the search chooses itself are refused in one line.
+// sae train --auto: every default recipe in the JSON, the best written as the checkpoint with its
+// recipe's decode, whose model, evaluated by sae eval by that decode, has the F1 it was chosen
+// by; the flags the search chooses itself are refused in one line.
 TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
   ensure_data();
   const Result r = sae("train --auto --data x.mtx --epochs 2 --hidden 16 --latent 4 "
@@ -271,9 +271,14 @@ TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
   EXPECT_EQ(loss_name(c.config.train.loss), best.at("loss").as_string());
   EXPECT_EQ(activation_name(c.config.model.latent_activation),
             best.at("latent_activation").as_string());
+  ASSERT_TRUE(c.config.decode.has_value()) << "the checkpoint stores the recipe's decode";
+  EXPECT_EQ(decode_mode_name(*c.config.decode), best.at("decode").as_string());
   const Result eval = sae("eval --model auto.ckpt --data x.mtx --json --backend cpu --decode " +
                           best.at("decode").as_string());
   ASSERT_TRUE(succeeded(eval)) << eval.err;
+  const Result stored = sae("eval --model auto.ckpt --data x.mtx --json --backend cpu");
+  ASSERT_TRUE(succeeded(stored)) << stored.err;
+  EXPECT_EQ(stored.out, eval.out) << "eval decodes by the stored decode";
   EXPECT_TRUE(contains(r.out, "\"pca\": {\"components\": 4")) << r.out;
   // eval reads every row of x.mtx; the search's F1 is on its validation rows: the same model
   // (bit for bit on cpu) measured on the rows the checkpoint's split holds out.
@@ -873,9 +878,8 @@ TEST_F(Cli, ADeclaredSizeBeyondTheMemoryLimitFailsBeforeAllocating) {
   EXPECT_FALSE(fs::exists(file("huge.ckpt")));
 }
 
-// --decode on sae train, eval and decode: a poisson model decodes by its rounded mean unless told
-// otherwise (measured: mode's floor(rate) reproduced half as many non-zeros),
-// the .mtx files and the reports follow the flag, the flag is not stored in the checkpoint and
+// --decode on sae train, eval and decode: the .mtx files and the reports follow the flag, train
+// stores it in the checkpoint and eval and decode use the stored one unless given the flag, it
 // is taken with --resume, and an mse model refuses mode with one line, before it reads data.
 TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   ASSERT_TRUE(succeeded(trained()));
@@ -893,10 +897,14 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   for (const char* field : {"\"support_f1\": ", "\"nonzero_mae\": ", "\"explained_variance\": ",
                             "\"poisson_deviance\": ", "\"raw_csr_bytes_per_row\": "})
     EXPECT_TRUE(contains(mode_json, field)) << field << " missing from " << mode_json;
-  const Result by_mean = sae("train --checkpoint q.ckpt --reconstruction p-mean.mtx" + common);
+  const Result by_mean =
+      sae("train --checkpoint q.ckpt --reconstruction p-mean.mtx --decode mean" + common);
   ASSERT_TRUE(succeeded(by_mean));
   const std::string mean_json = json_object(by_mean.out, "validation");
   EXPECT_TRUE(contains(mean_json, "\"decode\": \"mean\"")) << mean_json;
+  EXPECT_TRUE(
+      contains(by_mean.out, "\"decode\": {\"name\": \"mean\", \"chosen_by\": \"--decode\"}"))
+      << by_mean.out;
   // Each run names the other decode and the exact-entry F1 it would give. The two runs train the
   // same model (same flags and seed, cpu), so each one's alternative is the other's headline; an
   // mse model has one decode and names none.
@@ -912,16 +920,20 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   EXPECT_TRUE(contains(mean_instead, "\"decode\": \"mode\"")) << by_mean.out;
   EXPECT_EQ(f1_field(mean_instead), f1_field(mode_json)) << by_mean.out;
   EXPECT_FALSE(contains(trained().out, "alternative_decode")) << trained().out;
-  const Result text = sae("train --checkpoint t.ckpt --data x.mtx --loss poisson --epochs 1 "
-                          "--hidden 16 --latent 4 --quiet --no-pca --backend cpu");
+  const Result text =
+      sae("train --checkpoint t.ckpt --data x.mtx --loss poisson --epochs 1 "
+          "--hidden 16 --latent 4 --quiet --no-pca --backend cpu --decode mean");
   ASSERT_TRUE(succeeded(text));
   EXPECT_TRUE(contains(text.out, "decoded by mode instead, the exact-entry F1 would be "))
       << text.out;
   EXPECT_TRUE(contains(text.out, " % (--decode mode)\n")) << text.out;
   const Checkpoint p = load_checkpoint(file("p.ckpt"));
-  EXPECT_EQ(run_config_to_json(load_checkpoint(file("q.ckpt")).config),
-            run_config_to_json(p.config))
-      << "--decode is not part of the configuration";
+  RunConfig q = load_checkpoint(file("q.ckpt")).config;
+  EXPECT_EQ(p.config.decode, DecodeMode::mode);
+  EXPECT_EQ(q.decode, DecodeMode::mean);
+  q.decode = DecodeMode::mode;
+  EXPECT_EQ(run_config_to_json(q), run_config_to_json(p.config))
+      << "--decode changes the stored decode and nothing else";
 
   // The .mtx files hold the counts of the chosen decode.
   const auto backend = make_backend(BackendChoice::cpu);
@@ -933,14 +945,17 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   expect_same(read_matrix_market(file("p-mode.mtx")), mode_counts, "train --reconstruction, mode");
   expect_same(read_matrix_market(file("p-mean.mtx")), mean_counts, "train --reconstruction, mean");
 
-  // eval: the default is the loss's (mean), the same numbers train printed; --decode changes
+  // eval: the default is the stored decode, the same numbers train printed; --decode changes
   // it; the table names the decode and has the NLL line.
-  const Result eval_mode = sae("eval --model p.ckpt --decode mode --json --backend cpu");
+  const Result eval_mode = sae("eval --model p.ckpt --json --backend cpu");
   ASSERT_TRUE(succeeded(eval_mode));
   EXPECT_EQ(eval_mode.out, mode_json + "\n");
-  const Result eval_mean = sae("eval --model p.ckpt --json --backend cpu");
+  const Result eval_mean = sae("eval --model p.ckpt --decode mean --json --backend cpu");
   ASSERT_TRUE(succeeded(eval_mean));
   EXPECT_EQ(eval_mean.out, mean_json + "\n");
+  const Result eval_stored_mean = sae("eval --model q.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(eval_stored_mean));
+  EXPECT_EQ(eval_stored_mean.out, mean_json + "\n");
   const Result eval_round = sae("eval --model p.ckpt --data x.mtx --decode round --backend cpu");
   ASSERT_TRUE(succeeded(eval_round));
   const std::vector<std::string> lines = lines_of(eval_round.out);
@@ -952,12 +967,14 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
         "nll bits / row", "raw csr bytes / row"})
     EXPECT_TRUE(contains(eval_round.out, std::string("  ") + label + " ")) << label;
 
-  // decode: --data and --latents, by the default (mean) and by --decode mode.
-  ASSERT_TRUE(succeeded(sae("decode --model p.ckpt --data x.mtx --out dm.mtx --backend cpu")));
-  expect_same(read_matrix_market(file("dm.mtx")), mean_counts, "decode, default");
-  ASSERT_TRUE(succeeded(sae("encode --model p.ckpt --data x.mtx --out pz.npy --backend cpu")));
+  // decode: --data and --latents, by the stored decode and by --decode.
+  ASSERT_TRUE(succeeded(sae("decode --model q.ckpt --data x.mtx --out dm.mtx --backend cpu")));
+  expect_same(read_matrix_market(file("dm.mtx")), mean_counts, "decode, stored mean");
+  ASSERT_TRUE(succeeded(sae("decode --model p.ckpt --data x.mtx --out dp.mtx --backend cpu")));
+  expect_same(read_matrix_market(file("dp.mtx")), mode_counts, "decode, stored mode");
+  ASSERT_TRUE(succeeded(sae("encode --model q.ckpt --data x.mtx --out pz.npy --backend cpu")));
   ASSERT_TRUE(succeeded(
-      sae("decode --model p.ckpt --latents pz.npy --out dn.mtx --decode mode --backend cpu")));
+      sae("decode --model q.ckpt --latents pz.npy --out dn.mtx --decode mode --backend cpu")));
   expect_same(read_matrix_market(file("dn.mtx")), mode_counts, "decode --latents, mode");
 
   // --resume takes --decode.
@@ -968,6 +985,7 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   EXPECT_TRUE(contains(resumed.out, "\"epochs\": 3")) << resumed.out;
   EXPECT_TRUE(contains(json_object(resumed.out, "validation"), "\"decode\": \"round\""))
       << resumed.out;
+  EXPECT_EQ(load_checkpoint(file("q.ckpt")).config.decode, DecodeMode::round);
 
   // mse (m.ckpt): mean is allowed (it is the rounded mean), mode is refused before the data is
   // read, and nothing is written.
@@ -1068,6 +1086,72 @@ TEST_F(Cli, ModeDecodeWritesTheMeasuredCountsForMultiHeadLosses) {
       EXPECT_FALSE(contains(r.out, "hurdle_threshold")) << r.out;
     }
   }
+}
+
+// The exact F1 that sae train reports is the one sae eval of its checkpoint reports: with
+// --decode, by that decode; without, by the better on the validation rows of the loss's default
+// and mode, which train names (with the other's F1), stores and sae info shows. --decode on eval
+// overrides the stored decode, and a checkpoint without one decodes by the loss's default.
+TEST_F(Cli, TrainStoresTheDecodeOfItsHeadlineForEval) {
+  ensure_data();
+  const std::string common =
+      " --loss hurdle --data x.mtx --epochs 2 --hidden 16 --latent 4 --json --quiet --no-pca "
+      "--backend cpu";
+  const Result by_mode = sae("train --checkpoint hm.ckpt --decode mode" + common);
+  ASSERT_TRUE(succeeded(by_mode));
+  const std::string mode_json = json_object(by_mode.out, "validation");
+  EXPECT_TRUE(
+      contains(by_mode.out, "\"decode\": {\"name\": \"mode\", \"chosen_by\": \"--decode\"}"))
+      << by_mode.out;
+  const Result eval_mode = sae("eval --model hm.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(eval_mode));
+  EXPECT_EQ(eval_mode.out, mode_json + "\n");
+  const Result eval_mean = sae("eval --model hm.ckpt --decode mean --json --backend cpu");
+  ASSERT_TRUE(succeeded(eval_mean));
+  EXPECT_TRUE(contains(eval_mean.out, "\"decode\": \"mean\"")) << eval_mean.out;
+  const std::string mean_instead = json_object(by_mode.out, "alternative_decode");
+  const Json mean_eval = Json::parse(eval_mean.out, "eval --decode mean");
+  EXPECT_EQ(Json::parse(mean_instead, "alternative_decode").at("exact_f1").as_double(),
+            mean_eval.at("exact_f1").as_double())
+      << "--decode on eval overrides the stored decode";
+
+  const Result chosen = sae("train --checkpoint hc.ckpt" + common);
+  ASSERT_TRUE(succeeded(chosen));
+  const Json summary = Json::parse(chosen.out, "sae train");
+  EXPECT_EQ(summary.at("decode").at("chosen_by").as_string(), "validation exact F1");
+  const std::string name = summary.at("decode").at("name").as_string();
+  EXPECT_EQ(summary.at("validation").at("decode").as_string(), name);
+  EXPECT_GE(summary.at("validation").at("exact_f1").as_double(),
+            summary.at("alternative_decode").at("exact_f1").as_double());
+  EXPECT_NE(summary.at("alternative_decode").at("decode").as_string(), name);
+  const Checkpoint c = load_checkpoint(file("hc.ckpt"));
+  ASSERT_TRUE(c.config.decode.has_value());
+  EXPECT_EQ(decode_mode_name(*c.config.decode), name);
+  const Result eval_chosen = sae("eval --model hc.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(eval_chosen));
+  EXPECT_EQ(eval_chosen.out, json_object(chosen.out, "validation") + "\n");
+  const Result text =
+      sae("train --checkpoint ht.ckpt --loss hurdle --data x.mtx --epochs 2 "
+          "--hidden 16 --latent 4 --quiet --no-pca --backend cpu");
+  ASSERT_TRUE(succeeded(text));
+  EXPECT_TRUE(contains(text.out, "decode      " + name + ": validation exact-entry F1 "))
+      << text.out;
+  const Result info = sae("info --model hc.ckpt --backend cpu");
+  ASSERT_TRUE(succeeded(info));
+  EXPECT_TRUE(contains(info.out, "loss hurdle, decode " + name + " (stored)\n")) << info.out;
+
+  // Without the key (a checkpoint written before the decode was stored), the loss's default.
+  Checkpoint old = load_checkpoint(file("hm.ckpt"));
+  old.config.decode.reset();
+  save_checkpoint(file("old.ckpt"), old);
+  const Result eval_old = sae("eval --model old.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(eval_old));
+  EXPECT_EQ(eval_old.out, eval_mean.out);
+  const Result info_old = sae("info --model old.ckpt --backend cpu");
+  ASSERT_TRUE(succeeded(info_old));
+  EXPECT_TRUE(contains(info_old.out,
+                       "loss hurdle, decode mean (the loss's default; the checkpoint stores none)"))
+      << info_old.out;
 }
 
 TEST_F(Cli, HelpAndUsage) {

@@ -926,6 +926,38 @@ TEST(Checkpoint, RoundTripKeepsConfigStateAndOutputs) {
   EXPECT_EQ(original.reconstruct(run.data).values, reloaded.reconstruct(run.data).values);
 }
 
+// The decode a configuration stores: written and read back; absent (older checkpoints, PCA
+// models), the loss's default, and the key is not written; a stored mode its loss cannot give
+// is refused when the model is opened, in one line.
+TEST(Checkpoint, StoredDecodeRoundTripsAndItsAbsenceMeansTheLossDefault) {
+  const TempDir dir;
+  const TrainedRun run = short_run(1);  // mse_cosine: round unless told otherwise
+  const auto backend = cpu();
+  const std::string without_key = run_config_to_json(run.config);
+  EXPECT_EQ(without_key.find("\"decode\""), std::string::npos) << without_key;
+  const RunConfig old = run_config_from_json(without_key, "old");
+  EXPECT_FALSE(old.decode.has_value());
+  EXPECT_EQ(TrainedModel(*backend, old, run.state.parameters).default_decode(), DecodeMode::round);
+
+  RunConfig stored = run.config;
+  stored.decode = DecodeMode::mean;
+  const std::string path = dir.file("decode.ckpt");
+  save_checkpoint(path, {stored, run.state});
+  const Checkpoint loaded = load_checkpoint(path);
+  ASSERT_TRUE(loaded.config.decode.has_value());
+  EXPECT_EQ(*loaded.config.decode, DecodeMode::mean);
+  EXPECT_EQ(run_config_to_json(loaded.config), run_config_to_json(stored));
+  TrainedModel model(*backend, loaded.config, loaded.state.parameters);
+  EXPECT_EQ(model.default_decode(), DecodeMode::mean);
+  EXPECT_EQ(model.evaluate(run.data).decode, DecodeMode::mean);
+  EXPECT_EQ(model.evaluate(run.data, DecodeMode::round).decode, DecodeMode::round)
+      << "asking for a decode overrides the stored one";
+
+  stored.decode = DecodeMode::mode;
+  EXPECT_EQ(error_message([&] { TrainedModel(*backend, stored, run.state.parameters); }),
+            "model: the stored decode mode needs a count likelihood; the loss is mse_cosine");
+}
+
 class CheckpointErrors : public ::testing::Test {
  protected:
   void SetUp() override {

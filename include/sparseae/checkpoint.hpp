@@ -11,6 +11,7 @@
 // The random state is the seed in the configuration plus the epoch: every draw (split, per-epoch
 // permutation, initialisation) is a counter-based hash of those, so nothing else needs saving.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "sparseae/model.hpp"
@@ -22,6 +23,8 @@ namespace sparseae {
 // train.cosine_weight. 3: the configuration holds hurdle_threshold. 4: train.loss_params holds
 // dispersion and size_factors, train holds input_transform and on_nonfinite, and the
 // configuration reference_library_size. Other versions are refused with a message that names both.
+// The configuration's optional "decode" came within version 4: readers ignore keys they do not
+// know, and a configuration without it decodes by its loss's default, as before.
 constexpr std::uint32_t kCheckpointVersion = 4;
 
 // The resolved configuration of a run: what a model needs to be rebuilt and used.
@@ -40,6 +43,11 @@ struct RunConfig {
   // LossParams::size_factors: the training rows' median total count in model units, against
   // which each row's size factor is taken (Trainer::reference_library_size).
   double reference_library_size = 1.0;
+  // How the model's outputs become counts unless a command is told otherwise (--decode): the
+  // decode sae train reported its headline with, so that eval and decode reproduce it. None:
+  // the loss's default (default_decode), as for checkpoints written before it was stored and
+  // for PCA models. Checked against the loss where the model is used (TrainedModel).
+  std::optional<DecodeMode> decode;
 };
 
 std::string run_config_to_json(const RunConfig& config);

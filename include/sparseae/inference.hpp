@@ -16,6 +16,8 @@ namespace sparseae {
 
 class TrainedModel {
  public:
+  // Throws Error when config stores a decode its loss cannot give (mode without a count
+  // likelihood) or parameters do not fit the model.
   TrainedModel(Backend& backend, const RunConfig& config, const std::vector<float>& parameters,
                std::int64_t batch_rows = 4096);
 
@@ -56,8 +58,11 @@ class TrainedModel {
   HostDense reconstruct(const HostCsr& counts);
   // Reconstruction from latent codes (rows x latent width), in data units.
   HostDense decode(const HostDense& latents);
-  // How this model's outputs become counts unless asked otherwise: default_decode of its loss.
-  DecodeMode default_decode() const { return sparseae::default_decode(config_.train.loss); }
+  // How this model's outputs become counts unless asked otherwise: the decode its checkpoint
+  // stores (RunConfig::decode), else default_decode of its loss.
+  DecodeMode default_decode() const {
+    return config_.decode.value_or(sparseae::default_decode(config_.train.loss));
+  }
   // Metrics of the reconstruction of counts against themselves, with counts decoded by decode
   // (default: default_decode()). Throws Error, before running the model, when the loss cannot
   // decode that way (check_decode).

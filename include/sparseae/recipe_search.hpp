@@ -57,7 +57,8 @@ struct RecipeOutcome {
 struct RecipeSearchResult {
   std::vector<RecipeOutcome> outcomes;  // in the order of config.recipes
   std::size_t best = 0;                 // the outcome of the best exact F1 in the last round
-  RunConfig best_run;                   // the best recipe's configuration, hurdle threshold chosen
+  // The best recipe's configuration, its decode and its chosen hurdle threshold included.
+  RunConfig best_run;
   TrainingState best_state;             // and its parameters, as a checkpoint holds them
   std::int64_t validation_rows = 0;
 };

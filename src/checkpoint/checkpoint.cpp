@@ -163,6 +163,7 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("data_source", Json::string(config.data_source))
       .set("hurdle_threshold", Json::number(config.hurdle_threshold))
       .set("reference_library_size", Json::number(config.reference_library_size));
+  if (config.decode) root.set("decode", Json::string(decode_mode_name(*config.decode)));
   return root.dump();
 }
 
@@ -228,6 +229,7 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   require(config.reference_library_size > 0.0 && std::isfinite(config.reference_library_size),
           what + ": reference_library_size " + std::to_string(config.reference_library_size) +
               " is not positive");
+  if (root.contains("decode")) config.decode = parse_decode_mode(root.at("decode").as_string());
   // Not stored: the output layer's shape follows from the loss and its parameters.
   m = with_loss_heads(m, t.loss, t.loss_params);
   return config;

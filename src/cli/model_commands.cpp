@@ -23,6 +23,11 @@ Options model_options(const std::string& command, const std::string& summary) {
   return o;
 }
 
+// --decode's default in sae decode and eval.
+constexpr const char* kStoredDecode =
+    "the decode the checkpoint stores, the one sae train reported with; without one, mean for "
+    "count likelihoods, round otherwise";
+
 TrainedModel open_model(const Options& o, Backend& backend, Checkpoint& checkpoint) {
   checkpoint = load_checkpoint(o.required("model"));
   return TrainedModel(backend, checkpoint.config, checkpoint.state.parameters, o.integer("batch"));
@@ -66,13 +71,14 @@ int run_decode(const Args& args) {
   o.value("latents", "PATH", "", "latent codes (.npy), as written by sae encode")
       .value("data", "PATH", "", "counts to encode and reconstruct")
       .value("out", "PATH", "", ".mtx decoded counts or .npy values (required)");
-  add_decode_option(o, " in .mtx");
+  add_decode_option(o, " in .mtx", kStoredDecode);
   if (!o.parse(args)) return 0;
   require(o.given("latents") != o.given("data"), "sae decode: give exactly one of --latents, --data");
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);
-  const DecodeMode decode = decode_option(o, checkpoint.config.train.loss);
+  const DecodeMode decode =
+      decode_option(o, checkpoint.config.train.loss).value_or(model.default_decode());
   const std::string out = o.required("out");
   if (o.given("latents")) {
     write_reconstruction(
@@ -90,12 +96,13 @@ int run_eval(const Args& args) {
       "Prints how exactly the model reproduces counts: every row of --data, or without it the\n"
       "validation rows of the data the model was trained on.");
   o.value("data", "PATH", "", "counts to evaluate on").flag("json", "print JSON");
-  add_decode_option(o, "");
+  add_decode_option(o, "", kStoredDecode);
   if (!o.parse(args)) return 0;
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);
-  const DecodeMode decode = decode_option(o, checkpoint.config.train.loss);
+  const DecodeMode decode =
+      decode_option(o, checkpoint.config.train.loss).value_or(model.default_decode());
   if (o.given("data")) {
     const Counts counts = model_counts(o, checkpoint, o.text("data"));
     print_metrics(o.text("data"), model.evaluate(counts.matrix, decode), o.flag_set("json"));

@@ -59,6 +59,12 @@ void print_metrics_table(const ReconstructionMetrics& m,
   number("raw csr bytes / row", &M::raw_csr_bytes_per_row);
 }
 
+// How the JSON of sae train names a DecodeChoice.
+const char* decode_choice_name(DecodeChoice choice) {
+  if (choice == DecodeChoice::option) return "--decode";
+  return choice == DecodeChoice::loss_default ? "loss default" : "validation exact F1";
+}
+
 }  // namespace
 
 Json hurdle_threshold_json(double threshold) { return Json::number_significant(threshold, 6); }
@@ -111,16 +117,17 @@ Json pca_json(const ComparisonRow& pca, std::int64_t components) {
   return json;
 }
 
-void add_decode_option(Options& o, const std::string& use) {
+void add_decode_option(Options& o, const std::string& use, const std::string& otherwise) {
   o.value("decode", "round|mode|mean", "",
           "how outputs become counts" + use +
               ": round, mode (of the predicted distribution; count likelihoods only) or mean "
-              "(default: mean for count likelihoods, round otherwise)");
+              "(default: " +
+              otherwise + ")");
 }
 
-DecodeMode decode_option(const Options& o, LossKind loss) {
-  const DecodeMode decode =
-      o.given("decode") ? parse_decode_mode(o.text("decode")) : default_decode(loss);
+std::optional<DecodeMode> decode_option(const Options& o, LossKind loss) {
+  if (!o.given("decode")) return std::nullopt;
+  const DecodeMode decode = parse_decode_mode(o.text("decode"));
   check_decode(loss, decode);
   return decode;
 }
@@ -148,7 +155,10 @@ void print_training_summary(const TrainingSummary& s, bool json) {
         .set("median_samples_per_second", Json::number_significant(median_rate, 6))
         .set("train_loss", Json::number_significant(train_loss, 9))
         .set("validation_loss", Json::number_significant(s.validation_loss, 9))
-        .set("validation", metrics_json(s.metrics));
+        .set("validation", metrics_json(s.metrics))
+        .set("decode", Json::object()
+                           .set("name", Json::string(decode_mode_name(s.metrics.decode)))
+                           .set("chosen_by", Json::string(decode_choice_name(s.decode_choice))));
     if (s.hurdle_threshold >= 0)
       summary.set("hurdle_threshold", hurdle_threshold_json(s.hurdle_threshold));
     if (s.pca.pca) summary.set("pca", pca_json(s.pca, s.pca_components));
@@ -173,10 +183,16 @@ void print_training_summary(const TrainingSummary& s, bool json) {
         "pca         %lld components fitted on the training rows in %.2f s, counts decoded by "
         "round (--no-pca: none)\n",
         static_cast<long long>(s.pca_components), s.pca.seconds);
+  if (s.decode_choice == DecodeChoice::validation_f1)
+    std::printf(
+        "decode      %s: validation exact-entry F1 %.2f %% against %.2f %% by %s (stored in the "
+        "checkpoint; --decode to choose)\n",
+        decode_mode_name(s.metrics.decode), 100.0 * s.metrics.exact_f1,
+        100.0 * s.alternative_decode_f1, decode_mode_name(s.alternative_decode));
   std::printf("validation rows (%lld), counts decoded by %s:\n",
               static_cast<long long>(s.metrics.rows), decode_mode_name(s.metrics.decode));
   print_metrics_table(s.metrics, s.pca.pca ? &s.pca.metrics : nullptr);
-  if (s.alternative_decode_f1 >= 0)
+  if (s.decode_choice == DecodeChoice::option && s.alternative_decode_f1 >= 0)
     std::printf("decoded by %s instead, the exact-entry F1 would be %.2f %% (--decode %s)\n",
                 decode_mode_name(s.alternative_decode), 100.0 * s.alternative_decode_f1,
                 decode_mode_name(s.alternative_decode));

@@ -14,6 +14,13 @@
 
 namespace sparseae::cli {
 
+// How sae train came by the decode it reports and stores.
+enum class DecodeChoice {
+  option,         // --decode
+  loss_default,   // the loss's default, its only decode that gives other counts than round
+  validation_f1,  // of the default and mode, the higher exact-entry F1 on the validation rows
+};
+
 struct TrainingSummary {
   std::string backend;
   std::string model;
@@ -28,6 +35,7 @@ struct TrainingSummary {
   // metrics; pca.pca is false when there is none (--no-pca).
   ComparisonRow pca;
   std::int64_t pca_components = 0;
+  DecodeChoice decode_choice = DecodeChoice::loss_default;  // of metrics.decode
   // The other decode the loss allows that gives other counts (mode, or the loss's default when
   // the run decoded by mode), and its exact-entry F1 on the same rows, so that a run shows what
   // --decode would change; none (alternative_decode_f1 negative) for losses with one decode.
@@ -35,10 +43,11 @@ struct TrainingSummary {
   double alternative_decode_f1 = -1;
 };
 
-// --decode, shared by sae train, decode and eval: declares it on o.
-void add_decode_option(Options& o, const std::string& use);
-// The decode mode --decode asks for (default: default_decode(loss)), checked against loss.
-DecodeMode decode_option(const Options& o, LossKind loss);
+// --decode, shared by sae train, decode and eval: declares it on o; use says what it decodes,
+// otherwise what it does without the option.
+void add_decode_option(Options& o, const std::string& use, const std::string& otherwise);
+// The decode mode --decode asks for, checked against loss; none when it is not given.
+std::optional<DecodeMode> decode_option(const Options& o, LossKind loss);
 
 // The decode other than decode that loss allows and that gives other counts (round and mean
 // give the same): mode, or default_decode(loss) when decode is mode; none for losses without a

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -138,7 +139,9 @@ Options train_options() {
             "prints the table and writes the best as --checkpoint")
       .value("auto-budget", "SECONDS", "600",
              "--auto: no round of the search starts after this much time");
-  add_decode_option(o, " for the report and --reconstruction (not stored in the checkpoint)");
+  add_decode_option(o, " for the report and --reconstruction, stored in the checkpoint",
+                    "the loss's (mean for count likelihoods, round otherwise) or mode, whichever "
+                    "reproduces more validation entries exactly");
   add_count_model_options(o);
   add_pca_option(o);
   return o;
@@ -308,6 +311,36 @@ void write_train_report(const Options& o, const RunConfig& run, const TrainingSu
                    runs, samples, o.flag_set("quiet"));
 }
 
+// Measures the model on the validation rows by the decode the run reports and stores, which it
+// returns: asked (--decode) when given; otherwise the loss's default or the other decode it
+// allows (alternative_decode), whichever has the higher exact-entry F1, the default on a tie.
+// summary gets the metrics of that decode, the other one's F1 and how the decode was chosen;
+// detail, when not null, that decode's detail.
+DecodeMode measure_decodes(TrainedModel& model, const HostCsr& validation,
+                           std::optional<DecodeMode> asked, TrainingSummary& summary,
+                           ReconstructionDetail* detail) {
+  const LossKind loss = model.config().train.loss;
+  const DecodeMode first = asked.value_or(default_decode(loss));
+  summary.metrics = model.evaluate(validation, first, detail);
+  summary.decode_choice = asked ? DecodeChoice::option : DecodeChoice::loss_default;
+  const auto other = alternative_decode(loss, first);
+  if (!other || summary.metrics.rows == 0) return first;
+  ReconstructionDetail other_detail;
+  ReconstructionMetrics other_metrics =
+      model.evaluate(validation, *other, detail != nullptr ? &other_detail : nullptr);
+  if (!asked) summary.decode_choice = DecodeChoice::validation_f1;
+  if (asked || other_metrics.exact_f1 <= summary.metrics.exact_f1) {
+    summary.alternative_decode = *other;
+    summary.alternative_decode_f1 = other_metrics.exact_f1;
+    return first;
+  }
+  summary.alternative_decode = first;
+  summary.alternative_decode_f1 = summary.metrics.exact_f1;
+  summary.metrics = std::move(other_metrics);
+  if (detail != nullptr) *detail = std::move(other_detail);
+  return *other;
+}
+
 }  // namespace
 
 int run_train(const Args& args) {
@@ -333,7 +366,8 @@ int run_train(const Args& args) {
     config_from(o, 1);
   }
   // --decode is checked against the loss before the data is read.
-  const DecodeMode decode = decode_option(o, resume ? run.train.loss : parse_loss(o.text("loss")));
+  const std::optional<DecodeMode> asked_decode =
+      decode_option(o, resume ? run.train.loss : parse_loss(o.text("loss")));
   const auto backend = open_backend(o.text("backend"));
   // Without --data or --rows, a resumed run goes on with the data its checkpoint names.
   Counts counts = resume && !o.given("data") && !o.given("rows")
@@ -349,6 +383,9 @@ int run_train(const Args& args) {
     run = config_from(o, counts.matrix.cols);
   }
   run.data_source = counts.recorded_source;
+  // The checkpoints of every epoch decode as asked; without --decode the decode is chosen, and
+  // stored, once training ends.
+  if (asked_decode) run.decode = asked_decode;
 
   Trainer trainer = counts.dense ? Trainer(*backend, run.model, run.train, counts.dense_matrix)
                                  : Trainer(*backend, run.model, run.train, counts.matrix);
@@ -421,7 +458,6 @@ int run_train(const Args& args) {
     run.hurdle_threshold = choose_hurdle_threshold(model, trainer.validation_counts());
     model.set_hurdle_threshold(run.hurdle_threshold);
   }
-  if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, final_state});
   TrainingSummary summary;
   summary.backend = backend_name(backend->kind());
   summary.model = trainer.network().layout().describe();
@@ -429,14 +465,13 @@ int run_train(const Args& args) {
   summary.reports = reports;
   summary.validation_loss = trainer.validation_loss();
   ComparisonRow report_row;  // --report: this run as the one row of the report
-  summary.metrics = model.evaluate(trainer.validation_counts(), decode,
-                                   o.given("report") ? &report_row.detail : nullptr);
+  const DecodeMode decode =
+      measure_decodes(model, trainer.validation_counts(), asked_decode, summary,
+                      o.given("report") ? &report_row.detail : nullptr);
+  // The final checkpoint keeps the decode of the headline, for eval and decode to reproduce it.
+  run.decode = decode;
+  if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, final_state});
   summary.checkpoint = checkpoint_path;
-  if (const auto other = alternative_decode(run.train.loss, decode);
-      other && summary.metrics.rows > 0) {
-    summary.alternative_decode = *other;
-    summary.alternative_decode_f1 = model.evaluate(trainer.validation_counts(), *other).exact_f1;
-  }
   // PCA with the latent width on the same split, unless turned off or impossible (no
   // validation rows, or a latent wider than the data).
   if (!o.flag_set("no-pca") && summary.metrics.rows > 0 && run.model.latent <= counts.matrix.cols) {

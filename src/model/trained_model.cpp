@@ -27,6 +27,12 @@ RunConfig with_heads(RunConfig config) {
 TrainedModel::TrainedModel(Backend& backend, const RunConfig& config,
                            const std::vector<float>& parameters, std::int64_t batch_rows)
     : backend_(&backend), config_(with_heads(config)), network_(backend, ModelLayout(config_.model), batch_rows) {
+  // A stored decode the loss cannot give comes from an edited file: refused here, where every
+  // command that decodes opens the model, rather than at the first decode.
+  require(!config_.decode || *config_.decode != DecodeMode::mode ||
+              has_count_likelihood(config_.train.loss),
+          std::string("model: the stored decode mode needs a count likelihood; the loss is ") +
+              loss_name(config_.train.loss));
   require(static_cast<std::int64_t>(parameters.size()) == network_.layout().parameter_count(),
           "model: " + std::to_string(parameters.size()) + " parameters given, the model has " +
               std::to_string(network_.layout().parameter_count()));

@@ -97,6 +97,8 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
     candidate.run.train.loss = recipe.loss;
     candidate.run.train.optimizer.learning_rate = recipe.learning_rate;
     check_decode(recipe.loss, recipe.decode);
+    // The decode the candidate is ranked by: the winner's checkpoint decodes as it was measured.
+    candidate.run.decode = recipe.decode;
     candidates.push_back(std::move(candidate));
     RecipeOutcome outcome;
     outcome.recipe = recipe;
