@@ -19,6 +19,10 @@ struct TrainingSummary {
   std::string model;
   int epochs = 0;
   std::vector<EpochReport> reports;  // the epochs this run trained
+  std::string select;                // --select: f1 or loss
+  // The epoch whose parameters the run kept (0: the start), or -1 when not known (the best came
+  // before a resumed run, or no validation rows to select by).
+  int kept_epoch = -1;
   double validation_loss = 0;
   ReconstructionMetrics metrics;
   std::string checkpoint;
