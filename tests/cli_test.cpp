@@ -421,7 +421,9 @@ TEST_F(Cli, CapturedStepSaysSoAndTrainsAsThePlainStep) {
 // differ from fp32's).
 TEST_F(Cli, ReducedPrecisionTrainsOnCpuAndSaysItIsEmulated) {
   ensure_data();
-  const std::string common = " --data x.mtx --hidden 16 --latent 4 --epochs 1 --backend cpu";
+  // --select loss: a run keeping its start by F1 would hide what the precision did.
+  const std::string common =
+      " --data x.mtx --hidden 16 --latent 4 --epochs 1 --select loss --backend cpu";
   const Result fp32 = sae("train --checkpoint fp32.ckpt" + common);
   ASSERT_TRUE(succeeded(fp32));
   EXPECT_TRUE(contains(fp32.err, ", precision fp32\n")) << fp32.err;
@@ -630,6 +632,69 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
   }
 }
 
+// The text after "key": in a JSON line, up to the next comma or brace.
+std::string json_value(const std::string& line, const std::string& key) {
+  const std::size_t at = line.find("\"" + key + "\": ");
+  if (at == std::string::npos) return "";
+  const std::size_t begin = at + key.size() + 4;
+  return line.substr(begin, line.find_first_of(",}", begin) - begin);
+}
+
+// --select f1 (the default) keeps the parameters of the best validation exact F1, the start
+// included: the metrics log shows each epoch's, and the kept epoch's is the run's F1; --select
+// loss keeps those of the lowest validation loss and logs no F1.
+TEST_F(Cli, SelectKeepsTheBestValidationF1OrTheLowestLoss) {
+  ensure_data();
+  // hurdle at lr 0.01: on these rows its F1 peaked after epoch 1 of 4 (measured), so the kept
+  // epoch is neither the start nor the last.
+  const std::string common =
+      " --data x.mtx --loss hurdle --hidden 16 --latent 4 --epochs 4 --lr 0.01 --no-pca --json "
+      "--quiet --backend cpu";
+  const Result f1 = sae("train --select f1 --metrics-log f1.jsonl --checkpoint f1.ckpt" + common);
+  ASSERT_TRUE(succeeded(f1));
+  EXPECT_TRUE(contains(f1.out, "\"select\": \"f1\"")) << f1.out;
+  const std::string kept_text = json_value(f1.out, "kept_epoch");
+  ASSERT_FALSE(kept_text.empty()) << f1.out;
+  const int kept = std::stoi(kept_text);
+  const std::string run_f1 = json_value(json_object(f1.out, "validation"), "exact_f1");
+  const std::vector<std::string> f1_log = lines_of(read_text(file("f1.jsonl")));
+  ASSERT_EQ(f1_log.size(), 4u);
+  for (const std::string& line : f1_log) {
+    const std::string epoch_f1 = json_value(line, "val_f1");
+    ASSERT_FALSE(epoch_f1.empty()) << line;
+    EXPECT_LE(std::stod(epoch_f1), std::stod(run_f1)) << "an epoch beat the one kept: " << line;
+  }
+  if (kept > 0) {
+    EXPECT_EQ(json_value(f1_log[kept - 1], "val_f1"), run_f1) << f1_log[kept - 1];
+    EXPECT_EQ(json_value(f1_log[kept - 1], "best"), "true") << f1_log[kept - 1];
+  }
+
+  const Result loss =
+      sae("train --select loss --metrics-log loss.jsonl --checkpoint loss.ckpt" + common);
+  ASSERT_TRUE(succeeded(loss));
+  EXPECT_TRUE(contains(loss.out, "\"select\": \"loss\"")) << loss.out;
+  const std::vector<std::string> loss_log = lines_of(read_text(file("loss.jsonl")));
+  ASSERT_EQ(loss_log.size(), 4u);
+  std::size_t lowest = 0;
+  for (std::size_t e = 0; e < loss_log.size(); ++e) {
+    EXPECT_FALSE(contains(loss_log[e], "val_f1")) << loss_log[e];
+    if (std::stod(json_value(loss_log[e], "val_loss")) <
+        std::stod(json_value(loss_log[lowest], "val_loss")))
+      lowest = e;
+  }
+  EXPECT_EQ(json_value(loss.out, "kept_epoch"), std::to_string(lowest + 1)) << loss.out;
+  EXPECT_EQ(json_value(loss.out, "validation_loss"), json_value(loss_log[lowest], "val_loss"))
+      << "the kept parameters are those of the lowest validation loss";
+
+  // The progress lines show each epoch's F1 and mark the best; the report names the kept epoch.
+  const Result shown =
+      sae("train --data x.mtx --hidden 16 --latent 4 --epochs 2 --no-pca "
+          "--checkpoint shown.ckpt --backend cpu");
+  ASSERT_TRUE(succeeded(shown));
+  EXPECT_TRUE(contains(shown.err, "  val F1 ")) << shown.err;
+  EXPECT_TRUE(contains(shown.out, ", the best validation exact F1 (--select)\n")) << shown.out;
+}
+
 // Bad input: a non-zero exit, nothing on stdout, exactly one line on stderr that says what is
 // wrong, and no checkpoint left behind.
 TEST_F(Cli, BadInputFailsWithOneClearLine) {
@@ -685,6 +750,8 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "sae: error: unknown layer forward 'merged': expected separate or fused"},
       {"train --step-graph yes --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --step-graph takes on or off, not 'yes'"},
+      {"train --select auc --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --select takes f1 or loss, not 'auc'"},
       {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --device-memory-budget must be a size in MiB, at least 0"},
       {"train --zero-weight lots --backend cpu", 1,
@@ -883,8 +950,10 @@ TEST_F(Cli, ADeclaredSizeBeyondTheMemoryLimitFailsBeforeAllocating) {
 // is taken with --resume, and an mse model refuses mode with one line, before it reads data.
 TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   ASSERT_TRUE(succeeded(trained()));
+  // --select loss: by F1, the kept epoch would depend on the decode, and the two runs below would
+  // keep different models.
   const std::string common =
-      " --data x.mtx --loss poisson --epochs 2 --hidden 16 --latent 4 "
+      " --data x.mtx --loss poisson --epochs 2 --hidden 16 --latent 4 --select loss "
       "--json --quiet --backend cpu";
   const Result by_mode =
       sae("train --checkpoint p.ckpt --reconstruction p-mode.mtx "
@@ -979,7 +1048,7 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
 
   // --resume takes --decode.
   const Result resumed =
-      sae("train --resume q.ckpt --epochs 3 --checkpoint q.ckpt --decode round "
+      sae("train --resume q.ckpt --epochs 3 --checkpoint q.ckpt --decode round --select loss "
           "--json --quiet --backend cpu");
   ASSERT_TRUE(succeeded(resumed));
   EXPECT_TRUE(contains(resumed.out, "\"epochs\": 3")) << resumed.out;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <limits>
 #include <set>
@@ -421,6 +422,140 @@ TEST(Trainer, EarlyStoppingRestoresTheBestParameters) {
   EXPECT_FALSE(final_parameters == parameters_after.back());
   EXPECT_EQ(trainer.state().best_val_loss, losses[best]);
   EXPECT_DOUBLE_EQ(trainer.validation_loss(), losses[best]);
+}
+
+// ---- selection by a validation score ----
+
+// A TrainObserver::validation_score that returns the scores given, one a call (the first for the
+// start of a fresh run), and counts the calls.
+struct ScriptedScore {
+  std::vector<double> scores;
+  std::size_t calls = 0;
+  std::function<double()> score() {
+    return [this] {
+      EXPECT_LT(calls, scores.size()) << "asked for more scores than scripted";
+      return calls < scores.size() ? scores[calls++] : 0.0;
+    };
+  }
+};
+
+TrainConfig selection_config(int epochs) {
+  TrainConfig train;
+  train.epochs = epochs;
+  train.batch_size = 32;
+  train.optimizer.learning_rate = 3e-3f;
+  return train;
+}
+
+// The score, not the validation loss, chooses the parameters kept: the start scores 0.9, the
+// epochs 0.5, 0.95 and 0.7, so training ends with the parameters of epoch 2 (patience off).
+TEST(Trainer, ValidationScoreKeepsTheEpochThatScoredBest) {
+  const auto backend = cpu();
+  const HostCsr data = topic_counts(200);
+  Trainer trainer(*backend, small_model(data.cols), selection_config(3), data);
+  ScriptedScore scripted{{0.9, 0.5, 0.95, 0.7}};
+  std::vector<std::vector<float>> parameters_after;
+  TrainObserver observer;
+  observer.validation_score = scripted.score();
+  observer.on_epoch = [&](const EpochReport&) {
+    parameters_after.push_back(trainer.network().parameters().download());
+  };
+  const std::vector<EpochReport> reports = trainer.train(observer);
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_EQ(scripted.calls, 4u) << "the start and every epoch";
+  EXPECT_EQ(reports[0].score, 0.5);
+  EXPECT_EQ(reports[1].score, 0.95);
+  EXPECT_EQ(reports[2].score, 0.7);
+  EXPECT_FALSE(reports[0].best) << "below the start";
+  EXPECT_TRUE(reports[1].best);
+  EXPECT_FALSE(reports[2].best);
+  EXPECT_TRUE(trainer.network().parameters().download() == parameters_after[1])
+      << "not the parameters of the best-scoring epoch";
+  const Trainer::State state = trainer.state();
+  EXPECT_EQ(state.best_val_loss, -0.95) << "stored lower-is-better";
+  EXPECT_EQ(state.epochs_without_improvement, 1);
+  EXPECT_TRUE(state.best_parameters == parameters_after[1]);
+}
+
+// A start that no epoch beats is where training ends, bit for bit, although training lowered the
+// validation loss.
+TEST(Trainer, ValidationScoreKeepsTheStartWhenNoEpochBeatsIt) {
+  const auto backend = cpu();
+  const HostCsr data = topic_counts(200);
+  Trainer trainer(*backend, small_model(data.cols), selection_config(3), data);
+  const std::vector<float> start = trainer.network().parameters().download();
+  ScriptedScore scripted{{0.9, 0.5, 0.9, 0.7}};
+  TrainObserver observer;
+  observer.validation_score = scripted.score();
+  const std::vector<EpochReport> reports = trainer.train(observer);
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_GT(reports[0].val_loss, reports[2].val_loss) << "training learned nothing";
+  for (const EpochReport& report : reports) EXPECT_FALSE(report.best) << report.epoch;
+  EXPECT_TRUE(trainer.network().parameters().download() == start) << "the start not restored";
+  EXPECT_EQ(trainer.state().best_val_loss, -0.9);
+  EXPECT_EQ(trainer.completed_epochs(), 3);
+}
+
+// Patience counts epochs without a higher score (an equal one does not improve), while the
+// validation loss goes on falling: 0.2 after epoch 1, then 0.2 and 0.15 stop training after
+// epoch 3 of 10 with patience 2, on the parameters of epoch 1.
+TEST(Trainer, PatienceCountsEpochsWithoutAHigherScore) {
+  const auto backend = cpu();
+  const HostCsr data = topic_counts(200);
+  TrainConfig train = selection_config(10);
+  train.patience = 2;
+  Trainer trainer(*backend, small_model(data.cols), train, data);
+  ScriptedScore scripted{{0.1, 0.2, 0.2, 0.15}};
+  std::vector<std::vector<float>> parameters_after;
+  TrainObserver observer;
+  observer.validation_score = scripted.score();
+  observer.on_epoch = [&](const EpochReport&) {
+    parameters_after.push_back(trainer.network().parameters().download());
+  };
+  const std::vector<EpochReport> reports = trainer.train(observer);
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_LT(reports[2].val_loss, reports[0].val_loss) << "the loss alone would not have stopped";
+  EXPECT_EQ(trainer.state().epochs_without_improvement, 2);
+  EXPECT_TRUE(trainer.network().parameters().download() == parameters_after[0]);
+}
+
+// An interrupted run keeps the parameters of its last step (a checkpoint continues from them);
+// the run resumed from its state scores no start again, compares against the stored best, and
+// ends on the best parameters.
+TEST(Trainer, ValidationScoreLeavesAnInterruptedRunAsItStoodAndResumes) {
+  const auto backend = cpu();
+  const HostCsr data = topic_counts(200);
+  const ModelConfig model = small_model(data.cols);
+  const TrainConfig train = selection_config(3);
+  Trainer first(*backend, model, train, data);
+  const std::vector<float> start = first.network().parameters().download();
+  ScriptedScore scripted{{0.9, 0.5}};
+  TrainObserver observer;
+  observer.validation_score = scripted.score();
+  observer.stop_requested = [&] { return first.completed_steps() == 8; };
+  const std::vector<EpochReport> reports = first.train(observer);
+  ASSERT_TRUE(first.interrupted());
+  ASSERT_EQ(reports.size(), 1u) << "6 steps an epoch: stopped in epoch 2";
+  const Trainer::State interrupted = first.state();
+  EXPECT_FALSE(interrupted.parameters == start) << "an interrupted run keeps its last step";
+  EXPECT_TRUE(interrupted.best_parameters == start);
+  EXPECT_EQ(interrupted.best_val_loss, -0.9);
+
+  Trainer second(*backend, model, train, data);
+  second.restore(interrupted);
+  ScriptedScore resumed_scores{{0.8, 0.91}};
+  std::vector<float> epoch_3;
+  TrainObserver resumed;
+  resumed.validation_score = resumed_scores.score();
+  resumed.on_epoch = [&](const EpochReport& report) {
+    if (report.epoch == 3) epoch_3 = second.network().parameters().download();
+  };
+  const std::vector<EpochReport> resumed_reports = second.train(resumed);
+  ASSERT_EQ(resumed_reports.size(), 2u);
+  EXPECT_EQ(resumed_scores.calls, 2u) << "a resumed run does not score its start";
+  EXPECT_FALSE(resumed_reports[0].best) << "0.8 is below the stored 0.9";
+  EXPECT_TRUE(resumed_reports[1].best);
+  EXPECT_TRUE(second.network().parameters().download() == epoch_3);
 }
 
 // ---- learning-rate schedule ----

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sparseae/backend.hpp"
+#include "sparseae/checkpoint.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/metrics.hpp"
 #include "sparseae/model.hpp"
@@ -31,6 +32,9 @@ struct CompareConfig {
   std::optional<DecodeMode> decode;  // for every loss; default: default_decode of each
   // How many validation rows to keep decoded in ComparisonRow::sample_counts (for pictures).
   std::int64_t sample_rows = 0;
+  // Each loss keeps its epoch (or start) with the best validation exact F1 by its row's decode
+  // (validation_exact_f1_score); false: the parameters its training ends with.
+  bool select_by_f1 = true;
 };
 
 struct ComparisonRow {
@@ -65,11 +69,22 @@ struct CompareObserver {
 // cannot decode some loss (check_decode), or when a loss's parameters or the penalty are invalid.
 void validate_compare_config(const CompareConfig& config);
 
-// Trains config.losses one after another on data (raw counts) and measures each on the same
-// validation rows (the split depends only on the row count, val_fraction and seed).
+// Trains config.losses one after another on data (raw counts), each keeping the parameters
+// config.select_by_f1 says, and measures each on the same validation rows (the split depends only
+// on the row count, val_fraction and seed).
 std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
                                           const CompareConfig& config,
                                           const CompareObserver& observer = {});
+
+// A TrainObserver::validation_score that keeps the epoch with the best validation exact F1: the
+// exact F1 on trainer's validation rows of its current parameters as the model of run (with
+// trainer's scale and reference library size), decoded by decode (none: the better of the loss's
+// default decode and its alternative_decode, the two sae train chooses between), a hurdle loss's
+// support threshold chosen on those rows first as sae train chooses the one it stores. Empty when
+// trainer has no validation rows, which leaves the selection to the validation loss.
+std::function<double()> validation_exact_f1_score(Backend& backend, Trainer& trainer,
+                                                  const RunConfig& run,
+                                                  std::optional<DecodeMode> decode);
 
 // The validation rows compare_losses measures on, in raw counts and in its order.
 HostCsr comparison_validation_rows(const HostCsr& data, const CompareConfig& config);

@@ -3,6 +3,7 @@
 // care about (exact non-zeros, exact rows, support) beside the usual mse and mae, the deviance
 // and, for a likelihood, the code length the model assigns.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,11 @@ bool has_count_likelihood(LossKind loss);
 // poisson) is exact only for rates in [x, x+1), rounding for [x-0.5, x+0.5): measured on topic
 // counts it reproduced 12% of the non-zeros against rounding's 23%.
 DecodeMode default_decode(LossKind loss);
+
+// The decode other than decode that loss allows and that gives other counts (round and mean
+// give the same): mode, or default_decode(loss) when decode is mode; none for losses without a
+// mode. sae train keeps the better of default_decode and this one.
+std::optional<DecodeMode> alternative_decode(LossKind loss, DecodeMode decode);
 
 // Throws Error when decode cannot be applied to outputs of loss: mode needs a count likelihood.
 // Every function here that decodes checks it before it decodes anything.
@@ -68,14 +74,14 @@ struct ReconstructionMetrics {
   // k == x, nonzero_exact_fraction); 0 when P + R = 0. Recall alone rewards predicting non-zeros
   // everywhere; precision pays for them.
   double exact_f1 = 0;
-  double exact_precision = 0;             // predicted non-zeros (k != 0) with k == x
-  double nonzero_exact_fraction = 0;      // non-zeros with k == x: the exact recall
-  double row_exact_fraction = 0;          // rows with k == x in every column, zeros included
-  double support_precision = 0;           // predicted non-zeros that are non-zeros
-  double support_recall = 0;              // non-zeros that are predicted non-zeros
-  double support_f1 = 0;                  // 2 P R / (P + R); 0 when P + R = 0
-  double nonzero_mae = 0;                 // sum over non-zeros of |k - x| / their number: how far
-                                          // off the decoded counts are where the data is non-zero
+  double exact_precision = 0;         // predicted non-zeros (k != 0) with k == x
+  double nonzero_exact_fraction = 0;  // non-zeros with k == x: the exact recall
+  double row_exact_fraction = 0;      // rows with k == x in every column, zeros included
+  double support_precision = 0;       // predicted non-zeros that are non-zeros
+  double support_recall = 0;          // non-zeros that are predicted non-zeros
+  double support_f1 = 0;              // 2 P R / (P + R); 0 when P + R = 0
+  double nonzero_mae = 0;             // sum over non-zeros of |k - x| / their number: how far
+                                      // off the decoded counts are where the data is non-zero
   // 1 - SSE / SST on the unrounded value: SSE = sum (v - x)^2 over all entries, SST = the sum
   // over columns of the squared deviations of x from that column's mean over the N evaluated
   // rows. NaN (JSON null) when SST = 0 (no rows, or every column constant).

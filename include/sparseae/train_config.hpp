@@ -105,9 +105,12 @@ struct TrainingState {
   std::vector<float> parameters;
   std::vector<float> first_moment;
   std::vector<float> second_moment;
-  std::vector<float> best_parameters;  // restored when early stopping ends the run
+  std::vector<float> best_parameters;  // kept when training ends (Trainer::train)
   int epoch = 0;
   std::int64_t step = 0;
+  // The selection value of best_parameters, lower is better: their validation loss, or minus
+  // their TrainObserver::validation_score when training selects by score (the name is the
+  // checkpoint format's). A run resumed with the other selection compares unlike values.
   double best_val_loss = 0;
   int epochs_without_improvement = 0;
 };

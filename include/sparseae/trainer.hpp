@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,11 @@ struct EpochReport {
   double samples_per_second = 0;
   double learning_rate = 0;
   std::int64_t skipped_steps = 0;  // NonFinitePolicy::skip: steps whose loss was not finite
+  // TrainObserver::validation_score of the epoch's parameters; NaN when not selecting by score.
+  double score = std::numeric_limits<double>::quiet_NaN();
+  // The epoch improved on the best so far (its score, else its validation loss): its parameters
+  // are the ones kept.
+  bool best = false;
 };
 
 // What the trainer reports while it runs; the CLI draws its progress bar from these.
@@ -41,6 +47,13 @@ struct TrainObserver {
   // Asked after every step: true ends training there (Trainer::interrupted()), with the state of
   // that step, which a checkpoint saves and Trainer::restore continues from mid-epoch.
   std::function<bool()> stop_requested;
+  // Optional, higher is better (e.g. the validation exact F1 of the current parameters). When
+  // set, it chooses the parameters training keeps instead of the validation loss: a fresh start
+  // scores its starting parameters first, as the best so far, and every epoch after it; patience
+  // counts epochs without a higher score; and a train() that ends uninterrupted leaves the best
+  // parameters, so a run never ends below where it started. Asked with the backend multiplying
+  // in fp32, as every use of a trained model does.
+  std::function<double()> validation_score;
 };
 
 // The counts of the rows of a matrix named by row ids, in that order.
@@ -65,15 +78,21 @@ class Trainer {
   ~Trainer();
 
   // Runs epochs from the current one up to config.epochs (or early stopping, or until
-  // observer.stop_requested). Throws Error naming the step when a loss is not finite under
-  // NonFinitePolicy::stop, and "training diverged" when the losses stay finite but blow up:
-  // an epoch (after the first) whose steps averaged over 100 times its validation loss, a
-  // validation loss over 100 times that of the model with every parameter zero, or, two epochs
-  // in, a validation loss above the one training started from when that start was untrained
-  // (no better than half the zero model's loss: not a PCA anchor or a resumed trained model).
+  // observer.stop_requested), keeping the best parameters by observer.validation_score when it
+  // is set, else by the validation loss (restored when early stopping ends the run). Throws Error
+  // naming the step when a loss is not finite under NonFinitePolicy::stop, and "training diverged"
+  // when the losses stay finite but blow up: an epoch (after the first) whose steps averaged over
+  // 100 times its validation loss, a validation loss over 100 times that of the model with every
+  // parameter zero, or, two epochs in, a validation loss above the one training started from when
+  // that start was untrained (no better than half the zero model's loss: not a PCA anchor or a
+  // resumed trained model).
   std::vector<EpochReport> train(const TrainObserver& observer = {});
   // True when the last train() ended at observer.stop_requested, mid-epoch or between epochs.
   bool interrupted() const;
+  // Sets the parameters to the best so far (TrainingState::best_parameters): what train() leaves
+  // when it selects by observer.validation_score or early stopping ends it; with neither, a
+  // caller that keeps the lowest validation loss asks for it.
+  void keep_best_parameters();
 
   // Mean reconstruction loss of the current parameters on the validation rows.
   double validation_loss();

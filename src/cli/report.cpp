@@ -152,6 +152,7 @@ void print_training_summary(const TrainingSummary& s, bool json) {
     Json summary = Json::object();
     summary.set("backend", Json::string(s.backend))
         .set("epochs", Json::integer(s.epochs))
+        .set("select", Json::string(s.select))
         .set("median_samples_per_second", Json::number_significant(median_rate, 6))
         .set("train_loss", Json::number_significant(train_loss, 9))
         .set("validation_loss", Json::number_significant(s.validation_loss, 9))
@@ -159,6 +160,7 @@ void print_training_summary(const TrainingSummary& s, bool json) {
         .set("decode", Json::object()
                            .set("name", Json::string(decode_mode_name(s.metrics.decode)))
                            .set("chosen_by", Json::string(decode_choice_name(s.decode_choice))));
+    if (s.kept_epoch >= 0) summary.set("kept_epoch", Json::integer(s.kept_epoch));
     if (s.hurdle_threshold >= 0)
       summary.set("hurdle_threshold", hurdle_threshold_json(s.hurdle_threshold));
     if (s.pca.pca) summary.set("pca", pca_json(s.pca, s.pca_components));
@@ -174,6 +176,12 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   std::printf("model       %s\n", s.model.c_str());
   std::printf("epochs      %d (median %.0f samples/s)\n", s.epochs, median_rate);
   std::printf("loss        train %.6g, validation %.6g\n", train_loss, s.validation_loss);
+  const char* selected_by =
+      s.select == "f1" ? "the best validation exact F1" : "the lowest validation loss";
+  if (s.kept_epoch == 0)
+    std::printf("kept        the start, %s (--select)\n", selected_by);
+  else if (s.kept_epoch > 0)
+    std::printf("kept        epoch %d, %s (--select)\n", s.kept_epoch, selected_by);
   if (!s.checkpoint.empty()) std::printf("checkpoint  %s\n", s.checkpoint.c_str());
   if (s.hurdle_threshold >= 0)
     std::printf("hurdle      support threshold %.2f (best exact-match F1 on the validation rows)\n",
@@ -196,11 +204,6 @@ void print_training_summary(const TrainingSummary& s, bool json) {
     std::printf("decoded by %s instead, the exact-entry F1 would be %.2f %% (--decode %s)\n",
                 decode_mode_name(s.alternative_decode), 100.0 * s.alternative_decode_f1,
                 decode_mode_name(s.alternative_decode));
-}
-
-std::optional<DecodeMode> alternative_decode(LossKind loss, DecodeMode decode) {
-  if (!has_count_likelihood(loss)) return std::nullopt;
-  return decode == DecodeMode::mode ? default_decode(loss) : DecodeMode::mode;
 }
 
 void write_reconstruction(const std::string& path, const TrainedModel& model,

@@ -26,6 +26,10 @@ struct TrainingSummary {
   std::string model;
   int epochs = 0;
   std::vector<EpochReport> reports;  // the epochs this run trained
+  std::string select;                // --select: f1 or loss
+  // The epoch whose parameters the run kept (0: the start), or -1 when not known (the best came
+  // before a resumed run, or no validation rows to select by).
+  int kept_epoch = -1;
   double validation_loss = 0;
   ReconstructionMetrics metrics;
   std::string checkpoint;
@@ -49,10 +53,6 @@ void add_decode_option(Options& o, const std::string& use, const std::string& ot
 // The decode mode --decode asks for, checked against loss; none when it is not given.
 std::optional<DecodeMode> decode_option(const Options& o, LossKind loss);
 
-// The decode other than decode that loss allows and that gives other counts (round and mean
-// give the same): mode, or default_decode(loss) when decode is mode; none for losses without a
-// mode.
-std::optional<DecodeMode> alternative_decode(LossKind loss, DecodeMode decode);
 
 // The support threshold of a hurdle loss, for the JSON of sae train and compare.
 Json hurdle_threshold_json(double threshold);

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -97,6 +98,10 @@ Options train_options() {
       .value("schedule", "constant|cosine", "constant", "learning-rate schedule")
       .value("warmup", "STEPS", "0", "linear learning-rate warm-up steps")
       .value("patience", "N", "0", "stop after N epochs without validation improvement (0: off)")
+      .value("select", "f1|loss", "f1",
+             "which epoch's parameters the run keeps: the best validation exact F1 (the start "
+             "included) or the lowest validation loss; without validation rows, the last. A run "
+             "option, not in the checkpoint: resume with the run's own (--auto: always f1)")
       .value("on-nan", "stop|skip", "stop",
              "a step whose loss or gradient is NaN or Inf: stop with an error naming it (the "
              "last epoch's checkpoint stays the last good state), or skip its update and go on")
@@ -139,7 +144,8 @@ Options train_options() {
             "prints the table and writes the best as --checkpoint")
       .value("auto-budget", "SECONDS", "600",
              "--auto: no round of the search starts after this much time");
-  add_decode_option(o, " for the report and --reconstruction, stored in the checkpoint",
+  add_decode_option(o,
+                    " for the report, --reconstruction and --select f1, stored in the checkpoint",
                     "the loss's (mean for count likelihoods, round otherwise) or mode, whichever "
                     "reproduces more validation entries exactly");
   add_count_model_options(o);
@@ -250,7 +256,24 @@ constexpr const char* kResumeOptions[] = {
     "resume",      "epochs",     "data",           "rows",   "backend",   "checkpoint",
     "metrics-log", "latents",    "reconstruction", "json",   "quiet",     "loss-every",
     "decode",      "report",     "no-pca",         "on-nan", "placement", "device-memory-budget",
-    "precision",   "step-graph", "layer-forward"};
+    "precision",   "step-graph", "layer-forward",  "select"};
+
+// --select: true when the run keeps its parameters of the best validation exact F1, false for
+// those of the lowest validation loss.
+bool selects_by_f1(const Options& o) {
+  const std::string select = o.text("select");
+  require(select == "f1" || select == "loss",
+          "sae train: --select takes f1 or loss, not '" + select + "'");
+  return select == "f1";
+}
+
+// The epoch whose parameters a run that keeps its best ones ends with: the last that became the
+// best, else 0 (the start) for a fresh run, -1 for a resumed one (the best came before it).
+int kept_epoch(const std::vector<EpochReport>& reports, bool resumed) {
+  for (auto r = reports.rbegin(); r != reports.rend(); ++r)
+    if (r->best) return r->epoch;
+  return resumed ? -1 : 0;
+}
 
 void check_resume_options(const Options& o) {
   for (const std::string& name : o.given_names()) {
@@ -272,7 +295,9 @@ void write_epoch_log(std::ofstream& log, const EpochReport& r) {
   line.set("epoch", Json::integer(r.epoch))
       .set("steps", Json::integer(r.steps))
       .set("train_loss", Json::number_significant(r.train_loss, 9))
-      .set("val_loss", Json::number_significant(r.val_loss, 9))
+      .set("val_loss", Json::number_significant(r.val_loss, 9));
+  if (std::isfinite(r.score)) line.set("val_f1", Json::number_fixed(r.score, 6));
+  line.set("best", Json::boolean(r.best))
       .set("seconds", Json::number_significant(r.seconds, 6))
       .set("samples_per_second", Json::number_significant(r.samples_per_second, 6))
       .set("learning_rate", Json::number_significant(r.learning_rate, 6))
@@ -346,6 +371,7 @@ DecodeMode measure_decodes(TrainedModel& model, const HostCsr& validation,
 int run_train(const Args& args) {
   Options o = train_options();
   if (!o.parse(args)) return 0;
+  const bool select_f1 = selects_by_f1(o);
   if (o.flag_set("auto")) return run_recipe_search(o, config_from(o, 1));
   const bool resume = o.given("resume");
   // Every option is checked before the data is read, so that a mistyped one fails at once, in
@@ -433,6 +459,8 @@ int run_train(const Args& args) {
     if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
   };
   observer.stop_requested = [] { return stop_signal != 0; };
+  if (select_f1)
+    observer.validation_score = validation_exact_f1_score(*backend, trainer, run, asked_decode);
   std::vector<EpochReport> reports;
   {
     const StopOnSignals stop_on_signals;
@@ -449,6 +477,9 @@ int run_train(const Args& args) {
                             checkpoint_path + "\n");
     return 128 + signal;
   }
+  // Without validation rows there is nothing to select by: the run keeps its last parameters.
+  const bool keeps_best = trainer.validation_rows() > 0;
+  if (keeps_best && !select_f1) trainer.keep_best_parameters();
 
   const Trainer::State final_state = trainer.state();
   TrainedModel model(*backend, run, final_state.parameters);
@@ -463,6 +494,8 @@ int run_train(const Args& args) {
   summary.model = trainer.network().layout().describe();
   summary.epochs = trainer.completed_epochs();
   summary.reports = reports;
+  summary.select = select_f1 ? "f1" : "loss";
+  if (keeps_best) summary.kept_epoch = kept_epoch(reports, resume);
   summary.validation_loss = trainer.validation_loss();
   ComparisonRow report_row;  // --report: this run as the one row of the report
   const DecodeMode decode =

@@ -19,9 +19,15 @@ DecodeMode default_decode(LossKind loss) {
   return has_count_likelihood(loss) ? DecodeMode::mean : DecodeMode::round;
 }
 
+std::optional<DecodeMode> alternative_decode(LossKind loss, DecodeMode decode) {
+  if (!has_count_likelihood(loss)) return std::nullopt;
+  return decode == DecodeMode::mode ? default_decode(loss) : DecodeMode::mode;
+}
+
 void check_decode(LossKind loss, DecodeMode decode) {
   require(decode != DecodeMode::mode || has_count_likelihood(loss),
-          std::string("--decode mode needs a count likelihood (poisson, nb, zinb, hurdle, hurdle_nb); the model's loss is ") +
+          std::string("--decode mode needs a count likelihood (poisson, nb, zinb, hurdle, "
+                      "hurdle_nb); the model's loss is ") +
               loss_name(loss));
 }
 
@@ -59,7 +65,10 @@ double poisson_rate_double(float y, float scale) {
 
 MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale, DecodeMode decode,
                                        double hurdle_threshold)
-    : loss_(loss), scale_(scale), decode_(decode), decoder_(loss, scale, decode, hurdle_threshold) {}
+    : loss_(loss),
+      scale_(scale),
+      decode_(decode),
+      decoder_(loss, scale, decode, hurdle_threshold) {}
 
 MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale)
     : MetricsAccumulator(loss, scale, default_decode(loss)) {}

@@ -34,6 +34,28 @@ HostCsr comparison_validation_rows(const HostCsr& data, const CompareConfig& con
                      split_rows(data.rows, config.train.val_fraction, config.train.seed).second);
 }
 
+std::function<double()> validation_exact_f1_score(Backend& backend, Trainer& trainer,
+                                                  const RunConfig& run,
+                                                  std::optional<DecodeMode> decode) {
+  if (trainer.validation_rows() == 0) return {};
+  RunConfig scored = run;
+  scored.scale = trainer.scale();
+  scored.reference_library_size = trainer.reference_library_size();
+  return [&backend, &trainer, scored, decode] {
+    TrainedModel model(backend, scored, trainer.network().parameters().download());
+    const HostCsr& validation = trainer.validation_counts();
+    if (has_support_head(scored.train.loss))
+      model.set_hurdle_threshold(choose_hurdle_threshold(model, validation));
+    if (decode) return model.evaluate(validation, *decode).exact_f1;
+    // The decode is chosen after training as the better of these two: so is the epoch.
+    const DecodeMode first = default_decode(scored.train.loss);
+    double best = model.evaluate(validation, first).exact_f1;
+    if (const auto other = alternative_decode(scored.train.loss, first))
+      best = std::max(best, model.evaluate(validation, *other).exact_f1);
+    return best;
+  };
+}
+
 std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
                                           const CompareConfig& config,
                                           const CompareObserver& observer) {
@@ -62,8 +84,12 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
       Trainer trainer(backend, run.model, run.train, data);
       run.scale = trainer.scale();
       run.reference_library_size = trainer.reference_library_size();
+      TrainObserver train_observer = observer.train;
+      if (config.select_by_f1)
+        train_observer.validation_score =
+            validation_exact_f1_score(backend, trainer, run, row.decode);
       const auto start = std::chrono::steady_clock::now();
-      row.epochs = trainer.train(observer.train);
+      row.epochs = trainer.train(train_observer);
       row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::vector<double> rates;
       for (const EpochReport& r : row.epochs) rates.push_back(r.samples_per_second);

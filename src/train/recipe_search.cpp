@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "sparseae/compare.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/metrics.hpp"
@@ -45,8 +46,9 @@ struct Candidate {
 
 using Clock = std::chrono::steady_clock;
 
-// Trains the candidate on to epochs (from its state, if it has one) and measures the validation
-// exact F1 of its recipe's decode, the hurdle threshold chosen first as sae train chooses it.
+// Trains the candidate on to epochs (from its state, if it has one), keeping its epoch with the
+// best validation exact F1 of its recipe's decode, and measures that F1, the hurdle threshold
+// chosen first as sae train chooses it.
 void run_round(Backend& backend, const HostCsr& data, Candidate& candidate, int epochs,
                RecipeOutcome& outcome) {
   const auto start = Clock::now();
@@ -54,7 +56,12 @@ void run_round(Backend& backend, const HostCsr& data, Candidate& candidate, int 
   try {
     Trainer trainer(backend, candidate.run.model, candidate.run.train, data);
     if (candidate.state) trainer.restore(*candidate.state);
-    trainer.train();
+    // Each round ends on the candidate's best epoch by the F1 it is ranked by, and the next
+    // round trains on from there.
+    TrainObserver observer;
+    observer.validation_score =
+        validation_exact_f1_score(backend, trainer, candidate.run, outcome.recipe.decode);
+    trainer.train(observer);
     candidate.state = trainer.state();
     candidate.validation_rows = trainer.validation_rows();
     candidate.run.scale = trainer.scale();

@@ -257,8 +257,7 @@ struct Trainer::Impl {
     net.set_layer_forward(config.layer_forward);
     first_moment.fill_zero();
     second_moment.fill_zero();
-    backend.copy_bytes(best_parameters.data(), net.parameters().data(),
-                       net.parameters().size() * sizeof(float));
+    copy_parameters(best_parameters.data(), net.parameters().data());
     validation_data->prepare_batches(validation_ids.data(), validation_data->rows(), batch_size);
   }
 
@@ -480,6 +479,19 @@ struct Trainer::Impl {
                 (raw_input ? "--input-transform log1p, " : "") + "a lower --lr or --clip-norm)");
   }
 
+  // observer.validation_score of the current parameters, multiplied in fp32: the score stands
+  // for the trained model's use, which is in fp32 whatever the training precision.
+  double validation_score(const TrainObserver& observer) {
+    backend.set_matmul_precision(MatmulPrecision::fp32);
+    const double score = observer.validation_score();
+    backend.set_matmul_precision(config.precision);
+    return score;
+  }
+
+  void copy_parameters(float* to, const float* from) {
+    backend.copy_bytes(to, from, net.parameters().size() * sizeof(float));
+  }
+
   // zero_model_loss, measured with the parameters set aside and restored bit for bit.
   void measure_zero_model_loss() {
     Buffer<float>& parameters = net.parameters();
@@ -586,35 +598,48 @@ std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
   Impl& t = *impl_;
   const MatmulPrecisionScope precision(t.backend, t.config.precision);
   t.stopped = false;
+  const bool by_score = static_cast<bool>(observer.validation_score);
   if (t.epoch < t.config.epochs) {
     t.measure_zero_model_loss();
     t.start_loss = t.validation_loss();
     t.start_epoch = t.epoch;
-  }
-  while (t.epoch < t.config.epochs) {
-    const std::optional<EpochReport> epoch_report = t.run_epoch(observer);
-    if (!epoch_report) break;
-    const EpochReport& report = *epoch_report;
-    if (report.val_loss < t.best_val_loss) {
-      t.best_val_loss = report.val_loss;
+    if (by_score && t.epoch == 0 && t.step == 0) {
+      // The starting parameters compete with every epoch: a start that is already good (an
+      // initialisation fitted elsewhere) is never traded for a worse epoch.
+      t.best_val_loss = -t.validation_score(observer);
       t.epochs_without_improvement = 0;
-      t.backend.copy_bytes(t.best_parameters.data(), t.net.parameters().data(),
-                           t.net.parameters().size() * sizeof(float));
+      t.copy_parameters(t.best_parameters.data(), t.net.parameters().data());
+    }
+  }
+  bool stopped_early = false;
+  while (t.epoch < t.config.epochs) {
+    std::optional<EpochReport> epoch_report = t.run_epoch(observer);
+    if (!epoch_report) break;
+    EpochReport& report = *epoch_report;
+    if (by_score) report.score = t.validation_score(observer);
+    // TrainingState::best_val_loss: lower is better, so a score enters negated.
+    const double selection = by_score ? -report.score : report.val_loss;
+    report.best = selection < t.best_val_loss;
+    if (report.best) {
+      t.best_val_loss = selection;
+      t.epochs_without_improvement = 0;
+      t.copy_parameters(t.best_parameters.data(), t.net.parameters().data());
     } else {
       ++t.epochs_without_improvement;
     }
     if (observer.on_epoch) observer.on_epoch(report);
     reports.push_back(report);
-    if (t.config.patience > 0 && t.epochs_without_improvement >= t.config.patience) {
-      t.backend.copy_bytes(t.net.parameters().data(), t.best_parameters.data(),
-                           t.net.parameters().size() * sizeof(float));
-      break;
-    }
+    stopped_early = t.config.patience > 0 && t.epochs_without_improvement >= t.config.patience;
+    if (stopped_early) break;
   }
+  if (!t.stopped && (by_score || stopped_early)) keep_best_parameters();
   return reports;
 }
 
 bool Trainer::interrupted() const { return impl_->stopped; }
+void Trainer::keep_best_parameters() {
+  impl_->copy_parameters(impl_->net.parameters().data(), impl_->best_parameters.data());
+}
 double Trainer::validation_loss() {
   const MatmulPrecisionScope precision(impl_->backend, impl_->config.precision);
   return impl_->validation_loss();
