@@ -643,6 +643,29 @@ std::string json_value(const std::string& line, const std::string& key) {
 // --select f1 (the default) keeps the parameters of the best validation exact F1, the start
 // included: the metrics log shows each epoch's, and the kept epoch's is the run's F1; --select
 // loss keeps those of the lowest validation loss and logs no F1.
+// --pca-anchor: the run starts at the PCA of its training rows (said in one line), keeps its best
+// validation F1 from that start on, so it ends no lower than the PCA baseline it reports; the
+// checkpoint keeps the skip, and eval of it gives the run's headline.
+TEST_F(Cli, PcaAnchorEndsNoLowerThanThePcaBaseline) {
+  ensure_data();
+  const Result run = sae(
+      "train --data x.mtx --pca-anchor --input-transform none --loss huber --huber-delta 0.5 "
+      "--hidden 16 --latent 4 --epochs 3 --lr 0.01 --json --checkpoint anchored.ckpt "
+      "--backend cpu");
+  ASSERT_TRUE(succeeded(run)) << run.err;
+  EXPECT_TRUE(contains(run.err, "anchor: PCA-4 of the ")) << run.err;
+  EXPECT_TRUE(contains(run.err, ", linear skip), ")) << run.err;
+  const double model_f1 = std::stod(json_value(json_object(run.out, "validation"), "exact_f1"));
+  const double pca_f1 =
+      std::stod(json_value(json_object(json_object(run.out, "pca"), "validation"), "exact_f1"));
+  // Float rounding of the same PCA may move an entry sitting on a half by one count.
+  EXPECT_GE(model_f1, pca_f1 - 2e-3) << run.out;
+  // Without --data, eval measures the run's validation rows again: train's numbers.
+  const Result eval = sae("eval --model anchored.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(eval)) << eval.err;
+  EXPECT_EQ(eval.out, json_object(run.out, "validation") + "\n");
+}
+
 TEST_F(Cli, SelectKeepsTheBestValidationF1OrTheLowestLoss) {
   ensure_data();
   // hurdle at lr 0.01: on these rows its F1 peaked after epoch 1 of 4 (measured), so the kept
@@ -714,6 +737,14 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "sae: error: sae train: --hidden: '32,x' is not a comma-separated list of positive "
        "integers"},
       {"train --epochs", 1, "sae: error: sae train: --epochs: needs a value (N)"},
+      {"train --pca-anchor --latent-act relu --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --pca-anchor starts the codes at PCA's, which are signed: its "
+       "latent activation is identity (drop --latent-act)"},
+      {"train --pca-anchor --tied --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --pca-anchor needs untied weights (drop --tied)"},
+      {"train --pca-anchor --hidden '' --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --pca-anchor puts a nonlinear branch beside each linear path: it "
+       "needs hidden layers on both sides (--hidden, --decoder-hidden)"},
       {"train --loss hinge --backend cpu", 1,
        "sae: error: unknown loss 'hinge': expected mse, mae, bce, mse_cosine, poisson, "
        "weighted_mse, huber, nb, zinb, hurdle or hurdle_nb"},

@@ -1,6 +1,7 @@
 // The recipe search (sae train --auto): successive halving by validation exact-entry F1, the best
 // recipe's checkpoint reproducing the F1 it was chosen by, a failing recipe recorded rather than
-// ending the search, and the time budget ending it after the first round.
+// ending the search, the time budget ending it after the first round, and recipes started at PCA
+// never ending below it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 
 #include "sparseae/backend.hpp"
 #include "sparseae/inference.hpp"
+#include "sparseae/pca.hpp"
 #include "sparseae/recipe_search.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
@@ -38,8 +40,9 @@ TEST(RecipeSearch, HalvesByExactF1AndKeepsTheBestModel) {
   const auto backend = make_backend(BackendChoice::cpu);
   const RecipeSearchConfig config = small_search();
   std::vector<int> rounds;
-  const RecipeSearchResult result = search_recipes(
-      *backend, data, config, [&](const RecipeOutcome& outcome) { rounds.push_back(outcome.epochs); });
+  const RecipeSearchResult result =
+      search_recipes(*backend, data, config,
+                     [&](const RecipeOutcome& outcome) { rounds.push_back(outcome.epochs); });
   EXPECT_EQ(rounds, (std::vector<int>{1, 1, 1, 1, 2, 2, 4}));
   ASSERT_EQ(result.outcomes.size(), 4u);
   const RecipeOutcome& best = result.outcomes[result.best];
@@ -92,6 +95,48 @@ TEST(RecipeSearch, AFailingRecipeIsRecordedAndTheBudgetEndsTheSearch) {
                          "1e+06: training diverged"),
             std::string::npos)
       << message;
+}
+
+// Recipes started at PCA: each one's first round starts from the PCA baseline itself and keeps
+// its best validation F1 from the start on, so the search never ends below the baseline (on the
+// validation rows both are measured on). The anchor is required.
+TEST(RecipeSearch, RecipesStartedAtPcaNeverEndBelowTheBaseline) {
+  const HostCsr data = narrow_topic_counts(600, 5);
+  const auto backend = make_backend(BackendChoice::cpu);
+  RecipeSearchConfig config = small_search();
+  config.recipes.clear();
+  for (const LossKind loss : {LossKind::mse, LossKind::huber}) {
+    Recipe recipe{loss, DecodeMode::round, Activation::relu, 3e-2f};
+    recipe.pca_anchor = true;
+    recipe.huber_delta = loss == LossKind::huber ? 0.5f : 0.0f;
+    config.recipes.push_back(recipe);
+  }
+  config.train.input_transform = InputTransform::log1p;  // anchored recipes read raw counts
+  EXPECT_NE(error_message([&] {
+              search_recipes(*backend, data, config);
+            }).find("starts at PCA, and no anchor was given"),
+            std::string::npos);
+
+  int anchored = 0;
+  config.anchor = [&](Backend& on, Trainer& trainer, const HostCsr& rows) {
+    ++anchored;
+    anchor_at_pca(on, trainer, rows);
+  };
+  const RecipeSearchResult result = search_recipes(*backend, data, config);
+  EXPECT_EQ(anchored, 2);  // once each, before its first round only
+  const ComparisonRow pca = pca_baseline(*backend, data, config.model.latent,
+                                         config.train.val_fraction, config.train.seed);
+  const RecipeOutcome& best = result.outcomes[result.best];
+  EXPECT_EQ(best.recipe.describe().find("pca anchor") != std::string::npos, true);
+  // Float rounding of the same PCA may move an entry sitting on a half by one count.
+  EXPECT_GE(best.exact_f1, pca.metrics.exact_f1 - 2e-3) << best.recipe.describe();
+  EXPECT_TRUE(result.best_run.model.linear_skip);
+  EXPECT_EQ(result.best_run.model.latent_activation, Activation::identity);
+  EXPECT_EQ(result.best_run.train.input_transform, InputTransform::none);
+  EXPECT_EQ(result.outcomes[1].recipe.describe(), "huber(0.5)/round, pca anchor, lr 0.03");
+  if (result.best == 1) {
+    EXPECT_EQ(result.best_run.train.loss_params.huber_delta, 0.5f);
+  }
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "sparseae/model.hpp"
 #include "sparseae/ops.hpp"
 #include "sparseae/train_config.hpp"
+#include "sparseae/trainer.hpp"
 
 namespace sparseae {
 
@@ -22,14 +23,23 @@ struct Recipe {
   DecodeMode decode = DecodeMode::round;
   Activation latent_activation = Activation::relu;
   float learning_rate = 1e-3f;
+  // Started at PCA of the raw counts (ModelConfig::linear_skip, RecipeSearchConfig::anchor):
+  // latent identity and no input transform whatever the search's, so that its start is the PCA
+  // baseline itself and, kept by validation F1 from the start on, it never ends below it.
+  bool pca_anchor = false;
+  // huber's delta; 0: the search's (TrainConfig::loss_params).
+  float huber_delta = 0.0f;
 
-  // "hurdle/mode, latent identity, lr 0.003".
+  // "hurdle/mode, latent identity, lr 0.003", "huber(0.5)/round, pca anchor, lr 0.001".
   std::string describe() const;
 };
 
-// The candidates `sae train --auto` tries: mse by round, poisson by its mean, the hurdle and the
-// negative-binomial hurdle by their mode, each with a relu or an identity latent and a learning
-// rate of 0.001 or 0.003 (16 recipes).
+// The candidates `sae train --auto` tries. Started at PCA: mse, huber with delta 0.5 (quadratic
+// within the half-count window where round decodes exactly, linear beyond: large errors that no
+// code fixes stop dominating) and mae by round, and the negative-binomial hurdle by its mode.
+// From scratch: mse by round, poisson by its mean, the hurdle and the negative-binomial hurdle by
+// their mode, each with a relu or an identity latent. All at a learning rate of 0.001
+// (12 recipes).
 std::vector<Recipe> default_recipes();
 
 struct RecipeSearchConfig {
@@ -41,17 +51,20 @@ struct RecipeSearchConfig {
   TrainConfig train;
   std::vector<Recipe> recipes = default_recipes();
   int first_epochs = 2;  // every recipe's first round; each later round doubles it
+  // Starts a pca_anchor recipe's model before its first step (sae train --auto: anchor_at_pca,
+  // which lives above the trainer). Required when a recipe is anchored.
+  std::function<void(Backend&, Trainer&, const HostCsr&)> anchor;
   // No round starts once this much time has passed (the one running finishes).
   double time_budget_seconds = 600;
 };
 
 struct RecipeOutcome {
   Recipe recipe;
-  int epochs = 0;            // trained, in its last round
-  double exact_f1 = -1;      // on the validation rows after those epochs; -1 when it failed
-  double seconds = 0;        // training and evaluation, all rounds
-  std::string failure;       // why training stopped ("training diverged: ..."), or empty
-  bool eliminated = false;   // left out of a later round
+  int epochs = 0;           // trained, in its last round
+  double exact_f1 = -1;     // on the validation rows after those epochs; -1 when it failed
+  double seconds = 0;       // training and evaluation, all rounds
+  std::string failure;      // why training stopped ("training diverged: ..."), or empty
+  bool eliminated = false;  // left out of a later round
 };
 
 struct RecipeSearchResult {
@@ -59,7 +72,7 @@ struct RecipeSearchResult {
   std::size_t best = 0;                 // the outcome of the best exact F1 in the last round
   // The best recipe's configuration, its decode and its chosen hurdle threshold included.
   RunConfig best_run;
-  TrainingState best_state;             // and its parameters, as a checkpoint holds them
+  TrainingState best_state;  // and its parameters, as a checkpoint holds them
   std::int64_t validation_rows = 0;
 };
 

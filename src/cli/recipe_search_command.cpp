@@ -25,10 +25,13 @@ Json outcome_json(const RecipeOutcome& outcome) {
       .set("decode", Json::string(decode_mode_name(outcome.recipe.decode)))
       .set("latent_activation", Json::string(activation_name(outcome.recipe.latent_activation)))
       .set("learning_rate", Json::number_significant(outcome.recipe.learning_rate, 6))
+      .set("pca_anchor", Json::boolean(outcome.recipe.pca_anchor))
       .set("epochs", Json::integer(outcome.epochs))
       .set("exact_f1", outcome.failure.empty() ? Json::number_fixed(outcome.exact_f1, 6) : Json())
       .set("seconds", Json::number_significant(outcome.seconds, 6))
       .set("eliminated", Json::boolean(outcome.eliminated));
+  if (outcome.recipe.huber_delta > 0.0f)
+    json.set("huber_delta", Json::number_significant(outcome.recipe.huber_delta, 6));
   if (!outcome.failure.empty()) json.set("failure", Json::string(outcome.failure));
   return json;
 }
@@ -37,9 +40,9 @@ Json outcome_json(const RecipeOutcome& outcome) {
 
 int run_recipe_search(const Options& o, const RunConfig& base) {
   for (const char* name : kChosenByAuto)
-    require(!o.given(name), std::string("sae train: --auto chooses --") + name +
-                                (std::string(name) == "resume" ? " (a search starts afresh)"
-                                                               : "; drop it"));
+    require(!o.given(name),
+            std::string("sae train: --auto chooses --") + name +
+                (std::string(name) == "resume" ? " (a search starts afresh)" : "; drop it"));
   const double budget = o.real("auto-budget");
   require(budget > 0.0, "sae train: --auto-budget must be a positive number of seconds");
   const bool quiet = o.flag_set("quiet");
@@ -52,11 +55,13 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   config.model = base.model;
   config.train = base.train;
   config.time_budget_seconds = budget;
+  config.anchor = [](Backend& on, Trainer& trainer, const HostCsr& data) {
+    anchor_at_pca(on, trainer, data);
+  };
   RecipeSearchResult search =
       search_recipes(*backend, counts.matrix, config, [&](const RecipeOutcome& outcome) {
         if (quiet) return;
-        std::cerr << "auto: " << outcome.recipe.describe() << ", " << outcome.epochs
-                  << " epochs: ";
+        std::cerr << "auto: " << outcome.recipe.describe() << ", " << outcome.epochs << " epochs: ";
         if (outcome.failure.empty())
           std::fprintf(stderr, "exact-entry F1 %.2f %%\n", 100.0 * outcome.exact_f1);
         else
@@ -70,8 +75,8 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   ComparisonRow pca;
   const std::int64_t components = base.model.latent;
   if (!o.flag_set("no-pca") && search.validation_rows > 0 && components <= counts.matrix.cols)
-    pca = pca_baseline(*backend, counts.matrix, components, base.train.val_fraction,
-                       base.train.seed);
+    pca =
+        pca_baseline(*backend, counts.matrix, components, base.train.val_fraction, base.train.seed);
   const RecipeOutcome& best = search.outcomes[search.best];
   if (o.flag_set("json")) {
     std::vector<Json> recipes;
@@ -91,8 +96,8 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   for (const RecipeOutcome& outcome : search.outcomes) {
     char f1[32] = "failed";
     if (outcome.failure.empty()) std::snprintf(f1, sizeof f1, "%.2f %%", 100.0 * outcome.exact_f1);
-    std::printf("  %-40s %7d %10s %9.1f%s\n", outcome.recipe.describe().c_str(), outcome.epochs,
-                f1, outcome.seconds,
+    std::printf("  %-40s %7d %10s %9.1f%s\n", outcome.recipe.describe().c_str(), outcome.epochs, f1,
+                outcome.seconds,
                 &outcome == &best ? "  <- best" : (outcome.eliminated ? "  (left out)" : ""));
   }
   if (pca.pca)
