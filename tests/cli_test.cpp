@@ -375,6 +375,32 @@ TEST_F(Cli, ResumeContinuesTheRunExactly) {
   EXPECT_EQ(wrong.err, "sae: error: narrow.mtx: 64 columns, the model in split.ckpt expects 512\n");
 }
 
+// A checkpoint saved after the last step of epoch 1 with the epoch not counted (what versions
+// that stopped there on a signal wrote): the resumed run counts epoch 1 without a step, its train
+// loss "-" in the progress line and null in the metrics log, and trains epoch 2.
+TEST_F(Cli, ResumeCountsAnEpochWhoseStepsRanBeforeTheCheckpoint) {
+  ensure_data();
+  ASSERT_TRUE(
+      succeeded(sae("train --epochs 1 --checkpoint uncounted.ckpt --data x.mtx "
+                    "--hidden 16 --latent 4 --json --quiet --backend cpu")));
+  Checkpoint uncounted = load_checkpoint(file("uncounted.ckpt"));
+  ASSERT_EQ(uncounted.state.epoch, 1);
+  uncounted.state.epoch = 0;
+  save_checkpoint(file("uncounted.ckpt"), uncounted);
+  const Result resumed =
+      sae("train --resume uncounted.ckpt --epochs 2 --checkpoint uncounted.ckpt "
+          "--metrics-log uncounted.jsonl --data x.mtx --json --no-pca --backend cpu");
+  ASSERT_TRUE(succeeded(resumed)) << resumed.err;
+  EXPECT_TRUE(contains(resumed.err, "epoch 1/2  train loss -  val loss ")) << resumed.err;
+  const std::vector<std::string> log = lines_of(read_text(file("uncounted.jsonl")));
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_TRUE(contains(log[0], "{\"epoch\": 1, \"steps\": ")) << log[0];
+  EXPECT_TRUE(contains(log[0], ", \"train_loss\": null, ")) << log[0];
+  EXPECT_TRUE(contains(log[1], "{\"epoch\": 2, ")) << log[1];
+  EXPECT_FALSE(contains(log[1], "null")) << log[1];
+  EXPECT_EQ(load_checkpoint(file("uncounted.ckpt")).state.epoch, 2);
+}
+
 TEST_F(Cli, StreamedTrainingSaysSoAndTrainsAsResident) {
   ensure_data();
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --epochs 2 --backend cpu";

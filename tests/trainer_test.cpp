@@ -1198,6 +1198,114 @@ TEST(Trainer, ResumeFromACheckpointIsBitIdentical) {
   EXPECT_EQ(second_reports.back().train_loss, straight_reports.back().train_loss);
 }
 
+// A stop asked at the last step of epoch 1 lets epoch 1 count (its report, score and selection)
+// before training stops: the saved state starts epoch 2, and the run resumed from it ends as one
+// never interrupted, bit for bit, having selected across the resume by the score.
+TEST(Trainer, AStopAtAnEpochsLastStepCountsTheEpochAndResumes) {
+  const auto backend = cpu();
+  const HostCsr data = topic_counts(200);
+  const ModelConfig model = small_model(data.cols);
+  const TrainConfig train = selection_config(3);
+
+  Trainer straight(*backend, model, train, data);
+  ScriptedScore straight_scores{{0.5, 0.7, 0.6, 0.8}};
+  TrainObserver uninterrupted;
+  uninterrupted.validation_score = straight_scores.score();
+  const std::vector<EpochReport> straight_reports = straight.train(uninterrupted);
+  ASSERT_EQ(straight_reports.size(), 3u);
+
+  Trainer first(*backend, model, train, data);
+  ScriptedScore first_scores{{0.5, 0.7}};
+  std::int64_t steps_seen = 0;
+  TrainObserver stopping;
+  stopping.validation_score = first_scores.score();
+  stopping.on_step = [&](int, std::int64_t, std::int64_t, double, double) { ++steps_seen; };
+  // Asked after a step and before its on_step: true from the last step of epoch 1 on.
+  stopping.stop_requested = [&] { return steps_seen + 1 >= first.steps_per_epoch(); };
+  const std::vector<EpochReport> reports = first.train(stopping);
+  ASSERT_TRUE(first.interrupted());
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].epoch, 1);
+  EXPECT_TRUE(std::isfinite(reports[0].train_loss)) << reports[0].train_loss;
+  EXPECT_EQ(reports[0].train_loss, straight_reports[0].train_loss);
+  EXPECT_TRUE(reports[0].best);
+  const Trainer::State interrupted = first.state();
+  EXPECT_EQ(interrupted.epoch, 1);
+  EXPECT_EQ(interrupted.step, first.steps_per_epoch());
+  EXPECT_EQ(interrupted.best_val_loss, -0.7);
+  EXPECT_TRUE(interrupted.best_parameters == interrupted.parameters);
+
+  Trainer second(*backend, model, train, data);
+  second.restore(interrupted);
+  ScriptedScore resumed_scores{{0.6, 0.8}};
+  TrainObserver resumed;
+  resumed.validation_score = resumed_scores.score();
+  const std::vector<EpochReport> resumed_reports = second.train(resumed);
+  EXPECT_FALSE(second.interrupted());
+  ASSERT_EQ(resumed_reports.size(), 2u);
+  EXPECT_EQ(resumed_scores.calls, 2u) << "a resumed run does not score its start";
+  for (std::size_t i = 0; i < resumed_reports.size(); ++i) {
+    EXPECT_EQ(resumed_reports[i].epoch, static_cast<int>(i) + 2);
+    EXPECT_EQ(resumed_reports[i].skipped_steps, 0);
+    EXPECT_EQ(resumed_reports[i].train_loss, straight_reports[i + 1].train_loss);
+    EXPECT_EQ(resumed_reports[i].best, straight_reports[i + 1].best);
+  }
+  EXPECT_FALSE(resumed_reports[0].best) << "0.6 is below epoch 1's 0.7";
+  EXPECT_TRUE(resumed_reports[1].best);
+  expect_same_state(second.state(), straight.state());
+}
+
+// A state saved after the last step of epoch 1 with the epoch not counted (what versions that
+// stopped there wrote) resumes into an epoch with no step left: the epoch counts, its train loss
+// not measured (NaN), never a false "every step was skipped", and the epochs after it train.
+TEST(Trainer, AStateSavedBeforeItsLastEpochCountedResumesWithoutAStep) {
+  const auto backend = cpu();
+  const HostCsr data = topic_counts(200);
+  const ModelConfig model = small_model(data.cols);
+  const TrainConfig train = selection_config(3);
+  Trainer first(*backend, model, train, data);
+  TrainObserver stopping;
+  stopping.stop_requested = [&] { return first.completed_epochs() == 1; };
+  first.train(stopping);
+  ASSERT_TRUE(first.interrupted());
+  Trainer::State uncounted = first.state();
+  ASSERT_EQ(uncounted.step, first.steps_per_epoch());
+  uncounted.epoch = 0;
+
+  Trainer second(*backend, model, train, data);
+  second.restore(uncounted);
+  const std::vector<EpochReport> reports = second.train();
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_EQ(reports[0].epoch, 1);
+  EXPECT_TRUE(std::isnan(reports[0].train_loss)) << reports[0].train_loss;
+  EXPECT_EQ(reports[0].skipped_steps, 0);
+  EXPECT_EQ(reports[0].samples_per_second, 0.0);
+  EXPECT_TRUE(std::isfinite(reports[0].val_loss));
+  for (std::size_t i = 1; i < reports.size(); ++i) {
+    EXPECT_EQ(reports[i].epoch, static_cast<int>(i) + 1);
+    EXPECT_TRUE(std::isfinite(reports[i].train_loss)) << reports[i].train_loss;
+  }
+  EXPECT_EQ(second.completed_epochs(), 3);
+  EXPECT_EQ(second.completed_steps(), 3 * second.steps_per_epoch());
+}
+
+// A step outside the state's epoch (a checkpoint resumed on other rows, with another number of
+// steps an epoch) would start at a batch that does not exist.
+TEST(Trainer, RestoreRejectsAStepOutsideItsEpoch) {
+  const auto backend = cpu();
+  const HostCsr data = topic_counts(200);
+  Trainer trainer(*backend, small_model(data.cols), selection_config(3), data);
+  Trainer::State state = trainer.state();
+  state.epoch = 1;
+  for (const std::int64_t step :
+       {trainer.steps_per_epoch() - 1, 2 * trainer.steps_per_epoch() + 1}) {
+    state.step = step;
+    const std::string message = error_message([&] { trainer.restore(state); });
+    EXPECT_TRUE(contains(message, " steps an epoch): resume on the rows it was trained on"))
+        << message;
+  }
+}
+
 TEST(Trainer, RestoreRejectsAStateOfAnotherSize) {
   const auto backend = cpu();
   const HostCsr data = topic_counts(50);

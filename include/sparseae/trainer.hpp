@@ -23,6 +23,8 @@ namespace sparseae {
 struct EpochReport {
   int epoch = 0;  // 1-based
   std::int64_t steps = 0;
+  // NaN when no step of the epoch ran in this process (a state saved after its last step by a
+  // version that did not count the epoch there).
   double train_loss = 0;
   double val_loss = 0;
   double seconds = 0;
@@ -44,8 +46,11 @@ struct TrainObserver {
                      double loss)>
       on_step;
   std::function<void(const EpochReport&)> on_epoch;
-  // Asked after every step: true ends training there (Trainer::interrupted()), with the state of
-  // that step, which a checkpoint saves and Trainer::restore continues from mid-epoch.
+  // Asked after every step that leaves steps in its epoch, and after the on_epoch of every epoch
+  // that patience does not end training at: true ends training there (Trainer::interrupted()), with
+  // the state of that step, which a checkpoint saves and Trainer::restore continues from. A stop
+  // after an epoch's last step waits for the epoch to count, so that its report (losses, score,
+  // selection) is not lost.
   std::function<bool()> stop_requested;
   // Optional, higher is better (e.g. the validation exact F1 of the current parameters). When
   // set, it chooses the parameters training keeps instead of the validation loss: a fresh start
@@ -107,6 +112,8 @@ class Trainer {
   double reference_library_size() const;
   int completed_epochs() const;
   std::int64_t completed_steps() const;
+  // Batches of config.batch_size training rows, the last one possibly shorter.
+  std::int64_t steps_per_epoch() const;
   std::int64_t train_rows() const;
   std::int64_t validation_rows() const;
   // The placement of the rows and why, one line: "resident: 24.0 MiB of rows within a

@@ -35,12 +35,16 @@ void Progress::step(int epoch, std::int64_t step, std::int64_t steps, double sam
 
 void Progress::epoch(const EpochReport& report) {
   if (live_) std::fprintf(stderr, "\r\033[K");
+  // NaN train loss: no step of the epoch ran in this process (EpochReport::train_loss).
+  char train_loss_text[32] = "-";
+  if (!std::isnan(report.train_loss))
+    std::snprintf(train_loss_text, sizeof train_loss_text, "%.6g", report.train_loss);
   char score_text[32] = "";
   if (std::isfinite(report.score))
     std::snprintf(score_text, sizeof score_text, "  val F1 %.4f", report.score);
   std::fprintf(stderr,
-               "epoch %d/%d  train loss %.6g  val loss %.6g%s%s  %.0f samples/s  %.2f s  lr %.3g\n",
-               report.epoch, epochs_, report.train_loss, report.val_loss, score_text,
+               "epoch %d/%d  train loss %s  val loss %.6g%s%s  %.0f samples/s  %.2f s  lr %.3g\n",
+               report.epoch, epochs_, train_loss_text, report.val_loss, score_text,
                report.best ? " (best)" : "", report.samples_per_second, report.seconds,
                report.learning_rate);
   last_drawn_step_ = -1;

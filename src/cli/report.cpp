@@ -175,7 +175,11 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   std::printf("backend     %s\n", s.backend.c_str());
   std::printf("model       %s\n", s.model.c_str());
   std::printf("epochs      %d (median %.0f samples/s)\n", s.epochs, median_rate);
-  std::printf("loss        train %.6g, validation %.6g\n", train_loss, s.validation_loss);
+  // NaN: the last epoch ran no step in this process (EpochReport::train_loss).
+  char train_loss_text[32] = "-";
+  if (!std::isnan(train_loss))
+    std::snprintf(train_loss_text, sizeof train_loss_text, "%.6g", train_loss);
+  std::printf("loss        train %s, validation %.6g\n", train_loss_text, s.validation_loss);
   const char* selected_by =
       s.select == "f1" ? "the best validation exact F1" : "the lowest validation loss";
   if (s.kept_epoch == 0)

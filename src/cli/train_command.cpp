@@ -469,8 +469,14 @@ int run_train(const Args& args) {
   if (trainer.interrupted()) {
     const int signal = stop_signal;
     if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
+    // A stop after an epoch's last step ends training once that epoch has counted.
+    const bool at_epoch_end =
+        trainer.completed_steps() == trainer.completed_epochs() * trainer.steps_per_epoch();
     std::cerr << "\nsae: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopped after step "
-              << trainer.completed_steps() << " (epoch " << trainer.completed_epochs() + 1 << ")"
+              << trainer.completed_steps()
+              << (at_epoch_end ? " (the end of epoch " + std::to_string(trainer.completed_epochs())
+                               : " (epoch " + std::to_string(trainer.completed_epochs() + 1))
+              << ")"
               << (checkpoint_path.empty()
                       ? "; no checkpoint was asked for (--checkpoint \"\"), nothing was saved\n"
                       : "; " + checkpoint_path + " holds it: resume with sae train --resume " +

@@ -377,7 +377,9 @@ struct Trainer::Impl {
     double last_loss = std::numeric_limits<double>::quiet_NaN();
     for (std::int64_t s = first_step; s < steps_per_epoch; ++s) {
       train_step(s);
-      if (observer.stop_requested && observer.stop_requested()) {
+      // A stop after the epoch's last step waits for the epoch's report (train() stops after
+      // it): a state saved before the epoch counts would resume into an epoch with no step left.
+      if (s + 1 < steps_per_epoch && observer.stop_requested && observer.stop_requested()) {
         stopped = true;
         return std::nullopt;
       }
@@ -398,6 +400,10 @@ struct Trainer::Impl {
             last_loss);
       }
     }
+    // None when the state was saved after the epoch's last step but before the epoch counted
+    // (checkpoints of versions that stopped there): the epoch completes with its train loss not
+    // measured in this process.
+    const bool steps_ran = first_step < steps_per_epoch;
     const std::vector<float> losses = step_losses.download();
     double train_loss = 0.0;
     double train_reconstruction_loss = 0.0;  // without the penalties, to set beside validation's
@@ -417,15 +423,17 @@ struct Trainer::Impl {
           static_cast<double>(losses[kLossSlots * s]) * static_cast<double>(count);
       trained_rows += count;
     }
-    if (report.skipped_steps == steps_per_epoch - first_step)
+    if (steps_ran && report.skipped_steps == steps_per_epoch - first_step)
       throw Error("training diverged: every step of epoch " + std::to_string(epoch + 1) +
                   " had a non-finite loss and was skipped (try a lower --lr or --clip-norm)");
     report.epoch = ++epoch;
     report.steps = steps_per_epoch;
-    report.train_loss = train_loss / static_cast<double>(trained_rows);
+    report.train_loss = steps_ran ? train_loss / static_cast<double>(trained_rows)
+                                  : std::numeric_limits<double>::quiet_NaN();
     report.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const std::int64_t processed_rows = train_data->rows() - first_step * batch_size;
+    const std::int64_t processed_rows =
+        std::max<std::int64_t>(train_data->rows() - first_step * batch_size, 0);
     report.samples_per_second =
         report.seconds > 0 ? static_cast<double>(processed_rows) / report.seconds : 0.0;
     report.learning_rate = learning_rate(std::max<std::int64_t>(step - 1, 0));
@@ -631,6 +639,10 @@ std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
     reports.push_back(report);
     stopped_early = t.config.patience > 0 && t.epochs_without_improvement >= t.config.patience;
     if (stopped_early) break;
+    if (observer.stop_requested && observer.stop_requested()) {
+      t.stopped = true;
+      break;
+    }
   }
   if (!t.stopped && (by_score || stopped_early)) keep_best_parameters();
   return reports;
@@ -651,6 +663,7 @@ float Trainer::scale() const { return impl_->scale; }
 double Trainer::reference_library_size() const { return impl_->input.reference_library_size; }
 int Trainer::completed_epochs() const { return impl_->epoch; }
 std::int64_t Trainer::completed_steps() const { return impl_->step; }
+std::int64_t Trainer::steps_per_epoch() const { return impl_->steps_per_epoch; }
 std::int64_t Trainer::train_rows() const { return impl_->train_data->rows(); }
 std::int64_t Trainer::validation_rows() const { return impl_->validation_data->rows(); }
 const std::string& Trainer::data_placement() const { return impl_->placement.summary; }
@@ -675,6 +688,16 @@ void Trainer::restore(const State& state) {
               state.second_moment.size() == n && state.best_parameters.size() == n,
           "checkpoint holds " + std::to_string(state.parameters.size()) +
               " parameters, the model has " + std::to_string(n));
+  // A step outside its epoch means other rows than the checkpoint's (another number of steps an
+  // epoch): the epoch would start at a batch that does not exist. The end of the epoch is
+  // accepted: versions that stopped after an epoch's last step saved the epoch uncounted.
+  const std::int64_t epoch_start = static_cast<std::int64_t>(state.epoch) * t.steps_per_epoch;
+  require(state.epoch >= 0 && state.step >= epoch_start &&
+              state.step <= epoch_start + t.steps_per_epoch,
+          "checkpoint's step " + std::to_string(state.step) + " lies outside its epoch " +
+              std::to_string(state.epoch + 1) + " on these rows (" +
+              std::to_string(t.steps_per_epoch) +
+              " steps an epoch): resume on the rows it was trained on");
   t.net.parameters().upload(state.parameters);
   t.first_moment.upload(state.first_moment);
   t.second_moment.upload(state.second_moment);
