@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""The --auto table of the real-data benchmark: for every set, `sae train --auto` at latent 32
+against PCA-32 on the same held-out rows, by the exact-entry F1, with the winning recipe, the
+F1 ratio to PCA and the wall time of the search (its budget is cpu time on this machine). Prints a
+Markdown table (README.md beside this script, "--auto against PCA").
+
+Usage: auto.py SAE_BINARY [SETS_DIR] [--budget SECONDS] [--epochs N] [--val-frac F] [--sets a,b]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+DEFAULT_SETS = ["text-words", "code-tokens", "protein-kmer3", "dna-kmer5", "image-rgb"]
+
+
+def search(sae, data, budget, epochs, val_frac):
+    command = [sae, "train", "--auto", "--data", data, "--backend", "cpu", "--auto-budget",
+               str(budget), "--epochs", str(epochs), "--val-frac", str(val_frac), "--checkpoint",
+               "", "--json", "--quiet"]
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    start = time.time()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    seconds = time.time() - start
+    if done.returncode != 0:
+        return None, (done.stderr.strip().splitlines() or ["failed"])[-1], seconds
+    return json.loads(done.stdout), "", seconds
+
+
+def describe(recipe):
+    loss = recipe["loss"]
+    if "huber_delta" in recipe:
+        loss += f"({recipe['huber_delta']:g})"
+    start = "pca anchor" if recipe["pca_anchor"] else f"latent {recipe['latent_activation']}"
+    return f"{loss}/{recipe['decode']}, {start}, {recipe['epochs']} epochs"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("sae")
+    parser.add_argument("sets_dir", nargs="?",
+                        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "sets"))
+    parser.add_argument("--budget", type=float, default=600)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--val-frac", type=float, default=0.2)
+    parser.add_argument("--sets", default=",".join(DEFAULT_SETS))
+    args = parser.parse_args()
+    print(f"`sae train --auto --auto-budget {args.budget:g} --epochs {args.epochs} "
+          f"--val-frac {args.val_frac}`, latent 32, cpu backend; exact-entry F1 % on the held-out "
+          "rows.\n")
+    print("| set | PCA-32 F1 | --auto F1 | ratio | winning recipe | seconds |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in args.sets.split(","):
+        data = os.path.join(args.sets_dir, name + ".mtx")
+        result, failure, seconds = search(args.sae, data, args.budget, args.epochs, args.val_frac)
+        if result is None:
+            print(f"| {name} | | failed: {failure} | | | {seconds:.0f} |", flush=True)
+            continue
+        best = result["recipes"][result["best"]]
+        pca = result["pca"]["validation"]["exact_f1"]
+        ratio = best["exact_f1"] / pca if pca > 0 else float("inf")
+        print(f"| {name} | {100 * pca:.2f} | {100 * best['exact_f1']:.2f} | {ratio:.2f}x | "
+              f"{describe(best)} | {seconds:.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
