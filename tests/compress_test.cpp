@@ -173,6 +173,24 @@ std::vector<RunConfig> decoder_configs() {
   tied.model.latent_activation = Activation::leaky_relu;
   tied.model.output_activation = Activation::softplus;
   configs.push_back(tied);
+  // Linear skips: the output layer over [last hidden | code], around a bias-only head; and with
+  // one hidden layer, whose output is the joined row's first columns and whose input its last.
+  RunConfig skip;
+  skip.model.input_dim = 19;
+  skip.model.hidden = {11, 8};
+  skip.model.latent = 4;
+  skip.model.latent_activation = Activation::identity;
+  skip.model.hidden_activation = Activation::tanh;
+  skip.model.output_activation = Activation::identity;
+  skip.model.linear_skip = true;
+  skip.train.loss = LossKind::hurdle_nb;
+  skip.train.loss_params.dispersion = Dispersion::feature;
+  configs.push_back(skip);
+  RunConfig shallow_skip = skip;
+  shallow_skip.model.hidden = {6};
+  shallow_skip.train.loss = LossKind::mse;
+  shallow_skip.train.loss_params = {};
+  configs.push_back(shallow_skip);
   return configs;
 }
 
@@ -334,7 +352,7 @@ TEST(Lossless, RoundTripIsExactForEveryLoss) {
 
 // The model shapes with their own decoder paths: size factors (the row totals travel in the
 // file), a per-feature dispersion (bias-only outputs), tied weights, a log1p input.
-TEST(Lossless, RoundTripIsExactForSizeFactorsFeatureDispersionAndTiedWeights) {
+TEST(Lossless, RoundTripIsExactForSizeFactorsFeatureDispersionTiedWeightsAndLinearSkips) {
   const auto cpu = make_backend(BackendChoice::cpu);
   const HostCsr data = topic_data(120, 40, 9);
   const std::vector<std::pair<LossKind, std::function<void(RunConfig&)>>> variants = {
@@ -345,7 +363,16 @@ TEST(Lossless, RoundTripIsExactForSizeFactorsFeatureDispersionAndTiedWeights) {
        }},
       {LossKind::zinb, [](RunConfig& r) { r.train.loss_params.dispersion = Dispersion::feature; }},
       {LossKind::poisson, [](RunConfig& r) { r.train.loss_params.size_factors = true; }},
-      {LossKind::mse, [](RunConfig& r) { r.model.tied_weights = true; }}};
+      {LossKind::mse, [](RunConfig& r) { r.model.tied_weights = true; }},
+      {LossKind::huber,
+       [](RunConfig& r) {
+         r.model.linear_skip = true;
+         r.model.latent_activation = Activation::identity;
+       }},
+      {LossKind::hurdle_nb, [](RunConfig& r) {
+         r.model.linear_skip = true;
+         r.model.latent_activation = Activation::identity;
+       }}};
   for (const auto& [loss, adjust] : variants) {
     const TrainedModelFile model = train_tiny(*cpu, loss, data, adjust);
     LosslessOptions options;

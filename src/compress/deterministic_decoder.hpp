@@ -38,10 +38,25 @@ class DeterministicDecoder {
   std::int64_t latent_width_ = 0;
   std::int64_t output_width_ = 0;
   std::int64_t offset_head_ = -1;
+  // A layer's input or output: columns [first_column, ...) of activations_[buffer], rows ld apart.
+  struct Io {
+    std::size_t buffer = 0;
+    std::int64_t first_column = 0;
+    std::int64_t ld = 0;
+  };
   Buffer<float> parameters_;
   std::vector<DeterministicLayer> layers_;
-  std::vector<Buffer<float>> activations_;  // the latent batch, then each layer's output
+  std::vector<Io> inputs_;
+  std::vector<Io> outputs_;
+  // The latent batch (for a model with a linear skip: the joined rows [last hidden | code]), then
+  // each layer's output that is not written into the joined rows.
+  std::vector<Buffer<float>> activations_;
   Buffer<float> offsets_;
+  // Linear skip only: the output layer's weights stacked over the skip's, the joined rows' width,
+  // and the host rows the codes are placed into before their upload.
+  Buffer<float> stacked_weights_;
+  std::int64_t joined_width_ = 0;
+  std::vector<float> staging_;
 };
 
 }  // namespace sparseae::lossless
