@@ -97,6 +97,21 @@ TEST(RecipeSearch, AFailingRecipeIsRecordedAndTheBudgetEndsTheSearch) {
       << message;
 }
 
+// The last recipe left goes on doubling its epochs alone, up to the epochs allowed.
+TEST(RecipeSearch, TheLastRecipeLeftTrainsOnToTheEpochsAllowed) {
+  const HostCsr data = narrow_topic_counts(300, 6);
+  const auto backend = make_backend(BackendChoice::cpu);
+  RecipeSearchConfig config = small_search();
+  config.recipes.resize(1);
+  config.train.epochs = 6;
+  std::vector<int> rounds;
+  const RecipeSearchResult result =
+      search_recipes(*backend, data, config,
+                     [&](const RecipeOutcome& outcome) { rounds.push_back(outcome.epochs); });
+  EXPECT_EQ(rounds, (std::vector<int>{1, 2, 4, 6}));
+  EXPECT_EQ(result.best_state.epoch, 6);
+}
+
 // Recipes started at PCA: each one's first round starts from the PCA baseline itself and keeps
 // its best validation F1 from the start on, so the search never ends below the baseline (on the
 // validation rows both are measured on). The anchor is required.

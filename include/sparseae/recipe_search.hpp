@@ -1,8 +1,10 @@
 #pragma once
 // A search for the training recipe that reproduces held-out counts most exactly: every candidate
-// (loss and decode, latent activation, learning rate) trains a few epochs on the same split, the
-// better half by validation exact-entry F1 trains on to twice the epochs, and so on (successive
-// halving) until one is left, the epochs run out or the time budget is spent. `sae train --auto`.
+// (loss and decode, latent activation, learning rate, started at PCA or not) trains a few epochs
+// on the same split, the better half by validation exact-entry F1 trains on to twice the epochs,
+// and so on (successive halving); the last one left goes on doubling its epochs alone. It stops
+// when the epochs run out or when the next round, timed from its recipes' last epochs, would not
+// end within the time budget. `sae train --auto`.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -54,7 +56,8 @@ struct RecipeSearchConfig {
   // Starts a pca_anchor recipe's model before its first step (sae train --auto: anchor_at_pca,
   // which lives above the trainer). Required when a recipe is anchored.
   std::function<void(Backend&, Trainer&, const HostCsr&)> anchor;
-  // No round starts once this much time has passed (the one running finishes).
+  // No round starts that would end after this much time, by its recipes' seconds per epoch in
+  // their last round (the first round always runs).
   double time_budget_seconds = 600;
 };
 

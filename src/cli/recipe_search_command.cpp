@@ -54,6 +54,10 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   RecipeSearchConfig config;
   config.model = base.model;
   config.train = base.train;
+  // The budget, not a count of epochs, ends a search unless --epochs says otherwise: the last
+  // recipe left trains on while its next round fits the budget.
+  constexpr int kAutoEpochs = 128;
+  if (!o.given("epochs")) config.train.epochs = kAutoEpochs;
   config.time_budget_seconds = budget;
   config.anchor = [](Backend& on, Trainer& trainer, const HostCsr& data) {
     anchor_at_pca(on, trainer, data);

@@ -143,7 +143,8 @@ Options train_options() {
             "better half trained on to twice the epochs (up to --epochs) until one is left; "
             "prints the table and writes the best as --checkpoint")
       .value("auto-budget", "SECONDS", "600",
-             "--auto: no round of the search starts after this much time");
+             "--auto: no round of the search starts that would end after this much time "
+             "(--epochs, default 128 with --auto, caps its epochs)");
   add_decode_option(o,
                     " for the report, --reconstruction and --select f1, stored in the checkpoint",
                     "the loss's (mean for count likelihoods, round otherwise) or mode, whichever "

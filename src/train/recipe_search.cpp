@@ -59,6 +59,8 @@ struct Candidate {
   RunConfig run;
   std::optional<TrainingState> state;
   std::int64_t validation_rows = 0;  // of its Trainer's split, the same for every candidate
+  int epochs = 0;                    // trained so far
+  double seconds_per_epoch = 0;      // in its last round, evaluation included
 };
 
 using Clock = std::chrono::steady_clock;
@@ -69,6 +71,7 @@ using Clock = std::chrono::steady_clock;
 void run_round(Backend& backend, const HostCsr& data, const RecipeSearchConfig& config,
                Candidate& candidate, int epochs, RecipeOutcome& outcome) {
   const auto start = Clock::now();
+  const int trained_before = candidate.epochs;
   candidate.run.train.epochs = epochs;
   try {
     Trainer trainer(backend, candidate.run.model, candidate.run.train, data);
@@ -100,7 +103,10 @@ void run_round(Backend& backend, const HostCsr& data, const RecipeSearchConfig& 
     outcome.exact_f1 = -1;
     outcome.epochs = epochs;
   }
-  outcome.seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  outcome.seconds += seconds;
+  candidate.epochs = epochs;
+  candidate.seconds_per_epoch = seconds / std::max(1, epochs - trained_before);
 }
 
 }  // namespace
@@ -160,18 +166,23 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
     std::stable_sort(ranked.begin(), ranked.end(), [&](std::size_t a, std::size_t b) {
       return result.outcomes[a].exact_f1 > result.outcomes[b].exact_f1;
     });
+    // The better half goes on to twice the epochs; a last one left goes on alone, while the
+    // epochs allow and the round, timed from each one's last epochs, would end within the budget.
+    const std::size_t keep = (ranked.size() + 1) / 2;
+    const int next_epochs = std::min(2 * epochs, config.train.epochs);
+    double predicted = 0;
+    for (std::size_t k = 0; k < keep; ++k)
+      predicted += candidates[ranked[k]].seconds_per_epoch * (next_epochs - epochs);
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    if (ranked.size() == 1 || epochs >= config.train.epochs ||
-        elapsed >= config.time_budget_seconds) {
+    if (next_epochs == epochs || elapsed + predicted > config.time_budget_seconds) {
       result.best = ranked.front();
       break;
     }
-    const std::size_t keep = (ranked.size() + 1) / 2;
     for (const std::size_t i : alive)
       result.outcomes[i].eliminated =
           std::find(ranked.begin(), ranked.begin() + keep, i) == ranked.begin() + keep;
     alive.assign(ranked.begin(), ranked.begin() + keep);
-    epochs = std::min(2 * epochs, config.train.epochs);
+    epochs = next_epochs;
   }
   result.best_run = candidates[result.best].run;
   result.best_state = *candidates[result.best].state;
