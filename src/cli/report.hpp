@@ -39,6 +39,7 @@ struct TrainingSummary {
   // metrics; pca.pca is false when there is none (--no-pca).
   ComparisonRow pca;
   std::int64_t pca_components = 0;
+  bool pca_anchored = false;  // the model started at PCA (--pca-anchor)
   DecodeChoice decode_choice = DecodeChoice::loss_default;  // of metrics.decode
   // The other decode the loss allows that gives other counts (mode, or the loss's default when
   // the run decoded by mode), and its exact-entry F1 on the same rows, so that a run shows what
@@ -52,7 +53,6 @@ struct TrainingSummary {
 void add_decode_option(Options& o, const std::string& use, const std::string& otherwise);
 // The decode mode --decode asks for, checked against loss; none when it is not given.
 std::optional<DecodeMode> decode_option(const Options& o, LossKind loss);
-
 
 // The support threshold of a hurdle loss, for the JSON of sae train and compare.
 Json hurdle_threshold_json(double threshold);
