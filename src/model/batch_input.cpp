@@ -22,9 +22,10 @@ double median(std::vector<double> totals) {
   return value > 0.0 ? value : 1.0;
 }
 
+// The checks below run on every step: not require(), whose message would be built each time.
 void require_row_capacity(std::int64_t rows, std::size_t capacity) {
-  require(rows <= static_cast<std::int64_t>(capacity),
-          "batch input: batch exceeds the rows it was sized for");
+  if (rows > static_cast<std::int64_t>(capacity))
+    throw Error("batch input: batch exceeds the rows it was sized for");
 }
 
 }  // namespace
@@ -62,9 +63,9 @@ BatchInput::BatchInput(Backend& backend, const BatchInputOptions& options, std::
 
 CsrView BatchInput::input(CsrView batch) {
   if (options_.transform == InputTransform::none) return batch;
-  require(batch.nnz <= static_cast<std::int64_t>(values_.size()),
-          "batch input: " + std::to_string(batch.nnz) + " non-zeros exceed the " +
-              std::to_string(values_.size()) + " it was sized for");
+  if (batch.nnz > static_cast<std::int64_t>(values_.size()))
+    throw Error("batch input: " + std::to_string(batch.nnz) + " non-zeros exceed the " +
+                std::to_string(values_.size()) + " it was sized for");
   backend_.transform_values(options_.transform, batch.values, batch.nnz, values_.data());
   CsrView transformed = batch;
   transformed.values = values_.data();
@@ -73,9 +74,9 @@ CsrView BatchInput::input(CsrView batch) {
 
 ConstDenseView BatchInput::input(ConstDenseView batch) {
   if (options_.transform == InputTransform::none) return batch;
-  require(batch.ld == batch.cols && batch.size() <= static_cast<std::int64_t>(values_.size()),
-          "batch input: a contiguous batch of at most " + std::to_string(values_.size()) +
-              " values is needed");
+  if (batch.ld != batch.cols || batch.size() > static_cast<std::int64_t>(values_.size()))
+    throw Error("batch input: a contiguous batch of at most " + std::to_string(values_.size()) +
+                " values is needed");
   backend_.transform_values(options_.transform, batch.data, batch.size(), values_.data());
   return {values_.data(), batch.rows, batch.cols};
 }

@@ -145,7 +145,8 @@ void Network::run_layer(std::size_t l, const Input* batch, const float* output_l
   if (layer.has_skip) {
     const DenseView skip = skip_weights(parameters_, layer);
     if (layer.skip_source == LayerShape::kSkipFromInput) {
-      require(batch != nullptr, "network: the input skip runs in a forward from the input only");
+      if (batch == nullptr)
+        throw Error("network: the input skip runs in a forward from the input only");
       add_input_product(*batch, skip, out);
     } else {
       const DenseView source = activation(static_cast<std::size_t>(layer.skip_source));
@@ -175,12 +176,13 @@ template <typename Input>
 void Network::forward_impl(const Input& batch, std::size_t end_layer,
                            const float* output_log_offsets) {
   const auto& layers = layout_.layers();
-  require(batch.rows <= max_batch_, "network: batch of " + std::to_string(batch.rows) +
-                                        " rows exceeds the " + std::to_string(max_batch_) +
-                                        " it was sized for");
-  require(batch.cols == layers.front().in, "network: input has " + std::to_string(batch.cols) +
-                                               " columns, the model expects " +
-                                               std::to_string(layers.front().in));
+  // Not require(): these run on every step, and its message would be built each time.
+  if (batch.rows > max_batch_)
+    throw Error("network: batch of " + std::to_string(batch.rows) + " rows exceeds the " +
+                std::to_string(max_batch_) + " it was sized for");
+  if (batch.cols != layers.front().in)
+    throw Error("network: input has " + std::to_string(batch.cols) +
+                " columns, the model expects " + std::to_string(layers.front().in));
   rows_ = batch.rows;
   const std::size_t end = end_layer == 0 ? layers.size() : end_layer;
   const DenseView first = activation(0);
@@ -226,7 +228,8 @@ void Network::decode(ConstDenseView latent) {
 template <typename Input>
 void Network::backward_impl(const Input& batch, const ActivationHook& hook) {
   const auto& layers = layout_.layers();
-  require(batch.rows == rows_, "network: backward on a batch other than the last forward's");
+  if (batch.rows != rows_)
+    throw Error("network: backward on a batch other than the last forward's");
   gradients_.fill_zero();
   for (std::size_t l = layers.size(); l-- > 0;) {
     const LayerShape& layer = layers[l];
