@@ -112,6 +112,30 @@ TEST(RecipeSearch, TheLastRecipeLeftTrainsOnToTheEpochsAllowed) {
   EXPECT_EQ(result.best_state.epoch, 6);
 }
 
+// A recipe whose later round fails (here a learning rate that the first epoch survives and the
+// second blows up) is not lost: it stays as its last good round left it, and can still win.
+TEST(RecipeSearch, ARecipeWhoseLaterRoundFailsKeepsItsLastGoodRound) {
+  const HostCsr data = narrow_topic_counts(600, 3);
+  const auto backend = make_backend(BackendChoice::cpu);
+  RecipeSearchConfig config = small_search();
+  config.recipes = {{LossKind::poisson, DecodeMode::mean, Activation::identity, 3.0f}};
+  std::vector<int> rounds;
+  const RecipeSearchResult result =
+      search_recipes(*backend, data, config,
+                     [&](const RecipeOutcome& outcome) { rounds.push_back(outcome.epochs); });
+  EXPECT_EQ(rounds, (std::vector<int>{1, 1}));
+  const RecipeOutcome& outcome = result.outcomes.front();
+  EXPECT_NE(outcome.failure.find("training diverged"), std::string::npos) << outcome.failure;
+  EXPECT_EQ(outcome.epochs, 1);
+  EXPECT_GE(outcome.exact_f1, 0.0);
+  EXPECT_EQ(result.best, 0u);
+  EXPECT_EQ(result.best_state.epoch, 1);
+  TrainedModel model(*backend, result.best_run, result.best_state.parameters);
+  const auto split = split_rows(data.rows, config.train.val_fraction, config.train.seed);
+  EXPECT_DOUBLE_EQ(model.evaluate(select_rows(data, split.second), DecodeMode::mean).exact_f1,
+                   outcome.exact_f1);
+}
+
 // Recipes started at PCA: each one's first round starts from the PCA baseline itself and keeps
 // its best validation F1 from the start on, so the search never ends below the baseline (on the
 // validation rows both are measured on). The anchor is required.

@@ -63,10 +63,13 @@ struct RecipeSearchConfig {
 
 struct RecipeOutcome {
   Recipe recipe;
-  int epochs = 0;           // trained, in its last round
-  double exact_f1 = -1;     // on the validation rows after those epochs; -1 when it failed
-  double seconds = 0;       // training and evaluation, all rounds
-  std::string failure;      // why training stopped ("training diverged: ..."), or empty
+  int epochs = 0;        // trained, in its last good round
+  double exact_f1 = -1;  // on the validation rows after those epochs; -1 when none was good
+  double seconds = 0;    // training and evaluation, all rounds
+  // Why a round's training stopped ("training diverged: ..."), or empty. A recipe whose later
+  // round failed keeps its last good round (epochs, F1, state), trains no further and may still
+  // be the best.
+  std::string failure;
   bool eliminated = false;  // left out of a later round
 };
 

@@ -89,8 +89,8 @@ class Trainer {
   // when the losses stay finite but blow up: an epoch (after the first) whose steps averaged over
   // 100 times its validation loss, a validation loss over 100 times that of the model with every
   // parameter zero, or, two epochs in, a validation loss above the one training started from when
-  // that start was untrained (no better than half the zero model's loss: not a PCA anchor or a
-  // resumed trained model).
+  // that start was the initialisation (not a state given to restore(): a PCA anchor, a resumed
+  // run).
   std::vector<EpochReport> train(const TrainObserver& observer = {});
   // True when the last train() ended at observer.stop_requested, mid-epoch or between epochs.
   bool interrupted() const;

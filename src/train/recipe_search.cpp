@@ -99,9 +99,14 @@ void run_round(Backend& backend, const HostCsr& data, const RecipeSearchConfig& 
   } catch (const OutOfDeviceMemory&) {
     throw;  // the next recipe would not fit either
   } catch (const Error& error) {
+    // A round that fails leaves the candidate as its last good round left it (its state, F1 and
+    // epochs), still ranked but trained no further; one that never trained has no F1.
     outcome.failure = error.what();
-    outcome.exact_f1 = -1;
-    outcome.epochs = epochs;
+    if (!candidate.state) {
+      outcome.exact_f1 = -1;
+      outcome.epochs = epochs;
+    }
+    epochs = candidate.epochs;
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   outcome.seconds += seconds;
@@ -148,6 +153,7 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
   std::vector<std::size_t> alive(candidates.size());
   for (std::size_t i = 0; i < alive.size(); ++i) alive[i] = i;
   int epochs = std::min(config.first_epochs, config.train.epochs);
+  std::vector<std::size_t> stopped;  // a later round failed: kept as its last good round left it
   for (;;) {
     for (const std::size_t i : alive) {
       run_round(backend, data, config, candidates[i], epochs, result.outcomes[i]);
@@ -155,7 +161,7 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
     }
     std::vector<std::size_t> ranked;
     for (const std::size_t i : alive)
-      if (result.outcomes[i].failure.empty()) ranked.push_back(i);
+      if (candidates[i].state) ranked.push_back(i);
     if (ranked.empty()) {
       std::string failures;
       for (const std::size_t i : alive)
@@ -168,20 +174,28 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
     });
     // The better half goes on to twice the epochs; a last one left goes on alone, while the
     // epochs allow and the round, timed from each one's last epochs, would end within the budget.
-    const std::size_t keep = (ranked.size() + 1) / 2;
+    // A recipe whose round failed trains no further.
+    // It stays a finalist with its last good round: the best is chosen among the last round's
+    // recipes and those.
+    std::vector<std::size_t> trainable;
+    for (const std::size_t i : ranked)
+      (result.outcomes[i].failure.empty() ? trainable : stopped).push_back(i);
+    const std::size_t keep = (trainable.size() + 1) / 2;
     const int next_epochs = std::min(2 * epochs, config.train.epochs);
     double predicted = 0;
     for (std::size_t k = 0; k < keep; ++k)
-      predicted += candidates[ranked[k]].seconds_per_epoch * (next_epochs - epochs);
+      predicted += candidates[trainable[k]].seconds_per_epoch * (next_epochs - epochs);
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    if (next_epochs == epochs || elapsed + predicted > config.time_budget_seconds) {
+    if (keep == 0 || next_epochs == epochs || elapsed + predicted > config.time_budget_seconds) {
       result.best = ranked.front();
+      for (const std::size_t i : stopped)
+        if (result.outcomes[i].exact_f1 > result.outcomes[result.best].exact_f1) result.best = i;
       break;
     }
-    for (const std::size_t i : alive)
+    for (const std::size_t i : trainable)
       result.outcomes[i].eliminated =
-          std::find(ranked.begin(), ranked.begin() + keep, i) == ranked.begin() + keep;
-    alive.assign(ranked.begin(), ranked.begin() + keep);
+          std::find(trainable.begin(), trainable.begin() + keep, i) == trainable.begin() + keep;
+    alive.assign(trainable.begin(), trainable.begin() + keep);
     epochs = next_epochs;
   }
   result.best_run = candidates[result.best].run;

@@ -217,6 +217,7 @@ struct Trainer::Impl {
   double zero_model_loss = std::numeric_limits<double>::quiet_NaN();
   double start_loss = std::numeric_limits<double>::quiet_NaN();
   int start_epoch = 0;
+  bool restored = false;  // the parameters came from restore(), not the initialisation
 
   template <typename Matrix>
   Impl(Backend& backend_, const ModelConfig& model, const TrainConfig& config_, float scale_,
@@ -458,11 +459,10 @@ struct Trainer::Impl {
   //   within a small factor of it (both are means of non-negative per-row losses);
   // - a validation loss kDivergenceRatio times that of the model with every parameter zero (each
   //   output its head's neutral value: a rate of 1, a support probability of 1/2);
-  // - two epochs in, a validation loss above the one training started from, when it started
-  //   untrained: no better than half the loss of the zero model (a random model's outputs add
-  //   their own error to it). A start already fitted (anchored at PCA, resumed from a trained
-  //   checkpoint) that training does not improve on has not diverged: the first two rules still
-  //   catch a blow-up from it.
+  // - two epochs in, a validation loss above the one training started from, when it started from
+  //   the initialisation. A start restored from a state (anchored at PCA, resumed, a recipe
+  //   search's next round) may be fitted already, and training that does not improve on it has
+  //   not diverged: the first two rules still catch a blow-up from it.
   void stop_if_diverged(double train_reconstruction_loss, double val_loss) const {
     constexpr double kDivergenceRatio = 100.0;
     const std::string ratio = std::to_string(static_cast<int>(kDivergenceRatio));
@@ -475,8 +475,7 @@ struct Trainer::Impl {
       why = "the validation loss after epoch " + std::to_string(epoch) + " is " +
             std::to_string(val_loss) + ", over " + ratio + " times the " +
             std::to_string(zero_model_loss) + " of the model with every parameter zero";
-    else if (epoch - start_epoch >= 2 && start_loss >= 0.5 * zero_model_loss &&
-             val_loss > start_loss)
+    else if (epoch - start_epoch >= 2 && !restored && val_loss > start_loss)
       why = "the validation loss after epoch " + std::to_string(epoch) + " is " +
             std::to_string(val_loss) + ", above the " + std::to_string(start_loss) +
             " it had when training started at epoch " + std::to_string(start_epoch);
@@ -683,6 +682,7 @@ Trainer::State Trainer::state() const {
 
 void Trainer::restore(const State& state) {
   Impl& t = *impl_;
+  t.restored = true;
   const std::size_t n = t.net.parameters().size();
   require(state.parameters.size() == n && state.first_moment.size() == n &&
               state.second_moment.size() == n && state.best_parameters.size() == n,
