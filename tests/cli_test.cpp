@@ -1591,7 +1591,8 @@ TEST_F(Cli, CompressDecompressRoundTripAndStatsTable) {
       "compress --model p.ckpt --data x.mtx -o p.sae --backend cpu --latent-bits 8 --stats");
   ASSERT_TRUE(succeeded(stats));
   for (const char* part : {"raw CSR (int32 index + value)", "gzip -9 of the .mtx",
-                           "zstd -19 of the .mtx", "PCA (k = 4) codes + residual",
+                           "zstd -19 of the .mtx", "xz -9 of the .mtx", "order-0 per column",
+                           "model coding of every block", "PCA (k = 4) codes + residual",
                            "model codes + residual (p.sae)", "model NLL (ideal residual code)",
                            "bits/row"})
     EXPECT_TRUE(contains(stats.out, part)) << part << ": " << stats.out;
@@ -1607,6 +1608,17 @@ TEST_F(Cli, CompressDecompressRoundTripAndStatsTable) {
   ASSERT_TRUE(succeeded(sae("decompress --in p.sae --model p.ckpt -o p.mtx --backend cpu")));
   expect_same(read_matrix_market(file("p.mtx")), read_matrix_market(file("x.mtx")),
               "decompressed poisson counts");
+
+  // The order-0 codec needs no model either way; a model-coded file does.
+  ASSERT_TRUE(succeeded(sae("compress --codec order0 --data x.mtx -o o.sae --block-rows 61")));
+  ASSERT_TRUE(succeeded(sae("decompress --in o.sae -o o.mtx")));
+  expect_same(read_matrix_market(file("o.mtx")), read_matrix_market(file("x.mtx")),
+              "decompressed order-0 counts");
+  const Result no_model = sae("decompress --in p.sae -o none.mtx");
+  EXPECT_EQ(no_model.exit_code, 1);
+  EXPECT_TRUE(contains(no_model.err, "p.sae: compressed with a model (--codec model)"))
+      << no_model.err;
+  EXPECT_FALSE(fs::exists(file("none.mtx")));
 }
 
 TEST_F(Cli, CompressAndDecompressRefuseBadInputWithOneLine) {

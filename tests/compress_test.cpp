@@ -20,6 +20,7 @@
 #include "backend_fixture.hpp"
 #include "compress/deterministic_decoder.hpp"
 #include "compress/entry_coding.hpp"
+#include "compress/order0.hpp"
 #include "compress/rans.hpp"
 #include "math/deterministic_decode.hpp"
 #include "sparseae/generator.hpp"
@@ -339,6 +340,7 @@ TEST(Lossless, RoundTripIsExactForEveryLoss) {
     options.latent_bits = c.latent_bits;
     options.block_rows = 37;
     options.batch_rows = 13;
+    options.order0_fallback = false;  // the model's coding, which a tiny model would lose
     CsrRowSource source(data);
     const std::string path = scratch("round-trip.sae");
     const LosslessSizes sizes =
@@ -378,6 +380,7 @@ TEST(Lossless, RoundTripIsExactForSizeFactorsFeatureDispersionTiedWeightsAndLine
     LosslessOptions options;
     options.block_rows = 29;
     options.batch_rows = 11;
+    options.order0_fallback = false;  // the model's coding, which a tiny model would lose
     CsrRowSource source(data);
     const std::string path = scratch("variants.sae");
     compress_lossless(*cpu, model.config, model.parameters, source, path, options);
@@ -396,6 +399,7 @@ TEST_P(LosslessAcrossBackends, CompressOnOneBackendDecompressOnTheOther) {
     LosslessOptions options;
     options.block_rows = 31;
     options.batch_rows = 9;
+    options.order0_fallback = false;  // the model's coding, which a tiny model would lose
     const std::string here = scratch("here.sae"), there = scratch("there.sae");
     CsrRowSource source_here(data), source_there(data);
     compress_lossless(backend(), model.config, model.parameters, source_here, here, options);
@@ -416,9 +420,13 @@ class LosslessFile : public ::testing::Test {
     model_ = new TrainedModelFile(train_tiny(*backend_, LossKind::nb, *data_));
     LosslessOptions options;
     options.block_rows = 12;
+    options.order0_fallback = false;
     CsrRowSource source(*data_);
     compress_lossless(*backend_, model_->config, model_->parameters, source, scratch("f.sae"),
                       options);
+    options.codec = LosslessCodec::order0;
+    CsrRowSource order0_source(*data_);
+    compress_lossless(order0_source, scratch("o.sae"), options);
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -439,30 +447,57 @@ Backend* LosslessFile::backend_ = nullptr;
 HostCsr* LosslessFile::data_ = nullptr;
 TrainedModelFile* LosslessFile::model_ = nullptr;
 
+// A model-coded file and an order0 one.
 TEST_F(LosslessFile, EveryCorruptedByteIsDetected) {
-  const std::vector<unsigned char> good = read_bytes(scratch("f.sae"));
-  ASSERT_GT(good.size(), 150u);
-  const std::string bad = scratch("corrupt.sae");
-  for (std::size_t at = 0; at < good.size(); ++at) {
-    std::vector<unsigned char> bytes = good;
-    bytes[at] ^= static_cast<unsigned char>(1u << (at % 8));
-    write_bytes(bad, bytes);
-    const std::string message = decompress_error(bad);
-    ASSERT_TRUE(contains(message, bad)) << "byte " << at << ": " << message;
+  for (const char* name : {"f.sae", "o.sae"}) {
+    const std::vector<unsigned char> good = read_bytes(scratch(name));
+    ASSERT_GT(good.size(), 150u) << name;
+    const std::string bad = scratch("corrupt.sae");
+    for (std::size_t at = 0; at < good.size(); ++at) {
+      std::vector<unsigned char> bytes = good;
+      bytes[at] ^= static_cast<unsigned char>(1u << (at % 8));
+      write_bytes(bad, bytes);
+      const std::string message = decompress_error(bad);
+      ASSERT_TRUE(contains(message, bad)) << name << ", byte " << at << ": " << message;
+    }
   }
 }
 
 TEST_F(LosslessFile, TruncationAndTrailingBytesAreDetected) {
-  const std::vector<unsigned char> good = read_bytes(scratch("f.sae"));
-  const std::string bad = scratch("truncated.sae");
-  for (std::size_t length = 0; length < good.size(); length += 7) {
-    write_bytes(bad, std::vector<unsigned char>(good.begin(), good.begin() + length));
-    ASSERT_TRUE(contains(decompress_error(bad), bad)) << "length " << length;
+  for (const char* name : {"f.sae", "o.sae"}) {
+    const std::vector<unsigned char> good = read_bytes(scratch(name));
+    const std::string bad = scratch("truncated.sae");
+    for (std::size_t length = 0; length < good.size(); length += 7) {
+      write_bytes(bad, std::vector<unsigned char>(good.begin(), good.begin() + length));
+      ASSERT_TRUE(contains(decompress_error(bad), bad)) << name << ", length " << length;
+    }
+    std::vector<unsigned char> longer = good;
+    longer.push_back(0);
+    write_bytes(bad, longer);
+    EXPECT_TRUE(contains(decompress_error(bad), "trailer"))
+        << name << ": " << decompress_error(bad);
   }
-  std::vector<unsigned char> longer = good;
-  longer.push_back(0);
-  write_bytes(bad, longer);
-  EXPECT_TRUE(contains(decompress_error(bad), "trailer")) << decompress_error(bad);
+}
+
+// A file of the previous format (its version field, which sits where it always did) is refused
+// with one line that says which build reads it; a model-coded file needs its model.
+TEST_F(LosslessFile, AnOlderVersionAndAMissingModelAreRefusedWithOneLine) {
+  std::vector<unsigned char> bytes = read_bytes(scratch("f.sae"));
+  const std::uint32_t version_1 = 1;
+  std::memcpy(bytes.data() + 8, &version_1, sizeof version_1);
+  write_bytes(scratch("v1.sae"), bytes);
+  const std::string old = decompress_error(scratch("v1.sae"));
+  EXPECT_TRUE(contains(old,
+                       "format version 1, this build reads version 2: decompress it with "
+                       "the build that wrote it"))
+      << old;
+  EXPECT_EQ(old.find('\n'), std::string::npos) << old;
+  const std::string no_model = error_message([] {
+    decompress_lossless(
+        scratch("f.sae"), [](const auto&) {}, [](auto, const auto&) {});
+  });
+  EXPECT_TRUE(contains(no_model, "compressed with a model (--codec model)")) << no_model;
+  EXPECT_EQ(no_model.find('\n'), std::string::npos) << no_model;
 }
 
 TEST_F(LosslessFile, AnotherModelIsRefusedWithOneLine) {
@@ -491,6 +526,150 @@ TEST_F(LosslessFile, NonIntegerCountsAndWrongColumnsAreRefused) {
                                            narrow_source, scratch("x.sae"), LosslessOptions{});
                        }),
                        "columns, the model expects 24"));
+}
+
+// ---- the order-0 code and the per-block choice ----
+
+// Topic rows with the edge cases lossless mode must survive: empty rows, an all-zero column,
+// and counts far beyond the explicit ones (the escape), up to the largest exact count.
+HostCsr awkward_data() {
+  HostCsr data = topic_data(80, 20, 13);
+  HostCsr out;
+  out.rows = data.rows;
+  out.cols = data.cols;
+  out.row_offsets.assign(1, 0);
+  for (std::int64_t r = 0; r < data.rows; ++r) {
+    if (r % 9 != 4)  // every ninth row empty
+      for (RowOffset k = data.row_offsets[r]; k < data.row_offsets[r + 1]; ++k) {
+        if (data.col_indices[k] == 6) continue;  // column 7 all zero
+        out.col_indices.push_back(data.col_indices[k]);
+        out.values.push_back(r % 17 == 3 ? data.values[k] + 1000.0f : data.values[k]);
+      }
+    out.row_offsets.push_back(static_cast<RowOffset>(out.values.size()));
+  }
+  // A last row: the largest count beside the first count past the explicit ones.
+  out.col_indices.insert(out.col_indices.end(), {2, 11});
+  out.values.insert(out.values.end(), {static_cast<float>(io_limits::max_exact_count),
+                                       static_cast<float>(lossless::kMaxExplicitCounts)});
+  out.row_offsets.push_back(static_cast<RowOffset>(out.values.size()));
+  ++out.rows;
+  return out;
+}
+
+HostCsr decompress_all(const std::string& path) {
+  HostCsr all;
+  all.row_offsets.assign(1, 0);
+  decompress_lossless(
+      path,
+      [&](const LosslessFileInfo& info) {
+        EXPECT_EQ(info.codec, LosslessCodec::order0);
+        all.rows = info.rows;
+        all.cols = info.cols;
+      },
+      [&](std::int64_t, const HostCsr& block) {
+        for (std::int64_t r = 0; r < block.rows; ++r) {
+          for (RowOffset k = block.row_offsets[r]; k < block.row_offsets[r + 1]; ++k) {
+            all.col_indices.push_back(block.col_indices[k]);
+            all.values.push_back(block.values[k]);
+          }
+          all.row_offsets.push_back(static_cast<RowOffset>(all.values.size()));
+        }
+      });
+  return all;
+}
+
+TEST(Order0Tables, FollowTheHistogramAndRoundTrip) {
+  lossless::ColumnHistogram histogram(3);
+  for (int r = 0; r < 100; ++r) {
+    const float row[3] = {static_cast<float>(r % 4), 0.0f, r % 10 == 0 ? 500.0f : 1.0f};
+    histogram.add(row);
+  }
+  const lossless::Order0Tables tables(histogram);
+  EXPECT_EQ(tables.column(0).explicit_counts, 4);
+  EXPECT_EQ(tables.column(1).explicit_counts, 1) << "an all-zero column: 0 and the escape";
+  EXPECT_EQ(tables.column(2).explicit_counts, 2);
+  const auto slots = [&](std::int64_t c, int s) {
+    return tables.column(c).cumulative[s + 1] - tables.column(c).cumulative[s];
+  };
+  for (int s = 0; s < 4; ++s) EXPECT_NEAR(slots(0, s), 16384.0, 2.0) << s;
+  EXPECT_EQ(slots(0, 4), 1u) << "a never-seen escape keeps one slot";
+  EXPECT_NEAR(slots(2, 2), 6554.0, 2.0) << "the escape of column 3: one row in ten";
+  const std::vector<std::uint8_t> bytes = tables.encode();
+  const lossless::Order0Tables read(bytes.data(), bytes.size(), 3);
+  for (std::int64_t c = 0; c < 3; ++c) {
+    ASSERT_EQ(read.column(c).explicit_counts, tables.column(c).explicit_counts) << c;
+    for (int s = 0; s <= tables.column(c).explicit_counts + 1; ++s)
+      EXPECT_EQ(read.column(c).cumulative[s], tables.column(c).cumulative[s]) << c << " " << s;
+  }
+  EXPECT_TRUE(
+      contains(error_message([&] { lossless::Order0Tables(bytes.data(), bytes.size(), 4); }),
+               "coded stream"));
+}
+
+// Every codec at block layouts from one row to all of them, and an empty matrix.
+TEST(Lossless, Order0AndModelCodecsRoundTripEveryBlockLayoutExactly) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  const HostCsr data = awkward_data();
+  // The model never saw the edge cases: trained on plain topic rows.
+  const TrainedModelFile model = train_tiny(*cpu, LossKind::nb, topic_data(80, 20, 14));
+  for (const std::int64_t block_rows : {1, 7, 81, 4096}) {
+    LosslessOptions options;
+    options.block_rows = block_rows;
+    options.batch_rows = 6;
+    options.latent_bits = 8;
+    const std::string layout = std::to_string(block_rows) + " rows per block";
+    options.codec = LosslessCodec::order0;
+    CsrRowSource order0_source(data);
+    const LosslessSizes order0 = compress_lossless(order0_source, scratch("o0.sae"), options);
+    EXPECT_EQ(order0.total(), static_cast<std::int64_t>(fs::file_size(scratch("o0.sae"))))
+        << layout;
+    EXPECT_EQ(order0.order0_blocks, order0.blocks) << layout;
+    expect_same_counts(decompress_all(scratch("o0.sae")), data, "order0, " + layout);
+    expect_same_counts(decompress_all(*cpu, model, scratch("o0.sae"), 5), data,
+                       "order0 with a model given, " + layout);
+    options.codec = LosslessCodec::model;
+    for (const bool fallback : {true, false}) {
+      options.order0_fallback = fallback;
+      CsrRowSource source(data);
+      const LosslessSizes sizes = compress_lossless(*cpu, model.config, model.parameters, source,
+                                                    scratch("m.sae"), options);
+      EXPECT_EQ(sizes.total(), static_cast<std::int64_t>(fs::file_size(scratch("m.sae"))))
+          << layout;
+      if (!fallback) {
+        EXPECT_EQ(sizes.order0_blocks, 0) << layout;
+      }
+      expect_same_counts(decompress_all(*cpu, model, scratch("m.sae"), 5), data,
+                         "model, fallback " + std::to_string(fallback) + ", " + layout);
+    }
+  }
+  const HostCsr empty = topic_data(0, 20);
+  LosslessOptions options;
+  options.codec = LosslessCodec::order0;
+  CsrRowSource source(empty);
+  compress_lossless(source, scratch("empty.sae"), options);
+  expect_same_counts(decompress_all(scratch("empty.sae")), empty, "no rows");
+}
+
+// A model that knows nothing (every parameter 0) on rows it never saw: every block falls back on
+// the order-0 coding, and the file is the size of the order0 one (the same header, tables and
+// framing), far below the model's own coding.
+TEST(Lossless, AUselessModelCostsNothingOverOrder0) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  const HostCsr data = awkward_data();
+  TrainedModelFile useless = train_tiny(*cpu, LossKind::poisson, topic_data(60, 20, 15));
+  std::fill(useless.parameters.begin(), useless.parameters.end(), 0.0f);
+  LosslessOptions options;
+  options.block_rows = 16;
+  CsrRowSource source(data), order0_source(data);
+  const LosslessSizes sizes = compress_lossless(*cpu, useless.config, useless.parameters, source,
+                                                scratch("u.sae"), options);
+  options.codec = LosslessCodec::order0;
+  const LosslessSizes order0 = compress_lossless(order0_source, "", options);
+  EXPECT_EQ(sizes.order0_blocks, sizes.blocks);
+  EXPECT_EQ(sizes.blocks, 6);  // 81 rows
+  EXPECT_EQ(sizes.total(), order0.total());
+  EXPECT_GT(sizes.model_coding_bytes, 2 * order0.order0_bytes) << "the model alone is far worse";
+  expect_same_counts(decompress_all(*cpu, useless, scratch("u.sae"), 3), data, "useless model");
 }
 
 // The streaming reader returns the blocks read_matrix_market's matrix holds, and refuses a file

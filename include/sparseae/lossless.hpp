@@ -1,25 +1,36 @@
 #pragma once
-// Lossless mode: a count matrix stored as, per row, the model's latent code and the residual
-// between the row and what the model predicts from that stored code, entropy-coded with the
-// model's own predicted distribution; decompression rebuilds the matrix exactly.
+// Lossless mode: a count matrix stored so that decompression rebuilds it exactly, a block of rows
+// at a time, by one of two codecs:
+// - order0: each column's counts coded with one quantised pmf of its own, fitted on the rows
+//   being compressed (the tables travel in the file, so the rows' own histogram gives the smallest
+//   file, and no model is needed to decompress).
+// - model: per row, the model's latent code and the residual between the row and what the model
+//   predicts from that stored code, entropy-coded with the model's own predicted distribution.
+//   The file holds the order-0 tables too, and each block keeps whichever of the two codings is
+//   smaller: a model that does not fit the rows costs a few bytes a block over order0.
 //
 // File layout (little-endian; FNV-1a 64-bit checksums):
-//   header   "SAECOMP\n" | u32 format version | u32 latent bits (32, 16, 8) | u32 residual
-//            coding (1 model pmf, 2 adaptive residual) | u32 0 | u64 rows | u64 columns |
-//            u64 latent width | u64 model identity | u64 decoder probe | u64 rows per block |
-//            u64 checksum of the header's bytes before it
-//   blocks   "SAEBLOCK" | u64 first row | u64 rows | u64 latent stream bytes | u64 residual
-//            stream bytes | u64 hash of the block's counts | latent stream | residual stream |
+//   header   "SAECOMP\n" | u32 format version | u32 codec (1 model, 2 order0) | u32 latent bits
+//            (32, 16, 8; 0 for order0) | u32 residual coding (1 model pmf, 2 adaptive residual;
+//            0 for order0) | u64 rows | u64 columns | u64 latent width | u64 model identity |
+//            u64 decoder probe | u64 rows per block | u64 table bytes | u64 checksum of the
+//            header's bytes before it
+//   tables   the order-0 tables (table bytes, a rANS stream) | u64 checksum of them
+//   blocks   "SAEBLOCK" | u64 first row | u64 rows | u32 block coding (1 model, 2 order0) | u32 0 |
+//            u64 latent stream bytes (0 for order0) | u64 count stream bytes | u64 hash of the
+//            block's counts | latent stream | count stream (the residual, or the order-0 code) |
 //            u64 checksum of the block's bytes before it
 //   trailer  "SAE-END\n" | u64 blocks | u64 non-zeros | u64 checksum of every byte of the file
 //            before it
 // The model identity hashes the model's configuration and parameters: decompressing with
 // another model is refused. The decoder probe hashes the deterministic decoder's outputs and the
 // entry models built from them for a fixed code: a machine whose decoder or libm computes them
-// differently is refused instead of decoding garbage. Each block is decoded on its own, so
-// both directions stream a block at a time.
+// differently is refused instead of decoding garbage. An order0 file records neither (0). Each
+// block is decoded on its own, so both directions stream a block at a time; compression reads
+// the rows twice, first to fit the order-0 tables.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,7 +41,10 @@
 
 namespace sparseae {
 
-constexpr std::uint32_t kLosslessFormatVersion = 1;
+// Version 2: the codec, the order-0 tables and the per-block choice.
+constexpr std::uint32_t kLosslessFormatVersion = 2;
+
+enum class LosslessCodec : std::uint32_t { model = 1, order0 = 2 };
 
 // Rows of counts in order, a block at a time.
 class RowBlockSource {
@@ -40,6 +54,8 @@ class RowBlockSource {
   virtual std::int64_t cols() const = 0;
   // The next min(max_rows, rows left) rows into block; 0 rows at the end.
   virtual void next(std::int64_t max_rows, HostCsr& block) = 0;
+  // Back to the first row.
+  virtual void rewind() = 0;
 };
 
 // The rows of a matrix in memory.
@@ -49,6 +65,7 @@ class CsrRowSource final : public RowBlockSource {
   std::int64_t rows() const override { return matrix_->rows; }
   std::int64_t cols() const override { return matrix_->cols; }
   void next(std::int64_t max_rows, HostCsr& block) override;
+  void rewind() override { next_row_ = 0; }
 
  private:
   const HostCsr* matrix_;
@@ -58,19 +75,26 @@ class CsrRowSource final : public RowBlockSource {
 // The rows of a MatrixMarket file sorted by row, streamed (MatrixMarketRowReader).
 class MatrixMarketRowSource final : public RowBlockSource {
  public:
-  explicit MatrixMarketRowSource(const std::string& path) : reader_(path) {}
-  std::int64_t rows() const override { return reader_.rows(); }
-  std::int64_t cols() const override { return reader_.cols(); }
-  void next(std::int64_t max_rows, HostCsr& block) override { reader_.next(max_rows, block); }
+  explicit MatrixMarketRowSource(const std::string& path)
+      : path_(path), reader_(std::make_unique<MatrixMarketRowReader>(path)) {}
+  std::int64_t rows() const override { return reader_->rows(); }
+  std::int64_t cols() const override { return reader_->cols(); }
+  void next(std::int64_t max_rows, HostCsr& block) override { reader_->next(max_rows, block); }
+  void rewind() override { reader_ = std::make_unique<MatrixMarketRowReader>(path_); }
 
  private:
-  MatrixMarketRowReader reader_;
+  std::string path_;
+  std::unique_ptr<MatrixMarketRowReader> reader_;
 };
 
 struct LosslessOptions {
+  LosslessCodec codec = LosslessCodec::model;
   int latent_bits = 32;            // 32 (float32), 16 (float16) or 8 (linear per column)
   std::int64_t block_rows = 4096;  // rows per block of the file
   std::int64_t batch_rows = 4096;  // rows per backend call of the encoder and the decoder
+  // With the model codec, each block keeps the smaller of the model and the order-0 coding;
+  // false keeps the model coding in every block (what the model alone costs).
+  bool order0_fallback = true;
 };
 
 // Where the bytes of a compressed file go; total() is the file's size.
@@ -78,43 +102,60 @@ struct LosslessSizes {
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::int64_t nonzeros = 0;
-  std::int64_t latent_bytes = 0;    // the latent streams
-  std::int64_t residual_bytes = 0;  // the residual streams (row totals included)
+  std::int64_t blocks = 0;
+  std::int64_t order0_blocks = 0;   // blocks kept in the order-0 coding
+  std::int64_t latent_bytes = 0;    // the latent streams of the blocks kept in the model coding
+  std::int64_t residual_bytes = 0;  // their residual streams (row totals included)
+  std::int64_t order0_bytes = 0;    // the count streams of the blocks kept in the order-0 coding
+  std::int64_t table_bytes = 0;     // the order-0 tables
   std::int64_t framing_bytes = 0;   // header, block headers and checksums, trailer
+  // The latent and residual streams of every block in the model coding, kept or not: with
+  // framing_bytes and table_bytes, what the file would be without the per-block choice.
+  std::int64_t model_coding_bytes = 0;
   // The counts' NLL under the model, in bits, where the residual is coded with the model's pmf
   // (the ideal length of the residual streams); NaN otherwise.
   double nll_bits = 0;
 
-  std::int64_t total() const { return latent_bytes + residual_bytes + framing_bytes; }
+  std::int64_t total() const {
+    return latent_bytes + residual_bytes + order0_bytes + table_bytes + framing_bytes;
+  }
 };
 
 // The identity a compressed file records: a hash of the configuration and the parameters.
 std::uint64_t lossless_model_identity(const RunConfig& config,
                                       const std::vector<float>& parameters);
 
-// Compresses the rows of source with the model (config, parameters) into path, written
-// atomically (path "" only measures). Throws Error for a value that is not an integer count
-// (lossless mode codes integer counts up to 2^24), for columns other than the model's, and for
-// an impossible option.
+// Compresses the rows of source into path with options.codec, written atomically (path "" only
+// measures); with the order0 codec the model is not used. Throws Error for a value that is not
+// an integer count (lossless mode codes integer counts up to 2^24), for columns other than the
+// model's, and for an impossible option.
 LosslessSizes compress_lossless(Backend& backend, const RunConfig& config,
                                 const std::vector<float>& parameters, RowBlockSource& source,
                                 const std::string& path, const LosslessOptions& options);
+// The order0 codec, without a model; throws Error for another codec.
+LosslessSizes compress_lossless(RowBlockSource& source, const std::string& path,
+                                const LosslessOptions& options);
 
 struct LosslessFileInfo {
+  LosslessCodec codec = LosslessCodec::model;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::int64_t nonzeros = 0;
-  int latent_bits = 32;
+  int latent_bits = 32;  // 0 for order0
 };
 
-// Decompresses path with the model it was compressed with: start(info) once the header and
-// trailer are read, then visit(first_row, block) for each block of rows in order. Throws Error,
-// naming the file, for another model, another decoder (probe), a corrupt or truncated file;
-// every block's bytes and counts are checked before visit sees them, the whole file's checksum
-// after the last block.
+// Decompresses path: start(info) once the header and trailer are read, then
+// visit(first_row, block) for each block of rows in order. A model-coded file needs the model it
+// was compressed with; an order0 file does not use it. Throws Error, naming the file, for another
+// model, another decoder (probe), a corrupt or truncated file; every block's bytes and counts are
+// checked before visit sees them, the whole file's checksum after the last block.
 void decompress_lossless(Backend& backend, const RunConfig& config,
                          const std::vector<float>& parameters, const std::string& path,
                          std::int64_t batch_rows,
+                         const std::function<void(const LosslessFileInfo&)>& start,
+                         const std::function<void(std::int64_t, const HostCsr&)>& visit);
+// An order0 file, without a model; throws Error, naming the file, for a model-coded one.
+void decompress_lossless(const std::string& path,
                          const std::function<void(const LosslessFileInfo&)>& start,
                          const std::function<void(std::int64_t, const HostCsr&)>& visit);
 
@@ -125,5 +166,7 @@ LosslessFileInfo decompress_lossless_to_matrix_market(Backend& backend, const Ru
                                                       const std::string& path,
                                                       const std::string& out,
                                                       std::int64_t batch_rows);
+LosslessFileInfo decompress_lossless_to_matrix_market(const std::string& path,
+                                                      const std::string& out);
 
 }  // namespace sparseae

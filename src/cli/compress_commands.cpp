@@ -1,5 +1,5 @@
 // sae compress and decompress: lossless mode (sparseae/lossless.hpp) on files, and the size
-// table that shows what the model buys against raw CSR, gzip, zstd and PCA.
+// table that shows what the model buys against raw CSR, gzip, zstd, xz, the order-0 code and PCA.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -69,106 +69,163 @@ void print_row(const std::string& name, const std::string& value, const std::str
 }
 
 std::string breakdown(const LosslessSizes& sizes) {
-  return "codes " + per_row(static_cast<double>(sizes.latent_bytes), sizes.rows) + ", residual " +
-         per_row(static_cast<double>(sizes.residual_bytes), sizes.rows) + ", framing " +
-         per_row(static_cast<double>(sizes.framing_bytes), sizes.rows);
+  const auto part = [&](std::int64_t bytes) {
+    return per_row(static_cast<double>(bytes), sizes.rows);
+  };
+  std::string text;
+  if (sizes.order0_blocks < sizes.blocks)
+    text = "codes " + part(sizes.latent_bytes) + ", residual " + part(sizes.residual_bytes) + ", ";
+  if (sizes.order0_blocks > 0)
+    text += "order-0 " + part(sizes.order0_bytes) + " in " + std::to_string(sizes.order0_blocks) +
+            " of " + std::to_string(sizes.blocks) + " blocks, ";
+  return text + "tables " + part(sizes.table_bytes) + ", framing " + part(sizes.framing_bytes);
 }
 
-void print_stats(const std::string& data_path, const std::string& out_path, Backend& backend,
-                 const HostCsr& counts, const LosslessSizes& model_sizes,
-                 const LosslessOptions& options, std::int64_t components) {
+struct StatsInput {
+  const std::string& data_path;
+  const std::string& out_path;
+  const LosslessOptions& options;  // those of the file written
+  const LosslessSizes& written;    // its sizes
+  const Checkpoint* checkpoint;    // the model, when one was given
+};
+
+void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) {
   const std::int64_t rows = counts.rows;
   std::printf("lossless sizes of %s (%lld rows x %lld columns, %lld non-zeros), bytes per row:\n",
-              data_path.c_str(), static_cast<long long>(rows), static_cast<long long>(counts.cols),
-              static_cast<long long>(counts.nnz()));
+              in.data_path.c_str(), static_cast<long long>(rows),
+              static_cast<long long>(counts.cols), static_cast<long long>(counts.nnz()));
   print_row(
       "raw CSR (int32 index + value)",
       per_row(8.0 * static_cast<double>(counts.nnz()) + 4.0 * static_cast<double>(rows), rows),
       "4 + 8 nnz/row");
   for (const auto& [tool, level] : {std::pair<std::string, std::string>{"gzip", "-9"},
-                                    std::pair<std::string, std::string>{"zstd", "-19"}}) {
+                                    std::pair<std::string, std::string>{"zstd", "-19"},
+                                    std::pair<std::string, std::string>{"xz", "-9"}}) {
     const std::int64_t bytes =
-        is_matrix_market(data_path) ? external_compressed_bytes(data_path, tool, level) : -1;
+        is_matrix_market(in.data_path) ? external_compressed_bytes(in.data_path, tool, level) : -1;
     print_row(
         tool + " " + level + " of the .mtx",
         bytes < 0 ? "-" : per_row(static_cast<double>(bytes), rows),
-        bytes < 0 ? (is_matrix_market(data_path) ? tool + " not installed" : "not a .mtx") : "");
+        bytes < 0 ? (is_matrix_market(in.data_path) ? tool + " not installed" : "not a .mtx") : "");
   }
+  const bool wrote_order0 = in.options.codec == LosslessCodec::order0;
+  LosslessOptions order0_options = in.options;
+  order0_options.codec = LosslessCodec::order0;
+  CsrRowSource order0_source(counts);
+  const LosslessSizes order0 =
+      wrote_order0 ? in.written : compress_lossless(order0_source, "", order0_options);
+  print_row("order-0 per column" + (wrote_order0 ? " (" + in.out_path + ")" : std::string()),
+            per_row(static_cast<double>(order0.total()), rows), breakdown(order0));
+  LosslessOptions model_options = in.options;
+  model_options.codec = LosslessCodec::model;
+  const std::int64_t components = in.checkpoint ? in.checkpoint->config.model.latent : 32;
   if (rows >= 2) {
     PcaConfig pca_config;
     pca_config.components = components;
     const PcaModel pca = fit_pca(backend, counts, pca_config);
-    const RunConfig pca_run = pca_run_config(pca, data_path, 0.0, 1);
+    const RunConfig pca_run = pca_run_config(pca, in.data_path, 0.0, 1);
     CsrRowSource source(counts);
     const LosslessSizes pca_sizes =
-        compress_lossless(backend, pca_run, pca_parameters(pca), source, "", options);
+        compress_lossless(backend, pca_run, pca_parameters(pca), source, "", model_options);
     print_row("PCA (k = " + std::to_string(components) + ") codes + residual",
               per_row(static_cast<double>(pca_sizes.total()), rows), breakdown(pca_sizes));
   }
-  print_row("model codes + residual (" + out_path + ")",
-            per_row(static_cast<double>(model_sizes.total()), rows), breakdown(model_sizes));
-  const bool has_nll = !std::isnan(model_sizes.nll_bits);
-  print_row("model NLL (ideal residual code)",
-            has_nll ? per_row(model_sizes.nll_bits / 8.0, rows) : "-",
-            has_nll ? per_row(model_sizes.nll_bits, rows) + " bits/row"
+  if (in.checkpoint == nullptr) return;
+  CsrRowSource model_source(counts);
+  const LosslessSizes model = wrote_order0 ? compress_lossless(backend, in.checkpoint->config,
+                                                               in.checkpoint->state.parameters,
+                                                               model_source, "", model_options)
+                                           : in.written;
+  print_row("model codes + residual" + (wrote_order0 ? std::string() : " (" + in.out_path + ")"),
+            per_row(static_cast<double>(model.total()), rows), breakdown(model));
+  print_row("model coding of every block",
+            per_row(static_cast<double>(model.model_coding_bytes + model.table_bytes +
+                                        model.framing_bytes),
+                    rows),
+            "without the per-block choice of order-0");
+  const bool has_nll = !std::isnan(model.nll_bits);
+  print_row("model NLL (ideal residual code)", has_nll ? per_row(model.nll_bits / 8.0, rows) : "-",
+            has_nll ? per_row(model.nll_bits, rows) + " bits/row"
                     : "the model's loss is not a count likelihood");
+}
+
+LosslessCodec parse_codec(const std::string& name) {
+  if (name == "model") return LosslessCodec::model;
+  if (name == "order0") return LosslessCodec::order0;
+  throw Error("sae compress: --codec must be model or order0, not " + name);
 }
 
 }  // namespace
 
 int run_compress(const Args& raw_args) {
   Options o("sae compress",
-            "Stores counts losslessly: per row the model's latent code and the residual between\n"
-            "the row and the model's prediction from that code, entropy-coded with the model's\n"
-            "predicted distribution. sae decompress gives back the exact counts.");
-  o.value("model", "PATH", "", "checkpoint written by sae train (required)")
+            "Stores counts losslessly. --codec model (the default): per row the model's latent\n"
+            "code and the residual between the row and the model's prediction from that code,\n"
+            "entropy-coded with the model's predicted distribution; each block falls back on\n"
+            "the order-0 code where that is smaller. --codec order0: each column's counts with\n"
+            "one distribution fitted on the rows, no model. sae decompress gives back the exact\n"
+            "counts.");
+  o.value("model", "PATH", "",
+          "checkpoint written by sae train (required by --codec model; with order0 only --stats "
+          "uses it)")
       .value("data", "PATH", "",
              "counts: .mtx or .mtx.gz (streamed a block at a time when sorted by row), .npy, "
              ".csv (required)")
       .value("out", "PATH", "", "the compressed file, -o for short (required)")
+      .value("codec", "model|order0", "model",
+             "model codes + residual with an order-0 fallback per block, or order-0 alone")
       .value("latent-bits", "32|16|8", "32",
              "latent codes as float32, float16, or 8 bits linear per column and block")
       .value("block-rows", "N", "4096", "rows per block of the file")
       .value("backend", "auto|cpu|cuda", "auto", "where to run the encoder and the decoder")
       .value("batch", "N", "4096", "rows per batch")
       .flag("stats",
-            "print the size table: raw CSR, gzip -9 and zstd -19 of the .mtx, PCA codes +\n"
-            "residual, the model's codes + residual and its NLL (loads the data into memory)");
+            "print the size table: raw CSR, gzip -9, zstd -19 and xz -9 of the .mtx, the\n"
+            "order-0 code, PCA codes + residual, the model's codes + residual and its NLL (loads\n"
+            "the data into memory)");
   if (!o.parse(with_short_out(raw_args))) return 0;
-  const std::string model_path = o.required("model");
+  LosslessOptions options;
+  options.codec = parse_codec(o.text("codec"));
+  const bool use_model = options.codec == LosslessCodec::model;
+  const std::string model_path = use_model ? o.required("model") : o.text("model");
   const std::string data_path = o.required("data");
   const std::string out_path = o.required("out");
-  LosslessOptions options;
   options.latent_bits = static_cast<int>(o.integer("latent-bits"));
   options.block_rows = o.integer("block-rows");
   options.batch_rows = o.integer("batch");
   require(options.latent_bits == 32 || options.latent_bits == 16 || options.latent_bits == 8,
           "sae compress: --latent-bits must be 32, 16 or 8, not " + o.text("latent-bits"));
   require(options.batch_rows > 0, "sae compress: --batch must be positive");
-  const auto backend = open_backend(o.text("backend"));
-  const Checkpoint checkpoint = load_checkpoint(model_path);
-  const auto in_memory = [&](const Counts& counts) {
-    require_model_columns(counts, checkpoint.config.model.input_dim, model_path);
-    CsrRowSource source(counts.matrix);
-    return compress_lossless(*backend, checkpoint.config, checkpoint.state.parameters, source,
+  // The order0 codec runs no model; --stats runs PCA.
+  const auto backend = use_model || o.flag_set("stats") ? open_backend(o.text("backend")) : nullptr;
+  std::unique_ptr<Checkpoint> checkpoint;
+  if (!model_path.empty()) checkpoint = std::make_unique<Checkpoint>(load_checkpoint(model_path));
+  const auto compress = [&](RowBlockSource& source) {
+    if (!use_model) return compress_lossless(source, out_path, options);
+    return compress_lossless(*backend, checkpoint->config, checkpoint->state.parameters, source,
                              out_path, options);
+  };
+  const auto in_memory = [&](const Counts& counts) {
+    if (use_model) require_model_columns(counts, checkpoint->config.model.input_dim, model_path);
+    CsrRowSource source(counts.matrix);
+    return compress(source);
   };
   LosslessSizes sizes;
   if (o.flag_set("stats")) {
     const Counts counts = load_counts(data_path, 0);
+    if (checkpoint) require_model_columns(counts, checkpoint->config.model.input_dim, model_path);
     sizes = in_memory(counts);
-    print_stats(data_path, out_path, *backend, counts.matrix, sizes, options,
-                checkpoint.config.model.latent);
+    print_stats({data_path, out_path, options, sizes, checkpoint.get()}, *backend, counts.matrix);
     return 0;
   }
   if (is_matrix_market(data_path)) {
     try {
       MatrixMarketRowSource source(data_path);
-      require(source.cols() == checkpoint.config.model.input_dim,
-              data_path + ": " + std::to_string(source.cols()) + " columns, the model in " +
-                  model_path + " expects " + std::to_string(checkpoint.config.model.input_dim));
-      sizes = compress_lossless(*backend, checkpoint.config, checkpoint.state.parameters, source,
-                                out_path, options);
+      if (use_model)
+        require(source.cols() == checkpoint->config.model.input_dim,
+                data_path + ": " + std::to_string(source.cols()) + " columns, the model in " +
+                    model_path + " expects " + std::to_string(checkpoint->config.model.input_dim));
+      sizes = compress(source);
     } catch (const MatrixMarketOrderError& error) {
       std::cerr << "sae: " << error.what() << "; reading the whole file instead\n";
       sizes = in_memory(load_counts(data_path, 0));
@@ -186,15 +243,20 @@ int run_compress(const Args& raw_args) {
 int run_decompress(const Args& raw_args) {
   Options o("sae decompress", "Rebuilds the exact counts from a file written by sae compress.");
   o.value("in", "PATH", "", "the compressed file (required)")
-      .value("model", "PATH", "", "the checkpoint it was compressed with (required)")
+      .value("model", "PATH", "",
+             "the checkpoint it was compressed with (required for a file of --codec model)")
       .value("out", "PATH", "", "the counts, .mtx (coordinate integer), -o for short (required)")
       .value("backend", "auto|cpu|cuda", "auto", "where to run the decoder")
       .value("batch", "N", "4096", "rows per batch");
   if (!o.parse(with_short_out(raw_args))) return 0;
   const std::string in_path = o.required("in");
-  const std::string model_path = o.required("model");
+  const std::string model_path = o.text("model");
   const std::string out_path = o.required("out");
   require(o.integer("batch") > 0, "sae decompress: --batch must be positive");
+  if (model_path.empty()) {
+    decompress_lossless_to_matrix_market(in_path, out_path);
+    return 0;
+  }
   const auto backend = open_backend(o.text("backend"));
   const Checkpoint checkpoint = load_checkpoint(model_path);
   decompress_lossless_to_matrix_market(*backend, checkpoint.config, checkpoint.state.parameters,

@@ -64,22 +64,9 @@ double count_nll_nats(LossKind loss, const float* h, float x) {
   return math::head_loss_term(loss, h, x).value;
 }
 
-void quantised_pmf(LossKind loss, const float* h, QuantisedPmf& pmf) {
-  double probability[kMaxExplicitCounts];
+void quantise_pmf(const double* probability, int n, double escape, CountPmf& pmf) {
   double mass = 0.0;
-  int n = 0;
-  while (n < kMaxExplicitCounts) {
-    const double nats = count_nll_nats(loss, h, static_cast<float>(n));
-    const double p = std::exp(-nats);
-    // A broken model (NaN or infinite outputs) still gives a valid code, just a long one.
-    probability[n] = p >= 0.0 && p <= 1.0 ? p : 0.0;
-    pmf.nll_nats[n] = nats;
-    mass += probability[n];
-    ++n;
-    if (1.0 - mass < kTailMass) break;
-  }
-  const double escape = mass < 1.0 ? 1.0 - mass : 0.0;
-  // Each of the n + 1 symbols has one slot; the rest are shared in proportion.
+  for (int s = 0; s < n; ++s) mass += probability[s];
   const double spare = static_cast<double>(kPmfTotal - static_cast<std::uint32_t>(n + 1));
   const double share = spare / std::max(mass, 1.0);
   std::uint32_t frequency[kMaxExplicitCounts + 1];
@@ -95,6 +82,43 @@ void quantised_pmf(LossKind loss, const float* h, QuantisedPmf& pmf) {
   pmf.explicit_counts = n;
   pmf.cumulative[0] = 0;
   for (int s = 0; s <= n; ++s) pmf.cumulative[s + 1] = pmf.cumulative[s] + frequency[s];
+}
+
+void quantised_pmf(LossKind loss, const float* h, QuantisedPmf& pmf) {
+  double probability[kMaxExplicitCounts];
+  double mass = 0.0;
+  int n = 0;
+  while (n < kMaxExplicitCounts) {
+    const double nats = count_nll_nats(loss, h, static_cast<float>(n));
+    const double p = std::exp(-nats);
+    // A broken model (NaN or infinite outputs) still gives a valid code, just a long one.
+    probability[n] = p >= 0.0 && p <= 1.0 ? p : 0.0;
+    pmf.nll_nats[n] = nats;
+    mass += probability[n];
+    ++n;
+    if (1.0 - mass < kTailMass) break;
+  }
+  quantise_pmf(probability, n, mass < 1.0 ? 1.0 - mass : 0.0, pmf);
+}
+
+void put_count(RansEncoder& encoder, const CountPmf& pmf, AdaptiveInteger& excess,
+               std::uint32_t count) {
+  const auto n = static_cast<std::uint32_t>(pmf.explicit_counts);
+  const std::uint32_t symbol = std::min(count, n);
+  encoder.put(pmf.cumulative[symbol], pmf.cumulative[symbol + 1] - pmf.cumulative[symbol],
+              kPmfBits);
+  if (symbol == n) excess.put(encoder, count - n);
+}
+
+std::uint64_t get_count(RansDecoder& decoder, const CountPmf& pmf, AdaptiveInteger& excess) {
+  const int n = pmf.explicit_counts;
+  const std::uint32_t slot = decoder.peek(kPmfBits);
+  int symbol = 0;
+  while (pmf.cumulative[symbol + 1] <= slot) ++symbol;
+  decoder.advance(pmf.cumulative[symbol], pmf.cumulative[symbol + 1] - pmf.cumulative[symbol],
+                  kPmfBits);
+  return symbol < n ? static_cast<std::uint64_t>(symbol)
+                    : static_cast<std::uint64_t>(n) + excess.get(decoder);
 }
 
 RowCoder::RowCoder(LossKind loss, float scale, std::int64_t cols)
@@ -117,16 +141,10 @@ double RowCoder::put(RansEncoder& encoder, const float* outputs, const float* co
     if (coding_ == ResidualCoding::count_pmf) {
       for (int k = 0; k < heads_; ++k) h[k] = outputs[k * cols_ + c];
       quantised_pmf(loss_, h, pmf_);
-      const int n = pmf_.explicit_counts;
-      const int symbol = x < static_cast<float>(n) ? static_cast<int>(x) : n;
-      encoder.put(pmf_.cumulative[symbol], pmf_.cumulative[symbol + 1] - pmf_.cumulative[symbol],
-                  kPmfBits);
-      if (symbol == n) {
-        escape_.put(encoder, static_cast<std::uint32_t>(x) - static_cast<std::uint32_t>(n));
-        nll += count_nll_nats(loss_, h, x);
-      } else {
-        nll += pmf_.nll_nats[symbol];
-      }
+      const auto count = static_cast<std::uint32_t>(x);
+      put_count(encoder, pmf_, escape_, count);
+      nll += count < static_cast<std::uint32_t>(pmf_.explicit_counts) ? pmf_.nll_nats[count]
+                                                                      : count_nll_nats(loss_, h, x);
       continue;
     }
     const float predicted = prediction(outputs, c, h);
@@ -147,15 +165,7 @@ void RowCoder::get(RansDecoder& decoder, const float* outputs, float* counts) {
     if (coding_ == ResidualCoding::count_pmf) {
       for (int k = 0; k < heads_; ++k) h[k] = outputs[k * cols_ + c];
       quantised_pmf(loss_, h, pmf_);
-      const int n = pmf_.explicit_counts;
-      const std::uint32_t slot = decoder.peek(kPmfBits);
-      int symbol = 0;
-      while (pmf_.cumulative[symbol + 1] <= slot) ++symbol;
-      decoder.advance(pmf_.cumulative[symbol],
-                      pmf_.cumulative[symbol + 1] - pmf_.cumulative[symbol], kPmfBits);
-      counts[c] = symbol < n
-                      ? static_cast<float>(symbol)
-                      : static_cast<float>(static_cast<std::uint64_t>(n) + escape_.get(decoder));
+      counts[c] = static_cast<float>(get_count(decoder, pmf_, escape_));
       continue;
     }
     const float predicted = prediction(outputs, c, h);

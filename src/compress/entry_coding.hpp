@@ -28,17 +28,31 @@ ResidualCoding residual_coding(LossKind loss, float scale);
 constexpr int kPmfBits = 16;
 constexpr int kMaxExplicitCounts = 64;
 
-// One entry's quantised pmf: counts [0, explicit_counts) then the escape.
-struct QuantisedPmf {
+// A pmf over counts quantised to 2^kPmfBits slots: counts [0, explicit_counts) then the escape.
+struct CountPmf {
   int explicit_counts = 0;
   // cumulative[s] = slots before symbol s; cumulative[explicit_counts + 1] = 2^kPmfBits.
   std::uint32_t cumulative[kMaxExplicitCounts + 2] = {};
+};
+
+// One entry's pmf under the model.
+struct QuantisedPmf : CountPmf {
   // The NLL in nats of each explicit count, for the statistics.
   double nll_nats[kMaxExplicitCounts] = {};
 };
 
 // The entry's pmf under the loss from its heads h.
 void quantised_pmf(LossKind loss, const float* h, QuantisedPmf& pmf);
+
+// Quantises the probabilities of the counts [0, n) and of the escape: each of the n + 1 symbols
+// gets one slot, so that any count can be coded, and the rest are shared in proportion.
+void quantise_pmf(const double* probability, int n, double escape, CountPmf& pmf);
+
+// Codes count with pmf: its symbol, then for the escape the excess over the explicit counts in
+// the adaptive code excess.
+void put_count(RansEncoder& encoder, const CountPmf& pmf, AdaptiveInteger& excess,
+               std::uint32_t count);
+std::uint64_t get_count(RansDecoder& decoder, const CountPmf& pmf, AdaptiveInteger& excess);
 // The NLL in nats of count x under the loss from heads h (scale 1).
 double count_nll_nats(LossKind loss, const float* h, float x);
 

@@ -14,6 +14,7 @@
 #include "compress/deterministic_decoder.hpp"
 #include "compress/entry_coding.hpp"
 #include "compress/fnv.hpp"
+#include "compress/order0.hpp"
 #include "compress/rans.hpp"
 #include "io/atomic_file.hpp"
 #include "math/op_math.hpp"
@@ -25,9 +26,12 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 namespace sparseae {
 
+using lossless::ColumnHistogram;
 using lossless::DeterministicDecoder;
 using lossless::Fnv1a;
 using lossless::LatentCoder;
+using lossless::Order0RowCoder;
+using lossless::Order0Tables;
 using lossless::RansDecoder;
 using lossless::RansEncoder;
 using lossless::ResidualCoding;
@@ -42,24 +46,31 @@ constexpr char kTrailerMagic[8] = {'S', 'A', 'E', '-', 'E', 'N', 'D', '\n'};
 struct Header {
   char magic[8];
   std::uint32_t version;
+  std::uint32_t codec;
   std::uint32_t latent_bits;
   std::uint32_t coding;
-  std::uint32_t reserved;
   std::uint64_t rows;
   std::uint64_t cols;
   std::uint64_t latent_width;
   std::uint64_t model_identity;
   std::uint64_t probe;
   std::uint64_t block_rows;
+  std::uint64_t table_bytes;
   std::uint64_t checksum;
 };
+
+// How a block's counts are coded: the file's codec, or order-0 in a model-coded file where that
+// is smaller.
+enum class BlockCoding : std::uint32_t { model = 1, order0 = 2 };
 
 struct BlockHeader {
   char magic[8];
   std::uint64_t first_row;
   std::uint64_t rows;
+  std::uint32_t coding;
+  std::uint32_t reserved;
   std::uint64_t latent_bytes;
-  std::uint64_t residual_bytes;
+  std::uint64_t count_bytes;
   std::uint64_t counts_hash;
 };
 
@@ -70,7 +81,7 @@ struct Trailer {
   std::uint64_t checksum;
 };
 
-static_assert(sizeof(Header) == 80 && sizeof(BlockHeader) == 48 && sizeof(Trailer) == 32,
+static_assert(sizeof(Header) == 88 && sizeof(BlockHeader) == 56 && sizeof(Trailer) == 32,
               "the format's records have no padding");
 
 template <typename Record>
@@ -245,165 +256,325 @@ std::uint64_t lossless_model_identity(const RunConfig& config,
   return hash.value();
 }
 
-LosslessSizes compress_lossless(Backend& backend, const RunConfig& config,
-                                const std::vector<float>& parameters, RowBlockSource& source,
-                                const std::string& path, const LosslessOptions& options) {
-  const LatentCoder latent_coder(options.latent_bits);
+namespace {
+
+// The model a model-coded file is compressed or decompressed with.
+struct ModelRef {
+  Backend& backend;
+  const RunConfig& config;
+  const std::vector<float>& parameters;
+};
+
+// The tables fitted on every row of source, which is left rewound.
+Order0Tables fit_order0_tables(RowBlockSource& source, std::int64_t block_rows) {
+  ColumnHistogram histogram(source.cols());
+  HostCsr block;
+  std::vector<float> row(static_cast<std::size_t>(source.cols()));
+  for (std::int64_t first = 0;; first += block.rows) {
+    source.next(block_rows, block);
+    if (block.rows == 0) break;
+    check_integer_counts(block, first);
+    for (std::int64_t r = 0; r < block.rows; ++r) {
+      dense_row(block, r, row);
+      histogram.add(row.data());
+    }
+  }
+  source.rewind();
+  return Order0Tables(histogram);
+}
+
+// The model's coding of a block: its latent codes, and the counts given the dequantised codes.
+class ModelBlockCoder {
+ public:
+  ModelBlockCoder(const ModelRef& model, const LosslessOptions& options)
+      : config_(model.config),
+        latent_coder_(options.latent_bits),
+        encoder_(model.backend, model.config, model.parameters, options.batch_rows),
+        decoder_(model.backend, model.config, model.parameters, options.batch_rows) {}
+
+  DeterministicDecoder& decoder() { return decoder_; }
+
+  // Codes the latents (and row totals) of block and prepares the rows' entry models.
+  void start(const HostCsr& block) {
+    HostDense latents = encoder_.encode(block);
+    latent_coder_.put(latent_stream_, block.rows, decoder_.latent_width(), latents.values.data());
+    coder_ = std::make_unique<RowCoder>(config_.train.loss, config_.scale, block.cols);
+    offsets_.assign(static_cast<std::size_t>(block.rows), 0.0f);
+    if (decoder_.takes_offsets())
+      for (std::int64_t r = 0; r < block.rows; ++r) {
+        const std::uint32_t total = row_total(block, r);
+        coder_->put_total(residual_stream_, total);
+        offsets_[static_cast<std::size_t>(r)] = log_offset(total, config_);
+      }
+    outputs_.resize(static_cast<std::size_t>(block.rows * decoder_.output_width()));
+    decoder_.decode(latents.values.data(), block.rows, offsets_.data(), outputs_.data());
+  }
+  // Codes row r (dense) of the block; returns its NLL in nats (count_pmf coding).
+  double put(std::int64_t r, const std::vector<float>& row) {
+    return coder_->put(residual_stream_, outputs_.data() + r * decoder_.output_width(), row.data());
+  }
+  std::vector<std::uint8_t> finish_latents() { return latent_stream_.finish(); }
+  std::vector<std::uint8_t> finish_residuals() { return residual_stream_.finish(); }
+
+ private:
+  const RunConfig& config_;
+  const LatentCoder latent_coder_;
+  TrainedModel encoder_;
+  DeterministicDecoder decoder_;
+  std::unique_ptr<RowCoder> coder_;
+  RansEncoder latent_stream_, residual_stream_;
+  std::vector<float> offsets_, outputs_;
+};
+
+LosslessSizes compress_rows(const ModelRef* model, RowBlockSource& source, const std::string& path,
+                            const LosslessOptions& options) {
+  require(options.codec == LosslessCodec::model || options.codec == LosslessCodec::order0,
+          "unknown lossless codec " + std::to_string(static_cast<std::uint32_t>(options.codec)));
   require(options.block_rows > 0 && options.block_rows <= (1 << 24),
           "rows per block " + std::to_string(options.block_rows) + " outside [1, 2^24]");
-  require(source.cols() == config.model.input_dim,
-          "the data have " + std::to_string(source.cols()) + " columns, the model expects " +
-              std::to_string(config.model.input_dim));
-  TrainedModel model(backend, config, parameters, options.batch_rows);
-  DeterministicDecoder decoder(backend, config, parameters, options.batch_rows);
-  const LossKind loss = config.train.loss;
-  const ResidualCoding coding = lossless::residual_coding(loss, config.scale);
+  const bool use_model = options.codec == LosslessCodec::model;
+  std::unique_ptr<ModelBlockCoder> model_coder;
+  if (use_model) {
+    require(model != nullptr, "the model codec needs a model");
+    require(source.cols() == model->config.model.input_dim,
+            "the data have " + std::to_string(source.cols()) + " columns, the model expects " +
+                std::to_string(model->config.model.input_dim));
+    model_coder = std::make_unique<ModelBlockCoder>(*model, options);
+  }
   const std::int64_t cols = source.cols();
-  const std::int64_t width = decoder.latent_width();
+  const ResidualCoding coding =
+      use_model ? lossless::residual_coding(model->config.train.loss, model->config.scale)
+                : ResidualCoding::adaptive_residual;
 
   Output out(path);
+  const Order0Tables tables = fit_order0_tables(source, options.block_rows);
+  const std::vector<std::uint8_t> table_bytes = tables.encode();
   Header header{};
   std::memcpy(header.magic, kHeaderMagic, sizeof kHeaderMagic);
   header.version = kLosslessFormatVersion;
-  header.latent_bits = static_cast<std::uint32_t>(options.latent_bits);
-  header.coding = static_cast<std::uint32_t>(coding);
+  header.codec = static_cast<std::uint32_t>(options.codec);
   header.rows = static_cast<std::uint64_t>(source.rows());
   header.cols = static_cast<std::uint64_t>(cols);
-  header.latent_width = static_cast<std::uint64_t>(width);
-  header.model_identity = lossless_model_identity(config, parameters);
-  header.probe = decoder_probe(decoder, config);
   header.block_rows = static_cast<std::uint64_t>(options.block_rows);
+  header.table_bytes = table_bytes.size();
+  if (use_model) {
+    header.latent_bits = static_cast<std::uint32_t>(options.latent_bits);
+    header.coding = static_cast<std::uint32_t>(coding);
+    header.latent_width = static_cast<std::uint64_t>(model_coder->decoder().latent_width());
+    header.model_identity = lossless_model_identity(model->config, model->parameters);
+    header.probe = decoder_probe(model_coder->decoder(), model->config);
+  }
   header.checksum = checksum_before_last_field(header);
   out.write(&header, sizeof header);
+  Fnv1a table_hash;
+  table_hash.add(table_bytes.data(), table_bytes.size());
+  const std::uint64_t table_checksum = table_hash.value();
+  out.write(table_bytes.data(), table_bytes.size());
+  out.write(&table_checksum, sizeof table_checksum);
 
   LosslessSizes sizes;
   sizes.rows = source.rows();
   sizes.cols = cols;
-  sizes.framing_bytes = sizeof header;
-  sizes.nll_bits = coding == ResidualCoding::count_pmf ? 0.0 : std::nan("");
+  sizes.table_bytes = static_cast<std::int64_t>(table_bytes.size());
+  sizes.framing_bytes = sizeof header + sizeof table_checksum;
+  sizes.nll_bits = use_model && coding == ResidualCoding::count_pmf ? 0.0 : std::nan("");
   double nll_nats = 0.0;
-  std::uint64_t blocks = 0;
   HostCsr block;
-  std::vector<float> outputs, offsets, row(static_cast<std::size_t>(cols));
-  std::vector<std::uint32_t> totals;
+  std::vector<float> row(static_cast<std::size_t>(cols));
+  const std::vector<std::uint8_t> no_bytes;
   for (std::int64_t first = 0;; first += block.rows) {
     source.next(options.block_rows, block);
     if (block.rows == 0) break;
     check_integer_counts(block, first);
-    HostDense latents = model.encode(block);
-    RansEncoder latent_stream;
-    latent_coder.put(latent_stream, block.rows, width, latents.values.data());
-    const std::vector<std::uint8_t> latent_bytes = latent_stream.finish();
-
-    RowCoder coder(loss, config.scale, cols);
-    RansEncoder residual_stream;
-    offsets.assign(static_cast<std::size_t>(block.rows), 0.0f);
-    if (decoder.takes_offsets())
-      for (std::int64_t r = 0; r < block.rows; ++r) {
-        const std::uint32_t total = row_total(block, r);
-        coder.put_total(residual_stream, total);
-        offsets[static_cast<std::size_t>(r)] = log_offset(total, config);
-      }
-    outputs.resize(static_cast<std::size_t>(block.rows * decoder.output_width()));
-    decoder.decode(latents.values.data(), block.rows, offsets.data(), outputs.data());
+    if (use_model) model_coder->start(block);
+    Order0RowCoder order0_coder(tables);
+    RansEncoder order0_stream;
     Fnv1a block_counts;
     for (std::int64_t r = 0; r < block.rows; ++r) {
       dense_row(block, r, row);
       hash_row(row, block_counts);
       for (const float v : row) sizes.nonzeros += v != 0.0f;
-      nll_nats +=
-          coder.put(residual_stream, outputs.data() + r * decoder.output_width(), row.data());
+      order0_coder.put(order0_stream, row.data());
+      if (use_model) nll_nats += model_coder->put(r, row);
     }
-    const std::vector<std::uint8_t> residual_bytes = residual_stream.finish();
+    const std::vector<std::uint8_t> order0_bytes = order0_stream.finish();
+    std::vector<std::uint8_t> latent_bytes, residual_bytes;
+    if (use_model) {
+      latent_bytes = model_coder->finish_latents();
+      residual_bytes = model_coder->finish_residuals();
+      sizes.model_coding_bytes +=
+          static_cast<std::int64_t>(latent_bytes.size() + residual_bytes.size());
+    }
+    const bool keep_model =
+        use_model && (!options.order0_fallback ||
+                      latent_bytes.size() + residual_bytes.size() < order0_bytes.size());
+    const std::vector<std::uint8_t>& kept_latents = keep_model ? latent_bytes : no_bytes;
+    const std::vector<std::uint8_t>& kept_counts = keep_model ? residual_bytes : order0_bytes;
 
     BlockHeader block_header{};
     std::memcpy(block_header.magic, kBlockMagic, sizeof kBlockMagic);
     block_header.first_row = static_cast<std::uint64_t>(first);
     block_header.rows = static_cast<std::uint64_t>(block.rows);
-    block_header.latent_bytes = latent_bytes.size();
-    block_header.residual_bytes = residual_bytes.size();
+    block_header.coding =
+        static_cast<std::uint32_t>(keep_model ? BlockCoding::model : BlockCoding::order0);
+    block_header.latent_bytes = kept_latents.size();
+    block_header.count_bytes = kept_counts.size();
     block_header.counts_hash = block_counts.value();
     Fnv1a block_hash;
     block_hash.add(&block_header, sizeof block_header);
-    block_hash.add(latent_bytes.data(), latent_bytes.size());
-    block_hash.add(residual_bytes.data(), residual_bytes.size());
+    block_hash.add(kept_latents.data(), kept_latents.size());
+    block_hash.add(kept_counts.data(), kept_counts.size());
     const std::uint64_t block_checksum = block_hash.value();
     out.write(&block_header, sizeof block_header);
-    out.write(latent_bytes.data(), latent_bytes.size());
-    out.write(residual_bytes.data(), residual_bytes.size());
+    out.write(kept_latents.data(), kept_latents.size());
+    out.write(kept_counts.data(), kept_counts.size());
     out.write(&block_checksum, sizeof block_checksum);
     sizes.framing_bytes += sizeof block_header + sizeof block_checksum;
-    sizes.latent_bytes += static_cast<std::int64_t>(latent_bytes.size());
-    sizes.residual_bytes += static_cast<std::int64_t>(residual_bytes.size());
-    ++blocks;
+    if (keep_model) {
+      sizes.latent_bytes += static_cast<std::int64_t>(latent_bytes.size());
+      sizes.residual_bytes += static_cast<std::int64_t>(residual_bytes.size());
+    } else {
+      sizes.order0_bytes += static_cast<std::int64_t>(order0_bytes.size());
+      ++sizes.order0_blocks;
+    }
+    ++sizes.blocks;
   }
   Trailer trailer{};
   std::memcpy(trailer.magic, kTrailerMagic, sizeof kTrailerMagic);
-  trailer.blocks = blocks;
+  trailer.blocks = static_cast<std::uint64_t>(sizes.blocks);
   trailer.nonzeros = static_cast<std::uint64_t>(sizes.nonzeros);
   out.write(&trailer, sizeof trailer - sizeof trailer.checksum);
   trailer.checksum = out.checksum();
   out.write(&trailer.checksum, sizeof trailer.checksum);
   sizes.framing_bytes += sizeof trailer;
-  if (coding == ResidualCoding::count_pmf) sizes.nll_bits = nll_nats / std::log(2.0);
+  if (!std::isnan(sizes.nll_bits)) sizes.nll_bits = nll_nats / std::log(2.0);
   out.commit();
   return sizes;
 }
 
-void decompress_lossless(Backend& backend, const RunConfig& config,
-                         const std::vector<float>& parameters, const std::string& path,
-                         std::int64_t batch_rows,
-                         const std::function<void(const LosslessFileInfo&)>& start,
-                         const std::function<void(std::int64_t, const HostCsr&)>& visit) {
+// Decodes the blocks of a model-coded file: their latents and the counts given them.
+class ModelBlockDecoder {
+ public:
+  ModelBlockDecoder(const ModelRef& model, int latent_bits, std::int64_t batch_rows)
+      : config_(model.config),
+        latent_coder_(latent_bits),
+        decoder_(model.backend, model.config, model.parameters, batch_rows) {}
+
+  DeterministicDecoder& decoder() { return decoder_; }
+
+  // Reads the block's latent stream and the row totals at the head of its residual stream.
+  void start(std::int64_t rows, const std::uint8_t* latent_bytes, std::size_t latent_size,
+             RansDecoder& residual_stream) {
+    latents_.resize(static_cast<std::size_t>(rows * decoder_.latent_width()));
+    RansDecoder latent_stream(latent_bytes, latent_size);
+    latent_coder_.get(latent_stream, rows, decoder_.latent_width(), latents_.data());
+    latent_stream.finish();
+    coder_ = std::make_unique<RowCoder>(config_.train.loss, config_.scale, config_.model.input_dim);
+    offsets_.assign(static_cast<std::size_t>(rows), 0.0f);
+    if (decoder_.takes_offsets())
+      for (std::int64_t r = 0; r < rows; ++r)
+        offsets_[static_cast<std::size_t>(r)] =
+            log_offset(coder_->get_total(residual_stream), config_);
+    outputs_.resize(static_cast<std::size_t>(rows * decoder_.output_width()));
+    decoder_.decode(latents_.data(), rows, offsets_.data(), outputs_.data());
+  }
+  void get(RansDecoder& residual_stream, std::int64_t r, float* row) {
+    coder_->get(residual_stream, outputs_.data() + r * decoder_.output_width(), row);
+  }
+
+ private:
+  const RunConfig& config_;
+  const LatentCoder latent_coder_;
+  DeterministicDecoder decoder_;
+  std::unique_ptr<RowCoder> coder_;
+  std::vector<float> latents_, offsets_, outputs_;
+};
+
+void decompress_rows(const ModelRef* model, const std::string& path, std::int64_t batch_rows,
+                     const std::function<void(const LosslessFileInfo&)>& start,
+                     const std::function<void(std::int64_t, const HostCsr&)>& visit) {
   Input in(path);
   const Trailer trailer = in.trailer();
   Header header;
   in.read(&header, sizeof header, "the header");
   if (std::memcmp(header.magic, kHeaderMagic, sizeof kHeaderMagic) != 0)
     in.fail("not a file written by sae compress (no SAECOMP header)");
-  if (header.checksum != checksum_before_last_field(header))
-    in.fail("the header's checksum does not match: the file is corrupt");
+  // The version comes first: an older file's header has another layout, so its checksum is not
+  // where this build looks.
   if (header.version != kLosslessFormatVersion)
     in.fail("format version " + std::to_string(header.version) + ", this build reads version " +
-            std::to_string(kLosslessFormatVersion));
+            std::to_string(kLosslessFormatVersion) +
+            ": decompress it with the build that wrote it");
+  if (header.checksum != checksum_before_last_field(header))
+    in.fail("the header's checksum does not match: the file is corrupt");
   if (std::memcmp(trailer.magic, kTrailerMagic, sizeof kTrailerMagic) != 0)
     in.fail("truncated or corrupt: no trailer at the end of the file");
-  const std::uint64_t identity = lossless_model_identity(config, parameters);
-  if (header.model_identity != identity)
-    in.fail("compressed with another model (identity " + hex(header.model_identity) +
-            ", the model given is " + hex(identity) + "): decompress with the same --model");
-  const LatentCoder latent_coder(static_cast<int>(header.latent_bits));
-  DeterministicDecoder decoder(backend, config, parameters, batch_rows);
-  const LossKind loss = config.train.loss;
-  const std::int64_t cols = config.model.input_dim;
-  const std::int64_t width = decoder.latent_width();
-  if (header.cols != static_cast<std::uint64_t>(cols) ||
-      header.latent_width != static_cast<std::uint64_t>(width) ||
-      header.coding != static_cast<std::uint32_t>(lossless::residual_coding(loss, config.scale)))
-    in.fail("the header's shape does not match the model's: the file is corrupt");
-  const std::uint64_t probe = decoder_probe(decoder, config);
-  if (header.probe != probe)
-    in.fail(
-        "this machine's decoder computes other probabilities than the one that wrote the file "
-        "(probe " +
-        hex(probe) + ", file " + hex(header.probe) +
-        "): decompress where it was compressed, with the same build and C library");
-  if (header.rows > static_cast<std::uint64_t>(io_limits::max_rows) || header.block_rows == 0 ||
+  const auto codec = static_cast<LosslessCodec>(header.codec);
+  if (codec != LosslessCodec::model && codec != LosslessCodec::order0)
+    in.fail("unknown codec " + std::to_string(header.codec) + ": the file is corrupt");
+  const bool use_model = codec == LosslessCodec::model;
+  std::unique_ptr<ModelBlockDecoder> model_decoder;
+  if (use_model) {
+    if (model == nullptr)
+      in.fail(
+          "compressed with a model (--codec model): decompress with the checkpoint it was "
+          "compressed with (--model)");
+    const std::uint64_t identity = lossless_model_identity(model->config, model->parameters);
+    if (header.model_identity != identity)
+      in.fail("compressed with another model (identity " + hex(header.model_identity) +
+              ", the model given is " + hex(identity) + "): decompress with the same --model");
+    model_decoder = std::make_unique<ModelBlockDecoder>(
+        *model, static_cast<int>(header.latent_bits), batch_rows);
+    const RunConfig& config = model->config;
+    if (header.cols != static_cast<std::uint64_t>(config.model.input_dim) ||
+        header.latent_width !=
+            static_cast<std::uint64_t>(model_decoder->decoder().latent_width()) ||
+        header.coding !=
+            static_cast<std::uint32_t>(lossless::residual_coding(config.train.loss, config.scale)))
+      in.fail("the header's shape does not match the model's: the file is corrupt");
+    const std::uint64_t probe = decoder_probe(model_decoder->decoder(), config);
+    if (header.probe != probe)
+      in.fail(
+          "this machine's decoder computes other probabilities than the one that wrote the "
+          "file (probe " +
+          hex(probe) + ", file " + hex(header.probe) +
+          "): decompress where it was compressed, with the same build and C library");
+  }
+  if (header.rows > static_cast<std::uint64_t>(io_limits::max_rows) ||
+      header.cols > static_cast<std::uint64_t>(io_limits::max_cols) || header.block_rows == 0 ||
       header.block_rows > (1u << 24))
-    in.fail("the header's row counts are out of range: the file is corrupt");
+    in.fail("the header's row or column counts are out of range: the file is corrupt");
+  const auto cols = static_cast<std::int64_t>(header.cols);
+  const auto trailer_start = in.size() - static_cast<std::int64_t>(sizeof(Trailer));
+  if (header.table_bytes >
+      static_cast<std::uint64_t>(std::max<std::int64_t>(trailer_start - in.position() - 8, 0)))
+    in.fail("the order-0 tables are longer than the file: the file is corrupt or truncated");
+  std::vector<std::uint8_t> payload(header.table_bytes);
+  in.read(payload.data(), payload.size(), "the order-0 tables");
+  Fnv1a table_hash;
+  table_hash.add(payload.data(), payload.size());
+  std::uint64_t table_checksum;
+  in.read(&table_checksum, sizeof table_checksum, "the order-0 tables");
+  if (table_checksum != table_hash.value())
+    in.fail("the order-0 tables' checksum does not match: the file is corrupt");
+  std::unique_ptr<Order0Tables> tables;
+  try {
+    tables = std::make_unique<Order0Tables>(payload.data(), payload.size(), cols);
+  } catch (const Error& error) {
+    in.fail(std::string("the order-0 tables: ") + error.what());
+  }
 
   LosslessFileInfo info;
+  info.codec = codec;
   info.rows = static_cast<std::int64_t>(header.rows);
   info.cols = cols;
   info.nonzeros = static_cast<std::int64_t>(trailer.nonzeros);
   info.latent_bits = static_cast<int>(header.latent_bits);
   start(info);
 
-  const auto trailer_start = in.size() - static_cast<std::int64_t>(sizeof(Trailer));
   std::int64_t first = 0, nonzeros = 0;
   std::uint64_t blocks = 0;
-  std::vector<std::uint8_t> payload;
-  std::vector<float> latents, outputs, offsets, row(static_cast<std::size_t>(cols));
+  std::vector<float> row(static_cast<std::size_t>(cols));
   HostCsr block;
   block.cols = cols;
   while (in.position() < trailer_start) {
@@ -412,17 +583,21 @@ void decompress_lossless(Backend& backend, const RunConfig& config,
     const std::string where =
         "block " + std::to_string(blocks + 1) + " (from row " + std::to_string(first + 1) + ")";
     const std::int64_t left = trailer_start - in.position() - 8;
+    const auto coding = static_cast<BlockCoding>(block_header.coding);
+    const bool model_block = coding == BlockCoding::model;
     if (std::memcmp(block_header.magic, kBlockMagic, sizeof kBlockMagic) != 0 ||
         block_header.first_row != static_cast<std::uint64_t>(first) || block_header.rows == 0 ||
         block_header.rows > header.block_rows ||
         block_header.rows > header.rows - static_cast<std::uint64_t>(first) ||
+        (coding != BlockCoding::order0 && !(model_block && use_model)) ||
+        (!model_block && block_header.latent_bytes != 0) ||
         block_header.latent_bytes > static_cast<std::uint64_t>(std::max<std::int64_t>(left, 0)) ||
-        block_header.residual_bytes >
+        block_header.count_bytes >
             static_cast<std::uint64_t>(std::max<std::int64_t>(left, 0)) - block_header.latent_bytes)
       in.fail(where + ": the block header is corrupt or the file truncated");
     Fnv1a block_hash;
     block_hash.add(&block_header, sizeof block_header);
-    payload.resize(block_header.latent_bytes + block_header.residual_bytes);
+    payload.resize(block_header.latent_bytes + block_header.count_bytes);
     in.read(payload.data(), payload.size(), where.c_str());
     block_hash.add(payload.data(), payload.size());
     std::uint64_t block_checksum;
@@ -433,26 +608,20 @@ void decompress_lossless(Backend& backend, const RunConfig& config,
     const auto rows = static_cast<std::int64_t>(block_header.rows);
     Fnv1a block_counts;
     try {
-      latents.resize(static_cast<std::size_t>(rows * width));
-      RansDecoder latent_stream(payload.data(), block_header.latent_bytes);
-      latent_coder.get(latent_stream, rows, width, latents.data());
-      latent_stream.finish();
-      RansDecoder residual_stream(payload.data() + block_header.latent_bytes,
-                                  block_header.residual_bytes);
-      RowCoder coder(loss, config.scale, cols);
-      offsets.assign(static_cast<std::size_t>(rows), 0.0f);
-      if (decoder.takes_offsets())
-        for (std::int64_t r = 0; r < rows; ++r)
-          offsets[static_cast<std::size_t>(r)] =
-              log_offset(coder.get_total(residual_stream), config);
-      outputs.resize(static_cast<std::size_t>(rows * decoder.output_width()));
-      decoder.decode(latents.data(), rows, offsets.data(), outputs.data());
+      RansDecoder count_stream(payload.data() + block_header.latent_bytes,
+                               block_header.count_bytes);
+      if (model_block)
+        model_decoder->start(rows, payload.data(), block_header.latent_bytes, count_stream);
+      Order0RowCoder order0_coder(*tables);
       block.rows = rows;
       block.row_offsets.assign(1, 0);
       block.col_indices.clear();
       block.values.clear();
       for (std::int64_t r = 0; r < rows; ++r) {
-        coder.get(residual_stream, outputs.data() + r * decoder.output_width(), row.data());
+        if (model_block)
+          model_decoder->get(count_stream, r, row.data());
+        else
+          order0_coder.get(count_stream, row.data());
         hash_row(row, block_counts);
         for (std::int64_t c = 0; c < cols; ++c)
           if (row[static_cast<std::size_t>(c)] != 0.0f) {
@@ -461,7 +630,7 @@ void decompress_lossless(Backend& backend, const RunConfig& config,
           }
         block.row_offsets.push_back(static_cast<RowOffset>(block.values.size()));
       }
-      residual_stream.finish();
+      count_stream.finish();
     } catch (const Error& error) {
       in.fail(where + ": " + error.what());
     }
@@ -484,16 +653,14 @@ void decompress_lossless(Backend& backend, const RunConfig& config,
             " blocks, the header and trailer say otherwise: the file is corrupt");
 }
 
-LosslessFileInfo decompress_lossless_to_matrix_market(Backend& backend, const RunConfig& config,
-                                                      const std::vector<float>& parameters,
-                                                      const std::string& path,
-                                                      const std::string& out,
-                                                      std::int64_t batch_rows) {
+// decompress_rows into a MatrixMarket file, written atomically.
+LosslessFileInfo decompress_rows_to_matrix_market(const ModelRef* model, const std::string& path,
+                                                  const std::string& out, std::int64_t batch_rows) {
   AtomicFile file(out);
   LosslessFileInfo info;
   std::string text;
-  decompress_lossless(
-      backend, config, parameters, path, batch_rows,
+  decompress_rows(
+      model, path, batch_rows,
       [&](const LosslessFileInfo& found) {
         info = found;
         text = "%%MatrixMarket matrix coordinate integer general\n" + std::to_string(info.rows) +
@@ -515,6 +682,54 @@ LosslessFileInfo decompress_lossless_to_matrix_market(Backend& backend, const Ru
   file.write(text);
   file.commit();
   return info;
+}
+
+// Without a model no decoder batches rows: any batch size will do.
+constexpr std::int64_t kModelFreeBatchRows = 1;
+
+}  // namespace
+
+LosslessSizes compress_lossless(Backend& backend, const RunConfig& config,
+                                const std::vector<float>& parameters, RowBlockSource& source,
+                                const std::string& path, const LosslessOptions& options) {
+  const ModelRef model{backend, config, parameters};
+  return compress_rows(&model, source, path, options);
+}
+
+LosslessSizes compress_lossless(RowBlockSource& source, const std::string& path,
+                                const LosslessOptions& options) {
+  require(options.codec == LosslessCodec::order0,
+          "lossless compression without a model takes the order0 codec only");
+  return compress_rows(nullptr, source, path, options);
+}
+
+void decompress_lossless(Backend& backend, const RunConfig& config,
+                         const std::vector<float>& parameters, const std::string& path,
+                         std::int64_t batch_rows,
+                         const std::function<void(const LosslessFileInfo&)>& start,
+                         const std::function<void(std::int64_t, const HostCsr&)>& visit) {
+  const ModelRef model{backend, config, parameters};
+  decompress_rows(&model, path, batch_rows, start, visit);
+}
+
+void decompress_lossless(const std::string& path,
+                         const std::function<void(const LosslessFileInfo&)>& start,
+                         const std::function<void(std::int64_t, const HostCsr&)>& visit) {
+  decompress_rows(nullptr, path, kModelFreeBatchRows, start, visit);
+}
+
+LosslessFileInfo decompress_lossless_to_matrix_market(Backend& backend, const RunConfig& config,
+                                                      const std::vector<float>& parameters,
+                                                      const std::string& path,
+                                                      const std::string& out,
+                                                      std::int64_t batch_rows) {
+  const ModelRef model{backend, config, parameters};
+  return decompress_rows_to_matrix_market(&model, path, out, batch_rows);
+}
+
+LosslessFileInfo decompress_lossless_to_matrix_market(const std::string& path,
+                                                      const std::string& out) {
+  return decompress_rows_to_matrix_market(nullptr, path, out, kModelFreeBatchRows);
 }
 
 }  // namespace sparseae
