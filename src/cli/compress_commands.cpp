@@ -194,6 +194,8 @@ int run_decompress(const Args& raw_args) {
   const std::string in_path = o.required("in");
   const std::string model_path = o.required("model");
   const std::string out_path = o.required("out");
+  // The counts stream out as .mtx, a block of rows at a time: other formats would need them all.
+  output_option_format(o, "sae decompress", "out", {MatrixFormat::matrix_market});
   require(o.integer("batch") > 0, "sae decompress: --batch must be positive");
   const auto backend = open_backend(o.text("backend"));
   const Checkpoint checkpoint = load_checkpoint(model_path);
