@@ -223,6 +223,17 @@ TEST_F(BadInput, NegativeCounts) {
        ": element [1, 2]: negative count -2"},
       {"x.npy", npy_file(npy_dict("<f4", "(1, 1)"), little_endian(std::vector<float>{-0.5f})),
        ": element [0, 0]: negative count -0.5"},
+      {"x.npy",
+       npy_file(npy_dict("|i1", "(1, 2)"), little_endian(std::vector<std::int8_t>{0, -128})),
+       ": element [0, 1]: negative count -128"},
+      {"x.npy",
+       npy_file(npy_dict("<i2", "(1, 2)"), little_endian(std::vector<std::int16_t>{-1, 0})),
+       ": element [0, 0]: negative count -1"},
+      // Fortran order: the element is named by its place in the array, not in the file.
+      {"x.npy",
+       npy_file(npy_dict("<i2", "(2, 3)", "True"),
+                little_endian(std::vector<std::int16_t>{0, 3, 1, -4, 2, 5})),
+       ": element [1, 1]: negative count -4"},
       {"x.csv", "1,2,3\n1,-2,3\n", ":2: field 2: negative count -2"},
   });
 }
@@ -267,6 +278,17 @@ TEST_F(BadInput, RealValueWhereAnIntegerFormatIsDeclared) {
        npy_file(npy_dict("<i4", "(1, 2)"), little_endian(std::vector<std::int32_t>{16777217, 0})),
        ": element [0, 0]: count 16777217 exceeds 16777216, the largest that float32 holds "
        "exactly"},
+      {"x.npy",
+       npy_file(npy_dict("<u4", "(1, 2)"),
+                little_endian(std::vector<std::uint32_t>{0, 4294967295u})),
+       ": element [0, 1]: count 4294967295 exceeds 16777216, the largest that float32 holds "
+       "exactly"},
+      // Beyond int64.
+      {"x.npy",
+       npy_file(npy_dict("<u8", "(1, 2)"),
+                little_endian(std::vector<std::uint64_t>{0, 18446744073709551615u})),
+       ": element [0, 1]: count 18446744073709551615 exceeds 16777216, the largest that float32 "
+       "holds exactly"},
       {"x.csv", "1,2,3\n1,two,3\n", ":2: field 2 'two' is not a number"},
   });
 }
@@ -289,17 +311,16 @@ TEST_F(BadInput, TruncatedOrCorruptGzip) {
   });
 }
 
-TEST_F(BadInput, NpyWithAnUnsupportedDtypeFortranOrderOrShape) {
+TEST_F(BadInput, NpyWithAnUnsupportedDtypeOrShape) {
   const std::string f4_six = little_endian(std::vector<float>{0, 1, 2, 3, 4, 5});
+  const std::string expected = "' (expected little-endian float32, float64 or an integer type)";
   expect_refused({
-      {"x.npy", npy_file(npy_dict("<c8", "(2, 3)"), f4_six),
-       ": unsupported dtype '<c8' (expected float32/64, int32/64, uint8)"},
-      {"x.npy", npy_file(npy_dict(">f4", "(2, 3)"), f4_six),
-       ": unsupported dtype '>f4' (expected float32/64, int32/64, uint8)"},
-      {"x.npy", npy_file(npy_dict("<U3", "(2, 3)"), f4_six),
-       ": unsupported dtype '<U3' (expected float32/64, int32/64, uint8)"},
-      {"x.npy", npy_file(npy_dict("<f4", "(2, 3)", "True"), f4_six),
-       ": Fortran order is not supported"},
+      {"x.npy", npy_file(npy_dict("<c8", "(2, 3)"), f4_six), ": unsupported dtype '<c8" + expected},
+      {"x.npy", npy_file(npy_dict(">f4", "(2, 3)"), f4_six), ": unsupported dtype '>f4" + expected},
+      {"x.npy", npy_file(npy_dict(">i2", "(2, 3)"), f4_six), ": unsupported dtype '>i2" + expected},
+      {"x.npy", npy_file(npy_dict("<U3", "(2, 3)"), f4_six), ": unsupported dtype '<U3" + expected},
+      {"x.npy", npy_file(npy_dict("|b1", "(2, 3)"), f4_six), ": unsupported dtype '|b1" + expected},
+      {"x.npy", npy_file(npy_dict("<f2", "(2, 3)"), f4_six), ": unsupported dtype '<f2" + expected},
       {"x.npy", npy_file(npy_dict("<f4", "(1, 2, 3)"), f4_six),
        ": expected a 2-D array, found shape (1, 2, 3)"},
       {"x.npy", npy_file(npy_dict("<f4", "(6,)"), f4_six),

@@ -347,6 +347,145 @@ TEST_F(Cli, EveryInputFormatTrainsToTheSameModel) {
   }
 }
 
+// The values of a CSV that sae wrote (no header), parsed here rather than by read_csv, which
+// takes counts only: codes are negative too.
+HostDense csv_values(const std::string& path) {
+  HostDense dense;
+  for (const std::string& line : lines_of(read_text(path))) {
+    std::istringstream fields(line);
+    std::int64_t cols = 0;
+    for (std::string field; std::getline(fields, field, ','); ++cols)
+      dense.values.push_back(std::strtof(field.c_str(), nullptr));
+    dense.cols = cols;
+    ++dense.rows;
+  }
+  return dense;
+}
+
+// x transposed: its columns as rows.
+HostCsr transposed(const HostCsr& x) {
+  const HostDense dense = to_dense(x);
+  HostDense result;
+  result.rows = dense.cols;
+  result.cols = dense.rows;
+  for (std::int64_t c = 0; c < dense.cols; ++c)
+    for (std::int64_t r = 0; r < dense.rows; ++r)
+      result.values.push_back(dense.values[static_cast<std::size_t>(r * dense.cols + c)]);
+  return to_csr(result);
+}
+
+// Every command that writes a matrix writes the format its extension names: .mtx, .npy or .csv.
+TEST_F(Cli, OutputsTakeTheFormatTheirExtensionNames) {
+  ASSERT_TRUE(succeeded(trained()));
+  const HostCsr x = read_matrix_market(file("x.mtx"));
+  for (const std::string name : {"g.npy", "g.csv"}) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(succeeded(sae("gen --rows 300 --out " + name)));
+    expect_same(to_csr(read_matrix(file(name)).dense), x, "gen as .npy or .csv vs .mtx");
+  }
+
+  ASSERT_TRUE(succeeded(sae("encode --model m.ckpt --data x.mtx --out z.csv --backend cpu")));
+  expect_same(csv_values(file("z.csv")), read_npy(file("z.npy"), NpyValues::finite),
+              "encode .csv vs train --latents .npy");
+  ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --latents z.npy --out d.csv --backend cpu")));
+  expect_same(to_csr(read_csv(file("d.csv"))), read_matrix_market(file("r.mtx")),
+              "decode .csv vs train --reconstruction .mtx");
+
+  ASSERT_TRUE(
+      succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --quiet "
+                    "--backend cpu --checkpoint c.ckpt --latents cz.csv "
+                    "--reconstruction cr.csv")));
+  ASSERT_TRUE(succeeded(sae("encode --model c.ckpt --data x.mtx --out cz.npy --backend cpu")));
+  expect_same(csv_values(file("cz.csv")), read_npy(file("cz.npy"), NpyValues::finite),
+              "train --latents .csv vs encode");
+  ASSERT_TRUE(succeeded(sae("decode --model c.ckpt --data x.mtx --out cr.mtx --backend cpu")));
+  expect_same(to_csr(read_csv(file("cr.csv"))), read_matrix_market(file("cr.mtx")),
+              "train --reconstruction .csv vs decode");
+
+  ASSERT_TRUE(
+      succeeded(sae("pca --data x.mtx --k 4 --backend cpu --checkpoint pc.ckpt --quiet "
+                    "--latents pz.csv --reconstruction pr.csv")));
+  ASSERT_TRUE(succeeded(sae("encode --model pc.ckpt --data x.mtx --out pz.npy --backend cpu")));
+  expect_same(csv_values(file("pz.csv")), read_npy(file("pz.npy"), NpyValues::finite),
+              "pca --latents .csv vs encode");
+  ASSERT_TRUE(succeeded(sae("decode --model pc.ckpt --latents pz.npy --out pr.mtx --backend cpu")));
+  expect_same(to_csr(read_csv(file("pr.csv"))), read_matrix_market(file("pr.mtx")),
+              "pca --reconstruction .csv vs decode");
+}
+
+// An output whose extension names no format the command writes fails at once, before the model
+// or the data is read (here neither exists), in one line, and nothing is written.
+TEST_F(Cli, AnOutputExtensionNoFormatMatchesIsRefusedBeforeAnyWork) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"gen --rows 10 --out out.npz",
+       "out.npz: sae gen --out writes .mtx, .npy or .csv, not '.npz'"},
+      {"gen --rows 10 --out out.mtx.gz",
+       "out.mtx.gz: sae gen --out writes .mtx, .npy or .csv, not '.mtx.gz'"},
+      {"encode --model missing.ckpt --data missing.mtx --out out.mtx --backend cpu",
+       "out.mtx: sae encode --out writes .npy or .csv, not '.mtx'"},
+      {"decode --model missing.ckpt --latents missing.npy --out out.npz --backend cpu",
+       "out.npz: sae decode --out writes .mtx, .npy or .csv, not '.npz'"},
+      {"decode --model missing.ckpt --data missing.mtx --out out --backend cpu",
+       "out: sae decode --out writes .mtx, .npy or .csv, and the name has no extension"},
+      {"train --data missing.mtx --latents out.mtx --backend cpu",
+       "out.mtx: sae train --latents writes .npy or .csv, not '.mtx'"},
+      {"train --data missing.mtx --reconstruction out.txt --backend cpu",
+       "out.txt: sae train --reconstruction writes .mtx, .npy or .csv, not '.txt'"},
+      {"pca --data missing.mtx --latents out.mtx --backend cpu",
+       "out.mtx: sae pca --latents writes .npy or .csv, not '.mtx'"},
+      {"pca --data missing.mtx --reconstruction out.tsv --backend cpu",
+       "out.tsv: sae pca --reconstruction writes .mtx, .npy or .csv, not '.tsv'"},
+      {"decompress --in missing.sae --model missing.ckpt -o out.npy --backend cpu",
+       "out.npy: sae decompress --out writes .mtx, not '.npy'"},
+  };
+  const fs::path empty = dir_ / "formats";
+  fs::create_directories(empty);
+  for (const auto& [args, message] : cases) {
+    SCOPED_TRACE("sae " + args);
+    const Result r = sae(args, "formats");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "sae: error: " + message + "\n");
+    EXPECT_TRUE(fs::is_empty(empty)) << "a refused command wrote a file";
+  }
+}
+
+// --transpose reads a features x rows file (10x Genomics' genes x cells) as rows x features: the
+// same model, codes and metrics as the file written the usual way round; a checkpoint records it,
+// so that eval without --data reads the file the same way.
+TEST_F(Cli, TransposeReadsAFeaturesByRowsFileAsRows) {
+  ASSERT_TRUE(succeeded(trained()));
+  const HostCsr x = read_matrix_market(file("x.mtx"));
+  write_matrix_market(file("xt.mtx"), transposed(x), true);
+  write_npy(file("xt.npy"), to_dense(transposed(x)));
+  const std::string train = " --epochs 1 --hidden 16 --latent 4 --json --quiet --backend cpu";
+  const Result plain = sae("train --data x.mtx --checkpoint t0.ckpt" + train);
+  ASSERT_TRUE(succeeded(plain));
+  for (const std::string name : {"xt.mtx", "xt.npy"}) {
+    SCOPED_TRACE(name);
+    const Result flipped =
+        sae("train --data " + name + " --transpose --checkpoint t1.ckpt" + train);
+    ASSERT_TRUE(succeeded(flipped));
+    EXPECT_EQ(json_object(flipped.out, "validation"), json_object(plain.out, "validation"));
+    const Result eval = sae("eval --model t1.ckpt --json --backend cpu");
+    ASSERT_TRUE(succeeded(eval));
+    EXPECT_EQ(eval.out, json_object(plain.out, "validation") + "\n");
+  }
+  ASSERT_TRUE(succeeded(sae("encode --model t0.ckpt --data x.mtx --out t0.npy --backend cpu")));
+  ASSERT_TRUE(succeeded(
+      sae("encode --model t0.ckpt --data xt.mtx --transpose --out t1.npy --backend cpu")));
+  expect_same(read_npy(file("t1.npy"), NpyValues::finite),
+              read_npy(file("t0.npy"), NpyValues::finite), "encode --transpose");
+  const Result pca =
+      sae("pca --data xt.mtx --transpose --k 4 --checkpoint '' --quiet --backend cpu");
+  ASSERT_TRUE(succeeded(pca));
+  EXPECT_EQ(lines_of(pca.out)[0], "validation rows of xt.mtx (30 rows), counts decoded by round:");
+
+  const Result embedded = sae("train --transpose --rows 10 --backend cpu");
+  EXPECT_EQ(embedded.exit_code, 1);
+  EXPECT_EQ(embedded.err, "sae: error: --transpose reads --data: give it, or drop --transpose\n");
+}
+
 TEST_F(Cli, ResumeContinuesTheRunExactly) {
   ensure_data();
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --json --quiet --backend cpu";

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <iterator>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/json.hpp"
@@ -24,6 +26,7 @@ namespace sparseae {
 namespace {
 
 namespace fs = std::filesystem;
+using test::gzipped;
 using test::little_endian;
 using test::npy_dict;
 using test::npy_file;
@@ -164,15 +167,33 @@ TEST_F(IoNpy, ReadsEveryDtype) {
       {"<f8", little_endian(std::vector<double>{0, 1, 2, 3, 4, 250})},
       {"<i4", little_endian(std::vector<std::int32_t>{0, 1, 2, 3, 4, 250})},
       {"<i8", little_endian(std::vector<std::int64_t>{0, 1, 2, 3, 4, 250})},
-      {"|u1", little_endian(std::vector<std::uint8_t>{0, 1, 2, 3, 4, 250})}};
+      {"|u1", little_endian(std::vector<std::uint8_t>{0, 1, 2, 3, 4, 250})},
+      {"|i1", little_endian(std::vector<std::int8_t>{0, 1, 2, 3, 4, 120})},
+      {"<i2", little_endian(std::vector<std::int16_t>{0, 1, 2, 3, 4, 250})},
+      {"<u2", little_endian(std::vector<std::uint16_t>{0, 1, 2, 3, 4, 250})},
+      {"<u4", little_endian(std::vector<std::uint32_t>{0, 1, 2, 3, 4, 250})},
+      {"<u8", little_endian(std::vector<std::uint64_t>{0, 1, 2, 3, 4, 250})}};
   for (const auto& [descr, data] : files) {
     SCOPED_TRACE(descr);
     const HostDense dense =
         read_npy(write_file("x.npy", npy_file(npy_dict(descr, "(2, 3)"), data)));
     EXPECT_EQ(dense.rows, 2);
     EXPECT_EQ(dense.cols, 3);
-    EXPECT_EQ(dense.values, expected);
+    std::vector<float> want = expected;
+    if (descr == "|i1") want.back() = 120;
+    EXPECT_EQ(dense.values, want);
   }
+}
+
+// np.save(X.T) writes X's bytes as they are, declared Fortran order: the array read is X.T.
+TEST_F(IoNpy, ReadsFortranOrderAsTheArrayNumpyHolds) {
+  // X.T = [[0, 1, 2], [3, 4, 5]], stored column by column.
+  const std::string data = little_endian(std::vector<std::uint16_t>{0, 3, 1, 4, 2, 5});
+  const HostDense dense =
+      read_npy(write_file("x.npy", npy_file(npy_dict("<u2", "(2, 3)", "True"), data)));
+  EXPECT_EQ(dense.rows, 2);
+  EXPECT_EQ(dense.cols, 3);
+  EXPECT_EQ(dense.values, (std::vector<float>{0, 1, 2, 3, 4, 5}));
 }
 
 TEST_F(IoNpy, ReadsFormatVersions2And3) {
@@ -252,6 +273,38 @@ TEST_F(IoReadMatrix, MatchesExtensionsWhateverTheirCase) {
   EXPECT_TRUE(read_matrix(path("DATA.MTX")).sparse);
 }
 
+// --transpose: a genes x cells file read as cells x genes, in every format.
+TEST_F(IoReadMatrix, ReadsTheFileTransposedWhenAsked) {
+  const HostCsr expected = csr(3, 2, {0, 1, 2, 4}, {1, 0, 0, 1}, {4, 5, 2, 7});
+  const std::string mtx =
+      write_file("x.mtx", kIntegerBanner + "2 3 4\n2 1 4\n1 2 5\n1 3 2\n2 3 7\n");
+  const LoadedMatrix sparse = read_matrix(mtx, Orientation::transposed);
+  EXPECT_TRUE(sparse.sparse);
+  expect_same(sparse.csr, expected);
+  expect_same(
+      read_matrix_market(write_file("x.mtx.gz", gzipped(read_bytes(mtx))), Orientation::transposed),
+      expected);
+  for (const auto& [name, format] : std::vector<std::pair<std::string, MatrixFormat>>{
+           {"x.npy", MatrixFormat::npy}, {"x.csv", MatrixFormat::csv}}) {
+    SCOPED_TRACE(name);
+    const std::string file = path(name);
+    write_counts(file, format, read_matrix_market(mtx));
+    const LoadedMatrix dense = read_matrix(file, Orientation::transposed);
+    EXPECT_FALSE(dense.sparse);
+    EXPECT_EQ(dense.dense.rows, 3);
+    EXPECT_EQ(dense.dense.cols, 2);
+    EXPECT_EQ(dense.dense.values, to_dense(expected).values);
+  }
+}
+
+TEST_F(IoReadMatrix, NamesTheFilesRowAndColumnWhenTransposed) {
+  const std::string file = write_file("x.mtx", kIntegerBanner + "2 3 2\n1 3 16777216\n1 3 1\n");
+  expect_error([&] { read_matrix_market(file, Orientation::transposed); },
+               file +
+                   ": row 1, column 3: duplicate entries sum to 16777217, more than 16777216, "
+                   "the largest count float32 holds exactly");
+}
+
 TEST(IoConversion, DenseToCsrDropsZerosAndBack) {
   HostDense dense;
   dense.rows = 3;
@@ -294,6 +347,57 @@ TEST_F(IoWrite, RefusesInconsistentMatrices) {
       },
       mtx + ": CSR matrix 1x2: entry 0 has column index 2 outside [0, 2)");
   EXPECT_TRUE(files_left().empty());
+}
+
+TEST_F(IoWrite, ChoosesTheFormatByExtensionOrRefusesIt) {
+  const std::vector<MatrixFormat> all{MatrixFormat::matrix_market, MatrixFormat::npy,
+                                      MatrixFormat::csv};
+  EXPECT_EQ(output_format("a.mtx", all, "w"), MatrixFormat::matrix_market);
+  EXPECT_EQ(output_format("dir.d/A.NPY", all, "w"), MatrixFormat::npy);
+  EXPECT_EQ(output_format("a.csv", all, "w"), MatrixFormat::csv);
+  expect_error([&] { output_format("x.npz", all, "sae gen --out"); },
+               "x.npz: sae gen --out writes .mtx, .npy or .csv, not '.npz'");
+  expect_error([&] { output_format("x.mtx.gz", all, "w"); },
+               "x.mtx.gz: w writes .mtx, .npy or .csv, not '.mtx.gz'");
+  expect_error(
+      [&] {
+        output_format("dir.d/codes", {MatrixFormat::npy, MatrixFormat::csv}, "w");
+      },
+      "dir.d/codes: w writes .npy or .csv, and the name has no extension");
+  expect_error([&] { output_format("c.npy", {MatrixFormat::matrix_market}, "w"); },
+               "c.npy: w writes .mtx, not '.npy'");
+}
+
+// Counts written in each format read back as the same counts.
+TEST_F(IoWrite, CountsRoundTripThroughEveryFormat) {
+  const HostCsr counts = csr(3, 4, {0, 2, 2, 4}, {0, 3, 1, 2}, {1, 16777216, 3, 2});
+  for (const auto& [name, format] :
+       std::vector<std::pair<std::string, MatrixFormat>>{{"c.mtx", MatrixFormat::matrix_market},
+                                                         {"c.npy", MatrixFormat::npy},
+                                                         {"c.csv", MatrixFormat::csv}}) {
+    SCOPED_TRACE(name);
+    write_counts(path(name), format, counts);
+    const LoadedMatrix loaded = read_matrix(path(name));
+    EXPECT_EQ(loaded.sparse, format == MatrixFormat::matrix_market);
+    expect_same(loaded.sparse ? loaded.csr : to_csr(loaded.dense), counts);
+  }
+}
+
+// Dense values (a model's codes) as .npy and .csv: every float32 read back exactly.
+TEST_F(IoWrite, ValuesRoundTripThroughNpyAndCsv) {
+  HostDense values;
+  values.rows = 2;
+  values.cols = 3;
+  values.values = {-0.1f, 1e-30f, 3.0f, -2.5e7f, 0.0f, std::numeric_limits<float>::max()};
+  write_values(path("v.npy"), MatrixFormat::npy, values);
+  EXPECT_EQ(read_npy(path("v.npy"), NpyValues::finite).values, values.values);
+  write_values(path("v.csv"), MatrixFormat::csv, values);
+  EXPECT_EQ(read_bytes(path("v.csv")), "-0.1,1e-30,3\n-2.5e+07,0,3.4028235e+38\n");
+  expect_error([&] { write_values(path("v.mtx"), MatrixFormat::matrix_market, values); },
+               path("v.mtx") + ": dense values are written as .npy or .csv, not .mtx");
+  std::vector<std::string> written = files_left();
+  std::sort(written.begin(), written.end());
+  EXPECT_EQ(written, (std::vector<std::string>{"v.csv", "v.npy"}));
 }
 
 TEST_F(IoWrite, ReportsADirectoryThatDoesNotExist) {

@@ -51,11 +51,16 @@ HostCsr to_csr(const HostDense& dense);
 // Entries that share a (row, column) add up.
 HostDense to_dense(const HostCsr& csr);
 
+// How a file's axes become the result's: as stored, or transposed, the file's columns read as
+// rows (a file of features x rows, as 10x Genomics writes genes x cells).
+enum class Orientation { as_stored, transposed };
+
 // MatrixMarket 'coordinate integer general' or 'coordinate real general', optionally gzipped
 // (read transparently). Entries may come in any order: the result has each row's columns sorted,
 // duplicate (row, column) entries summed in file order (a sum that is not a count, as a single
 // value would not be, is an error), and entries that are zero dropped.
-HostCsr read_matrix_market(const std::string& path);
+HostCsr read_matrix_market(const std::string& path,
+                           Orientation orientation = Orientation::as_stored);
 
 namespace io_detail {
 class LineReader;
@@ -106,7 +111,9 @@ class MatrixMarketRowReader {
 // codes).
 enum class NpyValues { counts, finite };
 
-// A 2-D C-order array, format version 1.0, 2.0 or 3.0, of dtype <f4, <f8, <i4, <i8 or |u1.
+// A 2-D array in C or Fortran order (np.save(X.T) writes Fortran order; either reads as the
+// array numpy holds), format version 1.0, 2.0 or 3.0, little-endian float32/64 or any integer
+// dtype of 8 to 64 bits, signed or unsigned (counts: each value non-negative).
 HostDense read_npy(const std::string& path, NpyValues accept = NpyValues::counts);
 
 enum class CsvHeader {
@@ -120,10 +127,32 @@ enum class CsvHeader {
 HostDense read_csv(const std::string& path, CsvHeader header = CsvHeader::detect);
 
 // Reads by extension: .mtx and .mtx.gz (sparse), .npy and .csv (dense, header detected).
-LoadedMatrix read_matrix(const std::string& path);
+LoadedMatrix read_matrix(const std::string& path, Orientation orientation = Orientation::as_stored);
+
+// The formats a writer chooses by the extension of the path it writes.
+enum class MatrixFormat { matrix_market, npy, csv };
+
+// ".mtx", ".npy" or ".csv".
+const char* format_extension(MatrixFormat format);
+
+// The format that path's extension names (in any case), when it is one of writable; otherwise
+// throws Error naming the path, its extension and what writer writes, e.g. "x.npz: sae gen
+// writes .mtx, .npy or .csv, not '.npz'". Called before any work, a wrong name costs nothing
+// and writes nothing.
+MatrixFormat output_format(const std::string& path, const std::vector<MatrixFormat>& writable,
+                           const std::string& writer);
 
 // Float32, C order, format version 1.0.
 void write_npy(const std::string& path, const HostDense& matrix);
+
+// One line of comma-separated values per row, no header; each value the shortest decimal that
+// reads back as the same float32.
+void write_csv(const std::string& path, const HostDense& matrix);
+
+// Counts (whole numbers) in format: .mtx 'coordinate integer', .npy and .csv dense.
+void write_counts(const std::string& path, MatrixFormat format, const HostCsr& counts);
+// Any values in format .npy or .csv (a dense matrix of reals has no sensible .mtx form).
+void write_values(const std::string& path, MatrixFormat format, const HostDense& values);
 
 // 'coordinate integer general' when integer, each value written as an integer (rounding is the
 // caller's job: a value that is not a whole number is an error); otherwise 'coordinate real

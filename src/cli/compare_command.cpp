@@ -167,7 +167,7 @@ int run_compare(const Args& args) {
   // Every option is checked before the data is read.
   CompareConfig config = config_from(o);
   const auto backend = open_backend(o.text("backend"));
-  const Counts counts = load_counts(o.text("data"), o.integer("rows"));
+  const Counts counts = load_counts(o);
   const bool quiet = o.flag_set("quiet");
   if (!quiet) std::cerr << describe(counts) << "\n";
   require_trainable_rows(counts);

@@ -252,6 +252,8 @@ int run_decompress(const Args& raw_args) {
   const std::string in_path = o.required("in");
   const std::string model_path = o.text("model");
   const std::string out_path = o.required("out");
+  // The counts stream out as .mtx, a block of rows at a time: other formats would need them all.
+  output_option_format(o, "sae decompress", "out", {MatrixFormat::matrix_market});
   require(o.integer("batch") > 0, "sae decompress: --batch must be positive");
   if (model_path.empty()) {
     decompress_lossless_to_matrix_market(in_path, out_path);

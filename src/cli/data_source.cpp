@@ -13,18 +13,35 @@ namespace sparseae::cli {
 void add_data_options(Options& o) {
   o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (default: embedded dataset)")
       .value("rows", "N", "100000", "rows of the embedded dataset");
+  add_transpose_option(o);
+}
+
+void add_transpose_option(Options& o) {
+  o.flag("transpose",
+         "read --data's columns as rows: for files of features x rows, such as 10x Genomics' "
+         "genes x cells .mtx");
+}
+
+Orientation data_orientation(const Options& o) {
+  return o.flag_set("transpose") ? Orientation::transposed : Orientation::as_stored;
+}
+
+Counts load_counts(const Options& o) {
+  return load_counts(o.text("data"), o.integer("rows"), data_orientation(o));
 }
 
 namespace {
 
 constexpr const char* kEmbeddedPrefix = "embedded:rows=";
+// Begins a recorded source read with --transpose, so that eval and --resume read it the same way.
+constexpr const char* kTransposedPrefix = "transposed:";
 
 Counts embedded(std::int64_t rows) {
   TopicDataConfig config;
   config.rows = rows;
   const std::string name =
       kEmbeddedPrefix + std::to_string(rows) + ",seed=" + std::to_string(config.seed);
-  return {generate_topic_counts(config), false, {}, name, name};
+  return {generate_topic_counts(config), false, {}, name, name, false};
 }
 
 std::string absolute_path(const std::string& path) {
@@ -33,12 +50,17 @@ std::string absolute_path(const std::string& path) {
 
 }  // namespace
 
-Counts load_counts(const std::string& path, std::int64_t embedded_rows) {
-  if (path.empty()) return embedded(embedded_rows);
-  LoadedMatrix loaded = read_matrix(path);
-  if (loaded.sparse) return {std::move(loaded.csr), false, {}, path, absolute_path(path)};
+Counts load_counts(const std::string& path, std::int64_t embedded_rows, Orientation orientation) {
+  const bool transposed = orientation == Orientation::transposed;
+  if (path.empty()) {
+    require(!transposed, "--transpose reads --data: give it, or drop --transpose");
+    return embedded(embedded_rows);
+  }
+  LoadedMatrix loaded = read_matrix(path, orientation);
+  const std::string recorded = (transposed ? kTransposedPrefix : "") + absolute_path(path);
+  if (loaded.sparse) return {std::move(loaded.csr), false, {}, path, recorded, transposed};
   HostCsr sparse = to_csr(loaded.dense);
-  return {std::move(sparse), true, std::move(loaded.dense), path, absolute_path(path)};
+  return {std::move(sparse), true, std::move(loaded.dense), path, recorded, transposed};
 }
 
 Counts load_counts_from_source(const std::string& source) {
@@ -50,6 +72,9 @@ Counts load_counts_from_source(const std::string& source) {
             "cannot rebuild the data source '" + source + "': pass --data");
     return embedded(rows);
   }
+  if (source.rfind(kTransposedPrefix, 0) == 0)
+    return load_counts(source.substr(std::string(kTransposedPrefix).size()), 0,
+                       Orientation::transposed);
   return load_counts(source, 0);
 }
 
@@ -73,7 +98,15 @@ std::string describe(const Counts& counts) {
                 static_cast<long long>(m.rows), static_cast<long long>(m.cols),
                 static_cast<long long>(m.nnz()),
                 m.rows > 0 ? static_cast<double>(m.nnz()) / static_cast<double>(m.rows) : 0.0);
-  return "data: " + counts.source + ": " + text + (counts.dense ? ", dense path" : "");
+  return "data: " + counts.source + (counts.transposed ? " (transposed)" : "") + ": " + text +
+         (counts.dense ? ", dense path" : "");
+}
+
+std::optional<MatrixFormat> output_option_format(const Options& o, const std::string& command,
+                                                 const std::string& option,
+                                                 const std::vector<MatrixFormat>& writable) {
+  if (!o.given(option)) return std::nullopt;
+  return output_format(o.text(option), writable, command + " --" + option);
 }
 
 std::unique_ptr<Backend> open_backend(const std::string& choice) {

@@ -1,9 +1,12 @@
 #pragma once
 // Where a command's counts come from: a file (.mtx, .mtx.gz, .npy, .csv) or the embedded
-// generator, named so that a checkpoint can say which.
+// generator, named so that a checkpoint can say which; and which format the matrices a command
+// writes take.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "cli/options.hpp"
 #include "sparseae/backend.hpp"
@@ -18,16 +21,23 @@ struct Counts {
   HostDense dense_matrix;
   std::string source;  // the path as given, or "embedded:rows=N,seed=S"
   // What a checkpoint's data_source records: the absolute path, so that it names the same file
-  // from any working directory, or the embedded name.
+  // from any working directory (after "transposed:" when read so), or the embedded name.
   std::string recorded_source;
+  bool transposed = false;  // the file's columns were read as rows (--transpose)
 };
 
-// --data and --rows, which load_counts reads: declared on o, for every command that reads counts
-// from a file or the embedded generator.
+// --data, --rows and --transpose, which load_counts(o) reads: declared on o, for every command
+// that reads counts from a file or the embedded generator.
 void add_data_options(Options& o);
+// --transpose alone, for commands that declare their own --data; data_orientation reads it.
+void add_transpose_option(Options& o);
+Orientation data_orientation(const Options& o);
 
-// path "" means the embedded dataset of embedded_rows rows.
-Counts load_counts(const std::string& path, std::int64_t embedded_rows);
+// The counts that add_data_options' options name.
+Counts load_counts(const Options& o);
+// path "" means the embedded dataset of embedded_rows rows; orientation applies to a file.
+Counts load_counts(const std::string& path, std::int64_t embedded_rows,
+                   Orientation orientation = Orientation::as_stored);
 // Loads what a checkpoint's data_source names.
 Counts load_counts_from_source(const std::string& source);
 // Throws unless the counts have the columns that the model of the checkpoint at checkpoint_path
@@ -39,6 +49,19 @@ void require_model_columns(const Counts& counts, std::int64_t model_columns,
 void require_trainable_rows(const Counts& counts);
 // "data: <source>: N rows x D columns, nnz non-zeros (x per row)".
 std::string describe(const Counts& counts);
+
+// The formats of a model's codes (--latents, encode's --out) and of reconstructions
+// (--reconstruction, decode's --out: .mtx and .csv the decoded counts, .npy the values).
+inline const std::vector<MatrixFormat> kCodeFormats = {MatrixFormat::npy, MatrixFormat::csv};
+inline const std::vector<MatrixFormat> kReconstructionFormats = {
+    MatrixFormat::matrix_market, MatrixFormat::npy, MatrixFormat::csv};
+
+// The format of the file that option (a path, e.g. "out") names, nullopt when it is not given;
+// throws, as output_format does, unless it is one of writable: "x.npz: sae gen --out writes .mtx,
+// .npy or .csv, not '.npz'". Commands ask before any work.
+std::optional<MatrixFormat> output_option_format(const Options& o, const std::string& command,
+                                                 const std::string& option,
+                                                 const std::vector<MatrixFormat>& writable);
 
 // Opens the backend named by --backend, printing auto's notice to stderr.
 std::unique_ptr<Backend> open_backend(const std::string& choice);

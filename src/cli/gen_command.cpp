@@ -1,7 +1,8 @@
-// sae gen: write the embedded dataset (or a variant of it) as a MatrixMarket file.
+// sae gen: write the embedded dataset (or a variant of it) as .mtx, .npy or .csv.
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/data_source.hpp"
 #include "cli/options.hpp"
 #include "sparseae/generator.hpp"
 #include "sparseae/io.hpp"
@@ -13,13 +14,16 @@ int run_gen(const Args& args) {
   Options o("sae gen",
             "Writes the embedded dataset: sparse counts mixed from a few topics per row, a known\n"
             "low-dimensional structure (see include/sparseae/generator.hpp).");
-  o.value("out", "PATH", "", "output .mtx (required)")
+  o.value("out", "PATH", "", "output: .mtx (sparse), .npy or .csv (dense) (required)")
       .value("rows", "N", std::to_string(defaults.rows), "rows")
       .value("cols", "N", std::to_string(defaults.cols), "columns")
       .value("topics", "K", std::to_string(defaults.topics), "topics")
       .value("nnz", "M", "20", "mean non-zeros per row")
       .value("seed", "N", std::to_string(defaults.seed), "seed");
   if (!o.parse(args)) return 0;
+  const std::string out = o.required("out");
+  const MatrixFormat format = *output_option_format(
+      o, "sae gen", "out", {MatrixFormat::matrix_market, MatrixFormat::npy, MatrixFormat::csv});
   TopicDataConfig config;
   config.rows = o.integer("rows");
   config.cols = o.integer("cols");
@@ -27,9 +31,9 @@ int run_gen(const Args& args) {
   config.mean_nonzeros = o.real("nnz");
   config.seed = static_cast<std::uint64_t>(o.integer("seed"));
   const HostCsr counts = generate_topic_counts(config);
-  write_matrix_market(o.required("out"), counts, true);
-  std::cerr << "sae gen: wrote " << o.text("out") << ": " << counts.rows << " rows x "
-            << counts.cols << " columns, " << counts.nnz() << " non-zeros\n";
+  write_counts(out, format, counts);
+  std::cerr << "sae gen: wrote " << out << ": " << counts.rows << " rows x " << counts.cols
+            << " columns, " << counts.nnz() << " non-zeros\n";
   return 0;
 }
 

@@ -19,7 +19,7 @@ const char* const kUsage =
     "  pca         fit the PCA baseline and report it as eval does; writes a model file\n"
     "  compress    store counts losslessly: latent codes + entropy-coded residual\n"
     "  decompress  rebuild the exact counts from sae compress's file\n"
-    "  gen         write the embedded dataset as .mtx\n"
+    "  gen         write the embedded dataset as .mtx, .npy or .csv\n"
     "  info        build, backends and devices\n"
     "\n"
     "sae <command> --help describes a command's options.\n";

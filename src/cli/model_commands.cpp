@@ -35,7 +35,7 @@ TrainedModel open_model(const Options& o, Backend& backend, Checkpoint& checkpoi
 
 // The counts at path, which must have the columns the model reads.
 Counts model_counts(const Options& o, const Checkpoint& checkpoint, const std::string& path) {
-  Counts counts = load_counts(path, 0);
+  Counts counts = load_counts(path, 0, data_orientation(o));
   require_model_columns(counts, checkpoint.config.model.input_dim, o.text("model"));
   return counts;
 }
@@ -54,13 +54,16 @@ HostDense model_codes(const Options& o, const Checkpoint& checkpoint, const std:
 int run_encode(const Args& args) {
   Options o = model_options("sae encode", "Writes the latent code of every row of --data.");
   o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (required)")
-      .value("out", "PATH", "", "latent codes, .npy float32 (required)");
+      .value("out", "PATH", "", "latent codes: .npy (float32) or .csv (required)");
+  add_transpose_option(o);
   if (!o.parse(args)) return 0;
+  const std::string out = o.required("out");
+  const MatrixFormat format = *output_option_format(o, "sae encode", "out", kCodeFormats);
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);
   const Counts counts = model_counts(o, checkpoint, o.required("data"));
-  write_npy(o.required("out"), model.encode(counts.matrix));
+  write_values(out, format, model.encode(counts.matrix));
   return 0;
 }
 
@@ -70,21 +73,24 @@ int run_decode(const Args& args) {
       "Reconstructs counts from codes (--latents) or from counts (--data, a round trip).");
   o.value("latents", "PATH", "", "latent codes (.npy), as written by sae encode")
       .value("data", "PATH", "", "counts to encode and reconstruct")
-      .value("out", "PATH", "", ".mtx decoded counts or .npy values (required)");
-  add_decode_option(o, " in .mtx", kStoredDecode);
+      .value("out", "PATH", "", ".mtx or .csv decoded counts, or .npy values (required)");
+  add_decode_option(o, " in .mtx and .csv", kStoredDecode);
+  add_transpose_option(o);
   if (!o.parse(args)) return 0;
   require(o.given("latents") != o.given("data"), "sae decode: give exactly one of --latents, --data");
+  const std::string out = o.required("out");
+  const MatrixFormat format = *output_option_format(o, "sae decode", "out", kReconstructionFormats);
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;
   TrainedModel model = open_model(o, *backend, checkpoint);
   const DecodeMode decode =
       decode_option(o, checkpoint.config.train.loss).value_or(model.default_decode());
-  const std::string out = o.required("out");
   if (o.given("latents")) {
-    write_reconstruction(
-        out, model, model.decode_outputs(model_codes(o, checkpoint, o.text("latents"))), decode);
+    write_reconstruction(out, format, model,
+                         model.decode_outputs(model_codes(o, checkpoint, o.text("latents"))),
+                         decode);
   } else {
-    write_reconstruction(out, model,
+    write_reconstruction(out, format, model,
                          model.outputs(model_counts(o, checkpoint, o.text("data")).matrix), decode);
   }
   return 0;
@@ -97,6 +103,7 @@ int run_eval(const Args& args) {
       "validation rows of the data the model was trained on.");
   o.value("data", "PATH", "", "counts to evaluate on").flag("json", "print JSON");
   add_decode_option(o, "", kStoredDecode);
+  add_transpose_option(o);
   if (!o.parse(args)) return 0;
   const auto backend = open_backend(o.text("backend"));
   Checkpoint checkpoint;

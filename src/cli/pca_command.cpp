@@ -39,10 +39,10 @@ Options pca_options() {
       .value("seed", "N", "1", "seed of the split and of the randomized solver")
       .value("block", "N", "4096", "rows multiplied per backend call")
       .value("checkpoint", "PATH", "sae-pca.ckpt", "model file ('' writes none)")
-      .value("latents", "PATH", "", "write every row's code (.npy float32)")
+      .value("latents", "PATH", "", "write every row's code (.npy float32, or .csv)")
       .value("reconstruction", "PATH", "",
-             "write every row's reconstruction (.mtx counts, rounded and clipped at zero; .npy "
-             "values)")
+             "write every row's reconstruction (.mtx or .csv counts, rounded and clipped at zero; "
+             ".npy values)")
       .flag("json", "print the report as JSON")
       .flag("quiet", "no progress output");
   return o;
@@ -64,6 +64,9 @@ int run_pca(const Args& args) {
   Options o = pca_options();
   if (!o.parse(args)) return 0;
   // Every option is checked before the data is read.
+  const auto latents_format = output_option_format(o, "sae pca", "latents", kCodeFormats);
+  const auto reconstruction_format =
+      output_option_format(o, "sae pca", "reconstruction", kReconstructionFormats);
   PcaConfig config;
   config.components = o.integer("k");
   config.solver = parse_pca_solver(o.text("solver"));
@@ -74,7 +77,7 @@ int run_pca(const Args& args) {
   require(config.block_rows >= 1, "sae pca: --block must be positive");
   require(val_fraction >= 0 && val_fraction < 1, "sae pca: --val-frac must lie in [0, 1)");
   const auto backend = open_backend(o.text("backend"));
-  const Counts counts = load_counts(o.text("data"), o.integer("rows"));
+  const Counts counts = load_counts(o);
   const bool quiet = o.flag_set("quiet");
   if (!quiet) std::cerr << describe(counts) << "\n";
   require_trainable_rows(counts);
@@ -126,12 +129,12 @@ int run_pca(const Args& args) {
     print_metrics(title, metrics, false);
   }
 
-  if (o.given("latents"))
-    write_npy(o.text("latents"),
-              counts.dense ? model.encode(counts.dense_matrix) : model.encode(counts.matrix));
-  if (o.given("reconstruction"))
+  if (latents_format)
+    write_values(o.text("latents"), *latents_format,
+                 counts.dense ? model.encode(counts.dense_matrix) : model.encode(counts.matrix));
+  if (reconstruction_format)
     write_reconstruction(
-        o.text("reconstruction"), model,
+        o.text("reconstruction"), *reconstruction_format, model,
         counts.dense ? model.outputs(counts.dense_matrix) : model.outputs(counts.matrix),
         DecodeMode::round);
   return 0;

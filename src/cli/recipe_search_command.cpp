@@ -47,7 +47,7 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   require(budget > 0.0, "sae train: --auto-budget must be a positive number of seconds");
   const bool quiet = o.flag_set("quiet");
   const auto backend = open_backend(o.text("backend"));
-  const Counts counts = load_counts(o.text("data"), o.integer("rows"));
+  const Counts counts = load_counts(o);
   if (!quiet) std::cerr << describe(counts) << "\n";
   require_trainable_rows(counts);
 

@@ -12,11 +12,6 @@ namespace sparseae::cli {
 
 namespace {
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The metrics of m, a line each; with beside, a second column with its metrics (the PCA
 // baseline's), under a header naming the two.
 void print_metrics_table(const ReconstructionMetrics& m,
@@ -214,15 +209,12 @@ void print_training_summary(const TrainingSummary& s, bool json) {
         "pca and keeps its best validation F1 from there; --auto searches recipes with it\n");
 }
 
-void write_reconstruction(const std::string& path, const TrainedModel& model,
+void write_reconstruction(const std::string& path, MatrixFormat format, const TrainedModel& model,
                           const HostDense& outputs, DecodeMode decode) {
-  if (ends_with(path, ".npy")) {
+  if (format == MatrixFormat::npy)
     write_npy(path, model.values_from_outputs(outputs));
-  } else if (ends_with(path, ".mtx")) {
-    write_matrix_market(path, model.counts_from_outputs(outputs, decode), true);
-  } else {
-    throw Error(path + ": reconstructions are written as .mtx (decoded counts) or .npy (values)");
-  }
+  else
+    write_counts(path, format, model.counts_from_outputs(outputs, decode));
 }
 
 }  // namespace sparseae::cli

@@ -74,10 +74,10 @@ Json pca_json(const ComparisonRow& pca, std::int64_t components);
 
 void print_training_summary(const TrainingSummary& summary, bool json);
 void print_metrics(const std::string& title, const ReconstructionMetrics& metrics, bool json);
-// outputs: the model's raw outputs (TrainedModel::outputs or decode_outputs). .mtx: the counts
-// decoded by decode (TrainedModel::counts_from_outputs, the counts its metrics measure); .npy:
-// the values in data units, unrounded (values_from_outputs).
-void write_reconstruction(const std::string& path, const TrainedModel& model,
+// outputs: the model's raw outputs (TrainedModel::outputs or decode_outputs). .mtx and .csv: the
+// counts decoded by decode (TrainedModel::counts_from_outputs, the counts its metrics measure);
+// .npy: the values in data units, unrounded (values_from_outputs).
+void write_reconstruction(const std::string& path, MatrixFormat format, const TrainedModel& model,
                           const HostDense& outputs, DecodeMode decode);
 
 }  // namespace sparseae::cli

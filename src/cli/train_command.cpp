@@ -110,9 +110,9 @@ Options train_options() {
              "continue the run saved in this checkpoint, with its configuration (and, without "
              "--data or --rows, its data)")
       .value("metrics-log", "PATH", "", "JSON lines, one per epoch")
-      .value("latents", "PATH", "", "write every row's latent code (.npy float32)")
+      .value("latents", "PATH", "", "write every row's latent code (.npy float32, or .csv)")
       .value("reconstruction", "PATH", "",
-             "write every row's reconstruction (.mtx decoded counts, or .npy values)")
+             "write every row's reconstruction (.mtx or .csv decoded counts, or .npy values)")
       .value("loss-every", "N", "50", "steps between loss read-backs for the progress bar")
       .value("placement", "auto|resident|stream", "auto",
              "where the rows live while training: resident on the device (each batch gathered "
@@ -372,6 +372,9 @@ DecodeMode measure_decodes(TrainedModel& model, const HostCsr& validation,
 int run_train(const Args& args) {
   Options o = train_options();
   if (!o.parse(args)) return 0;
+  const auto latents_format = output_option_format(o, "sae train", "latents", kCodeFormats);
+  const auto reconstruction_format =
+      output_option_format(o, "sae train", "reconstruction", kReconstructionFormats);
   const bool select_f1 = selects_by_f1(o);
   if (o.flag_set("auto")) return run_recipe_search(o, config_from(o, 1));
   const bool resume = o.given("resume");
@@ -399,7 +402,7 @@ int run_train(const Args& args) {
   // Without --data or --rows, a resumed run goes on with the data its checkpoint names.
   Counts counts = resume && !o.given("data") && !o.given("rows")
                       ? load_counts_from_source(run.data_source)
-                      : load_counts(o.text("data"), o.integer("rows"));
+                      : load_counts(o);
   const bool quiet = o.flag_set("quiet");
   if (!quiet) std::cerr << describe(counts) << "\n";
   require_trainable_rows(counts);
@@ -526,9 +529,10 @@ int run_train(const Args& args) {
     write_train_report(o, run, summary, trainer, model, decode, counts, *backend,
                        std::move(report_row));
 
-  if (o.given("latents")) write_npy(o.text("latents"), model.encode(counts.matrix));
-  if (o.given("reconstruction"))
-    write_reconstruction(o.text("reconstruction"), model, model.outputs(counts.matrix), decode);
+  if (latents_format) write_values(o.text("latents"), *latents_format, model.encode(counts.matrix));
+  if (reconstruction_format)
+    write_reconstruction(o.text("reconstruction"), *reconstruction_format, model,
+                         model.outputs(counts.matrix), decode);
   return 0;
 }
 

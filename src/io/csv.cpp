@@ -1,10 +1,13 @@
-// Dense CSV files: comma-separated numbers, one row per line, an optional header line.
+// Dense CSV files: comma-separated numbers, one row per line, an optional header line; the
+// reader and the writer.
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "io/atomic_file.hpp"
 #include "io/reading.hpp"
 #include "sparseae/io.hpp"
 
@@ -74,6 +77,28 @@ HostDense read_csv(const std::string& path, CsvHeader header) {
   }
   if (first_line) fail(path, "empty file (expected comma-separated rows)");
   return dense;
+}
+
+void write_csv(const std::string& path, const HostDense& matrix) {
+  require_dense_shape(path, matrix);
+  AtomicFile file(path);
+  std::string text;
+  constexpr std::size_t kFlushBytes = 1 << 20;
+  char number[64];  // the shortest float32 decimal takes at most 15 characters
+  const ConstDenseView view = matrix.view();
+  for (std::int64_t r = 0; r < matrix.rows; ++r) {
+    for (std::int64_t c = 0; c < matrix.cols; ++c) {
+      if (c > 0) text += ',';
+      text.append(number, std::to_chars(number, number + sizeof number, view(r, c)).ptr);
+    }
+    text += '\n';
+    if (text.size() >= kFlushBytes) {
+      file.write(text);
+      text.clear();
+    }
+  }
+  file.write(text);
+  file.commit();
 }
 
 }  // namespace sparseae

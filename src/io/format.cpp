@@ -1,7 +1,9 @@
-// Choosing a reader by file name, and converting between sparse and dense matrices.
+// Choosing a reader or a writer by file name, and converting between sparse and dense matrices.
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "sparseae/error.hpp"
 #include "sparseae/io.hpp"
@@ -17,21 +19,89 @@ bool has_suffix(const std::string& path, const std::string& suffix) {
          });
 }
 
+HostDense transposed(const HostDense& dense) {
+  HostDense result;
+  result.rows = dense.cols;
+  result.cols = dense.rows;
+  result.values.resize(dense.values.size());
+  const ConstDenseView view = dense.view();
+  for (std::int64_t r = 0; r < dense.rows; ++r)
+    for (std::int64_t c = 0; c < dense.cols; ++c)
+      result.values[static_cast<std::size_t>(c * dense.rows + r)] = view(r, c);
+  return result;
+}
+
+// The extension as a user would name it: the last one, or the last two for a compressed file
+// ("x.mtx.gz": ".mtx.gz"), so that the refusal names what was asked for.
+std::string extension_of(const std::string& path) {
+  const std::filesystem::path name = std::filesystem::path(path).filename();
+  const std::string last = name.extension().string();
+  if (last == ".gz" || last == ".bz2" || last == ".xz" || last == ".zst")
+    return name.stem().extension().string() + last;
+  return last;
+}
+
 }  // namespace
 
-LoadedMatrix read_matrix(const std::string& path) {
+LoadedMatrix read_matrix(const std::string& path, Orientation orientation) {
   LoadedMatrix loaded;
   if (has_suffix(path, ".mtx") || has_suffix(path, ".mtx.gz")) {
     loaded.sparse = true;
-    loaded.csr = read_matrix_market(path);
-  } else if (has_suffix(path, ".npy")) {
+    loaded.csr = read_matrix_market(path, orientation);
+    return loaded;
+  }
+  if (has_suffix(path, ".npy")) {
     loaded.dense = read_npy(path);
   } else if (has_suffix(path, ".csv")) {
     loaded.dense = read_csv(path);
   } else {
     throw Error(path + ": unrecognised file type (expected .mtx, .mtx.gz, .npy or .csv)");
   }
+  if (orientation == Orientation::transposed) loaded.dense = transposed(loaded.dense);
   return loaded;
+}
+
+const char* format_extension(MatrixFormat format) {
+  switch (format) {
+    case MatrixFormat::matrix_market:
+      return ".mtx";
+    case MatrixFormat::npy:
+      return ".npy";
+    case MatrixFormat::csv:
+      return ".csv";
+  }
+  throw Error("format_extension: unknown format");
+}
+
+MatrixFormat output_format(const std::string& path, const std::vector<MatrixFormat>& writable,
+                           const std::string& writer) {
+  for (const MatrixFormat format : writable)
+    if (has_suffix(path, format_extension(format))) return format;
+  std::string formats;
+  for (std::size_t i = 0; i < writable.size(); ++i) {
+    if (i > 0) formats += i + 1 == writable.size() ? " or " : ", ";
+    formats += format_extension(writable[i]);
+  }
+  const std::string extension = extension_of(path);
+  throw Error(
+      path + ": " + writer + " writes " + formats +
+      (extension.empty() ? ", and the name has no extension" : ", not '" + extension + "'"));
+}
+
+void write_counts(const std::string& path, MatrixFormat format, const HostCsr& counts) {
+  if (format == MatrixFormat::matrix_market)
+    write_matrix_market(path, counts, true);
+  else
+    write_values(path, format, to_dense(counts));
+}
+
+void write_values(const std::string& path, MatrixFormat format, const HostDense& values) {
+  require(format != MatrixFormat::matrix_market,
+          path + ": dense values are written as .npy or .csv, not .mtx");
+  if (format == MatrixFormat::npy)
+    write_npy(path, values);
+  else
+    write_csv(path, values);
 }
 
 HostCsr to_csr(const HostDense& dense) {

@@ -196,9 +196,10 @@ std::string duplicate_sum_problem(double sum, bool integer) {
 }
 
 // Builds CSR from entries in file order: rows sorted, duplicates summed (in double, then checked
-// to be a count like any single value) in file order, zeros dropped.
+// to be a count like any single value) in file order, zeros dropped. size is the result's, of
+// the file transposed when orientation says so; errors name the file's row and column.
 HostCsr assemble(const std::string& path, bool integer, const DeclaredSize& size,
-                 const std::vector<std::int32_t>& entry_rows,
+                 Orientation orientation, const std::vector<std::int32_t>& entry_rows,
                  const std::vector<ColIndex>& entry_cols, const std::vector<float>& entry_values) {
   HostCsr csr;
   csr.rows = size.rows;
@@ -227,9 +228,12 @@ HostCsr assemble(const std::string& path, bool integer, const DeclaredSize& size
       const ColIndex col = entry->first;
       double sum = 0.0;
       for (; entry != last && entry->first == col; ++entry) sum += entry->second;
-      if (!is_count_sum(sum, integer))
-        fail(path, "row " + std::to_string(r + 1) + ", column " + std::to_string(col + 1) + ": " +
-                       duplicate_sum_problem(sum, integer));
+      if (!is_count_sum(sum, integer)) {
+        const bool transposed = orientation == Orientation::transposed;
+        const std::int64_t file_row = transposed ? col : r, file_col = transposed ? r : col;
+        fail(path, "row " + std::to_string(file_row + 1) + ", column " +
+                       std::to_string(file_col + 1) + ": " + duplicate_sum_problem(sum, integer));
+      }
       if (sum != 0.0) {
         csr.col_indices.push_back(col);
         csr.values.push_back(static_cast<float>(sum));
@@ -245,10 +249,11 @@ HostCsr assemble(const std::string& path, bool integer, const DeclaredSize& size
 
 }  // namespace
 
-HostCsr read_matrix_market(const std::string& path) {
+HostCsr read_matrix_market(const std::string& path, Orientation orientation) {
   LineReader reader(path);
   const bool integer = read_banner(reader, path);
   const DeclaredSize size = read_size_line(reader, path);
+  const bool transposed = orientation == Orientation::transposed;
 
   std::vector<std::int32_t> entry_rows;
   std::vector<ColIndex> entry_cols;
@@ -274,10 +279,10 @@ HostCsr read_matrix_market(const std::string& path) {
       fail_at_line(
           path, at,
           "entry has " + std::to_string(fields.size()) + " fields, expected 3 (row column value)");
-    entry_rows.push_back(
-        static_cast<std::int32_t>(parse_index(fields[0], size.rows, "row", path, at)));
-    entry_cols.push_back(
-        static_cast<ColIndex>(parse_index(fields[1], size.cols, "column", path, at)));
+    const std::int64_t row = parse_index(fields[0], size.rows, "row", path, at);
+    const std::int64_t col = parse_index(fields[1], size.cols, "column", path, at);
+    entry_rows.push_back(static_cast<std::int32_t>(transposed ? col : row));
+    entry_cols.push_back(static_cast<ColIndex>(transposed ? row : col));
     entry_values.push_back(integer ? parse_integer_value(fields[2], path, at)
                                    : parse_real_value(fields[2], path, at));
     ++entries;
@@ -285,7 +290,9 @@ HostCsr read_matrix_market(const std::string& path) {
   if (entries != size.entries)
     fail(path, "declares " + std::to_string(size.entries) + " entries but has " +
                    std::to_string(entries));
-  return assemble(path, integer, size, entry_rows, entry_cols, entry_values);
+  const DeclaredSize result_size =
+      transposed ? DeclaredSize{size.cols, size.rows, size.entries} : size;
+  return assemble(path, integer, result_size, orientation, entry_rows, entry_cols, entry_values);
 }
 
 MatrixMarketRowReader::MatrixMarketRowReader(const std::string& path)

@@ -1,4 +1,5 @@
-// NumPy .npy files: the reader (2-D, C order, five dtypes) and the float32 writer.
+// NumPy .npy files: the reader (2-D, C or Fortran order, float and integer dtypes) and the
+// float32 writer.
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
@@ -25,19 +26,25 @@ namespace {
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::size_t kMagicBytes = 6;
 
-enum class Dtype { f4, f8, i4, i8, u1 };
+enum class DtypeKind { real, signed_integer, unsigned_integer };
 
 struct DtypeInfo {
   const char* descr;
-  Dtype dtype;
+  DtypeKind kind;
   std::size_t bytes;
 };
 
-constexpr DtypeInfo kDtypes[] = {{"<f4", Dtype::f4, 4},
-                                 {"<f8", Dtype::f8, 8},
-                                 {"<i4", Dtype::i4, 4},
-                                 {"<i8", Dtype::i8, 8},
-                                 {"|u1", Dtype::u1, 1}};
+// What numpy writes on a little-endian machine: '|' for one-byte types, '<' for the others.
+constexpr DtypeInfo kDtypes[] = {{"<f4", DtypeKind::real, 4},
+                                 {"<f8", DtypeKind::real, 8},
+                                 {"|i1", DtypeKind::signed_integer, 1},
+                                 {"<i2", DtypeKind::signed_integer, 2},
+                                 {"<i4", DtypeKind::signed_integer, 4},
+                                 {"<i8", DtypeKind::signed_integer, 8},
+                                 {"|u1", DtypeKind::unsigned_integer, 1},
+                                 {"<u2", DtypeKind::unsigned_integer, 2},
+                                 {"<u4", DtypeKind::unsigned_integer, 4},
+                                 {"<u8", DtypeKind::unsigned_integer, 8}};
 
 struct NpyHeader {
   std::string descr;
@@ -135,6 +142,19 @@ To bit_cast(From from) {
   return to;
 }
 
+// The signed integer whose two's complement is bits, bytes wide (the bytes above it zero).
+std::int64_t sign_extended(std::uint64_t bits, std::size_t bytes) {
+  const std::uint64_t sign = std::uint64_t{1} << (8 * bytes - 1);
+  return bit_cast<std::int64_t>((bits ^ sign) - sign);
+}
+
+// The shortest decimal that reads back as value.
+template <typename Number>
+std::string decimal(Number value) {
+  char text[32];
+  return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
+}
+
 struct CloseFile {
   void operator()(std::FILE* file) const { std::fclose(file); }
 };
@@ -182,8 +202,8 @@ HostDense read_npy(const std::string& path, NpyValues accept) {
   for (const DtypeInfo& known : kDtypes)
     if (header.descr == known.descr) dtype = &known;
   if (dtype == nullptr)
-    fail(path, "unsupported dtype '" + header.descr + "' (expected float32/64, int32/64, uint8)");
-  if (header.fortran_order) fail(path, "Fortran order is not supported");
+    fail(path, "unsupported dtype '" + header.descr +
+                   "' (expected little-endian float32, float64 or an integer type)");
   if (header.shape.size() != 2)
     fail(path, "expected a 2-D array, found shape " + shape_text(header.shape));
   const std::int64_t rows = header.shape[0], cols = header.shape[1];
@@ -208,60 +228,51 @@ HostDense read_npy(const std::string& path, NpyValues accept) {
   dense.values.resize(static_cast<std::size_t>(count));
   constexpr std::int64_t kChunkValues = 1 << 16;
   std::vector<unsigned char> chunk(static_cast<std::size_t>(kChunkValues) * dtype->bytes);
-  const bool is_float = dtype->dtype == Dtype::f4 || dtype->dtype == Dtype::f8;
+  const bool is_float = dtype->kind == DtypeKind::real;
   for (std::int64_t first = 0; first < count; first += kChunkValues) {
     const std::int64_t n = std::min(kChunkValues, count - first);
     read_exactly(file.get(), chunk.data(), static_cast<std::size_t>(n) * dtype->bytes, path,
                  "data");
     for (std::int64_t i = 0; i < n; ++i) {
+      // Fortran order stores the array column by column: element i is (i % rows, i / rows).
+      const std::int64_t index = first + i;
+      const std::int64_t row = header.fortran_order ? index % rows : index / cols;
+      const std::int64_t col = header.fortran_order ? index / rows : index % cols;
+      const auto fail_element = [&](const std::string& reason) {
+        fail(path, "element [" + std::to_string(row) + ", " + std::to_string(col) + "]: " + reason);
+      };
       const std::uint64_t bits = load_little_endian(&chunk[i * dtype->bytes], dtype->bytes);
-      double real = 0.0;
-      std::int64_t integer = 0;
-      switch (dtype->dtype) {
-        case Dtype::f4:
-          real = bit_cast<float>(static_cast<std::uint32_t>(bits));
-          break;
-        case Dtype::f8:
-          real = bit_cast<double>(bits);
-          break;
-        case Dtype::i4:
-          integer = bit_cast<std::int32_t>(static_cast<std::uint32_t>(bits));
-          break;
-        case Dtype::i8:
-          integer = bit_cast<std::int64_t>(bits);
-          break;
-        case Dtype::u1:
-          integer = static_cast<std::int64_t>(bits);
-          break;
+      float value = 0.0f;
+      if (is_float) {
+        const double real = dtype->bytes == 4 ? bit_cast<float>(static_cast<std::uint32_t>(bits))
+                                              : bit_cast<double>(bits);
+        if (accept == NpyValues::finite) {
+          if (!(std::fabs(real) < kFloatOverflow)) fail_element("not a finite float32 value");
+        } else if (!is_real_count(real)) {
+          fail_element(real_count_problem(real, decimal(real)));
+        }
+        value = static_cast<float>(real);
+      } else {
+        // Beyond int64 (uint64 from 2^63) is beyond any count: clamped, still refused below.
+        const std::int64_t integer = dtype->kind == DtypeKind::unsigned_integer
+                                         ? static_cast<std::int64_t>(std::min<std::uint64_t>(
+                                               bits, static_cast<std::uint64_t>(INT64_MAX)))
+                                         : sign_extended(bits, dtype->bytes);
+        if (accept == NpyValues::counts && !is_integer_count(integer)) {
+          fail_element(integer_count_problem(integer, dtype->kind == DtypeKind::unsigned_integer
+                                                          ? decimal(bits)
+                                                          : decimal(integer)));
+        }
+        value = static_cast<float>(integer);
       }
-      if (accept == NpyValues::finite) {
-        if (is_float && !(std::fabs(real) < kFloatOverflow))
-          fail(path, "element [" + std::to_string((first + i) / cols) + ", " +
-                         std::to_string((first + i) % cols) + "]: not a finite float32 value");
-      } else if (is_float ? !is_real_count(real) : !is_integer_count(integer)) {
-        const std::int64_t index = first + i;
-        char number[32];
-        const auto end = is_float ? std::to_chars(number, number + sizeof number, real)
-                                  : std::to_chars(number, number + sizeof number, integer);
-        const std::string_view text(number, static_cast<std::size_t>(end.ptr - number));
-        fail(path, "element [" + std::to_string(index / cols) + ", " +
-                       std::to_string(index % cols) + "]: " +
-                       (is_float ? real_count_problem(real, text)
-                                 : integer_count_problem(integer, text)));
-      }
-      dense.values[static_cast<std::size_t>(first + i)] =
-          is_float ? static_cast<float>(real) : static_cast<float>(integer);
+      dense.values[static_cast<std::size_t>(row * cols + col)] = value;
     }
   }
   return dense;
 }
 
 void write_npy(const std::string& path, const HostDense& matrix) {
-  if (matrix.rows < 0 || matrix.cols < 0 ||
-      static_cast<std::int64_t>(matrix.values.size()) != matrix.rows * matrix.cols)
-    throw Error(path + ": dense matrix " + std::to_string(matrix.rows) + "x" +
-                std::to_string(matrix.cols) + " has " + std::to_string(matrix.values.size()) +
-                " values");
+  require_dense_shape(path, matrix);
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
                        std::to_string(matrix.rows) + ", " + std::to_string(matrix.cols) + "), }";
   // numpy pads the header with spaces so that the data starts on a 64-byte boundary.

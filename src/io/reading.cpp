@@ -142,6 +142,14 @@ std::string integer_count_problem(std::int64_t value, std::string_view as_writte
          ", the largest that float32 holds exactly";
 }
 
+void require_dense_shape(const std::string& path, const HostDense& matrix) {
+  if (matrix.rows < 0 || matrix.cols < 0 ||
+      static_cast<std::int64_t>(matrix.values.size()) != matrix.rows * matrix.cols)
+    throw Error(path + ": dense matrix " + std::to_string(matrix.rows) + "x" +
+                std::to_string(matrix.cols) + " has " + std::to_string(matrix.values.size()) +
+                " values");
+}
+
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
 
 namespace {

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "sparseae/io.hpp"
+
 namespace sparseae::io_detail {
 
 // Throws Error("path: reason").
@@ -16,6 +18,10 @@ namespace sparseae::io_detail {
 // Throws Error("path:line: reason").
 [[noreturn]] void fail_at_line(const std::string& path, std::int64_t line,
                                const std::string& reason);
+
+// Throws Error("path: dense matrix RxC has N values") unless matrix holds rows x cols values; for
+// the writers, which would otherwise write a file that reads back as another shape.
+void require_dense_shape(const std::string& path, const HostDense& matrix);
 
 // Size of the file on disk; throws Error when it cannot be read.
 std::int64_t file_size_bytes(const std::string& path);
