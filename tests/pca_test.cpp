@@ -396,7 +396,7 @@ TEST_P(Pca, AnchoredModelStartsAsThePcaOfItsTrainingRows) {
   const HostCsr data = topic_rows(1000);
   const ModelConfig model = anchored_model(data.cols);
   Trainer trainer(backend(), model, anchored_training(LossKind::mse), data);
-  const PcaModel anchor = anchor_at_pca(backend(), trainer, data);
+  const PcaModel anchor = anchor_at_pca(backend(), trainer);
 
   PcaConfig config;
   config.components = kComponents;
@@ -442,7 +442,7 @@ TEST_P(Pca, AnchoredCountModelStartsWithPcaCodesOfItsInput) {
   TrainConfig training = anchored_training(LossKind::hurdle);
   training.input_transform = InputTransform::log1p;
   Trainer trainer(backend(), model, training, data);
-  anchor_at_pca(backend(), trainer, data);
+  anchor_at_pca(backend(), trainer);
 
   HostCsr logged = select_rows(data, split_rows(data.rows, 0.2, 9).first);
   for (float& value : logged.values) value = std::log1p(value);
@@ -468,7 +468,7 @@ TEST_P(Pca, AnchoringRefusesModelsItCannotStartAtPca) {
   const auto refused = [&](const ModelConfig& model, bool after_training) {
     Trainer trainer(backend(), model, anchored_training(LossKind::mse), data);
     if (after_training) trainer.train();
-    return error_message([&] { anchor_at_pca(backend(), trainer, data); });
+    return error_message([&] { anchor_at_pca(backend(), trainer); });
   };
   ModelConfig no_skip = anchored_model(data.cols);
   no_skip.linear_skip = false;

@@ -157,9 +157,9 @@ TEST(RecipeSearch, RecipesStartedAtPcaNeverEndBelowTheBaseline) {
             std::string::npos);
 
   int anchored = 0;
-  config.anchor = [&](Backend& on, Trainer& trainer, const HostCsr& rows) {
+  config.anchor = [&](Backend& on, Trainer& trainer) {
     ++anchored;
-    anchor_at_pca(on, trainer, rows);
+    anchor_at_pca(on, trainer);
   };
   const RecipeSearchResult result = search_recipes(*backend, data, config);
   EXPECT_EQ(anchored, 2);  // once each, before its first round only

@@ -85,7 +85,7 @@ RunConfig pca_run_config(const PcaModel& model, const std::string& data_source, 
 std::vector<float> pca_parameters(const PcaModel& model);
 
 // Starts a model with linear skips (ModelConfig::linear_skip, latent activation identity) at
-// PCA of its training rows (split_rows of data with the trainer's val_fraction and seed), before
+// PCA of its training rows (Trainer::training_counts, however they were split), before
 // its first step; returns that PCA. The encoder: the input skip holds the principal axes of the
 // rows as the encoder sees them (after the trainer's scale and input transform), the latent bias
 // -μ·W, the branch's last layer zero: the step-0 codes are PCA's. The decoder, for losses whose
@@ -94,9 +94,8 @@ std::vector<float> pca_parameters(const PcaModel& model);
 // the output bias their mean, the branch's last layer zero. Without an input transform that map
 // is the axes transposed and the step-0 model is PCA itself (encode and reconstruction). For the
 // count heads, the decoder's branch starts as initialised and its skip at zero. Throws Error when
-// the trainer has taken a step, the model has no skip or a non-identity latent, or the data's
-// width differs.
-PcaModel anchor_at_pca(Backend& backend, Trainer& trainer, const HostCsr& data);
+// the trainer has taken a step or the model has no skip or a non-identity latent.
+PcaModel anchor_at_pca(Backend& backend, Trainer& trainer);
 
 // The baseline sae train and sae compare report: PCA with `components` components fitted on the
 // training rows of split_rows(data.rows, val_fraction, seed) and measured, decoded by round, on

@@ -55,7 +55,7 @@ struct RecipeSearchConfig {
   int first_epochs = 2;  // every recipe's first round; each later round doubles it
   // Starts a pca_anchor recipe's model before its first step (sae train --auto: anchor_at_pca,
   // which lives above the trainer). Required when a recipe is anchored.
-  std::function<void(Backend&, Trainer&, const HostCsr&)> anchor;
+  std::function<void(Backend&, Trainer&)> anchor;
   // No round starts that would end after this much time, by its recipes' seconds per epoch in
   // their last round (the first round always runs).
   double time_budget_seconds = 600;

@@ -80,6 +80,11 @@ class Trainer {
           const HostCsr& data);
   Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
           const HostDense& data);
+  // The caller's own split: trains on train_rows and measures on validation_rows, in raw counts
+  // (config.val_fraction unused; no validation rows: empty with the training rows' width). The
+  // scale (ScaleMode::max) is taken over both, as over the whole data above.
+  Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+          const HostCsr& train_rows, const HostCsr& validation_rows);
   ~Trainer();
 
   // Runs epochs from the current one up to config.epochs (or early stopping, or until
@@ -101,6 +106,8 @@ class Trainer {
 
   // Mean reconstruction loss of the current parameters on the validation rows.
   double validation_loss();
+  // The training rows, in raw counts (what anchor_at_pca fits PCA on).
+  const HostCsr& training_counts() const;
   // The validation rows, in raw counts (for metrics through TrainedModel::evaluate).
   const HostCsr& validation_counts() const;
 
@@ -132,6 +139,10 @@ class Trainer {
   template <typename Matrix>
   static std::unique_ptr<Impl> make_impl(Backend& backend, const ModelConfig& model,
                                          const TrainConfig& config, const Matrix& data);
+  template <typename Matrix>
+  static std::unique_ptr<Impl> make_impl(Backend& backend, const ModelConfig& model,
+                                         const TrainConfig& config, const Matrix& train_rows,
+                                         const Matrix& validation_rows);
   std::unique_ptr<Impl> impl_;
 };
 

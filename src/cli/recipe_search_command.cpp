@@ -59,9 +59,7 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   constexpr int kAutoEpochs = 128;
   if (!o.given("epochs")) config.train.epochs = kAutoEpochs;
   config.time_budget_seconds = budget;
-  config.anchor = [](Backend& on, Trainer& trainer, const HostCsr& data) {
-    anchor_at_pca(on, trainer, data);
-  };
+  config.anchor = [](Backend& on, Trainer& trainer) { anchor_at_pca(on, trainer); };
   RecipeSearchResult search =
       search_recipes(*backend, counts.matrix, config, [&](const RecipeOutcome& outcome) {
         if (quiet) return;

@@ -424,7 +424,7 @@ int run_train(const Args& args) {
   if (resume) trainer.restore(resumed);
   std::string anchor_line;
   if (!resume && run.model.linear_skip) {
-    const PcaModel anchor = anchor_at_pca(*backend, trainer, counts.matrix);
+    const PcaModel anchor = anchor_at_pca(*backend, trainer);
     double explained = 0.0;
     for (const double ratio : anchor.explained_variance_ratio()) explained += ratio;
     anchor_line = "anchor: PCA-" + std::to_string(anchor.component_count()) + " of the " +

@@ -51,7 +51,7 @@ void solve_positive_definite(std::vector<double> g, std::int64_t k, std::vector<
 
 }  // namespace
 
-PcaModel anchor_at_pca(Backend& backend, Trainer& trainer, const HostCsr& data) {
+PcaModel anchor_at_pca(Backend& backend, Trainer& trainer) {
   require(trainer.completed_steps() == 0,
           "pca anchor: the model has trained already; anchoring starts a run");
   const ModelLayout& layout = trainer.network().layout();
@@ -61,14 +61,10 @@ PcaModel anchor_at_pca(Backend& backend, Trainer& trainer, const HostCsr& data) 
           std::string("pca anchor: the latent activation must be identity (PCA codes are signed), "
                       "not ") +
               activation_name(model.latent_activation));
-  require(data.cols == model.input_dim, "pca anchor: the data has " + std::to_string(data.cols) +
-                                            " columns, the model " +
-                                            std::to_string(model.input_dim));
   const TrainConfig& config = trainer.config();
   // The training rows as the model sees them: targets in model units (after the scale), the
   // encoder's input after the input transform too.
-  HostCsr targets =
-      select_rows(data, split_rows(data.rows, config.val_fraction, config.seed).first);
+  HostCsr targets = trainer.training_counts();
   for (float& value : targets.values) value /= trainer.scale();
   HostCsr inputs = targets;
   for (float& value : inputs.values) value = math::transform_input(config.input_transform, value);

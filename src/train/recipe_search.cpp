@@ -78,7 +78,7 @@ void run_round(Backend& backend, const HostCsr& data, const RecipeSearchConfig& 
     if (candidate.state)
       trainer.restore(*candidate.state);
     else if (outcome.recipe.pca_anchor)
-      config.anchor(backend, trainer, data);
+      config.anchor(backend, trainer);
     // Each round ends on the candidate's best epoch by the F1 it is ranked by, and the next
     // round trains on from there.
     TrainObserver observer;

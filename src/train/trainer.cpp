@@ -179,6 +179,7 @@ struct Trainer::Impl {
   Backend& backend;
   TrainConfig config;
   float scale;
+  HostCsr training_raw;  // for anchor_at_pca, which fits PCA on exactly these rows
   HostCsr validation_raw;
   std::int64_t batch_size;
   detail::BatchInputOptions input;
@@ -225,6 +226,7 @@ struct Trainer::Impl {
       : backend(backend_),
         config(config_),
         scale(scale_),
+        training_raw(as_csr(train_host)),
         validation_raw(as_csr(validation_host)),
         batch_size(std::min(config_.batch_size, train_host.rows)),
         input{config_.input_transform, config_.loss_params.size_factors,
@@ -525,15 +527,14 @@ struct Trainer::Impl {
 
 namespace {
 
-template <typename Matrix>
-void check_training_input(const ModelConfig& model, const TrainConfig& config, const Matrix& data) {
-  require(data.rows >= 2,
-          "training needs at least 2 rows, the data has " + std::to_string(data.rows));
+// What the configuration needs of rows data_cols wide, whichever way they were split.
+void check_training_config(const ModelConfig& model, const TrainConfig& config,
+                           std::int64_t data_cols) {
   require(config.batch_size > 0, "batch size must be positive");
   require(config.epochs >= 0, "epochs must not be negative");
-  require(model.input_dim == data.cols, "model input width " + std::to_string(model.input_dim) +
+  require(model.input_dim == data_cols, "model input width " + std::to_string(model.input_dim) +
                                             " differs from the data's " +
-                                            std::to_string(data.cols) + " columns");
+                                            std::to_string(data_cols) + " columns");
   validate_penalty(model, config.penalty);
   validate_loss_params(config.loss_params);
   require(!model.tied_weights || output_heads(config.loss) == 1,
@@ -549,17 +550,41 @@ void check_training_input(const ModelConfig& model, const TrainConfig& config, c
               loss_name(config.loss) + " has none");
 }
 
+// A caller's own split (Trainer's constructor of train and validation rows).
+void check_split(const ModelConfig& model, const TrainConfig& config, const HostCsr& train_rows,
+                 const HostCsr& validation_rows) {
+  train_rows.validate();
+  validation_rows.validate();
+  require(train_rows.rows >= 1, "training needs at least 1 training row, none were given");
+  require(validation_rows.cols == train_rows.cols,
+          "the validation rows have " + std::to_string(validation_rows.cols) +
+              " columns, the training rows " + std::to_string(train_rows.cols));
+  check_training_config(model, config, train_rows.cols);
+}
+
 }  // namespace
 
 template <typename Matrix>
 std::unique_ptr<Trainer::Impl> Trainer::make_impl(Backend& backend, const ModelConfig& model,
                                                   const TrainConfig& config, const Matrix& data) {
-  check_training_input(model, config, data);
+  require(data.rows >= 2,
+          "training needs at least 2 rows, the data has " + std::to_string(data.rows));
+  check_training_config(model, config, data.cols);
   const auto split = split_rows(data.rows, config.val_fraction, config.seed);
+  return make_impl(backend, model, config, select_rows(data, split.first),
+                   select_rows(data, split.second));
+}
+
+template <typename Matrix>
+std::unique_ptr<Trainer::Impl> Trainer::make_impl(Backend& backend, const ModelConfig& model,
+                                                  const TrainConfig& config,
+                                                  const Matrix& train_rows,
+                                                  const Matrix& validation_rows) {
+  // The scale of all the rows, as when the trainer splits them itself.
   const float scale =
-      config.scale == ScaleMode::max ? std::max(1.0f, max_value(data.values)) : 1.0f;
-  const Matrix train_rows = select_rows(data, split.first);
-  const Matrix validation_rows = select_rows(data, split.second);
+      config.scale == ScaleMode::max
+          ? std::max({1.0f, max_value(train_rows.values), max_value(validation_rows.values)})
+          : 1.0f;
   const ModelConfig shaped = with_loss_heads(model, config.loss, config.loss_params);
   const auto build = [&](std::int64_t batch_size) {
     TrainConfig sized = config;
@@ -597,6 +622,11 @@ Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& 
 Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
                  const HostDense& data)
     : impl_(make_impl(backend, model, config, data)) {}
+
+Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+                 const HostCsr& train_rows, const HostCsr& validation_rows)
+    : impl_((check_split(model, config, train_rows, validation_rows),
+             make_impl(backend, model, config, train_rows, validation_rows))) {}
 
 Trainer::~Trainer() = default;
 
@@ -655,6 +685,7 @@ double Trainer::validation_loss() {
   const MatmulPrecisionScope precision(impl_->backend, impl_->config.precision);
   return impl_->validation_loss();
 }
+const HostCsr& Trainer::training_counts() const { return impl_->training_raw; }
 const HostCsr& Trainer::validation_counts() const { return impl_->validation_raw; }
 Network& Trainer::network() { return impl_->net; }
 const TrainConfig& Trainer::config() const { return impl_->config; }
