@@ -8,7 +8,7 @@ The layers, ground floor first (README, "Source layout"):
   1 io and model      src/io, src/checkpoint, src/model, src/data, src/metrics; their headers
   2 backends          src/backend (cpu, cuda), kernels/
   3 train             src/train; trainer.hpp, compare.hpp, recipe_search.hpp
-  4 compress/pca/report  src/compress, src/pca, src/report; lossless.hpp, pca.hpp
+  4 compress/pca/report  src/compress, src/pca, src/report, src/fit; lossless.hpp, pca.hpp, fit.hpp
   5 front ends        src/cli, bench/, the umbrella header sparseae.hpp
 Tests may include anything and are not checked.
 
@@ -27,7 +27,7 @@ FOLDER_LAYERS = {
     "src/io": 1, "src/checkpoint": 1, "src/model": 1, "src/data": 1, "src/metrics": 1,
     "src/backend": 2, "kernels": 2,
     "src/train": 3,
-    "src/compress": 4, "src/pca": 4, "src/report": 4,
+    "src/compress": 4, "src/pca": 4, "src/report": 4, "src/fit": 4,
     "src/cli": 5, "bench": 5,
 }
 
@@ -36,7 +36,7 @@ PUBLIC_HEADER_LAYERS = {
     "io": 1, "generator": 1, "model": 1, "network": 1, "metrics": 1, "checkpoint": 1,
     "inference": 1, "train_config": 1,
     "trainer": 3, "compare": 3, "recipe_search": 3,
-    "lossless": 4, "pca": 4,
+    "lossless": 4, "pca": 4, "fit": 4,
     "sparseae": 5,
 }
 

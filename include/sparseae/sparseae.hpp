@@ -1,12 +1,14 @@
 #pragma once
 // Everything a program linking libsparseae.a uses: the basic types and backends, files, the model
-// and its inference, training, checkpoints, PCA, loss comparison and lossless mode.
+// and its inference, training (fit.hpp: in one call), checkpoints, PCA, loss comparison and
+// lossless mode.
 #include "sparseae/backend.hpp"
 #include "sparseae/buffer.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/compare.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"
+#include "sparseae/fit.hpp"
 #include "sparseae/generator.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"

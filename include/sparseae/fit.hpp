@@ -1,0 +1,89 @@
+#pragma once
+// Training in one call: every step sae train takes between the counts and a model that decodes
+// them as its validation measured (the trainer, the scale and reference library size, the PCA
+// anchor, the epoch kept by validation exact F1, the hurdle threshold, the decode), so that a
+// program cannot leave one out and get other counts than the headline promised.
+//
+//   sparseae::FitOptions options;
+//   options.model.hidden = {128};
+//   options.model.latent = 16;
+//   options.train.loss = sparseae::LossKind::hurdle;
+//   const sparseae::FitResult result = sparseae::fit(*backend, rows, options);
+//   sparseae::TrainedModel model = result.model(*backend);  // decodes by result.run.decode
+//   sparseae::save_checkpoint("model.ckpt", result.checkpoint());
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sparseae/backend.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/csr.hpp"
+#include "sparseae/inference.hpp"
+#include "sparseae/metrics.hpp"
+#include "sparseae/model.hpp"
+#include "sparseae/pca.hpp"
+#include "sparseae/train_config.hpp"
+#include "sparseae/trainer.hpp"
+
+namespace sparseae {
+
+struct FitOptions {
+  // The model; input_dim 0 takes the data's width (any other must equal it). linear_skip starts
+  // it at PCA of the training rows (anchor_at_pca).
+  ModelConfig model;
+  // Loss, scale, epochs, batch, optimizer, seed, ...; val_fraction splits the rows of the
+  // one-matrix fit (the fit given validation rows uses them instead).
+  TrainConfig train;
+  // How the model's outputs become counts: none chooses, on the validation rows, the better by
+  // exact F1 of the loss's default decode and its alternative_decode (the default on a tie).
+  std::optional<DecodeMode> decode;
+  // Keep the epoch (or the start) with the best validation exact F1 by that decode; false: the
+  // lowest validation loss. Without validation rows, the last epoch either way.
+  bool select_by_f1 = true;
+  // Progress and stopping (TrainObserver); its validation_score is fit's own when select_by_f1.
+  TrainObserver observer;
+  // Recorded as RunConfig::data_source, for sae eval to find the rows again; may stay empty.
+  std::string data_source;
+};
+
+struct FitResult {
+  // The model's resolved configuration: scale, reference library size, hurdle threshold and the
+  // decode all set; with state, what a checkpoint holds.
+  RunConfig run;
+  // The trained state; state.parameters are the kept epoch's.
+  TrainingState state;
+  std::vector<EpochReport> epochs;  // one per epoch trained
+  // The epoch whose parameters state holds: 0 for the start, kept when no epoch beat it.
+  int kept_epoch = 0;
+  double validation_loss = 0;  // of the kept parameters, in the loss's own units
+  // The validation rows, in raw counts, decoded by run.decode: the model's headline.
+  ReconstructionMetrics validation;
+  // The decode that was not chosen (or not asked for) and its validation exact F1; none when the
+  // loss has one decode only or there are no validation rows.
+  std::optional<DecodeMode> other_decode;
+  double other_decode_f1 = 0;
+  // ModelConfig::linear_skip: the PCA the model started at.
+  std::optional<PcaModel> anchor;
+  // observer.stop_requested ended training: state is where it stopped (a checkpoint of it
+  // resumes there), and nothing after training ran (run keeps the default hurdle threshold and
+  // the asked decode, validation is empty).
+  bool interrupted = false;
+
+  // The trained model, decoding as measured.
+  TrainedModel model(Backend& backend) const {
+    return TrainedModel(backend, run, state.parameters);
+  }
+  Checkpoint checkpoint() const { return {run, state}; }
+};
+
+// Trains a model on data (raw counts), split into training and validation rows by
+// options.train.val_fraction and seed as sae train splits them. Throws Error, before training,
+// when the options do not fit the data or each other (an input_dim other than the data's, a
+// decode the loss cannot give, ...), and as Trainer::train does when training fails.
+FitResult fit(Backend& backend, const HostCsr& data, const FitOptions& options);
+// The same with the caller's own split: trains on train_rows, measures and selects on
+// validation_rows (raw counts, the same width; options.train.val_fraction unused).
+FitResult fit(Backend& backend, const HostCsr& train_rows, const HostCsr& validation_rows,
+              const FitOptions& options);
+
+}  // namespace sparseae

@@ -1,0 +1,103 @@
+// fit: training in one call (fit.hpp).
+#include "sparseae/fit.hpp"
+
+#include <string>
+#include <utility>
+
+#include "sparseae/compare.hpp"
+#include "sparseae/error.hpp"
+
+namespace sparseae {
+
+namespace {
+
+// The run's configuration before training: the options with the data's width.
+RunConfig planned_run(std::int64_t data_cols, const FitOptions& options) {
+  RunConfig run;
+  run.model = options.model;
+  require(run.model.input_dim == 0 || run.model.input_dim == data_cols,
+          "fit: the model's input_dim is " + std::to_string(run.model.input_dim) +
+              ", the data has " + std::to_string(data_cols) + " columns (0 takes the data's)");
+  run.model.input_dim = data_cols;
+  run.train = options.train;
+  require(
+      !has_count_likelihood(run.train.loss) || run.model.output_activation == Activation::identity,
+      std::string("fit: the loss ") + loss_name(run.train.loss) +
+          " reads log-rates and logits: its output activation must be identity");
+  if (options.decode) check_decode(run.train.loss, *options.decode);
+  run.decode = options.decode;
+  run.data_source = options.data_source;
+  return run;
+}
+
+// The epoch whose parameters training left: the last that became the best, else the start;
+// without validation rows (nothing selected) the last.
+int kept_epoch(const std::vector<EpochReport>& epochs, bool selected) {
+  if (!selected) return epochs.empty() ? 0 : epochs.back().epoch;
+  for (auto e = epochs.rbegin(); e != epochs.rend(); ++e)
+    if (e->best) return e->epoch;
+  return 0;
+}
+
+FitResult fit_with(Backend& backend, Trainer& trainer, RunConfig run, const FitOptions& options) {
+  FitResult result;
+  run.scale = trainer.scale();
+  run.reference_library_size = trainer.reference_library_size();
+  if (run.model.linear_skip) result.anchor = anchor_at_pca(backend, trainer);
+  TrainObserver observer = options.observer;
+  if (options.select_by_f1)
+    observer.validation_score = validation_exact_f1_score(backend, trainer, run, options.decode);
+  result.epochs = trainer.train(observer);
+  result.interrupted = trainer.interrupted();
+  const bool selected = trainer.validation_rows() > 0;
+  if (result.interrupted) {
+    result.state = trainer.state();
+    result.run = std::move(run);
+    return result;
+  }
+  // train() leaves the best parameters when it selects by score; by loss, they are asked for.
+  if (selected && !options.select_by_f1) trainer.keep_best_parameters();
+  result.state = trainer.state();
+  result.kept_epoch = kept_epoch(result.epochs, selected);
+  result.validation_loss = trainer.validation_loss();
+
+  TrainedModel model(backend, run, result.state.parameters);
+  const HostCsr& validation = trainer.validation_counts();
+  if (has_support_head(run.train.loss)) {
+    run.hurdle_threshold = choose_hurdle_threshold(model, validation);
+    model.set_hurdle_threshold(run.hurdle_threshold);
+  }
+  // As sae train decides: the asked decode, else the better of the default and its alternative.
+  const DecodeMode first = options.decode.value_or(default_decode(run.train.loss));
+  result.validation = model.evaluate(validation, first);
+  run.decode = first;
+  if (const auto other = alternative_decode(run.train.loss, first); other && validation.rows > 0) {
+    ReconstructionMetrics other_metrics = model.evaluate(validation, *other);
+    if (!options.decode && other_metrics.exact_f1 > result.validation.exact_f1) {
+      run.decode = *other;
+      std::swap(result.validation, other_metrics);
+    }
+    result.other_decode = run.decode == first ? *other : first;
+    result.other_decode_f1 = other_metrics.exact_f1;
+  }
+  result.run = std::move(run);
+  return result;
+}
+
+}  // namespace
+
+FitResult fit(Backend& backend, const HostCsr& data, const FitOptions& options) {
+  data.validate();
+  RunConfig run = planned_run(data.cols, options);
+  Trainer trainer(backend, run.model, run.train, data);
+  return fit_with(backend, trainer, std::move(run), options);
+}
+
+FitResult fit(Backend& backend, const HostCsr& train_rows, const HostCsr& validation_rows,
+              const FitOptions& options) {
+  RunConfig run = planned_run(train_rows.cols, options);
+  Trainer trainer(backend, run.model, run.train, train_rows, validation_rows);
+  return fit_with(backend, trainer, std::move(run), options);
+}
+
+}  // namespace sparseae
