@@ -132,6 +132,14 @@ TEST_F(Fit, RefusesOptionsThatDoNotFitBeforeTraining) {
   wrong_width.model.input_dim = 64;
   EXPECT_EQ(error_message([&] { fit(backend(), data, wrong_width); }),
             "fit: the model's input_dim is 64, the data has 128 columns (0 takes the data's)");
+  FitOptions unscaled_bce = small_fit(LossKind::bce);
+  EXPECT_EQ(error_message([&] { fit(backend(), data, unscaled_bce); }),
+            "fit: the loss bce needs targets in [0, 1]: set train.scale to ScaleMode::max");
+  FitOptions bounded_poisson = small_fit(LossKind::poisson);
+  bounded_poisson.model.output_activation = Activation::relu;
+  EXPECT_EQ(error_message([&] { fit(backend(), data, bounded_poisson); }),
+            "fit: the loss poisson reads logits or log-rates: its output activation must be "
+            "identity");
   FitOptions mode_of_mse = small_fit(LossKind::mse);
   mode_of_mse.decode = DecodeMode::mode;
   EXPECT_FALSE(error_message([&] { fit(backend(), data, mode_of_mse); }).empty());

@@ -297,13 +297,45 @@ TEST(Trainer, ValidationRowsAreTheSplitsRawCounts) {
   train.scale = ScaleMode::max;
   train.epochs = 0;
   Trainer trainer(*backend, small_model(data.cols), train, data);
-  const HostCsr expected = select_rows(data, split_rows(200, 0.25, 9).second);
+  const auto split = split_rows(200, 0.25, 9);
+  const HostCsr expected = select_rows(data, split.second);
   EXPECT_EQ(trainer.validation_counts().row_offsets, expected.row_offsets);
   EXPECT_EQ(trainer.validation_counts().values, expected.values);  // unscaled
+  EXPECT_EQ(trainer.training_counts().values, select_rows(data, split.first).values);
   float largest = 0.0f;
   for (const float v : data.values) largest = std::max(largest, v);
   EXPECT_EQ(trainer.scale(), largest);
   EXPECT_TRUE(trainer.train().empty()) << "zero epochs train nothing";
+}
+
+// The caller's own split: its rows as given, the scale of both, and one-line refusals.
+TEST(Trainer, ExplicitValidationRowsAreKeptAsGiven) {
+  const auto backend = cpu();
+  const HostCsr train_rows = topic_counts(150);
+  HostCsr validation_rows = topic_counts(30);
+  validation_rows.values[0] = 1000.0f;  // the largest count of all lies in the validation rows
+  TrainConfig train;
+  train.scale = ScaleMode::max;
+  train.epochs = 1;
+  Trainer trainer(*backend, small_model(train_rows.cols), train, train_rows, validation_rows);
+  EXPECT_EQ(trainer.train_rows(), 150);
+  EXPECT_EQ(trainer.validation_rows(), 30);
+  EXPECT_EQ(trainer.training_counts().values, train_rows.values);
+  EXPECT_EQ(trainer.validation_counts().values, validation_rows.values);
+  EXPECT_EQ(trainer.scale(), 1000.0f);
+  EXPECT_EQ(trainer.train().size(), 1u);
+
+  const HostCsr no_rows = select_rows(train_rows, {});
+  EXPECT_EQ(error_message([&] {
+              Trainer{*backend, small_model(train_rows.cols), train, no_rows, validation_rows};
+            }),
+            "training needs at least 1 training row, none were given");
+  ModelConfig wide = small_model(train_rows.cols + 1);
+  EXPECT_EQ(error_message([&] {
+              Trainer{*backend, wide, train, train_rows, validation_rows};
+            }),
+            "model input width " + std::to_string(train_rows.cols + 1) +
+                " differs from the data's " + std::to_string(train_rows.cols) + " columns");
 }
 
 TEST(Trainer, RejectsBadInputsWithClearMessages) {

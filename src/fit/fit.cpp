@@ -20,10 +20,19 @@ RunConfig planned_run(std::int64_t data_cols, const FitOptions& options) {
               ", the data has " + std::to_string(data_cols) + " columns (0 takes the data's)");
   run.model.input_dim = data_cols;
   run.train = options.train;
-  require(
-      !has_count_likelihood(run.train.loss) || run.model.output_activation == Activation::identity,
-      std::string("fit: the loss ") + loss_name(run.train.loss) +
-          " reads log-rates and logits: its output activation must be identity");
+  // sae train's checks of the loss against the rest: each would train without an error and
+  // decode wrong counts.
+  const LossKind loss = run.train.loss;
+  const std::string named = std::string("fit: the loss ") + loss_name(loss);
+  require(loss != LossKind::bce || run.train.scale == ScaleMode::max,
+          named + " needs targets in [0, 1]: set train.scale to ScaleMode::max");
+  require(!has_count_likelihood(loss) || run.train.scale == ScaleMode::none,
+          named +
+              " models the counts themselves, which must stay integers: set train.scale to "
+              "ScaleMode::none");
+  require((loss != LossKind::bce && !has_count_likelihood(loss)) ||
+              run.model.output_activation == Activation::identity,
+          named + " reads logits or log-rates: its output activation must be identity");
   if (options.decode) check_decode(run.train.loss, *options.decode);
   run.decode = options.decode;
   run.data_source = options.data_source;
