@@ -2,10 +2,18 @@
 // says, with the hurdle threshold, the decode and the PCA anchor sae train would give it.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 
+#include "sparseae/checkpoint.hpp"
 #include "sparseae/fit.hpp"
+#include "sparseae/io.hpp"
 #include "sparseae/pca.hpp"
 #include "test_util.hpp"
 
@@ -124,6 +132,39 @@ TEST_F(Fit, LinearSkipModelIsAnchoredAtPcaOfItsTrainingRows) {
   options.train.epochs = 0;
   const FitResult start = fit(backend(), train_rows, validation_rows, options);
   EXPECT_NEAR(start.validation.exact_f1, pca_f1, 2e-3);
+}
+
+// sae train is fit with the command line's options: from the same rows, the same configuration
+// (scale, reference library size, hurdle threshold, decode) and the same parameters, for a count
+// loss and for a model anchored at PCA.
+TEST_F(Fit, GivesTheModelSaeTrainGives) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("sparseae-fit-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const HostCsr data = narrow_topic_counts(300, 3);
+  write_matrix_market((dir / "x.mtx").string(), data, true);
+  const char* from_environment = std::getenv("SAE_BINARY");
+  for (const std::string model_options : {"--loss hurdle", "--loss mse --pca-anchor"}) {
+    const std::string command =
+        "cd '" + dir.string() + "' && '" + (from_environment ? from_environment : SAE_BINARY) +
+        "' train --data x.mtx " + model_options +
+        " --epochs 2 --hidden 32 --latent 8 --batch 64 --checkpoint m.ckpt --no-pca --quiet "
+        "--backend cpu > out.txt 2> err.txt";
+    const int status = std::system(command.c_str());
+    std::ifstream err(dir / "err.txt");
+    ASSERT_EQ(status, 0) << std::string(std::istreambuf_iterator<char>(err), {});
+    const Checkpoint trained = load_checkpoint((dir / "m.ckpt").string());
+
+    FitOptions options;
+    options.model = trained.config.model;
+    options.train = trained.config.train;
+    options.data_source = trained.config.data_source;
+    const FitResult result = fit(backend(), data, options);
+    EXPECT_EQ(run_config_to_json(result.run), run_config_to_json(trained.config)) << model_options;
+    EXPECT_EQ(result.state.parameters, trained.state.parameters) << model_options;
+  }
+  fs::remove_all(dir);
 }
 
 TEST_F(Fit, RefusesOptionsThatDoNotFitBeforeTraining) {
