@@ -53,7 +53,8 @@ struct FitResult {
   // The trained state; state.parameters are the kept epoch's.
   TrainingState state;
   std::vector<EpochReport> epochs;  // one per epoch trained
-  // The epoch whose parameters state holds: 0 for the start, kept when no epoch beat it.
+  // The epoch whose parameters state holds: the best by the selection (0: the start, when no
+  // epoch beat it); without validation rows, the last.
   int kept_epoch = 0;
   double validation_loss = 0;  // of the kept parameters, in the loss's own units
   // The validation rows, in raw counts, decoded by run.decode: the model's headline.
@@ -64,9 +65,9 @@ struct FitResult {
   double other_decode_f1 = 0;
   // ModelConfig::linear_skip: the PCA the model started at.
   std::optional<PcaModel> anchor;
-  // observer.stop_requested ended training: state is where it stopped (a checkpoint of it
-  // resumes there), and nothing after training ran (run keeps the default hurdle threshold and
-  // the asked decode, validation is empty).
+  // observer.stop_requested ended training: state is where it stopped (sae train --resume of
+  // its checkpoint goes on from there), and nothing after training ran (run keeps the default
+  // hurdle threshold and the asked decode, validation is empty).
   bool interrupted = false;
 
   // The trained model, decoding as measured.
