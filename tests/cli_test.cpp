@@ -1496,7 +1496,9 @@ TEST_F(Cli, EveryCommandTakesQuietAndTheDeviceNoticeOnlyWhenAsked) {
   ASSERT_TRUE(succeeded(quiet));
   EXPECT_EQ(quiet.err, "");
   for (const char* args : {"train --backend auto --bogus", "encode --backend auto --out z.npy",
-                           "eval --backend auto", "gen --backend auto"}) {
+                           "eval --backend auto", "gen --backend auto",
+                           "decode --backend auto --model missing.ckpt --data x.mtx --out d.npy "
+                           "--batch many"}) {
     const Result usage = sae(args);
     EXPECT_EQ(usage.exit_code, 2) << args;
     EXPECT_EQ(lines_of(usage.err).size(), 1u) << args << ": " << usage.err;
