@@ -25,6 +25,7 @@
 #include "sparseae/io.hpp"
 #include "sparseae/recipe_search.hpp"
 #include "sparseae/trainer.hpp"
+#include "sparseae/version.hpp"
 #include "test_util.hpp"
 
 #ifndef SAE_BINARY
@@ -156,7 +157,7 @@ void expect_same(const HostCsr& a, const HostCsr& b, const char* what) {
   EXPECT_EQ(a.values, b.values) << what;
 }
 
-TEST_F(Cli, GenWritesTheEmbeddedDataset) {
+TEST_F(Cli, GenWritesCountsOfTheEmbeddedGenerator) {
   const Result r = sae("gen --rows 300 --out x.mtx");
   ASSERT_TRUE(succeeded(r));
   EXPECT_EQ(r.err, "sae gen: wrote x.mtx: 300 rows x 512 columns, " +
@@ -883,8 +884,8 @@ TEST_F(Cli, SelectKeepsTheBestValidationF1OrTheLowestLoss) {
   EXPECT_TRUE(contains(shown.out, ", the best validation exact F1 (--select)\n")) << shown.out;
 }
 
-// Bad input: a non-zero exit, nothing on stdout, exactly one line on stderr that says what is
-// wrong, and no checkpoint left behind.
+// Bad input: a non-zero exit (2 for a command line that cannot be read, 1 otherwise), nothing on
+// stdout, exactly one line on stderr that says what is wrong, and no checkpoint left behind.
 TEST_F(Cli, BadInputFailsWithOneClearLine) {
   ensure_data();
   struct Case {
@@ -893,15 +894,15 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
     std::string message;  // the whole stderr line, without its newline
   };
   const Case cases[] = {
-      {"train --bogus 1", 1,
+      {"train --bogus 1", 2,
        "sae: error: sae train: unknown option '--bogus' (see sae train --help)"},
-      {"train --epochs abc --backend cpu", 1,
+      {"train --epochs abc --backend cpu", 2,
        "sae: error: sae train: --epochs: 'abc' is not an integer"},
-      {"train --lr fast --backend cpu", 1, "sae: error: sae train: --lr: 'fast' is not a number"},
-      {"train --hidden 32,x --backend cpu", 1,
+      {"train --lr fast --backend cpu", 2, "sae: error: sae train: --lr: 'fast' is not a number"},
+      {"train --hidden 32,x --backend cpu", 2,
        "sae: error: sae train: --hidden: '32,x' is not a comma-separated list of positive "
        "integers"},
-      {"train --epochs", 1, "sae: error: sae train: --epochs: needs a value (N)"},
+      {"train --epochs", 2, "sae: error: sae train: --epochs: needs a value (N)"},
       {"train --pca-anchor --latent-act relu --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --pca-anchor starts the codes at PCA's, which are signed: its "
        "latent activation is identity (drop --latent-act)"},
@@ -950,7 +951,7 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "sae: error: sae train: --select takes f1 or loss, not 'auc'"},
       {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --device-memory-budget must be a size in MiB, at least 0"},
-      {"train --zero-weight lots --backend cpu", 1,
+      {"train --zero-weight lots --backend cpu", 2,
        "sae: error: sae train: --zero-weight: 'lots' is not a number"},
       {"train --data missing.mtx --backend cpu", 1,
        "sae: error: missing.mtx: cannot open: No such file or directory"},
@@ -1024,13 +1025,18 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "sae: error: unknown decode mode 'median': expected round, mode or mean"},
       {"train --resume missing.ckpt --decode mean --backend cpu", 1,
        "sae: error: missing.ckpt: cannot open checkpoint"},
-      {"encode --data x.mtx --out z.npy --backend cpu", 1,
+      {"encode --data x.mtx --out z.npy --backend cpu", 2,
        "sae: error: sae encode: --model: is required"},
       {"encode --model missing.ckpt --data x.mtx --out z.npy --backend cpu", 1,
        "sae: error: missing.ckpt: cannot open checkpoint"},
-      {"decode --model missing.ckpt --out d.npy --backend cpu", 1,
+      {"decode --model missing.ckpt --out d.npy --backend cpu", 2,
        "sae: error: sae decode: give exactly one of --latents, --data"},
-      {"frobnicate", 2, "sae: unknown command 'frobnicate' (see sae --help)"},
+      {"frobnicate", 2, "sae: error: unknown command 'frobnicate' (see sae --help)"},
+      {"trian --epochs 1", 2,
+       "sae: error: unknown command 'trian': did you mean 'train'? (see sae --help)"},
+      {"train --epoch 1 --backend cpu", 2,
+       "sae: error: sae train: unknown option '--epoch': did you mean '--epochs'? (see sae train "
+       "--help)"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("sae " + c.args);
@@ -1435,6 +1441,121 @@ TEST_F(Cli, HelpAndUsage) {
     EXPECT_TRUE(contains(usage.out, line)) << line << " in " << usage.out;
 }
 
+// sae --version and sae version print the version and what the build contains, and succeed.
+TEST_F(Cli, VersionPrintsTheBuild) {
+  const Result dashed = sae("--version");
+  ASSERT_TRUE(succeeded(dashed));
+  EXPECT_EQ(dashed.out.rfind(std::string("sparseae ") + version() + " (", 0), 0u) << dashed.out;
+  EXPECT_TRUE(contains(dashed.out, "\nCUDA")) << dashed.out;
+  const Result command = sae("version");
+  ASSERT_TRUE(succeeded(command));
+  EXPECT_EQ(command.out, dashed.out);
+  EXPECT_TRUE(contains(sae("--help").out, "  version     ")) << "sae --help lists it";
+}
+
+const char* const kCommands[] = {"train",    "encode",     "decode", "eval", "compare", "pca",
+                                 "compress", "decompress", "gen",    "info", "version"};
+
+// Long metavariables (--loss's list) put their description on the next line, in its column;
+// long descriptions wrap: no line of any help is wider than 100 columns.
+TEST_F(Cli, EveryHelpLineFitsInOneHundredColumns) {
+  std::vector<std::string> helps{sae("--help").out};
+  for (const char* command : kCommands) {
+    const Result help = sae(std::string(command) + " --help");
+    ASSERT_TRUE(succeeded(help)) << command;
+    helps.push_back(help.out);
+  }
+  for (const std::string& help : helps)
+    for (const std::string& line : lines_of(help)) {
+      std::size_t columns = 0;  // UTF-8 characters: every byte but a continuation byte
+      for (const char c : line) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+      EXPECT_LE(columns, 100u) << line;
+    }
+  const std::string train = sae("train --help").out;
+  EXPECT_TRUE(contains(train, "|hurdle_nb\n" + std::string(29, ' ') + "reconstruction loss"))
+      << train;
+  EXPECT_TRUE(contains(train, "\n  --epochs N                 epochs (default 20)\n")) << train;
+}
+
+// --quiet on every command that opens a backend or writes notices; the device notice only where
+// --backend auto was asked for, and never before a usage error.
+TEST_F(Cli, EveryCommandTakesQuietAndTheDeviceNoticeOnlyWhenAsked) {
+  for (const char* command : kCommands) {
+    if (std::string(command) == "version") continue;  // prints nothing on stderr to quieten
+    EXPECT_TRUE(contains(sae(std::string(command) + " --help").out, "  --quiet ")) << command;
+  }
+  const Result plain = sae("info");
+  ASSERT_TRUE(succeeded(plain));
+  EXPECT_EQ(plain.err, "") << "the default backend choice prints no notice";
+  std::string notice;
+  make_backend(BackendChoice::automatic, &notice);
+  const Result asked = sae("info --backend auto");
+  ASSERT_TRUE(succeeded(asked));
+  EXPECT_EQ(asked.err, notice.empty() ? "" : "sae: " + notice + "\n");
+  const Result quiet = sae("info --backend auto --quiet");
+  ASSERT_TRUE(succeeded(quiet));
+  EXPECT_EQ(quiet.err, "");
+  for (const char* args : {"train --backend auto --bogus", "encode --backend auto --out z.npy",
+                           "eval --backend auto", "gen --backend auto",
+                           "decode --backend auto --model missing.ckpt --data x.mtx --out d.npy "
+                           "--batch many"}) {
+    const Result usage = sae(args);
+    EXPECT_EQ(usage.exit_code, 2) << args;
+    EXPECT_EQ(lines_of(usage.err).size(), 1u) << args << ": " << usage.err;
+  }
+}
+
+// Without --checkpoint, train and pca write sae-model.ckpt and sae-pca.ckpt, but overwrite them
+// only with --force; --checkpoint '' writes none, and a run resumed from the default file goes on.
+TEST_F(Cli, TrainAndPcaDoNotOverwriteTheirDefaultFileUnasked) {
+  fs::create_directories(dir_ / "defaults");
+  std::ofstream(file("defaults/sae-model.ckpt")) << "mine";
+  std::ofstream(file("defaults/sae-pca.ckpt")) << "mine too";
+  const std::string train =
+      "train --rows 60 --epochs 1 --hidden 8 --latent 2 --no-pca --quiet "
+      "--backend cpu";
+  const std::string pca = "pca --rows 60 --k 2 --quiet --backend cpu";
+  const Result refused = sae(train, "defaults");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.err,
+            "sae: error: sae train: sae-model.ckpt exists in the working directory: pass "
+            "--checkpoint PATH (--checkpoint '' for none), or --force to overwrite it\n");
+  const Result pca_refused = sae(pca, "defaults");
+  EXPECT_EQ(pca_refused.exit_code, 1);
+  EXPECT_EQ(pca_refused.err,
+            "sae: error: sae pca: sae-pca.ckpt exists in the working directory: pass "
+            "--checkpoint PATH (--checkpoint '' for none), or --force to overwrite it\n");
+  ASSERT_TRUE(succeeded(sae(train + " --checkpoint ''", "defaults")));
+  ASSERT_TRUE(succeeded(sae(pca + " --checkpoint ''", "defaults")));
+  EXPECT_EQ(read_text(file("defaults/sae-model.ckpt")), "mine");
+  EXPECT_EQ(read_text(file("defaults/sae-pca.ckpt")), "mine too");
+
+  ASSERT_TRUE(succeeded(sae(train + " --force", "defaults")));
+  EXPECT_EQ(load_checkpoint(file("defaults/sae-model.ckpt")).state.epoch, 1);
+  ASSERT_TRUE(
+      succeeded(sae("train --resume sae-model.ckpt --epochs 2 --quiet --backend cpu", "defaults")));
+  EXPECT_EQ(load_checkpoint(file("defaults/sae-model.ckpt")).state.epoch, 2);
+  ASSERT_TRUE(succeeded(sae(pca + " --force", "defaults")));
+  EXPECT_EQ(load_checkpoint(file("defaults/sae-pca.ckpt")).config.model.latent, 2);
+}
+
+// sae gen seeds with 1 by default, as train does; 42 gives the embedded dataset's rows.
+TEST_F(Cli, GenSeedsWithOneAsTrainDoes) {
+  const Result plain = sae("gen --rows 40 --out seed-default.mtx");
+  ASSERT_TRUE(succeeded(plain));
+  EXPECT_TRUE(contains(plain.err, "sae gen: wrote seed-default.mtx")) << plain.err;
+  const Result quiet = sae("gen --rows 40 --seed 1 --out seed-1.mtx --quiet");
+  ASSERT_TRUE(succeeded(quiet));
+  EXPECT_EQ(quiet.err, "");
+  ASSERT_TRUE(succeeded(sae("gen --rows 40 --seed 42 --out seed-42.mtx --quiet")));
+  EXPECT_EQ(read_text(file("seed-default.mtx")), read_text(file("seed-1.mtx")));
+  EXPECT_NE(read_text(file("seed-default.mtx")), read_text(file("seed-42.mtx")));
+  TopicDataConfig embedded;
+  embedded.rows = 40;
+  expect_same(read_matrix_market(file("seed-42.mtx")), generate_topic_counts(embedded),
+              "gen --seed 42 vs the embedded dataset");
+}
+
 TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
   ensure_data();
   const std::string common =
@@ -1635,8 +1756,7 @@ TEST_F(Cli, PcaRefusesBadInputInOneLine) {
        "sae: error: unknown PCA solver 'exact' (auto, covariance, randomized)\n"},
       {"pca --data x.mtx --val-frac 1", "sae: error: sae pca: --val-frac must lie in [0, 1)\n"},
       {"pca --data x.mtx --block 0", "sae: error: sae pca: --block must be positive\n"},
-      {"pca --data missing.mtx --backend cpu", nullptr},
-      {"pca --bogus", "sae: error: sae pca: unknown option '--bogus' (see sae pca --help)\n"}};
+      {"pca --data missing.mtx --backend cpu", nullptr}};
   for (const auto& [args, message] : cases) {
     const Result r = sae(args);
     EXPECT_EQ(r.exit_code, 1) << args;
@@ -1646,6 +1766,9 @@ TEST_F(Cli, PcaRefusesBadInputInOneLine) {
       EXPECT_EQ(r.err, message) << args;
     }
   }
+  const Result bogus = sae("pca --bogus");
+  EXPECT_EQ(bogus.exit_code, 2);
+  EXPECT_EQ(bogus.err, "sae: error: sae pca: unknown option '--bogus' (see sae pca --help)\n");
   const Result help = sae("pca --help");
   EXPECT_EQ(help.exit_code, 0);
   for (const char* part : {"usage: sae pca [options]", "--k", "--solver", "--checkpoint"})
@@ -1664,10 +1787,7 @@ TEST_F(Cli, CompareRefusesBadOptionsInOneLine) {
       {"compare --losses mse, --data x.mtx",
        "sae: error: sae compare: --losses: 'mse,' is not a comma-separated list of losses\n"},
       {"compare --decode mode --data x.mtx", nullptr},
-      {"compare --val-frac 0 --data x.mtx", nullptr},
-      {"compare --bogus 1",
-       "sae: error: sae compare: unknown option '--bogus' (see sae compare "
-       "--help)\n"}};
+      {"compare --val-frac 0 --data x.mtx", nullptr}};
   for (const auto& [args, message] : cases) {
     const Result r = sae(args);
     EXPECT_EQ(r.exit_code, 1) << args;
@@ -1677,6 +1797,10 @@ TEST_F(Cli, CompareRefusesBadOptionsInOneLine) {
       EXPECT_EQ(r.err, message) << args;
     }
   }
+  const Result bogus = sae("compare --bogus 1");
+  EXPECT_EQ(bogus.exit_code, 2);
+  EXPECT_EQ(bogus.err,
+            "sae: error: sae compare: unknown option '--bogus' (see sae compare --help)\n");
   const Result help = sae("compare --help");
   EXPECT_EQ(help.exit_code, 0);
   for (const char* part : {"usage: sae compare [options]", "--losses", "--report", "scale max",
@@ -1775,10 +1899,10 @@ TEST_F(Cli, CompressAndDecompressRefuseBadInputWithOneLine) {
        "missing.sae: cannot open"},
       {"compress --model m.ckpt --data x.mtx -o out.sae --latent-bits 12",
        "--latent-bits must be 32, 16 or 8"},
-      {"compress --data x.mtx -o out.sae", "--model"}};
+      {"compress --data x.mtx -o out.sae", "sae compress: --model: is required"}};
   for (const auto& [args, message] : cases) {
     const Result r = sae(args);
-    EXPECT_EQ(r.exit_code, 1) << args;
+    EXPECT_EQ(r.exit_code, contains(message, "is required") ? 2 : 1) << args;
     EXPECT_EQ(lines_of(r.err).size(), 1u) << args << ": " << r.err;
     EXPECT_TRUE(contains(r.err, message)) << args << ": " << r.err;
     EXPECT_FALSE(fs::exists(file("out.mtx"))) << args << ": no partial output";

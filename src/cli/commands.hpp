@@ -9,6 +9,7 @@ namespace sparseae::cli {
 using Args = std::vector<std::string>;
 
 int run_info(const Args& args);
+int run_version(const Args& args);
 int run_gen(const Args& args);
 int run_train(const Args& args);
 int run_encode(const Args& args);

@@ -38,8 +38,8 @@ Options compare_options() {
       .value("report", "PATH", "",
              "also write a self-contained HTML report (metrics, training curves, exactness per "
              "column, wrong entries per row, and images for square column counts)")
-      .flag("json", "print the table as JSON")
-      .flag("quiet", "no progress output");
+      .flag("json", "print the table as JSON");
+  add_quiet_option(o);
   add_pca_option(o);
   add_count_model_options(o);
   o.value("decode", "round|mode|mean", "",
@@ -166,7 +166,7 @@ int run_compare(const Args& args) {
   if (!o.parse(args)) return 0;
   // Every option is checked before the data is read.
   CompareConfig config = config_from(o);
-  const auto backend = open_backend(o.text("backend"));
+  const auto backend = open_backend(o);
   const Counts counts = load_counts(o);
   const bool quiet = o.flag_set("quiet");
   if (!quiet) std::cerr << describe(counts) << "\n";

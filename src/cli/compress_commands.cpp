@@ -183,6 +183,7 @@ int run_compress(const Args& raw_args) {
             "print the size table: raw CSR, gzip -9, zstd -19 and xz -9 of the .mtx, the\n"
             "order-0 code, PCA codes + residual, the model's codes + residual and its NLL (loads\n"
             "the data into memory)");
+  add_quiet_option(o);
   if (!o.parse(with_short_out(raw_args))) return 0;
   LosslessOptions options;
   options.codec = parse_codec(o.text("codec"));
@@ -197,7 +198,7 @@ int run_compress(const Args& raw_args) {
           "sae compress: --latent-bits must be 32, 16 or 8, not " + o.text("latent-bits"));
   require(options.batch_rows > 0, "sae compress: --batch must be positive");
   // The order0 codec runs no model; --stats runs PCA.
-  const auto backend = use_model || o.flag_set("stats") ? open_backend(o.text("backend")) : nullptr;
+  const auto backend = use_model || o.flag_set("stats") ? open_backend(o) : nullptr;
   std::unique_ptr<Checkpoint> checkpoint;
   if (!model_path.empty()) checkpoint = std::make_unique<Checkpoint>(load_checkpoint(model_path));
   const auto compress = [&](RowBlockSource& source) {
@@ -227,7 +228,8 @@ int run_compress(const Args& raw_args) {
                     model_path + " expects " + std::to_string(checkpoint->config.model.input_dim));
       sizes = compress(source);
     } catch (const MatrixMarketOrderError& error) {
-      std::cerr << "sae: " << error.what() << "; reading the whole file instead\n";
+      if (!o.flag_set("quiet"))
+        std::cerr << "sae: " << error.what() << "; reading the whole file instead\n";
       sizes = in_memory(load_counts(data_path, 0));
     }
   } else {
@@ -248,6 +250,7 @@ int run_decompress(const Args& raw_args) {
       .value("out", "PATH", "", "the counts, .mtx (coordinate integer), -o for short (required)")
       .value("backend", "auto|cpu|cuda", "auto", "where to run the decoder")
       .value("batch", "N", "4096", "rows per batch");
+  add_quiet_option(o);
   if (!o.parse(with_short_out(raw_args))) return 0;
   const std::string in_path = o.required("in");
   const std::string model_path = o.text("model");
@@ -259,7 +262,7 @@ int run_decompress(const Args& raw_args) {
     decompress_lossless_to_matrix_market(in_path, out_path);
     return 0;
   }
-  const auto backend = open_backend(o.text("backend"));
+  const auto backend = open_backend(o);
   const Checkpoint checkpoint = load_checkpoint(model_path);
   decompress_lossless_to_matrix_market(*backend, checkpoint.config, checkpoint.state.parameters,
                                        in_path, out_path, o.integer("batch"));

@@ -109,10 +109,25 @@ std::optional<MatrixFormat> output_option_format(const Options& o, const std::st
   return output_format(o.text(option), writable, command + " --" + option);
 }
 
-std::unique_ptr<Backend> open_backend(const std::string& choice) {
+void add_model_file_options(Options& o, const std::string& default_path, const std::string& help) {
+  o.value("checkpoint", "PATH", default_path, help + " ('' writes none)")
+      .flag("force", "without --checkpoint, overwrite " + default_path + " when it exists");
+}
+
+void refuse_unasked_overwrite(const Options& o, const std::string& command) {
+  const std::string path = o.text("checkpoint");
+  if (o.given("checkpoint") || o.flag_set("force") || !std::filesystem::exists(path)) return;
+  throw Error(command + ": " + path + " exists in the working directory: pass --checkpoint PATH " +
+              "(--checkpoint '' for none), or --force to overwrite it");
+}
+
+void add_quiet_option(Options& o) { o.flag("quiet", "no progress output or notices on stderr"); }
+
+std::unique_ptr<Backend> open_backend(const Options& o) {
   std::string notice;
-  auto backend = make_backend(parse_backend_choice(choice), &notice);
-  if (!notice.empty()) std::cerr << "sae: " << notice << "\n";
+  auto backend = make_backend(parse_backend_choice(o.text("backend")), &notice);
+  if (!notice.empty() && o.given("backend") && !o.flag_set("quiet"))
+    std::cerr << "sae: " << notice << "\n";
   return backend;
 }
 

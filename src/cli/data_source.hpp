@@ -63,7 +63,20 @@ std::optional<MatrixFormat> output_option_format(const Options& o, const std::st
                                                  const std::string& option,
                                                  const std::vector<MatrixFormat>& writable);
 
-// Opens the backend named by --backend, printing auto's notice to stderr.
-std::unique_ptr<Backend> open_backend(const std::string& choice);
+// --checkpoint PATH with default_path, the model file a command writes unless told otherwise, and
+// --force, which lets that default overwrite an existing file.
+void add_model_file_options(Options& o, const std::string& default_path, const std::string& help);
+// Throws before any work when --checkpoint was not given, its default file exists and --force
+// was not given: "sae train: sae-model.ckpt exists: pass --checkpoint PATH (--checkpoint '' for
+// none), or --force to overwrite it". A given --checkpoint overwrites: the user named it.
+void refuse_unasked_overwrite(const Options& o, const std::string& command);
+
+// --quiet: no progress or notices on stderr.
+void add_quiet_option(Options& o);
+
+// Opens the backend named by --backend. Auto's notice (no CUDA device, cpu used) goes to stderr
+// only when --backend auto was given and --quiet was not: by default cpu is the expected outcome
+// on a machine without a GPU, not news.
+std::unique_ptr<Backend> open_backend(const Options& o);
 
 }  // namespace sparseae::cli

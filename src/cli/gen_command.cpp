@@ -1,4 +1,4 @@
-// sae gen: write the embedded dataset (or a variant of it) as .mtx, .npy or .csv.
+// sae gen: write counts of the embedded dataset's generator as .mtx, .npy or .csv.
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -12,14 +12,19 @@ namespace sparseae::cli {
 int run_gen(const Args& args) {
   const TopicDataConfig defaults;
   Options o("sae gen",
-            "Writes the embedded dataset: sparse counts mixed from a few topics per row, a known\n"
-            "low-dimensional structure (see include/sparseae/generator.hpp).");
+            "Writes counts from the embedded dataset's generator: sparse counts mixed from a few\n"
+            "topics per row, a known low-dimensional structure (see\n"
+            "include/sparseae/generator.hpp).");
   o.value("out", "PATH", "", "output: .mtx (sparse), .npy or .csv (dense) (required)")
       .value("rows", "N", std::to_string(defaults.rows), "rows")
       .value("cols", "N", std::to_string(defaults.cols), "columns")
       .value("topics", "K", std::to_string(defaults.topics), "topics")
       .value("nnz", "M", "20", "mean non-zeros per row")
-      .value("seed", "N", std::to_string(defaults.seed), "seed");
+      // Every command's seed defaults to 1; the embedded dataset the others read is seed 42's.
+      .value("seed", "N", "1",
+             "seed (" + std::to_string(defaults.seed) +
+                 ": the embedded dataset of the other commands)");
+  add_quiet_option(o);
   if (!o.parse(args)) return 0;
   const std::string out = o.required("out");
   const MatrixFormat format = *output_option_format(
@@ -32,8 +37,9 @@ int run_gen(const Args& args) {
   config.seed = static_cast<std::uint64_t>(o.integer("seed"));
   const HostCsr counts = generate_topic_counts(config);
   write_counts(out, format, counts);
-  std::cerr << "sae gen: wrote " << out << ": " << counts.rows << " rows x " << counts.cols
-            << " columns, " << counts.nnz() << " non-zeros\n";
+  if (!o.flag_set("quiet"))
+    std::cerr << "sae gen: wrote " << out << ": " << counts.rows << " rows x " << counts.cols
+              << " columns, " << counts.nnz() << " non-zeros\n";
   return 0;
 }
 

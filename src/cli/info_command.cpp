@@ -1,5 +1,5 @@
 // sae info: what this build contains and which backend a run would use; with --model, how a
-// checkpoint's model is built and decodes.
+// checkpoint's model is built and decodes. sae version (and sae --version): the build alone.
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -37,12 +37,22 @@ int run_info(const Args& args) {
   o.value("backend", "auto|cpu|cuda", "auto", "the backend to open")
       .value("model", "PATH", "",
              "a checkpoint: print its layers, loss and the decode eval and decode use");
+  add_quiet_option(o);
   if (!o.parse(args)) return 0;
   std::cout << build_info() << "\n";
-  const auto backend = open_backend(o.text("backend"));
+  const auto backend = open_backend(o);
   std::cout << "backend " << backend_name(backend->kind()) << ": " << backend->description()
             << "\n";
   if (o.given("model")) print_model(o.text("model"));
+  return 0;
+}
+
+int run_version(const Args& args) {
+  Options o("sae version",
+            "Prints the version of sparseae and what this build contains: its BLAS, and its CUDA\n"
+            "backend when built with one. sae --version prints the same.");
+  if (!o.parse(args)) return 0;
+  std::cout << build_info() << "\n";
   return 0;
 }
 

@@ -1,4 +1,5 @@
 // sae encode, decode and eval: use a trained model (a checkpoint) on counts or codes.
+#include <cstdint>
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -20,6 +21,7 @@ Options model_options(const std::string& command, const std::string& summary) {
   o.value("model", "PATH", "", "checkpoint written by sae train (required)")
       .value("backend", "auto|cpu|cuda", "auto", "where to run")
       .value("batch", "N", "4096", "rows per batch");
+  add_quiet_option(o);
   return o;
 }
 
@@ -28,9 +30,10 @@ constexpr const char* kStoredDecode =
     "the decode the checkpoint stores, the one sae train reported with; without one, mean for "
     "count likelihoods, round otherwise";
 
-TrainedModel open_model(const Options& o, Backend& backend, Checkpoint& checkpoint) {
-  checkpoint = load_checkpoint(o.required("model"));
-  return TrainedModel(backend, checkpoint.config, checkpoint.state.parameters, o.integer("batch"));
+TrainedModel open_model(const std::string& path, std::int64_t batch, Backend& backend,
+                        Checkpoint& checkpoint) {
+  checkpoint = load_checkpoint(path);
+  return TrainedModel(backend, checkpoint.config, checkpoint.state.parameters, batch);
 }
 
 // The counts at path, which must have the columns the model reads.
@@ -57,12 +60,16 @@ int run_encode(const Args& args) {
       .value("out", "PATH", "", "latent codes: .npy (float32) or .csv (required)");
   add_transpose_option(o);
   if (!o.parse(args)) return 0;
+  // Every usage error comes before the backend opens.
+  const std::string model_path = o.required("model");
+  const std::int64_t batch = o.integer("batch");
+  const std::string data_path = o.required("data");
   const std::string out = o.required("out");
   const MatrixFormat format = *output_option_format(o, "sae encode", "out", kCodeFormats);
-  const auto backend = open_backend(o.text("backend"));
+  const auto backend = open_backend(o);
   Checkpoint checkpoint;
-  TrainedModel model = open_model(o, *backend, checkpoint);
-  const Counts counts = model_counts(o, checkpoint, o.required("data"));
+  TrainedModel model = open_model(model_path, batch, *backend, checkpoint);
+  const Counts counts = model_counts(o, checkpoint, data_path);
   write_values(out, format, model.encode(counts.matrix));
   return 0;
 }
@@ -77,12 +84,15 @@ int run_decode(const Args& args) {
   add_decode_option(o, " in .mtx and .csv", kStoredDecode);
   add_transpose_option(o);
   if (!o.parse(args)) return 0;
-  require(o.given("latents") != o.given("data"), "sae decode: give exactly one of --latents, --data");
+  if (o.given("latents") == o.given("data"))
+    throw UsageError("sae decode: give exactly one of --latents, --data");
+  const std::string model_path = o.required("model");
+  const std::int64_t batch = o.integer("batch");
   const std::string out = o.required("out");
   const MatrixFormat format = *output_option_format(o, "sae decode", "out", kReconstructionFormats);
-  const auto backend = open_backend(o.text("backend"));
+  const auto backend = open_backend(o);
   Checkpoint checkpoint;
-  TrainedModel model = open_model(o, *backend, checkpoint);
+  TrainedModel model = open_model(model_path, batch, *backend, checkpoint);
   const DecodeMode decode =
       decode_option(o, checkpoint.config.train.loss).value_or(model.default_decode());
   if (o.given("latents")) {
@@ -105,9 +115,11 @@ int run_eval(const Args& args) {
   add_decode_option(o, "", kStoredDecode);
   add_transpose_option(o);
   if (!o.parse(args)) return 0;
-  const auto backend = open_backend(o.text("backend"));
+  const std::string model_path = o.required("model");
+  const std::int64_t batch = o.integer("batch");
+  const auto backend = open_backend(o);
   Checkpoint checkpoint;
-  TrainedModel model = open_model(o, *backend, checkpoint);
+  TrainedModel model = open_model(model_path, batch, *backend, checkpoint);
   const DecodeMode decode =
       decode_option(o, checkpoint.config.train.loss).value_or(model.default_decode());
   if (o.given("data")) {

@@ -1,13 +1,50 @@
 #include "cli/options.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
 
-#include "sparseae/error.hpp"
-
 namespace sparseae::cli {
+
+namespace {
+
+// Where an option's description starts in help(): after "  --name METAVAR" padded to it.
+constexpr std::size_t kDescriptionColumn = 29;
+
+// The edits (insertions, deletions, substitutions, swaps of neighbours) between a and b.
+std::size_t typing_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i)
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min(
+          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// text's words, wrapped into lines of at most width characters (a longer word keeps its line).
+std::vector<std::string> wrap(const std::string& text, std::size_t width) {
+  std::vector<std::string> lines;
+  std::istringstream words(text);
+  std::string line;
+  for (std::string word; words >> word;) {
+    if (!line.empty() && line.size() + 1 + word.size() > width) {
+      lines.push_back(line);
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+  }
+  if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace
 
 Options::Options(std::string command, std::string summary)
     : command_(std::move(command)), summary_(std::move(summary)) {}
@@ -26,11 +63,40 @@ Options& Options::value(const std::string& name, const std::string& metavar,
 const Options::Spec& Options::spec(const std::string& name) const {
   for (const Spec& s : specs_)
     if (s.name == name) return s;
-  throw Error(command_ + ": unknown option '--" + name + "' (see " + command_ + " --help)");
+  std::vector<std::string> names;
+  for (const Spec& s : specs_) names.push_back(s.name);
+  throw UsageError(command_ + ": unknown option '--" + name + "'" +
+                   did_you_mean(name, names, "--") + " (see " + command_ + " --help)");
+}
+
+std::string did_you_mean(const std::string& given, const std::vector<std::string>& names,
+                         const std::string& lead) {
+  // A prefix names what was meant more surely than a slip: --epoch is --epochs cut short.
+  std::vector<std::string> close;
+  if (!given.empty())
+    for (const std::string& name : names)
+      if (name.rfind(given, 0) == 0) close.push_back(name);
+  if (close.empty()) {
+    // One slip in a short name, two in a longer one; beyond that a suggestion is a guess.
+    std::size_t best = given.size() < 5 ? 1 : 2;
+    for (const std::string& name : names) {
+      const std::size_t distance = typing_distance(given, name);
+      if (distance < best) close.clear();
+      if (distance <= best) {
+        best = distance;
+        close.push_back(name);
+      }
+    }
+  }
+  if (close.empty()) return "";
+  std::string text = ": did you mean ";
+  for (std::size_t i = 0; i < close.size(); ++i)
+    text += (i == 0 ? "" : i + 1 == close.size() ? " or " : ", ") + ("'" + lead + close[i] + "'");
+  return text + "?";
 }
 
 void Options::fail(const std::string& name, const std::string& reason) const {
-  throw Error(command_ + ": --" + name + ": " + reason);
+  throw UsageError(command_ + ": --" + name + ": " + reason);
 }
 
 bool Options::parse(const std::vector<std::string>& args) {
@@ -41,7 +107,8 @@ bool Options::parse(const std::vector<std::string>& args) {
       return false;
     }
     if (arg.rfind("--", 0) != 0)
-      throw Error(command_ + ": unexpected argument '" + arg + "' (see " + command_ + " --help)");
+      throw UsageError(command_ + ": unexpected argument '" + arg + "' (see " + command_ +
+                       " --help)");
     std::string name = arg.substr(2);
     std::string value;
     const std::size_t equals = name.find('=');
@@ -66,12 +133,23 @@ bool Options::parse(const std::vector<std::string>& args) {
 std::string Options::help() const {
   std::ostringstream out;
   out << "usage: " << command_ << " [options]\n" << summary_ << "\n\noptions:\n";
+  const std::string indent(kDescriptionColumn, ' ');
   for (const Spec& s : specs_) {
     std::string left = "  --" + s.name + (s.metavar.empty() ? "" : " " + s.metavar);
-    if (left.size() < 28) left.resize(28, ' ');
-    out << left << " " << s.help;
-    if (!s.default_value.empty()) out << " (default " << s.default_value << ")";
-    out << "\n";
+    std::string description = s.help;
+    std::replace(description.begin(), description.end(), '\n', ' ');
+    if (!s.default_value.empty()) description += " (default " + s.default_value + ")";
+    const std::vector<std::string> lines = wrap(description, kHelpWidth - kDescriptionColumn);
+    if (left.size() + 1 > kDescriptionColumn) {
+      out << left << "\n";
+      left = indent;
+    } else {
+      left.resize(kDescriptionColumn, ' ');
+    }
+    for (const std::string& line : lines) {
+      out << left << line << "\n";
+      left = indent;
+    }
   }
   return out.str();
 }

@@ -7,10 +7,28 @@
 #include <string>
 #include <vector>
 
+#include "sparseae/error.hpp"
+
 namespace sparseae::cli {
+
+// A command line that cannot be read: an unknown command or option, an option without its value
+// or with a value of the wrong type, a required option missing. sae exits 2 on it, 1 on every
+// other Error, so that scripts can tell a mistyped call from a run that failed.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+// ": did you mean '--epochs'?" for given "epoch", names ["epochs", ...] and lead "--": the names
+// that given begins, else those within a typing slip or two of it, each after lead; "" when none
+// is close.
+std::string did_you_mean(const std::string& given, const std::vector<std::string>& names,
+                         const std::string& lead);
 
 class Options {
  public:
+  static constexpr std::size_t kHelpWidth = 100;
+
   Options(std::string command, std::string summary);
 
   // A boolean switch.
@@ -19,8 +37,10 @@ class Options {
   Options& value(const std::string& name, const std::string& metavar,
                  const std::string& default_value, const std::string& help);
 
-  // Returns false when --help was asked for, after printing help() to stdout.
+  // Returns false when --help was asked for, after printing help() to stdout. Throws UsageError.
   bool parse(const std::vector<std::string>& args);
+  // Every line at most kHelpWidth columns: a description too long for its line wraps, and one
+  // beside a name too long for the column starts on the next line.
   std::string help() const;
 
   bool given(const std::string& name) const;
@@ -32,7 +52,7 @@ class Options {
   double real(const std::string& name) const;
   // A comma-separated list of positive integers ("256,128"); "" gives an empty list.
   std::vector<std::int64_t> integer_list(const std::string& name) const;
-  // Throws unless the option has a value (given or default).
+  // Throws UsageError unless the option has a value (given or default).
   std::string required(const std::string& name) const;
 
  private:

@@ -38,13 +38,13 @@ Options pca_options() {
              "0 fits and measures every row")
       .value("seed", "N", "1", "seed of the split and of the randomized solver")
       .value("block", "N", "4096", "rows multiplied per backend call")
-      .value("checkpoint", "PATH", "sae-pca.ckpt", "model file ('' writes none)")
       .value("latents", "PATH", "", "write every row's code (.npy float32, or .csv)")
       .value("reconstruction", "PATH", "",
              "write every row's reconstruction (.mtx or .csv counts, rounded and clipped at zero; "
              ".npy values)")
-      .flag("json", "print the report as JSON")
-      .flag("quiet", "no progress output");
+      .flag("json", "print the report as JSON");
+  add_model_file_options(o, "sae-pca.ckpt", "model file");
+  add_quiet_option(o);
   return o;
 }
 
@@ -76,7 +76,8 @@ int run_pca(const Args& args) {
   require(config.components >= 1, "sae pca: --k must be positive");
   require(config.block_rows >= 1, "sae pca: --block must be positive");
   require(val_fraction >= 0 && val_fraction < 1, "sae pca: --val-frac must lie in [0, 1)");
-  const auto backend = open_backend(o.text("backend"));
+  refuse_unasked_overwrite(o, "sae pca");
+  const auto backend = open_backend(o);
   const Counts counts = load_counts(o);
   const bool quiet = o.flag_set("quiet");
   if (!quiet) std::cerr << describe(counts) << "\n";

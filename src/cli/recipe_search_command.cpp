@@ -46,7 +46,7 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   const double budget = o.real("auto-budget");
   require(budget > 0.0, "sae train: --auto-budget must be a positive number of seconds");
   const bool quiet = o.flag_set("quiet");
-  const auto backend = open_backend(o.text("backend"));
+  const auto backend = open_backend(o);
   const Counts counts = load_counts(o);
   if (!quiet) std::cerr << describe(counts) << "\n";
   require_trainable_rows(counts);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -105,7 +106,6 @@ Options train_options() {
       .value("on-nan", "stop|skip", "stop",
              "a step whose loss or gradient is NaN or Inf: stop with an error naming it (the "
              "last epoch's checkpoint stays the last good state), or skip its update and go on")
-      .value("checkpoint", "PATH", "sae-model.ckpt", "checkpoint written after every epoch")
       .value("resume", "PATH", "",
              "continue the run saved in this checkpoint, with its configuration (and, without "
              "--data or --rows, its data)")
@@ -136,7 +136,6 @@ Options train_options() {
              "also write a self-contained HTML report (metrics, training curves, exactness per "
              "column, wrong entries per row, and images for square column counts)")
       .flag("json", "print the final report as JSON")
-      .flag("quiet", "no progress output")
       .flag("auto",
             "search the recipe (loss and decode, latent activation, learning rate) that "
             "reproduces the validation rows most exactly: short runs of every candidate, the "
@@ -151,6 +150,8 @@ Options train_options() {
                     "reproduces more validation entries exactly");
   add_count_model_options(o);
   add_pca_option(o);
+  add_model_file_options(o, "sae-model.ckpt", "checkpoint written after every epoch");
+  add_quiet_option(o);
   return o;
 }
 
@@ -257,7 +258,7 @@ constexpr const char* kResumeOptions[] = {
     "resume",      "epochs",     "data",           "rows",   "backend",   "checkpoint",
     "metrics-log", "latents",    "reconstruction", "json",   "quiet",     "loss-every",
     "decode",      "report",     "no-pca",         "on-nan", "placement", "device-memory-budget",
-    "precision",   "step-graph", "layer-forward",  "select"};
+    "precision",   "step-graph", "layer-forward",  "select", "force"};
 
 // --select: true when the run keeps its parameters of the best validation exact F1, false for
 // those of the lowest validation loss.
@@ -376,6 +377,12 @@ int run_train(const Args& args) {
   const auto reconstruction_format =
       output_option_format(o, "sae train", "reconstruction", kReconstructionFormats);
   const bool select_f1 = selects_by_f1(o);
+  // A run resumed from the default file goes on writing it, as the run it continues did.
+  std::error_code absent;  // either file missing: not the same file
+  const bool resumes_default_file =
+      o.given("resume") &&
+      std::filesystem::equivalent(o.text("resume"), o.text("checkpoint"), absent);
+  if (!resumes_default_file) refuse_unasked_overwrite(o, "sae train");
   if (o.flag_set("auto")) return run_recipe_search(o, config_from(o, 1));
   const bool resume = o.given("resume");
   // Every option is checked before the data is read, so that a mistyped one fails at once, in
@@ -398,7 +405,7 @@ int run_train(const Args& args) {
   // --decode is checked against the loss before the data is read.
   const std::optional<DecodeMode> asked_decode =
       decode_option(o, resume ? run.train.loss : parse_loss(o.text("loss")));
-  const auto backend = open_backend(o.text("backend"));
+  const auto backend = open_backend(o);
   // Without --data or --rows, a resumed run goes on with the data its checkpoint names.
   Counts counts = resume && !o.given("data") && !o.given("rows")
                       ? load_counts_from_source(run.data_source)
