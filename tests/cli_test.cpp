@@ -487,6 +487,93 @@ TEST_F(Cli, TransposeReadsAFeaturesByRowsFileAsRows) {
   EXPECT_EQ(embedded.err, "sae: error: --transpose reads --data: give it, or drop --transpose\n");
 }
 
+// A checkpoint records its data relative to itself as well: a directory holding both can be
+// moved, and eval and --resume without --data find the data in its new place, read the way it was
+// trained (--transpose); a checkpoint moved alone falls back on the absolute path. When neither
+// exists, one line names both.
+TEST_F(Cli, CheckpointFindsItsDataAfterTheirDirectoryMoves) {
+  ensure_data();
+  fs::remove_all(file("run"));
+  fs::remove_all(file("moved"));
+  fs::create_directories(file("run/data"));
+  fs::copy_file(file("x.mtx"), file("run/data/x.mtx"));
+  write_matrix_market(file("run/data/xt.mtx"), transposed(read_matrix_market(file("x.mtx"))), true);
+  const std::string train = " --epochs 1 --hidden 16 --latent 4 --json --quiet --backend cpu";
+  const Result plain = sae("train --data data/x.mtx --checkpoint m.ckpt" + train, "run");
+  ASSERT_TRUE(succeeded(plain));
+  const Result flipped =
+      sae("train --data data/xt.mtx --transpose --checkpoint t.ckpt" + train, "run");
+  ASSERT_TRUE(succeeded(flipped));
+  EXPECT_EQ(load_checkpoint(file("run/m.ckpt")).config.data_source_relative_to_checkpoint,
+            "data/x.mtx");
+  EXPECT_EQ(load_checkpoint(file("run/t.ckpt")).config.data_source_relative_to_checkpoint,
+            "transposed:data/xt.mtx");
+
+  fs::rename(file("run"), file("moved"));
+  for (const auto& [checkpoint, trained_by] :
+       {std::pair{"m.ckpt", &plain}, std::pair{"t.ckpt", &flipped}}) {
+    SCOPED_TRACE(checkpoint);
+    const Result eval =
+        sae(std::string("eval --model moved/") + checkpoint + " --json --backend cpu");
+    ASSERT_TRUE(succeeded(eval));
+    EXPECT_EQ(eval.out, json_object(trained_by->out, "validation") + "\n");
+  }
+  ASSERT_TRUE(
+      succeeded(sae("train --resume moved/m.ckpt --epochs 2 --checkpoint moved/m.ckpt --quiet "
+                    "--backend cpu")));
+  const Checkpoint resumed = load_checkpoint(file("moved/m.ckpt"));
+  EXPECT_EQ(resumed.state.epoch, 2);
+  EXPECT_TRUE(names_file(resumed.config.data_source, file("moved/data/x.mtx")));
+
+  fs::copy_file(file("moved/m.ckpt"), file("alone.ckpt"), fs::copy_options::overwrite_existing);
+  const Result alone = sae("eval --model alone.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(alone));
+  const Result beside = sae("eval --model moved/m.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(beside));
+  EXPECT_EQ(alone.out, beside.out);
+
+  fs::copy_file(file("moved/t.ckpt"), file("lost.ckpt"), fs::copy_options::overwrite_existing);
+  const Result lost = sae("eval --model lost.ckpt --backend cpu");
+  EXPECT_EQ(lost.exit_code, 1);
+  EXPECT_EQ(lost.err, "sae: error: lost.ckpt: the data it was trained on is at neither " +
+                          file("data/xt.mtx") + " nor " + file("run/data/xt.mtx") +
+                          ": give the file with --data\n");
+}
+
+// Checkpoints written before the relative path was recorded name their data by its absolute path
+// alone, and still evaluate without --data.
+TEST_F(Cli, CheckpointWithAnAbsolutePathAloneStillEvaluates) {
+  ASSERT_TRUE(succeeded(trained()));
+  Checkpoint old = load_checkpoint(file("m.ckpt"));
+  old.config.data_source_relative_to_checkpoint.clear();
+  fs::create_directories(file("old"));
+  save_checkpoint(file("old/m.ckpt"), old);
+  const Result eval = sae("eval --model old/m.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(eval));
+  EXPECT_EQ(eval.out, json_object(trained().out, "validation") + "\n");
+}
+
+// A checkpoint made by the library from rows in memory names no file (sparseae::fit leaves
+// data_source empty unless told; a program may record its own label): eval without --data says
+// so in one line, and evaluates the rows --data gives.
+TEST_F(Cli, LibraryMadeCheckpointAsksForData) {
+  ASSERT_TRUE(succeeded(trained()));
+  for (const std::string label : {"", "in-memory"}) {
+    SCOPED_TRACE(label);
+    Checkpoint made = load_checkpoint(file("m.ckpt"));
+    made.config.data_source = label;
+    made.config.data_source_relative_to_checkpoint.clear();
+    save_checkpoint(file("lib.ckpt"), made);
+    const Result eval = sae("eval --model lib.ckpt --backend cpu");
+    EXPECT_EQ(eval.exit_code, 1);
+    EXPECT_EQ(eval.out, "");
+    EXPECT_EQ(eval.err,
+              "sae: error: lib.ckpt records no data file (it was made by the library): give the "
+              "rows with --data\n");
+    EXPECT_TRUE(succeeded(sae("eval --model lib.ckpt --data x.mtx --backend cpu")));
+  }
+}
+
 TEST_F(Cli, ResumeContinuesTheRunExactly) {
   ensure_data();
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --json --quiet --backend cpu";

@@ -24,7 +24,8 @@ namespace sparseae {
 // dispersion and size_factors, train holds input_transform and on_nonfinite, and the
 // configuration reference_library_size. Other versions are refused with a message that names both.
 // The configuration's optional "decode" came within version 4: readers ignore keys they do not
-// know, and a configuration without it decodes by its loss's default, as before.
+// know, and a configuration without it decodes by its loss's default, as before. So did the
+// optional "data_source_relative_to_checkpoint", written only when not empty.
 constexpr std::uint32_t kCheckpointVersion = 4;
 
 // The resolved configuration of a run: what a model needs to be rebuilt and used.
@@ -35,6 +36,10 @@ struct RunConfig {
   // Where the training data came from: a path, or "embedded:rows=N,seed=S" for the built-in
   // generator, so that eval can rebuild the same validation rows.
   std::string data_source;
+  // data_source's file as a path relative to the directory of the checkpoint that holds this
+  // configuration, so that a directory holding both can be moved; empty when there is none (the
+  // embedded generator, a program's own rows, checkpoints written before it was stored).
+  std::string data_source_relative_to_checkpoint;
   // hurdle, decode mode: the support probability from which an entry decodes to a non-zero.
   // sae train and compare_losses set it at the end of training to choose_hurdle_threshold on
   // the validation rows (a checkpoint written after an epoch holds the previous value); every

@@ -164,6 +164,9 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("hurdle_threshold", Json::number(config.hurdle_threshold))
       .set("reference_library_size", Json::number(config.reference_library_size));
   if (config.decode) root.set("decode", Json::string(decode_mode_name(*config.decode)));
+  if (!config.data_source_relative_to_checkpoint.empty())
+    root.set("data_source_relative_to_checkpoint",
+             Json::string(config.data_source_relative_to_checkpoint));
   return root.dump();
 }
 
@@ -221,6 +224,9 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   t.penalty.layer = static_cast<int>(penalty.at("layer").as_int());
   config.scale = static_cast<float>(root.at("scale").as_double());
   config.data_source = root.at("data_source").as_string();
+  if (root.contains("data_source_relative_to_checkpoint"))
+    config.data_source_relative_to_checkpoint =
+        root.at("data_source_relative_to_checkpoint").as_string();
   config.hurdle_threshold = root.at("hurdle_threshold").as_double();
   require(
       config.hurdle_threshold >= 0.0 && config.hurdle_threshold <= 1.0,

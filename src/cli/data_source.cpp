@@ -36,6 +36,8 @@ constexpr const char* kEmbeddedPrefix = "embedded:rows=";
 // Begins a recorded source read with --transpose, so that eval and --resume read it the same way.
 constexpr const char* kTransposedPrefix = "transposed:";
 
+bool is_embedded(const std::string& source) { return source.rfind(kEmbeddedPrefix, 0) == 0; }
+
 Counts embedded(std::int64_t rows) {
   TopicDataConfig config;
   config.rows = rows;
@@ -44,8 +46,31 @@ Counts embedded(std::int64_t rows) {
   return {generate_topic_counts(config), false, {}, name, name, false};
 }
 
+Counts rebuild_embedded(const std::string& source) {
+  long long rows = 0;
+  unsigned long long seed = 0;
+  require(std::sscanf(source.c_str(), "embedded:rows=%lld,seed=%llu", &rows, &seed) == 2 &&
+              seed == TopicDataConfig{}.seed,
+          "cannot rebuild the data source '" + source + "': pass --data");
+  return embedded(rows);
+}
+
 std::string absolute_path(const std::string& path) {
   return std::filesystem::absolute(path).lexically_normal().string();
+}
+
+std::string orientation_prefix(bool transposed) { return transposed ? kTransposedPrefix : ""; }
+
+// A recorded file source taken apart: the file, and how it was read.
+struct RecordedFile {
+  std::string path;
+  Orientation orientation = Orientation::as_stored;
+};
+
+RecordedFile recorded_file(const std::string& source) {
+  const std::string prefix = kTransposedPrefix;
+  if (source.rfind(prefix, 0) == 0) return {source.substr(prefix.size()), Orientation::transposed};
+  return {source, Orientation::as_stored};
 }
 
 }  // namespace
@@ -57,25 +82,54 @@ Counts load_counts(const std::string& path, std::int64_t embedded_rows, Orientat
     return embedded(embedded_rows);
   }
   LoadedMatrix loaded = read_matrix(path, orientation);
-  const std::string recorded = (transposed ? kTransposedPrefix : "") + absolute_path(path);
+  const std::string recorded = orientation_prefix(transposed) + absolute_path(path);
   if (loaded.sparse) return {std::move(loaded.csr), false, {}, path, recorded, transposed};
   HostCsr sparse = to_csr(loaded.dense);
   return {std::move(sparse), true, std::move(loaded.dense), path, recorded, transposed};
 }
 
-Counts load_counts_from_source(const std::string& source) {
-  if (source.rfind(kEmbeddedPrefix, 0) == 0) {
-    long long rows = 0;
-    unsigned long long seed = 0;
-    require(std::sscanf(source.c_str(), "embedded:rows=%lld,seed=%llu", &rows, &seed) == 2 &&
-                seed == TopicDataConfig{}.seed,
-            "cannot rebuild the data source '" + source + "': pass --data");
-    return embedded(rows);
+std::string source_relative_to_checkpoint(const Counts& counts,
+                                          const std::string& checkpoint_path) {
+  if (is_embedded(counts.recorded_source) || checkpoint_path.empty()) return "";
+  const std::filesystem::path directory =
+      std::filesystem::path(absolute_path(checkpoint_path)).parent_path();
+  const std::filesystem::path relative =
+      std::filesystem::path(recorded_file(counts.recorded_source).path)
+          .lexically_relative(directory);
+  // No relative path leads from one root to another: the absolute path alone names the file.
+  if (relative.empty()) return "";
+  return orientation_prefix(counts.transposed) + relative.generic_string();
+}
+
+Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path) {
+  if (is_embedded(run.data_source)) return rebuild_embedded(run.data_source);
+  const RecordedFile recorded = recorded_file(run.data_source);
+  const bool recorded_beside = !run.data_source_relative_to_checkpoint.empty();
+  // Beside the checkpoint first, so that a moved or copied directory reads its own data.
+  std::vector<RecordedFile> candidates;
+  if (recorded_beside) {
+    RecordedFile beside = recorded_file(run.data_source_relative_to_checkpoint);
+    beside.path =
+        (std::filesystem::path(absolute_path(checkpoint_path)).parent_path() / beside.path)
+            .lexically_normal()
+            .string();
+    candidates.push_back(beside);
   }
-  if (source.rfind(kTransposedPrefix, 0) == 0)
-    return load_counts(source.substr(std::string(kTransposedPrefix).size()), 0,
-                       Orientation::transposed);
-  return load_counts(source, 0);
+  if (candidates.empty() || candidates.front().path != recorded.path)
+    candidates.push_back(recorded);
+  for (const RecordedFile& candidate : candidates)
+    if (!candidate.path.empty() && std::filesystem::exists(candidate.path))
+      return load_counts(candidate.path, 0, candidate.orientation);
+  // sae records absolute paths: an empty or relative source is a program's own label for rows
+  // it held in memory, which names no file.
+  require(recorded_beside || std::filesystem::path(recorded.path).is_absolute(),
+          checkpoint_path +
+              " records no data file (it was made by the library): give the rows with --data");
+  const std::string places = candidates.size() > 1
+                                 ? "at neither " + candidates[0].path + " nor " + candidates[1].path
+                                 : "not at " + candidates[0].path;
+  throw Error(checkpoint_path + ": the data it was trained on is " + places +
+              ": give the file with --data");
 }
 
 void require_model_columns(const Counts& counts, std::int64_t model_columns,

@@ -10,6 +10,7 @@
 
 #include "cli/options.hpp"
 #include "sparseae/backend.hpp"
+#include "sparseae/checkpoint.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/io.hpp"
 
@@ -21,7 +22,8 @@ struct Counts {
   HostDense dense_matrix;
   std::string source;  // the path as given, or "embedded:rows=N,seed=S"
   // What a checkpoint's data_source records: the absolute path, so that it names the same file
-  // from any working directory (after "transposed:" when read so), or the embedded name.
+  // from any working directory (after "transposed:" when read so), or the embedded name. See
+  // source_relative_to_checkpoint for the path it records beside it.
   std::string recorded_source;
   bool transposed = false;  // the file's columns were read as rows (--transpose)
 };
@@ -38,8 +40,16 @@ Counts load_counts(const Options& o);
 // path "" means the embedded dataset of embedded_rows rows; orientation applies to a file.
 Counts load_counts(const std::string& path, std::int64_t embedded_rows,
                    Orientation orientation = Orientation::as_stored);
-// Loads what a checkpoint's data_source names.
-Counts load_counts_from_source(const std::string& source);
+// What a checkpoint written to checkpoint_path records as its configuration's
+// data_source_relative_to_checkpoint: counts' file relative to the checkpoint's directory (after
+// "transposed:" when read so); empty for the embedded dataset or without a checkpoint.
+std::string source_relative_to_checkpoint(const Counts& counts, const std::string& checkpoint_path);
+// Loads the data that run, the configuration of the checkpoint at checkpoint_path, was trained
+// on: the file beside the checkpoint when it recorded one and it exists, else data_source. Throws
+// when neither exists: "m.ckpt: the data it was trained on is at neither A nor B: give the file
+// with --data", or, when it names no file, "m.ckpt records no data file (it was made by the
+// library): give the rows with --data".
+Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path);
 // Throws unless the counts have the columns that the model of the checkpoint at checkpoint_path
 // reads: "<source>: 64 columns, the model in <checkpoint_path> expects 512".
 void require_model_columns(const Counts& counts, std::int64_t model_columns,

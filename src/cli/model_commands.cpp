@@ -127,7 +127,7 @@ int run_eval(const Args& args) {
     print_metrics(o.text("data"), model.evaluate(counts.matrix, decode), o.flag_set("json"));
     return 0;
   }
-  const Counts counts = load_counts_from_source(checkpoint.config.data_source);
+  const Counts counts = load_counts_from_checkpoint(checkpoint.config, model_path);
   const TrainConfig& train = checkpoint.config.train;
   const auto split = split_rows(counts.matrix.rows, train.val_fraction, train.seed);
   print_metrics("validation rows of " + counts.source,

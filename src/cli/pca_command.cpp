@@ -108,9 +108,10 @@ int run_pca(const Args& args) {
                  backend_name(backend->kind()), static_cast<long long>(pca.rows), seconds,
                  100.0 * explained);
 
-  const RunConfig run = pca_run_config(pca, counts.recorded_source, val_fraction, config.seed);
-  const std::vector<float> parameters = pca_parameters(pca);
   const std::string checkpoint = o.text("checkpoint");
+  RunConfig run = pca_run_config(pca, counts.recorded_source, val_fraction, config.seed);
+  run.data_source_relative_to_checkpoint = source_relative_to_checkpoint(counts, checkpoint);
+  const std::vector<float> parameters = pca_parameters(pca);
   if (!checkpoint.empty()) save_pca(checkpoint, run, parameters);
   TrainedModel model(*backend, run, parameters);
   const ReconstructionMetrics metrics =

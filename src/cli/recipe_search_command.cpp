@@ -69,8 +69,10 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
         else
           std::cerr << outcome.failure << "\n";
       });
-  search.best_run.data_source = counts.recorded_source;
   const std::string checkpoint_path = o.text("checkpoint");
+  search.best_run.data_source = counts.recorded_source;
+  search.best_run.data_source_relative_to_checkpoint =
+      source_relative_to_checkpoint(counts, checkpoint_path);
   if (!checkpoint_path.empty())
     save_checkpoint(checkpoint_path, {search.best_run, search.best_state});
 

@@ -408,7 +408,7 @@ int run_train(const Args& args) {
   const auto backend = open_backend(o);
   // Without --data or --rows, a resumed run goes on with the data its checkpoint names.
   Counts counts = resume && !o.given("data") && !o.given("rows")
-                      ? load_counts_from_source(run.data_source)
+                      ? load_counts_from_checkpoint(run, o.text("resume"))
                       : load_counts(o);
   const bool quiet = o.flag_set("quiet");
   if (!quiet) std::cerr << describe(counts) << "\n";
@@ -420,6 +420,8 @@ int run_train(const Args& args) {
     run = config_from(o, counts.matrix.cols);
   }
   run.data_source = counts.recorded_source;
+  run.data_source_relative_to_checkpoint =
+      source_relative_to_checkpoint(counts, o.text("checkpoint"));
   // The checkpoints of every epoch decode as asked; without --decode the decode is chosen, and
   // stored, once training ends.
   if (asked_decode) run.decode = asked_decode;
