@@ -3,6 +3,7 @@
 // exactly the counts come back. A checkpoint trained on one backend runs on the other.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "sparseae/backend.hpp"
@@ -110,6 +111,21 @@ HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeM
 // neither changes it nor anything else: the caller stores the result (set_hurdle_threshold,
 // RunConfig::hurdle_threshold). Throws Error for a model whose loss is not hurdle.
 double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation);
+
+// The decode a run reports and stores, measured on the rows of validation (raw counts) with the
+// model's hurdle threshold: asked when given; otherwise the loss's default decode or its
+// alternative_decode, whichever has the higher exact-entry F1 (the default on a tie). The other
+// decode is measured too, asked or not, unless the loss has one decode or validation no rows.
+struct DecodeMeasurement {
+  DecodeMode decode = DecodeMode::round;  // the one chosen
+  ReconstructionMetrics metrics;          // by it
+  std::optional<DecodeMode> other;        // the other one measured, if any
+  double other_f1 = -1;                   // its exact-entry F1
+};
+// detail, when not null, gets the chosen decode's detail (evaluate).
+DecodeMeasurement measure_decodes(TrainedModel& model, const HostCsr& validation,
+                                  std::optional<DecodeMode> asked,
+                                  ReconstructionDetail* detail = nullptr);
 
 // Rounds a reconstruction to counts (nearest non-negative integer) and keeps the non-zeros: the
 // round decode, whatever the loss.

@@ -338,34 +338,22 @@ void write_train_report(const Options& o, const RunConfig& run, const TrainingSu
                    runs, samples, o.flag_set("quiet"));
 }
 
-// Measures the model on the validation rows by the decode the run reports and stores, which it
-// returns: asked (--decode) when given; otherwise the loss's default or the other decode it
-// allows (alternative_decode), whichever has the higher exact-entry F1, the default on a tie.
-// summary gets the metrics of that decode, the other one's F1 and how the decode was chosen;
-// detail, when not null, that decode's detail.
-DecodeMode measure_decodes(TrainedModel& model, const HostCsr& validation,
+// The decode the run reports and stores (measure_decodes), which it returns: summary gets the
+// metrics of that decode, the other one's F1 and how the decode was chosen; detail, when not
+// null, that decode's detail.
+DecodeMode summarise_decodes(TrainedModel& model, const HostCsr& validation,
                            std::optional<DecodeMode> asked, TrainingSummary& summary,
                            ReconstructionDetail* detail) {
-  const LossKind loss = model.config().train.loss;
-  const DecodeMode first = asked.value_or(default_decode(loss));
-  summary.metrics = model.evaluate(validation, first, detail);
-  summary.decode_choice = asked ? DecodeChoice::option : DecodeChoice::loss_default;
-  const auto other = alternative_decode(loss, first);
-  if (!other || summary.metrics.rows == 0) return first;
-  ReconstructionDetail other_detail;
-  ReconstructionMetrics other_metrics =
-      model.evaluate(validation, *other, detail != nullptr ? &other_detail : nullptr);
-  if (!asked) summary.decode_choice = DecodeChoice::validation_f1;
-  if (asked || other_metrics.exact_f1 <= summary.metrics.exact_f1) {
-    summary.alternative_decode = *other;
-    summary.alternative_decode_f1 = other_metrics.exact_f1;
-    return first;
+  DecodeMeasurement measured = measure_decodes(model, validation, asked, detail);
+  summary.metrics = std::move(measured.metrics);
+  summary.decode_choice = asked                ? DecodeChoice::option
+                          : measured.other     ? DecodeChoice::validation_f1
+                                               : DecodeChoice::loss_default;
+  if (measured.other) {
+    summary.alternative_decode = *measured.other;
+    summary.alternative_decode_f1 = measured.other_f1;
   }
-  summary.alternative_decode = first;
-  summary.alternative_decode_f1 = summary.metrics.exact_f1;
-  summary.metrics = std::move(other_metrics);
-  if (detail != nullptr) *detail = std::move(other_detail);
-  return *other;
+  return measured.decode;
 }
 
 }  // namespace
@@ -519,7 +507,7 @@ int run_train(const Args& args) {
   summary.validation_loss = trainer.validation_loss();
   ComparisonRow report_row;  // --report: this run as the one row of the report
   const DecodeMode decode =
-      measure_decodes(model, trainer.validation_counts(), asked_decode, summary,
+      summarise_decodes(model, trainer.validation_counts(), asked_decode, summary,
                       o.given("report") ? &report_row.detail : nullptr);
   // The final checkpoint keeps the decode of the headline, for eval and decode to reproduce it.
   run.decode = decode;

@@ -77,17 +77,12 @@ FitResult fit_with(Backend& backend, Trainer& trainer, RunConfig run, const FitO
     model.set_hurdle_threshold(run.hurdle_threshold);
   }
   // As sae train decides: the asked decode, else the better of the default and its alternative.
-  const DecodeMode first = options.decode.value_or(default_decode(run.train.loss));
-  result.validation = model.evaluate(validation, first);
-  run.decode = first;
-  if (const auto other = alternative_decode(run.train.loss, first); other && validation.rows > 0) {
-    ReconstructionMetrics other_metrics = model.evaluate(validation, *other);
-    if (!options.decode && other_metrics.exact_f1 > result.validation.exact_f1) {
-      run.decode = *other;
-      std::swap(result.validation, other_metrics);
-    }
-    result.other_decode = run.decode == first ? *other : first;
-    result.other_decode_f1 = other_metrics.exact_f1;
+  DecodeMeasurement measured = measure_decodes(model, validation, options.decode);
+  run.decode = measured.decode;
+  result.validation = std::move(measured.metrics);
+  if (measured.other) {
+    result.other_decode = measured.other;
+    result.other_decode_f1 = measured.other_f1;
   }
   result.run = std::move(run);
   return result;

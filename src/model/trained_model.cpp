@@ -260,6 +260,30 @@ HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeM
   return to_csr(counts);
 }
 
+DecodeMeasurement measure_decodes(TrainedModel& model, const HostCsr& validation,
+                                  std::optional<DecodeMode> asked, ReconstructionDetail* detail) {
+  const LossKind loss = model.config().train.loss;
+  DecodeMeasurement measured;
+  measured.decode = asked.value_or(default_decode(loss));
+  measured.metrics = model.evaluate(validation, measured.decode, detail);
+  const auto other = alternative_decode(loss, measured.decode);
+  if (!other || measured.metrics.rows == 0) return measured;
+  ReconstructionDetail other_detail;
+  ReconstructionMetrics other_metrics =
+      model.evaluate(validation, *other, detail != nullptr ? &other_detail : nullptr);
+  if (asked || other_metrics.exact_f1 <= measured.metrics.exact_f1) {
+    measured.other = *other;
+    measured.other_f1 = other_metrics.exact_f1;
+    return measured;
+  }
+  measured.other = measured.decode;
+  measured.other_f1 = measured.metrics.exact_f1;
+  measured.decode = *other;
+  measured.metrics = std::move(other_metrics);
+  if (detail != nullptr) *detail = std::move(other_detail);
+  return measured;
+}
+
 double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation) {
   const RunConfig& config = model.config();
   require(has_support_head(config.train.loss),

@@ -47,12 +47,8 @@ std::function<double()> validation_exact_f1_score(Backend& backend, Trainer& tra
     if (has_support_head(scored.train.loss))
       model.set_hurdle_threshold(choose_hurdle_threshold(model, validation));
     if (decode) return model.evaluate(validation, *decode).exact_f1;
-    // The decode is chosen after training as the better of these two: so is the epoch.
-    const DecodeMode first = default_decode(scored.train.loss);
-    double best = model.evaluate(validation, first).exact_f1;
-    if (const auto other = alternative_decode(scored.train.loss, first))
-      best = std::max(best, model.evaluate(validation, *other).exact_f1);
-    return best;
+    // The decode is chosen after training as the better of the two: so is the epoch.
+    return measure_decodes(model, validation, std::nullopt).metrics.exact_f1;
   };
 }
 
