@@ -124,6 +124,14 @@ void launch_reconstruction_loss(LossKind kind, const LossParams& params, ConstDe
                                 cudaStream_t stream);
 
 // grad += the gradient of weight / rows * sum |a|; *loss = its value (always written).
+// z(r, c) = math::latent_code(z(r, c)), or with a seed z(r, c) += math::latent_noise(*noise_seed,
+// r * z.cols + c) (the seed read on the device).
+void launch_quantize_latents(DenseView z, const std::uint64_t* noise_seed, cudaStream_t stream);
+// Backend::latent_rate_penalty.
+std::size_t latent_rate_penalty_workspace_bytes(std::int64_t rows, std::int64_t cols);
+void launch_latent_rate_penalty(float weight, const float* prior, ConstDenseView z, DenseView grad,
+                                float* prior_grad, float* loss, void* workspace,
+                                cudaStream_t stream);
 std::size_t l1_activity_penalty_workspace_bytes(std::int64_t rows, std::int64_t cols);
 void launch_l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss,
                                 void* workspace, cudaStream_t stream);

@@ -4,8 +4,11 @@
 //   kl_sparsity_penalty: column sums of a (a sigmoid layer's activations, the column reduction),
 //     then one block turns them into each unit's KL value and gradient factor and sums the values,
 //     then an element-wise pass adds each column's factor to the gradient;
+//   quantize_latents: one element-wise pass;
+//   latent_rate_penalty: one matrix sum whose element adds its gradient to grad, then one column
+//     reduction over 2 x cols virtual columns (the locations' gradients, then the log-scales');
 //   sum_of_squares: one matrix sum over a 1 x n row.
-// Each needs at most three launches and no host synchronisation.
+// Each needs at most four launches and no host synchronisation.
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
 #include "math/loss_math.hpp"
@@ -67,6 +70,49 @@ struct KlGradOp {
   }
 };
 
+// noise_seed null: the integer code; else the training noise with the seed read on the device.
+struct QuantizeLatentsOp {
+  float* z;
+  std::int64_t ld;
+  std::int64_t cols;
+  const std::uint64_t* noise_seed;
+  __device__ void operator()(std::int64_t r, std::int64_t c) const {
+    float& v = z[r * ld + c];
+    v = noise_seed == nullptr
+            ? math::latent_code(v)
+            : v + math::latent_noise(*noise_seed, static_cast<std::uint64_t>(r * cols + c));
+  }
+};
+
+struct RateElement {
+  float per_row;  // weight / rows
+  const float* prior;
+  const float* z;
+  std::int64_t ld_z;
+  std::int64_t cols;
+  float* grad;
+  std::int64_t ld_grad;
+  __device__ double operator()(std::int64_t r, std::int64_t c) const {
+    const math::RateTerm term = math::latent_rate_term(z[r * ld_z + c], prior[c], prior[cols + c]);
+    if (grad != nullptr) grad[r * ld_grad + c] += per_row * term.grad;
+    return static_cast<double>(per_row) * term.value;
+  }
+};
+
+// Column c < cols: the gradient of location c; column cols + c: that of log-scale c.
+struct RatePriorGradElement {
+  const float* prior;
+  const float* z;
+  std::int64_t ld_z;
+  std::int64_t cols;
+  __device__ float operator()(std::int64_t r, std::int64_t virtual_col) const {
+    const bool log_scale = virtual_col >= cols;
+    const std::int64_t c = log_scale ? virtual_col - cols : virtual_col;
+    const math::RateTerm term = math::latent_rate_term(z[r * ld_z + c], prior[c], prior[cols + c]);
+    return log_scale ? term.grad_log_scale : term.grad_location;
+  }
+};
+
 float inverse_rows(std::int64_t rows) {
   return 1.0f / static_cast<float>(std::max<std::int64_t>(1, rows));
 }
@@ -108,6 +154,29 @@ void launch_kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseVi
                                                            factors, loss);
   SAE_CUDA_CHECK(cudaGetLastError());
   detail::launch_elementwise_2d(KlGradOp{factors, grad.data, grad.ld}, a.rows, a.cols, stream);
+}
+
+void launch_quantize_latents(DenseView z, const std::uint64_t* noise_seed, cudaStream_t stream) {
+  detail::launch_elementwise_2d(QuantizeLatentsOp{z.data, z.ld, z.cols, noise_seed}, z.rows, z.cols,
+                                stream);
+}
+
+std::size_t latent_rate_penalty_workspace_bytes(std::int64_t rows, std::int64_t cols) {
+  // The matrix sum and the column reduction run one after the other on one stream: they share it.
+  return std::max(align_workspace(detail::matrix_sum_partials_bytes(rows, cols)),
+                  column_reduction_workspace_bytes(rows, 2 * cols));
+}
+
+void launch_latent_rate_penalty(float weight, const float* prior, ConstDenseView z, DenseView grad,
+                                float* prior_grad, float* loss, void* workspace,
+                                cudaStream_t stream) {
+  // weight / rows as the cpu backend computes it; rows == 0 writes *loss = 0 and zero gradients.
+  const float per_row = weight / static_cast<float>(std::max<std::int64_t>(1, z.rows));
+  detail::launch_matrix_sum(RateElement{per_row, prior, z.data, z.ld, z.cols, grad.data, grad.ld},
+                            z.rows, z.cols, loss, workspace, stream);
+  if (prior_grad != nullptr)
+    detail::launch_column_reduction(RatePriorGradElement{prior, z.data, z.ld, z.cols}, z.rows,
+                                    2 * z.cols, per_row, prior_grad, workspace, stream);
 }
 
 std::size_t sum_of_squares_workspace_bytes(std::int64_t n) {

@@ -159,6 +159,19 @@ TEST_P(CapturedStepTraining, CountLossWithSizeFactorsAndKlPenalty) {
   expect_captured_trains_as_plain(data, model_for(data.cols, Activation::sigmoid), config);
 }
 
+// Rate-aware training: each replay reads its step's noise seed and writes the rate's slot and the
+// prior's gradients.
+TEST_P(CapturedStepTraining, RateAwareTrainingDrawsEachStepsNoise) {
+  const HostCsr data = sparse_counts();
+  ModelConfig model = model_for(data.cols, Activation::identity);
+  model.latent_prior = true;
+  TrainConfig config = varying_config(true);
+  config.loss = LossKind::poisson;
+  config.rate_lambda = 1.0f;
+  config.penalty.l1_weight = 0.0f;
+  expect_captured_trains_as_plain(data, model, config);
+}
+
 // With bf16 products (on cpu, the emulation rounding its copies inside the recorded ops) too.
 TEST_P(CapturedStepTraining, Bf16ProductsTrainAsThePlainStep) {
   const HostCsr data = sparse_counts();

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -1035,7 +1036,15 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --step-graph yes --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --step-graph takes on or off, not 'yes'"},
       {"train --select auc --data missing.mtx --backend cpu", 1,
-       "sae: error: sae train: --select takes f1 or loss, not 'auc'"},
+       "sae: error: sae train: --select takes auto, f1 or loss, not 'auc'"},
+      {"train --rate-lambda -1 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --rate-lambda must be finite and at least 0"},
+      {"train --rate-lambda 1 --latent-act relu --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --rate-lambda codes the latents as signed integers: its latent "
+       "activation is identity (drop --latent-act)"},
+      {"train --auto --rate-lambda 1 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --auto searches for exact reconstruction, --rate-lambda trains "
+       "for a small lossless file: train with --rate-lambda without --auto"},
       {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --device-memory-budget must be a size in MiB, at least 0"},
       {"train --zero-weight lots --backend cpu", 2,
@@ -1896,10 +1905,51 @@ TEST_F(Cli, CompareRefusesBadOptionsInOneLine) {
   EXPECT_TRUE(contains(sae("--help").out, "  compare  "));
 }
 
-
 // Lossless mode through the binary: a round trip that gives the counts back exactly (streamed
 // from a sorted .mtx, or read whole from an unsorted one), and the size table whose model row is
 // the file's size.
+// sae train --rate-lambda: an identity latent and the loss kept by its validation loss (the
+// description length) unasked; its codes are integers, and sae compress stores them under the
+// model's prior by default (--latent-bits auto), exactly.
+TEST_F(Cli, RateAwareModelStoresIntegerCodesUnderItsPrior) {
+  ensure_data();
+  const Result train =
+      sae("train --data x.mtx --epochs 3 --hidden 32 --latent 8 --loss nb --rate-lambda 1 "
+          "--checkpoint rate.ckpt --latents rate-z.csv --backend cpu --quiet");
+  ASSERT_TRUE(succeeded(train)) << train.err;
+  EXPECT_TRUE(contains(train.out, "latent identity")) << train.out;
+  EXPECT_TRUE(contains(train.out, "latent prior")) << train.out;
+  EXPECT_TRUE(contains(train.out, "the lowest validation loss")) << train.out;
+  std::ifstream codes(file("rate-z.csv"));
+  std::int64_t values = 0;
+  for (std::string line; std::getline(codes, line);) {
+    std::istringstream fields(line);
+    for (std::string field; std::getline(fields, field, ',');) {
+      const double v = std::stod(field);
+      EXPECT_EQ(v, std::nearbyint(v)) << "a code " << field;
+      EXPECT_NE(field, "-0") << "codes print as integers";
+      ++values;
+    }
+  }
+  EXPECT_GT(values, 0);
+  ASSERT_TRUE(
+      succeeded(sae("compress --model rate.ckpt --data x.mtx -o rate.sae --backend cpu "
+                    "--block-rows 70 --batch 9")));
+  ASSERT_TRUE(succeeded(
+      sae("decompress --in rate.sae --model rate.ckpt -o rate.mtx --backend cpu --batch 4")));
+  expect_same(read_matrix_market(file("rate.mtx")), read_matrix_market(file("x.mtx")),
+              "decompressed counts");
+  ASSERT_TRUE(
+      succeeded(sae("compress --model rate.ckpt --data x.mtx -o prior.sae --backend "
+                    "cpu --block-rows 70 --latent-bits prior --quiet")));
+  EXPECT_EQ(read_text(file("prior.sae")), read_text(file("rate.sae")))
+      << "--latent-bits auto is the prior for a model that has one";
+  ASSERT_TRUE(
+      succeeded(sae("compress --model rate.ckpt --data x.mtx -o float.sae --backend "
+                    "cpu --block-rows 70 --latent-bits 32 --quiet")));
+  EXPECT_NE(read_text(file("float.sae")), read_text(file("rate.sae")));
+}
+
 TEST_F(Cli, CompressDecompressRoundTripAndStatsTable) {
   ASSERT_TRUE(succeeded(trained()));
   const Result compressed = sae(
@@ -1940,11 +1990,11 @@ TEST_F(Cli, CompressDecompressRoundTripAndStatsTable) {
   const Result stats = sae(
       "compress --model p.ckpt --data x.mtx -o p.sae --backend cpu --latent-bits 8 --stats");
   ASSERT_TRUE(succeeded(stats));
-  for (const char* part : {"raw CSR (int32 index + value)", "gzip -9 of the .mtx",
-                           "zstd -19 of the .mtx", "xz -9 of the .mtx", "order-0 per column",
-                           "model coding of every block", "PCA (k = 4) codes + residual",
-                           "model codes + residual (p.sae)", "model NLL (ideal residual code)",
-                           "bits/row"})
+  for (const char* part :
+       {"raw CSR (int32 index + value)", "gzip -9 of the .mtx", "zstd -19 of the .mtx",
+        "xz -9 of the .mtx", "order-0 per column", "model coding of every block",
+        "PCA (k = 4, 8-bit) codes + residual", "model codes + residual (p.sae)",
+        "model NLL (ideal residual code)", "bits/row"})
     EXPECT_TRUE(contains(stats.out, part)) << part << ": " << stats.out;
   std::snprintf(per_row, sizeof per_row, "%.2f",
                 static_cast<double>(fs::file_size(file("p.sae"))) / 300.0);
@@ -1985,7 +2035,9 @@ TEST_F(Cli, CompressAndDecompressRefuseBadInputWithOneLine) {
       {"decompress --in missing.sae --model m.ckpt -o out.mtx --backend cpu",
        "missing.sae: cannot open"},
       {"compress --model m.ckpt --data x.mtx -o out.sae --latent-bits 12",
-       "--latent-bits must be 32, 16 or 8"},
+       "--latent-bits must be auto, prior, 32, 16 or 8"},
+      {"compress --model m.ckpt --data x.mtx -o out.sae --latent-bits prior",
+       "--latent-bits prior needs a model trained with --rate-lambda"},
       {"compress --data x.mtx -o out.sae", "sae compress: --model: is required"}};
   for (const auto& [args, message] : cases) {
     const Result r = sae(args);

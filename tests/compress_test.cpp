@@ -488,10 +488,27 @@ TEST_F(LosslessFile, AnOlderVersionAndAMissingModelAreRefusedWithOneLine) {
   write_bytes(scratch("v1.sae"), bytes);
   const std::string old = decompress_error(scratch("v1.sae"));
   EXPECT_TRUE(contains(old,
-                       "format version 1, this build reads version 2: decompress it with "
+                       "format version 1, this build reads versions 2 to 3: decompress it with "
                        "the build that wrote it"))
       << old;
   EXPECT_EQ(old.find('\n'), std::string::npos) << old;
+  // Version 2 differs from 3 only by the integer latents it cannot hold: still read.
+  const std::uint32_t version_2 = 2;
+  std::memcpy(bytes.data() + 8, &version_2, sizeof version_2);
+  // The header's checksum (over its first 80 bytes) and the trailer's (over every byte before
+  // it) cover the version: both written anew.
+  const auto fnv = [&](std::size_t end) {
+    std::uint64_t hash = 0xcbf29ce484222325ull;
+    for (std::size_t i = 0; i < end; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+    return hash;
+  };
+  const std::uint64_t header_checksum = fnv(80);
+  std::memcpy(bytes.data() + 80, &header_checksum, sizeof header_checksum);
+  const std::uint64_t file_checksum = fnv(bytes.size() - 8);
+  std::memcpy(bytes.data() + bytes.size() - 8, &file_checksum, sizeof file_checksum);
+  write_bytes(scratch("v2.sae"), bytes);
+  expect_same_counts(decompress_all(*backend_, *model_, scratch("v2.sae"), 8), *data_,
+                     "a version 2 file");
   const std::string no_model = error_message([] {
     decompress_lossless(
         scratch("f.sae"), [](const auto&) {}, [](auto, const auto&) {});
@@ -648,6 +665,118 @@ TEST(Lossless, Order0AndModelCodecsRoundTripEveryBlockLayoutExactly) {
   CsrRowSource source(empty);
   compress_lossless(source, scratch("empty.sae"), options);
   expect_same_counts(decompress_all(scratch("empty.sae")), empty, "no rows");
+}
+
+// ---- rate-aware models: integer latents under the learned prior ----
+
+// A tiny model trained with the rate term: a latent prior, an identity latent.
+void rate_aware(RunConfig& run) {
+  run.model.latent_prior = true;
+  run.model.latent_activation = Activation::identity;
+  run.train.rate_lambda = 1.0f;
+}
+
+// The prior's pmf of each dimension follows the logistic mass of the integers around its
+// location, and integers far outside it (the escape) round-trip too.
+TEST(LatentCoder, PriorPmfFollowsTheLogisticAndEveryIntegerRoundTrips) {
+  const std::vector<float> prior = {0.3f, -2.6f, 40.0f, 0.0f, 1.0f, -3.0f};  // locations, logs
+  const lossless::LatentCoder coder(prior.data(), 3);
+  // Centre 0 (0.3 rounds to 0), unit scale: symbol 0 is the integer 0, 1 is -1, 2 is +1.
+  const auto logistic_mass = [](double k, double location, double scale) {
+    const auto cdf = [&](double x) { return 1.0 / (1.0 + std::exp(-(x - location) / scale)); };
+    return cdf(k + 0.5) - cdf(k - 0.5);
+  };
+  std::vector<float> latents;
+  const std::vector<float> row_values[] = {{0.0f, -3.0f, 40.0f},
+                                           {-1.0f, -2.0f, 41.0f},
+                                           {1.0f, 5000.0f, -16777216.0f},
+                                           {-250.0f, -3.0f, 16777216.0f},
+                                           {2.0f, -1e6f, 39.0f}};
+  for (const auto& row : row_values) latents.insert(latents.end(), row.begin(), row.end());
+  const std::vector<float> kept = latents;
+  lossless::RansEncoder encoder;
+  coder.put(encoder, 5, 3, latents.data());
+  EXPECT_EQ(latents, kept) << "integer codes are stored as they are";
+  const std::vector<std::uint8_t> bytes = encoder.finish();
+  lossless::RansDecoder decoder(bytes.data(), bytes.size());
+  std::vector<float> back(latents.size(), -7.0f);
+  coder.get(decoder, 5, 3, back.data());
+  EXPECT_EQ(back, kept);
+  // The probabilities: 2000 rows of one code cost what the logistic masses say, to the
+  // quantisation of the pmfs (each symbol holds at least one of 2^16 slots) and the stream's end.
+  const std::vector<float> code = {0.0f, -3.0f, 40.0f};
+  std::vector<float> repeated;
+  for (int r = 0; r < 2000; ++r) repeated.insert(repeated.end(), code.begin(), code.end());
+  lossless::RansEncoder many;
+  coder.put(many, 2000, 3, repeated.data());
+  const double bits = 8.0 * static_cast<double>(many.finish().size());
+  const double expected = -2000.0 * (std::log2(logistic_mass(0.0, 0.3, 1.0)) +
+                                     std::log2(logistic_mass(-3.0, -2.6, std::exp(1.0))) +
+                                     std::log2(logistic_mass(40.0, 40.0, std::exp(-3.0))));
+  EXPECT_NEAR(bits, expected, 0.01 * expected + 64.0);
+  // Non-integer latents are rounded (ties to even) before they are stored.
+  std::vector<float> fractional = {0.5f, -2.5f, 39.6f};
+  lossless::RansEncoder rounding;
+  coder.put(rounding, 1, 3, fractional.data());
+  EXPECT_EQ(fractional, (std::vector<float>{0.0f, -2.0f, 40.0f}));
+}
+
+// A rate-trained model's file at every block layout, with and without the order-0 fallback, on
+// rows with empty rows, an all-zero column and counts far beyond training; a prior moved far from
+// every code (each one escapes) still round-trips, only longer.
+TEST(Lossless, RateAwareModelsRoundTripTheirIntegerCodesExactly) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  const HostCsr data = awkward_data();
+  for (const LossKind loss : {LossKind::hurdle_nb, LossKind::poisson, LossKind::mse}) {
+    TrainedModelFile model = train_tiny(*cpu, loss, topic_data(80, 20, 16), rate_aware);
+    for (const std::int64_t block_rows : {1, 7, 81}) {
+      for (const bool fallback : {true, false}) {
+        LosslessOptions options;
+        options.latent_bits = kPriorLatentBits;
+        options.block_rows = block_rows;
+        options.batch_rows = 6;
+        options.order0_fallback = fallback;
+        const std::string what = std::string(loss_name(loss)) + ", " + std::to_string(block_rows) +
+                                 " rows per block, fallback " + std::to_string(fallback);
+        CsrRowSource source(data);
+        const LosslessSizes sizes = compress_lossless(*cpu, model.config, model.parameters, source,
+                                                      scratch("rate.sae"), options);
+        EXPECT_EQ(sizes.total(), static_cast<std::int64_t>(fs::file_size(scratch("rate.sae"))))
+            << what;
+        expect_same_counts(decompress_all(*cpu, model, scratch("rate.sae"), 5), data, what);
+      }
+    }
+    LosslessOptions options;
+    options.latent_bits = kPriorLatentBits;
+    options.order0_fallback = false;
+    CsrRowSource near_source(data);
+    const LosslessSizes near = compress_lossless(*cpu, model.config, model.parameters, near_source,
+                                                 scratch("near.sae"), options);
+    const ModelLayout layout(model.config.model);
+    for (std::int64_t j = 0; j < model.config.model.latent; ++j)
+      model.parameters[static_cast<std::size_t>(layout.prior_offset() + j)] += 1000.0f;
+    CsrRowSource far_source(data);
+    const LosslessSizes far = compress_lossless(*cpu, model.config, model.parameters, far_source,
+                                                scratch("far.sae"), options);
+    EXPECT_GT(far.latent_bytes, near.latent_bytes) << loss_name(loss);
+    expect_same_counts(decompress_all(*cpu, model, scratch("far.sae"), 5), data,
+                       std::string(loss_name(loss)) + ", codes far from the prior");
+  }
+}
+
+TEST(Lossless, IntegerLatentsNeedAModelWithAPrior) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  const HostCsr data = topic_data(40, 20, 17);
+  const TrainedModelFile model = train_tiny(*cpu, LossKind::nb, data);
+  LosslessOptions options;
+  options.latent_bits = kPriorLatentBits;
+  CsrRowSource source(data);
+  EXPECT_TRUE(contains(error_message([&] {
+                         compress_lossless(*cpu, model.config, model.parameters, source,
+                                           scratch("no-prior.sae"), options);
+                       }),
+                       "need a model trained with --rate-lambda"));
+  EXPECT_FALSE(fs::exists(scratch("no-prior.sae"))) << "nothing half-written";
 }
 
 // A model that knows nothing (every parameter 0) on rows it never saw: every block falls back on

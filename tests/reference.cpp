@@ -626,6 +626,66 @@ PenaltyResult l1_activity_penalty(double weight, const DoubleMatrix& a,
   return result;
 }
 
+double latent_code(double z) {
+  constexpr double kLimit = 16777216.0;
+  if (std::isnan(z)) return -kLimit;
+  return std::min(std::max(std::nearbyint(z), -kLimit), kLimit);
+}
+
+double latent_noise(std::uint64_t seed, std::uint64_t index) {
+  const auto splitmix = [](std::uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+  };
+  return static_cast<double>(splitmix(seed ^ splitmix(index)) >> 40) / 16777216.0 - 0.5;
+}
+
+RatePenaltyResult latent_rate_penalty(double weight, const std::vector<double>& prior,
+                                      const DoubleMatrix& z, const DoubleMatrix& grad_in) {
+  require_shapes(z.rows == grad_in.rows && z.cols == grad_in.cols &&
+                     static_cast<std::int64_t>(prior.size()) == 2 * z.cols,
+                 "latent_rate_penalty");
+  const double per_row = weight / static_cast<double>(std::max<std::int64_t>(1, z.rows));
+  const std::int64_t cols = z.cols;
+  RatePenaltyResult result{DoubleMatrix(z.rows, cols, cols, 0.0),
+                           std::vector<double>(static_cast<std::size_t>(2 * cols), 0.0),
+                           0.0,
+                           DoubleMatrix(z.rows, cols, cols, 0.0),
+                           std::vector<double>(static_cast<std::size_t>(2 * cols), 0.0),
+                           0.0};
+  const auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  for (std::int64_t c = 0; c < cols; ++c) {
+    const double location = prior[static_cast<std::size_t>(c)];
+    const double raw_log_scale = prior[static_cast<std::size_t>(cols + c)];
+    const bool clamped = raw_log_scale < -8.0 || raw_log_scale > 8.0;
+    const double scale = std::exp(std::min(std::max(raw_log_scale, -8.0), 8.0));
+    for (std::int64_t r = 0; r < z.rows; ++r) {
+      const double centred = z(r, c) - location;
+      const double upper = (centred + 0.5) / scale;
+      const double lower = (centred - 0.5) / scale;
+      // The mass on [lower, upper] from the tail z lies in, where the difference keeps its digits.
+      const double p =
+          centred >= 0.0 ? sigmoid(-lower) - sigmoid(-upper) : sigmoid(upper) - sigmoid(lower);
+      const auto slope = [&](double x) { return sigmoid(x) * sigmoid(-x); };
+      const double value = -std::log(p);
+      const double d_z = -(slope(upper) - slope(lower)) / (scale * p);
+      const double d_log_scale = clamped ? 0.0 : (upper * slope(upper) - lower * slope(lower)) / p;
+      result.loss += per_row * value;
+      result.loss_magnitude += std::fabs(per_row * value);
+      result.grad(r, c) = grad_in(r, c) + per_row * d_z;
+      result.grad_magnitude(r, c) = std::fabs(grad_in(r, c)) + std::fabs(per_row * d_z);
+      result.prior_grad[static_cast<std::size_t>(c)] -= per_row * d_z;
+      result.prior_grad[static_cast<std::size_t>(cols + c)] += per_row * d_log_scale;
+      result.prior_grad_magnitude[static_cast<std::size_t>(c)] += std::fabs(per_row * d_z);
+      result.prior_grad_magnitude[static_cast<std::size_t>(cols + c)] +=
+          std::fabs(per_row * d_log_scale);
+    }
+  }
+  return result;
+}
+
 PenaltyResult kl_sparsity_penalty(double rho, double beta, const DoubleMatrix& a,
                                   const DoubleMatrix& grad_in) {
   require_shapes(a.rows == grad_in.rows && a.cols == grad_in.cols, "kl_sparsity_penalty");

@@ -183,6 +183,31 @@ inline constexpr double kKlClamp = 1e-6;
 PenaltyResult kl_sparsity_penalty(double rho, double beta, const DoubleMatrix& a,
                                   const DoubleMatrix& grad_in);
 
+// ---- rate-aware latents (Backend::quantize_latents, Backend::latent_rate_penalty) ----
+
+// The integer code of z: the nearest integer, ties to even, clamped to [-2^24, 2^24]; NaN gives
+// -2^24.
+double latent_code(double z);
+// The training noise of element index under seed: the top 24 bits of SplitMix64(seed ^
+// SplitMix64(index)) over 2^24, minus 1/2 (SplitMix64: the finaliser of Steele et al.'s
+// generator, state advanced by the golden-ratio increment once).
+double latent_noise(std::uint64_t seed, std::uint64_t index);
+
+struct RatePenaltyResult {
+  DoubleMatrix grad;               // grad_in plus the penalty's gradient
+  std::vector<double> prior_grad;  // locations, then log-scales
+  double loss = 0;
+  DoubleMatrix grad_magnitude;
+  std::vector<double> prior_grad_magnitude;
+  double loss_magnitude = 0;
+};
+// weight * (1/rows) * sum over elements of -log p, p the mass of the logistic density with
+// location prior[c] and scale e^b (b = prior[cols + c] clamped to [-8, 8]) on [z - 1/2, z + 1/2],
+// evaluated as a difference of sigmoids on the side of the density z lies on; its gradients by
+// differentiating that difference (the log-scale's is 0 where b was clamped).
+RatePenaltyResult latent_rate_penalty(double weight, const std::vector<double>& prior,
+                                      const DoubleMatrix& z, const DoubleMatrix& grad_in);
+
 // Sum of x[i]^2.
 double sum_of_squares(const std::vector<float>& x);
 

@@ -222,6 +222,19 @@ class Backend {
   // value to *loss.
   virtual void kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
                                    float* loss) = 0;
+  // ---- rate-aware latents (ModelConfig::latent_prior; src/math/loss_math.hpp) ----
+  // With noise_seed null, z(r, c) = math::latent_code(z(r, c)): the integer codes a rate-aware
+  // model is used with. Otherwise z(r, c) += math::latent_noise(*noise_seed, r * z.cols + c),
+  // the relaxation of rounding that training uses, with the seed read from backend memory when
+  // the op runs (so that a captured step draws each step's own noise).
+  virtual void quantize_latents(DenseView z, const std::uint64_t* noise_seed) = 0;
+  // The latents' code length under their factorised prior, weight * (1/rows) * the sum of
+  // math::latent_rate_term(z(r, c), prior[c], prior[cols + c]) values (prior: the locations,
+  // then the log-scales, 2 * z.cols floats): adds its gradient with respect to z to grad, writes
+  // its gradient with respect to prior to prior_grad (2 * z.cols floats) and its value to *loss.
+  // A null grad.data or prior_grad skips that gradient (the value alone: a validation loss).
+  virtual void latent_rate_penalty(float weight, const float* prior, ConstDenseView z,
+                                   DenseView grad, float* prior_grad, float* loss) = 0;
   // *out = sum of x[i]^2 over n floats (the squared global gradient norm for clipping).
   virtual void sum_of_squares(const float* x, std::int64_t n, float* out) = 0;
 

@@ -41,8 +41,15 @@
 
 namespace sparseae {
 
-// Version 2: the codec, the order-0 tables and the per-block choice.
-constexpr std::uint32_t kLosslessFormatVersion = 2;
+// Version 2: the codec, the order-0 tables and the per-block choice. Version 3: latents coded as
+// integers under the model's prior (kPriorLatentBits). This build reads both.
+constexpr std::uint32_t kLosslessFormatVersion = 3;
+constexpr std::uint32_t kOldestLosslessFormatVersion = 2;
+
+// The latent bits of a model-coded file whose latents are the model's integer codes, each
+// dimension entropy-coded with the pmf its learned prior gives (a model trained with
+// TrainConfig::rate_lambda: ModelConfig::latent_prior).
+constexpr int kPriorLatentBits = 0;
 
 enum class LosslessCodec : std::uint32_t { model = 1, order0 = 2 };
 
@@ -89,7 +96,9 @@ class MatrixMarketRowSource final : public RowBlockSource {
 
 struct LosslessOptions {
   LosslessCodec codec = LosslessCodec::model;
-  int latent_bits = 32;            // 32 (float32), 16 (float16) or 8 (linear per column)
+  // 32 (float32), 16 (float16), 8 (linear per column), or kPriorLatentBits (the integer codes
+  // under the prior of a model that has one).
+  int latent_bits = 32;
   std::int64_t block_rows = 4096;  // rows per block of the file
   std::int64_t batch_rows = 4096;  // rows per backend call of the encoder and the decoder
   // With the model codec, each block keeps the smaller of the model and the order-0 coding;
@@ -141,7 +150,7 @@ struct LosslessFileInfo {
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::int64_t nonzeros = 0;
-  int latent_bits = 32;  // 0 for order0
+  int latent_bits = 32;  // as LosslessOptions::latent_bits; 0 for order0
 };
 
 // Decompresses path: start(info) once the header and trailer are read, then

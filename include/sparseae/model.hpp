@@ -42,6 +42,11 @@ struct ModelConfig {
   // the biases PCA's (anchor_at_pca, pca.hpp), its step-0 outputs are PCA's, and training moves
   // it from there. Needs hidden layers on both sides and untied weights.
   bool linear_skip = false;
+  // A factorised prior over the latent code (rate-aware training, TrainConfig::rate_lambda): the
+  // latent layer's outputs are rounded to integers (math::latent_code) wherever the model is used,
+  // and the prior's per-dimension location and log-scale (ModelLayout::prior_offset) give each
+  // integer its probability, what lossless mode codes it with. Needs an identity latent.
+  bool latent_prior = false;
 };
 
 struct LayerShape {
@@ -83,6 +88,9 @@ class ModelLayout {
   const std::vector<LayerShape>& layers() const { return layers_; }
   std::size_t encoder_layers() const { return encoder_layers_; }
   std::int64_t parameter_count() const { return parameter_count_; }
+  // ModelConfig::latent_prior: where its 2 * latent floats start (the locations, then the
+  // log-scales, math::latent_rate_term); -1 without one.
+  std::int64_t prior_offset() const { return prior_offset_; }
   std::int64_t widest_layer() const;
   // "512-256-128-32-128-256-512 (relu, latent relu, output identity), 329 504 parameters".
   std::string describe() const;
@@ -96,6 +104,7 @@ class ModelLayout {
   std::vector<LayerShape> layers_;
   std::size_t encoder_layers_ = 0;
   std::int64_t parameter_count_ = 0;
+  std::int64_t prior_offset_ = -1;
 };
 
 }  // namespace sparseae

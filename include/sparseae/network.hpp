@@ -51,6 +51,12 @@ class Network {
   // always runs separate.
   void set_layer_forward(LayerForward mode) { layer_forward_ = mode; }
 
+  // A model with a latent prior (ModelConfig::latent_prior) quantises its latent layer's outputs
+  // in every forward: rounded to integer codes while noise_seed is null (the default: how the
+  // model is used), or with the training noise drawn from the seed in backend memory
+  // (Backend::quantize_latents), which the trainer sets around each step.
+  void set_latent_noise(const std::uint64_t* noise_seed) { latent_noise_seed_ = noise_seed; }
+
   // Where the caller writes d(loss)/d(output) before backward().
   DenseView output_gradient() const;
 
@@ -75,6 +81,8 @@ class Network {
   // batch: the network's input, which an input skip reads (null in decode()).
   template <typename Input>
   void run_layer(std::size_t layer, const Input* batch, const float* output_log_offsets = nullptr);
+  // The latent prior's quantisation (set_latent_noise) after layer's forward, if it is the latent.
+  void quantize_if_latent(std::size_t layer);
   // out += batch·w, through the first layer's choice of spmm or its densified batch.
   void add_input_product(CsrView batch, ConstDenseView w, DenseView out);
   void add_input_product(ConstDenseView batch, ConstDenseView w, DenseView out);
@@ -121,6 +129,7 @@ class Network {
   bool densified_ = false;
   LayerForward layer_forward_ = LayerForward::separate;
   std::int64_t nnz_for_choice_ = 0;  // of the last forward on a sparse batch
+  const std::uint64_t* latent_noise_seed_ = nullptr;
 };
 
 }  // namespace sparseae

@@ -75,6 +75,14 @@ struct TrainConfig {
   int patience = 0;              // epochs without validation improvement before stopping (0: never)
   std::int64_t loss_every = 50;  // steps between loss read-backs for progress reports
   PenaltyConfig penalty;
+  // Rate-aware training (ModelConfig::latent_prior, which it needs): the loss adds
+  // rate_lambda / input_dim times the latents' code length in nats per row (their NLL under the
+  // model's prior, math::latent_rate_term) to the reconstruction loss, with uniform noise in
+  // place of the rounding to integer codes. With a count likelihood (poisson, nb, zinb, hurdle,
+  // hurdle_nb), whose loss is the counts' NLL in nats per entry, 1 minimises the description
+  // length of a row (code plus counts given the code: what lossless mode stores); smaller values
+  // favour fidelity over code bits. 0: off.
+  float rate_lambda = 0.0f;
   NonFinitePolicy on_nonfinite = NonFinitePolicy::stop;
   DataPlacement placement = DataPlacement::automatic;
   // The dense products of training and of its validation loss (on cpu, tf32 and bf16 are

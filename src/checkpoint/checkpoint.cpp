@@ -119,7 +119,8 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("latent_activation", Json::string(activation_name(m.latent_activation)))
       .set("output_activation", Json::string(activation_name(m.output_activation)))
       .set("seed", Json::unsigned_integer(m.seed))
-      .set("linear_skip", Json::boolean(m.linear_skip));
+      .set("linear_skip", Json::boolean(m.linear_skip))
+      .set("latent_prior", Json::boolean(m.latent_prior));
   Json optimizer = Json::object();
   optimizer.set("kind", Json::string(optimizer_name(o.kind)))
       .set("learning_rate", Json::number(o.learning_rate))
@@ -155,7 +156,8 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("patience", Json::integer(t.patience))
       .set("on_nonfinite", Json::string(nonfinite_policy_name(t.on_nonfinite)))
       .set("loss_every", Json::integer(t.loss_every))
-      .set("penalty", penalty);
+      .set("penalty", penalty)
+      .set("rate_lambda", Json::number(t.rate_lambda));
   Json root = Json::object();
   root.set("model", model)
       .set("train", train)
@@ -191,6 +193,8 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   m.seed = model.at("seed").as_uint();
   // Absent from checkpoints written before linear skips existed.
   m.linear_skip = model.contains("linear_skip") && model.at("linear_skip").as_bool();
+  // Absent from checkpoints written before rate-aware training existed, as is rate_lambda.
+  m.latent_prior = model.contains("latent_prior") && model.at("latent_prior").as_bool();
   TrainConfig& t = config.train;
   t.loss = parse_loss(train.at("loss").as_string());
   t.loss_params.cosine_weight = static_cast<float>(loss_params.at("cosine_weight").as_double());
@@ -222,6 +226,8 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   t.penalty.kl_beta = static_cast<float>(penalty.at("kl_beta").as_double());
   t.penalty.kl_rho = static_cast<float>(penalty.at("kl_rho").as_double());
   t.penalty.layer = static_cast<int>(penalty.at("layer").as_int());
+  if (train.contains("rate_lambda"))
+    t.rate_lambda = static_cast<float>(train.at("rate_lambda").as_double());
   config.scale = static_cast<float>(root.at("scale").as_double());
   config.data_source = root.at("data_source").as_string();
   if (root.contains("data_source_relative_to_checkpoint"))

@@ -125,9 +125,13 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
     const PcaModel pca = fit_pca(backend, counts, pca_config);
     const RunConfig pca_run = pca_run_config(pca, in.data_path, 0.0, 1);
     CsrRowSource source(counts);
+    // PCA has no prior: its codes take 8 bits where the model's are integers under one.
+    LosslessOptions pca_options = model_options;
+    if (pca_options.latent_bits == kPriorLatentBits) pca_options.latent_bits = 8;
     const LosslessSizes pca_sizes =
-        compress_lossless(backend, pca_run, pca_parameters(pca), source, "", model_options);
-    print_row("PCA (k = " + std::to_string(components) + ") codes + residual",
+        compress_lossless(backend, pca_run, pca_parameters(pca), source, "", pca_options);
+    print_row("PCA (k = " + std::to_string(components) + ", " +
+                  std::to_string(pca_options.latent_bits) + "-bit) codes + residual",
               per_row(static_cast<double>(pca_sizes.total()), rows), breakdown(pca_sizes));
   }
   if (in.checkpoint == nullptr) return;
@@ -174,8 +178,10 @@ int run_compress(const Args& raw_args) {
       .value("out", "PATH", "", "the compressed file, -o for short (required)")
       .value("codec", "model|order0", "model",
              "model codes + residual with an order-0 fallback per block, or order-0 alone")
-      .value("latent-bits", "32|16|8", "32",
-             "latent codes as float32, float16, or 8 bits linear per column and block")
+      .value("latent-bits", "auto|prior|32|16|8", "auto",
+             "latent codes as integers under the model's learned prior (prior: a model trained "
+             "with --rate-lambda), float32, float16, or 8 bits linear per column and block; auto: "
+             "prior where the model has one, else 32")
       .value("block-rows", "N", "4096", "rows per block of the file")
       .value("backend", "auto|cpu|cuda", "auto", "where to run the encoder and the decoder")
       .value("batch", "N", "4096", "rows per batch")
@@ -191,16 +197,25 @@ int run_compress(const Args& raw_args) {
   const std::string model_path = use_model ? o.required("model") : o.text("model");
   const std::string data_path = o.required("data");
   const std::string out_path = o.required("out");
-  options.latent_bits = static_cast<int>(o.integer("latent-bits"));
+  const std::string latent_bits = o.text("latent-bits");
+  require(latent_bits == "auto" || latent_bits == "prior" || latent_bits == "32" ||
+              latent_bits == "16" || latent_bits == "8",
+          "sae compress: --latent-bits must be auto, prior, 32, 16 or 8, not " + latent_bits);
   options.block_rows = o.integer("block-rows");
   options.batch_rows = o.integer("batch");
-  require(options.latent_bits == 32 || options.latent_bits == 16 || options.latent_bits == 8,
-          "sae compress: --latent-bits must be 32, 16 or 8, not " + o.text("latent-bits"));
   require(options.batch_rows > 0, "sae compress: --batch must be positive");
   // The order0 codec runs no model; --stats runs PCA.
   const auto backend = use_model || o.flag_set("stats") ? open_backend(o) : nullptr;
   std::unique_ptr<Checkpoint> checkpoint;
   if (!model_path.empty()) checkpoint = std::make_unique<Checkpoint>(load_checkpoint(model_path));
+  const bool has_prior = checkpoint && checkpoint->config.model.latent_prior;
+  require(latent_bits != "prior" || !use_model || has_prior,
+          "sae compress: --latent-bits prior needs a model trained with --rate-lambda; " +
+              model_path + " has no latent prior (use auto, 32, 16 or 8)");
+  if (latent_bits == "auto" || latent_bits == "prior")
+    options.latent_bits = has_prior ? kPriorLatentBits : 32;
+  else
+    options.latent_bits = std::stoi(latent_bits);
   const auto compress = [&](RowBlockSource& source) {
     if (!use_model) return compress_lossless(source, out_path, options);
     return compress_lossless(*backend, checkpoint->config, checkpoint->state.parameters, source,

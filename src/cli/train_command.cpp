@@ -93,15 +93,20 @@ Options train_options() {
              "KL sparsity penalty weight (the penalised layer must be sigmoid)")
       .value("kl-rho", "P", "0.05", "KL sparsity target mean activation")
       .value("penalty-layer", "L", "-1", "layer the penalties act on (-1: latent)")
+      .value("rate-lambda", "L", "0",
+             "rate-aware training for lossless mode: integer codes under a learned prior, the "
+             "loss adding L x their bits (1 with a count likelihood: the shortest code plus "
+             "counts; smaller: fidelity first; latent activation identity). 0: off")
       .value("optimizer", "adam|adamw|sgd", "adam", "optimizer")
       .value("weight-decay", "W", "0", "weight decay (L2 for adam/sgd, decoupled for adamw)")
       .value("momentum", "M", "0.9", "sgd momentum")
       .value("schedule", "constant|cosine", "constant", "learning-rate schedule")
       .value("warmup", "STEPS", "0", "linear learning-rate warm-up steps")
       .value("patience", "N", "0", "stop after N epochs without validation improvement (0: off)")
-      .value("select", "f1|loss", "f1",
+      .value("select", "auto|f1|loss", "auto",
              "which epoch's parameters the run keeps: the best validation exact F1 (the start "
-             "included) or the lowest validation loss; without validation rows, the last. A run "
+             "included) or the lowest validation loss (with --rate-lambda: code plus counts); "
+             "auto: loss with --rate-lambda, else f1; without validation rows, the last. A run "
              "option, not in the checkpoint: resume with the run's own (--auto: always f1)")
       .value("on-nan", "stop|skip", "stop",
              "a step whose loss or gradient is NaN or Inf: stop with an error naming it (the "
@@ -195,6 +200,16 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
             "hidden layers on both sides (--hidden, --decoder-hidden)");
   }
   TrainConfig& t = run.train;
+  t.rate_lambda = static_cast<float>(o.real("rate-lambda"));
+  require(std::isfinite(t.rate_lambda) && t.rate_lambda >= 0.0f,
+          "sae train: --rate-lambda must be finite and at least 0");
+  m.latent_prior = t.rate_lambda > 0.0f;
+  if (m.latent_prior) {
+    require(!o.given("latent-act") || m.latent_activation == Activation::identity,
+            "sae train: --rate-lambda codes the latents as signed integers: its latent "
+            "activation is identity (drop --latent-act)");
+    m.latent_activation = Activation::identity;
+  }
   t.loss = parse_loss(o.text("loss"));
   // A count likelihood's outputs are log-rates, log-dispersions and logits: any output
   // activation but identity would bound them.
@@ -261,12 +276,13 @@ constexpr const char* kResumeOptions[] = {
     "precision",   "step-graph", "layer-forward",  "select", "force"};
 
 // --select: true when the run keeps its parameters of the best validation exact F1, false for
-// those of the lowest validation loss.
-bool selects_by_f1(const Options& o) {
+// those of the lowest validation loss. A rate-aware run (rate_lambda > 0) trains for the
+// description length, which its validation loss measures: auto selects by it.
+bool selects_by_f1(const Options& o, float rate_lambda) {
   const std::string select = o.text("select");
-  require(select == "f1" || select == "loss",
-          "sae train: --select takes f1 or loss, not '" + select + "'");
-  return select == "f1";
+  require(select == "auto" || select == "f1" || select == "loss",
+          "sae train: --select takes auto, f1 or loss, not '" + select + "'");
+  return select == "f1" || (select == "auto" && rate_lambda <= 0.0f);
 }
 
 // The epoch whose parameters a run that keeps its best ones ends with: the last that became the
@@ -364,13 +380,16 @@ int run_train(const Args& args) {
   const auto latents_format = output_option_format(o, "sae train", "latents", kCodeFormats);
   const auto reconstruction_format =
       output_option_format(o, "sae train", "reconstruction", kReconstructionFormats);
-  const bool select_f1 = selects_by_f1(o);
+  selects_by_f1(o, 0.0f);  // its value checked before anything is read
   // A run resumed from the default file goes on writing it, as the run it continues did.
   std::error_code absent;  // either file missing: not the same file
   const bool resumes_default_file =
       o.given("resume") &&
       std::filesystem::equivalent(o.text("resume"), o.text("checkpoint"), absent);
   if (!resumes_default_file) refuse_unasked_overwrite(o, "sae train");
+  require(!o.flag_set("auto") || !o.given("rate-lambda"),
+          "sae train: --auto searches for exact reconstruction, --rate-lambda trains for a small "
+          "lossless file: train with --rate-lambda without --auto");
   if (o.flag_set("auto")) return run_recipe_search(o, config_from(o, 1));
   const bool resume = o.given("resume");
   // Every option is checked before the data is read, so that a mistyped one fails at once, in
@@ -390,6 +409,8 @@ int run_train(const Args& args) {
   } else {
     config_from(o, 1);
   }
+  const bool select_f1 =
+      selects_by_f1(o, resume ? run.train.rate_lambda : static_cast<float>(o.real("rate-lambda")));
   // --decode is checked against the loss before the data is read.
   const std::optional<DecodeMode> asked_decode =
       decode_option(o, resume ? run.train.loss : parse_loss(o.text("loss")));

@@ -237,13 +237,73 @@ float half_to_float(std::uint16_t half) {
   return sign != 0 ? -magnitude : magnitude;
 }
 
+namespace {
+
+// The offset from a dimension's centre of prior symbol s: 0, -1, +1, -2, +2, ...
+std::int64_t symbol_offset(std::uint64_t symbol) {
+  return symbol % 2 == 0 ? static_cast<std::int64_t>(symbol / 2)
+                         : -static_cast<std::int64_t>((symbol + 1) / 2);
+}
+std::uint64_t offset_symbol(std::int64_t offset) {
+  return offset >= 0 ? 2 * static_cast<std::uint64_t>(offset)
+                     : 2 * static_cast<std::uint64_t>(-offset) - 1;
+}
+
+}  // namespace
+
 LatentCoder::LatentCoder(int bits) : bits_(bits) {
   require(bits == 32 || bits == 16 || bits == 8,
           "latent bits " + std::to_string(bits) + " is not 32, 16 or 8");
 }
 
+LatentCoder::LatentCoder(const float* prior, std::int64_t width) : bits_(kPriorLatentBits) {
+  prior_pmfs_.resize(static_cast<std::size_t>(width));
+  centres_.resize(static_cast<std::size_t>(width));
+  for (std::int64_t j = 0; j < width; ++j) {
+    const float location = prior[j];
+    const float log_scale = prior[width + j];
+    const float centre = math::latent_code(std::isfinite(location) ? location : 0.0f);
+    centres_[static_cast<std::size_t>(j)] = static_cast<std::int64_t>(centre);
+    double probability[kMaxExplicitCounts];
+    double mass = 0.0;
+    int n = 0;
+    while (n < kMaxExplicitCounts) {
+      const auto value =
+          static_cast<float>(static_cast<double>(centre) +
+                             static_cast<double>(symbol_offset(static_cast<std::uint64_t>(n))));
+      const double p =
+          std::exp(-static_cast<double>(math::latent_rate_term(value, location, log_scale).value));
+      // A broken prior (NaN) still gives a valid code, just a long one.
+      probability[n] = p >= 0.0 && p <= 1.0 ? p : 0.0;
+      mass += probability[n];
+      ++n;
+      if (1.0 - mass < kTailMass) break;
+    }
+    quantise_pmf(probability, n, mass < 1.0 ? 1.0 - mass : 0.0,
+                 prior_pmfs_[static_cast<std::size_t>(j)]);
+  }
+}
+
+void LatentCoder::hash_prior(Fnv1a& hash) const {
+  for (const CountPmf& pmf : prior_pmfs_)
+    hash.add(pmf.cumulative,
+             sizeof(std::uint32_t) * static_cast<std::size_t>(pmf.explicit_counts + 2));
+}
+
 void LatentCoder::put(RansEncoder& encoder, std::int64_t rows, std::int64_t width,
                       float* latents) const {
+  if (bits_ == kPriorLatentBits) {
+    AdaptiveInteger excess;
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t j = 0; j < width; ++j) {
+        float& v = latents[r * width + j];
+        v = math::latent_code(v);
+        const auto offset = static_cast<std::int64_t>(v) - centres_[static_cast<std::size_t>(j)];
+        put_count(encoder, prior_pmfs_[static_cast<std::size_t>(j)], excess,
+                  static_cast<std::uint32_t>(offset_symbol(offset)));
+      }
+    return;
+  }
   if (bits_ == 8) {
     std::vector<AdaptiveByte> models(static_cast<std::size_t>(width));
     for (std::int64_t j = 0; j < width; ++j) {
@@ -283,6 +343,21 @@ void LatentCoder::put(RansEncoder& encoder, std::int64_t rows, std::int64_t widt
 
 void LatentCoder::get(RansDecoder& decoder, std::int64_t rows, std::int64_t width,
                       float* latents) const {
+  if (bits_ == kPriorLatentBits) {
+    AdaptiveInteger excess;
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t j = 0; j < width; ++j) {
+        const std::uint64_t symbol =
+            get_count(decoder, prior_pmfs_[static_cast<std::size_t>(j)], excess);
+        const std::int64_t code =
+            centres_[static_cast<std::size_t>(j)] +
+            symbol_offset(std::min<std::uint64_t>(symbol, std::uint64_t{1} << 40));
+        require(std::llabs(code) <= static_cast<long long>(math::kMaxLatentCode),
+                "latent code " + std::to_string(code) + " beyond 2^24: the stream is corrupt");
+        latents[r * width + j] = static_cast<float>(code);
+      }
+    return;
+  }
   if (bits_ == 8) {
     std::vector<AdaptiveByte> models(static_cast<std::size_t>(width));
     for (std::int64_t j = 0; j < width; ++j) {

@@ -15,6 +15,7 @@
 
 #include "compress/fnv.hpp"
 #include "compress/rans.hpp"
+#include "sparseae/lossless.hpp"
 #include "sparseae/matrix.hpp"
 #include "sparseae/ops.hpp"
 
@@ -88,18 +89,29 @@ class RowCoder {
 };
 
 // Latent codes as stored: float32 bits, float16 (round to nearest even, clamped to the finite
-// range) or 8 bits per value, linear between each column's minimum and maximum over the block.
+// range) or 8 bits per value, linear between each column's minimum and maximum over the block;
+// or (kPriorLatentBits) the integer codes of a model with a latent prior
+// (ModelConfig::latent_prior), each dimension coded with the pmf its prior gives the integers:
+// counted outwards from the integer nearest the prior's location (0, -1, +1, -2, ...), explicit
+// while the tail keeps 2^-17 of the mass (64 at most), and an escape with the excess beyond.
 // put() replaces the latents by what get() will return, the values the decoder then reads.
 class LatentCoder {
  public:
   // bits: 32, 16 or 8.
   explicit LatentCoder(int bits);
+  // kPriorLatentBits: prior holds the 2 * width floats of the model's prior (the locations, then
+  // the log-scales; ModelLayout::prior_offset).
+  LatentCoder(const float* prior, std::int64_t width);
   // latents: rows x width, contiguous.
   void put(RansEncoder& encoder, std::int64_t rows, std::int64_t width, float* latents) const;
   void get(RansDecoder& decoder, std::int64_t rows, std::int64_t width, float* latents) const;
+  // Adds the prior's quantised pmfs to hash (the file's probe); nothing for the other codings.
+  void hash_prior(Fnv1a& hash) const;
 
  private:
   int bits_;
+  std::vector<CountPmf> prior_pmfs_;   // kPriorLatentBits: one per dimension
+  std::vector<std::int64_t> centres_;  // the integer each dimension's symbol 0 stands for
 };
 
 // Adds to hash what the entry models of one row are, given its outputs: the quantised pmfs

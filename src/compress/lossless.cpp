@@ -119,7 +119,8 @@ void hash_row(const std::vector<float>& row, Fnv1a& hash) {
 
 // What this machine's decoder computes for a fixed code: its outputs and the entry models built
 // from them.
-std::uint64_t decoder_probe(DeterministicDecoder& decoder, const RunConfig& config) {
+std::uint64_t decoder_probe(DeterministicDecoder& decoder, const RunConfig& config,
+                            const LatentCoder& latent_coder) {
   std::vector<float> latent(static_cast<std::size_t>(decoder.latent_width()));
   for (std::size_t j = 0; j < latent.size(); ++j)
     latent[j] = (static_cast<float>(j % 7) - 3.0f) * 0.375f;
@@ -130,6 +131,7 @@ std::uint64_t decoder_probe(DeterministicDecoder& decoder, const RunConfig& conf
   hash.add(outputs.data(), outputs.size() * sizeof(float));
   lossless::hash_entry_models(config.train.loss, config.scale, outputs.data(),
                               config.model.input_dim, hash);
+  latent_coder.hash_prior(hash);
   return hash.value();
 }
 
@@ -265,6 +267,17 @@ struct ModelRef {
   const std::vector<float>& parameters;
 };
 
+// The latents' coder of latent_bits for the model; throws Error for kPriorLatentBits with a model
+// that has no prior.
+LatentCoder make_latent_coder(const ModelRef& model, int latent_bits) {
+  if (latent_bits != kPriorLatentBits) return LatentCoder(latent_bits);
+  const ModelLayout layout(model.config.model);
+  require(layout.prior_offset() >= 0,
+          "integer latents under a prior need a model trained with --rate-lambda; this one has "
+          "no prior (use --latent-bits 32, 16 or 8)");
+  return LatentCoder(model.parameters.data() + layout.prior_offset(), model.config.model.latent);
+}
+
 // The tables fitted on every row of source, which is left rewound.
 Order0Tables fit_order0_tables(RowBlockSource& source, std::int64_t block_rows) {
   ColumnHistogram histogram(source.cols());
@@ -288,11 +301,12 @@ class ModelBlockCoder {
  public:
   ModelBlockCoder(const ModelRef& model, const LosslessOptions& options)
       : config_(model.config),
-        latent_coder_(options.latent_bits),
+        latent_coder_(make_latent_coder(model, options.latent_bits)),
         encoder_(model.backend, model.config, model.parameters, options.batch_rows),
         decoder_(model.backend, model.config, model.parameters, options.batch_rows) {}
 
   DeterministicDecoder& decoder() { return decoder_; }
+  const LatentCoder& latent_coder() const { return latent_coder_; }
 
   // Codes the latents (and row totals) of block and prepares the rows' entry models.
   void start(const HostCsr& block) {
@@ -362,7 +376,8 @@ LosslessSizes compress_rows(const ModelRef* model, RowBlockSource& source, const
     header.coding = static_cast<std::uint32_t>(coding);
     header.latent_width = static_cast<std::uint64_t>(model_coder->decoder().latent_width());
     header.model_identity = lossless_model_identity(model->config, model->parameters);
-    header.probe = decoder_probe(model_coder->decoder(), model->config);
+    header.probe =
+        decoder_probe(model_coder->decoder(), model->config, model_coder->latent_coder());
   }
   header.checksum = checksum_before_last_field(header);
   out.write(&header, sizeof header);
@@ -457,10 +472,11 @@ class ModelBlockDecoder {
  public:
   ModelBlockDecoder(const ModelRef& model, int latent_bits, std::int64_t batch_rows)
       : config_(model.config),
-        latent_coder_(latent_bits),
+        latent_coder_(make_latent_coder(model, latent_bits)),
         decoder_(model.backend, model.config, model.parameters, batch_rows) {}
 
   DeterministicDecoder& decoder() { return decoder_; }
+  const LatentCoder& latent_coder() const { return latent_coder_; }
 
   // Reads the block's latent stream and the row totals at the head of its residual stream.
   void start(std::int64_t rows, const std::uint8_t* latent_bytes, std::size_t latent_size,
@@ -501,8 +517,9 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
     in.fail("not a file written by sae compress (no SAECOMP header)");
   // The version comes first: an older file's header has another layout, so its checksum is not
   // where this build looks.
-  if (header.version != kLosslessFormatVersion)
-    in.fail("format version " + std::to_string(header.version) + ", this build reads version " +
+  if (header.version < kOldestLosslessFormatVersion || header.version > kLosslessFormatVersion)
+    in.fail("format version " + std::to_string(header.version) + ", this build reads versions " +
+            std::to_string(kOldestLosslessFormatVersion) + " to " +
             std::to_string(kLosslessFormatVersion) +
             ": decompress it with the build that wrote it");
   if (header.checksum != checksum_before_last_field(header))
@@ -532,7 +549,8 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
         header.coding !=
             static_cast<std::uint32_t>(lossless::residual_coding(config.train.loss, config.scale)))
       in.fail("the header's shape does not match the model's: the file is corrupt");
-    const std::uint64_t probe = decoder_probe(model_decoder->decoder(), config);
+    const std::uint64_t probe =
+        decoder_probe(model_decoder->decoder(), config, model_decoder->latent_coder());
     if (header.probe != probe)
       in.fail(
           "this machine's decoder computes other probabilities than the one that wrote the "

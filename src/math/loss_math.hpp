@@ -388,6 +388,62 @@ SAE_HD KlUnit kl_sparsity_unit(float rho, float rho_hat) {
           -rho / r + (1.0f - rho) / (1.0f - r)};
 }
 
+// ---- the latents' code length (TrainConfig::rate_lambda; lossless mode's integer codes) ----
+//
+// A rate-aware model stores each latent dimension j as an integer k under a factorised prior: a
+// logistic density with location mu_j and scale s_j = e^{b_j}, whose mass on [k - 1/2, k + 1/2]
+// is the integer's probability. Training replaces rounding by uniform noise in [-1/2, 1/2) (the
+// relaxation of learned compression, Balle et al. 2017): the density of the noisy latent z is
+// that same mass on [z - 1/2, z + 1/2], so -log of it is the latent's code length in nats and
+// its gradient reaches the encoder, mu and b. With c = (z - mu + 1/2) / s and
+// a = (z - mu - 1/2) / s, sigma(c) - sigma(a) = sigma(c) sigma(-a) (1 - e^{-1/s}), so
+//   -log p = softplus(-c) + softplus(a) - log(1 - e^{-1/s})
+// which is finite for any z, however far in the tails. b is clamped to
+// [-kLatentLogScaleLimit, kLatentLogScaleLimit] (its gradient is 0 outside).
+constexpr float kLatentLogScaleLimit = 8.0f;
+
+// The largest magnitude of an integer latent code: rounded latents are clamped to it (NaN to
+// -kMaxLatentCode), so that every code float32 holds is an integer the coder can store.
+constexpr float kMaxLatentCode = 16777216.0f;
+
+struct RateTerm {
+  float value;           // -log p in nats
+  float grad;            // d value / d z
+  float grad_location;   // d value / d mu
+  float grad_log_scale;  // d value / d b
+};
+
+SAE_HD RateTerm latent_rate_term(float z, float location, float log_scale) {
+  const bool clamped = log_scale < -kLatentLogScaleLimit || log_scale > kLatentLogScaleLimit;
+  const double b = fmin(fmax(static_cast<double>(log_scale), -kLatentLogScaleLimit),
+                        static_cast<double>(kLatentLogScaleLimit));
+  const double inv_scale = exp(-b);
+  const double centred = static_cast<double>(z) - static_cast<double>(location);
+  const double c = (centred + 0.5) * inv_scale;
+  const double a = (centred - 0.5) * inv_scale;
+  const double width_term =
+      inv_scale > 0.6931471805599453 ? log1p(-exp(-inv_scale)) : log(-expm1(-inv_scale));
+  const double value = softplus_d(-c) + softplus_d(a) - width_term;
+  const double sig_neg_c = sigmoid_d(-c);
+  const double sig_a = sigmoid_d(a);
+  const double grad = (sig_a - sig_neg_c) * inv_scale;
+  const double grad_b = c * sig_neg_c - a * sig_a + mu_over_expm1(inv_scale);
+  return {static_cast<float>(value), static_cast<float>(grad), static_cast<float>(-grad),
+          clamped ? 0.0f : static_cast<float>(grad_b)};
+}
+
+// Uniform in [-1/2, 1/2) from (seed, index): the noise that stands in for rounding while
+// training, identical on both backends (24 bits of the hash, exact in float).
+SAE_HD float latent_noise(std::uint64_t seed, std::uint64_t index) {
+  return static_cast<float>(mix64(seed ^ mix64(index)) >> 40) * (1.0f / 16777216.0f) - 0.5f;
+}
+
+// The integer code of a latent: rounded to nearest (ties to even), clamped to kMaxLatentCode;
+// + 0 turns a -0 into 0, so that codes print and hash as the integers they are.
+SAE_HD float latent_code(float z) {
+  return fminf(fmaxf(rintf(z), -kMaxLatentCode), kMaxLatentCode) + 0.0f;
+}
+
 }  // namespace sparseae::math
 
 namespace sparseae::math {

@@ -81,6 +81,10 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
           "model: a linear skip (PCA anchor) needs hidden layers on both sides of the latent");
   require(!config.linear_skip || !config.tied_weights,
           "model: a linear skip (PCA anchor) needs untied weights (drop --tied)");
+  require(!config.latent_prior || config.latent_activation == Activation::identity,
+          "model: a latent prior (rate-aware training) needs an identity latent (--latent-act "
+          "identity); this one is " +
+              std::string(activation_name(config.latent_activation)));
   require(!config.tied_weights ||
               decoder == std::vector<std::int64_t>(encoder.rbegin(), encoder.rend()),
           "model: tied weights need a decoder that mirrors the encoder");
@@ -138,6 +142,11 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
     if (is_output && config.linear_skip)
       add_skip(layers_.back(), static_cast<std::int64_t>(encoder_layers_) - 1, config.latent);
   }
+  if (config.latent_prior) {
+    // The prior starts as the unit logistic at 0 (all zeros): a location 0 and a log-scale 0.
+    prior_offset_ = offset;
+    offset = aligned(offset + 2 * config.latent);
+  }
   parameter_count_ = offset;
 }
 
@@ -158,6 +167,7 @@ std::string ModelLayout::describe() const {
                ? ", " + std::to_string(config_.output_heads) + " outputs per column"
                : std::string())
        << (config_.linear_skip ? ", linear skip" : "")
+       << (config_.latent_prior ? ", latent prior" : "")
        << (config_.feature_head >= 0
                ? ", head " + std::to_string(config_.feature_head) + " per feature"
                : std::string())

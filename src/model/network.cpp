@@ -187,18 +187,29 @@ void Network::forward_impl(const Input& batch, std::size_t end_layer,
   const std::size_t end = end_layer == 0 ? layers.size() : end_layer;
   const DenseView first = activation(0);
   const float* first_bias = parameters_.data() + layers.front().bias_offset;
+  bool first_done = false;
   if constexpr (std::is_same_v<Input, ConstDenseView>) {
     if (layer_forward_ == LayerForward::fused) {
       densified_ = false;
       backend_->gemm_bias_activation(layers.front().activation, Transpose::no, Transpose::no, batch,
                                      weights(parameters_, layers.front()), first_bias, first);
-      for (std::size_t l = 1; l < end; ++l) run_layer(l, &batch, output_log_offsets);
-      return;
+      first_done = true;
     }
   }
-  first_layer_product(batch, weights(parameters_, layers.front()), first);
-  backend_->bias_activation_forward(layers.front().activation, first, first_bias, first);
-  for (std::size_t l = 1; l < end; ++l) run_layer(l, &batch, output_log_offsets);
+  if (!first_done) {
+    first_layer_product(batch, weights(parameters_, layers.front()), first);
+    backend_->bias_activation_forward(layers.front().activation, first, first_bias, first);
+  }
+  quantize_if_latent(0);
+  for (std::size_t l = 1; l < end; ++l) {
+    run_layer(l, &batch, output_log_offsets);
+    quantize_if_latent(l);
+  }
+}
+
+void Network::quantize_if_latent(std::size_t layer) {
+  if (layout_.config().latent_prior && layer + 1 == layout_.encoder_layers())
+    backend_->quantize_latents(activation(layer), latent_noise_seed_);
 }
 
 void Network::forward(CsrView batch, std::size_t end_layer, const float* output_log_offsets,

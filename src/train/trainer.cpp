@@ -159,8 +159,15 @@ std::unique_ptr<detail::RowSource> make_source(Backend& backend, const HostDense
   return detail::make_row_source(backend, counts, batch_rows, input);
 }
 
-// Loss slots per step: reconstruction, L1 penalty, KL penalty.
-constexpr std::int64_t kLossSlots = 3;
+// Loss slots per step: reconstruction, L1 penalty, KL penalty, the latents' rate.
+constexpr std::int64_t kLossSlots = 4;
+
+// A step's loss: the sum of its slots.
+double slots_total(const float* slots) {
+  double total = 0.0;
+  for (std::int64_t k = 0; k < kLossSlots; ++k) total += static_cast<double>(slots[k]);
+  return total;
+}
 
 std::string describe_step_execution(const Backend& backend, const TrainConfig& config,
                                     const detail::RowSource& rows) {
@@ -196,12 +203,14 @@ struct Trainer::Impl {
   Buffer<std::int64_t> validation_ids;
   Buffer<float> row_loss;
   Buffer<float> step_losses;        // kLossSlots per step of the running epoch
-  Buffer<float> validation_losses;  // one per validation batch
+  Buffer<float> validation_losses;  // per validation batch: its reconstruction loss, its rate
   Buffer<float> grad_sum_squares;
   Buffer<StepScalars> step_schedule;  // the optimizer's varying scalars for each step of the epoch
+  Buffer<std::uint64_t> noise_seeds;  // the latent noise's seed of each step of the epoch
   // What a captured step reads and writes in place of its step's entries of step_schedule and
   // step_losses, copied in before each replay and out after it.
   Buffer<StepScalars> staged_scalars;
+  Buffer<std::uint64_t> staged_noise_seed;
   Buffer<float> staged_losses;
   std::string step_execution;
   bool capture_enabled = false;                // config.capture_step, and the rows allow it
@@ -248,11 +257,14 @@ struct Trainer::Impl {
         row_loss(backend_, static_cast<std::size_t>(batch_size)),
         step_losses(backend_, static_cast<std::size_t>(kLossSlots * steps_per_epoch)),
         validation_losses(backend_,
-                          static_cast<std::size_t>(std::max<std::int64_t>(
-                              1, (validation_data->rows() + batch_size - 1) / batch_size))),
+                          static_cast<std::size_t>(
+                              2 * std::max<std::int64_t>(
+                                      1, (validation_data->rows() + batch_size - 1) / batch_size))),
         grad_sum_squares(backend_, 1),
         step_schedule(backend_, static_cast<std::size_t>(steps_per_epoch)),
+        noise_seeds(backend_, static_cast<std::size_t>(steps_per_epoch)),
         staged_scalars(backend_, 1),
+        staged_noise_seed(backend_, 1),
         staged_losses(backend_, static_cast<std::size_t>(kLossSlots)),
         step_execution(describe_step_execution(backend_, config_, *train_data)),
         capture_enabled(config_.capture_step && train_data->capture_obstacle().empty()) {
@@ -301,6 +313,13 @@ struct Trainer::Impl {
       schedule[static_cast<std::size_t>(s)] = math::make_step_scalars(optimizer, at_step + 1);
     }
     step_schedule.upload(schedule);
+    if (config.rate_lambda <= 0.0f) return;
+    // One seed per global step, so that a resumed run draws the noise the uninterrupted one would.
+    std::vector<std::uint64_t> seeds(static_cast<std::size_t>(steps_per_epoch));
+    for (std::int64_t s = 0; s < steps_per_epoch; ++s)
+      seeds[static_cast<std::size_t>(s)] = math::mix64(config.seed ^ 0x6E6F697365ull) +
+                                           static_cast<std::uint64_t>(epoch * steps_per_epoch + s);
+    noise_seeds.upload(seeds);
   }
 
   // Step index_in_epoch of the running epoch: the plain step on its gathered batch, or a replay
@@ -308,18 +327,21 @@ struct Trainer::Impl {
   void train_step(std::int64_t index_in_epoch) {
     float* slots = step_losses.data() + kLossSlots * index_in_epoch;
     const StepScalars* scalars = step_schedule.data() + index_in_epoch;
+    const std::uint64_t* noise_seed = noise_seeds.data() + index_in_epoch;
     const bool full = train_data->batch_size(index_in_epoch) == batch_size;
     if (!capture_enabled || !full || !warmup_step_ran) {
       // The epoch's first full batch runs plain when capturing too: every op sizes its scratch
       // memory there, which must not grow inside a capture.
-      step_on(train_data->gather(index_in_epoch), slots, scalars);
+      step_on(train_data->gather(index_in_epoch), slots, scalars, noise_seed);
       warmup_step_ran = warmup_step_ran || (capture_enabled && full);
     } else {
       train_data->stage_batch(index_in_epoch);
       backend.copy_bytes(staged_scalars.data(), scalars, sizeof(StepScalars));
+      backend.copy_bytes(staged_noise_seed.data(), noise_seed, sizeof(std::uint64_t));
       if (captured_step == nullptr)
         captured_step = backend.capture([this] {
-          step_on(train_data->gather_staged(), staged_losses.data(), staged_scalars.data());
+          step_on(train_data->gather_staged(), staged_losses.data(), staged_scalars.data(),
+                  staged_noise_seed.data());
         });
       backend.replay(*captured_step);
       backend.copy_bytes(slots, staged_losses.data(), kLossSlots * sizeof(float));
@@ -329,13 +351,23 @@ struct Trainer::Impl {
 
   // The training step, the same for resident, streamed, dense and captured batches: forward and
   // reconstruction loss (into loss_slots[0]), backward with the activity penalties (their losses
-  // into loss_slots[1] and [2]), then the optimizer's update with the scalars at step_scalars
-  // (backend memory).
-  void step_on(const detail::Batch& batch, float* loss_slots, const StepScalars* step_scalars) {
+  // into loss_slots[1] and [2]) and the latents' rate (loss_slots[3]), then the optimizer's update
+  // with the scalars at step_scalars (backend memory). A model with a latent prior trains on its
+  // latents plus the noise drawn from noise_seed (backend memory), in place of their rounding.
+  void step_on(const detail::Batch& batch, float* loss_slots, const StepScalars* step_scalars,
+               const std::uint64_t* noise_seed) {
+    const ModelLayout& layout = net.layout();
+    const bool rate = config.rate_lambda > 0.0f;
+    if (rate) net.set_latent_noise(noise_seed);
     forward_with_loss(batch, loss_slots);
     const PenaltyConfig& penalty = config.penalty;
-    const std::size_t penalty_layer = penalised_layer(net.layout(), penalty);
+    const std::size_t penalty_layer = penalised_layer(layout, penalty);
+    const std::size_t latent_layer = layout.encoder_layers() - 1;
     detail::backward(net, batch, [&](std::size_t layer, ConstDenseView a, DenseView grad) {
+      if (rate && layer == latent_layer)
+        backend.latent_rate_penalty(rate_weight(), net.parameters().data() + layout.prior_offset(),
+                                    a, grad, net.gradients().data() + layout.prior_offset(),
+                                    loss_slots + 3);
       if (layer != penalty_layer) return;
       if (penalty.l1_weight > 0.0f)
         backend.l1_activity_penalty(penalty.l1_weight, a, grad, loss_slots + 1);
@@ -350,6 +382,7 @@ struct Trainer::Impl {
     backend.optimizer_step(optimizer, step + 1, n, net.parameters().data(), net.gradients().data(),
                            first_moment.data(), second_moment.data(),
                            reads_norm ? grad_sum_squares.data() : nullptr, step_scalars);
+    if (rate) net.set_latent_noise(nullptr);
   }
 
   // Under NonFinitePolicy::stop, a non-finite loss ends training with the step named.
@@ -390,7 +423,7 @@ struct Trainer::Impl {
         if (config.loss_every > 0 && (s + 1) % config.loss_every == 0) {
           float slots[kLossSlots];
           backend.download_bytes(slots, step_losses.data() + kLossSlots * s, sizeof slots);
-          last_loss = static_cast<double>(slots[0]) + slots[1] + slots[2];
+          last_loss = slots_total(slots);
           stop_if_nonfinite(last_loss, s);
         }
         const double seconds =
@@ -414,8 +447,7 @@ struct Trainer::Impl {
     EpochReport report;
     for (std::int64_t s = first_step; s < steps_per_epoch; ++s) {
       const std::int64_t count = std::min(batch_size, train_data->rows() - s * batch_size);
-      const double step_loss = static_cast<double>(losses[kLossSlots * s]) +
-                               losses[kLossSlots * s + 1] + losses[kLossSlots * s + 2];
+      const double step_loss = slots_total(losses.data() + kLossSlots * s);
       stop_if_nonfinite(step_loss, s);
       if (!std::isfinite(step_loss)) {
         ++report.skipped_steps;
@@ -511,16 +543,31 @@ struct Trainer::Impl {
     backend.copy_bytes(parameters.data(), kept.data(), parameters.size() * sizeof(float));
   }
 
-  // Mean reconstruction loss over validation rows (penalties excluded: they measure the code,
-  // not the reconstruction).
+  // The weight of the latents' rate in the loss: per entry of the data, as every reconstruction
+  // loss is averaged.
+  float rate_weight() const {
+    return config.rate_lambda / static_cast<float>(net.layout().config().input_dim);
+  }
+
+  // Mean reconstruction loss over validation rows (the activity penalties excluded: they measure
+  // the code, not the reconstruction), plus with rate-aware training the rate of the rows'
+  // integer codes: what the model trains for, the description length of the rows.
   double validation_loss() {
     if (validation_data->rows() == 0) return 0.0;
-    for (std::int64_t b = 0; b < validation_data->batches(); ++b)
-      forward_with_loss(validation_data->gather(b), validation_losses.data() + b);
+    validation_losses.fill_zero();
+    const ModelLayout& layout = net.layout();
+    for (std::int64_t b = 0; b < validation_data->batches(); ++b) {
+      float* slots = validation_losses.data() + 2 * b;
+      forward_with_loss(validation_data->gather(b), slots);
+      if (config.rate_lambda > 0.0f)
+        backend.latent_rate_penalty(rate_weight(), net.parameters().data() + layout.prior_offset(),
+                                    net.latent(), DenseView{}, nullptr, slots + 1);
+    }
     const std::vector<float> losses = validation_losses.download();
     double total = 0.0;
     for (std::int64_t b = 0; b < validation_data->batches(); ++b)
-      total += static_cast<double>(losses[b]) * static_cast<double>(validation_data->batch_size(b));
+      total += (static_cast<double>(losses[2 * b]) + losses[2 * b + 1]) *
+               static_cast<double>(validation_data->batch_size(b));
     return total / static_cast<double>(validation_data->rows());
   }
 };
@@ -537,6 +584,12 @@ void check_training_config(const ModelConfig& model, const TrainConfig& config,
                                             std::to_string(data_cols) + " columns");
   validate_penalty(model, config.penalty);
   validate_loss_params(config.loss_params);
+  require(std::isfinite(config.rate_lambda) && config.rate_lambda >= 0.0f,
+          "rate lambda (--rate-lambda) must be finite and non-negative");
+  require((config.rate_lambda > 0.0f) == model.latent_prior,
+          config.rate_lambda > 0.0f
+              ? "rate-aware training (--rate-lambda) needs a model with a latent prior"
+              : "a model with a latent prior trains with a positive --rate-lambda");
   require(!model.tied_weights || output_heads(config.loss) == 1,
           std::string("tied weights need one output per column; --loss ") + loss_name(config.loss) +
               " has " + std::to_string(output_heads(config.loss)));

@@ -1,5 +1,5 @@
-// The cpu backend's activity penalties (l1, kl) and sum of squares (kernels/penalties.cu on
-// cuda); the per-element math is in src/math/loss_math.hpp.
+// The cpu backend's activity penalties (l1, kl), the latents' quantisation and rate, and sum of
+// squares (kernels/penalties.cu on cuda); the per-element math is in src/math/loss_math.hpp.
 #include <algorithm>
 
 #include "backend/cpu/cpu_backend.hpp"
@@ -43,6 +43,47 @@ void CpuBackend::kl_sparsity_penalty(float rho, float beta, ConstDenseView a, De
     for (std::int64_t r = 0; r < a.rows; ++r)
       for (std::int64_t c = 0; c < a.cols; ++c) grad(r, c) += factors[c];
     *loss = static_cast<float>(beta * total);
+  });
+}
+
+void CpuBackend::quantize_latents(DenseView z, const std::uint64_t* noise_seed) {
+  run([=] {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < z.rows; ++r)
+      for (std::int64_t c = 0; c < z.cols; ++c)
+        z(r, c) = noise_seed == nullptr
+                      ? math::latent_code(z(r, c))
+                      : z(r, c) + math::latent_noise(*noise_seed,
+                                                     static_cast<std::uint64_t>(r * z.cols + c));
+  });
+}
+
+void CpuBackend::latent_rate_penalty(float weight, const float* prior, ConstDenseView z,
+                                     DenseView grad, float* prior_grad, float* loss) {
+  if (grad.data != nullptr) check_same_shape("latent_rate_penalty", "z", z, "grad", grad);
+  run([=] {
+    const float per_row = weight / static_cast<float>(std::max<std::int64_t>(1, z.rows));
+    const std::int64_t cols = z.cols;
+    double total = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+    for (std::int64_t r = 0; r < z.rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const math::RateTerm term = math::latent_rate_term(z(r, c), prior[c], prior[cols + c]);
+        total += term.value;
+        if (grad.data != nullptr) grad(r, c) += per_row * term.grad;
+      }
+    for (std::int64_t c = 0; prior_grad != nullptr && c < cols; ++c) {
+      double location = 0.0;
+      double log_scale = 0.0;
+      for (std::int64_t r = 0; r < z.rows; ++r) {
+        const math::RateTerm term = math::latent_rate_term(z(r, c), prior[c], prior[cols + c]);
+        location += term.grad_location;
+        log_scale += term.grad_log_scale;
+      }
+      prior_grad[c] = static_cast<float>(static_cast<double>(per_row) * location);
+      prior_grad[cols + c] = static_cast<float>(static_cast<double>(per_row) * log_scale);
+    }
+    *loss = static_cast<float>(static_cast<double>(per_row) * total);
   });
 }
 

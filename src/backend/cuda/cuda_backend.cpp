@@ -755,6 +755,19 @@ void CudaBackend::kl_sparsity_penalty(float rho, float beta, ConstDenseView a, D
   kernels::launch_kl_sparsity_penalty(rho, beta, a, grad, loss, workspace, stream());
 }
 
+void CudaBackend::quantize_latents(DenseView z, const std::uint64_t* noise_seed) {
+  kernels::launch_quantize_latents(z, noise_seed, stream());
+}
+
+void CudaBackend::latent_rate_penalty(float weight, const float* prior, ConstDenseView z,
+                                      DenseView grad, float* prior_grad, float* loss) {
+  if (grad.data != nullptr) check_same_shape("latent_rate_penalty", "z", z, "grad", grad);
+  void* workspace =
+      workspace_.reserve(kernels::latent_rate_penalty_workspace_bytes(z.rows, z.cols), stream());
+  kernels::launch_latent_rate_penalty(weight, prior, z, grad, prior_grad, loss, workspace,
+                                      stream());
+}
+
 void CudaBackend::sum_of_squares(const float* x, std::int64_t n, float* out) {
   void* workspace = workspace_.reserve(kernels::sum_of_squares_workspace_bytes(n), stream());
   kernels::launch_sum_of_squares(x, n, out, workspace, stream());

@@ -170,6 +170,9 @@ class CudaBackend final : public Backend {
   void reconstruction_loss(LossKind kind, const LossParams& params, ConstDenseView y,
                            CsrView target, DenseView grad, float* row_loss) override;
   void l1_activity_penalty(float weight, ConstDenseView a, DenseView grad, float* loss) override;
+  void quantize_latents(DenseView z, const std::uint64_t* noise_seed) override;
+  void latent_rate_penalty(float weight, const float* prior, ConstDenseView z, DenseView grad,
+                           float* prior_grad, float* loss) override;
   void kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
                            float* loss) override;
   void sum_of_squares(const float* x, std::int64_t n, float* out) override;
