@@ -9,6 +9,7 @@
 
 #include "sparseae/generator.hpp"
 #include "sparseae/trainer.hpp"
+#include "training_outcome.hpp"
 
 namespace sparseae {
 namespace {
@@ -67,13 +68,7 @@ TEST_P(CudaTrainingAgreement, EndsCloseToTheCpuRunFromTheSameSeed) {
         << "epoch " << e + 1;
   }
   ASSERT_EQ(cpu.parameters.size(), cuda.parameters.size());
-  double difference = 0.0, norm = 0.0;
-  for (std::size_t i = 0; i < cpu.parameters.size(); ++i) {
-    const double d = static_cast<double>(cuda.parameters[i]) - cpu.parameters[i];
-    difference += d * d;
-    norm += static_cast<double>(cpu.parameters[i]) * cpu.parameters[i];
-  }
-  EXPECT_LT(std::sqrt(difference / norm), kParameterTolerance);
+  EXPECT_LT(test::relative_norm_difference(cuda.parameters, cpu.parameters), kParameterTolerance);
 }
 
 INSTANTIATE_TEST_SUITE_P(Losses, CudaTrainingAgreement,

@@ -3,7 +3,6 @@
 // that should train alike: the tests of data placement, the captured step and the layer forward.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -31,9 +30,25 @@ Outcome train_outcome(Backend& backend, const ModelConfig& model, const Matrix& 
   return outcome;
 }
 
+// ||got - want|| / ||want|| over two parameter vectors of one size, in double.
+inline double relative_norm_difference(const std::vector<float>& got,
+                                       const std::vector<float>& want) {
+  double difference = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - want[i];
+    difference += d * d;
+    norm += static_cast<double>(want[i]) * want[i];
+  }
+  return std::sqrt(difference / norm);
+}
+
 // bitwise: the two runs issue the same ops on the same bytes (the cpu backend). Otherwise the
-// sparse products may sum in another order from run to run (cuSPARSE's a·b and aᵀ·b, the captured
-// step's atomics): losses within 1e-4 relative, parameters within 1e-4 of the largest.
+// products may sum in another order from run to run (cuSPARSE's a·b and aᵀ·b, the captured
+// step's atomics, cublasLt against cuBLAS): losses within 1e-4 relative, parameters within 1e-3
+// in relative norm. Not each parameter against the largest: Adam divides by the second moments,
+// so where those are small a reordered sum moves single parameters far more than the whole
+// (tests/backend_agreement_test.cpp measures cpu against cuda the same way, to 1e-2). A wrong
+// kernel misses by orders of magnitude.
 inline void expect_same_training(const Outcome& got, const Outcome& want, bool bitwise) {
   ASSERT_EQ(got.train_losses.size(), want.train_losses.size());
   ASSERT_EQ(got.state.parameters.size(), want.state.parameters.size());
@@ -44,16 +59,14 @@ inline void expect_same_training(const Outcome& got, const Outcome& want, bool b
     EXPECT_TRUE(got.state.second_moment == want.state.second_moment) << "moments differ";
     return;
   }
-  constexpr double kTolerance = 1e-4;
+  constexpr double kLossTolerance = 1e-4;
   for (std::size_t e = 0; e < want.train_losses.size(); ++e) {
-    EXPECT_NEAR(got.train_losses[e], want.train_losses[e], kTolerance * want.train_losses[e]);
-    EXPECT_NEAR(got.val_losses[e], want.val_losses[e], kTolerance * want.val_losses[e]);
+    EXPECT_NEAR(got.train_losses[e], want.train_losses[e], kLossTolerance * want.train_losses[e]);
+    EXPECT_NEAR(got.val_losses[e], want.val_losses[e], kLossTolerance * want.val_losses[e]);
   }
-  float largest = 0.0f;
-  for (const float v : want.state.parameters) largest = std::max(largest, std::fabs(v));
-  for (std::size_t i = 0; i < want.state.parameters.size(); ++i)
-    ASSERT_NEAR(got.state.parameters[i], want.state.parameters[i], kTolerance * largest)
-        << "parameter " << i;
+  constexpr double kParameterTolerance = 1e-3;
+  EXPECT_LT(relative_norm_difference(got.state.parameters, want.state.parameters),
+            kParameterTolerance);
 }
 
 }  // namespace sparseae::test

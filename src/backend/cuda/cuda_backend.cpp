@@ -381,7 +381,13 @@ void CudaBackend::gemm_bias_activation(Activation activation, Transpose transpos
                                        Transpose transpose_b, ConstDenseView a, ConstDenseView b,
                                        const float* bias, DenseView y) {
   const bool in_epilogue = activation == Activation::identity || activation == Activation::relu;
-  if (!in_epilogue || y.empty() || op_cols(transpose_a, a) == 0) {
+  const std::int64_t inner = op_cols(transpose_a, a);
+  // An operand with one row or column makes cublasLt's heuristic answer
+  // CUBLAS_STATUS_INVALID_VALUE (PyTorch's addmm, aten/src/ATen/native/cuda/Blas.cpp, keeps such
+  // shapes off cublasLt for that reason): a one-column layer, a one-row batch or an inner
+  // dimension of 1 takes the separate path, as do empty shapes.
+  const bool any_dimension_one = y.rows == 1 || y.cols == 1 || inner == 1;
+  if (!in_epilogue || y.empty() || inner == 0 || any_dimension_one) {
     Backend::gemm_bias_activation(activation, transpose_a, transpose_b, a, b, bias, y);
     return;
   }
@@ -443,15 +449,20 @@ void CudaBackend::gemm_bias_activation(Activation activation, Transpose transpos
     set_preference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_y);
     cublasLtMatmulHeuristicResult_t result{};
     int results = 0;
-    SAE_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(
+    // A refusal (an error status or no algorithm) is no failure of the op: the shape falls back,
+    // now and in every later call (the plan remembers it).
+    const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
         cublas_lt_.get(), plan.descriptor.get(), plan.layout_b.get(), plan.layout_a.get(),
-        plan.layout_y.get(), plan.layout_y.get(), preference.get(), 1, &result, &results));
-    require(results > 0, "gemm_bias_activation: cublasLt offers no algorithm for " +
-                             shape(y.rows, y.cols) + " with this epilogue");
+        plan.layout_y.get(), plan.layout_y.get(), preference.get(), 1, &result, &results);
+    plan.has_algorithm = status == CUBLAS_STATUS_SUCCESS && results > 0;
     plan.algorithm = result.algo;
     found = lt_plans_.emplace(key, std::move(plan)).first;
   }
   const LtPlan& plan = found->second;
+  if (!plan.has_algorithm) {
+    Backend::gemm_bias_activation(activation, transpose_a, transpose_b, a, b, bias, y);
+    return;
+  }
   if (bias != nullptr)
     set_lt_attribute(plan.descriptor.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                      static_cast<const void*>(bias));

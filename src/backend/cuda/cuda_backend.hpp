@@ -200,13 +200,15 @@ class CudaBackend final : public Backend {
   CublasLtHandle cublas_lt_;
   // What gemm_bias_activation made for each shape, transposition, epilogue, precision and set of
   // pointer alignments it has seen: cublasLt's descriptors and its algorithm, so that a call
-  // creates nothing.
+  // creates nothing; or that cublasLt's heuristic offered none, so that later calls of the shape
+  // go straight to gemm and bias_activation_forward without asking again.
   struct LtPlan {
     LtMatmulDescriptor descriptor;
     LtLayout layout_b;  // cublasLt's A
     LtLayout layout_a;  // cublasLt's B
     LtLayout layout_y;
     cublasLtMatmulAlgo_t algorithm{};
+    bool has_algorithm = false;
   };
   using LtPlanKey = std::array<std::int64_t, 15>;
   std::map<LtPlanKey, LtPlan> lt_plans_;
