@@ -297,7 +297,8 @@ TEST(Metrics, JsonHasEveryFieldAndNullWhereUndefined) {
         "\"nonzero_exact_fraction\": 0.666667, \"row_exact_fraction\": 0.333333, ",
         "\"support_precision\": 0.750000, \"support_recall\": 1.000000, \"support_f1\": 0.857143, ",
         "\"nonzero_mae\": 0.333333, \"explained_variance\": -0.162521, \"poisson_deviance\": ",
-        "\"nll_bits_per_row\": null, \"raw_csr_bytes_per_row\": 12}"})
+        "\"nll_bits_per_row\": null, \"code_bits_per_row\": null, ",
+        "\"description_bits_per_row\": null, \"raw_csr_bytes_per_row\": 12}"})
     EXPECT_TRUE(contains(json, field)) << field << " missing from " << json;
 
   const std::string empty = MetricsAccumulator(LossKind::poisson, 1.0f).result().to_json();

@@ -111,8 +111,9 @@ RateTrained train_rate(Backend& backend, float lambda, const HostCsr& data) {
 
 // Trained at a weight 100 times higher, the codes take a quarter fewer bits at least in the
 // lossless file and the counts given them more; both models' codes are integers wherever they are
-// used, and training lowers the validation description length (the reconstruction's NLL plus the
-// codes' rate).
+// used, training lowers the validation description length (the reconstruction's NLL plus the
+// codes' rate), and the code bits per row that evaluate() reports are what the file's latent
+// streams take.
 TEST(RateAware, TheWeightTradesCodeBitsForCountBits) {
   const auto cpu = make_backend(BackendChoice::cpu);
   const HostCsr data = topic_rows(600, 2);
@@ -129,7 +130,16 @@ TEST(RateAware, TheWeightTradesCodeBitsForCountBits) {
     options.latent_bits = kPriorLatentBits;
     options.order0_fallback = false;
     CsrRowSource source(unseen);
-    sizes[k++] = compress_lossless(*cpu, model.run, model.parameters, source, "", options);
+    sizes[k] = compress_lossless(*cpu, model.run, model.parameters, source, "", options);
+    // The metric is the ideal length of the file's latent streams: their coder's cost within
+    // the pmfs' quantisation and each block's end.
+    const ReconstructionMetrics metrics = trained.evaluate(unseen);
+    const double code_bytes = metrics.code_bits_per_row * static_cast<double>(unseen.rows) / 8.0;
+    EXPECT_NEAR(static_cast<double>(sizes[k].latent_bytes), code_bytes, 0.05 * code_bytes + 16.0)
+        << lambda;
+    EXPECT_DOUBLE_EQ(metrics.description_bits_per_row,
+                     metrics.code_bits_per_row + metrics.nll_bits_per_row);
+    ++k;
   }
   EXPECT_LT(4 * sizes[1].latent_bytes, 3 * sizes[0].latent_bytes)
       << "codes of lambda 5: " << sizes[1].latent_bytes

@@ -4,7 +4,8 @@
 # --loss hurdle_nb --rate-lambda L, then sae compress --stats of the held-out rows, which prints
 # gzip/zstd/xz, the order-0 coder (fitted on the held-out rows themselves, tables in the file),
 # PCA and the model. Prints one table line per set and lambda.
-# Usage: rate-size.sh SAE SETS_DIR WORK_DIR [EPOCHS] [LAMBDAS] [SETS]
+# Usage: rate-size.sh SAE SETS_DIR WORK_DIR [EPOCHS] [LAMBDAS] [SETS]; $TRAIN_FLAGS adds sae train
+# options (and names the runs' files with a tag, $TAG).
 set -u
 B=$(realpath "$1")
 S=$(realpath "$2")
@@ -19,11 +20,11 @@ for set in $SETS; do
   [ -f "$set-train.mtx" ] || awk -v train="$set-train.mtx" -v test="$set-test.mtx" \
     -f "$HERE/split-rows.awk" "$S/$set.mtx"
   for lambda in $LAMBDAS; do
-    run="$set-rate$lambda"
+    run="$set-rate$lambda${TAG:-}"
     start=$(date +%s)
     nice -n 19 "$B" train --data "$set-train.mtx" --loss hurdle_nb --input-transform log1p \
       --rate-lambda "$lambda" --epochs "$EPOCHS" --checkpoint "$run.ckpt" --backend cpu \
-      --force --quiet > "$run.train.log" 2>&1
+      --force --quiet ${TRAIN_FLAGS:-} > "$run.train.log" 2>&1
     nice -n 19 "$B" compress --model "$run.ckpt" --data "$set-test.mtx" -o "$run.sae" \
       --backend cpu --stats > "$run.stats.log" 2>&1
     seconds=$(( $(date +%s) - start ))

@@ -94,6 +94,7 @@ class TrainedModel {
   Backend* backend_;
   RunConfig config_;
   Network network_;
+  std::vector<float> prior_;  // ModelConfig::latent_prior: its 2 * latent floats; else empty
 };
 
 // A reconstruction in data units of a model trained with loss, as counts decoded by decode

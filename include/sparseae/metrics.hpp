@@ -3,6 +3,7 @@
 // care about (exact non-zeros, exact rows, support) beside the usual mse and mae, the deviance
 // and, for a likelihood, the code length the model assigns.
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -96,6 +97,12 @@ struct ReconstructionMetrics {
   // model's exact rate mu (no floor; ln mu taken from the log-rate, so a rate that underflows
   // to 0 in float still gives a finite NLL). NaN (JSON null) for any other loss, and for N = 0.
   double nll_bits_per_row = 0;
+  // A model with a latent prior (rate-aware training): its integer codes' NLL under the prior,
+  // in bits per row, and the description length of a row, code_bits_per_row +
+  // nll_bits_per_row (what lossless mode stores, before the coder's overhead). NaN (JSON null)
+  // for a model without a prior; set by TrainedModel::evaluate, not by MetricsAccumulator.
+  double code_bits_per_row = std::numeric_limits<double>::quiet_NaN();
+  double description_bits_per_row = std::numeric_limits<double>::quiet_NaN();
   // The evaluated counts stored as raw CSR, per row, for scale beside the NLL: a 4-byte column
   // index and a 4-byte value per non-zero plus a 4-byte row offset per row, i.e.
   // (8 nnz + 4 N) / N = 4 + 8 nnz / N (the one extra closing offset is not counted).

@@ -51,6 +51,10 @@ void print_metrics_table(const ReconstructionMetrics& m,
   number("explained variance", &M::explained_variance);
   number("poisson deviance / entry", &M::poisson_deviance);
   if (std::isfinite(m.nll_bits_per_row)) number("nll bits / row", &M::nll_bits_per_row);
+  if (std::isfinite(m.code_bits_per_row)) {
+    number("code bits / row (prior)", &M::code_bits_per_row);
+    number("code + nll bits / row", &M::description_bits_per_row);
+  }
   number("raw csr bytes / row", &M::raw_csr_bytes_per_row);
 }
 

@@ -203,6 +203,8 @@ Json metrics_json(const ReconstructionMetrics& m) {
       .set("explained_variance", Json::number_significant(m.explained_variance, 6))
       .set("poisson_deviance", Json::number_significant(m.poisson_deviance, 6))
       .set("nll_bits_per_row", Json::number_significant(m.nll_bits_per_row, 6))
+      .set("code_bits_per_row", Json::number_significant(m.code_bits_per_row, 6))
+      .set("description_bits_per_row", Json::number_significant(m.description_bits_per_row, 6))
       .set("raw_csr_bytes_per_row", Json::number_significant(m.raw_csr_bytes_per_row, 6));
   return json;
 }

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <numeric>
 
@@ -37,6 +38,10 @@ TrainedModel::TrainedModel(Backend& backend, const RunConfig& config,
           "model: " + std::to_string(parameters.size()) + " parameters given, the model has " +
               std::to_string(network_.layout().parameter_count()));
   network_.parameters().upload(parameters);
+  const std::int64_t prior_offset = network_.layout().prior_offset();
+  if (prior_offset >= 0)
+    prior_.assign(parameters.begin() + prior_offset,
+                  parameters.begin() + prior_offset + 2 * latent_width());
 }
 
 template <typename Visit>
@@ -228,6 +233,9 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
   MetricsAccumulator metrics(config_.train.loss, config_.scale, decode, config_.hurdle_threshold);
   if (detail != nullptr) metrics.collect_detail();
   const CsrView all = counts.view();
+  const std::int64_t width = latent_width();
+  std::vector<float> codes;
+  double code_nats = 0.0;
   for_each_output_batch(counts, [&](std::int64_t first, ConstDenseView out) {
     const std::int64_t count = out.rows;
     const CsrView rows{count,
@@ -237,9 +245,24 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
                        all.col_indices,
                        all.values};
     metrics.add(out, rows);
+    if (prior_.empty()) return;
+    // The batch's integer codes (the forward rounded them), each under its dimension's prior.
+    codes.resize(static_cast<std::size_t>(count * width));
+    backend_->download_bytes(codes.data(), network_.latent().data, codes.size() * sizeof(float));
+    for (std::int64_t i = 0; i < count * width; ++i) {
+      const std::size_t j = static_cast<std::size_t>(i % width);
+      code_nats += math::latent_rate_term(codes[static_cast<std::size_t>(i)], prior_[j],
+                                          prior_[j + static_cast<std::size_t>(width)])
+                       .value;
+    }
   });
   if (detail != nullptr) *detail = metrics.detail();
-  return metrics.result();
+  ReconstructionMetrics result = metrics.result();
+  if (!prior_.empty() && result.rows > 0) {
+    result.code_bits_per_row = code_nats / std::log(2.0) / static_cast<double>(result.rows);
+    result.description_bits_per_row = result.code_bits_per_row + result.nll_bits_per_row;
+  }
+  return result;
 }
 
 HostCsr TrainedModel::to_counts(const HostDense& reconstruction) const {
