@@ -1996,6 +1996,9 @@ TEST_F(Cli, CompressDecompressRoundTripAndStatsTable) {
         "PCA (k = 4, 8-bit) codes + residual", "model codes + residual (p.sae)",
         "model NLL (ideal residual code)", "bits/row"})
     EXPECT_TRUE(contains(stats.out, part)) << part << ": " << stats.out;
+  // An mse model's float codes never pay for themselves: the hint names rate-aware training.
+  EXPECT_TRUE(contains(stats.out, "hint: this model's codes cost more than they save"))
+      << stats.out;
   std::snprintf(per_row, sizeof per_row, "%.2f",
                 static_cast<double>(fs::file_size(file("p.sae"))) / 300.0);
   const std::size_t model_row = stats.out.find("model codes + residual (p.sae)");

@@ -151,6 +151,12 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
   print_row("model NLL (ideal residual code)", has_nll ? per_row(model.nll_bits / 8.0, rows) : "-",
             has_nll ? per_row(model.nll_bits, rows) + " bits/row"
                     : "the model's loss is not a count likelihood");
+  if (!in.checkpoint->config.model.latent_prior &&
+      model.model_coding_bytes + model.table_bytes + model.framing_bytes >= order0.total())
+    std::printf(
+        "hint: this model's codes cost more than they save over order-0; a model trained with\n"
+        "      --rate-lambda 1 and a count likelihood (--loss hurdle_nb) stores integer codes\n"
+        "      that cost few bits (README, \"Rate-aware models\")\n");
 }
 
 LosslessCodec parse_codec(const std::string& name) {
