@@ -51,7 +51,7 @@ fuzz() {
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DSPARSEAE_ENABLE_CUDA=OFF -DSPARSEAE_BUILD_TESTS=OFF -DSPARSEAE_SANITIZE=address,undefined \
     -DSPARSEAE_BUILD_FUZZERS=ON >/dev/null
-  local parsers=(mtx npy csv checkpoint)
+  local parsers=(mtx npy npz csv checkpoint)
   cmake --build build-fuzz -j "$(nproc)" --target "${parsers[@]/#/fuzz_}"
   local seconds=${SPARSEAE_FUZZ_SECONDS:-20} seed=${SPARSEAE_FUZZ_SEED:-1}
   local crashes=$PWD/build-fuzz/crashes status=0

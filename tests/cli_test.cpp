@@ -334,8 +334,24 @@ TEST_F(Cli, EveryInputFormatTrainsToTheSameModel) {
       csv << "\n";
     }
   }
+  {  // .npz as scipy.sparse.save_npz writes it (deflated, zip64 members): csr, int32 indices
+    const auto npy = [](const std::string& descr, const std::string& data, std::size_t count) {
+      return test::npy_file(test::npy_dict(descr, "(" + std::to_string(count) + ",)"), data);
+    };
+    const std::vector<std::int32_t> indices(x.col_indices.begin(), x.col_indices.end());
+    const std::vector<std::int32_t> indptr(x.row_offsets.begin(), x.row_offsets.end());
+    const std::string archive = test::zip_archive(
+        {{"indices.npy", npy("<i4", test::little_endian(indices), indices.size())},
+         {"indptr.npy", npy("<i4", test::little_endian(indptr), indptr.size())},
+         {"format.npy", test::npy_file(test::npy_dict("|S3", "()"), "csr")},
+         {"shape.npy",
+          npy("<i8", test::little_endian(std::vector<std::int64_t>{x.rows, x.cols}), 2)},
+         {"data.npy", npy("<f4", test::little_endian(x.values), x.values.size())}},
+        true, true);
+    std::ofstream(file("x.npz"), std::ios::binary) << archive;
+  }
   std::string first_validation;
-  for (const std::string name : {"x.mtx", "x.mtx.gz", "x.npy", "x.csv"}) {
+  for (const std::string name : {"x.mtx", "x.mtx.gz", "x.npz", "x.npy", "x.csv"}) {
     SCOPED_TRACE(name);
     const Result r = sae("train --data " + name + " --epochs 1 --hidden 16 --latent 4 --json " +
                          "--quiet --backend cpu --checkpoint f.ckpt");

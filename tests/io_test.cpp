@@ -30,6 +30,8 @@ using test::gzipped;
 using test::little_endian;
 using test::npy_dict;
 using test::npy_file;
+using test::zip_archive;
+using test::ZipMember;
 
 // Each test gets a fresh directory, removed afterwards with whatever the test left in it.
 class IoTest : public ::testing::Test {
@@ -156,6 +158,141 @@ TEST_F(IoMatrixMarket, ReportsAMissingFile) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// NumPy .npz (scipy.sparse.save_npz, np.savez)
+
+using IoNpz = IoTest;
+
+// The members scipy.sparse.save_npz writes for a matrix, each a .npy: format as bytes ('|S3'),
+// shape as int64, data and the index arrays in their own dtypes.
+std::vector<ZipMember> scipy_members(const std::string& format, const std::string& shape_data,
+                                     const std::vector<ZipMember>& arrays) {
+  std::vector<ZipMember> members = arrays;
+  members.push_back({"format.npy", npy_file(npy_dict("|S3", "()"), format)});
+  members.push_back({"shape.npy", npy_file(npy_dict("<i8", "(2,)"), shape_data)});
+  return members;
+}
+
+ZipMember member(const std::string& name, const std::string& descr, const std::string& data,
+                 std::size_t count) {
+  return {name + ".npy", npy_file(npy_dict(descr, "(" + std::to_string(count) + ",)"), data)};
+}
+
+// [[0, 2, 0], [1, 0, 3]] in every layout save_npz writes, stored and deflated, with and without
+// numpy's zip64 members: the same CSR. csc, coo and unsorted or duplicate entries (summed) too.
+TEST_F(IoNpz, ReadsScipySparseInEveryLayoutAndArchiveForm) {
+  const HostCsr expected = csr(2, 3, {0, 1, 3}, {1, 0, 2}, {2, 1, 3});
+  const std::string shape = little_endian(std::vector<std::int64_t>{2, 3});
+  const std::vector<std::pair<std::string, std::vector<ZipMember>>> layouts = {
+      {"csr", scipy_members(
+                  "csr", shape,
+                  {member("data", "<i8", little_endian(std::vector<std::int64_t>{2, 1, 3}), 3),
+                   member("indices", "<i4", little_endian(std::vector<std::int32_t>{1, 0, 2}), 3),
+                   member("indptr", "<i4", little_endian(std::vector<std::int32_t>{0, 1, 3}), 3)})},
+      {"csc",
+       scipy_members(
+           "csc", shape,
+           {member("data", "<f4", little_endian(std::vector<float>{1, 2, 3}), 3),
+            member("indices", "<i8", little_endian(std::vector<std::int64_t>{1, 0, 1}), 3),
+            member("indptr", "<i8", little_endian(std::vector<std::int64_t>{0, 1, 2, 3}), 4)})},
+      // coo, out of order, with 3 split into 1 + 2 (summed) and an explicit zero (dropped).
+      {"coo",
+       scipy_members(
+           "coo", shape,
+           {member("data", "<f8", little_endian(std::vector<double>{2, 2, 1, 1, 0}), 5),
+            member("row", "<i4", little_endian(std::vector<std::int32_t>{1, 0, 1, 1, 0}), 5),
+            member("col", "<i4", little_endian(std::vector<std::int32_t>{2, 1, 0, 2, 0}), 5)})}};
+  for (const auto& [format, members] : layouts)
+    for (const bool deflate : {false, true})
+      for (const bool zip64 : {false, true}) {
+        SCOPED_TRACE(format + (deflate ? " deflated" : " stored") + (zip64 ? " zip64" : ""));
+        const LoadedMatrix loaded =
+            read_matrix(write_file("x.npz", zip_archive(members, deflate, zip64)));
+        ASSERT_TRUE(loaded.sparse);
+        expect_same(loaded.csr, expected);
+      }
+  // --transpose reads the columns as rows.
+  const LoadedMatrix transposed = read_matrix(
+      write_file("t.npz", zip_archive(layouts[0].second, true)), Orientation::transposed);
+  expect_same(transposed.csr, csr(3, 2, {0, 1, 2, 3}, {1, 0, 1}, {1, 2, 3}));
+}
+
+// np.savez(path, X): one array, read as read_npy reads it; a '<U3' format name reads too.
+TEST_F(IoNpz, ReadsOneDenseArrayAndUnicodeFormatNames) {
+  const LoadedMatrix dense = read_matrix(write_file(
+      "d.npz",
+      zip_archive({{"arr_0.npy", npy_file(npy_dict("<u2", "(2, 2)"),
+                                          little_endian(std::vector<std::uint16_t>{0, 5, 7, 0}))}},
+                  true)));
+  ASSERT_FALSE(dense.sparse);
+  EXPECT_EQ(dense.dense.values, (std::vector<float>{0, 5, 7, 0}));
+  const std::string unicode_csr = little_endian(std::vector<std::uint32_t>{'c', 's', 'r'});
+  std::vector<ZipMember> members = {
+      {"format.npy", npy_file(npy_dict("<U3", "()"), unicode_csr)},
+      {"shape.npy",
+       npy_file(npy_dict("<i8", "(2,)"), little_endian(std::vector<std::int64_t>{1, 4}))},
+      member("data", "|u1", little_endian(std::vector<std::uint8_t>{9}), 1),
+      member("indices", "<i4", little_endian(std::vector<std::int32_t>{3}), 1),
+      member("indptr", "<i4", little_endian(std::vector<std::int32_t>{0, 1}), 2),
+      {"_is_array.npy", npy_file(npy_dict("|b1", "()"), std::string(1, '\1'))}};
+  const LoadedMatrix loaded = read_matrix(write_file("u.npz", zip_archive(members, false)));
+  expect_same(loaded.csr, csr(1, 4, {0, 1}, {3}, {9}));
+}
+
+// Each fault in one line that names the file (and the member).
+TEST_F(IoNpz, RefusesBadArchivesAndMatricesInOneLine) {
+  const std::string shape = little_endian(std::vector<std::int64_t>{2, 3});
+  const auto csr_members = [&](const std::string& data_descr, const std::string& data,
+                               std::vector<std::int32_t> indices,
+                               std::vector<std::int32_t> indptr) {
+    return scipy_members("csr", shape,
+                         {member("data", data_descr, data, indices.size()),
+                          member("indices", "<i4", little_endian(indices), indices.size()),
+                          member("indptr", "<i4", little_endian(indptr), indptr.size())});
+  };
+  const std::string good_data = little_endian(std::vector<std::int64_t>{2, 1, 3});
+  const std::string good = zip_archive(csr_members("<i8", good_data, {1, 0, 2}, {0, 1, 3}), true);
+  const std::string file = path("bad.npz");
+  struct Case {
+    std::string bytes;
+    std::string message;
+  };
+  std::string corrupt_crc = good;
+  corrupt_crc[40] = static_cast<char>(corrupt_crc[40] ^ 0x55);  // inside the first member's data
+  const std::vector<Case> cases = {
+      {"not a zip at all, just text", file + ": no zip end record: not a .npz (zip) archive"},
+      {zip_archive(csr_members("<i8", little_endian(std::vector<std::int64_t>{2, -1, 3}), {1, 0, 2},
+                               {0, 1, 3}),
+                   false),
+       file + ": data.npy: element 1: negative count -1"},
+      {zip_archive(csr_members("<f8", little_endian(std::vector<double>{2, std::nan(""), 3}),
+                               {1, 0, 2}, {0, 1, 3}),
+                   false),
+       file + ": data.npy: element 1: value nan is not finite"},
+      {zip_archive(csr_members("<i8", good_data, {1, 0, 3}, {0, 1, 3}), false),
+       file + ": indices[2] = 3 outside [0, 3)"},
+      {zip_archive(csr_members("<i8", good_data, {1, 0, 2}, {0, 1}), false),
+       file + ": csr arrays disagree: indptr has 2 entries (expected 3, from 0 to 3), indices 3, "
+              "data 3"},
+      {zip_archive(scipy_members("dia", shape, {member("data", "<i8", good_data, 3)}), false),
+       file + ": scipy.sparse format 'dia' (this reader takes csr, csc and coo)"},
+      {zip_archive({{"a.npy", "x"}, {"b.npy", "y"}}, false),
+       file + ": neither a scipy.sparse matrix (no format.npy) nor one array (2 members)"},
+      {good.substr(0, good.size() / 2) + good.substr(good.size() - 22),
+       file + ": central directory entry 1 missing"}};
+  for (const Case& c : cases) {
+    write_file("bad.npz", c.bytes);
+    expect_error([&] { read_matrix(file); }, c.message);
+  }
+  write_file("bad.npz", corrupt_crc);
+  try {
+    read_matrix(file);
+    ADD_FAILURE() << "a corrupt member read";
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()).rfind(file + ": ", 0), 0u) << error.what();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // NumPy .npy
 
 using IoNpy = IoTest;
@@ -265,7 +402,7 @@ using IoReadMatrix = IoTest;
 TEST_F(IoReadMatrix, RejectsAnUnknownExtension) {
   const std::string file = write_file("data.txt", "1,2\n");
   expect_error([&] { read_matrix(file); },
-               file + ": unrecognised file type (expected .mtx, .mtx.gz, .npy or .csv)");
+               file + ": unrecognised file type (expected .mtx, .mtx.gz, .npz, .npy or .csv)");
 }
 
 TEST_F(IoReadMatrix, MatchesExtensionsWhateverTheirCase) {

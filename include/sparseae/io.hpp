@@ -116,6 +116,13 @@ enum class NpyValues { counts, finite };
 // dtype of 8 to 64 bits, signed or unsigned (counts: each value non-negative).
 HostDense read_npy(const std::string& path, NpyValues accept = NpyValues::counts);
 
+// A NumPy .npz archive (stored or deflated members, zip64 included): a scipy.sparse matrix that
+// scipy.sparse.save_npz wrote (csr, csc or coo; any numeric dtype of counts, int32 or int64
+// indices) as CSR, its rows sorted, duplicate entries summed and explicit zeros dropped (the
+// sparse result, of the matrix transposed when orientation says so); or an archive of a single
+// 2-D array (np.savez(path, X)) as read_npy reads it (the dense result, as stored).
+LoadedMatrix read_npz(const std::string& path, Orientation orientation = Orientation::as_stored);
+
 enum class CsvHeader {
   detect,   // the first line is a header when any of its fields is not a number
   present,  // the first line is a header whatever it holds
@@ -126,7 +133,8 @@ enum class CsvHeader {
 // is an error; one with a header alone is 0 rows.
 HostDense read_csv(const std::string& path, CsvHeader header = CsvHeader::detect);
 
-// Reads by extension: .mtx and .mtx.gz (sparse), .npy and .csv (dense, header detected).
+// Reads by extension: .mtx and .mtx.gz (sparse), .npz (read_npz: sparse, or dense for one
+// array), .npy and .csv (dense, header detected).
 LoadedMatrix read_matrix(const std::string& path, Orientation orientation = Orientation::as_stored);
 
 // The formats a writer chooses by the extension of the path it writes.

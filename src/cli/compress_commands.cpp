@@ -179,8 +179,8 @@ int run_compress(const Args& raw_args) {
           "checkpoint written by sae train (required by --codec model; with order0 only --stats "
           "uses it)")
       .value("data", "PATH", "",
-             "counts: .mtx or .mtx.gz (streamed a block at a time when sorted by row), .npy, "
-             ".csv (required)")
+             "counts: .mtx or .mtx.gz (streamed a block at a time when sorted by row), .npz, "
+             ".npy, .csv (required)")
       .value("out", "PATH", "", "the compressed file, -o for short (required)")
       .value("codec", "model|order0", "model",
              "model codes + residual with an order-0 fallback per block, or order-0 alone")

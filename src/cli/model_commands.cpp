@@ -56,7 +56,7 @@ HostDense model_codes(const Options& o, const Checkpoint& checkpoint, const std:
 
 int run_encode(const Args& args) {
   Options o = model_options("sae encode", "Writes the latent code of every row of --data.");
-  o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npy or .csv (required)")
+  o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npz (scipy.sparse), .npy or .csv (required)")
       .value("out", "PATH", "", "latent codes: .npy (float32) or .csv (required)");
   add_transpose_option(o);
   if (!o.parse(args)) return 0;

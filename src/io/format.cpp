@@ -50,12 +50,15 @@ LoadedMatrix read_matrix(const std::string& path, Orientation orientation) {
     loaded.csr = read_matrix_market(path, orientation);
     return loaded;
   }
-  if (has_suffix(path, ".npy")) {
+  if (has_suffix(path, ".npz")) {
+    loaded = read_npz(path, orientation);
+    if (loaded.sparse) return loaded;
+  } else if (has_suffix(path, ".npy")) {
     loaded.dense = read_npy(path);
   } else if (has_suffix(path, ".csv")) {
     loaded.dense = read_csv(path);
   } else {
-    throw Error(path + ": unrecognised file type (expected .mtx, .mtx.gz, .npy or .csv)");
+    throw Error(path + ": unrecognised file type (expected .mtx, .mtx.gz, .npz, .npy or .csv)");
   }
   if (orientation == Orientation::transposed) loaded.dense = transposed(loaded.dense);
   return loaded;

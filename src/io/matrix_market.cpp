@@ -195,12 +195,16 @@ std::string duplicate_sum_problem(double sum, bool integer) {
                   : std::string(", outside the float32 range"));
 }
 
-// Builds CSR from entries in file order: rows sorted, duplicates summed (in double, then checked
-// to be a count like any single value) in file order, zeros dropped. size is the result's, of
-// the file transposed when orientation says so; errors name the file's row and column.
-HostCsr assemble(const std::string& path, bool integer, const DeclaredSize& size,
-                 Orientation orientation, const std::vector<std::int32_t>& entry_rows,
-                 const std::vector<ColIndex>& entry_cols, const std::vector<float>& entry_values) {
+}  // namespace
+
+namespace io_detail {
+
+HostCsr assemble_entries(const std::string& path, bool integer, std::int64_t rows,
+                         std::int64_t cols, Orientation orientation,
+                         const std::vector<std::int32_t>& entry_rows,
+                         const std::vector<ColIndex>& entry_cols,
+                         const std::vector<float>& entry_values) {
+  const DeclaredSize size{rows, cols, static_cast<std::int64_t>(entry_values.size())};
   HostCsr csr;
   csr.rows = size.rows;
   csr.cols = size.cols;
@@ -247,7 +251,7 @@ HostCsr assemble(const std::string& path, bool integer, const DeclaredSize& size
   return csr;
 }
 
-}  // namespace
+}  // namespace io_detail
 
 HostCsr read_matrix_market(const std::string& path, Orientation orientation) {
   LineReader reader(path);
@@ -292,7 +296,8 @@ HostCsr read_matrix_market(const std::string& path, Orientation orientation) {
                    std::to_string(entries));
   const DeclaredSize result_size =
       transposed ? DeclaredSize{size.cols, size.rows, size.entries} : size;
-  return assemble(path, integer, result_size, orientation, entry_rows, entry_cols, entry_values);
+  return assemble_entries(path, integer, result_size.rows, result_size.cols, orientation,
+                          entry_rows, entry_cols, entry_values);
 }
 
 MatrixMarketRowReader::MatrixMarketRowReader(const std::string& path)

@@ -168,25 +168,72 @@ void read_exactly(std::FILE* file, void* data, std::size_t bytes, const std::str
   }
 }
 
-NpyHeader read_header(std::FILE* file, const std::string& path, std::int64_t& data_offset) {
-  const std::int64_t file_bytes = file_size_bytes(path);
-  if (file_bytes == 0) fail(path, "empty file (expected a .npy header)");
-  unsigned char prefix[kMagicBytes + 2];
-  read_exactly(file, prefix, sizeof prefix, path, "header");
-  if (std::memcmp(prefix, kMagic, kMagicBytes) != 0) fail(path, "not a .npy file (bad magic)");
-  const int major = prefix[kMagicBytes], minor = prefix[kMagicBytes + 1];
+// One element of dtype at bytes as float32, checked as accept says; fail_element(reason) throws.
+template <typename Fail>
+float element_value(const DtypeInfo& dtype, const unsigned char* bytes, NpyValues accept,
+                    const Fail& fail_element) {
+  const std::uint64_t bits = load_little_endian(bytes, dtype.bytes);
+  if (dtype.kind == DtypeKind::real) {
+    const double real = dtype.bytes == 4 ? bit_cast<float>(static_cast<std::uint32_t>(bits))
+                                         : bit_cast<double>(bits);
+    if (accept == NpyValues::finite) {
+      if (!(std::fabs(real) < kFloatOverflow)) fail_element("not a finite float32 value");
+    } else if (!is_real_count(real)) {
+      fail_element(real_count_problem(real, decimal(real)));
+    }
+    return static_cast<float>(real);
+  }
+  // Beyond int64 (uint64 from 2^63) is beyond any count: clamped, still refused below.
+  const std::int64_t integer = dtype.kind == DtypeKind::unsigned_integer
+                                   ? static_cast<std::int64_t>(std::min<std::uint64_t>(
+                                         bits, static_cast<std::uint64_t>(INT64_MAX)))
+                                   : sign_extended(bits, dtype.bytes);
+  if (accept == NpyValues::counts && !is_integer_count(integer))
+    fail_element(integer_count_problem(
+        integer, dtype.kind == DtypeKind::unsigned_integer ? decimal(bits) : decimal(integer)));
+  return static_cast<float>(integer);
+}
+
+const DtypeInfo* find_dtype(const std::string& descr) {
+  for (const DtypeInfo& known : kDtypes)
+    if (descr == known.descr) return &known;
+  return nullptr;
+}
+
+// Where a .npy's header text starts and how long it is, from the first bytes of the file (size
+// of them, at least its magic and version; 12 hold the longest prefix). Throws for a file that is
+// not a .npy, a version this reader does not know, or a prefix cut short.
+struct HeaderSpan {
+  std::size_t start = 0;
+  std::size_t length = 0;
+};
+HeaderSpan header_span(const unsigned char* bytes, std::size_t size, const std::string& path) {
+  if (size == 0) fail(path, "empty file (expected a .npy header)");
+  if (size < kMagicBytes + 2) fail(path, "truncated header");
+  if (std::memcmp(bytes, kMagic, kMagicBytes) != 0) fail(path, "not a .npy file (bad magic)");
+  const int major = bytes[kMagicBytes], minor = bytes[kMagicBytes + 1];
   if (major < 1 || major > 3 || minor != 0)
     fail(path, "unsupported format version " + std::to_string(major) + "." + std::to_string(minor) +
                    " (expected 1.0, 2.0 or 3.0)");
   // Version 1.0 stores the header length in 2 bytes, later versions in 4.
   const std::size_t length_bytes = major == 1 ? 2 : 4;
-  unsigned char length[4];
-  read_exactly(file, length, length_bytes, path, "header");
-  const auto header_bytes = static_cast<std::size_t>(load_little_endian(length, length_bytes));
-  data_offset = static_cast<std::int64_t>(sizeof prefix + length_bytes + header_bytes);
+  if (size < kMagicBytes + 2 + length_bytes) fail(path, "truncated header");
+  return {kMagicBytes + 2 + length_bytes,
+          static_cast<std::size_t>(load_little_endian(bytes + kMagicBytes + 2, length_bytes))};
+}
+
+NpyHeader read_header(std::FILE* file, const std::string& path, std::int64_t& data_offset) {
+  const std::int64_t file_bytes = file_size_bytes(path);
+  unsigned char prefix[12];
+  const auto prefix_bytes = static_cast<std::size_t>(std::min<std::int64_t>(file_bytes, 12));
+  read_exactly(file, prefix, prefix_bytes, path, "header");
+  const HeaderSpan span = header_span(prefix, prefix_bytes, path);
+  data_offset = static_cast<std::int64_t>(span.start + span.length);
   if (data_offset > file_bytes) fail(path, "truncated header");
-  std::string text(header_bytes, '\0');
-  read_exactly(file, text.data(), header_bytes, path, "header");
+  std::string text(span.length, '\0');
+  if (std::fseek(file, static_cast<long>(span.start), SEEK_SET) != 0)
+    fail(path, std::string("cannot read: ") + std::strerror(errno));
+  read_exactly(file, text.data(), span.length, path, "header");
   return HeaderParser(text, path).parse();
 }
 
@@ -198,9 +245,7 @@ HostDense read_npy(const std::string& path, NpyValues accept) {
   std::int64_t data_offset = 0;
   const NpyHeader header = read_header(file.get(), path, data_offset);
 
-  const DtypeInfo* dtype = nullptr;
-  for (const DtypeInfo& known : kDtypes)
-    if (header.descr == known.descr) dtype = &known;
+  const DtypeInfo* dtype = find_dtype(header.descr);
   if (dtype == nullptr)
     fail(path, "unsupported dtype '" + header.descr +
                    "' (expected little-endian float32, float64 or an integer type)");
@@ -228,7 +273,6 @@ HostDense read_npy(const std::string& path, NpyValues accept) {
   dense.values.resize(static_cast<std::size_t>(count));
   constexpr std::int64_t kChunkValues = 1 << 16;
   std::vector<unsigned char> chunk(static_cast<std::size_t>(kChunkValues) * dtype->bytes);
-  const bool is_float = dtype->kind == DtypeKind::real;
   for (std::int64_t first = 0; first < count; first += kChunkValues) {
     const std::int64_t n = std::min(kChunkValues, count - first);
     read_exactly(file.get(), chunk.data(), static_cast<std::size_t>(n) * dtype->bytes, path,
@@ -241,35 +285,126 @@ HostDense read_npy(const std::string& path, NpyValues accept) {
       const auto fail_element = [&](const std::string& reason) {
         fail(path, "element [" + std::to_string(row) + ", " + std::to_string(col) + "]: " + reason);
       };
-      const std::uint64_t bits = load_little_endian(&chunk[i * dtype->bytes], dtype->bytes);
-      float value = 0.0f;
-      if (is_float) {
-        const double real = dtype->bytes == 4 ? bit_cast<float>(static_cast<std::uint32_t>(bits))
-                                              : bit_cast<double>(bits);
-        if (accept == NpyValues::finite) {
-          if (!(std::fabs(real) < kFloatOverflow)) fail_element("not a finite float32 value");
-        } else if (!is_real_count(real)) {
-          fail_element(real_count_problem(real, decimal(real)));
-        }
-        value = static_cast<float>(real);
-      } else {
-        // Beyond int64 (uint64 from 2^63) is beyond any count: clamped, still refused below.
-        const std::int64_t integer = dtype->kind == DtypeKind::unsigned_integer
-                                         ? static_cast<std::int64_t>(std::min<std::uint64_t>(
-                                               bits, static_cast<std::uint64_t>(INT64_MAX)))
-                                         : sign_extended(bits, dtype->bytes);
-        if (accept == NpyValues::counts && !is_integer_count(integer)) {
-          fail_element(integer_count_problem(integer, dtype->kind == DtypeKind::unsigned_integer
-                                                          ? decimal(bits)
-                                                          : decimal(integer)));
-        }
-        value = static_cast<float>(integer);
-      }
-      dense.values[static_cast<std::size_t>(row * cols + col)] = value;
+      dense.values[static_cast<std::size_t>(row * cols + col)] =
+          element_value(*dtype, &chunk[i * dtype->bytes], accept, fail_element);
     }
   }
   return dense;
 }
+
+namespace io_detail {
+
+NpyArray parse_npy(const std::vector<unsigned char>& bytes, const std::string& what) {
+  const HeaderSpan span = header_span(bytes.data(), bytes.size(), what);
+  if (span.start + span.length > bytes.size()) fail(what, "truncated header");
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + span.start,
+                              span.length);
+  const NpyHeader header = HeaderParser(text, what).parse();
+  NpyArray array;
+  array.descr = header.descr;
+  array.fortran_order = header.fortran_order;
+  array.shape = header.shape;
+  array.data = bytes.data() + span.start + span.length;
+  const auto data_bytes = static_cast<std::int64_t>(bytes.size() - span.start - span.length);
+  const bool text_dtype =
+      !header.descr.empty() && (header.descr[1] == 'S' || header.descr[1] == 'U');
+  std::int64_t count = 1;
+  for (const std::int64_t extent : header.shape) {
+    if (extent > 0 && count > io_limits::max_dense_values / extent)
+      fail(what, "shape " + shape_text(header.shape) + " exceeds the limit of " +
+                     std::to_string(io_limits::max_dense_values) + " values");
+    count *= extent;
+  }
+  array.count = count;
+  array.data_bytes = data_bytes;
+  if (text_dtype) return array;  // npy_text checks its own length
+  const DtypeInfo* dtype = find_dtype(header.descr);
+  if (dtype == nullptr)
+    fail(what, "unsupported dtype '" + header.descr +
+                   "' (expected little-endian float32, float64 or an integer type)");
+  if (data_bytes != count * static_cast<std::int64_t>(dtype->bytes))
+    fail(what, "holds " + std::to_string(data_bytes) + " data bytes, shape " +
+                   shape_text(header.shape) + " of '" + header.descr + "' needs " +
+                   std::to_string(count * static_cast<std::int64_t>(dtype->bytes)));
+  return array;
+}
+
+std::vector<std::int64_t> npy_integers(const NpyArray& array, const std::string& what) {
+  const DtypeInfo* dtype = find_dtype(array.descr);
+  if (dtype == nullptr || dtype->kind == DtypeKind::real || array.shape.size() > 1)
+    fail(what, "expected a 1-D integer array, found '" + array.descr + "' of shape " +
+                   shape_text(array.shape));
+  std::vector<std::int64_t> values(static_cast<std::size_t>(array.count));
+  for (std::int64_t i = 0; i < array.count; ++i) {
+    const std::uint64_t bits = load_little_endian(array.data + i * dtype->bytes, dtype->bytes);
+    values[static_cast<std::size_t>(i)] = dtype->kind == DtypeKind::unsigned_integer
+                                              ? static_cast<std::int64_t>(std::min<std::uint64_t>(
+                                                    bits, static_cast<std::uint64_t>(INT64_MAX)))
+                                              : sign_extended(bits, dtype->bytes);
+  }
+  return values;
+}
+
+std::vector<float> npy_counts(const NpyArray& array, const std::string& what, bool& integer) {
+  const DtypeInfo* dtype = find_dtype(array.descr);
+  if (dtype == nullptr || array.shape.size() != 1)
+    fail(what, "expected a 1-D numeric array, found '" + array.descr + "' of shape " +
+                   shape_text(array.shape));
+  integer = dtype->kind != DtypeKind::real;
+  std::vector<float> values(static_cast<std::size_t>(array.count));
+  for (std::int64_t i = 0; i < array.count; ++i)
+    values[static_cast<std::size_t>(i)] = element_value(
+        *dtype, array.data + i * dtype->bytes, NpyValues::counts, [&](const std::string& reason) {
+          fail(what, "element " + std::to_string(i) + ": " + reason);
+        });
+  return values;
+}
+
+std::string npy_text(const NpyArray& array, const std::string& what) {
+  // '|S3' holds bytes, '<U3' UTF-32 code units (ASCII here), each padded with zeros to the width.
+  const bool bytes = array.descr.size() > 2 && array.descr[1] == 'S';
+  const bool unicode = array.descr.size() > 2 && array.descr[0] == '<' && array.descr[1] == 'U';
+  std::int64_t width = 0;
+  if ((!bytes && !unicode) || array.count != 1 ||
+      parse_integer(std::string_view(array.descr).substr(2), width) != NumberParse::ok ||
+      width < 0 || width > 64 || array.data_bytes < (bytes ? 1 : 4) * width)
+    fail(what, "expected a short string, found '" + array.descr + "' of shape " +
+                   shape_text(array.shape));
+  std::string text;
+  for (std::int64_t i = 0; i < width; ++i) {
+    const unsigned char* unit = array.data + (bytes ? i : 4 * i);
+    const auto code = static_cast<std::uint32_t>(load_little_endian(unit, bytes ? 1 : 4));
+    if (code == 0) break;
+    text += code < 128 ? static_cast<char>(code) : '?';
+  }
+  return text;
+}
+
+HostDense npy_dense(const NpyArray& array, const std::string& what) {
+  const DtypeInfo* dtype = find_dtype(array.descr);
+  if (dtype == nullptr || array.shape.size() != 2)
+    fail(what, "expected a 2-D numeric array, found '" + array.descr + "' of shape " +
+                   shape_text(array.shape));
+  HostDense dense;
+  dense.rows = array.shape[0];
+  dense.cols = array.shape[1];
+  if (dense.rows > io_limits::max_rows || dense.cols > io_limits::max_cols)
+    fail(what, "shape " + shape_text(array.shape) + " exceeds the row or column limit");
+  dense.values.resize(static_cast<std::size_t>(array.count));
+  for (std::int64_t index = 0; index < array.count; ++index) {
+    const std::int64_t row = array.fortran_order ? index % dense.rows : index / dense.cols;
+    const std::int64_t col = array.fortran_order ? index / dense.rows : index % dense.cols;
+    dense.values[static_cast<std::size_t>(row * dense.cols + col)] =
+        element_value(*dtype, array.data + index * dtype->bytes, NpyValues::counts,
+                      [&](const std::string& reason) {
+                        fail(what, "element [" + std::to_string(row) + ", " + std::to_string(col) +
+                                       "]: " + reason);
+                      });
+  }
+  return dense;
+}
+
+}  // namespace io_detail
 
 void write_npy(const std::string& path, const HostDense& matrix) {
   require_dense_shape(path, matrix);

@@ -73,6 +73,38 @@ std::string integer_count_problem(std::int64_t value, std::string_view as_writte
 
 std::string quoted(std::string_view text);
 
+// A .npy held in memory (a member of a .npz): its dtype, order, shape and data, which points into
+// the bytes parse_npy was given (they must outlive it).
+struct NpyArray {
+  std::string descr;
+  bool fortran_order = false;
+  std::vector<std::int64_t> shape;
+  const unsigned char* data = nullptr;
+  std::int64_t data_bytes = 0;
+  std::int64_t count = 0;  // elements: the product of the shape (1 for a 0-d array)
+};
+// Throws Error("what: reason") for bytes that are not a whole .npy of a dtype read_npy reads or a
+// short string ('|S', '<U'), or whose data does not hold its shape.
+NpyArray parse_npy(const std::vector<unsigned char>& bytes, const std::string& what);
+// A 0-d or 1-D integer array's values (index arrays).
+std::vector<std::int64_t> npy_integers(const NpyArray& array, const std::string& what);
+// A 1-D numeric array's values, each checked to be a count; integer: the dtype is an integer one.
+std::vector<float> npy_counts(const NpyArray& array, const std::string& what, bool& integer);
+// A one-element short string (numpy's '|S3' or '<U3', such as scipy's format name).
+std::string npy_text(const NpyArray& array, const std::string& what);
+// A 2-D numeric array of counts, as read_npy reads a file.
+HostDense npy_dense(const NpyArray& array, const std::string& what);
+
+// Builds CSR (rows x cols, as it will be held) from entries in stored order: rows sorted,
+// columns sorted within a row, duplicates summed in stored order (in double, then checked to be a
+// count like any single value: integer says the values were integers), zeros dropped. Errors
+// name the entry's row and column as stored (transposed back when orientation says so).
+HostCsr assemble_entries(const std::string& path, bool integer, std::int64_t rows,
+                         std::int64_t cols, Orientation orientation,
+                         const std::vector<std::int32_t>& entry_rows,
+                         const std::vector<ColIndex>& entry_cols,
+                         const std::vector<float>& entry_values);
+
 // Why bytes cannot be allocated: "" when they fit in the memory this process may use (the
 // machine's physical memory, or less under an address-space or data-size limit, ulimit -v or -d,
 // or under set_memory_cap), otherwise "need 16.0 GiB, more than the 4.0 GiB of memory this

@@ -1,0 +1,39 @@
+// libFuzzer harness of the .npz reader (a zip archive of .npy members: scipy.sparse or one dense
+// array): what it accepts is a consistent CSR of positive finite counts, or rows x cols
+// non-negative finite values.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz_input.hpp"
+#include "sparseae/error.hpp"
+#include "sparseae/io.hpp"
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  sparseae::fuzz::cap_memory();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string path = sparseae::fuzz::write_input(data, size, ".npz");
+  sparseae::LoadedMatrix loaded;
+  try {
+    loaded = sparseae::read_npz(path);
+  } catch (const sparseae::Error&) {
+    return 0;
+  }
+  if (loaded.sparse) {
+    loaded.csr.validate();  // throws, and so aborts, when the reader built an inconsistent matrix
+    for (const float value : loaded.csr.values)
+      sparseae::fuzz::require_invariant(std::isfinite(value) && value > 0.0f,
+                                        "a stored value is a positive finite count");
+    return 0;
+  }
+  sparseae::fuzz::require_invariant(static_cast<std::int64_t>(loaded.dense.values.size()) ==
+                                        loaded.dense.rows * loaded.dense.cols,
+                                    "rows x cols values");
+  for (const float value : loaded.dense.values)
+    sparseae::fuzz::require_invariant(std::isfinite(value) && value >= 0.0f,
+                                      "every value a finite count");
+  return 0;
+}
