@@ -401,6 +401,15 @@ TEST_F(Cli, OutputsTakeTheFormatTheirExtensionNames) {
     ASSERT_TRUE(succeeded(sae("gen --rows 300 --out " + name)));
     expect_same(to_csr(read_matrix(file(name)).dense), x, "gen as .npy or .csv vs .mtx");
   }
+  ASSERT_TRUE(succeeded(sae("gen --rows 300 --out g.npz")));
+  expect_same(read_matrix(file("g.npz")).csr, x, "gen as .npz (scipy.sparse csr) vs .mtx");
+  // A dense .npz holds the .npy that write_npy writes, stored as its one member.
+  ASSERT_TRUE(succeeded(sae("encode --model m.ckpt --data x.mtx --out z.npz --backend cpu")));
+  EXPECT_NE(read_text(file("z.npz")).find(read_text(file("z.npy"))), std::string::npos)
+      << "encode .npz holds train --latents .npy";
+  ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --latents z.npy --out d.npz --backend cpu")));
+  expect_same(read_matrix(file("d.npz")).csr, read_matrix_market(file("r.mtx")),
+              "decode .npz vs train --reconstruction .mtx");
 
   ASSERT_TRUE(succeeded(sae("encode --model m.ckpt --data x.mtx --out z.csv --backend cpu")));
   expect_same(csv_values(file("z.csv")), read_npy(file("z.npy"), NpyValues::finite),
@@ -435,24 +444,24 @@ TEST_F(Cli, OutputsTakeTheFormatTheirExtensionNames) {
 // or the data is read (here neither exists), in one line, and nothing is written.
 TEST_F(Cli, AnOutputExtensionNoFormatMatchesIsRefusedBeforeAnyWork) {
   const std::pair<std::string, std::string> cases[] = {
-      {"gen --rows 10 --out out.npz",
-       "out.npz: sae gen --out writes .mtx, .npy or .csv, not '.npz'"},
+      {"gen --rows 10 --out out.h5ad",
+       "out.h5ad: sae gen --out writes .mtx, .npy, .npz or .csv, not '.h5ad'"},
       {"gen --rows 10 --out out.mtx.gz",
-       "out.mtx.gz: sae gen --out writes .mtx, .npy or .csv, not '.mtx.gz'"},
+       "out.mtx.gz: sae gen --out writes .mtx, .npy, .npz or .csv, not '.mtx.gz'"},
       {"encode --model missing.ckpt --data missing.mtx --out out.mtx --backend cpu",
-       "out.mtx: sae encode --out writes .npy or .csv, not '.mtx'"},
-      {"decode --model missing.ckpt --latents missing.npy --out out.npz --backend cpu",
-       "out.npz: sae decode --out writes .mtx, .npy or .csv, not '.npz'"},
+       "out.mtx: sae encode --out writes .npy, .npz or .csv, not '.mtx'"},
+      {"decode --model missing.ckpt --latents missing.npy --out out.h5ad --backend cpu",
+       "out.h5ad: sae decode --out writes .mtx, .npy, .npz or .csv, not '.h5ad'"},
       {"decode --model missing.ckpt --data missing.mtx --out out --backend cpu",
-       "out: sae decode --out writes .mtx, .npy or .csv, and the name has no extension"},
+       "out: sae decode --out writes .mtx, .npy, .npz or .csv, and the name has no extension"},
       {"train --data missing.mtx --latents out.mtx --backend cpu",
-       "out.mtx: sae train --latents writes .npy or .csv, not '.mtx'"},
+       "out.mtx: sae train --latents writes .npy, .npz or .csv, not '.mtx'"},
       {"train --data missing.mtx --reconstruction out.txt --backend cpu",
-       "out.txt: sae train --reconstruction writes .mtx, .npy or .csv, not '.txt'"},
+       "out.txt: sae train --reconstruction writes .mtx, .npy, .npz or .csv, not '.txt'"},
       {"pca --data missing.mtx --latents out.mtx --backend cpu",
-       "out.mtx: sae pca --latents writes .npy or .csv, not '.mtx'"},
+       "out.mtx: sae pca --latents writes .npy, .npz or .csv, not '.mtx'"},
       {"pca --data missing.mtx --reconstruction out.tsv --backend cpu",
-       "out.tsv: sae pca --reconstruction writes .mtx, .npy or .csv, not '.tsv'"},
+       "out.tsv: sae pca --reconstruction writes .mtx, .npy, .npz or .csv, not '.tsv'"},
       {"decompress --in missing.sae --model missing.ckpt -o out.npy --backend cpu",
        "out.npy: sae decompress --out writes .mtx, not '.npy'"},
   };

@@ -238,6 +238,27 @@ TEST_F(IoNpz, ReadsOneDenseArrayAndUnicodeFormatNames) {
   expect_same(loaded.csr, csr(1, 4, {0, 1}, {3}, {9}));
 }
 
+// write_npz's archives read back as they were written: counts as scipy.sparse csr (an empty row,
+// an empty matrix), a dense matrix as its one array.
+TEST_F(IoNpz, WrittenArchivesReadBack) {
+  for (const HostCsr& counts :
+       {csr(3, 4, {0, 2, 2, 3}, {0, 3, 1}, {5, 1, 7}), csr(0, 6, {0}, {}, {})}) {
+    write_npz(path("w.npz"), counts);
+    const LoadedMatrix loaded = read_matrix(path("w.npz"));
+    ASSERT_TRUE(loaded.sparse);
+    expect_same(loaded.csr, counts);
+  }
+  HostDense dense;
+  dense.rows = 2;
+  dense.cols = 3;
+  dense.values = {0, 1, 2, 30, 0, 5};
+  write_npz(path("d.npz"), dense);
+  const LoadedMatrix loaded = read_matrix(path("d.npz"));
+  ASSERT_FALSE(loaded.sparse);
+  EXPECT_EQ(loaded.dense.rows, 2);
+  EXPECT_EQ(loaded.dense.values, dense.values);
+}
+
 // Each fault in one line that names the file (and the member).
 TEST_F(IoNpz, RefusesBadArchivesAndMatricesInOneLine) {
   const std::string shape = little_endian(std::vector<std::int64_t>{2, 3});
@@ -531,7 +552,7 @@ TEST_F(IoWrite, ValuesRoundTripThroughNpyAndCsv) {
   write_values(path("v.csv"), MatrixFormat::csv, values);
   EXPECT_EQ(read_bytes(path("v.csv")), "-0.1,1e-30,3\n-2.5e+07,0,3.4028235e+38\n");
   expect_error([&] { write_values(path("v.mtx"), MatrixFormat::matrix_market, values); },
-               path("v.mtx") + ": dense values are written as .npy or .csv, not .mtx");
+               path("v.mtx") + ": dense values are written as .npy, .npz or .csv, not .mtx");
   std::vector<std::string> written = files_left();
   std::sort(written.begin(), written.end());
   EXPECT_EQ(written, (std::vector<std::string>{"v.csv", "v.npy"}));

@@ -138,9 +138,9 @@ HostDense read_csv(const std::string& path, CsvHeader header = CsvHeader::detect
 LoadedMatrix read_matrix(const std::string& path, Orientation orientation = Orientation::as_stored);
 
 // The formats a writer chooses by the extension of the path it writes.
-enum class MatrixFormat { matrix_market, npy, csv };
+enum class MatrixFormat { matrix_market, npy, npz, csv };
 
-// ".mtx", ".npy" or ".csv".
+// ".mtx", ".npy", ".npz" or ".csv".
 const char* format_extension(MatrixFormat format);
 
 // The format that path's extension names (in any case), when it is one of writable; otherwise
@@ -153,13 +153,21 @@ MatrixFormat output_format(const std::string& path, const std::vector<MatrixForm
 // Float32, C order, format version 1.0.
 void write_npy(const std::string& path, const HostDense& matrix);
 
+// A zip archive of stored .npy members that numpy and scipy read: counts as scipy.sparse.save_npz
+// writes a csr matrix (float32 data, int32 indices and indptr, or int64 where nnz needs them;
+// scipy.sparse.load_npz), a dense matrix as np.savez(path, X) does (float32 "arr_0";
+// np.load(path)["arr_0"]).
+void write_npz(const std::string& path, const HostCsr& counts);
+void write_npz(const std::string& path, const HostDense& matrix);
+
 // One line of comma-separated values per row, no header; each value the shortest decimal that
 // reads back as the same float32.
 void write_csv(const std::string& path, const HostDense& matrix);
 
-// Counts (whole numbers) in format: .mtx 'coordinate integer', .npy and .csv dense.
+// Counts (whole numbers) in format: .mtx 'coordinate integer', .npz scipy.sparse csr, .npy and
+// .csv dense.
 void write_counts(const std::string& path, MatrixFormat format, const HostCsr& counts);
-// Any values in format .npy or .csv (a dense matrix of reals has no sensible .mtx form).
+// Any values in format .npy, .npz or .csv (a dense matrix of reals has no sensible .mtx form).
 void write_values(const std::string& path, MatrixFormat format, const HostDense& values);
 
 // 'coordinate integer general' when integer, each value written as an integer (rounding is the

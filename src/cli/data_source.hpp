@@ -62,9 +62,10 @@ std::string describe(const Counts& counts);
 
 // The formats of a model's codes (--latents, encode's --out) and of reconstructions
 // (--reconstruction, decode's --out: .mtx and .csv the decoded counts, .npy the values).
-inline const std::vector<MatrixFormat> kCodeFormats = {MatrixFormat::npy, MatrixFormat::csv};
+inline const std::vector<MatrixFormat> kCodeFormats = {MatrixFormat::npy, MatrixFormat::npz,
+                                                       MatrixFormat::csv};
 inline const std::vector<MatrixFormat> kReconstructionFormats = {
-    MatrixFormat::matrix_market, MatrixFormat::npy, MatrixFormat::csv};
+    MatrixFormat::matrix_market, MatrixFormat::npy, MatrixFormat::npz, MatrixFormat::csv};
 
 // The format of the file that option (a path, e.g. "out") names, nullopt when it is not given;
 // throws, as output_format does, unless it is one of writable: "x.npz: sae gen --out writes .mtx,

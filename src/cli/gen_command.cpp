@@ -1,4 +1,4 @@
-// sae gen: write counts of the embedded dataset's generator as .mtx, .npy or .csv.
+// sae gen: write counts of the embedded dataset's generator as .mtx, .npz, .npy or .csv.
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -15,7 +15,7 @@ int run_gen(const Args& args) {
             "Writes counts from the embedded dataset's generator: sparse counts mixed from a few\n"
             "topics per row, a known low-dimensional structure (see\n"
             "include/sparseae/generator.hpp).");
-  o.value("out", "PATH", "", "output: .mtx (sparse), .npy or .csv (dense) (required)")
+  o.value("out", "PATH", "", "output: .mtx or .npz (sparse), .npy or .csv (dense) (required)")
       .value("rows", "N", std::to_string(defaults.rows), "rows")
       .value("cols", "N", std::to_string(defaults.cols), "columns")
       .value("topics", "K", std::to_string(defaults.topics), "topics")
@@ -28,7 +28,8 @@ int run_gen(const Args& args) {
   if (!o.parse(args)) return 0;
   const std::string out = o.required("out");
   const MatrixFormat format = *output_option_format(
-      o, "sae gen", "out", {MatrixFormat::matrix_market, MatrixFormat::npy, MatrixFormat::csv});
+      o, "sae gen", "out",
+      {MatrixFormat::matrix_market, MatrixFormat::npy, MatrixFormat::npz, MatrixFormat::csv});
   TopicDataConfig config;
   config.rows = o.integer("rows");
   config.cols = o.integer("cols");

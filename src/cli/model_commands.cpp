@@ -57,7 +57,7 @@ HostDense model_codes(const Options& o, const Checkpoint& checkpoint, const std:
 int run_encode(const Args& args) {
   Options o = model_options("sae encode", "Writes the latent code of every row of --data.");
   o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npz (scipy.sparse), .npy or .csv (required)")
-      .value("out", "PATH", "", "latent codes: .npy (float32) or .csv (required)");
+      .value("out", "PATH", "", "latent codes: .npy or .npz (float32) or .csv (required)");
   add_transpose_option(o);
   if (!o.parse(args)) return 0;
   // Every usage error comes before the backend opens.
@@ -80,7 +80,8 @@ int run_decode(const Args& args) {
       "Reconstructs counts from codes (--latents) or from counts (--data, a round trip).");
   o.value("latents", "PATH", "", "latent codes (.npy), as written by sae encode")
       .value("data", "PATH", "", "counts to encode and reconstruct")
-      .value("out", "PATH", "", ".mtx or .csv decoded counts, or .npy values (required)");
+      .value("out", "PATH", "",
+             ".mtx, .npz (scipy.sparse) or .csv decoded counts, or .npy values (required)");
   add_decode_option(o, " in .mtx and .csv", kStoredDecode);
   add_transpose_option(o);
   if (!o.parse(args)) return 0;

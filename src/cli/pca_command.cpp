@@ -38,9 +38,10 @@ Options pca_options() {
              "0 fits and measures every row")
       .value("seed", "N", "1", "seed of the split and of the randomized solver")
       .value("block", "N", "4096", "rows multiplied per backend call")
-      .value("latents", "PATH", "", "write every row's code (.npy float32, or .csv)")
+      .value("latents", "PATH", "", "write every row's code (.npy or .npz float32, or .csv)")
       .value("reconstruction", "PATH", "",
-             "write every row's reconstruction (.mtx or .csv counts, rounded and clipped at zero; "
+             "write every row's reconstruction (.mtx, .npz or .csv counts, rounded and clipped at "
+             "zero; "
              ".npy values)")
       .flag("json", "print the report as JSON");
   add_model_file_options(o, "sae-pca.ckpt", "model file");

@@ -115,9 +115,10 @@ Options train_options() {
              "continue the run saved in this checkpoint, with its configuration (and, without "
              "--data or --rows, its data)")
       .value("metrics-log", "PATH", "", "JSON lines, one per epoch")
-      .value("latents", "PATH", "", "write every row's latent code (.npy float32, or .csv)")
+      .value("latents", "PATH", "", "write every row's latent code (.npy or .npz float32, or .csv)")
       .value("reconstruction", "PATH", "",
-             "write every row's reconstruction (.mtx or .csv decoded counts, or .npy values)")
+             "write every row's reconstruction (.mtx, .npz or .csv decoded counts, or .npy "
+             "values)")
       .value("loss-every", "N", "50", "steps between loss read-backs for the progress bar")
       .value("placement", "auto|resident|stream", "auto",
              "where the rows live while training: resident on the device (each batch gathered "

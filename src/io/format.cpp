@@ -70,6 +70,8 @@ const char* format_extension(MatrixFormat format) {
       return ".mtx";
     case MatrixFormat::npy:
       return ".npy";
+    case MatrixFormat::npz:
+      return ".npz";
     case MatrixFormat::csv:
       return ".csv";
   }
@@ -94,15 +96,19 @@ MatrixFormat output_format(const std::string& path, const std::vector<MatrixForm
 void write_counts(const std::string& path, MatrixFormat format, const HostCsr& counts) {
   if (format == MatrixFormat::matrix_market)
     write_matrix_market(path, counts, true);
+  else if (format == MatrixFormat::npz)
+    write_npz(path, counts);
   else
     write_values(path, format, to_dense(counts));
 }
 
 void write_values(const std::string& path, MatrixFormat format, const HostDense& values) {
   require(format != MatrixFormat::matrix_market,
-          path + ": dense values are written as .npy or .csv, not .mtx");
+          path + ": dense values are written as .npy, .npz or .csv, not .mtx");
   if (format == MatrixFormat::npy)
     write_npy(path, values);
+  else if (format == MatrixFormat::npz)
+    write_npz(path, values);
   else
     write_csv(path, values);
 }

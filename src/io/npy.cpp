@@ -406,21 +406,29 @@ HostDense npy_dense(const NpyArray& array, const std::string& what) {
 
 }  // namespace io_detail
 
-void write_npy(const std::string& path, const HostDense& matrix) {
-  require_dense_shape(path, matrix);
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
-                       std::to_string(matrix.rows) + ", " + std::to_string(matrix.cols) + "), }";
+namespace io_detail {
+
+std::string npy_prefix(const std::string& descr, const std::vector<std::int64_t>& shape) {
+  std::string header =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape_text(shape) + ", }";
   // numpy pads the header with spaces so that the data starts on a 64-byte boundary.
   const std::size_t prefix_bytes = kMagicBytes + 2 + 2;
   header.append(63 - (prefix_bytes + header.size()) % 64, ' ');
   header += '\n';
+  std::string prefix = "\x93NUMPY";
+  prefix += '\x01';
+  prefix += '\x00';
+  prefix += static_cast<char>(header.size() & 0xff);
+  prefix += static_cast<char>(header.size() >> 8);
+  return prefix + header;
+}
 
+}  // namespace io_detail
+
+void write_npy(const std::string& path, const HostDense& matrix) {
+  require_dense_shape(path, matrix);
   AtomicFile file(path);
-  unsigned char prefix[prefix_bytes] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  prefix[8] = static_cast<unsigned char>(header.size() & 0xff);
-  prefix[9] = static_cast<unsigned char>(header.size() >> 8);
-  file.write(prefix, sizeof prefix);
-  file.write(header);
+  file.write(npy_prefix("<f4", {matrix.rows, matrix.cols}));
   constexpr std::size_t kChunkValues = 1 << 16;
   std::vector<unsigned char> chunk(kChunkValues * 4);
   for (std::size_t first = 0; first < matrix.values.size(); first += kChunkValues) {

@@ -1,7 +1,8 @@
 // NumPy .npz files: a zip archive of .npy members, stored or deflated (np.savez,
 // np.savez_compressed), read whole. A scipy.sparse matrix saved by scipy.sparse.save_npz (members
 // format, shape, data and indices + indptr for csr and csc, row + col for coo) becomes CSR; an
-// archive of one 2-D array (np.savez(path, X)) is read as that dense array.
+// archive of one 2-D array (np.savez(path, X)) is read as that dense array. The writers store
+// their members uncompressed, as np.savez does.
 #include <zlib.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "io/atomic_file.hpp"
 #include "io/reading.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/io.hpp"
@@ -278,6 +280,92 @@ HostCsr sparse_from(const ZipArchive& zip, const std::string& path, Orientation 
                           values);
 }
 
+// A zip archive written whole: members stored (method 0), each with its CRC-32, then the central
+// directory. Members and the archive stay below 4 GiB (no zip64), which the writers check.
+class ZipWriter {
+ public:
+  void add(const std::string& name, const std::string& data) {
+    const std::uint64_t offset = archive_.size();
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (std::size_t done = 0; done < data.size();) {
+      const auto chunk = static_cast<uInt>(std::min<std::size_t>(data.size() - done, 1u << 30));
+      crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data() + done), chunk);
+      done += chunk;
+    }
+    // Local header: signature, version 2.0, flags, method 0, time and date 0, CRC, sizes, name.
+    put(archive_, 0x04034b50, 4);
+    put(archive_, 20, 2);
+    put(archive_, 0, 2);
+    put(archive_, 0, 2);
+    put(archive_, 0, 4);
+    put(archive_, crc, 4);
+    put(archive_, data.size(), 4);
+    put(archive_, data.size(), 4);
+    put(archive_, name.size(), 2);
+    put(archive_, 0, 2);
+    archive_ += name;
+    archive_ += data;
+    // Its central directory entry: made by 2.0, the same fields, no comment or attributes.
+    put(directory_, 0x02014b50, 4);
+    put(directory_, 20, 2);
+    put(directory_, 20, 2);
+    put(directory_, 0, 2);
+    put(directory_, 0, 2);
+    put(directory_, 0, 4);
+    put(directory_, crc, 4);
+    put(directory_, data.size(), 4);
+    put(directory_, data.size(), 4);
+    put(directory_, name.size(), 2);
+    put(directory_, 0, 2);
+    put(directory_, 0, 2);
+    put(directory_, 0, 4);
+    put(directory_, 0, 4);
+    put(directory_, offset, 4);
+    directory_ += name;
+    ++members_;
+  }
+
+  void write(const std::string& path) {
+    constexpr std::uint64_t kLimit = 0xffffffff;
+    if (archive_.size() + directory_.size() >= kLimit || members_ >= 0xffff)
+      fail(path, "a .npz of " + std::to_string(archive_.size() + directory_.size()) +
+                     " bytes needs zip64, which this writer does not write: write .npy or .mtx");
+    // The end record: disk numbers 0, the member count twice, the directory's size and offset.
+    std::string end;
+    put(end, 0x06054b50, 4);
+    put(end, 0, 4);
+    put(end, members_, 2);
+    put(end, members_, 2);
+    put(end, directory_.size(), 4);
+    put(end, archive_.size(), 4);
+    put(end, 0, 2);
+    AtomicFile file(path);
+    file.write(archive_);
+    file.write(directory_);
+    file.write(end);
+    file.commit();
+  }
+
+ private:
+  static void put(std::string& out, std::uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) out += static_cast<char>((value >> (8 * i)) & 0xff);
+  }
+
+  std::string archive_, directory_;
+  std::uint64_t members_ = 0;
+};
+
+template <typename T>
+std::string npy_member(const std::string& descr, const std::vector<T>& values,
+                       const std::vector<std::int64_t>& shape) {
+  std::string bytes = npy_prefix(descr, shape);
+  const std::size_t start = bytes.size();
+  bytes.resize(start + values.size() * sizeof(T));
+  // The host is little-endian (the formats assume it throughout), as '<' declares.
+  if (!values.empty()) std::memcpy(&bytes[start], values.data(), values.size() * sizeof(T));
+  return bytes;
+}
+
 }  // namespace
 
 LoadedMatrix read_npz(const std::string& path, Orientation orientation) {
@@ -296,6 +384,34 @@ LoadedMatrix read_npz(const std::string& path, Orientation orientation) {
   loaded.dense =
       npy_dense(parse_npy(bytes, path + ": " + names.front()), path + ": " + names.front());
   return loaded;
+}
+
+void write_npz(const std::string& path, const HostCsr& counts) {
+  counts.validate();
+  ZipWriter zip;
+  const auto with_width = [&](const std::string& name, const auto& values) {
+    // int32 as scipy uses for indices that fit; int64 beyond.
+    const bool wide = counts.nnz() > INT32_MAX;
+    if (wide)
+      zip.add(name, npy_member("<i8", std::vector<std::int64_t>(values.begin(), values.end()),
+                               {static_cast<std::int64_t>(values.size())}));
+    else
+      zip.add(name, npy_member("<i4", std::vector<std::int32_t>(values.begin(), values.end()),
+                               {static_cast<std::int64_t>(values.size())}));
+  };
+  with_width("indices.npy", counts.col_indices);
+  with_width("indptr.npy", counts.row_offsets);
+  zip.add("format.npy", npy_prefix("|S3", {}) + "csr");
+  zip.add("shape.npy", npy_member("<i8", std::vector<std::int64_t>{counts.rows, counts.cols}, {2}));
+  zip.add("data.npy", npy_member("<f4", counts.values, {counts.nnz()}));
+  zip.write(path);
+}
+
+void write_npz(const std::string& path, const HostDense& matrix) {
+  require_dense_shape(path, matrix);
+  ZipWriter zip;
+  zip.add("arr_0.npy", npy_member("<f4", matrix.values, {matrix.rows, matrix.cols}));
+  zip.write(path);
 }
 
 }  // namespace sparseae

@@ -92,6 +92,8 @@ std::vector<std::int64_t> npy_integers(const NpyArray& array, const std::string&
 std::vector<float> npy_counts(const NpyArray& array, const std::string& what, bool& integer);
 // A one-element short string (numpy's '|S3' or '<U3', such as scipy's format name).
 std::string npy_text(const NpyArray& array, const std::string& what);
+// The bytes of a .npy before its data, as numpy writes them (format 1.0, C order).
+std::string npy_prefix(const std::string& descr, const std::vector<std::int64_t>& shape);
 // A 2-D numeric array of counts, as read_npy reads a file.
 HostDense npy_dense(const NpyArray& array, const std::string& what);
 
