@@ -1045,6 +1045,31 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --auto --rate-lambda 1 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --auto searches for exact reconstruction, --rate-lambda trains "
        "for a small lossless file: train with --rate-lambda without --auto"},
+      {"train --latent-act topk:0 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act topk:0 keeps K of the 32 latents of --latent: K "
+       "from 1 to 32"},
+      {"train --latent-act topk:99 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act topk:99 keeps K of the 32 latents of --latent: K "
+       "from 1 to 32"},
+      {"train --latent-act topk:abc --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act topk:K takes a whole number K of latents to keep, not "
+       "'abc'"},
+      {"train --latent-act batchtopk:-3 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act batchtopk:K takes a whole number K of latents to "
+       "keep, not '-3'"},
+      {"train --latent-act top:4 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act takes an activation, topk:K or batchtopk:K, not "
+       "'top:4'"},
+      // Both select among a relu's outputs: PCA's signed codes and the rate's signed integers
+      // need an identity latent.
+      {"train --latent-act batchtopk:4 --pca-anchor --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --pca-anchor starts the codes at PCA's, which are signed: its "
+       "latent activation is identity (drop --latent-act)"},
+      {"train --latent-act topk:4 --rate-lambda 1 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --rate-lambda codes the latents as signed integers: its latent "
+       "activation is identity (drop --latent-act)"},
+      {"train --auto --latent-act topk:4 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --auto chooses --latent-act; drop it"},
       {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --device-memory-budget must be a size in MiB, at least 0"},
       {"train --zero-weight lots --backend cpu", 2,
