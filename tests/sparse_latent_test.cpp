@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -123,8 +124,28 @@ TEST_P(SparseLatentTraining, EachSelectionTrains) {
     TrainedModel trained(backend(), model.run, model.parameters);
     const HostDense codes = trained.encode(unseen);
     for (const float v : codes.values) ASSERT_GE(v, 0.0f);
+    // evaluate() reports the code's L0 and its dead and dense latents from the same codes.
+    const std::vector<std::int64_t> counts = nonzeros_per_row(codes);
+    std::vector<std::int64_t> firing(static_cast<std::size_t>(codes.cols), 0);
+    for (std::int64_t r = 0; r < codes.rows; ++r)
+      for (std::int64_t c = 0; c < codes.cols; ++c)
+        firing[static_cast<std::size_t>(c)] +=
+            codes.values[static_cast<std::size_t>(r * codes.cols + c)] != 0.0f;
+    const ReconstructionMetrics metrics = trained.evaluate(unseen);
+    EXPECT_DOUBLE_EQ(metrics.latent_l0, static_cast<double>(std::accumulate(
+                                            counts.begin(), counts.end(), std::int64_t{0})) /
+                                            static_cast<double>(codes.rows));
+    EXPECT_DOUBLE_EQ(
+        metrics.dead_latent_fraction,
+        static_cast<double>(std::count(firing.begin(), firing.end(), std::int64_t{0})) / 16.0);
+    EXPECT_DOUBLE_EQ(
+        metrics.dense_latent_fraction,
+        static_cast<double>(std::count_if(firing.begin(), firing.end(),
+                                          [&](std::int64_t f) { return 2 * f > codes.rows; })) /
+            16.0);
     if (sparsity == LatentSparsity::topk) {
-      for (const std::int64_t count : nonzeros_per_row(codes)) EXPECT_LE(count, 4);
+      for (const std::int64_t count : counts) EXPECT_LE(count, 4);
+      EXPECT_LE(metrics.latent_l0, 4.0);
       continue;
     }
     const ModelLayout layout(model.run.model);
