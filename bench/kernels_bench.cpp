@@ -265,6 +265,34 @@ BENCHMARK(BM_l1_activity_penalty)->Arg(1024)->Arg(4096)->UseRealTime();
 void BM_kl_sparsity_penalty(benchmark::State& state) { penalty_benchmark(state, true); }
 BENCHMARK(BM_kl_sparsity_penalty)->Arg(1024)->Arg(4096)->UseRealTime();
 
+// The sparse latents' selections, k = 32, in place as the network runs them: the floor reads and
+// writes z once (the radix select reads it five times). After the first op z holds the kept
+// entries and zeros, which costs the same passes.
+void sparse_latent_shapes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t rows : {256, 1024})
+    for (std::int64_t cols : {1024, 4096}) b->Args({rows, cols});
+}
+
+void BM_topk_rows(benchmark::State& state) {
+  const std::int64_t rows = state.range(0);
+  const std::int64_t cols = state.range(1);
+  Buffer<float> z(*g_backend, ramp(rows * cols));
+  const DenseView view = z.matrix(rows, cols);
+  run(state, 8.0 * static_cast<double>(rows * cols), [&] { g_backend->topk_rows(32, view); });
+}
+BENCHMARK(BM_topk_rows)->Apply(sparse_latent_shapes)->UseRealTime();
+
+void BM_batch_topk(benchmark::State& state) {
+  const std::int64_t rows = state.range(0);
+  const std::int64_t cols = state.range(1);
+  Buffer<float> z(*g_backend, ramp(rows * cols));
+  Buffer<float> threshold(*g_backend, std::vector<float>{-1.0f});
+  const DenseView view = z.matrix(rows, cols);
+  run(state, 8.0 * static_cast<double>(rows * cols),
+      [&] { g_backend->batch_topk(32, view, threshold.data()); });
+}
+BENCHMARK(BM_batch_topk)->Apply(sparse_latent_shapes)->UseRealTime();
+
 // The squared gradient norm that clipping reads, over the users' model's parameters.
 void BM_sum_of_squares(benchmark::State& state) {
   const std::int64_t n = state.range(0);

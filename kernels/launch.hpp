@@ -123,6 +123,10 @@ void launch_reconstruction_loss(LossKind kind, const LossParams& params, ConstDe
                                 ConstDenseView target, DenseView grad, float* row_loss,
                                 cudaStream_t stream);
 
+// Backend::topk_rows, batch_topk and threshold_latents (kernels/sparsity.cu).
+void launch_topk_rows(std::int64_t k, DenseView z, cudaStream_t stream);
+void launch_batch_topk(std::int64_t k, DenseView z, float* threshold, cudaStream_t stream);
+void launch_threshold_latents(DenseView z, const float* threshold, cudaStream_t stream);
 // grad += the gradient of weight / rows * sum |a|; *loss = its value (always written).
 // z(r, c) = math::latent_code(z(r, c)), or with a seed z(r, c) += math::latent_noise(*noise_seed,
 // r * z.cols + c) (the seed read on the device).

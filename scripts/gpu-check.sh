@@ -247,7 +247,8 @@ gpu_test_filter() {
 own_kernel_filter() {
   local suite filter=""
   for suite in Accumulate Forward Backward ColumnSums Gather CsrToDense Optimizer Penalty \
-    SumOfSquares Permutation Loss HeadLoss LatentQuantize LatentRate; do
+    SumOfSquares Permutation Loss HeadLoss LatentQuantize LatentRate TopK BatchTopK \
+    LatentThreshold; do
     filter+="Backends/${suite}Conformance.*/cuda:"
   done
   echo "${filter}Backends/LibrarySizeOps.*/cuda:Backends/CapturedOps.*/cuda:Backends/SpmmConformance.CapturedReplays*/cuda"

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -252,9 +253,36 @@ TEST_F(Cli, EncodeDecodeAndEvalUseTheCheckpoint) {
   const Result table = sae("eval --model m.ckpt --data x.mtx --backend cpu --batch 7");
   ASSERT_TRUE(succeeded(table));
   const std::vector<std::string> lines = lines_of(table.out);
-  ASSERT_EQ(lines.size(), 14u) << "title and 13 metrics (no nll for mse): " << table.out;
+  ASSERT_EQ(lines.size(), 17u) << "title and 16 metrics (no nll for mse): " << table.out;
   EXPECT_EQ(lines[0], "x.mtx (300 rows), counts decoded by round:");
   EXPECT_TRUE(contains(lines[1], "exact-entry F1")) << "the headline comes first: " << table.out;
+}
+
+// Sparse latents from the command line: topk:K codes keep at most K latents a row, batchtopk:K
+// codes use its threshold (rows keep unequal counts), and encode reproduces train --latents;
+// the JSON reports the code's L0.
+TEST_F(Cli, SparseLatentsTrainAndEncode) {
+  ensure_data();
+  for (const std::string act : {"topk:3", "batchtopk:3"}) {
+    SCOPED_TRACE(act);
+    const Result train =
+        sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --latent-act " + act +
+            " --checkpoint s.ckpt --latents zs.npy --json --quiet --force --backend cpu");
+    ASSERT_TRUE(succeeded(train)) << train.err;
+    EXPECT_TRUE(contains(json_object(train.out, "validation"), "\"latent_l0\": ")) << train.out;
+    ASSERT_TRUE(succeeded(sae("encode --model s.ckpt --data x.mtx --out zs2.npy --backend cpu")));
+    const HostDense codes = read_npy(file("zs.npy"), NpyValues::finite);
+    expect_same(read_npy(file("zs2.npy"), NpyValues::finite), codes, "encode vs train --latents");
+    std::vector<std::int64_t> per_row(static_cast<std::size_t>(codes.rows), 0);
+    for (std::int64_t i = 0; i < codes.rows * codes.cols; ++i)
+      per_row[static_cast<std::size_t>(i / codes.cols)] +=
+          codes.values[static_cast<std::size_t>(i)] != 0.0f;
+    const auto [fewest, most] = std::minmax_element(per_row.begin(), per_row.end());
+    if (act == "topk:3")
+      EXPECT_LE(*most, 3);
+    else
+      EXPECT_NE(*fewest, *most);
+  }
 }
 
 // sae train --auto: every default recipe in the JSON, the best written as the checkpoint with its
@@ -1070,6 +1098,31 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --auto --rate-lambda 1 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --auto searches for exact reconstruction, --rate-lambda trains "
        "for a small lossless file: train with --rate-lambda without --auto"},
+      {"train --latent-act topk:0 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act topk:0 keeps K of the 32 latents of --latent: K "
+       "from 1 to 32"},
+      {"train --latent-act topk:99 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act topk:99 keeps K of the 32 latents of --latent: K "
+       "from 1 to 32"},
+      {"train --latent-act topk:abc --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act topk:K takes a whole number K of latents to keep, not "
+       "'abc'"},
+      {"train --latent-act batchtopk:-3 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act batchtopk:K takes a whole number K of latents to "
+       "keep, not '-3'"},
+      {"train --latent-act top:4 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --latent-act takes an activation, topk:K or batchtopk:K, not "
+       "'top:4'"},
+      // Both select among a relu's outputs: PCA's signed codes and the rate's signed integers
+      // need an identity latent.
+      {"train --latent-act batchtopk:4 --pca-anchor --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --pca-anchor starts the codes at PCA's, which are signed: its "
+       "latent activation is identity (drop --latent-act)"},
+      {"train --latent-act topk:4 --rate-lambda 1 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --rate-lambda codes the latents as signed integers: its latent "
+       "activation is identity (drop --latent-act)"},
+      {"train --auto --latent-act topk:4 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --auto chooses --latent-act; drop it"},
       {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --device-memory-budget must be a size in MiB, at least 0"},
       {"train --zero-weight lots --backend cpu", 2,
@@ -1351,12 +1404,13 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   const Result eval_round = sae("eval --model p.ckpt --data x.mtx --decode round --backend cpu");
   ASSERT_TRUE(succeeded(eval_round));
   const std::vector<std::string> lines = lines_of(eval_round.out);
-  ASSERT_EQ(lines.size(), 15u) << eval_round.out;
+  ASSERT_EQ(lines.size(), 18u) << eval_round.out;
   EXPECT_EQ(lines[0], "x.mtx (300 rows), counts decoded by round:");
   for (const char* label :
-       {"exact-entry F1", "exact precision", "exact recall (nz exact)", "rows exact", "support precision", "support recall", "support F1",
-        "non-zero mae (counts)", "mse", "mae", "explained variance", "poisson deviance / entry",
-        "nll bits / row", "raw csr bytes / row"})
+       {"exact-entry F1", "exact precision", "exact recall (nz exact)", "rows exact",
+        "support precision", "support recall", "support F1", "non-zero mae (counts)", "mse", "mae",
+        "explained variance", "poisson deviance / entry", "nll bits / row", "raw csr bytes / row",
+        "latent L0 (non-zeros / row)", "dead latents", "dense latents (> 1/2 rows)"})
     EXPECT_TRUE(contains(eval_round.out, std::string("  ") + label + " ")) << label;
 
   // decode: --data and --latents, by the stored decode and by --decode.

@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend_fixture.hpp"
@@ -230,6 +231,20 @@ std::vector<GradientCase> gradient_cases() {
     c.input_transform = InputTransform::log1p;
     cases.push_back(c);
   }
+  // Sparse latents: the gradient reaches the kept entries only. A latent of 6 keeping 3 a row,
+  // or 3 x rows of the batch (so that rows keep unequal counts).
+  for (const LatentSparsity sparsity : {LatentSparsity::topk, LatentSparsity::batchtopk}) {
+    GradientCase c{std::string("latent ") + latent_sparsity_name(sparsity) + ":3",
+                   small_model(Activation::tanh, Activation::relu, Activation::identity),
+                   LossKind::mse,
+                   {},
+                   {},
+                   false};
+    c.model.latent = 6;
+    c.model.latent_sparsity = sparsity;
+    c.model.latent_k = 3;
+    cases.push_back(c);
+  }
   {
     GradientCase c{"dense input path", base, LossKind::mse_cosine, cosine(0.5f), {}, true};
     c.penalty.kl_beta = 0.2f;
@@ -246,6 +261,46 @@ DoubleMatrix dense_input(const HostCsr& x) {
     for (RowOffset e = x.row_offsets[r]; e < x.row_offsets[r + 1]; ++e)
       dense(r, x.col_indices[e]) += x.values[e];
   return dense;
+}
+
+// The groups the latent's selection (ModelConfig::latent_sparsity) chooses in: each row (topk),
+// or the whole batch (batchtopk, as in training), with how many each keeps.
+std::vector<std::pair<std::vector<double*>, std::int64_t>> selection_groups(
+    const ModelConfig& config, DoubleMatrix& a) {
+  std::vector<std::pair<std::vector<double*>, std::int64_t>> groups;
+  for (std::int64_t r = 0; r < a.rows; ++r) {
+    if (config.latent_sparsity == LatentSparsity::topk || groups.empty())
+      groups.push_back({{},
+                        config.latent_sparsity == LatentSparsity::topk ? config.latent_k
+                                                                       : config.latent_k * a.rows});
+    for (std::int64_t j = 0; j < a.cols; ++j) groups.back().first.push_back(&a(r, j));
+  }
+  return groups;
+}
+
+// The selection on the latent's relu outputs: the largest of each group kept, the rest 0. Ties
+// are not broken (the check keeps the selection's edge away from them).
+void select_latent(const ModelConfig& config, DoubleMatrix& a) {
+  if (config.latent_sparsity == LatentSparsity::none) return;
+  for (auto& [entries, keep] : selection_groups(config, a)) {
+    std::sort(entries.begin(), entries.end(), [](double* x, double* y) { return *x > *y; });
+    for (std::size_t i = static_cast<std::size_t>(keep); i < entries.size(); ++i) *entries[i] = 0.0;
+  }
+}
+
+// How far the latent's pre-activations p lie from where a step could change the selected code:
+// every |p| from the relu's kink, and in each group whose keep-th largest p is positive, that p
+// from the next (below it the kept entries are relu zeros, whichever they are).
+double selection_margin(const ModelConfig& config, DoubleMatrix& p) {
+  double margin = 1e300;
+  for (auto& [entries, keep] : selection_groups(config, p)) {
+    std::sort(entries.begin(), entries.end(), [](double* x, double* y) { return *x > *y; });
+    for (const double* v : entries) margin = std::min(margin, std::fabs(*v));
+    const double last_kept = *entries[static_cast<std::size_t>(keep - 1)];
+    if (last_kept > 0.0 && static_cast<std::size_t>(keep) < entries.size())
+      margin = std::min(margin, last_kept - *entries[static_cast<std::size_t>(keep)]);
+  }
+  return margin;
 }
 
 // Every layer's output, y = activation(x W + b), W read from the flat parameters at the layer's
@@ -286,6 +341,7 @@ std::vector<DoubleMatrix> forward_double(const ModelLayout& layout,
           z += offsets[static_cast<std::size_t>(r)];
         out(r, j) = reference::activate(layer.activation, z);
       }
+    if (outputs.size() + 1 == layout.encoder_layers()) select_latent(config, out);
     outputs.push_back(std::move(out));
     in = &outputs.back();
   }
@@ -371,6 +427,8 @@ class GradientCheck : public BackendTest {
     // ---- the backend: forward, loss, backward with the trainer's penalty hook ----
     Network net(backend(), layout, batch.rows);
     net.parameters().upload(params);
+    // BatchTopK's gradient is that of its training selection (the batch's k * rows largest).
+    net.set_latent_training(c.model.latent_sparsity == LatentSparsity::batchtopk);
     const BackendCsr batch_on(backend(), batch);
     const reference::FloatMatrix dense_batch = [&] {
       reference::FloatMatrix m(batch.rows, batch.cols, batch.cols, 0.0f);
@@ -429,6 +487,18 @@ class GradientCheck : public BackendTest {
       for (std::int64_t r = 0; r < a.rows; ++r)
         for (std::int64_t j = 0; j < a.cols; ++j) closest = std::min(closest, std::fabs(a(r, j)));
       ASSERT_GT(closest, 1e-3) << "a penalised activation sits on l1's kink; change the seed";
+    }
+    if (c.model.latent_sparsity != LatentSparsity::none) {
+      // The selection is smooth only while a step changes no kept entry into a dropped one and
+      // moves no kept entry across the relu's kink.
+      ModelConfig pre_activations = c.model;
+      pre_activations.latent_sparsity = LatentSparsity::none;
+      pre_activations.latent_activation = Activation::identity;
+      const std::size_t latent = layout.encoder_layers() - 1;
+      DoubleMatrix p = forward_double(ModelLayout(pre_activations), base, model_input(c, x),
+                                      row_offsets(c, x))[latent];
+      ASSERT_GT(selection_margin(c.model, p), 1e-3)
+          << "a latent sits on the selection's edge or the relu's kink; change the seed";
     }
     if (c.loss == LossKind::huber) {
       // huber is smooth only away from |y - x| = delta: every output must stay clear of it by

@@ -719,6 +719,70 @@ PenaltyResult kl_sparsity_penalty(double rho, double beta, const DoubleMatrix& a
   return result;
 }
 
+namespace {
+
+// True when a is kept before b: the larger value, +0 before -0 (signbit), else the lower index.
+bool kept_before(float a, std::int64_t index_a, float b, std::int64_t index_b) {
+  if (a != b) return a > b;
+  if (std::signbit(a) != std::signbit(b)) return std::signbit(b);
+  return index_a < index_b;
+}
+
+// The indices of the `keep` first of values in kept_before order.
+std::vector<std::int64_t> kept_indices(const std::vector<float>& values, std::int64_t keep) {
+  std::vector<std::int64_t> order(values.size());
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+    return kept_before(values[static_cast<std::size_t>(a)], a, values[static_cast<std::size_t>(b)],
+                       b);
+  });
+  order.resize(static_cast<std::size_t>(keep));
+  return order;
+}
+
+}  // namespace
+
+FloatMatrix topk_rows(std::int64_t k, const FloatMatrix& z) {
+  FloatMatrix out = z;
+  for (std::int64_t r = 0; r < z.rows; ++r) {
+    std::vector<float> row(static_cast<std::size_t>(z.cols));
+    for (std::int64_t c = 0; c < z.cols; ++c) {
+      row[static_cast<std::size_t>(c)] = z(r, c);
+      out(r, c) = 0.0f;
+    }
+    for (const std::int64_t c : kept_indices(row, k)) out(r, c) = z(r, c);
+  }
+  return out;
+}
+
+BatchTopKResult batch_topk(std::int64_t k, const FloatMatrix& z) {
+  BatchTopKResult result{z, std::numeric_limits<double>::infinity()};
+  std::vector<float> all;
+  for (std::int64_t r = 0; r < z.rows; ++r)
+    for (std::int64_t c = 0; c < z.cols; ++c) {
+      all.push_back(z(r, c));
+      result.z(r, c) = 0.0f;
+    }
+  for (const std::int64_t i : kept_indices(all, k * z.rows)) {
+    const float value = all[static_cast<std::size_t>(i)];
+    result.z(i / z.cols, i % z.cols) = value;
+    if (value > 0.0f) result.smallest_positive = std::min<double>(result.smallest_positive, value);
+  }
+  return result;
+}
+
+double updated_threshold(double current, double batch_minimum) {
+  return current < 0.0 ? batch_minimum : current + 0.01 * (batch_minimum - current);
+}
+
+FloatMatrix threshold_latents(const FloatMatrix& z, double threshold) {
+  FloatMatrix out = z;
+  for (std::int64_t r = 0; r < z.rows; ++r)
+    for (std::int64_t c = 0; c < z.cols; ++c)
+      if (!(static_cast<double>(z(r, c)) > threshold)) out(r, c) = 0.0f;
+  return out;
+}
+
 double sum_of_squares(const std::vector<float>& x) {
   double sum = 0.0;
   for (const float v : x) sum += static_cast<double>(v) * v;

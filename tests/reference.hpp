@@ -208,6 +208,23 @@ struct RatePenaltyResult {
 RatePenaltyResult latent_rate_penalty(double weight, const std::vector<double>& prior,
                                       const DoubleMatrix& z, const DoubleMatrix& grad_in);
 
+// ---- sparse latents (Backend::topk_rows, batch_topk, threshold_latents) ----
+
+// The order the selections keep entries in: the larger value first, +0 before -0, and between
+// equal values the lower index (a row's column; the batch's row, then column).
+// z with each row's k largest entries kept and the others 0.
+FloatMatrix topk_rows(std::int64_t k, const FloatMatrix& z);
+struct BatchTopKResult {
+  FloatMatrix z;             // the k * rows largest entries of z kept, the others 0
+  double smallest_positive;  // the smallest kept entry above 0; infinity when none is
+};
+BatchTopKResult batch_topk(std::int64_t k, const FloatMatrix& z);
+// The running threshold after a batch: a negative current (not yet estimated) takes the batch's
+// smallest kept positive entry; otherwise current + 0.01 * (batch - current).
+double updated_threshold(double current, double batch_minimum);
+// z(r, c) where it is above the threshold, else 0.
+FloatMatrix threshold_latents(const FloatMatrix& z, double threshold);
+
 // Sum of x[i]^2.
 double sum_of_squares(const std::vector<float>& x);
 

@@ -235,6 +235,20 @@ class Backend {
   // A null grad.data or prior_grad skips that gradient (the value alone: a validation loss).
   virtual void latent_rate_penalty(float weight, const float* prior, ConstDenseView z,
                                    DenseView grad, float* prior_grad, float* loss) = 0;
+  // ---- sparse latents (ModelConfig::latent_sparsity; src/math/sparsity_math.hpp) ----
+  // Both select by math::selection_key, largest first, ties to the lower index, so that the
+  // backends keep the same entries; padding (ld > cols) is neither read nor written.
+  // TopK: keeps the k largest entries of each row of z in place and zeroes the others,
+  // 1 <= k <= z.cols (k = z.cols keeps all).
+  virtual void topk_rows(std::int64_t k, DenseView z) = 0;
+  // BatchTopK: keeps the k * z.rows largest entries of the whole of z in place (ties to the lower
+  // row, then column) and zeroes the others, 1 <= k <= z.cols, z.rows * z.cols < 2^32. threshold
+  // (backend memory, or null): math::updated_threshold(*threshold, m) with m the smallest kept
+  // entry above 0, when one is; found and written on the device, without a host round trip.
+  virtual void batch_topk(std::int64_t k, DenseView z, float* threshold) = 0;
+  // z(r, c) = math::keep_above(z(r, c), *threshold) with threshold in backend memory: BatchTopK
+  // at inference.
+  virtual void threshold_latents(DenseView z, const float* threshold) = 0;
   // *out = sum of x[i]^2 over n floats (the squared global gradient norm for clipping).
   virtual void sum_of_squares(const float* x, std::int64_t n, float* out) = 0;
 

@@ -107,6 +107,13 @@ struct ReconstructionMetrics {
   // index and a 4-byte value per non-zero plus a 4-byte row offset per row, i.e.
   // (8 nnz + 4 N) / N = 4 + 8 nnz / N (the one extra closing offset is not counted).
   double raw_csr_bytes_per_row = 0;
+  // The latent code of the evaluated rows (what a sparse latent, ModelConfig::latent_sparsity,
+  // is judged by): its L0, the mean number of non-zero latents per row; the fraction of latents
+  // that are dead (non-zero in no row) and dense (non-zero in more than half the rows). NaN
+  // (JSON null) for N = 0; set by TrainedModel::evaluate, not by MetricsAccumulator.
+  double latent_l0 = std::numeric_limits<double>::quiet_NaN();
+  double dead_latent_fraction = std::numeric_limits<double>::quiet_NaN();
+  double dense_latent_fraction = std::numeric_limits<double>::quiet_NaN();
 
   // Every field; NaN is written null.
   std::string to_json() const;

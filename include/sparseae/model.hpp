@@ -12,6 +12,15 @@
 
 namespace sparseae {
 
+// How the latent layer chooses its code's support (ModelConfig::latent_sparsity): not at all;
+// TopK (each row keeps its latent_k largest pre-activations, Gao et al. 2024, "Scaling and
+// evaluating sparse autoencoders"); or BatchTopK (the batch keeps its latent_k * rows largest, so
+// that rows may use more or fewer; at inference the entries above a threshold estimated while
+// training, Bussmann et al. 2024). Names: "none", "topk", "batchtopk".
+enum class LatentSparsity : std::int32_t { none, topk, batchtopk };
+LatentSparsity parse_latent_sparsity(const std::string& name);
+const char* latent_sparsity_name(LatentSparsity sparsity);
+
 struct ModelConfig {
   std::int64_t input_dim = 0;
   std::vector<std::int64_t> hidden{256, 128};  // encoder widths between input and latent
@@ -47,6 +56,16 @@ struct ModelConfig {
   // and the prior's per-dimension location and log-scale (ModelLayout::prior_offset) give each
   // integer its probability, what lossless mode codes it with. Needs an identity latent.
   bool latent_prior = false;
+  // The latent code's selection, applied to the latent layer's relu outputs, which keeps the same
+  // entries as selecting among the pre-activations and then applying the relu (the relu is
+  // monotone): z = relu(TopK(pre-activation)), Gao et al.'s form, so codes are non-negative and
+  // the relu's derivative, 0 where an entry was dropped, sends the gradient through the kept
+  // entries only. Kept as a mode beside the activation rather than as an Activation of its own
+  // because it needs a k and (BatchTopK) a state, which no element-wise activation has. Needs a
+  // relu latent and 1 <= latent_k <= latent; BatchTopK's threshold lives in the flat parameters
+  // (ModelLayout::threshold_offset), outside what the optimizer updates.
+  LatentSparsity latent_sparsity = LatentSparsity::none;
+  std::int64_t latent_k = 0;
 };
 
 struct LayerShape {
@@ -91,6 +110,12 @@ class ModelLayout {
   // ModelConfig::latent_prior: where its 2 * latent floats start (the locations, then the
   // log-scales, math::latent_rate_term); -1 without one.
   std::int64_t prior_offset() const { return prior_offset_; }
+  // LatentSparsity::batchtopk: where its inference threshold (one float) lives, after every
+  // trained parameter; -1 without one.
+  std::int64_t threshold_offset() const { return threshold_offset_; }
+  // The parameters [0, trained_parameter_count()) that gradients train (what the optimizer
+  // updates); the rest of parameter_count() is state that training sets otherwise (the threshold).
+  std::int64_t trained_parameter_count() const { return trained_parameter_count_; }
   std::int64_t widest_layer() const;
   // "512-256-128-32-128-256-512 (relu, latent relu, output identity), 329 504 parameters".
   std::string describe() const;
@@ -105,6 +130,8 @@ class ModelLayout {
   std::size_t encoder_layers_ = 0;
   std::int64_t parameter_count_ = 0;
   std::int64_t prior_offset_ = -1;
+  std::int64_t threshold_offset_ = -1;
+  std::int64_t trained_parameter_count_ = 0;
 };
 
 }  // namespace sparseae

@@ -56,6 +56,11 @@ class Network {
   // model is used), or with the training noise drawn from the seed in backend memory
   // (Backend::quantize_latents), which the trainer sets around each step.
   void set_latent_noise(const std::uint64_t* noise_seed) { latent_noise_seed_ = noise_seed; }
+  // A BatchTopK latent (ModelConfig::latent_sparsity) selects among the batch and moves its
+  // threshold while training (set by the trainer around each step), and keeps what lies above
+  // the threshold otherwise (the default: how the model is used, validation included). TopK
+  // selects per row either way.
+  void set_latent_training(bool training) { latent_training_ = training; }
 
   // Where the caller writes d(loss)/d(output) before backward().
   DenseView output_gradient() const;
@@ -83,6 +88,9 @@ class Network {
   void run_layer(std::size_t layer, const Input* batch, const float* output_log_offsets = nullptr);
   // The latent prior's quantisation (set_latent_noise) after layer's forward, if it is the latent.
   void quantize_if_latent(std::size_t layer);
+  // The latent code's selection (ModelConfig::latent_sparsity) after layer's forward, if it is
+  // the latent.
+  void select_if_latent(std::size_t layer);
   // out += batch·w, through the first layer's choice of spmm or its densified batch.
   void add_input_product(CsrView batch, ConstDenseView w, DenseView out);
   void add_input_product(ConstDenseView batch, ConstDenseView w, DenseView out);
@@ -130,6 +138,7 @@ class Network {
   LayerForward layer_forward_ = LayerForward::separate;
   std::int64_t nnz_for_choice_ = 0;  // of the last forward on a sparse batch
   const std::uint64_t* latent_noise_seed_ = nullptr;
+  bool latent_training_ = false;
 };
 
 }  // namespace sparseae

@@ -67,6 +67,17 @@ inline void check_same_shape(const char* op, const char* name_a, ConstDenseView 
                                                     " and " + name_b + " " + shape(b) + " differ");
 }
 
+// topk_rows and batch_topk: 1 <= k <= z.cols; batch_topk counts the entries of z in 32 bits.
+inline void check_topk(const char* op, std::int64_t k, ConstDenseView z) {
+  check_view(op, "z", z);
+  require(k >= 1 && k <= z.cols, std::string(op) + ": k = " + std::to_string(k) +
+                                     " is outside [1, " + std::to_string(z.cols) +
+                                     "], the columns of z " + shape(z));
+  require(z.rows * z.cols < (std::int64_t{1} << 32),
+          std::string(op) + ": z " + shape(z) +
+              " has 2^32 entries or more, which it counts in 32 bits");
+}
+
 // bias_activation_forward: z of y's shape, or no z at all (zeros).
 inline void check_bias_activation(const char* op, ConstDenseView z, ConstDenseView y) {
   if (z.data == nullptr) {

@@ -120,7 +120,9 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("output_activation", Json::string(activation_name(m.output_activation)))
       .set("seed", Json::unsigned_integer(m.seed))
       .set("linear_skip", Json::boolean(m.linear_skip))
-      .set("latent_prior", Json::boolean(m.latent_prior));
+      .set("latent_prior", Json::boolean(m.latent_prior))
+      .set("latent_sparsity", Json::string(latent_sparsity_name(m.latent_sparsity)))
+      .set("latent_k", Json::integer(m.latent_k));
   Json optimizer = Json::object();
   optimizer.set("kind", Json::string(optimizer_name(o.kind)))
       .set("learning_rate", Json::number(o.learning_rate))
@@ -195,6 +197,11 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   m.linear_skip = model.contains("linear_skip") && model.at("linear_skip").as_bool();
   // Absent from checkpoints written before rate-aware training existed, as is rate_lambda.
   m.latent_prior = model.contains("latent_prior") && model.at("latent_prior").as_bool();
+  // Absent from checkpoints written before sparse latents existed: no selection.
+  if (model.contains("latent_sparsity")) {
+    m.latent_sparsity = parse_latent_sparsity(model.at("latent_sparsity").as_string());
+    m.latent_k = model.at("latent_k").as_int();
+  }
   TrainConfig& t = config.train;
   t.loss = parse_loss(train.at("loss").as_string());
   t.loss_params.cosine_weight = static_cast<float>(loss_params.at("cosine_weight").as_double());

@@ -56,6 +56,11 @@ void print_metrics_table(const ReconstructionMetrics& m,
     number("code + nll bits / row", &M::description_bits_per_row);
   }
   number("raw csr bytes / row", &M::raw_csr_bytes_per_row);
+  if (std::isfinite(m.latent_l0)) {
+    number("latent L0 (non-zeros / row)", &M::latent_l0);
+    percent("dead latents", &M::dead_latent_fraction);
+    percent("dense latents (> 1/2 rows)", &M::dense_latent_fraction);
+  }
 }
 
 // How the JSON of sae train names a DecodeChoice.

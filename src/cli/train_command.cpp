@@ -73,7 +73,10 @@ Options train_options() {
             "start at PCA: linear skips around the hidden layers, set to the PCA of the training "
             "rows, with the nonlinear branches at zero (latent activation identity)")
       .value("hidden-act", "NAME", "relu", "hidden activation")
-      .value("latent-act", "NAME", "relu", "latent activation")
+      .value("latent-act", "NAME|topk:K|batchtopk:K", "relu",
+             "latent activation; topk:K keeps each row's K largest latents (relu after the "
+             "selection), batchtopk:K the batch's K x rows largest while training and at use "
+             "those above a threshold training estimates")
       .value("output-act", "NAME", "identity",
              "output activation (bce always outputs logits, poisson/nb/zinb/hurdle log-rates "
              "and logits: identity)")
@@ -178,6 +181,29 @@ void apply_placement_options(const Options& o, TrainConfig& t) {
   t.device_memory_budget = static_cast<std::int64_t>(budget_mib * 1024.0 * 1024.0);
 }
 
+// --latent-act: an activation name, or topk:K / batchtopk:K (a relu latent whose code keeps K
+// latents a row, ModelConfig::latent_sparsity), checked against --latent.
+void parse_latent_act(const std::string& text, ModelConfig& m) {
+  const std::size_t colon = text.find(':');
+  if (colon == std::string::npos) {
+    m.latent_activation = parse_activation(text);
+    return;
+  }
+  const std::string kind = text.substr(0, colon);
+  const std::string k = text.substr(colon + 1);
+  require(kind == "topk" || kind == "batchtopk",
+          "sae train: --latent-act takes an activation, topk:K or batchtopk:K, not '" + text + "'");
+  require(!k.empty() && k.size() <= 18 && k.find_first_not_of("0123456789") == std::string::npos,
+          "sae train: --latent-act " + kind +
+              ":K takes a whole number K of latents to keep, not '" + k + "'");
+  m.latent_sparsity = parse_latent_sparsity(kind);
+  m.latent_k = std::stoll(k);
+  m.latent_activation = Activation::relu;
+  require(m.latent_k >= 1 && m.latent_k <= m.latent,
+          "sae train: --latent-act " + text + " keeps K of the " + std::to_string(m.latent) +
+              " latents of --latent: K from 1 to " + std::to_string(m.latent));
+}
+
 RunConfig config_from(const Options& o, std::int64_t input_dim) {
   RunConfig run;
   ModelConfig& m = run.model;
@@ -188,7 +214,7 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   m.mirror_decoder = !o.given("decoder-hidden");
   m.tied_weights = o.flag_set("tied");
   m.hidden_activation = parse_activation(o.text("hidden-act"));
-  m.latent_activation = parse_activation(o.text("latent-act"));
+  parse_latent_act(o.text("latent-act"), m);
   m.linear_skip = o.flag_set("pca-anchor");
   if (m.linear_skip) {
     require(!o.given("latent-act") || m.latent_activation == Activation::identity,

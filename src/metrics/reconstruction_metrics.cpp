@@ -205,7 +205,10 @@ Json metrics_json(const ReconstructionMetrics& m) {
       .set("nll_bits_per_row", Json::number_significant(m.nll_bits_per_row, 6))
       .set("code_bits_per_row", Json::number_significant(m.code_bits_per_row, 6))
       .set("description_bits_per_row", Json::number_significant(m.description_bits_per_row, 6))
-      .set("raw_csr_bytes_per_row", Json::number_significant(m.raw_csr_bytes_per_row, 6));
+      .set("raw_csr_bytes_per_row", Json::number_significant(m.raw_csr_bytes_per_row, 6))
+      .set("latent_l0", Json::number_significant(m.latent_l0, 6))
+      .set("dead_latent_fraction", Json::number_fixed(m.dead_latent_fraction, 6))
+      .set("dense_latent_fraction", Json::number_fixed(m.dense_latent_fraction, 6));
   return json;
 }
 

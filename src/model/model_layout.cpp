@@ -3,7 +3,9 @@
 #include <sstream>
 #include <string>
 
+#include "core/named_enum.hpp"
 #include "math/op_math.hpp"
+#include "math/sparsity_math.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/model.hpp"
 
@@ -18,6 +20,11 @@ constexpr std::int64_t kMaxParameters = std::int64_t{1} << 40;
 // Aligning every tensor to 32 floats keeps each one on its own 128-byte line, which cuBLAS's
 // vectorised loads prefer.
 constexpr std::int64_t kTensorAlignment = 32;
+
+constexpr detail::Named<LatentSparsity> kLatentSparsities[] = {
+    {LatentSparsity::none, "none"},
+    {LatentSparsity::topk, "topk"},
+    {LatentSparsity::batchtopk, "batchtopk"}};
 
 std::int64_t aligned(std::int64_t offset) {
   return (offset + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
@@ -34,6 +41,13 @@ double uniform_open(std::uint64_t stream, std::uint64_t counter) {
 }
 
 }  // namespace
+
+LatentSparsity parse_latent_sparsity(const std::string& name) {
+  return detail::parse_named(kLatentSparsities, "latent sparsity", name);
+}
+const char* latent_sparsity_name(LatentSparsity sparsity) {
+  return detail::name_of(kLatentSparsities, sparsity);
+}
 
 ModelConfig with_loss_heads(ModelConfig model, LossKind loss, const LossParams& params) {
   model.output_heads = output_heads(loss);
@@ -85,6 +99,17 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
           "model: a latent prior (rate-aware training) needs an identity latent (--latent-act "
           "identity); this one is " +
               std::string(activation_name(config.latent_activation)));
+  if (config.latent_sparsity != LatentSparsity::none) {
+    const std::string what =
+        std::string("model: a ") + latent_sparsity_name(config.latent_sparsity) + " latent";
+    require(config.latent_activation == Activation::relu,
+            what + " selects before a relu (--latent-act " +
+                latent_sparsity_name(config.latent_sparsity) + ":K); this latent is " +
+                activation_name(config.latent_activation));
+    require(config.latent_k >= 1 && config.latent_k <= config.latent,
+            what + " keeps K of the " + std::to_string(config.latent) + " latents, K from 1 to " +
+                std::to_string(config.latent) + ", not " + std::to_string(config.latent_k));
+  }
   require(!config.tied_weights ||
               decoder == std::vector<std::int64_t>(encoder.rbegin(), encoder.rend()),
           "model: tied weights need a decoder that mirrors the encoder");
@@ -147,6 +172,11 @@ ModelLayout::ModelLayout(const ModelConfig& config) : config_(config) {
     prior_offset_ = offset;
     offset = aligned(offset + 2 * config.latent);
   }
+  trained_parameter_count_ = offset;
+  if (config.latent_sparsity == LatentSparsity::batchtopk) {
+    threshold_offset_ = offset;
+    offset = aligned(offset + 1);
+  }
   parameter_count_ = offset;
 }
 
@@ -168,6 +198,10 @@ std::string ModelLayout::describe() const {
                : std::string())
        << (config_.linear_skip ? ", linear skip" : "")
        << (config_.latent_prior ? ", latent prior" : "")
+       << (config_.latent_sparsity != LatentSparsity::none
+               ? std::string(", latent ") + latent_sparsity_name(config_.latent_sparsity) + ":" +
+                     std::to_string(config_.latent_k)
+               : std::string())
        << (config_.feature_head >= 0
                ? ", head " + std::to_string(config_.feature_head) + " per feature"
                : std::string())
@@ -177,6 +211,8 @@ std::string ModelLayout::describe() const {
 
 std::vector<float> ModelLayout::initial_parameters() const {
   std::vector<float> parameters(static_cast<std::size_t>(parameter_count_), 0.0f);
+  if (threshold_offset_ >= 0)
+    parameters[static_cast<std::size_t>(threshold_offset_)] = math::kThresholdUnset;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const LayerShape& layer = layers_[l];
     if (layer.has_skip) {

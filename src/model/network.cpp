@@ -201,10 +201,28 @@ void Network::forward_impl(const Input& batch, std::size_t end_layer,
     backend_->bias_activation_forward(layers.front().activation, first, first_bias, first);
   }
   quantize_if_latent(0);
+  select_if_latent(0);
   for (std::size_t l = 1; l < end; ++l) {
     run_layer(l, &batch, output_log_offsets);
     quantize_if_latent(l);
+    select_if_latent(l);
   }
+}
+
+void Network::select_if_latent(std::size_t layer) {
+  const ModelConfig& config = layout_.config();
+  if (config.latent_sparsity == LatentSparsity::none || layer + 1 != layout_.encoder_layers())
+    return;
+  const DenseView z = activation(layer);
+  if (config.latent_sparsity == LatentSparsity::topk) {
+    backend_->topk_rows(config.latent_k, z);
+    return;
+  }
+  float* threshold = parameters_.data() + layout_.threshold_offset();
+  if (latent_training_)
+    backend_->batch_topk(config.latent_k, z, threshold);
+  else
+    backend_->threshold_latents(z, threshold);
 }
 
 void Network::quantize_if_latent(std::size_t layer) {

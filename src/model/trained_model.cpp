@@ -236,6 +236,8 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
   const std::int64_t width = latent_width();
   std::vector<float> codes;
   double code_nats = 0.0;
+  // Per latent, the rows where it is non-zero (latent_l0, dead and dense latents).
+  std::vector<std::int64_t> firing_rows(static_cast<std::size_t>(width), 0);
   for_each_output_batch(counts, [&](std::int64_t first, ConstDenseView out) {
     const std::int64_t count = out.rows;
     const CsrView rows{count,
@@ -245,10 +247,13 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
                        all.col_indices,
                        all.values};
     metrics.add(out, rows);
-    if (prior_.empty()) return;
-    // The batch's integer codes (the forward rounded them), each under its dimension's prior.
     codes.resize(static_cast<std::size_t>(count * width));
     backend_->download_bytes(codes.data(), network_.latent().data, codes.size() * sizeof(float));
+    for (std::int64_t i = 0; i < count * width; ++i)
+      firing_rows[static_cast<std::size_t>(i % width)] +=
+          codes[static_cast<std::size_t>(i)] != 0.0f;
+    if (prior_.empty()) return;
+    // The batch's integer codes (the forward rounded them), each under its dimension's prior.
     for (std::int64_t i = 0; i < count * width; ++i) {
       const std::size_t j = static_cast<std::size_t>(i % width);
       code_nats += math::latent_rate_term(codes[static_cast<std::size_t>(i)], prior_[j],
@@ -258,6 +263,20 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
   });
   if (detail != nullptr) *detail = metrics.detail();
   ReconstructionMetrics result = metrics.result();
+  if (result.rows > 0) {
+    std::int64_t nonzeros = 0;
+    std::int64_t dead = 0;
+    std::int64_t dense = 0;
+    for (const std::int64_t fired : firing_rows) {
+      nonzeros += fired;
+      dead += fired == 0;
+      dense += 2 * fired > result.rows;
+    }
+    const auto rows = static_cast<double>(result.rows);
+    result.latent_l0 = static_cast<double>(nonzeros) / rows;
+    result.dead_latent_fraction = static_cast<double>(dead) / static_cast<double>(width);
+    result.dense_latent_fraction = static_cast<double>(dense) / static_cast<double>(width);
+  }
   if (!prior_.empty() && result.rows > 0) {
     result.code_bits_per_row = code_nats / std::log(2.0) / static_cast<double>(result.rows);
     result.description_bits_per_row = result.code_bits_per_row + result.nll_bits_per_row;

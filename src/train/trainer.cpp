@@ -353,12 +353,15 @@ struct Trainer::Impl {
   // reconstruction loss (into loss_slots[0]), backward with the activity penalties (their losses
   // into loss_slots[1] and [2]) and the latents' rate (loss_slots[3]), then the optimizer's update
   // with the scalars at step_scalars (backend memory). A model with a latent prior trains on its
-  // latents plus the noise drawn from noise_seed (backend memory), in place of their rounding.
+  // latents plus the noise drawn from noise_seed (backend memory), in place of their rounding. A
+  // BatchTopK latent selects among the batch and moves its threshold
+  // (Network::set_latent_training).
   void step_on(const detail::Batch& batch, float* loss_slots, const StepScalars* step_scalars,
                const std::uint64_t* noise_seed) {
     const ModelLayout& layout = net.layout();
     const bool rate = config.rate_lambda > 0.0f;
     if (rate) net.set_latent_noise(noise_seed);
+    net.set_latent_training(true);
     forward_with_loss(batch, loss_slots);
     const PenaltyConfig& penalty = config.penalty;
     const std::size_t penalty_layer = penalised_layer(layout, penalty);
@@ -376,13 +379,15 @@ struct Trainer::Impl {
     });
     OptimizerConfig optimizer = config.optimizer;
     optimizer.skip_nonfinite = config.on_nonfinite == NonFinitePolicy::skip;
-    const std::int64_t n = static_cast<std::int64_t>(net.parameters().size());
+    // The parameters that gradients train: a BatchTopK threshold after them moves in forward.
+    const std::int64_t n = layout.trained_parameter_count();
     const bool reads_norm = optimizer.max_grad_norm > 0.0f || optimizer.skip_nonfinite;
     if (reads_norm) backend.sum_of_squares(net.gradients().data(), n, grad_sum_squares.data());
     backend.optimizer_step(optimizer, step + 1, n, net.parameters().data(), net.gradients().data(),
                            first_moment.data(), second_moment.data(),
                            reads_norm ? grad_sum_squares.data() : nullptr, step_scalars);
     if (rate) net.set_latent_noise(nullptr);
+    net.set_latent_training(false);
   }
 
   // Under NonFinitePolicy::stop, a non-finite loss ends training with the step named.

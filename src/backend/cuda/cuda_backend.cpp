@@ -779,6 +779,21 @@ void CudaBackend::latent_rate_penalty(float weight, const float* prior, ConstDen
                                       stream());
 }
 
+void CudaBackend::topk_rows(std::int64_t k, DenseView z) {
+  check_topk("topk_rows", k, z);
+  kernels::launch_topk_rows(k, z, stream());
+}
+
+void CudaBackend::batch_topk(std::int64_t k, DenseView z, float* threshold) {
+  check_topk("batch_topk", k, z);
+  kernels::launch_batch_topk(k, z, threshold, stream());
+}
+
+void CudaBackend::threshold_latents(DenseView z, const float* threshold) {
+  check_view("threshold_latents", "z", z);
+  kernels::launch_threshold_latents(z, threshold, stream());
+}
+
 void CudaBackend::sum_of_squares(const float* x, std::int64_t n, float* out) {
   void* workspace = workspace_.reserve(kernels::sum_of_squares_workspace_bytes(n), stream());
   kernels::launch_sum_of_squares(x, n, out, workspace, stream());

@@ -175,6 +175,9 @@ class CudaBackend final : public Backend {
                            float* prior_grad, float* loss) override;
   void kl_sparsity_penalty(float rho, float beta, ConstDenseView a, DenseView grad,
                            float* loss) override;
+  void topk_rows(std::int64_t k, DenseView z) override;
+  void batch_topk(std::int64_t k, DenseView z, float* threshold) override;
+  void threshold_latents(DenseView z, const float* threshold) override;
   void sum_of_squares(const float* x, std::int64_t n, float* out) override;
   void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                       float* params, const float* grads, float* first_moment, float* second_moment,

@@ -1,0 +1,46 @@
+#pragma once
+// The per-element math of the sparse latents (ModelConfig::latent_sparsity): the order in which
+// TopK and BatchTopK select entries, BatchTopK's inference threshold and its running estimate.
+// Both backends select by the same keys, so that they keep the same entries, ties included.
+#include <cstdint>
+#include <cstring>
+
+#include "math/op_math.hpp"
+
+namespace sparseae::math {
+
+// An unsigned key whose order is the order of the floats: the sign bit flipped for non-negative
+// values, every bit for negative ones. -0 sorts just below +0, and the keys of distinct floats
+// differ, so "the k largest, ties to the lower index" is one well-defined set on every backend
+// (comparing floats directly would let -0 and +0 tie).
+SAE_HD std::uint32_t selection_key(float value) {
+#if defined(__CUDA_ARCH__)
+  const std::uint32_t bits = __float_as_uint(value);
+#else
+  std::uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+#endif
+  return (bits & 0x80000000u) != 0u ? ~bits : bits | 0x80000000u;
+}
+
+// BatchTopK at inference: an entry is kept when it lies above the threshold its training
+// estimated (Bussmann et al. 2024, "BatchTopK sparse autoencoders": z * (z > theta)).
+SAE_HD float keep_above(float value, float threshold) { return value > threshold ? value : 0.0f; }
+
+// A BatchTopK threshold not yet estimated (no training step has kept a positive entry): below
+// every output of the relu that follows the selection, so such a model keeps all of them.
+constexpr float kThresholdUnset = -1.0f;
+
+// The weight of a batch in the running estimate: an exponential moving average over about
+// 1 / kThresholdRate = 100 steps, long enough to smooth one batch's draw, short enough to follow
+// the codes as training moves them.
+constexpr float kThresholdRate = 0.01f;
+
+// The running estimate after a batch whose smallest kept positive entry is batch_minimum: the
+// batch's own value the first time, then the moving average. The smallest kept entry is the
+// threshold that would have kept exactly that batch's selection with keep_above.
+SAE_HD float updated_threshold(float current, float batch_minimum) {
+  return current < 0.0f ? batch_minimum : current + kThresholdRate * (batch_minimum - current);
+}
+
+}  // namespace sparseae::math
