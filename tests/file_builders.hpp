@@ -44,29 +44,10 @@ std::string little_endian(const std::vector<T>& values) {
   return bytes;
 }
 
-// text as a gzip stream, as gzip(1) would write it.
-inline std::string gzipped(const std::string& text) {
+// data deflated at the best compression, wrapped as window_bits says (zlib's deflateInit2).
+inline std::string deflate_stream(const std::string& data, int window_bits) {
   z_stream stream{};
-  constexpr int kGzipWindowBits = 15 + 16;  // 16: a gzip header and trailer around the deflate data
-  if (deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, kGzipWindowBits, 8,
-                   Z_DEFAULT_STRATEGY) != Z_OK)
-    throw std::runtime_error("deflateInit2 failed");
-  std::string out(deflateBound(&stream, static_cast<uLong>(text.size())), '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  stream.avail_in = static_cast<uInt>(text.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  const int status = deflate(&stream, Z_FINISH);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  if (status != Z_STREAM_END) throw std::runtime_error("deflate did not finish");
-  return out;
-}
-
-// data as raw deflate (no header), what a zip member's method 8 holds.
-inline std::string deflated(const std::string& data) {
-  z_stream stream{};
-  if (deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
+  if (deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) !=
       Z_OK)
     throw std::runtime_error("deflateInit2 failed");
   std::string out(deflateBound(&stream, static_cast<uLong>(data.size())), '\0');
@@ -80,6 +61,13 @@ inline std::string deflated(const std::string& data) {
   if (status != Z_STREAM_END) throw std::runtime_error("deflate did not finish");
   return out;
 }
+
+// text as a gzip stream, as gzip(1) would write it: 16 above the window's 15 bits asks for a
+// gzip header and trailer around the deflate data.
+inline std::string gzipped(const std::string& text) { return deflate_stream(text, 15 + 16); }
+
+// data as raw deflate (no header), what a zip member's method 8 holds.
+inline std::string deflated(const std::string& data) { return deflate_stream(data, -MAX_WBITS); }
 
 struct ZipMember {
   std::string name;

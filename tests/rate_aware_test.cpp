@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "sparseae/checkpoint.hpp"
-#include "sparseae/generator.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/lossless.hpp"
 #include "sparseae/trainer.hpp"
@@ -23,17 +22,6 @@ namespace sparseae {
 namespace {
 
 using test::error_message;
-
-HostCsr topic_rows(std::int64_t rows, std::uint64_t seed) {
-  TopicDataConfig config;
-  config.rows = rows;
-  config.cols = 64;
-  config.topics = 6;
-  config.columns_per_topic = 10;
-  config.mean_nonzeros = 8;
-  config.seed = seed;
-  return generate_topic_counts(config);
-}
 
 RunConfig rate_run(float lambda, std::int64_t cols) {
   RunConfig run;
@@ -53,7 +41,7 @@ RunConfig rate_run(float lambda, std::int64_t cols) {
 
 TEST(RateAware, RefusesAConfigurationWithoutItsParts) {
   const auto cpu = make_backend(BackendChoice::cpu);
-  const HostCsr data = topic_rows(40, 1);
+  const HostCsr data = test::small_topic_counts(40, 1);
   RunConfig run = rate_run(1.0f, data.cols);
   run.model.latent_prior = false;
   EXPECT_EQ(error_message([&] { Trainer(*cpu, run.model, run.train, data); }),
@@ -116,8 +104,8 @@ RateTrained train_rate(Backend& backend, float lambda, const HostCsr& data) {
 // streams take.
 TEST(RateAware, TheWeightTradesCodeBitsForCountBits) {
   const auto cpu = make_backend(BackendChoice::cpu);
-  const HostCsr data = topic_rows(600, 2);
-  const HostCsr unseen = topic_rows(200, 3);
+  const HostCsr data = test::small_topic_counts(600, 2);
+  const HostCsr unseen = test::small_topic_counts(200, 3);
   LosslessSizes sizes[2];
   int k = 0;
   for (const float lambda : {0.05f, 5.0f}) {
@@ -151,7 +139,7 @@ TEST(RateAware, TheWeightTradesCodeBitsForCountBits) {
 // checkpoint, the run ends bit for bit where the straight one does.
 TEST(RateAware, ResumeDrawsTheSameNoise) {
   const auto cpu = make_backend(BackendChoice::cpu);
-  const HostCsr data = topic_rows(300, 4);
+  const HostCsr data = test::small_topic_counts(300, 4);
   RunConfig run = rate_run(1.0f, data.cols);
   run.train.epochs = 4;
   Trainer straight(*cpu, run.model, run.train, data);

@@ -14,7 +14,6 @@
 
 #include "backend_fixture.hpp"
 #include "sparseae/checkpoint.hpp"
-#include "sparseae/generator.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
@@ -23,17 +22,6 @@ namespace sparseae {
 namespace {
 
 using test::error_message;
-
-HostCsr topic_rows(std::int64_t rows, std::uint64_t seed) {
-  TopicDataConfig config;
-  config.rows = rows;
-  config.cols = 64;
-  config.topics = 6;
-  config.columns_per_topic = 10;
-  config.mean_nonzeros = 8;
-  config.seed = seed;
-  return generate_topic_counts(config);
-}
 
 RunConfig sparse_run(LatentSparsity sparsity, std::int64_t k, std::int64_t cols) {
   RunConfig run;
@@ -115,8 +103,8 @@ class SparseLatentTraining : public test::BackendTest {};
 // Both selections train (the validation loss falls); TopK's codes hold at most K non-zeros a
 // row, all positive; BatchTopK ends with a positive threshold, and its codes lie above it.
 TEST_P(SparseLatentTraining, EachSelectionTrains) {
-  const HostCsr data = topic_rows(400, 5);
-  const HostCsr unseen = topic_rows(100, 6);
+  const HostCsr data = test::small_topic_counts(400, 5);
+  const HostCsr unseen = test::small_topic_counts(100, 6);
   for (const LatentSparsity sparsity : {LatentSparsity::topk, LatentSparsity::batchtopk}) {
     SCOPED_TRACE(latent_sparsity_name(sparsity));
     const Trained model = train(backend(), sparse_run(sparsity, 4, data.cols), data);
@@ -161,8 +149,8 @@ SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(SparseLatentTraining);
 // it: those of the same parameters without the selection, thresholded here.
 TEST(SparseLatent, BatchTopKThresholdRoundTripsAndEncodeUsesIt) {
   const auto cpu = make_backend(BackendChoice::cpu);
-  const HostCsr data = topic_rows(300, 7);
-  const HostCsr unseen = topic_rows(80, 8);
+  const HostCsr data = test::small_topic_counts(300, 7);
+  const HostCsr unseen = test::small_topic_counts(80, 8);
   const Trained model = train(*cpu, sparse_run(LatentSparsity::batchtopk, 3, data.cols), data);
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("sparseae-batchtopk-" + std::to_string(::getpid()) + ".ckpt"))

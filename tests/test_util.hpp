@@ -38,6 +38,19 @@ inline HostCsr narrow_topic_counts(std::int64_t rows, std::uint64_t seed,
   return generate_topic_counts(data);
 }
 
+// Generated counts of 64 columns (6 topics of 10 columns, about 8 non-zeros a row): a latent of
+// a few units learns them in a few epochs.
+inline HostCsr small_topic_counts(std::int64_t rows, std::uint64_t seed) {
+  TopicDataConfig config;
+  config.rows = rows;
+  config.cols = 64;
+  config.topics = 6;
+  config.columns_per_topic = 10;
+  config.mean_nonzeros = 8;
+  config.seed = seed;
+  return generate_topic_counts(config);
+}
+
 // Heavy-tailed counts: topic counts of 3 000 rows x 128 columns in which every tenth row (from
 // the tenth) is multiplied by 300, so that a tenth of the rows hold counts in the hundreds to
 // thousands (as code tokens and colour histograms do, bench/real-data/README.md).
