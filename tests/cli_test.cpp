@@ -429,13 +429,14 @@ TEST_F(Cli, OutputsTakeTheFormatTheirExtensionNames) {
     ASSERT_TRUE(succeeded(sae("gen --rows 300 --out " + name)));
     expect_same(to_csr(read_matrix(file(name)).dense), x, "gen as .npy or .csv vs .mtx");
   }
-  ASSERT_TRUE(succeeded(sae("gen --rows 300 --out g.npz")));
+  // -o is --out for every command whose output is --out.
+  ASSERT_TRUE(succeeded(sae("gen --rows 300 -o g.npz")));
   expect_same(read_matrix(file("g.npz")).csr, x, "gen as .npz (scipy.sparse csr) vs .mtx");
   // A dense .npz holds the .npy that write_npy writes, stored as its one member.
-  ASSERT_TRUE(succeeded(sae("encode --model m.ckpt --data x.mtx --out z.npz --backend cpu")));
+  ASSERT_TRUE(succeeded(sae("encode --model m.ckpt --data x.mtx -o z.npz --backend cpu")));
   EXPECT_NE(read_text(file("z.npz")).find(read_text(file("z.npy"))), std::string::npos)
       << "encode .npz holds train --latents .npy";
-  ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --latents z.npy --out d.npz --backend cpu")));
+  ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --latents z.npy -o d.npz --backend cpu")));
   expect_same(read_matrix(file("d.npz")).csr, read_matrix_market(file("r.mtx")),
               "decode .npz vs train --reconstruction .mtx");
 

@@ -18,13 +18,6 @@ namespace sparseae::cli {
 
 namespace {
 
-// "-o PATH" is --out, as the usual compressors spell it.
-Args with_short_out(Args args) {
-  for (std::string& arg : args)
-    if (arg == "-o") arg = "--out";
-  return args;
-}
-
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() &&
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;

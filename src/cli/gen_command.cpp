@@ -15,7 +15,8 @@ int run_gen(const Args& args) {
             "Writes counts from the embedded dataset's generator: sparse counts mixed from a few\n"
             "topics per row, a known low-dimensional structure (see\n"
             "include/sparseae/generator.hpp).");
-  o.value("out", "PATH", "", "output: .mtx or .npz (sparse), .npy or .csv (dense) (required)")
+  o.value("out", "PATH", "",
+          "output: .mtx or .npz (sparse), .npy or .csv (dense), -o for short (required)")
       .value("rows", "N", std::to_string(defaults.rows), "rows")
       .value("cols", "N", std::to_string(defaults.cols), "columns")
       .value("topics", "K", std::to_string(defaults.topics), "topics")
@@ -25,7 +26,7 @@ int run_gen(const Args& args) {
              "seed (" + std::to_string(defaults.seed) +
                  ": the embedded dataset of the other commands)");
   add_quiet_option(o);
-  if (!o.parse(args)) return 0;
+  if (!o.parse(with_short_out(args))) return 0;
   const std::string out = o.required("out");
   const MatrixFormat format = *output_option_format(
       o, "sae gen", "out",

@@ -57,9 +57,10 @@ HostDense model_codes(const Options& o, const Checkpoint& checkpoint, const std:
 int run_encode(const Args& args) {
   Options o = model_options("sae encode", "Writes the latent code of every row of --data.");
   o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npz (scipy.sparse), .npy or .csv (required)")
-      .value("out", "PATH", "", "latent codes: .npy or .npz (float32) or .csv (required)");
+      .value("out", "PATH", "",
+             "latent codes: .npy or .npz (float32) or .csv, -o for short (required)");
   add_transpose_option(o);
-  if (!o.parse(args)) return 0;
+  if (!o.parse(with_short_out(args))) return 0;
   // Every usage error comes before the backend opens.
   const std::string model_path = o.required("model");
   const std::int64_t batch = o.integer("batch");
@@ -81,10 +82,11 @@ int run_decode(const Args& args) {
   o.value("latents", "PATH", "", "latent codes (.npy), as written by sae encode")
       .value("data", "PATH", "", "counts to encode and reconstruct")
       .value("out", "PATH", "",
-             ".mtx, .npz (scipy.sparse) or .csv decoded counts, or .npy values (required)");
+             ".mtx, .npz (scipy.sparse) or .csv decoded counts, or .npy values, -o for short "
+             "(required)");
   add_decode_option(o, " in .mtx and .csv", kStoredDecode);
   add_transpose_option(o);
-  if (!o.parse(args)) return 0;
+  if (!o.parse(with_short_out(args))) return 0;
   if (o.given("latents") == o.given("data"))
     throw UsageError("sae decode: give exactly one of --latents, --data");
   const std::string model_path = o.required("model");

@@ -215,4 +215,10 @@ std::vector<std::int64_t> Options::integer_list(const std::string& name) const {
   return list;
 }
 
+std::vector<std::string> with_short_out(std::vector<std::string> args) {
+  for (std::string& arg : args)
+    if (arg == "-o") arg = "--out";
+  return args;
+}
+
 }  // namespace sparseae::cli

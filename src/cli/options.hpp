@@ -71,4 +71,8 @@ class Options {
   std::map<std::string, std::string> values_;
 };
 
+// The arguments with "-o" spelled "--out", as the usual compressors and converters take it: for
+// the commands whose output is --out.
+std::vector<std::string> with_short_out(std::vector<std::string> args);
+
 }  // namespace sparseae::cli
