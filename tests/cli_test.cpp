@@ -2000,6 +2000,7 @@ TEST_F(Cli, RateAwareModelStoresIntegerCodesUnderItsPrior) {
   EXPECT_TRUE(contains(train.out, "latent identity")) << train.out;
   EXPECT_TRUE(contains(train.out, "latent prior")) << train.out;
   EXPECT_TRUE(contains(train.out, "the lowest validation loss")) << train.out;
+  EXPECT_FALSE(contains(train.out, "hint        pca")) << "a run trained for size gets no F1 hint";
   std::ifstream codes(file("rate-z.csv"));
   std::int64_t values = 0;
   for (std::string line; std::getline(codes, line);) {

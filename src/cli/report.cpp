@@ -212,7 +212,7 @@ void print_training_summary(const TrainingSummary& s, bool json) {
     std::printf("decoded by %s instead, the exact-entry F1 would be %.2f %% (--decode %s)\n",
                 decode_mode_name(s.alternative_decode), 100.0 * s.alternative_decode_f1,
                 decode_mode_name(s.alternative_decode));
-  if (s.pca.pca && !s.pca_anchored && s.pca.metrics.exact_f1 > s.metrics.exact_f1)
+  if (s.pca.pca && !s.pca_anchored && !s.rate_aware && s.pca.metrics.exact_f1 > s.metrics.exact_f1)
     std::printf(
         "hint        pca reproduces more entries exactly than this model: --pca-anchor starts at "
         "pca and keeps its best validation F1 from there; --auto searches recipes with it\n");

@@ -551,6 +551,7 @@ int run_train(const Args& args) {
   summary.reports = reports;
   summary.select = select_f1 ? "f1" : "loss";
   summary.pca_anchored = run.model.linear_skip;
+  summary.rate_aware = run.model.latent_prior;
   if (keeps_best) summary.kept_epoch = kept_epoch(reports, resume);
   summary.validation_loss = trainer.validation_loss();
   ComparisonRow report_row;  // --report: this run as the one row of the report
