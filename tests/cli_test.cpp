@@ -537,6 +537,12 @@ TEST_F(Cli, TransposeReadsAFeaturesByRowsFileAsRows) {
   ASSERT_TRUE(succeeded(pca));
   EXPECT_EQ(lines_of(pca.out)[0], "validation rows of xt.mtx (30 rows), counts decoded by round:");
 
+  // compress --transpose stores the rows as the model reads them: the same file as of x.mtx.
+  ASSERT_TRUE(succeeded(sae("compress --model t0.ckpt --data x.mtx -o c0.sae --backend cpu")));
+  ASSERT_TRUE(
+      succeeded(sae("compress --model t0.ckpt --data xt.mtx --transpose -o c1.sae --backend cpu")));
+  EXPECT_EQ(read_text(file("c1.sae")), read_text(file("c0.sae")));
+
   const Result embedded = sae("train --transpose --rows 10 --backend cpu");
   EXPECT_EQ(embedded.exit_code, 1);
   EXPECT_EQ(embedded.err, "sae: error: --transpose reads --data: give it, or drop --transpose\n");
@@ -1795,7 +1801,8 @@ TEST_F(Cli, CompareWritesAnHtmlReportWithImagesForSquareData) {
   std::size_t charts = 0;
   for (std::size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1))
     ++charts;
-  EXPECT_EQ(charts, 2u + 3u) << "training curves per loss, per column, per row, the image grid";
+  EXPECT_EQ(charts, 2u + 4u)
+      << "training curves per loss, per column, per row, latent firing, the image grid";
   EXPECT_TRUE(contains(html, "aria-label=\"originals and reconstructions\""));
   EXPECT_TRUE(contains(html, "4x4 images"));
   EXPECT_TRUE(contains(html, "square.mtx"));
@@ -1837,7 +1844,9 @@ TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
   std::size_t charts = 0;
   for (std::size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1))
     ++charts;
-  EXPECT_EQ(charts, 3u) << "training curves, per column, per row; 512 columns are no image";
+  EXPECT_EQ(charts, 4u)
+      << "training curves, per column, per row, latent firing; 512 columns are no image";
+  EXPECT_TRUE(contains(html, "aria-label=\"latent firing frequencies\""));
   EXPECT_FALSE(contains(html, "http"));
   // The row holds the numbers the JSON printed.
   const std::string validation = json_object(r.out, "validation");

@@ -236,9 +236,13 @@ TEST(HtmlReport, ChartsTableNumbersEscapingAndTheImageGrid) {
 
   EXPECT_EQ(html.rfind("<!DOCTYPE html>\n", 0), 0u);
   EXPECT_TRUE(contains(html, "</html>"));
-  // A training-curve chart per loss, exactness per column, the row histogram and the grid.
-  EXPECT_EQ(occurrences(html, "<svg"), rows.size() + 3);
-  EXPECT_EQ(occurrences(html, "</svg>"), rows.size() + 3);
+  // A training-curve chart per loss, exactness per column, the row histogram, the latents'
+  // firing frequencies (a point per latent of each run) and the grid.
+  EXPECT_EQ(occurrences(html, "<svg"), rows.size() + 4);
+  EXPECT_EQ(occurrences(html, "</svg>"), rows.size() + 4);
+  EXPECT_TRUE(contains(html, "aria-label=\"latent firing frequencies\""));
+  for (const ComparisonRow& row : rows)
+    EXPECT_EQ(row.detail.latent_firing.size(), static_cast<std::size_t>(config.model.latent));
   EXPECT_TRUE(contains(html, "aria-label=\"originals and reconstructions\""));
   EXPECT_FALSE(contains(html, "http")) << "no external references";
   EXPECT_FALSE(contains(html, "<script"));
@@ -266,7 +270,7 @@ TEST(HtmlReport, ChartsTableNumbersEscapingAndTheImageGrid) {
   // 512 columns are no image: no grid.
   report::HtmlReport wide = report_of(data, config, rows);
   wide.sample_originals.cols = 512;
-  EXPECT_EQ(occurrences(report::render_html_report(wide), "<svg"), rows.size() + 2);
+  EXPECT_EQ(occurrences(report::render_html_report(wide), "<svg"), rows.size() + 3);
   EXPECT_EQ(report::image_side(784), 28);
   EXPECT_EQ(report::image_side(16), 4);
   EXPECT_EQ(report::image_side(512), 0);

@@ -304,6 +304,17 @@ TEST_F(IoNpz, RefusesBadArchivesAndMatricesInOneLine) {
     write_file("bad.npz", c.bytes);
     expect_error([&] { read_matrix(file); }, c.message);
   }
+  // An empty member (what the fuzzer found copied from a null pointer), stored or deflated.
+  for (const bool deflate : {false, true}) {
+    std::vector<ZipMember> members =
+        scipy_members("coo", shape,
+                      {member("data", "<i8", good_data, 3),
+                       {"row.npy", ""},
+                       member("col", "<i4", little_endian(std::vector<std::int32_t>{1, 0, 2}), 3)});
+    write_file("bad.npz", zip_archive(members, deflate));
+    expect_error([&] { read_matrix(file); },
+                 file + ": row.npy: empty file (expected a .npy header)");
+  }
   write_file("bad.npz", corrupt_crc);
   try {
     read_matrix(file);

@@ -130,6 +130,9 @@ struct ReconstructionDetail {
   std::vector<std::int64_t> column_exact_nonzeros;  // per column: of those, entries with k == x
   std::vector<std::int64_t> row_wrong_entries;      // per row: entries with k != x, zeros included
   std::vector<double> row_absolute_error;           // per row: sum over its entries of |k - x|
+  // Per latent: the fraction of rows whose code holds it non-zero (its firing frequency). Filled
+  // by TrainedModel::evaluate, which sees the codes; empty from MetricsAccumulator alone.
+  std::vector<double> latent_firing;
 };
 
 // The floor under the rate in the Poisson deviance, so that a predicted zero (or a negative

@@ -188,8 +188,12 @@ int run_compress(const Args& raw_args) {
             "print the size table: raw CSR, gzip -9, zstd -19 and xz -9 of the .mtx, the\n"
             "order-0 code, PCA codes + residual, the model's codes + residual and its NLL (loads\n"
             "the data into memory)");
+  add_transpose_option(o);
   add_quiet_option(o);
   if (!o.parse(with_short_out(raw_args))) return 0;
+  // Transposed, the file holds the matrix as the model reads it (rows: the file's columns), and
+  // decompress gives that back; a transposed .mtx is read whole, not streamed.
+  const Orientation orientation = data_orientation(o);
   LosslessOptions options;
   options.codec = parse_codec(o.text("codec"));
   const bool use_model = options.codec == LosslessCodec::model;
@@ -227,13 +231,13 @@ int run_compress(const Args& raw_args) {
   };
   LosslessSizes sizes;
   if (o.flag_set("stats")) {
-    const Counts counts = load_counts(data_path, 0);
+    const Counts counts = load_counts(data_path, 0, orientation);
     if (checkpoint) require_model_columns(counts, checkpoint->config.model.input_dim, model_path);
     sizes = in_memory(counts);
     print_stats({data_path, out_path, options, sizes, checkpoint.get()}, *backend, counts.matrix);
     return 0;
   }
-  if (is_matrix_market(data_path)) {
+  if (is_matrix_market(data_path) && orientation == Orientation::as_stored) {
     try {
       MatrixMarketRowSource source(data_path);
       if (use_model)
@@ -247,7 +251,7 @@ int run_compress(const Args& raw_args) {
       sizes = in_memory(load_counts(data_path, 0));
     }
   } else {
-    sizes = in_memory(load_counts(data_path, 0));
+    sizes = in_memory(load_counts(data_path, 0, orientation));
   }
   std::printf("%s: %lld rows, %lld bytes, %s bytes per row (%s)\n", out_path.c_str(),
               static_cast<long long>(sizes.rows), static_cast<long long>(sizes.total()),

@@ -128,9 +128,10 @@ class ZipArchive {
     std::vector<unsigned char> out(static_cast<std::size_t>(m.uncompressed));
     if (m.method == 0) {
       if (m.compressed != m.uncompressed) fail(what, "stored member's sizes differ: corrupt");
-      std::memcpy(out.data(), &bytes_[data], out.size());
+      // An empty member has no bytes to copy (and out.data() may be null).
+      if (!out.empty()) std::memcpy(out.data(), bytes_.data() + data, out.size());
     } else if (m.method == 8) {
-      inflate_raw(&bytes_[data], m.compressed, out, what);
+      inflate_raw(bytes_.data() + data, m.compressed, out, what);
     } else {
       fail(what, "compression method " + std::to_string(m.method) +
                      " (numpy writes 0, stored, or 8, deflate)");
@@ -177,18 +178,24 @@ class ZipArchive {
     const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&stream, &inflateEnd);
     std::uint64_t in_done = 0, out_done = 0;
     int status = Z_OK;
+    // Once out is full, inflate writes into one spare byte: the stream's end still has to be
+    // reached (an empty member's too), and a byte there means more data than its size says.
+    unsigned char spare = 0;
     while (status != Z_STREAM_END) {
       const auto in_chunk =
           static_cast<uInt>(std::min<std::uint64_t>(in_bytes - in_done, 1u << 30));
+      const bool full = out_done == out.size();
       const auto out_chunk =
-          static_cast<uInt>(std::min<std::uint64_t>(out.size() - out_done, 1u << 30));
+          full ? 1u : static_cast<uInt>(std::min<std::uint64_t>(out.size() - out_done, 1u << 30));
       stream.next_in = const_cast<Bytef*>(in + in_done);
       stream.avail_in = in_chunk;
-      stream.next_out = out.data() + out_done;
+      stream.next_out = full ? &spare : out.data() + out_done;
       stream.avail_out = out_chunk;
       status = inflate(&stream, Z_NO_FLUSH);
       in_done += in_chunk - stream.avail_in;
-      out_done += out_chunk - stream.avail_out;
+      if (full && stream.avail_out == 0)
+        fail(what, "inflates to more bytes than its size says: the archive is corrupt");
+      if (!full) out_done += out_chunk - stream.avail_out;
       if (status == Z_STREAM_END) break;
       if (status != Z_OK || (stream.avail_in == in_chunk && stream.avail_out == out_chunk))
         fail(what, std::string("deflate data corrupt or truncated") +

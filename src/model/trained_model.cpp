@@ -261,8 +261,13 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
                        .value;
     }
   });
-  if (detail != nullptr) *detail = metrics.detail();
   ReconstructionMetrics result = metrics.result();
+  if (detail != nullptr) {
+    *detail = metrics.detail();
+    for (const std::int64_t fired : firing_rows)
+      detail->latent_firing.push_back(
+          result.rows > 0 ? static_cast<double>(fired) / static_cast<double>(result.rows) : 0.0);
+  }
   if (result.rows > 0) {
     std::int64_t nonzeros = 0;
     std::int64_t dead = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 
 #include "io/atomic_file.hpp"
@@ -216,6 +217,29 @@ std::string column_exactness(const std::vector<ComparisonRow>& runs) {
          "exactly. Columns without a non-zero leave a gap.</figcaption>\n</figure>\n";
 }
 
+// Each run's latents by how often they fire, most often first: a sparse code's dead latents are
+// the tail at 0, its dense ones the head above 1/2.
+std::string latent_firing_chart(const std::vector<ComparisonRow>& runs) {
+  std::vector<Series> series;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    std::vector<double> firing = runs[i].detail.latent_firing;
+    if (firing.empty()) continue;
+    std::sort(firing.begin(), firing.end(), std::greater<>());
+    Series s{run_name(runs[i]), colour(i), false, {}};
+    for (std::size_t j = 0; j < firing.size(); ++j)
+      s.points.emplace_back(static_cast<double>(j + 1), firing[j]);
+    series.push_back(std::move(s));
+  }
+  if (series.empty()) return "";
+  return "<figure>\n" +
+         line_chart("latent firing frequencies", "latent, most often firing first",
+                    "fraction of rows where it is non-zero", series, axis_of(series, true, false),
+                    {0, 1}, true) +
+         "<figcaption>Per latent of the code: the fraction of validation rows whose code holds it "
+         "non-zero, latents sorted from the most to the least often firing. Latents at 0 are "
+         "dead; above 1/2, dense.</figcaption>\n</figure>\n";
+}
+
 std::string row_error_histogram(const std::vector<ComparisonRow>& runs) {
   std::int64_t most = 0;
   for (const ComparisonRow& run : runs)
@@ -374,6 +398,8 @@ std::string render_html_report(const HtmlReport& report) {
     if (!report.runs[i].pca) html += training_curves(report.runs[i], i);
   html += "<h2>Exactness per column</h2>\n" + column_exactness(report.runs);
   html += "<h2>Wrong entries per row</h2>\n" + row_error_histogram(report.runs);
+  const std::string firing = latent_firing_chart(report.runs);
+  if (!firing.empty()) html += "<h2>Latent firing frequencies</h2>\n" + firing;
   if (image_side(report.sample_originals.cols) > 0 && report.sample_originals.rows > 0)
     html += "<h2>Originals and reconstructions</h2>\n" + image_grid(report);
   return html + "</body>\n</html>\n";
