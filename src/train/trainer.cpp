@@ -269,6 +269,8 @@ struct Trainer::Impl {
         step_execution(describe_step_execution(backend_, config_, *train_data)),
         capture_enabled(config_.capture_step && train_data->capture_obstacle().empty()) {
     staged_losses.fill_zero();
+    // Read (and staged for a captured step) by every step, drawn only for rate-aware training.
+    noise_seeds.fill_zero();
     net.set_layer_forward(config.layer_forward);
     first_moment.fill_zero();
     second_moment.fill_zero();
@@ -360,6 +362,15 @@ struct Trainer::Impl {
                const std::uint64_t* noise_seed) {
     const ModelLayout& layout = net.layout();
     const bool rate = config.rate_lambda > 0.0f;
+    // The network is back in its use mode (rounded codes, BatchTopK by its threshold) however
+    // the step ends, an exception included.
+    struct TrainingMode {
+      Network& net;
+      ~TrainingMode() {
+        net.set_latent_noise(nullptr);
+        net.set_latent_training(false);
+      }
+    } const training_mode{net};
     if (rate) net.set_latent_noise(noise_seed);
     net.set_latent_training(true);
     forward_with_loss(batch, loss_slots);
@@ -386,8 +397,6 @@ struct Trainer::Impl {
     backend.optimizer_step(optimizer, step + 1, n, net.parameters().data(), net.gradients().data(),
                            first_moment.data(), second_moment.data(),
                            reads_norm ? grad_sum_squares.data() : nullptr, step_scalars);
-    if (rate) net.set_latent_noise(nullptr);
-    net.set_latent_training(false);
   }
 
   // Under NonFinitePolicy::stop, a non-finite loss ends training with the step named.
