@@ -124,12 +124,6 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return text + (shape.size() == 1 ? ",)" : ")");
 }
 
-std::uint64_t load_little_endian(const unsigned char* bytes, std::size_t count) {
-  std::uint64_t value = 0;
-  for (std::size_t i = count; i-- > 0;) value = (value << 8) | bytes[i];
-  return value;
-}
-
 void store_little_endian(std::uint32_t value, unsigned char* bytes) {
   for (int i = 0; i < 4; ++i) bytes[i] = static_cast<unsigned char>(value >> (8 * i));
 }
@@ -168,6 +162,15 @@ void read_exactly(std::FILE* file, void* data, std::size_t bytes, const std::str
   }
 }
 
+// The value of an integer dtype's bits. Beyond int64 (uint64 from 2^63) is beyond any count or
+// index: clamped, and refused by the caller's range check.
+std::int64_t integer_value(const DtypeInfo& dtype, std::uint64_t bits) {
+  return dtype.kind == DtypeKind::unsigned_integer
+             ? static_cast<std::int64_t>(
+                   std::min<std::uint64_t>(bits, static_cast<std::uint64_t>(INT64_MAX)))
+             : sign_extended(bits, dtype.bytes);
+}
+
 // One element of dtype at bytes as float32, checked as accept says; fail_element(reason) throws.
 template <typename Fail>
 float element_value(const DtypeInfo& dtype, const unsigned char* bytes, NpyValues accept,
@@ -183,15 +186,30 @@ float element_value(const DtypeInfo& dtype, const unsigned char* bytes, NpyValue
     }
     return static_cast<float>(real);
   }
-  // Beyond int64 (uint64 from 2^63) is beyond any count: clamped, still refused below.
-  const std::int64_t integer = dtype.kind == DtypeKind::unsigned_integer
-                                   ? static_cast<std::int64_t>(std::min<std::uint64_t>(
-                                         bits, static_cast<std::uint64_t>(INT64_MAX)))
-                                   : sign_extended(bits, dtype.bytes);
+  const std::int64_t integer = integer_value(dtype, bits);
   if (accept == NpyValues::counts && !is_integer_count(integer))
     fail_element(integer_count_problem(
         integer, dtype.kind == DtypeKind::unsigned_integer ? decimal(bits) : decimal(integer)));
   return static_cast<float>(integer);
+}
+
+// Elements [first, first + n) of a 2-D array stored in C or Fortran order, their bytes at bytes,
+// into dense (rows x cols, C order), each checked as accept says; errors name "what: element
+// [row, col]".
+void store_elements(const DtypeInfo& dtype, bool fortran_order, const unsigned char* bytes,
+                    std::int64_t first, std::int64_t n, NpyValues accept, HostDense& dense,
+                    const std::string& what) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    // Fortran order stores the array column by column: element i is (i % rows, i / rows).
+    const std::int64_t index = first + i;
+    const std::int64_t row = fortran_order ? index % dense.rows : index / dense.cols;
+    const std::int64_t col = fortran_order ? index / dense.rows : index % dense.cols;
+    dense.values[static_cast<std::size_t>(row * dense.cols + col)] =
+        element_value(dtype, bytes + i * dtype.bytes, accept, [&](const std::string& reason) {
+          fail(what,
+               "element [" + std::to_string(row) + ", " + std::to_string(col) + "]: " + reason);
+        });
+  }
 }
 
 const DtypeInfo* find_dtype(const std::string& descr) {
@@ -277,17 +295,7 @@ HostDense read_npy(const std::string& path, NpyValues accept) {
     const std::int64_t n = std::min(kChunkValues, count - first);
     read_exactly(file.get(), chunk.data(), static_cast<std::size_t>(n) * dtype->bytes, path,
                  "data");
-    for (std::int64_t i = 0; i < n; ++i) {
-      // Fortran order stores the array column by column: element i is (i % rows, i / rows).
-      const std::int64_t index = first + i;
-      const std::int64_t row = header.fortran_order ? index % rows : index / cols;
-      const std::int64_t col = header.fortran_order ? index / rows : index % cols;
-      const auto fail_element = [&](const std::string& reason) {
-        fail(path, "element [" + std::to_string(row) + ", " + std::to_string(col) + "]: " + reason);
-      };
-      dense.values[static_cast<std::size_t>(row * cols + col)] =
-          element_value(*dtype, &chunk[i * dtype->bytes], accept, fail_element);
-    }
+    store_elements(*dtype, header.fortran_order, chunk.data(), first, n, accept, dense, path);
   }
   return dense;
 }
@@ -336,11 +344,8 @@ std::vector<std::int64_t> npy_integers(const NpyArray& array, const std::string&
                    shape_text(array.shape));
   std::vector<std::int64_t> values(static_cast<std::size_t>(array.count));
   for (std::int64_t i = 0; i < array.count; ++i) {
-    const std::uint64_t bits = load_little_endian(array.data + i * dtype->bytes, dtype->bytes);
-    values[static_cast<std::size_t>(i)] = dtype->kind == DtypeKind::unsigned_integer
-                                              ? static_cast<std::int64_t>(std::min<std::uint64_t>(
-                                                    bits, static_cast<std::uint64_t>(INT64_MAX)))
-                                              : sign_extended(bits, dtype->bytes);
+    values[static_cast<std::size_t>(i)] =
+        integer_value(*dtype, load_little_endian(array.data + i * dtype->bytes, dtype->bytes));
   }
   return values;
 }
@@ -391,22 +396,10 @@ HostDense npy_dense(const NpyArray& array, const std::string& what) {
   if (dense.rows > io_limits::max_rows || dense.cols > io_limits::max_cols)
     fail(what, "shape " + shape_text(array.shape) + " exceeds the row or column limit");
   dense.values.resize(static_cast<std::size_t>(array.count));
-  for (std::int64_t index = 0; index < array.count; ++index) {
-    const std::int64_t row = array.fortran_order ? index % dense.rows : index / dense.cols;
-    const std::int64_t col = array.fortran_order ? index / dense.rows : index % dense.cols;
-    dense.values[static_cast<std::size_t>(row * dense.cols + col)] =
-        element_value(*dtype, array.data + index * dtype->bytes, NpyValues::counts,
-                      [&](const std::string& reason) {
-                        fail(what, "element [" + std::to_string(row) + ", " + std::to_string(col) +
-                                       "]: " + reason);
-                      });
-  }
+  store_elements(*dtype, array.fortran_order, array.data, 0, array.count, NpyValues::counts, dense,
+                 what);
   return dense;
 }
-
-}  // namespace io_detail
-
-namespace io_detail {
 
 std::string npy_prefix(const std::string& descr, const std::vector<std::int64_t>& shape) {
   std::string header =

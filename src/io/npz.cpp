@@ -27,10 +27,15 @@ using namespace io_detail;
 
 namespace {
 
-std::uint64_t little_endian(const unsigned char* bytes, int count) {
-  std::uint64_t value = 0;
-  for (int i = count; i-- > 0;) value = (value << 8) | bytes[i];
-  return value;
+// The CRC-32 of size bytes, as zip records it (zlib's crc32 takes at most 4 GiB a call).
+std::uint32_t crc32_of(const unsigned char* bytes, std::size_t size) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (std::size_t done = 0; done < size;) {
+    const auto chunk = static_cast<uInt>(std::min<std::size_t>(size - done, 1u << 30));
+    crc = crc32(crc, bytes + done, chunk);
+    done += chunk;
+  }
+  return static_cast<std::uint32_t>(crc);
 }
 
 // The archive's bytes, read whole: a .npz's members are read whole by numpy too.
@@ -136,21 +141,16 @@ class ZipArchive {
       fail(what, "compression method " + std::to_string(m.method) +
                      " (numpy writes 0, stored, or 8, deflate)");
     }
-    uLong sum = crc32(0L, Z_NULL, 0);
-    for (std::size_t done = 0; done < out.size();) {
-      const auto chunk = static_cast<uInt>(std::min<std::size_t>(out.size() - done, 1u << 30));
-      sum = crc32(sum, out.data() + done, chunk);
-      done += chunk;
-    }
-    if (sum != m.crc) fail(what, "CRC-32 mismatch: the archive is corrupt");
+    if (crc32_of(out.data(), out.size()) != m.crc)
+      fail(what, "CRC-32 mismatch: the archive is corrupt");
     return out;
   }
 
  private:
   [[noreturn]] void corrupt(const std::string& why) const { fail(path_, why); }
-  std::uint64_t u16(std::uint64_t at) const { return little_endian(&bytes_[at], 2); }
-  std::uint64_t u32(std::uint64_t at) const { return little_endian(&bytes_[at], 4); }
-  std::uint64_t u64(std::uint64_t at) const { return little_endian(&bytes_[at], 8); }
+  std::uint64_t u16(std::uint64_t at) const { return load_little_endian(&bytes_[at], 2); }
+  std::uint64_t u32(std::uint64_t at) const { return load_little_endian(&bytes_[at], 4); }
+  std::uint64_t u64(std::uint64_t at) const { return load_little_endian(&bytes_[at], 8); }
 
   // The zip64 extra field (id 1) holds, in this order, those of the uncompressed size, the
   // compressed size and the local header offset whose 32-bit fields are all ones.
@@ -293,12 +293,8 @@ class ZipWriter {
  public:
   void add(const std::string& name, const std::string& data) {
     const std::uint64_t offset = archive_.size();
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (std::size_t done = 0; done < data.size();) {
-      const auto chunk = static_cast<uInt>(std::min<std::size_t>(data.size() - done, 1u << 30));
-      crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data() + done), chunk);
-      done += chunk;
-    }
+    const std::uint32_t crc =
+        crc32_of(reinterpret_cast<const unsigned char*>(data.data()), data.size());
     // Local header: signature, version 2.0, flags, method 0, time and date 0, CRC, sizes, name.
     put(archive_, 0x04034b50, 4);
     put(archive_, 20, 2);

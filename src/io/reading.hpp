@@ -73,6 +73,14 @@ std::string integer_count_problem(std::int64_t value, std::string_view as_writte
 
 std::string quoted(std::string_view text);
 
+// The unsigned integer stored little-endian in count (at most 8) bytes: the fields of .npy and
+// zip files.
+inline std::uint64_t load_little_endian(const unsigned char* bytes, std::size_t count) {
+  std::uint64_t value = 0;
+  for (std::size_t i = count; i-- > 0;) value = (value << 8) | bytes[i];
+  return value;
+}
+
 // A .npy held in memory (a member of a .npz): its dtype, order, shape and data, which points into
 // the bytes parse_npy was given (they must outlive it).
 struct NpyArray {

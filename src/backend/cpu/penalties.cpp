@@ -65,21 +65,20 @@ void CpuBackend::latent_rate_penalty(float weight, const float* prior, ConstDens
     const float per_row = weight / static_cast<float>(std::max<std::int64_t>(1, z.rows));
     const std::int64_t cols = z.cols;
     double total = 0.0;
+    // A column at a time, so that each element's term is evaluated once for its value, its
+    // gradient and its prior's gradients.
 #pragma omp parallel for schedule(static) reduction(+ : total)
-    for (std::int64_t r = 0; r < z.rows; ++r)
-      for (std::int64_t c = 0; c < cols; ++c) {
-        const math::RateTerm term = math::latent_rate_term(z(r, c), prior[c], prior[cols + c]);
-        total += term.value;
-        if (grad.data != nullptr) grad(r, c) += per_row * term.grad;
-      }
-    for (std::int64_t c = 0; prior_grad != nullptr && c < cols; ++c) {
+    for (std::int64_t c = 0; c < cols; ++c) {
       double location = 0.0;
       double log_scale = 0.0;
       for (std::int64_t r = 0; r < z.rows; ++r) {
         const math::RateTerm term = math::latent_rate_term(z(r, c), prior[c], prior[cols + c]);
+        total += term.value;
+        if (grad.data != nullptr) grad(r, c) += per_row * term.grad;
         location += term.grad_location;
         log_scale += term.grad_log_scale;
       }
+      if (prior_grad == nullptr) continue;
       prior_grad[c] = static_cast<float>(static_cast<double>(per_row) * location);
       prior_grad[cols + c] = static_cast<float>(static_cast<double>(per_row) * log_scale);
     }
