@@ -1801,8 +1801,8 @@ TEST_F(Cli, CompareWritesAnHtmlReportWithImagesForSquareData) {
   std::size_t charts = 0;
   for (std::size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1))
     ++charts;
-  EXPECT_EQ(charts, 2u + 4u)
-      << "training curves per loss, per column, per row, latent firing, the image grid";
+  EXPECT_EQ(charts, 2u + 4u + 3u) << "training curves per loss, per column, per row, latent "
+                                     "firing, the image grid, the codes of each loss and of pca";
   EXPECT_TRUE(contains(html, "aria-label=\"originals and reconstructions\""));
   EXPECT_TRUE(contains(html, "4x4 images"));
   EXPECT_TRUE(contains(html, "square.mtx"));
@@ -1844,10 +1844,32 @@ TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
   std::size_t charts = 0;
   for (std::size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1))
     ++charts;
-  EXPECT_EQ(charts, 4u)
-      << "training curves, per column, per row, latent firing; 512 columns are no image";
+  EXPECT_EQ(charts, 4u + 2u) << "training curves, per column, per row, latent firing, the codes "
+                                "of the model and of pca; 512 columns are no image";
   EXPECT_TRUE(contains(html, "aria-label=\"latent firing frequencies\""));
   EXPECT_FALSE(contains(html, "http"));
+  // The run's whole configuration: the command that made it, its training settings, the version.
+  EXPECT_TRUE(contains(html,
+                       "<li>command: sae train --data x.mtx --epochs 2 --hidden 16 --latent 4 "
+                       "--backend cpu --checkpoint &#39;&#39; --json --quiet --report t.html</li>"))
+      << html.substr(0, 2000);
+  EXPECT_TRUE(contains(html, "<li>training: loss mse, decode round, 2 epochs, batch 256, lr "));
+  EXPECT_TRUE(contains(html, "<li>sparseae: " + std::string(version()) + "</li>"));
+  // The validation rows' lossless sizes: sae compress keeps, in its one block, the smaller of the
+  // model's coding and the order-0 code.
+  const auto size_of = [&](const std::string& coder) {
+    const std::string cell = "<tr><th scope=\"row\">" + coder + "</th><td>";
+    const std::size_t found = html.find(cell);
+    return found == std::string::npos ? -1.0 : std::stod(html.substr(found + cell.size()));
+  };
+  const double compressed = size_of("sae compress with this model");
+  const double model_coding = size_of("this model&#39;s coding of every block");
+  const double order0 = size_of("order-0 per column");
+  ASSERT_GT(compressed, 0) << html;
+  ASSERT_GT(model_coding, 0);
+  ASSERT_GT(order0, 0);
+  EXPECT_NEAR(compressed, std::min(model_coding, order0), 0.011);
+  EXPECT_GT(size_of("raw CSR (int32 index + value)"), order0);
   // The row holds the numbers the JSON printed.
   const std::string validation = json_object(r.out, "validation");
   const std::size_t at = validation.find("\"exact_f1\": ");

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -227,6 +228,31 @@ report::HtmlReport report_of(const HostCsr& data, const CompareConfig& config,
   return html;
 }
 
+// Every chart's axis labels are round: evenly spaced by 1, 2 or 5 times a power of ten.
+void expect_round_ticks(const std::string& html) {
+  const std::string label_start = "text-anchor=\"end\">";
+  std::size_t chart = html.find("<svg class=\"chart\"");
+  while (chart != std::string::npos) {
+    const std::size_t end = html.find("</svg>", chart);
+    std::vector<double> labels;
+    for (std::size_t at = html.find(label_start, chart); at < end;
+         at = html.find(label_start, at + 1))
+      labels.push_back(std::stod(html.substr(at + label_start.size())));
+    ASSERT_GE(labels.size(), 2u) << html.substr(chart, 200);
+    const double step = labels[0] - labels[1];
+    const double power = std::pow(10.0, std::floor(std::log10(std::fabs(step)) + 1e-9));
+    const double mantissa = std::fabs(step) / power;
+    EXPECT_TRUE(std::fabs(mantissa - 1) < 1e-6 || std::fabs(mantissa - 2) < 1e-6 ||
+                std::fabs(mantissa - 5) < 1e-6)
+        << "step " << step;
+    for (std::size_t i = 1; i < labels.size(); ++i)
+      EXPECT_NEAR(labels[i - 1] - labels[i], step, 1e-9 * std::fabs(step) + 1e-12);
+    for (const double label : labels)
+      EXPECT_NEAR(label / std::fabs(step), std::round(label / std::fabs(step)), 1e-6);
+    chart = html.find("<svg class=\"chart\"", end);
+  }
+}
+
 TEST(HtmlReport, ChartsTableNumbersEscapingAndTheImageGrid) {
   const HostCsr data = small_counts(120, 16);
   const auto backend = make_backend(BackendChoice::cpu);
@@ -237,12 +263,29 @@ TEST(HtmlReport, ChartsTableNumbersEscapingAndTheImageGrid) {
   EXPECT_EQ(html.rfind("<!DOCTYPE html>\n", 0), 0u);
   EXPECT_TRUE(contains(html, "</html>"));
   // A training-curve chart per loss, exactness per column, the row histogram, the latents'
-  // firing frequencies (a point per latent of each run) and the grid.
-  EXPECT_EQ(occurrences(html, "<svg"), rows.size() + 4);
-  EXPECT_EQ(occurrences(html, "</svg>"), rows.size() + 4);
+  // firing frequencies (a point per latent of each run), a latent scatter per loss and the grid.
+  EXPECT_EQ(occurrences(html, "<svg"), 2 * rows.size() + 4);
+  EXPECT_EQ(occurrences(html, "</svg>"), 2 * rows.size() + 4);
   EXPECT_TRUE(contains(html, "aria-label=\"latent firing frequencies\""));
-  for (const ComparisonRow& row : rows)
+  for (const ComparisonRow& row : rows) {
     EXPECT_EQ(row.detail.latent_firing.size(), static_cast<std::size_t>(config.model.latent));
+    // The scatter draws every validation row's code (fewer than kLatentSampleRows here).
+    EXPECT_EQ(row.detail.latent_sample_totals.size(), static_cast<std::size_t>(row.metrics.rows));
+    EXPECT_EQ(row.detail.latent_sample.size(),
+              static_cast<std::size_t>(row.metrics.rows * config.model.latent));
+    EXPECT_TRUE(contains(html, "aria-label=\"latent codes of " + std::string(loss_name(row.loss))));
+    // The confusion table holds every validation entry once; its diagonal past the zeros holds
+    // the exact non-zeros of counts 1 to 3.
+    ASSERT_EQ(row.detail.count_confusion.size(),
+              static_cast<std::size_t>(kCountClasses * kCountClasses));
+    std::int64_t entries = 0;
+    for (const std::int64_t cell : row.detail.count_confusion) entries += cell;
+    EXPECT_EQ(entries, row.metrics.rows * data.cols);
+    EXPECT_TRUE(row.threshold_scores.empty()) << "no hurdle run here";
+  }
+  EXPECT_EQ(occurrences(html, "<table class=\"confusion\">"), rows.size());
+  EXPECT_FALSE(contains(html, "Hurdle threshold"));
+  expect_round_ticks(html);
   EXPECT_TRUE(contains(html, "aria-label=\"originals and reconstructions\""));
   EXPECT_FALSE(contains(html, "http")) << "no external references";
   EXPECT_FALSE(contains(html, "<script"));
@@ -265,16 +308,47 @@ TEST(HtmlReport, ChartsTableNumbersEscapingAndTheImageGrid) {
     std::snprintf(mse, sizeof mse, "<td>%.4g</td>", row.metrics.mse);
     EXPECT_TRUE(contains(html, mse)) << name;
   }
-  EXPECT_EQ(occurrences(html, "<tr><th scope=\"row\">"), rows.size());
+  // In the second metrics table too, and a row per count class in each run's confusion table.
+  EXPECT_EQ(occurrences(html, "<tr><th scope=\"row\">"), rows.size() * (2 + kCountClasses));
 
   // 512 columns are no image: no grid.
   report::HtmlReport wide = report_of(data, config, rows);
   wide.sample_originals.cols = 512;
-  EXPECT_EQ(occurrences(report::render_html_report(wide), "<svg"), rows.size() + 3);
+  EXPECT_EQ(occurrences(report::render_html_report(wide), "<svg"), 2 * rows.size() + 3);
   EXPECT_EQ(report::image_side(784), 28);
   EXPECT_EQ(report::image_side(16), 4);
   EXPECT_EQ(report::image_side(512), 0);
   EXPECT_EQ(report::image_side(1), 0);
+}
+
+TEST(HtmlReport, AHurdleRunShowsItsThresholdCurve) {
+  const HostCsr data = small_counts(120, 16);
+  const auto backend = make_backend(BackendChoice::cpu);
+  CompareConfig config = tiny_config();
+  config.losses = {LossKind::hurdle};
+  const std::vector<ComparisonRow> rows = compare_losses(*backend, data, config);
+  ASSERT_EQ(rows.size(), 1u);
+  const ComparisonRow& run = rows[0];
+  ASSERT_GE(run.threshold_scores.size(), 2u);
+  // The chosen threshold is one of the grid's and no other scores higher.
+  double best = -1;
+  bool chosen_on_grid = false;
+  for (const ThresholdScore& score : run.threshold_scores) {
+    best = std::max(best, score.exact_f1);
+    chosen_on_grid |= score.threshold == run.hurdle_threshold;
+    EXPECT_GE(score.exact_precision, 0.0);
+    EXPECT_LE(score.exact_recall, 1.0);
+  }
+  EXPECT_TRUE(chosen_on_grid) << run.hurdle_threshold;
+  for (const ThresholdScore& score : run.threshold_scores) {
+    if (score.threshold == run.hurdle_threshold) {
+      EXPECT_EQ(score.exact_f1, best);
+    }
+  }
+  const std::string html = report::render_html_report(report_of(data, config, rows));
+  EXPECT_TRUE(contains(html, "<h2>Hurdle threshold</h2>"));
+  EXPECT_TRUE(contains(html, "aria-label=\"hurdle threshold of hurdle\""));
+  expect_round_ticks(html);
 }
 
 TEST(HtmlReport, WritesAtomically) {

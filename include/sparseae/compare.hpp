@@ -10,6 +10,7 @@
 #include "sparseae/backend.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/csr.hpp"
+#include "sparseae/inference.hpp"
 #include "sparseae/metrics.hpp"
 #include "sparseae/model.hpp"
 #include "sparseae/ops.hpp"
@@ -54,6 +55,9 @@ struct ComparisonRow {
   // hurdle: the support threshold of its mode decode, chosen on the validation rows
   // (choose_hurdle_threshold) and used for metrics and sample_counts; the default otherwise.
   double hurdle_threshold = kDefaultHurdleThreshold;
+  // hurdle: the validation exact F1, precision and recall at each threshold of that choice's
+  // grid; empty otherwise.
+  std::vector<ThresholdScore> threshold_scores;
   // Why the loss did not train (its Trainer's error, "training diverged: ..."), or empty. A
   // failed loss has no metrics; the comparison goes on with the next one.
   std::string failure;

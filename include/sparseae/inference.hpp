@@ -111,7 +111,16 @@ HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeM
 // smaller. Runs the model once over validation, whatever threshold the model holds, and
 // neither changes it nor anything else: the caller stores the result (set_hurdle_threshold,
 // RunConfig::hurdle_threshold). Throws Error for a model whose loss is not hurdle.
-double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation);
+// scores, when given, receives every threshold of the grid with the F1, precision and recall
+// its decode gets (the report's threshold curve).
+struct ThresholdScore {
+  double threshold = 0;
+  double exact_f1 = 0;
+  double exact_precision = 0;
+  double exact_recall = 0;
+};
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
+                               std::vector<ThresholdScore>* scores = nullptr);
 
 // The decode a run reports and stores, measured on the rows of validation (raw counts) with the
 // model's hurdle threshold: asked when given; otherwise the loss's default decode or its

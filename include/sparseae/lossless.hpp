@@ -51,6 +51,13 @@ constexpr std::uint32_t kOldestLosslessFormatVersion = 2;
 // TrainConfig::rate_lambda: ModelConfig::latent_prior).
 constexpr int kPriorLatentBits = 0;
 
+// The latent bits sae compress stores a model's codes with unless asked otherwise: the prior's
+// integer codes where the model has one (the smallest files), float32 where it has not (exact
+// whatever the codes' range).
+inline int default_latent_bits(const ModelConfig& model) {
+  return model.latent_prior ? kPriorLatentBits : 32;
+}
+
 enum class LosslessCodec : std::uint32_t { model = 1, order0 = 2 };
 
 // Rows of counts in order, a block at a time.

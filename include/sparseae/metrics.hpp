@@ -130,10 +130,30 @@ struct ReconstructionDetail {
   std::vector<std::int64_t> column_exact_nonzeros;  // per column: of those, entries with k == x
   std::vector<std::int64_t> row_wrong_entries;      // per row: entries with k != x, zeros included
   std::vector<double> row_absolute_error;           // per row: sum over its entries of |k - x|
+  // Entries by true count class (0, 1, 2, 3, 4 or more: count_class) and decoded count class:
+  // count_confusion[kCountClasses * true_class + decoded_class]. Its diagonal past the first
+  // cell holds the exact non-zeros of the classes below 4 (4 or more also counts wrong counts
+  // that are both large).
+  std::vector<std::int64_t> count_confusion;
   // Per latent: the fraction of rows whose code holds it non-zero (its firing frequency). Filled
   // by TrainedModel::evaluate, which sees the codes; empty from MetricsAccumulator alone.
   std::vector<double> latent_firing;
+  // The codes of the first rows evaluated (at most kLatentSampleRows), row-major with
+  // latent_firing.size() per row, and each of those rows' total count: what the report draws the
+  // code with. Filled by TrainedModel::evaluate, as latent_firing.
+  std::vector<float> latent_sample;
+  std::vector<double> latent_sample_totals;
 };
+
+// The classes of ReconstructionDetail::count_confusion: counts 0, 1, 2 and 3, then 4 or more.
+constexpr int kCountClasses = 5;
+inline int count_class(float count) {
+  return count >= static_cast<float>(kCountClasses - 1) ? kCountClasses - 1
+                                                        : static_cast<int>(count);
+}
+
+// The rows TrainedModel::evaluate keeps the codes of in ReconstructionDetail::latent_sample.
+constexpr std::int64_t kLatentSampleRows = 2000;
 
 // The floor under the rate in the Poisson deviance, so that a predicted zero (or a negative
 // mse output) against a non-zero count gives a large but finite deviance.

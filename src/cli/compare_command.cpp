@@ -223,8 +223,9 @@ int run_compare(const Args& args) {
     for (ComparisonRow& r : rows)
       if (r.failure.empty()) trained.push_back(std::move(r));
     write_run_report(
-        o.text("report"), "sae compare", counts, facts, trained,
-        first_rows(comparison_validation_rows(counts.matrix, config), config.sample_rows), quiet);
+        o.text("report"), "sae compare", args, counts, facts, trained,
+        first_rows(comparison_validation_rows(counts.matrix, config), config.sample_rows), {},
+        quiet);
   }
   return 0;
 }

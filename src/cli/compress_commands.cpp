@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "cli/data_source.hpp"
 #include "cli/options.hpp"
+#include "cli/text_format.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/lossless.hpp"
@@ -25,12 +26,6 @@ bool ends_with(const std::string& text, const std::string& suffix) {
 
 bool is_matrix_market(const std::string& path) {
   return ends_with(path, ".mtx") || ends_with(path, ".mtx.gz");
-}
-
-std::string shell_quoted(const std::string& text) {
-  std::string quoted = "'";
-  for (const char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
 }
 
 // Bytes of the .mtx text at path (gunzipped first when it is gzipped) compressed by tool with
@@ -51,27 +46,8 @@ std::int64_t external_compressed_bytes(const std::string& path, const std::strin
   return read == 1 && status == 0 ? bytes : -1;
 }
 
-std::string per_row(double bytes, std::int64_t rows) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2f", rows > 0 ? bytes / static_cast<double>(rows) : 0.0);
-  return text;
-}
-
 void print_row(const std::string& name, const std::string& value, const std::string& note) {
   std::printf("  %-34s %12s  %s\n", name.c_str(), value.c_str(), note.c_str());
-}
-
-std::string breakdown(const LosslessSizes& sizes) {
-  const auto part = [&](std::int64_t bytes) {
-    return per_row(static_cast<double>(bytes), sizes.rows);
-  };
-  std::string text;
-  if (sizes.order0_blocks < sizes.blocks)
-    text = "codes " + part(sizes.latent_bytes) + ", residual " + part(sizes.residual_bytes) + ", ";
-  if (sizes.order0_blocks > 0)
-    text += "order-0 " + part(sizes.order0_bytes) + " in " + std::to_string(sizes.order0_blocks) +
-            " of " + std::to_string(sizes.blocks) + " blocks, ";
-  return text + "tables " + part(sizes.table_bytes) + ", framing " + part(sizes.framing_bytes);
 }
 
 struct StatsInput {
@@ -108,7 +84,7 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
   const LosslessSizes order0 =
       wrote_order0 ? in.written : compress_lossless(order0_source, "", order0_options);
   print_row("order-0 per column" + (wrote_order0 ? " (" + in.out_path + ")" : std::string()),
-            per_row(static_cast<double>(order0.total()), rows), breakdown(order0));
+            per_row(static_cast<double>(order0.total()), rows), size_breakdown(order0));
   LosslessOptions model_options = in.options;
   model_options.codec = LosslessCodec::model;
   const std::int64_t components = in.checkpoint ? in.checkpoint->config.model.latent : 32;
@@ -125,7 +101,7 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
         compress_lossless(backend, pca_run, pca_parameters(pca), source, "", pca_options);
     print_row("PCA (k = " + std::to_string(components) + ", " +
                   std::to_string(pca_options.latent_bits) + "-bit) codes + residual",
-              per_row(static_cast<double>(pca_sizes.total()), rows), breakdown(pca_sizes));
+              per_row(static_cast<double>(pca_sizes.total()), rows), size_breakdown(pca_sizes));
   }
   if (in.checkpoint == nullptr) return;
   CsrRowSource model_source(counts);
@@ -134,7 +110,7 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
                                                                model_source, "", model_options)
                                            : in.written;
   print_row("model codes + residual" + (wrote_order0 ? std::string() : " (" + in.out_path + ")"),
-            per_row(static_cast<double>(model.total()), rows), breakdown(model));
+            per_row(static_cast<double>(model.total()), rows), size_breakdown(model));
   print_row("model coding of every block",
             per_row(static_cast<double>(model.model_coding_bytes + model.table_bytes +
                                         model.framing_bytes),
@@ -216,7 +192,7 @@ int run_compress(const Args& raw_args) {
           "sae compress: --latent-bits prior needs a model trained with --rate-lambda; " +
               model_path + " has no latent prior (use auto, 32, 16 or 8)");
   if (latent_bits == "auto" || latent_bits == "prior")
-    options.latent_bits = has_prior ? kPriorLatentBits : 32;
+    options.latent_bits = checkpoint ? default_latent_bits(checkpoint->config.model) : 32;
   else
     options.latent_bits = std::stoi(latent_bits);
   const auto compress = [&](RowBlockSource& source) {
@@ -256,7 +232,7 @@ int run_compress(const Args& raw_args) {
   std::printf("%s: %lld rows, %lld bytes, %s bytes per row (%s)\n", out_path.c_str(),
               static_cast<long long>(sizes.rows), static_cast<long long>(sizes.total()),
               per_row(static_cast<double>(sizes.total()), sizes.rows).c_str(),
-              breakdown(sizes).c_str());
+              size_breakdown(sizes).c_str());
   return 0;
 }
 

@@ -351,10 +351,11 @@ void write_epoch_log(std::ofstream& log, const EpochReport& r) {
 }
 
 // --report: the run as the one row of an HTML report, with a few validation rows for the image
-// grid of square data.
-void write_train_report(const Options& o, const RunConfig& run, const TrainingSummary& summary,
-                        const Trainer& trainer, TrainedModel& model, DecodeMode decode,
-                        const Counts& counts, const Backend& backend, ComparisonRow row) {
+// grid of square data and the validation rows' lossless sizes.
+void write_train_report(const Options& o, const Args& args, const RunConfig& run,
+                        const TrainingSummary& summary, const Trainer& trainer, TrainedModel& model,
+                        const std::vector<float>& parameters, DecodeMode decode,
+                        const Counts& counts, Backend& backend, ComparisonRow row) {
   row.loss = run.train.loss;
   row.scale = run.train.scale;
   row.decode = decode;
@@ -373,12 +374,30 @@ void write_train_report(const Options& o, const RunConfig& run, const TrainingSu
   row.sample_counts = model.counts_from_outputs(model.outputs(samples), decode);
   std::vector<ComparisonRow> runs{std::move(row)};
   if (summary.pca.pca) runs.push_back(summary.pca);
-  write_run_report(o.text("report"), "sae train", counts,
-                   {{"model", summary.model},
-                    {"backend", backend.description()},
-                    {"epochs", std::to_string(summary.epochs)},
-                    {"validation rows", std::to_string(summary.metrics.rows)}},
-                   runs, samples, o.flag_set("quiet"));
+  char learning_rate[32];
+  std::snprintf(learning_rate, sizeof learning_rate, "%g", run.train.optimizer.learning_rate);
+  // Counts past the lossless format's range (2^24) have no lossless size: the report leaves the
+  // table out and stderr says why.
+  std::vector<report::LosslessSizeRow> sizes;
+  if (summary.metrics.rows > 0) {
+    try {
+      sizes = lossless_sizes(backend, run, parameters, trainer.validation_counts());
+    } catch (const Error& error) {
+      if (!o.flag_set("quiet"))
+        std::cerr << "sae train: the report shows no lossless sizes: " << error.what() << "\n";
+    }
+  }
+  write_run_report(
+      o.text("report"), "sae train", args, counts,
+      {{"model", summary.model},
+       {"backend", backend.description()},
+       {"training", std::string("loss ") + loss_name(run.train.loss) + ", decode " +
+                        decode_mode_name(decode) + ", " + std::to_string(summary.epochs) +
+                        " epochs, batch " + std::to_string(run.train.batch_size) + ", lr " +
+                        learning_rate + ", seed " + std::to_string(run.train.seed) +
+                        ", epoch kept by " + summary.select},
+       {"validation rows", std::to_string(summary.metrics.rows)}},
+      runs, samples, sizes, o.flag_set("quiet"));
 }
 
 // The decode the run reports and stores (measure_decodes), which it returns: summary gets the
@@ -540,8 +559,10 @@ int run_train(const Args& args) {
   TrainedModel model(*backend, run, final_state.parameters);
   // hurdle: the support threshold of its mode decode, chosen on the validation rows, stored in
   // the final checkpoint and used by every decode below.
+  ComparisonRow report_row;  // --report: this run as the one row of the report
   if (has_support_head(run.train.loss)) {
-    run.hurdle_threshold = choose_hurdle_threshold(model, trainer.validation_counts());
+    run.hurdle_threshold =
+        choose_hurdle_threshold(model, trainer.validation_counts(), &report_row.threshold_scores);
     model.set_hurdle_threshold(run.hurdle_threshold);
   }
   TrainingSummary summary;
@@ -554,7 +575,6 @@ int run_train(const Args& args) {
   summary.rate_aware = run.model.latent_prior;
   if (keeps_best) summary.kept_epoch = kept_epoch(reports, resume);
   summary.validation_loss = trainer.validation_loss();
-  ComparisonRow report_row;  // --report: this run as the one row of the report
   const DecodeMode decode =
       summarise_decodes(model, trainer.validation_counts(), asked_decode, summary,
                       o.given("report") ? &report_row.detail : nullptr);
@@ -572,8 +592,8 @@ int run_train(const Args& args) {
   if (has_support_head(run.train.loss)) summary.hurdle_threshold = run.hurdle_threshold;
   print_training_summary(summary, o.flag_set("json"));
   if (o.given("report"))
-    write_train_report(o, run, summary, trainer, model, decode, counts, *backend,
-                       std::move(report_row));
+    write_train_report(o, args, run, summary, trainer, model, final_state.parameters, decode,
+                       counts, *backend, std::move(report_row));
 
   if (latents_format) write_values(o.text("latents"), *latents_format, model.encode(counts.matrix));
   if (reconstruction_format)

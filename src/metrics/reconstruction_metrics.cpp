@@ -88,6 +88,8 @@ void MetricsAccumulator::add(ConstDenseView outputs, CsrView target) {
     detail_.column_nonzeros.assign(static_cast<std::size_t>(target.cols), 0);
     detail_.column_exact_nonzeros.assign(static_cast<std::size_t>(target.cols), 0);
   }
+  if (collect_detail_ && detail_.count_confusion.empty())
+    detail_.count_confusion.assign(kCountClasses * kCountClasses, 0);
   std::vector<float> dense_row(static_cast<std::size_t>(target.cols));
   for (std::int64_t r = 0; r < target.rows; ++r) {
     std::int64_t row_wrong = 0;
@@ -123,6 +125,8 @@ void MetricsAccumulator::add(ConstDenseView outputs, CsrView target) {
         row_error += std::abs(static_cast<double>(count) - xd);
         detail_.column_nonzeros[c] += truth;
         detail_.column_exact_nonzeros[c] += truth && count == x;
+        ++detail_.count_confusion[static_cast<std::size_t>(kCountClasses * count_class(x) +
+                                                           count_class(count))];
       }
       const double mu = std::max(static_cast<double>(value), kDevianceRateFloor);
       deviance_ += 2.0 * ((x > 0.0f ? xd * std::log(xd / mu) : 0.0) - (xd - mu));

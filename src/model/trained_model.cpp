@@ -83,6 +83,21 @@ void append_rows(Backend& backend, DenseView source, HostDense& target, std::int
                          static_cast<std::size_t>(source.size()) * sizeof(float));
 }
 
+// Keeps the codes (rows.rows x width) and total counts of a batch's rows while fewer than
+// kLatentSampleRows are kept.
+void keep_latent_sample(const std::vector<float>& codes, CsrView rows, std::int64_t width,
+                        std::vector<float>& sample_codes, std::vector<double>& sample_totals) {
+  for (std::int64_t r = 0; r < rows.rows; ++r) {
+    if (static_cast<std::int64_t>(sample_totals.size()) >= kLatentSampleRows) return;
+    double total = 0.0;
+    for (RowOffset k = rows.row_offsets[r]; k < rows.row_offsets[r + 1]; ++k)
+      total += rows.values[k];
+    sample_totals.push_back(total);
+    sample_codes.insert(sample_codes.end(), codes.begin() + r * width,
+                        codes.begin() + (r + 1) * width);
+  }
+}
+
 }  // namespace
 
 template <typename Visit>
@@ -238,6 +253,8 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
   double code_nats = 0.0;
   // Per latent, the rows where it is non-zero (latent_l0, dead and dense latents).
   std::vector<std::int64_t> firing_rows(static_cast<std::size_t>(width), 0);
+  std::vector<float> sample_codes;
+  std::vector<double> sample_totals;
   for_each_output_batch(counts, [&](std::int64_t first, ConstDenseView out) {
     const std::int64_t count = out.rows;
     const CsrView rows{count,
@@ -252,6 +269,7 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
     for (std::int64_t i = 0; i < count * width; ++i)
       firing_rows[static_cast<std::size_t>(i % width)] +=
           codes[static_cast<std::size_t>(i)] != 0.0f;
+    if (detail != nullptr) keep_latent_sample(codes, rows, width, sample_codes, sample_totals);
     if (prior_.empty()) return;
     // The batch's integer codes (the forward rounded them), each under its dimension's prior.
     for (std::int64_t i = 0; i < count * width; ++i) {
@@ -264,6 +282,8 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
   ReconstructionMetrics result = metrics.result();
   if (detail != nullptr) {
     *detail = metrics.detail();
+    detail->latent_sample = std::move(sample_codes);
+    detail->latent_sample_totals = std::move(sample_totals);
     for (const std::int64_t fired : firing_rows)
       detail->latent_firing.push_back(
           result.rows > 0 ? static_cast<double>(fired) / static_cast<double>(result.rows) : 0.0);
@@ -331,7 +351,8 @@ DecodeMeasurement measure_decodes(TrainedModel& model, const HostCsr& validation
   return measured;
 }
 
-double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation) {
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
+                               std::vector<ThresholdScore>* scores) {
   const RunConfig& config = model.config();
   require(has_support_head(config.train.loss),
           std::string("choose_hurdle_threshold: the model's loss is ") +
@@ -364,6 +385,17 @@ double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation) {
       }
     }
   });
+  if (scores != nullptr) {
+    const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+    scores->clear();
+    for (int i = 0; i < kGrid; ++i) {
+      const auto hits = static_cast<double>(exact[i]);
+      scores->push_back({(i + 1) / 20.0,
+                         ratio(2.0 * hits, static_cast<double>(predicted[i] + true_nonzeros)),
+                         ratio(hits, static_cast<double>(predicted[i])),
+                         ratio(hits, static_cast<double>(true_nonzeros))});
+    }
+  }
   // Without true non-zeros every F1 is 0: the tie goes to the default.
   if (true_nonzeros == 0) return kDefaultHurdleThreshold;
   // F1_i = 2 exact_i / (predicted_i + true), compared as fractions by cross-multiplying (the

@@ -96,7 +96,7 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
       TrainedModel model(backend, run, trainer.state().parameters);
       const HostCsr& validation = trainer.validation_counts();
       if (has_support_head(loss)) {
-        row.hurdle_threshold = choose_hurdle_threshold(model, validation);
+        row.hurdle_threshold = choose_hurdle_threshold(model, validation, &row.threshold_scores);
         model.set_hurdle_threshold(row.hurdle_threshold);
       }
       row.metrics = model.evaluate(validation, row.decode, &row.detail);
