@@ -628,11 +628,14 @@ std::string render_html_report(const HtmlReport& report) {
       "figure.scatter figcaption { max-width: 344px; }\n"
       "p.note { font-size: 13px; color: #555; max-width: 760px; }\n"
       "th.text, td.text { text-align: left; }\n"
+      // The title and facts such as the command line hold paths with no place to break; they wrap
+      // anywhere rather than run off the page.
+      "h1, ul.facts { overflow-wrap: anywhere; }\n"
       "table + table { margin-top: 12px; }\n"
       "</style>\n</head>\n<body>\n<h1>" +
       html_escape(report.title) + "</h1>\n";
   if (!report.facts.empty()) {
-    html += "<ul>\n";
+    html += "<ul class=\"facts\">\n";
     for (const auto& [name, value] : report.facts)
       html += "<li>" + html_escape(name) + ": " + html_escape(value) + "</li>\n";
     html += "</ul>\n";

@@ -35,7 +35,12 @@ def main():
         sys.exit(f"{chromium}: not found; scripts/ensure-deps.sh installs Debian's chromium")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    data, report, shot = (os.path.join(work, name) for name in ("data.mtx", "report.html", "report.png"))
+    report, shot = (os.path.join(work, name) for name in ("report.html", "report.png"))
+    # The data sits under a long directory name, as in a deep build tree: the command line in the
+    # report's facts is then a long word with no space to break at.
+    deep = os.path.join(work, "a_directory_name_as_long_as_those_of_a_build_tree_nested_deeply" * 3)
+    os.makedirs(deep)
+    data = os.path.join(deep, "data.mtx")
     run([sae, "gen", "--rows", "1500", "--seed", "3", "-o", data, "--quiet"])
     run([sae, "train", "--data", data, "--loss", "hurdle", "--epochs", "2", "--hidden", "32",
          "--latent", "8", "--backend", "cpu", "--checkpoint", "", "--quiet", "--report", report],
