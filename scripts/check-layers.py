@@ -9,7 +9,7 @@ The layers, ground floor first (README, "Source layout"):
   2 backends          src/backend (cpu, cuda), kernels/
   3 train             src/train; trainer.hpp, compare.hpp, recipe_search.hpp
   4 compress/pca/report  src/compress, src/pca, src/report, src/fit; lossless.hpp, pca.hpp, fit.hpp
-  5 front ends        src/cli, bench/, the umbrella header sparseae.hpp
+  5 front ends        src/cli, src/bindings (Python), bench/, the umbrella header sparseae.hpp
 Tests may include anything and are not checked.
 
 Usage: check-layers.py [ROOT]     (ROOT: the repository, default: this script's parent's parent)
@@ -28,7 +28,7 @@ FOLDER_LAYERS = {
     "src/backend": 2, "kernels": 2,
     "src/train": 3,
     "src/compress": 4, "src/pca": 4, "src/report": 4, "src/fit": 4,
-    "src/cli": 5, "bench": 5,
+    "src/cli": 5, "src/bindings": 5, "bench": 5,
 }
 
 PUBLIC_HEADER_LAYERS = {

@@ -614,6 +614,26 @@ TEST(Json, WritesMembersInOrderAndNonFiniteNumbersAsNull) {
   EXPECT_EQ(back.dump(), json.dump());
 }
 
+// Rows built in memory (the Python package's) are checked as a reader checks a file's values.
+TEST(RequireCounts, NamesTheFirstEntryThatIsNotACountAndTheBrokenStructure) {
+  HostCsr csr;
+  csr.rows = 2;
+  csr.cols = 3;
+  csr.row_offsets = {0, 1, 3};
+  csr.col_indices = {2, 0, 1};
+  csr.values = {1.0f, 4.0f, 2.5f};
+  EXPECT_NO_THROW(require_counts(csr, "X"));
+  csr.values[2] = -2.0f;
+  EXPECT_EQ(test::error_message([&] { require_counts(csr, "X"); }),
+            "X: row 1, column 1: negative count -2 (counts are finite and non-negative)");
+  csr.values[1] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(test::error_message([&] { require_counts(csr, "X"); }),
+            "X: row 1, column 0: value nan is not finite (counts are finite and non-negative)");
+  csr.col_indices[0] = 3;
+  EXPECT_EQ(test::error_message([&] { require_counts(csr, "X"); }),
+            "X: CSR matrix 2x3: entry 0 has column index 3 outside [0, 3)");
+}
+
 TEST(TextCursor, ReadsTokensAndNamesTheOffsetOnlyWhenAsked) {
   const std::string text = "{'key': \"va\\\"lue\", True, -12.5e3 }";
   TextCursor cursor(text, "what");

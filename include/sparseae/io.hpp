@@ -48,6 +48,11 @@ constexpr std::int64_t max_exact_count = std::int64_t{1} << 24;
 
 // Keeps the non-zeros of dense, in row order.
 HostCsr to_csr(const HostDense& dense);
+
+// Throws Error "what: row R, column C: why" at the first value of matrix that is not a count
+// (NaN, infinite, negative), after HostCsr::validate's checks of its structure: for rows built in
+// memory by a program (the Python package), which no reader has checked as it read them.
+void require_counts(const HostCsr& matrix, const std::string& what);
 // Entries that share a (row, column) add up.
 HostDense to_dense(const HostCsr& csr);
 

@@ -83,6 +83,9 @@ RunConfig pca_run_config(const PcaModel& model, const std::string& data_source, 
                          std::uint64_t seed);
 // The parameters of pca_run_config's model, in its ModelLayout.
 std::vector<float> pca_parameters(const PcaModel& model);
+// A checkpoint of pca_run_config's model with those parameters: no optimizer state (zero
+// moments, the parameters as the best), epoch 0; what sae pca and the Python package save.
+Checkpoint pca_checkpoint(const RunConfig& run, const std::vector<float>& parameters);
 
 // Starts a model with linear skips (ModelConfig::linear_skip, latent activation identity) at
 // PCA of its training rows (Trainer::training_counts, however they were split), before

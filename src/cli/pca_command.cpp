@@ -49,14 +49,8 @@ Options pca_options() {
   return o;
 }
 
-// Writes a checkpoint of the fitted model: no optimizer state, epoch 0.
 void save_pca(const std::string& path, const RunConfig& run, const std::vector<float>& parameters) {
-  Checkpoint checkpoint{run, {}};
-  checkpoint.state.parameters = parameters;
-  checkpoint.state.first_moment.assign(parameters.size(), 0.0f);
-  checkpoint.state.second_moment.assign(parameters.size(), 0.0f);
-  checkpoint.state.best_parameters = parameters;
-  save_checkpoint(path, checkpoint);
+  save_checkpoint(path, pca_checkpoint(run, parameters));
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "cli/progress.hpp"
 #include "cli/recipe_search_command.hpp"
 #include "cli/report.hpp"
+#include "cli/train_plan.hpp"
 #include "core/json.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/compare.hpp"
@@ -600,6 +601,17 @@ int run_train(const Args& args) {
     write_reconstruction(o.text("reconstruction"), *reconstruction_format, model,
                          model.outputs(counts.matrix), decode);
   return 0;
+}
+
+TrainPlan plan_training(const Args& args, std::int64_t input_dim) {
+  Options o = train_options();
+  o.parse(args);
+  TrainPlan plan;
+  plan.run = config_from(o, input_dim);
+  plan.decode = decode_option(o, plan.run.train.loss);
+  plan.select_by_f1 = selects_by_f1(o, plan.run.train.rate_lambda);
+  plan.backend = parse_backend_choice(o.text("backend"));
+  return plan;
 }
 
 }  // namespace sparseae::cli

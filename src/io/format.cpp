@@ -1,7 +1,9 @@
 // Choosing a reader or a writer by file name, and converting between sparse and dense matrices.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -135,6 +137,27 @@ HostCsr to_csr(const HostDense& dense) {
     csr.row_offsets[static_cast<std::size_t>(r) + 1] = csr.nnz();
   }
   return csr;
+}
+
+void require_counts(const HostCsr& matrix, const std::string& what) {
+  try {
+    matrix.validate();
+  } catch (const Error& error) {
+    throw Error(what + ": " + error.what());
+  }
+  for (std::int64_t r = 0; r < matrix.rows; ++r) {
+    for (RowOffset k = matrix.row_offsets[r]; k < matrix.row_offsets[r + 1]; ++k) {
+      const float value = matrix.values[static_cast<std::size_t>(k)];
+      if (std::isfinite(value) && value >= 0.0f) continue;
+      std::ostringstream message;
+      message << what << ": row " << r << ", column "
+              << matrix.col_indices[static_cast<std::size_t>(k)] << ": "
+              << (std::isfinite(value) ? "negative count " : "value ") << value
+              << (std::isfinite(value) ? "" : " is not finite")
+              << " (counts are finite and non-negative)";
+      throw Error(message.str());
+    }
+  }
 }
 
 HostDense to_dense(const HostCsr& csr) {

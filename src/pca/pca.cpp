@@ -533,4 +533,13 @@ ComparisonRow pca_baseline(Backend& backend, const HostCsr& data, std::int64_t c
   return row;
 }
 
+Checkpoint pca_checkpoint(const RunConfig& run, const std::vector<float>& parameters) {
+  Checkpoint checkpoint{run, {}};
+  checkpoint.state.parameters = parameters;
+  checkpoint.state.first_moment.assign(parameters.size(), 0.0f);
+  checkpoint.state.second_moment.assign(parameters.size(), 0.0f);
+  checkpoint.state.best_parameters = parameters;
+  return checkpoint;
+}
+
 }  // namespace sparseae
