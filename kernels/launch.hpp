@@ -127,6 +127,11 @@ void launch_reconstruction_loss(LossKind kind, const LossParams& params, ConstDe
 void launch_topk_rows(std::int64_t k, DenseView z, cudaStream_t stream);
 void launch_batch_topk(std::int64_t k, DenseView z, float* threshold, cudaStream_t stream);
 void launch_threshold_latents(DenseView z, const float* threshold, cudaStream_t stream);
+// Backend::latent_dead_steps and auxk_backward (AuxK; kernels/sparsity.cu).
+void launch_latent_dead_steps(ConstDenseView z, std::int32_t* dead_steps, cudaStream_t stream);
+void launch_auxk_backward(std::int64_t aux_k, float aux_weight, std::int32_t dead_after,
+                          const std::int32_t* dead_steps, ConstDenseView pre, ConstDenseView z,
+                          DenseView dz, float* bias_grad, cudaStream_t stream);
 // grad += the gradient of weight / rows * sum |a|; *loss = its value (always written).
 // z(r, c) = math::latent_code(z(r, c)), or with a seed z(r, c) += math::latent_noise(*noise_seed,
 // r * z.cols + c) (the seed read on the device).

@@ -6,7 +6,11 @@
 //     ballots chunk by chunk in column order;
 //   batch_topk: the same select by a single block over the whole batch read row-major, with the
 //     block's smallest kept positive entry folded into the threshold on the device;
-//   threshold_latents: one element-wise pass.
+//   threshold_latents: one element-wise pass;
+//   latent_dead_steps (AuxK): one thread per latent, looking for a non-zero down its column;
+//   auxk_backward (AuxK): one block per row, each thread ranking its columns among the row's dead
+//     latents by a count (cols^2 / threads comparisons: latents are a few thousand at most), then
+//     one thread per column sums the bias gradient in row order, in double, as the cpu does.
 // The histograms count with shared-memory atomics: integer counts, so the result does not depend
 // on their order. Nothing waits for the host.
 #include <cuda_runtime.h>
@@ -128,6 +132,47 @@ struct ThresholdOp {
   }
 };
 
+__global__ void latent_dead_steps_kernel(const float* z, std::int64_t ld, std::int64_t rows,
+                                         std::int64_t cols, std::int32_t* dead_steps) {
+  const std::int64_t c = detail::flat_thread_index();
+  if (c >= cols) return;
+  bool fired = false;
+  for (std::int64_t r = 0; r < rows && !fired; ++r) fired = z[r * ld + c] != 0.0f;
+  dead_steps[c] = math::next_dead_steps(dead_steps[c], fired);
+}
+
+__global__ void auxk_rows_kernel(std::int64_t aux_k, float aux_weight, std::int32_t dead_after,
+                                 const std::int32_t* dead_steps, ConstDenseView pre,
+                                 ConstDenseView z, DenseView dz) {
+  for (std::int64_t r = blockIdx.x; r < z.rows; r += gridDim.x) {
+    for (std::int64_t c = threadIdx.x; c < z.cols; c += blockDim.x) {
+      // Auxiliary: dead, and fewer than aux_k dead latents outrank it (a larger key, or the same
+      // key at a lower column), the cpu's rule.
+      bool auxiliary = false;
+      if (aux_k > 0 && dead_steps[c] > dead_after) {
+        const std::uint32_t key = math::selection_key(pre.data[r * pre.ld + c]);
+        std::int64_t above = 0;
+        for (std::int64_t o = 0; o < z.cols && above < aux_k; ++o) {
+          if (o == c || dead_steps[o] <= dead_after) continue;
+          const std::uint32_t other = math::selection_key(pre.data[r * pre.ld + o]);
+          if (other > key || (other == key && o < c)) ++above;
+        }
+        auxiliary = above < aux_k;
+      }
+      float& g = dz.data[r * dz.ld + c];
+      g = math::auxk_gradient(g, z.data[r * z.ld + c], auxiliary, aux_weight);
+    }
+  }
+}
+
+__global__ void column_sums_in_row_order_kernel(ConstDenseView m, float* sums) {
+  const std::int64_t c = detail::flat_thread_index();
+  if (c >= m.cols) return;
+  double sum = 0.0;
+  for (std::int64_t r = 0; r < m.rows; ++r) sum += m.data[r * m.ld + c];
+  sums[c] = static_cast<float>(sum);
+}
+
 }  // namespace
 
 void launch_topk_rows(std::int64_t k, DenseView z, cudaStream_t stream) {
@@ -148,6 +193,31 @@ void launch_batch_topk(std::int64_t k, DenseView z, float* threshold, cudaStream
 
 void launch_threshold_latents(DenseView z, const float* threshold, cudaStream_t stream) {
   detail::launch_elementwise_2d(ThresholdOp{z.data, z.ld, threshold}, z.rows, z.cols, stream);
+}
+
+}  // namespace sparseae::kernels
+
+namespace sparseae::kernels {
+
+void launch_latent_dead_steps(ConstDenseView z, std::int32_t* dead_steps, cudaStream_t stream) {
+  if (z.cols == 0) return;
+  latent_dead_steps_kernel<<<detail::flat_grid(z.cols), detail::kBlockThreads, 0, stream>>>(
+      z.data, z.ld, z.rows, z.cols, dead_steps);
+  SAE_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_auxk_backward(std::int64_t aux_k, float aux_weight, std::int32_t dead_after,
+                          const std::int32_t* dead_steps, ConstDenseView pre, ConstDenseView z,
+                          DenseView dz, float* bias_grad, cudaStream_t stream) {
+  if (z.cols == 0) return;
+  if (z.rows > 0) {
+    auxk_rows_kernel<<<detail::grid_dim(z.rows), kRowThreads, 0, stream>>>(
+        aux_k, aux_weight, dead_after, dead_steps, pre, z, dz);
+    SAE_CUDA_CHECK(cudaGetLastError());
+  }
+  column_sums_in_row_order_kernel<<<detail::flat_grid(z.cols), detail::kBlockThreads, 0, stream>>>(
+      ConstDenseView(dz), bias_grad);
+  SAE_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace sparseae::kernels

@@ -285,6 +285,28 @@ TEST_F(Cli, SparseLatentsTrainAndEncode) {
   }
 }
 
+// --aux-k: stored in the checkpoint and shown in the JSON; without a TopK or BatchTopK latent,
+// refused in one line before anything is read.
+TEST_F(Cli, AuxKIsStoredShownAndNeedsASelection) {
+  ensure_data();
+  const Result train =
+      sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --latent-act topk:3 --aux-k 2 "
+          "--aux-weight 0.25 --aux-dead-steps 3 --checkpoint aux.ckpt --json --quiet --force "
+          "--backend cpu");
+  ASSERT_TRUE(succeeded(train)) << train.err;
+  EXPECT_TRUE(contains(train.out, "\"auxk\": {\"k\": 2, \"weight\": 0.25, \"dead_steps\": 3}"))
+      << train.out;
+  const Checkpoint c = load_checkpoint(file("aux.ckpt"));
+  EXPECT_EQ(c.config.train.aux_k, 2);
+  EXPECT_EQ(c.config.train.aux_weight, 0.25f);
+  EXPECT_EQ(c.config.train.aux_dead_steps, 3);
+  const Result refused = sae("train --data missing.mtx --aux-k 2 --checkpoint '' --backend cpu");
+  EXPECT_FALSE(succeeded(refused));
+  EXPECT_EQ(refused.err,
+            "sae: error: sae train: --aux-k revives the dead latents of a TopK or BatchTopK code: "
+            "it needs --latent-act topk:K or batchtopk:K\n");
+}
+
 // sae train --auto: every default recipe in the JSON, the best written as the checkpoint with its
 // recipe's decode, whose model, evaluated by sae eval by that decode, has the F1 it was chosen
 // by; the flags the search chooses itself are refused in one line.

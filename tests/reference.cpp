@@ -755,6 +755,48 @@ FloatMatrix topk_rows(std::int64_t k, const FloatMatrix& z) {
   return out;
 }
 
+std::vector<std::int32_t> latent_dead_steps(const FloatMatrix& z,
+                                            std::vector<std::int32_t> dead_steps) {
+  for (std::int64_t c = 0; c < z.cols; ++c) {
+    bool fired = false;
+    for (std::int64_t r = 0; r < z.rows; ++r) fired = fired || z(r, c) != 0.0f;
+    std::int32_t& counter = dead_steps[static_cast<std::size_t>(c)];
+    if (fired)
+      counter = 0;
+    else if (counter < std::numeric_limits<std::int32_t>::max())
+      ++counter;
+  }
+  return dead_steps;
+}
+
+AuxKBackwardResult auxk_backward(std::int64_t aux_k, double aux_weight, std::int32_t dead_after,
+                                 const std::vector<std::int32_t>& dead_steps,
+                                 const FloatMatrix& pre, const FloatMatrix& z,
+                                 const FloatMatrix& dz) {
+  AuxKBackwardResult result{DoubleMatrix(z.rows, z.cols, z.cols, 0.0),
+                            std::vector<double>(static_cast<std::size_t>(z.cols), 0.0)};
+  std::vector<std::int64_t> dead;
+  for (std::int64_t c = 0; c < z.cols; ++c)
+    if (dead_steps[static_cast<std::size_t>(c)] > dead_after) dead.push_back(c);
+  for (std::int64_t r = 0; r < z.rows; ++r) {
+    std::vector<bool> auxiliary(static_cast<std::size_t>(z.cols), false);
+    std::vector<float> values;
+    for (const std::int64_t c : dead) values.push_back(pre(r, c));
+    const auto count = std::min<std::int64_t>(aux_k, static_cast<std::int64_t>(values.size()));
+    if (count > 0)
+      for (const std::int64_t i : kept_indices(values, count))
+        auxiliary[static_cast<std::size_t>(dead[static_cast<std::size_t>(i)])] = true;
+    for (std::int64_t c = 0; c < z.cols; ++c) {
+      const double g = z(r, c) > 0.0f                           ? double{dz(r, c)}
+                       : auxiliary[static_cast<std::size_t>(c)] ? aux_weight * dz(r, c)
+                                                                : 0.0;
+      result.dz(r, c) = g;
+      result.bias_grad[static_cast<std::size_t>(c)] += g;
+    }
+  }
+  return result;
+}
+
 BatchTopKResult batch_topk(std::int64_t k, const FloatMatrix& z) {
   BatchTopKResult result{z, std::numeric_limits<double>::infinity()};
   std::vector<float> all;

@@ -222,6 +222,20 @@ BatchTopKResult batch_topk(std::int64_t k, const FloatMatrix& z);
 // The running threshold after a batch: a negative current (not yet estimated) takes the batch's
 // smallest kept positive entry; otherwise current + 0.01 * (batch - current).
 double updated_threshold(double current, double batch_minimum);
+// AuxK: each counter 0 where column c of z holds a non-zero, else one more (saturating at
+// 2^31 - 1).
+std::vector<std::int32_t> latent_dead_steps(const FloatMatrix& z,
+                                            std::vector<std::int32_t> dead_steps);
+struct AuxKBackwardResult {
+  DoubleMatrix dz;  // dz where z > 0, aux_weight * dz on the auxiliary latents, else 0
+  std::vector<double> bias_grad;  // the column sums of dz
+};
+// A row's auxiliary latents: the aux_k largest values of pre among the columns whose counter
+// exceeds dead_after, in topk_rows's order.
+AuxKBackwardResult auxk_backward(std::int64_t aux_k, double aux_weight, std::int32_t dead_after,
+                                 const std::vector<std::int32_t>& dead_steps,
+                                 const FloatMatrix& pre, const FloatMatrix& z,
+                                 const FloatMatrix& dz);
 // z(r, c) where it is above the threshold, else 0.
 FloatMatrix threshold_latents(const FloatMatrix& z, double threshold);
 

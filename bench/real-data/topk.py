@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sparse latent codes on the real sets (issue 17): the exact-entry F1 on the validation rows and
-the code's L0 of TopK at k = 4, 8, 16 and BatchTopK at k = 8, beside ReLU + L1 and PCA-32, each
-trained by sae train with the same split, loss and epochs; and the bytes per row of the model's
+the code's L0 of TopK at k = 4, 8, 16 (8 and 16 also with AuxK's gradient on the dead latents)
+and BatchTopK at k = 8, beside ReLU + L1 and PCA-32, each trained by sae train with the same split, loss and epochs; and the bytes per row of the model's
 lossless coding (every block, codes as float32 under the adaptive byte models) of the held-out
 fifth of the set (rate-size.sh's split, which must exist in WORK_DIR).
 
@@ -19,6 +19,8 @@ CONFIGS = [
     ("topk:8", ["--latent-act", "topk:8"]),
     ("topk:16", ["--latent-act", "topk:16"]),
     ("batchtopk:8", ["--latent-act", "batchtopk:8"]),
+    ("topk:8 + aux-k 8", ["--latent-act", "topk:8", "--aux-k", "8"]),
+    ("topk:16 + aux-k 16", ["--latent-act", "topk:16", "--aux-k", "16"]),
 ]
 
 
@@ -31,7 +33,7 @@ def main():
           f"{'B/row':>7} {'seconds':>8}")
     for name in sets:
         for label, flags in CONFIGS:
-            tag = label.replace(" ", "").replace(":", "")
+            tag = label.replace(" ", "").replace(":", "").replace("+", "-")
             ckpt = os.path.join(work, f"{name}-{tag}.ckpt")
             start = time.time()
             out = subprocess.run(

@@ -249,6 +249,21 @@ class Backend {
   // z(r, c) = math::keep_above(z(r, c), *threshold) with threshold in backend memory: BatchTopK
   // at inference.
   virtual void threshold_latents(DenseView z, const float* threshold) = 0;
+  // AuxK (TrainConfig::aux_k): the latents' dead-step counters after a training forward whose
+  // selected code is z, dead_steps[c] = math::next_dead_steps(dead_steps[c], column c of z holds
+  // a non-zero) for the z.cols counters (backend memory).
+  virtual void latent_dead_steps(ConstDenseView z, std::int32_t* dead_steps) = 0;
+  // The latent layer's backward with AuxK, in place of activation_backward: in each row, the
+  // aux_k latents whose dead_steps exceed dead_after with the largest pre-selection values pre
+  // (math::selection_key, ties to the lower index) are the row's auxiliary latents, and
+  // dz(r, c) = math::auxk_gradient(dz(r, c), z(r, c), auxiliary, aux_weight): the gradient where
+  // z (the selected code) is positive, aux_weight times it on the auxiliary latents
+  // (straight-through: the selection and relu do not mask it), 0 elsewhere. bias_grad[c] (z.cols
+  // floats) takes the sum of column c of the result, as activation_backward writes it.
+  // 0 <= aux_k <= z.cols; pre, z and dz share a shape.
+  virtual void auxk_backward(std::int64_t aux_k, float aux_weight, std::int32_t dead_after,
+                             const std::int32_t* dead_steps, ConstDenseView pre, ConstDenseView z,
+                             DenseView dz, float* bias_grad) = 0;
   // *out = sum of x[i]^2 over n floats (the squared global gradient norm for clipping).
   virtual void sum_of_squares(const float* x, std::int64_t n, float* out) = 0;
 

@@ -61,6 +61,15 @@ class Network {
   // the threshold otherwise (the default: how the model is used, validation included). TopK
   // selects per row either way.
   void set_latent_training(bool training) { latent_training_ = training; }
+  // AuxK for a TopK or BatchTopK latent (TrainConfig::aux_k): every training forward keeps the
+  // latent's values before the selection and counts, per latent, the training batches since it
+  // last fired (Backend::latent_dead_steps); the backward after it sends the latent layer, in
+  // each row, aux_weight times the loss's gradient on the aux_k latents dead for more than
+  // dead_after batches with the largest of those values (Backend::auxk_backward). Allocates its
+  // buffers here, once; the counters start at 0.
+  void enable_auxk(std::int64_t aux_k, float aux_weight, std::int32_t dead_after);
+  // The latents' dead-step counters (backend memory; empty without AuxK).
+  Buffer<std::int32_t>& dead_steps() { return dead_steps_; }
 
   // Where the caller writes d(loss)/d(output) before backward().
   DenseView output_gradient() const;
@@ -139,6 +148,14 @@ class Network {
   std::int64_t nnz_for_choice_ = 0;  // of the last forward on a sparse batch
   const std::uint64_t* latent_noise_seed_ = nullptr;
   bool latent_training_ = false;
+  std::int64_t aux_k_ = 0;  // AuxK (enable_auxk); 0: off
+  float aux_weight_ = 0.0f;
+  std::int32_t aux_dead_after_ = 0;
+  Buffer<float> pre_selection_;  // max_batch x latent: the latents before the selection
+  Buffer<std::int32_t> dead_steps_;
+  // Whether the last forward was a training one that filled pre_selection_: the backward then
+  // runs AuxK's.
+  bool auxk_forward_ = false;
 };
 
 }  // namespace sparseae

@@ -78,6 +78,16 @@ inline void check_topk(const char* op, std::int64_t k, ConstDenseView z) {
               " has 2^32 entries or more, which it counts in 32 bits");
 }
 
+// auxk_backward: 0 <= aux_k <= z.cols, and pre, z and dz of one shape.
+inline void check_auxk(std::int64_t aux_k, ConstDenseView pre, ConstDenseView z,
+                       ConstDenseView dz) {
+  check_same_shape("auxk_backward", "pre", pre, "z", z);
+  check_same_shape("auxk_backward", "z", z, "dz", dz);
+  require(aux_k >= 0 && aux_k <= z.cols, "auxk_backward: aux_k = " + std::to_string(aux_k) +
+                                             " is outside [0, " + std::to_string(z.cols) +
+                                             "], the columns of z " + shape(z));
+}
+
 // bias_activation_forward: z of y's shape, or no z at all (zeros).
 inline void check_bias_activation(const char* op, ConstDenseView z, ConstDenseView y) {
   if (z.data == nullptr) {

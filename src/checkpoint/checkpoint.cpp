@@ -159,7 +159,10 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("on_nonfinite", Json::string(nonfinite_policy_name(t.on_nonfinite)))
       .set("loss_every", Json::integer(t.loss_every))
       .set("penalty", penalty)
-      .set("rate_lambda", Json::number(t.rate_lambda));
+      .set("rate_lambda", Json::number(t.rate_lambda))
+      .set("aux_k", Json::integer(t.aux_k))
+      .set("aux_weight", Json::number(t.aux_weight))
+      .set("aux_dead_steps", Json::integer(t.aux_dead_steps));
   Json root = Json::object();
   root.set("model", model)
       .set("train", train)
@@ -235,6 +238,12 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   t.penalty.layer = static_cast<int>(penalty.at("layer").as_int());
   if (train.contains("rate_lambda"))
     t.rate_lambda = static_cast<float>(train.at("rate_lambda").as_double());
+  // Absent from checkpoints written before AuxK existed: off.
+  if (train.contains("aux_k")) {
+    t.aux_k = train.at("aux_k").as_int();
+    t.aux_weight = static_cast<float>(train.at("aux_weight").as_double());
+    t.aux_dead_steps = static_cast<std::int32_t>(train.at("aux_dead_steps").as_int());
+  }
   config.scale = static_cast<float>(root.at("scale").as_double());
   config.data_source = root.at("data_source").as_string();
   if (root.contains("data_source_relative_to_checkpoint"))

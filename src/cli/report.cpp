@@ -167,6 +167,11 @@ void print_training_summary(const TrainingSummary& s, bool json) {
     if (s.kept_epoch >= 0) summary.set("kept_epoch", Json::integer(s.kept_epoch));
     if (s.hurdle_threshold >= 0)
       summary.set("hurdle_threshold", hurdle_threshold_json(s.hurdle_threshold));
+    if (s.aux_k > 0)
+      summary.set("auxk", Json::object()
+                              .set("k", Json::integer(s.aux_k))
+                              .set("weight", Json::number_significant(s.aux_weight, 6))
+                              .set("dead_steps", Json::integer(s.aux_dead_steps)));
     if (s.pca.pca) summary.set("pca", pca_json(s.pca, s.pca_components));
     if (s.alternative_decode_f1 >= 0)
       summary.set("alternative_decode",
@@ -178,6 +183,10 @@ void print_training_summary(const TrainingSummary& s, bool json) {
   }
   std::printf("backend     %s\n", s.backend.c_str());
   std::printf("model       %s\n", s.model.c_str());
+  if (s.aux_k > 0)
+    std::printf("auxk        %lld dead latents a row, weight %g, dead after %lld batches\n",
+                static_cast<long long>(s.aux_k), static_cast<double>(s.aux_weight),
+                static_cast<long long>(s.aux_dead_steps));
   std::printf("epochs      %d (median %.0f samples/s)\n", s.epochs, median_rate);
   // NaN: the last epoch ran no step in this process (EpochReport::train_loss).
   char train_loss_text[32] = "-";

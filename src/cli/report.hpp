@@ -41,6 +41,10 @@ struct TrainingSummary {
   std::int64_t pca_components = 0;
   bool pca_anchored = false;  // the model started at PCA (--pca-anchor)
   bool rate_aware = false;    // trained for its description length (--rate-lambda), not for F1
+  // AuxK (--aux-k, --aux-weight, --aux-dead-steps); aux_k 0: off.
+  std::int64_t aux_k = 0;
+  float aux_weight = 0.0f;
+  std::int64_t aux_dead_steps = 0;
   DecodeChoice decode_choice = DecodeChoice::loss_default;  // of metrics.decode
   // The other decode the loss allows that gives other counts (mode, or the loss's default when
   // the run decoded by mode), and its exact-entry F1 on the same rows, so that a run shows what

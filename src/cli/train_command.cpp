@@ -101,6 +101,12 @@ Options train_options() {
              "rate-aware training for lossless mode: integer codes under a learned prior, the "
              "loss adding L x their bits (1 with a count likelihood: the shortest code plus "
              "counts; smaller: fidelity first; latent activation identity). 0: off")
+      .value("aux-k", "K", "0",
+             "AuxK for a topk/batchtopk latent: each row's K dead latents with the largest "
+             "pre-activations also learn from the loss's gradient, to revive them. 0: off")
+      .value("aux-weight", "W", "0.03125", "weight of AuxK's gradient (1/32, Gao et al.)")
+      .value("aux-dead-steps", "N", "256",
+             "a latent is dead for AuxK after more than N training batches without firing")
       .value("optimizer", "adam|adamw|sgd", "adam", "optimizer")
       .value("weight-decay", "W", "0", "weight decay (L2 for adam/sgd, decoupled for adamw)")
       .value("momentum", "M", "0.9", "sgd momentum")
@@ -238,6 +244,19 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
             "activation is identity (drop --latent-act)");
     m.latent_activation = Activation::identity;
   }
+  t.aux_k = o.integer("aux-k");
+  t.aux_weight = static_cast<float>(o.real("aux-weight"));
+  t.aux_dead_steps = static_cast<std::int32_t>(o.integer("aux-dead-steps"));
+  require(t.aux_k == 0 || m.latent_sparsity != LatentSparsity::none,
+          "sae train: --aux-k revives the dead latents of a TopK or BatchTopK code: it needs "
+          "--latent-act topk:K or batchtopk:K");
+  require(t.aux_k >= 0 && t.aux_k <= m.latent,
+          "sae train: --aux-k takes 0 to " + std::to_string(m.latent) +
+              " latents (--latent), not " + std::to_string(t.aux_k));
+  require(std::isfinite(t.aux_weight) && t.aux_weight >= 0.0f,
+          "sae train: --aux-weight must be finite and at least 0");
+  require(o.integer("aux-dead-steps") >= 0 && o.integer("aux-dead-steps") <= 0x7fffffff,
+          "sae train: --aux-dead-steps takes a count of batches from 0 to 2^31 - 1");
   t.loss = parse_loss(o.text("loss"));
   // A count likelihood's outputs are log-rates, log-dispersions and logits: any output
   // activation but identity would bound them.
@@ -574,6 +593,9 @@ int run_train(const Args& args) {
   summary.select = select_f1 ? "f1" : "loss";
   summary.pca_anchored = run.model.linear_skip;
   summary.rate_aware = run.model.latent_prior;
+  summary.aux_k = run.train.aux_k;
+  summary.aux_weight = run.train.aux_weight;
+  summary.aux_dead_steps = run.train.aux_dead_steps;
   if (keeps_best) summary.kept_epoch = kept_epoch(reports, resume);
   summary.validation_loss = trainer.validation_loss();
   const DecodeMode decode =

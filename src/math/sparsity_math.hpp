@@ -43,4 +43,19 @@ SAE_HD float updated_threshold(float current, float batch_minimum) {
   return current < 0.0f ? batch_minimum : current + kThresholdRate * (batch_minimum - current);
 }
 
+// AuxK's dead-step counter of a latent after a training batch: 0 when the latent fired in it
+// (some row's selected code holds it non-zero), else one more, saturating rather than wrapping
+// over a run of more than 2^31 steps.
+SAE_HD std::int32_t next_dead_steps(std::int32_t current, bool fired) {
+  return fired ? 0 : (current < 0x7fffffff ? current + 1 : current);
+}
+
+// The gradient entering a TopK latent's pre-activation with AuxK: the main loss's dz where the
+// latent was selected (z > 0, the relu's derivative), aux_weight times it on a row's auxiliary
+// dead latent, straight through the selection (for a linear decoder and mse, AuxK's gradient on a
+// dead latent at z = 0 is the main loss's, had the latent been selected), and 0 elsewhere.
+SAE_HD float auxk_gradient(float dz, float z, bool auxiliary, float aux_weight) {
+  return z > 0.0f ? dz : (auxiliary ? aux_weight * dz : 0.0f);
+}
+
 }  // namespace sparseae::math

@@ -214,15 +214,36 @@ void Network::select_if_latent(std::size_t layer) {
   if (config.latent_sparsity == LatentSparsity::none || layer + 1 != layout_.encoder_layers())
     return;
   const DenseView z = activation(layer);
+  auxk_forward_ = latent_training_ && aux_k_ > 0;
+  if (auxk_forward_)
+    backend_->copy_bytes(pre_selection_.data(), z.data,
+                         sizeof(float) * static_cast<std::size_t>(z.size()));
   if (config.latent_sparsity == LatentSparsity::topk) {
     backend_->topk_rows(config.latent_k, z);
-    return;
+  } else {
+    float* threshold = parameters_.data() + layout_.threshold_offset();
+    if (latent_training_)
+      backend_->batch_topk(config.latent_k, z, threshold);
+    else
+      backend_->threshold_latents(z, threshold);
   }
-  float* threshold = parameters_.data() + layout_.threshold_offset();
-  if (latent_training_)
-    backend_->batch_topk(config.latent_k, z, threshold);
-  else
-    backend_->threshold_latents(z, threshold);
+  if (auxk_forward_) backend_->latent_dead_steps(z, dead_steps_.data());
+}
+
+void Network::enable_auxk(std::int64_t aux_k, float aux_weight, std::int32_t dead_after) {
+  const ModelConfig& config = layout_.config();
+  require(config.latent_sparsity != LatentSparsity::none,
+          "network: AuxK revives the dead latents of a TopK or BatchTopK code; this latent has "
+          "no selection");
+  require(aux_k >= 1 && aux_k <= config.latent,
+          "network: AuxK's k = " + std::to_string(aux_k) + " is outside [1, " +
+              std::to_string(config.latent) + "], the latents");
+  aux_k_ = aux_k;
+  aux_weight_ = aux_weight;
+  aux_dead_after_ = dead_after;
+  pre_selection_ = Buffer<float>(*backend_, static_cast<std::size_t>(max_batch_ * config.latent));
+  dead_steps_ = Buffer<std::int32_t>(*backend_, static_cast<std::size_t>(config.latent));
+  dead_steps_.fill_zero();
 }
 
 void Network::quantize_if_latent(std::size_t layer) {
@@ -264,8 +285,13 @@ void Network::backward_impl(const Input& batch, const ActivationHook& hook) {
     const LayerShape& layer = layers[l];
     const DenseView dz = gradient_scratch(l, layer.out);
     if (hook) hook(l, activation(l), dz);
-    backend_->activation_backward(layer.activation, activation(l), dz, dz,
-                                  gradients_.data() + layer.bias_offset);
+    if (auxk_forward_ && l + 1 == layout_.encoder_layers())
+      backend_->auxk_backward(aux_k_, aux_weight_, aux_dead_after_, dead_steps_.data(),
+                              DenseView{pre_selection_.data(), rows_, layer.out}, activation(l), dz,
+                              gradients_.data() + layer.bias_offset);
+    else
+      backend_->activation_backward(layer.activation, activation(l), dz, dz,
+                                    gradients_.data() + layer.bias_offset);
     if (layer.has_skip) skip_backward(batch, layer, dz);
     const DenseView dw = weights(gradients_, layer);
     if (l == 0) {

@@ -272,6 +272,8 @@ struct Trainer::Impl {
     // Read (and staged for a captured step) by every step, drawn only for rate-aware training.
     noise_seeds.fill_zero();
     net.set_layer_forward(config.layer_forward);
+    // AuxK's counters are not checkpointed: a resumed run counts dead steps from 0 again.
+    if (config.aux_k > 0) net.enable_auxk(config.aux_k, config.aux_weight, config.aux_dead_steps);
     first_moment.fill_zero();
     second_moment.fill_zero();
     copy_parameters(best_parameters.data(), net.parameters().data());
@@ -604,6 +606,15 @@ void check_training_config(const ModelConfig& model, const TrainConfig& config,
           config.rate_lambda > 0.0f
               ? "rate-aware training (--rate-lambda) needs a model with a latent prior"
               : "a model with a latent prior trains with a positive --rate-lambda");
+  require(config.aux_k >= 0 && config.aux_k <= model.latent,
+          "AuxK (--aux-k) takes 0 to " + std::to_string(model.latent) + " latents, not " +
+              std::to_string(config.aux_k));
+  require(config.aux_k == 0 || model.latent_sparsity != LatentSparsity::none,
+          "AuxK (--aux-k) revives the dead latents of a TopK or BatchTopK code: it needs "
+          "--latent-act topk:K or batchtopk:K");
+  require(std::isfinite(config.aux_weight) && config.aux_weight >= 0.0f,
+          "AuxK's weight (--aux-weight) must be finite and non-negative");
+  require(config.aux_dead_steps >= 0, "AuxK's dead steps (--aux-dead-steps) must not be negative");
   require(!model.tied_weights || output_heads(config.loss) == 1,
           std::string("tied weights need one output per column; --loss ") + loss_name(config.loss) +
               " has " + std::to_string(output_heads(config.loss)));

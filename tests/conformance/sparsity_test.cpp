@@ -225,5 +225,87 @@ TEST_P(LatentThresholdConformance, KeepsWhatLiesAbove) {
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LatentThresholdConformance);
 
+// AuxK's ops (Backend::latent_dead_steps, auxk_backward): the counters exactly as the integer
+// reference; the auxiliary latents exactly as the reference's selection (the gradient where the
+// code is positive, aux_weight times it on them, else 0: products of one float, so exact), and
+// the bias gradient to float rounding of the float64 column sums.
+class AuxKConformance : public BackendTest {};
+
+TEST_P(AuxKConformance, DeadStepsCountBatchesWithoutFiring) {
+  std::mt19937_64 rng(2300);
+  for (const std::int64_t width : {std::int64_t{1}, std::int64_t{33}, std::int64_t{300}}) {
+    FloatMatrix z = random_matrix(rng, 5, width, -3.0f, 1.0f, width + 2);
+    for (std::int64_t r = 0; r < z.rows; ++r)
+      for (std::int64_t c = 0; c < z.cols; ++c) z(r, c) = std::max(z(r, c), 0.0f);
+    std::vector<std::int32_t> counters(static_cast<std::size_t>(width));
+    for (std::int64_t c = 0; c < width; ++c)
+      counters[static_cast<std::size_t>(c)] =
+          c % 3 == 0 ? std::numeric_limits<std::int32_t>::max()
+                     : static_cast<std::int32_t>(reference::uniform_int(rng, 0, 500));
+    const BackendMatrix z_on = upload(z);
+    Buffer<std::int32_t> counters_on = upload(counters);
+    backend().latent_dead_steps(z_on.view(), counters_on.data());
+    EXPECT_EQ(download(counters_on), reference::latent_dead_steps(z, counters));
+  }
+}
+
+TEST_P(AuxKConformance, BackwardSendsTheGradientToTheTopDeadLatents) {
+  std::uint64_t seed = 2400;
+  for (const std::int64_t width :
+       {std::int64_t{1}, std::int64_t{32}, std::int64_t{257}, std::int64_t{1000}}) {
+    for (const std::int64_t aux_k :
+         {std::int64_t{0}, std::int64_t{1}, std::int64_t{8}, std::int64_t{64}}) {
+      if (aux_k > width) continue;
+      SCOPED_TRACE("width " + std::to_string(width) + " aux_k " + std::to_string(aux_k));
+      std::mt19937_64 rng(++seed);
+      // Tied pre-selection values (ties go to the lower column) and a code that keeps some.
+      const FloatMatrix pre = tied_matrix(rng, 7, width, 5, width + 1);
+      FloatMatrix z = pre;
+      for (std::int64_t r = 0; r < z.rows; ++r)
+        for (std::int64_t c = 0; c < z.cols; ++c)
+          z(r, c) = reference::uniform_int(rng, 0, 3) == 0 ? std::max(pre(r, c), 0.0f) : 0.0f;
+      const FloatMatrix dz = random_matrix(rng, 7, width, -1.0f, 1.0f, width + 1);
+      std::vector<std::int32_t> counters(static_cast<std::size_t>(width));
+      for (auto& counter : counters)
+        counter = static_cast<std::int32_t>(reference::uniform_int(rng, 0, 20));
+      constexpr std::int32_t kDeadAfter = 10;
+      constexpr float kWeight = 0.25f;
+      const reference::AuxKBackwardResult expected =
+          reference::auxk_backward(aux_k, kWeight, kDeadAfter, counters, pre, z, dz);
+      const BackendMatrix pre_on = upload(pre);
+      const BackendMatrix z_on = upload(z);
+      const BackendMatrix dz_on = upload(dz);
+      Buffer<std::int32_t> counters_on = upload(counters);
+      Buffer<float> bias_on = upload(std::vector<float>(static_cast<std::size_t>(width), 7.0f));
+      backend().auxk_backward(aux_k, kWeight, kDeadAfter, counters_on.data(), pre_on.view(),
+                              z_on.view(), dz_on.view(), bias_on.data());
+      const FloatMatrix got = download(dz_on);
+      std::int64_t mismatches = 0;
+      for (std::int64_t r = 0; r < got.rows; ++r)
+        for (std::int64_t c = 0; c < got.cols; ++c)
+          mismatches += static_cast<double>(got(r, c)) != expected.dz(r, c);
+      EXPECT_EQ(mismatches, 0);
+      EXPECT_TRUE(padding_untouched(got));
+      const std::vector<float> bias = download(bias_on);
+      for (std::int64_t c = 0; c < width; ++c)
+        EXPECT_NEAR(bias[static_cast<std::size_t>(c)],
+                    expected.bias_grad[static_cast<std::size_t>(c)], 1e-5)
+            << "column " << c;
+    }
+  }
+}
+
+TEST_P(AuxKConformance, RefusesAuxKOutsideTheRow) {
+  std::mt19937_64 rng(2500);
+  const BackendMatrix m = upload(random_matrix(rng, 2, 8, -1.0f, 1.0f));
+  Buffer<std::int32_t> counters = upload(std::vector<std::int32_t>(8, 0));
+  Buffer<float> bias = upload(std::vector<float>(8, 0.0f));
+  EXPECT_THROW(backend().auxk_backward(9, 1.0f, 0, counters.data(), m.view(), m.view(), m.view(),
+                                       bias.data()),
+               Error);
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(AuxKConformance);
+
 }  // namespace
 }  // namespace sparseae::test::conformance

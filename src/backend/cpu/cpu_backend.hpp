@@ -78,6 +78,10 @@ class CpuBackend final : public Backend {
   void topk_rows(std::int64_t k, DenseView z) override;
   void batch_topk(std::int64_t k, DenseView z, float* threshold) override;
   void threshold_latents(DenseView z, const float* threshold) override;
+  void latent_dead_steps(ConstDenseView z, std::int32_t* dead_steps) override;
+  void auxk_backward(std::int64_t aux_k, float aux_weight, std::int32_t dead_after,
+                     const std::int32_t* dead_steps, ConstDenseView pre, ConstDenseView z,
+                     DenseView dz, float* bias_grad) override;
   void sum_of_squares(const float* x, std::int64_t n, float* out) override;
   void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                       float* params, const float* grads, float* first_moment, float* second_moment,

@@ -1,8 +1,8 @@
-// The cpu backend's sparse latents: TopK per row, BatchTopK over the batch and BatchTopK's
-// inference threshold (kernels/sparsity.cu on cuda). Both selections find the k-th largest key
-// (math::selection_key) by a radix select, 8 bits a pass on a histogram held on the stack, as the
-// cuda kernel does: linear in the entries and free of allocation, so a training step allocates
-// nothing.
+// The cpu backend's sparse latents: TopK per row, BatchTopK over the batch, BatchTopK's
+// inference threshold and AuxK's dead-step counters and backward (kernels/sparsity.cu on cuda).
+// Both selections find the k-th largest key (math::selection_key) by a radix select, 8 bits a pass
+// on a histogram held on the stack, as the cuda kernel does: linear in the entries and free of
+// allocation, so a training step allocates nothing.
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -81,6 +81,52 @@ void CpuBackend::threshold_latents(DenseView z, const float* threshold) {
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < z.rows; ++r)
       for (std::int64_t c = 0; c < z.cols; ++c) z(r, c) = math::keep_above(z(r, c), *threshold);
+  });
+}
+
+void CpuBackend::latent_dead_steps(ConstDenseView z, std::int32_t* dead_steps) {
+  check_view("latent_dead_steps", "z", z);
+  run([=] {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t c = 0; c < z.cols; ++c) {
+      bool fired = false;
+      for (std::int64_t r = 0; r < z.rows && !fired; ++r) fired = z(r, c) != 0.0f;
+      dead_steps[c] = math::next_dead_steps(dead_steps[c], fired);
+    }
+  });
+}
+
+void CpuBackend::auxk_backward(std::int64_t aux_k, float aux_weight, std::int32_t dead_after,
+                               const std::int32_t* dead_steps, ConstDenseView pre, ConstDenseView z,
+                               DenseView dz, float* bias_grad) {
+  check_auxk(aux_k, pre, z, dz);
+  run([=] {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < z.rows; ++r) {
+      // A dead latent is auxiliary when fewer than aux_k dead latents outrank it (a larger key,
+      // or the same key at a lower column): aux_k x cols comparisons at most, no allocation.
+      for (std::int64_t c = 0; c < z.cols; ++c) {
+        bool auxiliary = false;
+        if (aux_k > 0 && dead_steps[c] > dead_after) {
+          const std::uint32_t key = math::selection_key(pre(r, c));
+          std::int64_t above = 0;
+          for (std::int64_t o = 0; o < z.cols && above < aux_k; ++o) {
+            if (o == c || dead_steps[o] <= dead_after) continue;
+            const std::uint32_t other = math::selection_key(pre(r, o));
+            if (other > key || (other == key && o < c)) ++above;
+          }
+          auxiliary = above < aux_k;
+        }
+        dz(r, c) = math::auxk_gradient(dz(r, c), z(r, c), auxiliary, aux_weight);
+      }
+    }
+    // The bias gradient: each column summed in row order, in double, whatever the thread count.
+#pragma omp parallel for schedule(static)
+    for (std::int64_t c = 0; c < z.cols; ++c) {
+      double sum = 0.0;
+      for (std::int64_t r = 0; r < z.rows; ++r) sum += dz(r, c);
+      bias_grad[c] = static_cast<float>(sum);
+    }
   });
 }
 

@@ -794,6 +794,19 @@ void CudaBackend::threshold_latents(DenseView z, const float* threshold) {
   kernels::launch_threshold_latents(z, threshold, stream());
 }
 
+void CudaBackend::latent_dead_steps(ConstDenseView z, std::int32_t* dead_steps) {
+  check_view("latent_dead_steps", "z", z);
+  kernels::launch_latent_dead_steps(z, dead_steps, stream());
+}
+
+void CudaBackend::auxk_backward(std::int64_t aux_k, float aux_weight, std::int32_t dead_after,
+                                const std::int32_t* dead_steps, ConstDenseView pre,
+                                ConstDenseView z, DenseView dz, float* bias_grad) {
+  check_auxk(aux_k, pre, z, dz);
+  kernels::launch_auxk_backward(aux_k, aux_weight, dead_after, dead_steps, pre, z, dz, bias_grad,
+                                stream());
+}
+
 void CudaBackend::sum_of_squares(const float* x, std::int64_t n, float* out) {
   void* workspace = workspace_.reserve(kernels::sum_of_squares_workspace_bytes(n), stream());
   kernels::launch_sum_of_squares(x, n, out, workspace, stream());

@@ -1,0 +1,123 @@
+// AuxK (TrainConfig::aux_k): latents that a bad start leaves dead under TopK stay dead without it
+// and revive with it, on every backend; its settings round-trip through the checkpoint's
+// configuration, and a configuration without a selection is refused.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "backend_fixture.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/inference.hpp"
+#include "sparseae/trainer.hpp"
+#include "test_util.hpp"
+
+namespace sparseae {
+namespace {
+
+constexpr std::int64_t kLatent = 16;
+constexpr std::int64_t kKilled = 8;  // latents the start kills: the last kKilled
+
+RunConfig topk_run(std::int64_t cols, std::int64_t aux_k) {
+  RunConfig run;
+  run.model.input_dim = cols;
+  run.model.hidden = {32};
+  run.model.latent = kLatent;
+  run.model.latent_sparsity = LatentSparsity::topk;
+  run.model.latent_k = 4;
+  run.train.loss = LossKind::poisson;
+  run.train.epochs = 12;
+  run.train.batch_size = 32;
+  run.train.optimizer.learning_rate = 1e-2f;
+  run.train.aux_k = aux_k;
+  run.train.aux_dead_steps = 5;
+  run.train.aux_weight = 0.5f;
+  run.model = with_loss_heads(run.model, run.train.loss, run.train.loss_params);
+  return run;
+}
+
+// Trains from a start whose last kKilled latents have no weights and a negative bias: their
+// pre-activation is below 0 on every row, so the relu outputs 0 there, TopK never keeps them
+// above 0, and the relu's derivative sends them no gradient. Returns the validation codes'
+// dead-latent fraction after training.
+double dead_fraction_after_training(Backend& backend, std::int64_t aux_k) {
+  const HostCsr data = test::small_topic_counts(400, 5);
+  const HostCsr unseen = test::small_topic_counts(200, 6);
+  RunConfig run = topk_run(data.cols, aux_k);
+  Trainer trainer(backend, run.model, run.train, data);
+  TrainingState start = trainer.state();
+  const ModelLayout layout(run.model);
+  const LayerShape& latent = layout.layers()[layout.encoder_layers() - 1];
+  for (std::int64_t j = kLatent - kKilled; j < kLatent; ++j) {
+    for (std::int64_t i = 0; i < latent.in; ++i)
+      start
+          .parameters[static_cast<std::size_t>(latent.weight_offset + i * latent.weight_cols + j)] =
+          0.0f;
+    start.parameters[static_cast<std::size_t>(latent.bias_offset + j)] = -0.1f;
+  }
+  trainer.restore(start);
+  TrainedModel started(backend, run, start.parameters);
+  EXPECT_GE(started.evaluate(unseen).dead_latent_fraction,
+            static_cast<double>(kKilled) / static_cast<double>(kLatent));
+  trainer.train();
+  run.scale = trainer.scale();
+  TrainedModel trained(backend, run, trainer.state().parameters);
+  return trained.evaluate(unseen).dead_latent_fraction;
+}
+
+class AuxKTraining : public test::BackendTest {};
+
+TEST_P(AuxKTraining, RevivesLatentsThatDieWithoutIt) {
+  const double without = dead_fraction_after_training(backend(), 0);
+  const double with = dead_fraction_after_training(backend(), 4);
+  // Without AuxK nothing reaches the killed latents: all stay dead.
+  EXPECT_GE(without, static_cast<double>(kKilled) / static_cast<double>(kLatent));
+  // With it, most come back.
+  EXPECT_LE(with, without / 2.0) << "dead fraction without AuxK " << without;
+  std::printf("dead latents: %.4f without AuxK, %.4f with\n", without, with);
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(AuxKTraining);
+
+TEST(AuxK, SettingsRoundTripThroughTheCheckpointConfiguration) {
+  RunConfig run = topk_run(64, 6);
+  run.train.aux_weight = 0.125f;
+  run.train.aux_dead_steps = 77;
+  const RunConfig back = run_config_from_json(run_config_to_json(run), "test");
+  EXPECT_EQ(back.train.aux_k, 6);
+  EXPECT_EQ(back.train.aux_weight, 0.125f);
+  EXPECT_EQ(back.train.aux_dead_steps, 77);
+  // Checkpoints written before AuxK existed have none of its keys: off.
+  std::string json = run_config_to_json(run);
+  for (const std::string key :
+       {", \"aux_k\": 6", ", \"aux_weight\": 0.125", ", \"aux_dead_steps\": 77"}) {
+    const std::size_t at = json.find(key);
+    ASSERT_NE(at, std::string::npos) << key << " in " << json;
+    json.erase(at, key.size());
+  }
+  EXPECT_EQ(run_config_from_json(json, "test").train.aux_k, 0);
+}
+
+TEST(AuxK, RefusesALatentWithoutSelection) {
+  const HostCsr data = test::small_topic_counts(50, 5);
+  RunConfig run = topk_run(data.cols, 4);
+  run.model.latent_sparsity = LatentSparsity::none;
+  run.model.latent_k = 0;
+  auto backend = make_backend(BackendChoice::cpu);
+  EXPECT_NE(test::error_message([&] {
+              Trainer(*backend, run.model, run.train, data);
+            }).find("AuxK (--aux-k) revives the dead latents of a TopK or BatchTopK code"),
+            std::string::npos);
+  run.model.latent_sparsity = LatentSparsity::topk;
+  run.model.latent_k = 4;
+  run.train.aux_k = kLatent + 1;
+  EXPECT_NE(test::error_message([&] {
+              Trainer(*backend, run.model, run.train, data);
+            }).find("AuxK (--aux-k) takes 0 to 16 latents"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace sparseae
