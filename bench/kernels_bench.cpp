@@ -293,6 +293,51 @@ void BM_batch_topk(benchmark::State& state) {
 }
 BENCHMARK(BM_batch_topk)->Apply(sparse_latent_shapes)->UseRealTime();
 
+// AuxK's two ops on the same shapes. The counters' update reads the selected code once at the
+// most (a column stops at its first non-zero): the code has 32 non-zeros a row, each row's at the
+// next 32 columns, so that every latent fires in some row. The backward, with every other latent
+// dead and k = 32 auxiliary latents a row, reads pre, z and dz and writes dz once (the counters
+// and the bias gradient are a row's worth).
+std::vector<std::int32_t> every_other_dead(std::int64_t cols) {
+  std::vector<std::int32_t> steps(static_cast<std::size_t>(cols), 0);
+  for (std::int64_t c = 0; c < cols; c += 2) steps[c] = 1;
+  return steps;
+}
+
+std::vector<float> code_of_32_a_row(std::int64_t rows, std::int64_t cols) {
+  std::vector<float> z(static_cast<std::size_t>(rows * cols), 0.0f);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < 32; ++j) z[r * cols + (r * 32 + j) % cols] = 1.0f;
+  return z;
+}
+
+void BM_latent_dead_steps(benchmark::State& state) {
+  const std::int64_t rows = state.range(0);
+  const std::int64_t cols = state.range(1);
+  Buffer<float> z(*g_backend, code_of_32_a_row(rows, cols));
+  Buffer<std::int32_t> dead_steps(*g_backend, every_other_dead(cols));
+  const ConstDenseView view = z.matrix(rows, cols);
+  run(state, 4.0 * static_cast<double>(rows * cols),
+      [&] { g_backend->latent_dead_steps(view, dead_steps.data()); });
+}
+BENCHMARK(BM_latent_dead_steps)->Apply(sparse_latent_shapes)->UseRealTime();
+
+void BM_auxk_backward(benchmark::State& state) {
+  const std::int64_t rows = state.range(0);
+  const std::int64_t cols = state.range(1);
+  Buffer<float> pre(*g_backend, ramp(rows * cols));
+  Buffer<float> z(*g_backend, code_of_32_a_row(rows, cols));
+  Buffer<float> dz(*g_backend, ramp(rows * cols));
+  Buffer<std::int32_t> dead_steps(*g_backend, every_other_dead(cols));
+  Buffer<float> bias_grad(*g_backend, static_cast<std::size_t>(cols));
+  const DenseView dz_view = dz.matrix(rows, cols);
+  run(state, 16.0 * static_cast<double>(rows * cols), [&] {
+    g_backend->auxk_backward(32, 1.0f / 32, 0, dead_steps.data(), pre.matrix(rows, cols),
+                             z.matrix(rows, cols), dz_view, bias_grad.data());
+  });
+}
+BENCHMARK(BM_auxk_backward)->Apply(sparse_latent_shapes)->UseRealTime();
+
 // The squared gradient norm that clipping reads, over the users' model's parameters.
 void BM_sum_of_squares(benchmark::State& state) {
   const std::int64_t n = state.range(0);

@@ -1,8 +1,9 @@
 // The cpu backend's sparse latents: TopK per row, BatchTopK over the batch, BatchTopK's
 // inference threshold and AuxK's dead-step counters and backward (kernels/sparsity.cu on cuda).
-// Both selections find the k-th largest key (math::selection_key) by a radix select, 8 bits a pass
-// on a histogram held on the stack, as the cuda kernel does: linear in the entries and free of
-// allocation, so a training step allocates nothing.
+// The three selections (TopK's, BatchTopK's and AuxK's among a row's dead latents) find the k-th
+// largest key (math::selection_key) by a radix select, 8 bits a pass on a histogram held on the
+// stack, as the cuda TopK kernels do (cuda's AuxK ranks each dead latent by counting instead):
+// linear in the entries and free of allocation, so a training step allocates nothing.
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -15,20 +16,26 @@ namespace sparseae::detail {
 
 namespace {
 
-// Keeps the k largest of the n entries value(0..n) (largest key first, ties to the lower index)
-// and writes 0 over the others through set_zero; returns the smallest kept value above 0, or
-// infinity when none is.
-template <typename Value, typename SetZero>
-float select_largest(std::int64_t n, std::int64_t k, const Value& value, const SetZero& set_zero) {
-  // The key of the k-th largest entry, 8 bits at a time from the top: `remaining` counts how many
-  // entries with the prefix found so far are still to be kept.
+// The key (math::selection_key) of the k-th largest of the entries i in [0, n) for which
+// eligible(i) holds, k from 1 to their number, and how many entries with that key are kept with
+// it (ties go to the lower index): found 8 bits at a time from the top, `ties` counting how many
+// eligible entries with the prefix found so far are still to be kept.
+struct KthLargestKey {
+  std::uint32_t key = 0;
+  std::int64_t ties = 0;
+};
+
+template <typename Key, typename Eligible>
+KthLargestKey kth_largest_key(std::int64_t n, std::int64_t k, const Key& key_of,
+                              const Eligible& eligible) {
   std::uint32_t prefix = 0;
   std::uint32_t mask = 0;
   std::int64_t remaining = k;
   for (int shift = 24; shift >= 0; shift -= 8) {
     std::array<std::int64_t, 256> histogram{};
     for (std::int64_t i = 0; i < n; ++i) {
-      const std::uint32_t key = math::selection_key(value(i));
+      if (!eligible(i)) continue;
+      const std::uint32_t key = key_of(i);
       if ((key & mask) == prefix) ++histogram[(key >> shift) & 0xffu];
     }
     std::uint32_t bin = 255;
@@ -36,12 +43,23 @@ float select_largest(std::int64_t n, std::int64_t k, const Value& value, const S
     prefix |= bin << shift;
     mask |= 0xffu << shift;
   }
-  // Every entry above the k-th key is kept, and the first `remaining` equal to it by index.
+  return {prefix, remaining};
+}
+
+// Keeps the k largest of the n entries value(0..n) (largest key first, ties to the lower index)
+// and writes 0 over the others through set_zero; returns the smallest kept value above 0, or
+// infinity when none is.
+template <typename Value, typename SetZero>
+float select_largest(std::int64_t n, std::int64_t k, const Value& value, const SetZero& set_zero) {
+  KthLargestKey kth = kth_largest_key(
+      n, k, [&](std::int64_t i) { return math::selection_key(value(i)); },
+      [](std::int64_t) { return true; });
+  // Every entry above the k-th key is kept, and the first kth.ties equal to it by index.
   float smallest_positive = std::numeric_limits<float>::infinity();
   for (std::int64_t i = 0; i < n; ++i) {
     const float v = value(i);
     const std::uint32_t key = math::selection_key(v);
-    const bool kept = key > prefix || (key == prefix && remaining-- > 0);
+    const bool kept = key > kth.key || (key == kth.key && kth.ties-- > 0);
     if (!kept)
       set_zero(i);
     else if (v > 0.0f && v < smallest_positive)
@@ -101,21 +119,24 @@ void CpuBackend::auxk_backward(std::int64_t aux_k, float aux_weight, std::int32_
                                DenseView dz, float* bias_grad) {
   check_auxk(aux_k, pre, z, dz);
   run([=] {
+    // The dead latents are the same in every row; when there are no more than aux_k of them,
+    // each is auxiliary in every row and no row needs a selection.
+    const auto dead = [=](std::int64_t c) { return dead_steps[c] > dead_after; };
+    std::int64_t dead_latents = 0;
+    for (std::int64_t c = 0; c < z.cols; ++c) dead_latents += dead(c);
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < z.rows; ++r) {
       // A dead latent is auxiliary when fewer than aux_k dead latents outrank it (a larger key,
-      // or the same key at a lower column): aux_k x cols comparisons at most, no allocation.
+      // or the same key at a lower column): those at or above the row's aux_k-th largest key.
+      const auto key_of = [&](std::int64_t c) { return math::selection_key(pre(r, c)); };
+      const bool every_dead = aux_k >= dead_latents;
+      KthLargestKey kth;
+      if (aux_k > 0 && !every_dead) kth = kth_largest_key(z.cols, aux_k, key_of, dead);
       for (std::int64_t c = 0; c < z.cols; ++c) {
         bool auxiliary = false;
-        if (aux_k > 0 && dead_steps[c] > dead_after) {
-          const std::uint32_t key = math::selection_key(pre(r, c));
-          std::int64_t above = 0;
-          for (std::int64_t o = 0; o < z.cols && above < aux_k; ++o) {
-            if (o == c || dead_steps[o] <= dead_after) continue;
-            const std::uint32_t other = math::selection_key(pre(r, o));
-            if (other > key || (other == key && o < c)) ++above;
-          }
-          auxiliary = above < aux_k;
+        if (aux_k > 0 && dead(c)) {
+          const std::uint32_t key = key_of(c);
+          auxiliary = every_dead || key > kth.key || (key == kth.key && kth.ties-- > 0);
         }
         dz(r, c) = math::auxk_gradient(dz(r, c), z(r, c), auxiliary, aux_weight);
       }
