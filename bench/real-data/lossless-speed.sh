@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lossless speed (README "Lossless size and speed", issue 16): MB/s of the .mtx text through
 # sae compress / decompress (cpu backend, the rate-aware model rate-size.sh trained) beside
-# xz -9 and zstd -19 and their decompressors, on one held-out set; medians of farm-bench runs.
+# xz -9 and zstd -19 and their decompressors, on one held-out set; the median wall time of RUNS
+# runs after one warm-up, each timed by bash's time.
 # Run on a quiet machine. Usage: lossless-speed.sh SAE WORK_DIR SET [RUNS]
 # WORK_DIR is rate-size.sh's: it holds SET-test.mtx and SET-rate1.ckpt.
 set -eu
@@ -16,8 +17,12 @@ bytes=$(stat -c %s "$mtx")
 "$B" compress --model "$model" --data "$mtx" -o speed.sae --backend cpu --quiet > /dev/null
 xz -9 -k -c "$mtx" > speed.mtx.xz
 zstd -19 -q -c "$mtx" > speed.mtx.zst
-median_wall() {  # farm-bench's median wall seconds of the command in "$@"
-  farm-bench -n "$RUNS" --timeout 1200 -- "$@" 2>&1 | awk '/^A wall s/ { print $5; exit }'
+TIMEFORMAT=%R
+median_wall() {  # the median wall seconds of RUNS runs of the command in "$@", after a warm-up
+  "$@" > /dev/null
+  for _ in $(seq "$RUNS"); do
+    { time "$@" > /dev/null 2>&1; } 2>&1
+  done | sort -g | awk '{ t[NR] = $1 } END { print NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
 }
 row() {  # name, seconds
   awk -v name="$1" -v s="$2" -v b="$bytes" 'BEGIN { printf "%-22s %8.2f s %8.2f MB/s\n", name, s, b / s / 1e6 }'

@@ -126,26 +126,70 @@ SAE_HD float activate(Activation activation, float x) {
   }
 }
 
+// The end of output j of the layer: its weighted sum, plus the row offset where the layer adds
+// one, plus the bias, activated.
+SAE_HD float finish_output(const DeterministicLayer& layer, float sum, float row_offset,
+                           std::int64_t j) {
+  if (j >= layer.offset_begin && j < layer.offset_end) sum = add(sum, row_offset);
+  return activate(layer.activation, add(sum, layer.bias[j]));
+}
+
+SAE_HD bool bias_only(const DeterministicLayer& layer, std::int64_t j) {
+  return j >= layer.bias_only_begin && j < layer.bias_only_end;
+}
+
 // Output column j of the layer for one input row (in_row[0..layer.in)) whose row offset is
 // row_offset.
 SAE_HD float layer_output(const DeterministicLayer& layer, const float* in_row, float row_offset,
                           std::int64_t j) {
+  if (bias_only(layer, j)) return activate(layer.activation, add(0.0f, layer.bias[j]));
   float sum = 0.0f;
-  const bool bias_only = j >= layer.bias_only_begin && j < layer.bias_only_end;
-  if (!bias_only) {
-    if (layer.transposed_weight) {
-      const float* w = layer.weights + j * layer.in;
-      for (std::int64_t i = 0; i < layer.in; ++i) sum = add(sum, mul(in_row[i], w[i]));
-    } else {
-      const std::int64_t column =
-          j < layer.bias_only_begin ? j : j - (layer.bias_only_end - layer.bias_only_begin);
-      const float* w = layer.weights + column;
-      for (std::int64_t i = 0; i < layer.in; ++i)
-        sum = add(sum, mul(in_row[i], w[i * layer.weight_cols]));
-    }
-    if (j >= layer.offset_begin && j < layer.offset_end) sum = add(sum, row_offset);
+  if (layer.transposed_weight) {
+    const float* w = layer.weights + j * layer.in;
+    for (std::int64_t i = 0; i < layer.in; ++i) sum = add(sum, mul(in_row[i], w[i]));
+  } else {
+    const std::int64_t column =
+        j < layer.bias_only_begin ? j : j - (layer.bias_only_end - layer.bias_only_begin);
+    const float* w = layer.weights + column;
+    for (std::int64_t i = 0; i < layer.in; ++i)
+      sum = add(sum, mul(in_row[i], w[i * layer.weight_cols]));
   }
-  return activate(layer.activation, add(sum, layer.bias[j]));
+  return finish_output(layer, sum, row_offset, j);
+}
+
+// Outputs side by side, for the host (one output's adds wait on each other; the adds of
+// different outputs do not, so the vector unit's lanes take kOutputLanes chains at once).
+constexpr std::int64_t kOutputLanes = 16;
+
+// Whether outputs j0 .. j0 + kOutputLanes - 1 can be computed by layer_output_lanes: all inside
+// the layer and all weighted (none bias-only), on one side of the bias-only range, so that their
+// weight columns are consecutive.
+inline bool lanes_fit(const DeterministicLayer& layer, std::int64_t j0) {
+  const std::int64_t end = j0 + kOutputLanes;
+  return end <= layer.out && (end <= layer.bias_only_begin || j0 >= layer.bias_only_end);
+}
+
+// out[l] = layer_output(layer, in_row, row_offset, j0 + l) for l < kOutputLanes, bit for bit:
+// each output's products are summed in the same order, each rounded on its own, only the
+// outputs' chains interleaved. Where lanes_fit(layer, j0).
+inline void layer_output_lanes(const DeterministicLayer& layer, const float* in_row,
+                               float row_offset, std::int64_t j0, float* out) {
+  float sum[kOutputLanes] = {};
+  if (layer.transposed_weight) {
+    const float* w = layer.weights + j0 * layer.in;
+    for (std::int64_t i = 0; i < layer.in; ++i)
+      for (std::int64_t l = 0; l < kOutputLanes; ++l)
+        sum[l] = add(sum[l], mul(in_row[i], w[l * layer.in + i]));
+  } else {
+    const std::int64_t column =
+        j0 < layer.bias_only_begin ? j0 : j0 - (layer.bias_only_end - layer.bias_only_begin);
+    for (std::int64_t i = 0; i < layer.in; ++i) {
+      const float* w = layer.weights + i * layer.weight_cols + column;
+      for (std::int64_t l = 0; l < kOutputLanes; ++l) sum[l] = add(sum[l], mul(in_row[i], w[l]));
+    }
+  }
+  for (std::int64_t l = 0; l < kOutputLanes; ++l)
+    out[l] = finish_output(layer, sum[l], row_offset, j0 + l);
 }
 
 }  // namespace sparseae::math::deterministic

@@ -18,8 +18,16 @@ void CpuBackend::deterministic_layer(const DeterministicLayer& layer, ConstDense
 #pragma omp parallel for schedule(static) if (out.rows * out.cols * in.cols >= kParallelProducts)
     for (std::int64_t r = 0; r < out.rows; ++r) {
       const float offset = row_offsets != nullptr ? row_offsets[r] : 0.0f;
-      for (std::int64_t j = 0; j < out.cols; ++j)
-        out(r, j) = math::deterministic::layer_output(layer, &in(r, 0), offset, j);
+      std::int64_t j = 0;
+      while (j < out.cols) {
+        if (math::deterministic::lanes_fit(layer, j)) {
+          math::deterministic::layer_output_lanes(layer, &in(r, 0), offset, j, &out(r, j));
+          j += math::deterministic::kOutputLanes;
+        } else {
+          out(r, j) = math::deterministic::layer_output(layer, &in(r, 0), offset, j);
+          ++j;
+        }
+      }
     }
   });
 }
