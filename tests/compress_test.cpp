@@ -149,6 +149,57 @@ TEST(DeterministicMath, ExpAndLog1pAreAccurate) {
           << static_cast<int>(a) << " at " << x;
 }
 
+// The host runs a layer's outputs 16 at a time (layer_output_lanes) while the device runs
+// layer_output per output: the two must give the same bits, for plain and transposed weights,
+// with and without a bias-only range and a row offset, at every lane position that fits.
+TEST(DeterministicMath, OutputLanesGiveLayerOutputsBits) {
+  std::mt19937_64 rng(77);
+  std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+  constexpr std::int64_t kIn = 37;
+  constexpr std::int64_t kOut = 70;
+  std::vector<float> weights(kIn * kOut), bias(kOut), in_row(kIn);
+  for (float& w : weights) w = uniform(rng);
+  for (float& b : bias) b = uniform(rng);
+  for (float& x : in_row) x = uniform(rng);
+  for (const bool transposed : {false, true})
+    for (const std::int64_t bias_only_begin : {std::int64_t{0}, std::int64_t{20}})
+      for (const Activation activation :
+           {Activation::identity, Activation::tanh, Activation::softplus, Activation::relu}) {
+        DeterministicLayer layer;
+        layer.weights = weights.data();
+        layer.bias = bias.data();
+        layer.in = kIn;
+        layer.out = kOut;
+        layer.transposed_weight = transposed;
+        // Bias-only outputs [20, 26) when asked (plain weights only, as the decoder builds them).
+        layer.bias_only_begin = transposed ? 0 : bias_only_begin;
+        layer.bias_only_end = transposed || bias_only_begin == 0 ? layer.bias_only_begin : 26;
+        layer.weight_cols = transposed ? kIn : kOut - (layer.bias_only_end - layer.bias_only_begin);
+        layer.offset_begin = 10;
+        layer.offset_end = 50;
+        layer.activation = activation;
+        SCOPED_TRACE("transposed " + std::to_string(transposed) + ", bias-only from " +
+                     std::to_string(layer.bias_only_begin) + ", activation " +
+                     std::to_string(static_cast<int>(activation)));
+        std::int64_t fitted = 0;
+        for (std::int64_t j0 = 0; j0 < kOut; ++j0) {
+          if (!math::deterministic::lanes_fit(layer, j0)) continue;
+          ++fitted;
+          float lanes[math::deterministic::kOutputLanes];
+          math::deterministic::layer_output_lanes(layer, in_row.data(), 0.75f, j0, lanes);
+          for (std::int64_t l = 0; l < math::deterministic::kOutputLanes; ++l) {
+            const float one =
+                math::deterministic::layer_output(layer, in_row.data(), 0.75f, j0 + l);
+            EXPECT_EQ(std::memcmp(&lanes[l], &one, sizeof one), 0)
+                << "output " << j0 + l << ": " << lanes[l] << " against " << one;
+          }
+        }
+        // Lanes never straddle the bias-only range: 70 - 16 + 1 positions without one, and
+        // with [20, 26) those ending by 20 (0..4) and starting from 26 (26..54).
+        EXPECT_EQ(fitted, layer.bias_only_end > layer.bias_only_begin ? 5 + 29 : kOut - 15);
+      }
+}
+
 // A decoder with every activation and the output shapes lossless mode meets: several heads,
 // a bias-only dispersion head, an offset head; and a tied model.
 std::vector<RunConfig> decoder_configs() {
