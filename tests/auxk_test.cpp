@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "backend_fixture.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/inference.hpp"
+#include "sparseae/network.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
 
@@ -80,6 +82,66 @@ TEST_P(AuxKTraining, RevivesLatentsThatDieWithoutIt) {
 }
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(AuxKTraining);
+
+// AuxK ranks a row's dead latents by their pre-activations. Latents 2 and 3 never fire (no
+// weights, biases -0.5 and -0.1: the relu leaves both at 0 in every row) while TopK keeps 0 and 1
+// (bias 1), so with aux_k = 1 latent 3 is the auxiliary one, the less negative; ranked by the
+// relu's outputs instead, the two would tie at 0 and the lower column, 2, would take it. With and
+// without a hidden layer (the latent's forward is then the first layer's), on both layer forwards.
+class AuxKNetwork : public test::BackendTest {};
+
+TEST_P(AuxKNetwork, RanksDeadLatentsByTheirPreActivations) {
+  constexpr std::int64_t kRows = 3;
+  for (const std::vector<std::int64_t>& hidden :
+       {std::vector<std::int64_t>{}, std::vector<std::int64_t>{8}}) {
+    for (const LayerForward forward : {LayerForward::separate, LayerForward::fused}) {
+      SCOPED_TRACE("hidden layers " + std::to_string(hidden.size()) + ", forward " +
+                   std::to_string(static_cast<int>(forward)));
+      ModelConfig model;
+      model.input_dim = 6;
+      model.hidden = hidden;
+      model.latent = 4;
+      model.latent_sparsity = LatentSparsity::topk;
+      model.latent_k = 2;
+      const ModelLayout layout(model);
+      Network net(backend(), layout, kRows);
+      net.set_layer_forward(forward);
+      std::mt19937_64 rng(31);
+      std::uniform_real_distribution<float> uniform(-0.5f, 0.5f);
+      std::vector<float> parameters(net.parameters().size());
+      for (float& p : parameters) p = uniform(rng);
+      const LayerShape& latent = layout.layers()[layout.encoder_layers() - 1];
+      for (std::int64_t w = 0; w < latent.in * latent.out; ++w)
+        parameters[static_cast<std::size_t>(latent.weight_offset + w)] = 0.0f;
+      const float biases[] = {1.0f, 1.0f, -0.5f, -0.1f};
+      for (std::int64_t j = 0; j < 4; ++j)
+        parameters[static_cast<std::size_t>(latent.bias_offset + j)] = biases[j];
+      net.parameters().upload(parameters);
+      net.set_latent_training(true);
+      net.enable_auxk(1, 1.0f, 0);
+      net.dead_steps().upload({0, 0, 1, 1});
+      std::vector<float> rows(kRows * 6);
+      for (float& x : rows) x = uniform(rng) + 1.0f;
+      Buffer<float> batch(backend(), rows);
+      const ConstDenseView input = batch.matrix(kRows, 6);
+      net.forward(input);
+      const DenseView dy = net.output_gradient();
+      ASSERT_EQ(dy.ld, dy.cols);
+      const std::vector<float> ones(static_cast<std::size_t>(dy.rows * dy.cols), 1.0f);
+      backend().upload_bytes(dy.data, ones.data(), ones.size() * sizeof(float));
+      net.backward(input);
+      const std::vector<float> gradients = net.gradients().download();
+      const auto bias_gradient = [&](std::int64_t j) {
+        return gradients[static_cast<std::size_t>(latent.bias_offset + j)];
+      };
+      EXPECT_EQ(bias_gradient(2), 0.0f);
+      EXPECT_NE(bias_gradient(3), 0.0f);
+      EXPECT_NE(bias_gradient(0), 0.0f);
+    }
+  }
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(AuxKNetwork);
 
 TEST(AuxK, SettingsRoundTripThroughTheCheckpointConfiguration) {
   RunConfig run = topk_run(64, 6);

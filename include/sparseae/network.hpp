@@ -100,6 +100,9 @@ class Network {
   // The latent code's selection (ModelConfig::latent_sparsity) after layer's forward, if it is
   // the latent.
   void select_if_latent(std::size_t layer);
+  // Whether run_layer(layer) of a training forward keeps the layer's pre-activations in
+  // pre_selection_ for AuxK: the latent layer's, when AuxK is on.
+  bool keeps_pre_selection(std::size_t layer) const;
   // out += batch·w, through the first layer's choice of spmm or its densified batch.
   void add_input_product(CsrView batch, ConstDenseView w, DenseView out);
   void add_input_product(ConstDenseView batch, ConstDenseView w, DenseView out);
@@ -151,7 +154,10 @@ class Network {
   std::int64_t aux_k_ = 0;  // AuxK (enable_auxk); 0: off
   float aux_weight_ = 0.0f;
   std::int32_t aux_dead_after_ = 0;
-  Buffer<float> pre_selection_;  // max_batch x latent: the latents before the selection
+  // max_batch x latent: the latent layer's pre-activations (before its relu and the selection),
+  // which AuxK ranks the dead latents by: after the relu, every dead latent with a negative one
+  // would tie at 0 and the lowest columns would always be the ones chosen.
+  Buffer<float> pre_selection_;
   Buffer<std::int32_t> dead_steps_;
   // Whether the last forward was a training one that filled pre_selection_: the backward then
   // runs AuxK's.

@@ -127,7 +127,8 @@ void Network::run_layer(std::size_t l, const Input* batch, const float* output_l
   const std::int64_t offset_head = layout_.config().offset_head;
   const bool offsets =
       output_log_offsets != nullptr && offset_head >= 0 && l + 1 == layout_.layers().size();
-  if (layer_forward_ == LayerForward::fused && !offsets && !layer.has_skip &&
+  const bool keeps_pre = keeps_pre_selection(l);
+  if (layer_forward_ == LayerForward::fused && !offsets && !layer.has_skip && !keeps_pre &&
       layer.bias_only_end == layer.bias_only_begin) {
     backend_->gemm_bias_activation(layer.activation, Transpose::no,
                                    layer.transposed_weight ? Transpose::yes : Transpose::no,
@@ -160,16 +161,28 @@ void Network::run_layer(std::size_t l, const Input* batch, const float* output_l
     const std::int64_t width = layout_.config().input_dim;
     backend_->add_row_offsets(column_block(out, offset_head * width, width), output_log_offsets);
   }
+  const DenseView pre{pre_selection_.data(), keeps_pre ? out.rows : 0, keeps_pre ? out.cols : 0};
   for (const WeightedColumns& block : weighted_columns(layer)) {
     const DenseView out_block = column_block(out, block.first_output, block.count);
+    if (keeps_pre)
+      backend_->bias_activation_forward(Activation::identity, out_block, bias + block.first_output,
+                                        column_block(pre, block.first_output, block.count));
     backend_->bias_activation_forward(layer.activation, out_block, bias + block.first_output,
                                       out_block);
   }
   const std::int64_t bias_only = layer.bias_only_end - layer.bias_only_begin;
   if (bias_only == 0) return;
+  if (keeps_pre)
+    backend_->bias_activation_forward(Activation::identity, ConstDenseView{},
+                                      bias + layer.bias_only_begin,
+                                      column_block(pre, layer.bias_only_begin, bias_only));
   backend_->bias_activation_forward(layer.activation, ConstDenseView{},
                                     bias + layer.bias_only_begin,
                                     column_block(out, layer.bias_only_begin, bias_only));
+}
+
+bool Network::keeps_pre_selection(std::size_t layer) const {
+  return latent_training_ && aux_k_ > 0 && layer + 1 == layout_.encoder_layers();
 }
 
 template <typename Input>
@@ -188,8 +201,9 @@ void Network::forward_impl(const Input& batch, std::size_t end_layer,
   const DenseView first = activation(0);
   const float* first_bias = parameters_.data() + layers.front().bias_offset;
   bool first_done = false;
+  const bool first_keeps_pre = keeps_pre_selection(0);  // a latent with no hidden layer before it
   if constexpr (std::is_same_v<Input, ConstDenseView>) {
-    if (layer_forward_ == LayerForward::fused) {
+    if (layer_forward_ == LayerForward::fused && !first_keeps_pre) {
       densified_ = false;
       backend_->gemm_bias_activation(layers.front().activation, Transpose::no, Transpose::no, batch,
                                      weights(parameters_, layers.front()), first_bias, first);
@@ -198,6 +212,9 @@ void Network::forward_impl(const Input& batch, std::size_t end_layer,
   }
   if (!first_done) {
     first_layer_product(batch, weights(parameters_, layers.front()), first);
+    if (first_keeps_pre)
+      backend_->bias_activation_forward(Activation::identity, first, first_bias,
+                                        DenseView{pre_selection_.data(), first.rows, first.cols});
     backend_->bias_activation_forward(layers.front().activation, first, first_bias, first);
   }
   quantize_if_latent(0);
@@ -214,10 +231,7 @@ void Network::select_if_latent(std::size_t layer) {
   if (config.latent_sparsity == LatentSparsity::none || layer + 1 != layout_.encoder_layers())
     return;
   const DenseView z = activation(layer);
-  auxk_forward_ = latent_training_ && aux_k_ > 0;
-  if (auxk_forward_)
-    backend_->copy_bytes(pre_selection_.data(), z.data,
-                         sizeof(float) * static_cast<std::size_t>(z.size()));
+  auxk_forward_ = keeps_pre_selection(layer);  // the layer's forward filled pre_selection_
   if (config.latent_sparsity == LatentSparsity::topk) {
     backend_->topk_rows(config.latent_k, z);
   } else {
