@@ -75,6 +75,16 @@ class H5File {
     dataset(name, values, {static_cast<hsize_t>(values.size())});
   }
 
+  // A dataset with a null dataspace: what h5py writes for h5py.Empty.
+  void null_dataset(const std::string& name) {
+    const hid_t space = H5Screate(H5S_NULL);
+    const hid_t made = H5Dcreate2(file_, name.c_str(), H5T_NATIVE_FLOAT, space, H5P_DEFAULT,
+                                  H5P_DEFAULT, H5P_DEFAULT);
+    if (made < 0) throw std::runtime_error("H5Dcreate2 failed: " + name);
+    H5Dclose(made);
+    H5Sclose(space);
+  }
+
   // A scalar string attribute of the object at name: variable-length UTF-8 as h5py writes a str,
   // or fixed-length when fixed says so (as h5py writes numpy bytes).
   void text_attribute(const std::string& object, const std::string& name, const std::string& value,

@@ -215,6 +215,14 @@ TEST_F(H5ad, RefusesBadFilesInOneLine) {
             x + "/indices: missing");
   EXPECT_EQ(refused([&] {
               H5File h5(file);
+              h5.group("X");
+              h5.text_attribute("X", "encoding-type", "csr_matrix");
+              h5.shape_attribute("X", {2, 3});
+              h5.null_dataset("X/data");
+            }),
+            x + "/data: empty (a null dataspace)");
+  EXPECT_EQ(refused([&] {
+              H5File h5(file);
               h5.dataset("X", std::vector<float>{1, 2, 3});
             }),
             x + ": expected a 2-D numeric array, found '<f4' of shape (3,)");

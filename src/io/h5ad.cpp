@@ -154,6 +154,8 @@ NpyArray read_dataset(hid_t location, const std::string& name, const std::string
   const Dtype dtype = dtype_of(type.get());
   if (dtype.descr == nullptr)
     fail(what, "not a dataset of numbers (expected float32, float64 or an integer type)");
+  // h5py's Empty: a null dataspace holds no array at all (not even an empty one).
+  if (H5Sget_simple_extent_type(space.get()) == H5S_NULL) fail(what, "empty (a null dataspace)");
   const int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank < 0) fail(what, "cannot read its shape (" + hdf5_reason() + ")");
   std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
