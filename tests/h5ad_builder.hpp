@@ -103,12 +103,13 @@ class H5File {
     H5Tclose(type);
   }
 
-  void shape_attribute(const std::string& object, const std::vector<std::int64_t>& shape) {
+  void shape_attribute(const std::string& object, const std::vector<std::int64_t>& shape,
+                       const std::string& name = "shape") {
     const hsize_t count = shape.size();
     const hid_t space = H5Screate_simple(1, &count, nullptr);
     const hid_t target = H5Oopen(file_, object.c_str(), H5P_DEFAULT);
     const hid_t attribute =
-        H5Acreate2(target, "shape", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+        H5Acreate2(target, name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
     H5Awrite(attribute, H5T_NATIVE_INT64, shape.data());
     H5Aclose(attribute);
     H5Oclose(target);

@@ -127,6 +127,16 @@ TEST_F(H5ad, ReadsDenseXAndFixedLengthAttributes) {
     file.dataset("X/indptr", std::vector<std::int32_t>{0, 1, 3});
   }
   expect_same(read_matrix(path("fixed.h5ad")).csr, kExpected);
+  {  // as anndata before 0.7 wrote X: h5sparse_format and h5sparse_shape
+    H5File file(path("old.h5ad"));
+    file.group("X");
+    file.text_attribute("X", "h5sparse_format", "csr");
+    file.shape_attribute("X", {2, 3}, "h5sparse_shape");
+    file.dataset("X/data", std::vector<float>{2, 1, 3});
+    file.dataset("X/indices", std::vector<std::int32_t>{1, 0, 2});
+    file.dataset("X/indptr", std::vector<std::int32_t>{0, 1, 3});
+  }
+  expect_same(read_matrix(path("old.h5ad")).csr, kExpected);
 }
 
 TEST_F(H5ad, WrittenFilesReadBack) {

@@ -96,18 +96,20 @@ std::string read_text_attribute(hid_t object, const char* name, const std::strin
   return text.substr(0, text.find('\0'));
 }
 
-// AnnData's shape attribute of a sparse matrix: two integers.
-std::vector<std::int64_t> read_shape_attribute(hid_t object, const std::string& what) {
-  if (H5Aexists(object, "shape") <= 0) fail(what, "no 'shape' attribute");
-  const Handle attribute(H5Aopen(object, "shape", H5P_DEFAULT), H5Aclose);
+// AnnData's shape attribute of a sparse matrix (name "shape"): two integers.
+std::vector<std::int64_t> read_shape_attribute(hid_t object, const char* name,
+                                               const std::string& what) {
+  const std::string quoted_name = std::string("'") + name + "'";
+  if (H5Aexists(object, name) <= 0) fail(what, "no " + quoted_name + " attribute");
+  const Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
   const Handle type(H5Aget_type(attribute.get()), H5Tclose);
   const Handle space(H5Aget_space(attribute.get()), H5Sclose);
   if (!type.valid() || !space.valid() || H5Tget_class(type.get()) != H5T_INTEGER ||
       H5Sget_simple_extent_npoints(space.get()) != 2)
-    fail(what, "attribute 'shape' is not two integers");
+    fail(what, "attribute " + quoted_name + " is not two integers");
   std::vector<std::int64_t> shape(2);
   if (H5Aread(attribute.get(), H5T_NATIVE_INT64, shape.data()) < 0)
-    fail(what, "cannot read attribute 'shape' (" + hdf5_reason() + ")");
+    fail(what, "cannot read attribute " + quoted_name + " (" + hdf5_reason() + ")");
   return shape;
 }
 
@@ -187,15 +189,24 @@ NpyArray read_dataset(hid_t location, const std::string& name, const std::string
 // X as AnnData encodes a scipy.sparse matrix: a group of data, indices and indptr.
 HostCsr read_sparse_x(hid_t x, const std::string& path, Orientation orientation) {
   const std::string what = path + ": X";
-  const std::string encoding = read_text_attribute(x, "encoding-type", what);
   SparseArrays arrays;
-  if (encoding == "csr_matrix")
-    arrays.format = "csr";
-  else if (encoding == "csc_matrix")
-    arrays.format = "csc";
-  else
-    fail(what, "encoding-type '" + encoding + "' (this reader takes csr_matrix and csc_matrix)");
-  arrays.shape = read_shape_attribute(x, what);
+  // anndata before 0.7 named the layout in h5sparse_format ("csr", "csc") and the shape in
+  // h5sparse_shape; files it wrote are still about.
+  if (H5Aexists(x, "encoding-type") <= 0 && H5Aexists(x, "h5sparse_format") > 0) {
+    arrays.format = read_text_attribute(x, "h5sparse_format", what);
+    if (arrays.format != "csr" && arrays.format != "csc")
+      fail(what, "h5sparse_format '" + arrays.format + "' (this reader takes csr and csc)");
+    arrays.shape = read_shape_attribute(x, "h5sparse_shape", what);
+  } else {
+    const std::string encoding = read_text_attribute(x, "encoding-type", what);
+    if (encoding == "csr_matrix")
+      arrays.format = "csr";
+    else if (encoding == "csc_matrix")
+      arrays.format = "csc";
+    else
+      fail(what, "encoding-type '" + encoding + "' (this reader takes csr_matrix and csc_matrix)");
+    arrays.shape = read_shape_attribute(x, "shape", what);
+  }
   std::vector<unsigned char> keep;
   arrays.values =
       npy_counts(read_dataset(x, "data", what + "/data", keep), what + "/data", arrays.integer);
