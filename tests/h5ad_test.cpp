@@ -233,6 +233,12 @@ TEST_F(H5ad, RefusesBadFilesInOneLine) {
             x + "/data: empty (a null dataspace)");
   EXPECT_EQ(refused([&] {
               H5File h5(file);
+              h5.dataset("X", std::vector<std::uint8_t>{}, {0, 2}, H5T_STD_B8LE);  // a bitfield
+            }),
+            x + ": unsupported dtype (expected float32, float64 or an integer type of 1 to 8 "
+                "bytes)");
+  EXPECT_EQ(refused([&] {
+              H5File h5(file);
               h5.dataset("X", std::vector<float>{1, 2, 3});
             }),
             x + ": expected a 2-D numeric array, found '<f4' of shape (3,)");

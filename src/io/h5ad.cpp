@@ -155,7 +155,7 @@ NpyArray read_dataset(hid_t location, const std::string& name, const std::string
   if (!type.valid() || !space.valid()) fail(what, "cannot read (" + hdf5_reason() + ")");
   const Dtype dtype = dtype_of(type.get());
   if (dtype.descr == nullptr)
-    fail(what, "not a dataset of numbers (expected float32, float64 or an integer type)");
+    fail(what, "unsupported dtype (expected float32, float64 or an integer type of 1 to 8 bytes)");
   // h5py's Empty: a null dataspace holds no array at all (not even an empty one).
   if (H5Sget_simple_extent_type(space.get()) == H5S_NULL) fail(what, "empty (a null dataspace)");
   const int rank = H5Sget_simple_extent_ndims(space.get());
