@@ -7,7 +7,8 @@
 #                                   beyond CUDA and libc into .gpu-bundle.tar.gz (git-ignored; 39
 #                                   MiB at commit 1fac213, within the 64 MiB that may travel, where
 #                                   the unpacked 144 MiB, five binaries each with the kernels and
-#                                   OpenBLAS, would not)
+#                                   OpenBLAS, would not; HDF5 and the libraries it loads add 8.1
+#                                   MiB packed, measured alone)
 #   scripts/gpu-check.sh run        on the GPU machine, from the repository root, with the bundle
 #                                   carried: that every library resolves, the cuda tests, sae train
 #                                   on both backends, compute-sanitizer memcheck and racecheck on
@@ -54,6 +55,20 @@ self=$PWD/scripts/gpu-check.sh
 archive=.gpu-bundle.tar.gz
 bundle_binaries=(sparseae_tests sae sae_pca_bench sae-bench kernels_bench)
 
+# The libraries of the binaries that the bundle carries, one path a line: the Fortran and OpenMP
+# runtimes, zlib, Google Benchmark, and HDF5 (.h5ad) with every library it loads (Debian's build
+# brings curl, TLS and Kerberos for its S3 driver), which a machine without Debian's packages
+# lacks; not the C and C++ runtime, which the GPU machine has.
+bundled_libraries() {
+  local libraries
+  libraries=$(for binary in "$@"; do ldd "$binary" | awk '/=> \// {print $3}'; done | sort -u)
+  {
+    grep -E 'libgfortran|libquadmath|libgomp|libz\.|libbenchmark|libhdf5' <<<"$libraries" || true
+    grep libhdf5 <<<"$libraries" | xargs -r ldd | awk '/=> \// {print $3}' |
+      grep -vE '/(libc|libm|libdl|libpthread|librt|libresolv|libstdc\+\+|libgcc_s)\.so' || true
+  } | sort -u
+}
+
 make_bundle() {
   set -e
   scripts/ensure-deps.sh
@@ -65,9 +80,7 @@ make_bundle() {
   cp build-gpu/tests/sparseae_tests build-gpu/src/cli/sae build-gpu/bench/sae_pca_bench \
     build-gpu/bench/sae-bench build-gpu/bench/kernels_bench "$bundle/bin/"
   # Everything the binaries load that is neither CUDA nor the C/C++ runtime the GPU machine has.
-  for binary in "$bundle"/bin/*; do
-    ldd "$binary" | awk '/=> \// {print $3}'
-  done | sort -u | grep -E 'libgfortran|libquadmath|libgomp|libz\.|libbenchmark' | xargs -r cp -L -t "$bundle/lib"
+  bundled_libraries "$bundle"/bin/* | xargs -r cp -L -t "$bundle/lib"
   strip --strip-unneeded "$bundle"/bin/*
   git rev-parse HEAD >"$bundle/commit"
   tar -czf "$archive" -C "$bundle" .

@@ -19,8 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "file_builders.hpp"
 #include "core/json.hpp"
+#include "file_builders.hpp"
+#include "h5ad_builder.hpp"
 #include "sparseae/backend.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/inference.hpp"
@@ -400,8 +401,14 @@ TEST_F(Cli, EveryInputFormatTrainsToTheSameModel) {
         true, true);
     std::ofstream(file("x.npz"), std::ios::binary) << archive;
   }
+  {  // .h5ad as anndata writes it: X a csr_matrix group, here int64 indices and float64 data
+    const std::vector<double> data(x.values.begin(), x.values.end());
+    const std::vector<std::int64_t> indices(x.col_indices.begin(), x.col_indices.end());
+    test::write_sparse_x(file("x.h5ad"), "csr_matrix", {x.rows, x.cols}, data, indices,
+                         x.row_offsets);
+  }
   std::string first_validation;
-  for (const std::string name : {"x.mtx", "x.mtx.gz", "x.npz", "x.npy", "x.csv"}) {
+  for (const std::string name : {"x.mtx", "x.mtx.gz", "x.npz", "x.h5ad", "x.npy", "x.csv"}) {
     SCOPED_TRACE(name);
     const Result r = sae("train --data " + name + " --epochs 1 --hidden 16 --latent 4 --json " +
                          "--quiet --backend cpu --checkpoint f.ckpt");
@@ -491,30 +498,79 @@ TEST_F(Cli, OutputsTakeTheFormatTheirExtensionNames) {
               "pca --reconstruction .csv vs decode");
 }
 
+// .h5ad out of every command that writes counts or codes, read back as the other formats hold
+// them; decompress writes every count format; a bad .h5ad is one error line and exit code 1.
+TEST_F(Cli, H5adFilesInAndOut) {
+  ASSERT_TRUE(succeeded(trained()));
+  const HostCsr x = read_matrix_market(file("x.mtx"));
+  ASSERT_TRUE(succeeded(sae("gen --rows 300 -o g.h5ad")));
+  expect_same(read_matrix(file("g.h5ad")).csr, x, "gen as .h5ad vs .mtx");
+  ASSERT_TRUE(succeeded(sae("decode --model m.ckpt --latents z.npy -o d.h5ad --backend cpu")));
+  expect_same(read_matrix(file("d.h5ad")).csr, read_matrix_market(file("r.mtx")),
+              "decode .h5ad vs train --reconstruction .mtx");
+  ASSERT_TRUE(succeeded(sae("encode --model m.ckpt --data g.h5ad -o z.h5ad --backend cpu")));
+  // The codes sit in obsm, not in X: as counts, the file has none.
+  const Result codes_as_counts = sae("encode --model m.ckpt --data z.h5ad -o zz.npy --backend cpu");
+  EXPECT_EQ(codes_as_counts.exit_code, 1);
+  EXPECT_EQ(codes_as_counts.err,
+            "sae: error: z.h5ad: no X (an AnnData file holds its counts in X; this one has "
+            "none)\n");
+  ASSERT_TRUE(
+      succeeded(sae("pca --data g.h5ad --k 4 --backend cpu --checkpoint hp.ckpt --quiet "
+                    "--latents hz.h5ad --reconstruction hr.h5ad")));
+  ASSERT_TRUE(succeeded(sae("decode --model hp.ckpt --data x.mtx --out hr.mtx --backend cpu")));
+  expect_same(read_matrix(file("hr.h5ad")).csr, read_matrix_market(file("hr.mtx")),
+              "pca --reconstruction .h5ad vs decode");
+
+  ASSERT_TRUE(succeeded(sae("compress --codec order0 --data g.h5ad -o h.sae")));
+  for (const std::string name : {"h.h5ad", "h.npz", "h.npy", "h.csv", "h.mtx"}) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(succeeded(sae("decompress --in h.sae -o " + name)));
+    const LoadedMatrix back = read_matrix(file(name));
+    expect_same(back.sparse ? back.csr : to_csr(back.dense), x, "decompressed");
+  }
+
+  test::write_sparse_x(file("bad.h5ad"), "csr_matrix", {2, 3}, std::vector<float>{2, -1, 3},
+                       std::vector<std::int32_t>{1, 0, 2}, std::vector<std::int32_t>{0, 1, 3});
+  const Result bad = sae("train --data bad.h5ad --epochs 1 --backend cpu --checkpoint ''");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.err, "sae: error: bad.h5ad: X/data: element 1: negative count -1\n");
+  std::ofstream(file("cut.h5ad"), std::ios::binary)
+      << read_text(file("g.h5ad")).substr(0, fs::file_size(file("g.h5ad")) / 2);
+  const Result cut = sae("encode --model m.ckpt --data cut.h5ad -o cut-codes.npy --backend cpu");
+  EXPECT_EQ(cut.exit_code, 1);
+  EXPECT_TRUE(
+      contains(cut.err, "sae: error: cut.h5ad: not an HDF5 file, or truncated or corrupt ("))
+      << cut.err;
+  EXPECT_EQ(lines_of(cut.err).size(), 1u) << cut.err;
+  EXPECT_FALSE(fs::exists(file("cut-codes.npy")));
+}
+
 // An output whose extension names no format the command writes fails at once, before the model
 // or the data is read (here neither exists), in one line, and nothing is written.
 TEST_F(Cli, AnOutputExtensionNoFormatMatchesIsRefusedBeforeAnyWork) {
   const std::pair<std::string, std::string> cases[] = {
-      {"gen --rows 10 --out out.h5ad",
-       "out.h5ad: sae gen --out writes .mtx, .npy, .npz or .csv, not '.h5ad'"},
+      {"gen --rows 10 --out out.loom",
+       "out.loom: sae gen --out writes .mtx, .npy, .npz, .csv or .h5ad, not '.loom'"},
       {"gen --rows 10 --out out.mtx.gz",
-       "out.mtx.gz: sae gen --out writes .mtx, .npy, .npz or .csv, not '.mtx.gz'"},
+       "out.mtx.gz: sae gen --out writes .mtx, .npy, .npz, .csv or .h5ad, not '.mtx.gz'"},
       {"encode --model missing.ckpt --data missing.mtx --out out.mtx --backend cpu",
-       "out.mtx: sae encode --out writes .npy, .npz or .csv, not '.mtx'"},
-      {"decode --model missing.ckpt --latents missing.npy --out out.h5ad --backend cpu",
-       "out.h5ad: sae decode --out writes .mtx, .npy, .npz or .csv, not '.h5ad'"},
+       "out.mtx: sae encode --out writes .npy, .npz, .csv or .h5ad, not '.mtx'"},
+      {"decode --model missing.ckpt --latents missing.npy --out out.loom --backend cpu",
+       "out.loom: sae decode --out writes .mtx, .npy, .npz, .csv or .h5ad, not '.loom'"},
       {"decode --model missing.ckpt --data missing.mtx --out out --backend cpu",
-       "out: sae decode --out writes .mtx, .npy, .npz or .csv, and the name has no extension"},
+       "out: sae decode --out writes .mtx, .npy, .npz, .csv or .h5ad, and the name has no "
+       "extension"},
       {"train --data missing.mtx --latents out.mtx --backend cpu",
-       "out.mtx: sae train --latents writes .npy, .npz or .csv, not '.mtx'"},
+       "out.mtx: sae train --latents writes .npy, .npz, .csv or .h5ad, not '.mtx'"},
       {"train --data missing.mtx --reconstruction out.txt --backend cpu",
-       "out.txt: sae train --reconstruction writes .mtx, .npy, .npz or .csv, not '.txt'"},
+       "out.txt: sae train --reconstruction writes .mtx, .npy, .npz, .csv or .h5ad, not '.txt'"},
       {"pca --data missing.mtx --latents out.mtx --backend cpu",
-       "out.mtx: sae pca --latents writes .npy, .npz or .csv, not '.mtx'"},
+       "out.mtx: sae pca --latents writes .npy, .npz, .csv or .h5ad, not '.mtx'"},
       {"pca --data missing.mtx --reconstruction out.tsv --backend cpu",
-       "out.tsv: sae pca --reconstruction writes .mtx, .npy, .npz or .csv, not '.tsv'"},
-      {"decompress --in missing.sae --model missing.ckpt -o out.npy --backend cpu",
-       "out.npy: sae decompress --out writes .mtx, not '.npy'"},
+       "out.tsv: sae pca --reconstruction writes .mtx, .npy, .npz, .csv or .h5ad, not '.tsv'"},
+      {"decompress --in missing.sae --model missing.ckpt -o out.txt --backend cpu",
+       "out.txt: sae decompress --out writes .mtx, .npy, .npz, .csv or .h5ad, not '.txt'"},
   };
   const fs::path empty = dir_ / "formats";
   fs::create_directories(empty);

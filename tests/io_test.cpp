@@ -433,8 +433,9 @@ using IoReadMatrix = IoTest;
 
 TEST_F(IoReadMatrix, RejectsAnUnknownExtension) {
   const std::string file = write_file("data.txt", "1,2\n");
-  expect_error([&] { read_matrix(file); },
-               file + ": unrecognised file type (expected .mtx, .mtx.gz, .npz, .npy or .csv)");
+  expect_error(
+      [&] { read_matrix(file); },
+      file + ": unrecognised file type (expected .mtx, .mtx.gz, .npz, .h5ad, .npy or .csv)");
 }
 
 TEST_F(IoReadMatrix, MatchesExtensionsWhateverTheirCase) {
@@ -563,7 +564,7 @@ TEST_F(IoWrite, ValuesRoundTripThroughNpyAndCsv) {
   write_values(path("v.csv"), MatrixFormat::csv, values);
   EXPECT_EQ(read_bytes(path("v.csv")), "-0.1,1e-30,3\n-2.5e+07,0,3.4028235e+38\n");
   expect_error([&] { write_values(path("v.mtx"), MatrixFormat::matrix_market, values); },
-               path("v.mtx") + ": dense values are written as .npy, .npz or .csv, not .mtx");
+               path("v.mtx") + ": dense values are written as .npy, .npz, .csv or .h5ad, not .mtx");
   std::vector<std::string> written = files_left();
   std::sort(written.begin(), written.end());
   EXPECT_EQ(written, (std::vector<std::string>{"v.csv", "v.npy"}));

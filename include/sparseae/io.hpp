@@ -1,8 +1,9 @@
 #pragma once
 // Reading and writing count matrices: MatrixMarket coordinate files (.mtx, .mtx.gz) hold sparse
-// matrices, NumPy .npy and CSV files dense ones. Readers check every value is a count (finite and
-// non-negative) and throw Error with one line naming the file, the position and the reason.
-// Writers write to a temporary file and rename it, so a failed write leaves nothing behind.
+// matrices, NumPy .npy and CSV files dense ones, .npz and AnnData .h5ad either. Readers check every
+// value is a count (finite and non-negative) and throw Error with one line naming the file, the
+// position and the reason. Writers write to a temporary file and rename it, so a failed write
+// leaves nothing behind.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -128,6 +129,14 @@ HostDense read_npy(const std::string& path, NpyValues accept = NpyValues::counts
 // 2-D array (np.savez(path, X)) as read_npy reads it (the dense result, as stored).
 LoadedMatrix read_npz(const std::string& path, Orientation orientation = Orientation::as_stored);
 
+// An AnnData .h5ad file (HDF5): its X, a group that anndata encodes as csr_matrix or csc_matrix
+// (attribute shape; datasets data of any numeric dtype of counts, indices and indptr of any
+// integer dtype) as CSR, as read_npz reads a scipy.sparse matrix (the sparse result), or a 2-D
+// dataset as read_npy reads an array (the dense result, as stored). Errors name the file and the
+// object ("x.h5ad: X/data: element 3: negative count -1 ..."). HDF5 does not defend itself
+// against crafted files: read only .h5ad files that you made or trust.
+LoadedMatrix read_h5ad(const std::string& path, Orientation orientation = Orientation::as_stored);
+
 enum class CsvHeader {
   detect,   // the first line is a header when any of its fields is not a number
   present,  // the first line is a header whatever it holds
@@ -139,13 +148,14 @@ enum class CsvHeader {
 HostDense read_csv(const std::string& path, CsvHeader header = CsvHeader::detect);
 
 // Reads by extension: .mtx and .mtx.gz (sparse), .npz (read_npz: sparse, or dense for one
-// array), .npy and .csv (dense, header detected).
+// array), .h5ad (read_h5ad: sparse, or dense for a dense X), .npy and .csv (dense, header
+// detected).
 LoadedMatrix read_matrix(const std::string& path, Orientation orientation = Orientation::as_stored);
 
 // The formats a writer chooses by the extension of the path it writes.
-enum class MatrixFormat { matrix_market, npy, npz, csv };
+enum class MatrixFormat { matrix_market, npy, npz, csv, h5ad };
 
-// ".mtx", ".npy", ".npz" or ".csv".
+// ".mtx", ".npy", ".npz", ".csv" or ".h5ad".
 const char* format_extension(MatrixFormat format);
 
 // The format that path's extension names (in any case), when it is one of writable; otherwise
@@ -165,14 +175,25 @@ void write_npy(const std::string& path, const HostDense& matrix);
 void write_npz(const std::string& path, const HostCsr& counts);
 void write_npz(const std::string& path, const HostDense& matrix);
 
+// An AnnData .h5ad that anndata and scanpy read (anndata.read_h5ad): counts as X, a csr_matrix
+// (float32 data, int32 indices, int32 indptr or int64 where nnz needs it), beside the skeleton an
+// AnnData needs: obs and var dataframes indexed "0", "1", ..., and empty obsm, varm, layers, uns,
+// obsp and varp.
+void write_h5ad(const std::string& path, const HostCsr& counts);
+// Codes (latents) as an AnnData of their rows and no variables: obsm[kH5adCodesKey] float32
+// (rows x codes), X absent, as anndata itself writes an AnnData made without X.
+inline constexpr char kH5adCodesKey[] = "X_sparseae";
+void write_h5ad_codes(const std::string& path, const HostDense& codes);
+
 // One line of comma-separated values per row, no header; each value the shortest decimal that
 // reads back as the same float32.
 void write_csv(const std::string& path, const HostDense& matrix);
 
-// Counts (whole numbers) in format: .mtx 'coordinate integer', .npz scipy.sparse csr, .npy and
-// .csv dense.
+// Counts (whole numbers) in format: .mtx 'coordinate integer', .npz scipy.sparse csr, .h5ad
+// AnnData X csr_matrix, .npy and .csv dense.
 void write_counts(const std::string& path, MatrixFormat format, const HostCsr& counts);
-// Any values in format .npy, .npz or .csv (a dense matrix of reals has no sensible .mtx form).
+// Any values in format .npy, .npz or .csv (a dense matrix of reals has no sensible .mtx form);
+// .h5ad takes values as codes (write_h5ad_codes), the one kind of values this engine writes there.
 void write_values(const std::string& path, MatrixFormat format, const HostDense& values);
 
 // 'coordinate integer general' when integer, each value written as an integer (rounding is the

@@ -55,9 +55,9 @@ def csr_from_arrays(arrays: CsrArrays) -> sp.csr_matrix:
 def read(path: Union[str, os.PathLike], transpose: bool = False) -> Union[sp.csr_matrix, np.ndarray]:
     """Reads a count matrix as ``sae`` does, by extension.
 
-    ``.mtx``/``.mtx.gz`` and scipy.sparse ``.npz`` files give a ``scipy.sparse.csr_matrix``
-    (float32 counts); dense files (``.npy``, ``.csv``, an ``np.savez`` of one array) a float32
-    ``numpy.ndarray``. ``transpose`` reads the file's columns as rows (genes x cells files).
+    ``.mtx``/``.mtx.gz``, scipy.sparse ``.npz`` and AnnData ``.h5ad`` files (X as csr or csc)
+    give a ``scipy.sparse.csr_matrix`` (float32 counts); dense files (``.npy``, ``.csv``, an
+    ``np.savez`` of one array, an ``.h5ad`` whose X is dense) a float32 ``numpy.ndarray``. ``transpose`` reads the file's columns as rows (genes x cells files).
     """
     result = _sparseae.read(os.fspath(path), transpose)
     if isinstance(result, tuple):
@@ -67,7 +67,7 @@ def read(path: Union[str, os.PathLike], transpose: bool = False) -> Union[sp.csr
 
 def write(path: Union[str, os.PathLike], X: Matrix) -> None:
     """Writes counts X in the format path's extension names: ``.mtx``, ``.npz`` (scipy.sparse
-    CSR), ``.npy`` or ``.csv``. The file is written to a temporary name and renamed: a failed
+    CSR), ``.h5ad`` (AnnData, X as CSR; ``anndata.read_h5ad``), ``.npy`` or ``.csv``. The file is written to a temporary name and renamed: a failed
     write (bad counts, an extension the engine does not write) leaves nothing at path.
     """
     _sparseae.write_csr(os.fspath(path), *as_csr_arrays(X))

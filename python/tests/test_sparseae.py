@@ -101,13 +101,46 @@ def test_pca_fits_and_round_trips_its_checkpoint(npz, tmp_path):
 
 def test_read_write_round_trip_every_format(tmp_path):
     X = counts(rows=30, cols=7)
-    for name in ["a.mtx", "a.npz", "a.npy", "a.csv"]:
+    for name in ["a.mtx", "a.npz", "a.h5ad", "a.npy", "a.csv"]:
         sparseae.write(tmp_path / name, X)
         back = sparseae.read(tmp_path / name)
         np.testing.assert_array_equal(back.toarray() if sp.issparse(back) else back,
                                       X.toarray())
     # scipy reads the engine's .npz as the engine reads scipy's.
     np.testing.assert_array_equal(sp.load_npz(tmp_path / "a.npz").toarray(), X.toarray())
+
+
+def test_reads_h5ad_that_h5py_writes_and_h5py_reads_what_it_writes(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    X = counts(rows=30, cols=7)
+    # X as anndata stores a csc matrix (int64 indices, integer data), and as a dense dataset.
+    csc = X.tocsc()
+    with h5py.File(tmp_path / "csc.h5ad", "w") as f:
+        group = f.create_group("X")
+        group.attrs["encoding-type"] = "csc_matrix"
+        group.attrs["encoding-version"] = "0.1.0"
+        group.attrs["shape"] = np.array(csc.shape, dtype=np.int64)
+        group["data"] = csc.data.astype(np.int32)
+        group["indices"] = csc.indices.astype(np.int64)
+        group["indptr"] = csc.indptr.astype(np.int64)
+    with h5py.File(tmp_path / "dense.h5ad", "w") as f:
+        f["X"] = X.toarray().astype(np.float64)
+    back = sparseae.read(tmp_path / "csc.h5ad")
+    assert sp.isspmatrix_csr(back)
+    np.testing.assert_array_equal(back.toarray(), X.toarray())
+    np.testing.assert_array_equal(sparseae.read(tmp_path / "dense.h5ad"), X.toarray())
+    np.testing.assert_array_equal(sparseae.read(tmp_path / "csc.h5ad", transpose=True).toarray(),
+                                  X.toarray().T)
+    sparseae.write(tmp_path / "w.h5ad", X)
+    with h5py.File(tmp_path / "w.h5ad", "r") as f:
+        assert f["X"].attrs["encoding-type"] == "csr_matrix"
+        written = sp.csr_matrix((f["X/data"][:], f["X/indices"][:], f["X/indptr"][:]),
+                                shape=tuple(f["X"].attrs["shape"]))
+    np.testing.assert_array_equal(written.toarray(), X.toarray())
+    with h5py.File(tmp_path / "csc.h5ad", "r+") as f:
+        f["X/data"][0] = -1
+    with pytest.raises(sparseae.SparseaeError, match="csc.h5ad: X/data: element 0: negative"):
+        sparseae.read(tmp_path / "csc.h5ad")
 
 
 def test_compress_decompress_is_exact_with_and_without_a_model(tmp_path):

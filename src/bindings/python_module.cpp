@@ -336,10 +336,11 @@ PYBIND11_MODULE(_sparseae, m) {
       py::arg("path"), py::arg("transpose") = false);
   m.def("write_csr", [csr](const std::string& path, std::int64_t rows, std::int64_t cols,
                            const Indptr& indptr, const Indices& indices, const py::array& data) {
-    const MatrixFormat format = output_format(
-        path,
-        {MatrixFormat::matrix_market, MatrixFormat::npz, MatrixFormat::npy, MatrixFormat::csv},
-        "sparseae.write");
+    const MatrixFormat format =
+        output_format(path,
+                      {MatrixFormat::matrix_market, MatrixFormat::npz, MatrixFormat::h5ad,
+                       MatrixFormat::npy, MatrixFormat::csv},
+                      "sparseae.write");
     write_counts(path, format, csr(rows, cols, indptr, indices, data, "X"));
   });
   py::class_<Model>(m, "Model")

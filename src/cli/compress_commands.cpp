@@ -1,7 +1,9 @@
 // sae compress and decompress: lossless mode (sparseae/lossless.hpp) on files, and the size
 // table that shows what the model buys against raw CSR, gzip, zstd, xz, the order-0 code and PCA.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -134,6 +136,28 @@ LosslessCodec parse_codec(const std::string& name) {
   throw Error("sae compress: --codec must be model or order0, not " + name);
 }
 
+// decompress_lossless's callbacks that gather every block of rows into counts, for the formats
+// written whole.
+std::function<void(const LosslessFileInfo&)> start_gathering(HostCsr& counts) {
+  return [&counts](const LosslessFileInfo& info) {
+    counts = HostCsr{};
+    // Grown block by block rather than reserved from the header's sizes: the blocks are
+    // checked as they come, the header alone is not evidence enough to allocate for.
+    counts.cols = info.cols;
+  };
+}
+std::function<void(std::int64_t, const HostCsr&)> gather_block(HostCsr& counts) {
+  return [&counts](std::int64_t, const HostCsr& block) {
+    const RowOffset base = counts.nnz();
+    for (std::int64_t r = 0; r < block.rows; ++r)
+      counts.row_offsets.push_back(base + block.row_offsets[static_cast<std::size_t>(r) + 1]);
+    counts.col_indices.insert(counts.col_indices.end(), block.col_indices.begin(),
+                              block.col_indices.end());
+    counts.values.insert(counts.values.end(), block.values.begin(), block.values.end());
+    counts.rows += block.rows;
+  };
+}
+
 }  // namespace
 
 int run_compress(const Args& raw_args) {
@@ -149,7 +173,7 @@ int run_compress(const Args& raw_args) {
           "uses it)")
       .value("data", "PATH", "",
              "counts: .mtx or .mtx.gz (streamed a block at a time when sorted by row), .npz, "
-             ".npy, .csv (required)")
+             ".h5ad, .npy, .csv (required)")
       .value("out", "PATH", "", "the compressed file, -o for short (required)")
       .value("codec", "model|order0", "model",
              "model codes + residual with an order-0 fallback per block, or order-0 alone")
@@ -241,7 +265,9 @@ int run_decompress(const Args& raw_args) {
   o.value("in", "PATH", "", "the compressed file (required)")
       .value("model", "PATH", "",
              "the checkpoint it was compressed with (required for a file of --codec model)")
-      .value("out", "PATH", "", "the counts, .mtx (coordinate integer), -o for short (required)")
+      .value("out", "PATH", "",
+             "the counts: .mtx (coordinate integer, streamed), .npz, .h5ad, .npy or .csv (held "
+             "whole), -o for short (required)")
       .value("backend", "auto|cpu|cuda", "auto", "where to run the decoder")
       .value("batch", "N", "4096", "rows per batch");
   add_quiet_option(o);
@@ -249,17 +275,32 @@ int run_decompress(const Args& raw_args) {
   const std::string in_path = o.required("in");
   const std::string model_path = o.text("model");
   const std::string out_path = o.required("out");
-  // The counts stream out as .mtx, a block of rows at a time: other formats would need them all.
-  output_option_format(o, "sae decompress", "out", {MatrixFormat::matrix_market});
+  const MatrixFormat format = *output_option_format(o, "sae decompress", "out", kCountFormats);
   require(o.integer("batch") > 0, "sae decompress: --batch must be positive");
+  // .mtx streams out a block of rows at a time; the other formats are written whole, so their
+  // rows are gathered in memory first.
+  const bool streamed = format == MatrixFormat::matrix_market;
   if (model_path.empty()) {
-    decompress_lossless_to_matrix_market(in_path, out_path);
+    if (streamed) {
+      decompress_lossless_to_matrix_market(in_path, out_path);
+    } else {
+      HostCsr counts;
+      decompress_lossless(in_path, start_gathering(counts), gather_block(counts));
+      write_counts(out_path, format, counts);
+    }
     return 0;
   }
   const auto backend = open_backend(o);
   const Checkpoint checkpoint = load_checkpoint(model_path);
-  decompress_lossless_to_matrix_market(*backend, checkpoint.config, checkpoint.state.parameters,
-                                       in_path, out_path, o.integer("batch"));
+  if (streamed) {
+    decompress_lossless_to_matrix_market(*backend, checkpoint.config, checkpoint.state.parameters,
+                                         in_path, out_path, o.integer("batch"));
+  } else {
+    HostCsr counts;
+    decompress_lossless(*backend, checkpoint.config, checkpoint.state.parameters, in_path,
+                        o.integer("batch"), start_gathering(counts), gather_block(counts));
+    write_counts(out_path, format, counts);
+  }
   return 0;
 }
 

@@ -12,7 +12,8 @@ namespace sparseae::cli {
 
 void add_data_options(Options& o) {
   o.value("data", "PATH", "",
-          "counts: .mtx, .mtx.gz, .npz (scipy.sparse), .npy or .csv (default: embedded dataset)")
+          "counts: .mtx, .mtx.gz, .npz (scipy.sparse), .h5ad (AnnData X), .npy or .csv (default: "
+          "embedded dataset)")
       .value("rows", "N", "100000", "rows of the embedded dataset");
   add_transpose_option(o);
 }

@@ -1,7 +1,7 @@
 #pragma once
-// Where a command's counts come from: a file (.mtx, .mtx.gz, .npy, .csv) or the embedded
-// generator, named so that a checkpoint can say which; and which format the matrices a command
-// writes take.
+// Where a command's counts come from: a file (.mtx, .mtx.gz, .npz, .h5ad, .npy, .csv) or the
+// embedded generator, named so that a checkpoint can say which; and which format the matrices a
+// command writes take.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -63,9 +63,14 @@ std::string describe(const Counts& counts);
 // The formats of a model's codes (--latents, encode's --out) and of reconstructions
 // (--reconstruction, decode's --out: .mtx and .csv the decoded counts, .npy the values).
 inline const std::vector<MatrixFormat> kCodeFormats = {MatrixFormat::npy, MatrixFormat::npz,
-                                                       MatrixFormat::csv};
+                                                       MatrixFormat::csv, MatrixFormat::h5ad};
 inline const std::vector<MatrixFormat> kReconstructionFormats = {
-    MatrixFormat::matrix_market, MatrixFormat::npy, MatrixFormat::npz, MatrixFormat::csv};
+    MatrixFormat::matrix_market, MatrixFormat::npy, MatrixFormat::npz, MatrixFormat::csv,
+    MatrixFormat::h5ad};
+// The formats counts are written in (sae gen --out, sae decompress --out).
+inline const std::vector<MatrixFormat> kCountFormats = {MatrixFormat::matrix_market,
+                                                        MatrixFormat::npy, MatrixFormat::npz,
+                                                        MatrixFormat::csv, MatrixFormat::h5ad};
 
 // The format of the file that option (a path, e.g. "out") names, nullopt when it is not given;
 // throws, as output_format does, unless it is one of writable: "x.npz: sae gen --out writes .mtx,

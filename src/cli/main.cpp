@@ -22,7 +22,7 @@ const char* const kUsage =
     "  pca         fit the PCA baseline and report it as eval does; writes a model file\n"
     "  compress    store counts losslessly: latent codes + entropy-coded residual\n"
     "  decompress  rebuild the exact counts from sae compress's file\n"
-    "  gen         write counts of the embedded dataset's generator as .mtx, .npz, .npy, .csv\n"
+    "  gen         write the embedded dataset's generator's counts: .mtx .npz .h5ad .npy .csv\n"
     "  info        build, backends and devices\n"
     "  version     the version and the backends built in (also sae --version)\n"
     "\n"

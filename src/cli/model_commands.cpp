@@ -56,9 +56,11 @@ HostDense model_codes(const Options& o, const Checkpoint& checkpoint, const std:
 
 int run_encode(const Args& args) {
   Options o = model_options("sae encode", "Writes the latent code of every row of --data.");
-  o.value("data", "PATH", "", "counts: .mtx, .mtx.gz, .npz (scipy.sparse), .npy or .csv (required)")
+  o.value("data", "PATH", "",
+          "counts: .mtx, .mtx.gz, .npz (scipy.sparse), .h5ad (AnnData X), .npy or .csv (required)")
       .value("out", "PATH", "",
-             "latent codes: .npy or .npz (float32) or .csv, -o for short (required)");
+             "latent codes: .npy or .npz (float32), .csv, or .h5ad (obsm['X_sparseae']), -o for "
+             "short (required)");
   add_transpose_option(o);
   if (!o.parse(with_short_out(args))) return 0;
   // Every usage error comes before the backend opens.
@@ -82,7 +84,8 @@ int run_decode(const Args& args) {
   o.value("latents", "PATH", "", "latent codes (.npy), as written by sae encode")
       .value("data", "PATH", "", "counts to encode and reconstruct")
       .value("out", "PATH", "",
-             ".mtx, .npz (scipy.sparse) or .csv decoded counts, or .npy values, -o for short "
+             ".mtx, .npz (scipy.sparse), .h5ad (AnnData X) or .csv decoded counts, or .npy "
+             "values, -o for short "
              "(required)");
   add_decode_option(o, " in .mtx and .csv", kStoredDecode);
   add_transpose_option(o);

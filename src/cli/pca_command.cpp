@@ -38,9 +38,11 @@ Options pca_options() {
              "0 fits and measures every row")
       .value("seed", "N", "1", "seed of the split and of the randomized solver")
       .value("block", "N", "4096", "rows multiplied per backend call")
-      .value("latents", "PATH", "", "write every row's code (.npy or .npz float32, or .csv)")
+      .value("latents", "PATH", "",
+             "write every row's code (.npy or .npz float32, .csv, or .h5ad obsm)")
       .value("reconstruction", "PATH", "",
-             "write every row's reconstruction (.mtx, .npz or .csv counts, rounded and clipped at "
+             "write every row's reconstruction (.mtx, .npz, .h5ad or .csv counts, rounded and "
+             "clipped at "
              "zero; "
              ".npy values)")
       .flag("json", "print the report as JSON");

@@ -125,9 +125,10 @@ Options train_options() {
              "continue the run saved in this checkpoint, with its configuration (and, without "
              "--data or --rows, its data)")
       .value("metrics-log", "PATH", "", "JSON lines, one per epoch")
-      .value("latents", "PATH", "", "write every row's latent code (.npy or .npz float32, or .csv)")
+      .value("latents", "PATH", "",
+             "write every row's latent code (.npy or .npz float32, .csv, or .h5ad obsm)")
       .value("reconstruction", "PATH", "",
-             "write every row's reconstruction (.mtx, .npz or .csv decoded counts, or .npy "
+             "write every row's reconstruction (.mtx, .npz, .h5ad or .csv decoded counts, or .npy "
              "values)")
       .value("loss-every", "N", "50", "steps between loss read-backs for the progress bar")
       .value("placement", "auto|resident|stream", "auto",

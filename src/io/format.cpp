@@ -52,15 +52,16 @@ LoadedMatrix read_matrix(const std::string& path, Orientation orientation) {
     loaded.csr = read_matrix_market(path, orientation);
     return loaded;
   }
-  if (has_suffix(path, ".npz")) {
-    loaded = read_npz(path, orientation);
+  if (has_suffix(path, ".npz") || has_suffix(path, ".h5ad")) {
+    loaded = has_suffix(path, ".npz") ? read_npz(path, orientation) : read_h5ad(path, orientation);
     if (loaded.sparse) return loaded;
   } else if (has_suffix(path, ".npy")) {
     loaded.dense = read_npy(path);
   } else if (has_suffix(path, ".csv")) {
     loaded.dense = read_csv(path);
   } else {
-    throw Error(path + ": unrecognised file type (expected .mtx, .mtx.gz, .npz, .npy or .csv)");
+    throw Error(path +
+                ": unrecognised file type (expected .mtx, .mtx.gz, .npz, .h5ad, .npy or .csv)");
   }
   if (orientation == Orientation::transposed) loaded.dense = transposed(loaded.dense);
   return loaded;
@@ -76,6 +77,8 @@ const char* format_extension(MatrixFormat format) {
       return ".npz";
     case MatrixFormat::csv:
       return ".csv";
+    case MatrixFormat::h5ad:
+      return ".h5ad";
   }
   throw Error("format_extension: unknown format");
 }
@@ -100,17 +103,21 @@ void write_counts(const std::string& path, MatrixFormat format, const HostCsr& c
     write_matrix_market(path, counts, true);
   else if (format == MatrixFormat::npz)
     write_npz(path, counts);
+  else if (format == MatrixFormat::h5ad)
+    write_h5ad(path, counts);
   else
     write_values(path, format, to_dense(counts));
 }
 
 void write_values(const std::string& path, MatrixFormat format, const HostDense& values) {
   require(format != MatrixFormat::matrix_market,
-          path + ": dense values are written as .npy, .npz or .csv, not .mtx");
+          path + ": dense values are written as .npy, .npz, .csv or .h5ad, not .mtx");
   if (format == MatrixFormat::npy)
     write_npy(path, values);
   else if (format == MatrixFormat::npz)
     write_npz(path, values);
+  else if (format == MatrixFormat::h5ad)
+    write_h5ad_codes(path, values);
   else
     write_csv(path, values);
 }

@@ -216,75 +216,18 @@ HostCsr sparse_from(const ZipArchive& zip, const std::string& path, Orientation 
     return parse_npy(keep, path + ": " + name + ".npy");
   };
   std::vector<unsigned char> format_bytes, shape_bytes, data_bytes, first_bytes, second_bytes;
-  const std::string format = npy_text(read("format", format_bytes), path + ": format.npy");
-  const std::vector<std::int64_t> shape =
-      npy_integers(read("shape", shape_bytes), path + ": shape.npy");
-  if (shape.size() != 2 || shape[0] < 0 || shape[1] < 0) fail(path, "shape.npy is not a 2-D shape");
-  if (shape[0] > io_limits::max_rows || shape[1] > io_limits::max_cols)
-    fail(path, "shape (" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) +
-                   ") exceeds the row or column limit");
-  bool integer = false;
-  const std::vector<float> values =
-      npy_counts(read("data", data_bytes), path + ": data.npy", integer);
-  const auto count = static_cast<std::int64_t>(values.size());
-  // Each stored entry's row and column, as scipy holds them.
-  std::vector<std::int64_t> rows(static_cast<std::size_t>(count)),
-      cols(static_cast<std::size_t>(count));
-  if (format == "csr" || format == "csc") {
-    const std::vector<std::int64_t> indices =
-        npy_integers(read("indices", first_bytes), path + ": indices.npy");
-    const std::vector<std::int64_t> indptr =
-        npy_integers(read("indptr", second_bytes), path + ": indptr.npy");
-    const bool by_row = format == "csr";
-    const std::int64_t major = by_row ? shape[0] : shape[1];
-    const std::int64_t minor = by_row ? shape[1] : shape[0];
-    if (static_cast<std::int64_t>(indptr.size()) != major + 1 || indptr.front() != 0 ||
-        indptr.back() != count || static_cast<std::int64_t>(indices.size()) != count)
-      fail(path, format + " arrays disagree: indptr has " + std::to_string(indptr.size()) +
-                     " entries (expected " + std::to_string(major + 1) + ", from 0 to " +
-                     std::to_string(count) + "), indices " + std::to_string(indices.size()) +
-                     ", data " + std::to_string(count));
-    for (std::int64_t m = 0; m < major; ++m) {
-      const std::int64_t begin = indptr[static_cast<std::size_t>(m)];
-      const std::int64_t end = indptr[static_cast<std::size_t>(m) + 1];
-      if (begin > end) fail(path, "indptr decreases at " + std::to_string(m));
-      for (std::int64_t k = begin; k < end; ++k) {
-        const std::int64_t index = indices[static_cast<std::size_t>(k)];
-        if (index < 0 || index >= minor)
-          fail(path, "indices[" + std::to_string(k) + "] = " + std::to_string(index) +
-                         " outside [0, " + std::to_string(minor) + ")");
-        rows[static_cast<std::size_t>(k)] = by_row ? m : index;
-        cols[static_cast<std::size_t>(k)] = by_row ? index : m;
-      }
-    }
-  } else if (format == "coo") {
-    rows = npy_integers(read("row", first_bytes), path + ": row.npy");
-    cols = npy_integers(read("col", second_bytes), path + ": col.npy");
-    if (static_cast<std::int64_t>(rows.size()) != count ||
-        static_cast<std::int64_t>(cols.size()) != count)
-      fail(path, "coo arrays disagree: row " + std::to_string(rows.size()) + ", col " +
-                     std::to_string(cols.size()) + ", data " + std::to_string(count));
-    for (std::int64_t k = 0; k < count; ++k)
-      if (rows[static_cast<std::size_t>(k)] < 0 || rows[static_cast<std::size_t>(k)] >= shape[0] ||
-          cols[static_cast<std::size_t>(k)] < 0 || cols[static_cast<std::size_t>(k)] >= shape[1])
-        fail(path, "entry " + std::to_string(k) + " at (" +
-                       std::to_string(rows[static_cast<std::size_t>(k)]) + ", " +
-                       std::to_string(cols[static_cast<std::size_t>(k)]) +
-                       ") lies outside shape (" + std::to_string(shape[0]) + ", " +
-                       std::to_string(shape[1]) + ")");
-  } else {
-    fail(path, "scipy.sparse format '" + format + "' (this reader takes csr, csc and coo)");
+  SparseArrays arrays;
+  arrays.format = npy_text(read("format", format_bytes), path + ": format.npy");
+  arrays.shape = npy_integers(read("shape", shape_bytes), path + ": shape.npy");
+  arrays.values = npy_counts(read("data", data_bytes), path + ": data.npy", arrays.integer);
+  const bool compressed = arrays.format == "csr" || arrays.format == "csc";
+  if (compressed || arrays.format == "coo") {
+    const std::string first = compressed ? "indices" : "row";
+    const std::string second = compressed ? "indptr" : "col";
+    arrays.first = npy_integers(read(first, first_bytes), path + ": " + first + ".npy");
+    arrays.second = npy_integers(read(second, second_bytes), path + ": " + second + ".npy");
   }
-  const bool transposed = orientation == Orientation::transposed;
-  std::vector<std::int32_t> entry_rows(static_cast<std::size_t>(count));
-  std::vector<ColIndex> entry_cols(static_cast<std::size_t>(count));
-  for (std::size_t k = 0; k < rows.size(); ++k) {
-    entry_rows[k] = static_cast<std::int32_t>(transposed ? cols[k] : rows[k]);
-    entry_cols[k] = static_cast<ColIndex>(transposed ? rows[k] : cols[k]);
-  }
-  return assemble_entries(path, integer, transposed ? shape[1] : shape[0],
-                          transposed ? shape[0] : shape[1], orientation, entry_rows, entry_cols,
-                          values);
+  return sparse_arrays_to_csr(path, arrays, orientation);
 }
 
 // A zip archive written whole: members stored (method 0), each with its CRC-32, then the central
@@ -370,6 +313,77 @@ std::string npy_member(const std::string& descr, const std::vector<T>& values,
 }
 
 }  // namespace
+
+namespace io_detail {
+
+HostCsr sparse_arrays_to_csr(const std::string& path, const SparseArrays& arrays,
+                             Orientation orientation) {
+  const std::string& format = arrays.format;
+  const std::vector<std::int64_t>& shape = arrays.shape;
+  if (format != "csr" && format != "csc" && format != "coo")
+    fail(path, "scipy.sparse format '" + format + "' (this reader takes csr, csc and coo)");
+  if (shape.size() != 2 || shape[0] < 0 || shape[1] < 0) fail(path, "shape is not a 2-D shape");
+  if (shape[0] > io_limits::max_rows || shape[1] > io_limits::max_cols)
+    fail(path, "shape (" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) +
+                   ") exceeds the row or column limit");
+  const auto count = static_cast<std::int64_t>(arrays.values.size());
+  // Each stored entry's row and column, as scipy holds them.
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(count)),
+      cols(static_cast<std::size_t>(count));
+  if (format == "csr" || format == "csc") {
+    const std::vector<std::int64_t>& indices = arrays.first;
+    const std::vector<std::int64_t>& indptr = arrays.second;
+    const bool by_row = format == "csr";
+    const std::int64_t major = by_row ? shape[0] : shape[1];
+    const std::int64_t minor = by_row ? shape[1] : shape[0];
+    if (static_cast<std::int64_t>(indptr.size()) != major + 1 || indptr.front() != 0 ||
+        indptr.back() != count || static_cast<std::int64_t>(indices.size()) != count)
+      fail(path, format + " arrays disagree: indptr has " + std::to_string(indptr.size()) +
+                     " entries (expected " + std::to_string(major + 1) + ", from 0 to " +
+                     std::to_string(count) + "), indices " + std::to_string(indices.size()) +
+                     ", data " + std::to_string(count));
+    for (std::int64_t m = 0; m < major; ++m) {
+      const std::int64_t begin = indptr[static_cast<std::size_t>(m)];
+      const std::int64_t end = indptr[static_cast<std::size_t>(m) + 1];
+      if (begin > end) fail(path, "indptr decreases at " + std::to_string(m));
+      for (std::int64_t k = begin; k < end; ++k) {
+        const std::int64_t index = indices[static_cast<std::size_t>(k)];
+        if (index < 0 || index >= minor)
+          fail(path, "indices[" + std::to_string(k) + "] = " + std::to_string(index) +
+                         " outside [0, " + std::to_string(minor) + ")");
+        rows[static_cast<std::size_t>(k)] = by_row ? m : index;
+        cols[static_cast<std::size_t>(k)] = by_row ? index : m;
+      }
+    }
+  } else {
+    rows = arrays.first;
+    cols = arrays.second;
+    if (static_cast<std::int64_t>(rows.size()) != count ||
+        static_cast<std::int64_t>(cols.size()) != count)
+      fail(path, "coo arrays disagree: row " + std::to_string(rows.size()) + ", col " +
+                     std::to_string(cols.size()) + ", data " + std::to_string(count));
+    for (std::int64_t k = 0; k < count; ++k)
+      if (rows[static_cast<std::size_t>(k)] < 0 || rows[static_cast<std::size_t>(k)] >= shape[0] ||
+          cols[static_cast<std::size_t>(k)] < 0 || cols[static_cast<std::size_t>(k)] >= shape[1])
+        fail(path, "entry " + std::to_string(k) + " at (" +
+                       std::to_string(rows[static_cast<std::size_t>(k)]) + ", " +
+                       std::to_string(cols[static_cast<std::size_t>(k)]) +
+                       ") lies outside shape (" + std::to_string(shape[0]) + ", " +
+                       std::to_string(shape[1]) + ")");
+  }
+  const bool transposed = orientation == Orientation::transposed;
+  std::vector<std::int32_t> entry_rows(static_cast<std::size_t>(count));
+  std::vector<ColIndex> entry_cols(static_cast<std::size_t>(count));
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    entry_rows[k] = static_cast<std::int32_t>(transposed ? cols[k] : rows[k]);
+    entry_cols[k] = static_cast<ColIndex>(transposed ? rows[k] : cols[k]);
+  }
+  return assemble_entries(path, arrays.integer, transposed ? shape[1] : shape[0],
+                          transposed ? shape[0] : shape[1], orientation, entry_rows, entry_cols,
+                          arrays.values);
+}
+
+}  // namespace io_detail
 
 LoadedMatrix read_npz(const std::string& path, Orientation orientation) {
   const ZipArchive zip(path, read_file(path));

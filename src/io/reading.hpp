@@ -115,6 +115,22 @@ HostCsr assemble_entries(const std::string& path, bool integer, std::int64_t row
                          const std::vector<ColIndex>& entry_cols,
                          const std::vector<float>& entry_values);
 
+// A scipy.sparse matrix's arrays, as scipy.sparse.save_npz and AnnData store them: format "csr"
+// or "csc" (first: indices, second: indptr) or "coo" (first: row, second: col), its shape, and
+// its values, already checked to be counts (integer: of an integer dtype).
+struct SparseArrays {
+  std::string format;
+  std::vector<std::int64_t> shape;
+  std::vector<float> values;
+  bool integer = false;
+  std::vector<std::int64_t> first;
+  std::vector<std::int64_t> second;
+};
+// The arrays checked against each other and the shape (one line naming path and what disagrees),
+// assembled as assemble_entries does (transposed when orientation says so).
+HostCsr sparse_arrays_to_csr(const std::string& path, const SparseArrays& arrays,
+                             Orientation orientation);
+
 // Why bytes cannot be allocated: "" when they fit in the memory this process may use (the
 // machine's physical memory, or less under an address-space or data-size limit, ulimit -v or -d,
 // or under set_memory_cap), otherwise "need 16.0 GiB, more than the 4.0 GiB of memory this
