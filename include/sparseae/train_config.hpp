@@ -85,10 +85,10 @@ struct TrainConfig {
   float rate_lambda = 0.0f;
   // AuxK (Gao et al. 2024) for a TopK or BatchTopK latent, to first order for our nonlinear
   // decoder: in each row, the aux_k latents dead for more than aux_dead_steps training batches
-  // with the largest pre-selection values also take aux_weight times the loss's gradient, straight
-  // through the selection (Network::enable_auxk). 0: off. 1/32 is Gao et al.'s weight; 256
-  // batches (a few epochs of a small set) is long enough that a latent merely rare in a batch of
-  // 256 rows is not called dead.
+  // with the largest pre-activations (before the relu) also take aux_weight times the loss's
+  // gradient, straight through the selection (Network::enable_auxk). 0: off. 1/32 is Gao et al.'s
+  // weight; 256 batches (a few epochs of a small set) is long enough that a latent merely rare in a
+  // batch of 256 rows is not called dead.
   std::int64_t aux_k = 0;
   float aux_weight = 1.0f / 32.0f;
   std::int32_t aux_dead_steps = 256;
