@@ -245,6 +245,18 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
 
 ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode decode,
                                              ReconstructionDetail* detail) {
+  return evaluate_summed(counts, decode, detail, nullptr);
+}
+
+ReconstructionMetrics TrainedModel::evaluate(
+    const HostCsr& counts, DecodeMode decode,
+    const std::function<void(std::vector<double>&)>& sum_over_ranks) {
+  return evaluate_summed(counts, decode, nullptr, sum_over_ranks);
+}
+
+ReconstructionMetrics TrainedModel::evaluate_summed(
+    const HostCsr& counts, DecodeMode decode, ReconstructionDetail* detail,
+    const std::function<void(std::vector<double>&)>& sum_over_ranks) {
   MetricsAccumulator metrics(config_.train.loss, config_.scale, decode, config_.hurdle_threshold);
   if (detail != nullptr) metrics.collect_detail();
   const CsrView all = counts.view();
@@ -279,6 +291,18 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
                        .value;
     }
   });
+  if (sum_over_ranks) {
+    // The accumulator's sums, then each latent's firing rows, then the codes' nats.
+    std::vector<double> sums = metrics.sums(counts.cols);
+    const std::size_t accumulated = sums.size();
+    sums.insert(sums.end(), firing_rows.begin(), firing_rows.end());
+    sums.push_back(code_nats);
+    sum_over_ranks(sums);
+    metrics.set_sums(std::vector<double>(sums.begin(), sums.begin() + accumulated));
+    for (std::size_t j = 0; j < firing_rows.size(); ++j)
+      firing_rows[j] = static_cast<std::int64_t>(sums[accumulated + j]);
+    code_nats = sums.back();
+  }
   ReconstructionMetrics result = metrics.result();
   if (detail != nullptr) {
     *detail = metrics.detail();
