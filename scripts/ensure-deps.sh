@@ -9,7 +9,8 @@ packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev liblapacke-dev
           clang libclang-rt-dev libomp-dev  # the fuzzers: libFuzzer, and clang's OpenMP
           gzip zstd xz-utils  # sae compress --stats sets the model beside gzip -9, zstd -19, xz -9
           chromium python3-pil  # the report rendered and its screenshot checked
-          python3-dev pybind11-dev python3-numpy python3-scipy python3-pytest)  # the Python package
+          python3-dev pybind11-dev python3-numpy python3-scipy python3-pytest  # the Python package
+          libopenmpi-dev openmpi-bin)  # data-parallel training: mpirun -np N sae train
 missing=()
 for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)

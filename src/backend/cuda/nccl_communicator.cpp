@@ -5,6 +5,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 
 #include "backend/communicator_factory.hpp"
@@ -68,6 +69,7 @@ class NcclWorld final : public Communicator {
     ncclCommAbort(comm_);
     comm_ = nullptr;
     mpi_->abort(exit_code);
+    std::_Exit(exit_code);  // not reached: the MPI communicator's abort does not return
   }
 
  private:
