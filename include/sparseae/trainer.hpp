@@ -108,6 +108,9 @@ class Trainer {
   // counts).
   Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
           const HostCsr& shard_rows, const RowShard& shard, Communicator& communicator);
+  // The same for dense rows (the dense path).
+  Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+          const HostDense& shard_rows, const RowShard& shard, Communicator& communicator);
   ~Trainer();
 
   // Runs epochs from the current one up to config.epochs (or early stopping, or until
@@ -168,6 +171,11 @@ class Trainer {
   static std::unique_ptr<Impl> make_impl(Backend& backend, const ModelConfig& model,
                                          const TrainConfig& config, const Matrix& train_rows,
                                          const Matrix& validation_rows);
+  template <typename Matrix>
+  static std::unique_ptr<Impl> make_sharded_impl(Backend& backend, const ModelConfig& model,
+                                                 const TrainConfig& config,
+                                                 const Matrix& shard_rows, const RowShard& shard,
+                                                 Communicator& communicator);
   std::unique_ptr<Impl> impl_;
 };
 

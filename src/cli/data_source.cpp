@@ -142,12 +142,13 @@ Counts load_counts_recorded(const RunConfig& run, const std::string& checkpoint_
               ": give the file with --data");
 }
 
+bool ends_with(const std::string& path, const std::string& suffix) {
+  return path.size() >= suffix.size() &&
+         path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 bool is_matrix_market(const std::string& path) {
-  const auto ends_with = [&](const std::string& suffix) {
-    return path.size() >= suffix.size() &&
-           path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  return ends_with(".mtx") || ends_with(".mtx.gz");
+  return ends_with(path, ".mtx") || ends_with(path, ".mtx.gz");
 }
 
 // Rows [first, first + count) of m.
@@ -191,10 +192,16 @@ Counts load_counts_shard(const std::string& path, std::int64_t embedded_rows,
   require(orientation == Orientation::as_stored,
           "--transpose reads every row of the file: across ranks, write the transposed matrix "
           "to a file first (sae gen or scipy) and train on that");
+  if (ends_with(path, ".npy")) {
+    const std::int64_t count = range(read_npy_rows_count(path));
+    HostDense rows = read_npy_rows(path, shard.first_row, count);
+    HostCsr sparse = to_csr(rows);
+    return {std::move(sparse), true, std::move(rows), path, absolute_path(path), false};
+  }
   require(is_matrix_market(path),
           path +
-              ": across ranks, sae train reads each rank's rows from a .mtx file (gzipped or "
-              "not) sorted by row; convert this file to one");
+              ": across ranks, sae train reads each rank's rows from a .npy (C order) or a "
+              ".mtx file (gzipped or not) sorted by row; convert this file to one of them");
   MatrixMarketRowReader reader(path);
   const std::int64_t count = range(reader.rows());
   Counts counts;

@@ -482,7 +482,9 @@ int train_across_ranks(const Options& o, Backend& backend, Communicator& ranks, 
       source_relative_to_checkpoint(counts, o.text("checkpoint"));
   if (asked_decode) run.decode = asked_decode;
 
-  Trainer trainer(backend, run.model, run.train, counts.matrix, shard, ranks);
+  Trainer trainer = counts.dense
+                        ? Trainer(backend, run.model, run.train, counts.dense_matrix, shard, ranks)
+                        : Trainer(backend, run.model, run.train, counts.matrix, shard, ranks);
   run.scale = trainer.scale();
   run.reference_library_size = trainer.reference_library_size();
   if (resume) trainer.restore(resumed);

@@ -40,14 +40,16 @@ std::vector<double> row_totals(const HostCsr& counts) {
 
 double median_row_total(const HostCsr& counts) { return median_total(row_totals(counts)); }
 
-double median_row_total(const HostDense& counts) {
+std::vector<double> row_totals(const HostDense& counts) {
   std::vector<double> totals(static_cast<std::size_t>(counts.rows), 0.0);
   for (std::int64_t r = 0; r < counts.rows; ++r)
     for (std::int64_t c = 0; c < counts.cols; ++c)
       totals[static_cast<std::size_t>(r)] +=
           counts.values[static_cast<std::size_t>(r * counts.cols + c)];
-  return median_total(std::move(totals));
+  return totals;
 }
+
+double median_row_total(const HostDense& counts) { return median_total(row_totals(counts)); }
 
 BatchInput::BatchInput(Backend& backend, const BatchInputOptions& options, std::int64_t max_rows,
                        std::int64_t values_capacity)

@@ -19,6 +19,7 @@ double median_row_total(const HostDense& counts);
 // The parts of median_row_total, for rows spread over the ranks of a data-parallel run: each
 // row's total, and the median of totals gathered from every rank.
 std::vector<double> row_totals(const HostCsr& counts);
+std::vector<double> row_totals(const HostDense& counts);
 double median_total(std::vector<double> totals);
 
 struct BatchInputOptions {

@@ -882,9 +882,10 @@ void check_data_parallel(const ModelConfig& model, const TrainConfig& config) {
 
 }  // namespace
 
-Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
-                 const HostCsr& shard_rows, const RowShard& shard, Communicator& communicator) {
-  shard_rows.validate();
+template <typename Matrix>
+std::unique_ptr<Trainer::Impl> Trainer::make_sharded_impl(
+    Backend& backend, const ModelConfig& model, const TrainConfig& config, const Matrix& shard_rows,
+    const RowShard& shard, Communicator& communicator) {
   Communicator& ranks = communicator;
   // Every rank must agree on the matrix: its shape, and where each rank's rows lie.
   double shape[2] = {static_cast<double>(shard_rows.cols), -static_cast<double>(shard_rows.cols)};
@@ -915,8 +916,8 @@ Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& 
   const auto split = split_rows(shard.total_rows, config.val_fraction, config.seed);
   const auto train = ids_within(split.first, shard.first_row, shard_rows.rows);
   const auto validation = ids_within(split.second, shard.first_row, shard_rows.rows);
-  const HostCsr train_rows = select_rows(shard_rows, train.first);
-  const HostCsr validation_rows = select_rows(shard_rows, validation.first);
+  const Matrix train_rows = select_rows(shard_rows, train.first);
+  const Matrix validation_rows = select_rows(shard_rows, validation.first);
   double largest =
       config.scale == ScaleMode::max
           ? std::max({1.0f, max_value(train_rows.values), max_value(validation_rows.values)})
@@ -926,9 +927,18 @@ Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& 
                           static_cast<std::int64_t>(split.second.size()), train.second,
                           detail::median_total(ranks.all_gather(detail::row_totals(train_rows)))};
   const ModelConfig shaped = with_loss_heads(model, config.loss, config.loss_params);
-  impl_ = std::make_unique<Impl>(backend, shaped, config, static_cast<float>(largest), train_rows,
-                                 validation_rows, sharding);
+  return std::make_unique<Impl>(backend, shaped, config, static_cast<float>(largest), train_rows,
+                                validation_rows, sharding);
 }
+
+Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+                 const HostCsr& shard_rows, const RowShard& shard, Communicator& communicator)
+    : impl_((shard_rows.validate(),
+             make_sharded_impl(backend, model, config, shard_rows, shard, communicator))) {}
+
+Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+                 const HostDense& shard_rows, const RowShard& shard, Communicator& communicator)
+    : impl_(make_sharded_impl(backend, model, config, shard_rows, shard, communicator)) {}
 
 Trainer::~Trainer() = default;
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel training under mpirun on the cpu backend (ctest label mpi):
-#  - 1, 2 and 3 ranks train the same parameters as one process (to float rounding);
+#  - 1, 2 and 3 ranks train the same parameters as one process (to float rounding), from .mtx
+#    and from .npy (the dense path);
 #  - a run of 2 ranks resumed on 3 ends where one uninterrupted process does;
 #  - a run without validation rows trains to the end (no "diverged" from an empty validation);
 #  - a bad row in rank 1's share ends the job with one line naming rank 1, in bounded time;
@@ -33,6 +34,14 @@ done
 $compare 1e-5 single.ckpt ranks1.ckpt ranks2.ckpt ranks3.ckpt
 # The reduced validation metrics are those of all the validation rows.
 grep -q '"rows": 200,' ranks3.json || fail "3 ranks did not report the 200 validation rows"
+
+echo "== dense rows (.npy, the dense path) on 1 process and 3 ranks"
+"$sae" gen --out dense.npy --rows 1500 --cols 48 --nnz 8 --quiet
+dense=(train --backend cpu --data dense.npy --hidden 16 --latent 4 --batch 100 --epochs 2
+       --select loss --no-pca --quiet)
+"$sae" "${dense[@]}" --checkpoint dense-single.ckpt > dense-single.out
+mpirun_n 3 "$sae" "${dense[@]}" --checkpoint dense-ranks3.ckpt > dense-ranks3.out
+$compare 1e-5 dense-single.ckpt dense-ranks3.ckpt
 
 echo "== 2 ranks for 2 epochs, resumed on 3 ranks to epoch 3"
 mpirun_n 2 "$sae" "${train[@]}" --epochs 2 --checkpoint resumed.ckpt > resumed-2.out
