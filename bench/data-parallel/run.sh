@@ -19,7 +19,11 @@ allreduce=$build/bench/sae-allreduce-bench
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS=1
-mpirun=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
+# yield_when_idle: a rank waiting in the all-reduce gives its core back instead of spinning, which
+# on a machine with no spare core (this one: 2 cores, shared) took the core the other rank needed
+# (2 ranks: 16 000 samples/s spinning, 54 000 yielding). --bind-to none: ranks are not pinned, so
+# they move away from cores other processes hold.
+mpirun=(mpirun --oversubscribe --allow-run-as-root --bind-to none --mca mpi_yield_when_idle 1)
 
 "$sae" gen --out "$work/rows.mtx" --rows "$rows" --cols 512 --nnz 20 --quiet
 for ((round = 1; round <= rounds; ++round)); do
