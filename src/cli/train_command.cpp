@@ -68,7 +68,9 @@ class StopOnSignals {
 Options train_options() {
   Options o("sae train",
             "Trains an autoencoder on a count matrix (default: the embedded dataset) and reports\n"
-            "the exact-reconstruction metrics on the validation rows.");
+            "the exact-reconstruction metrics on the validation rows. Under mpirun, trains\n"
+            "data-parallel: each rank reads its share of the rows (README, \"Train across "
+            "ranks\").");
   add_data_options(o);
   add_training_options(o, "epochs");
   o.value("decoder-hidden", "W,W,...", "", "decoder widths (default: mirror the encoder)")
