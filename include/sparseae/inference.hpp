@@ -130,6 +130,11 @@ struct ThresholdScore {
 };
 double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
                                std::vector<ThresholdScore>* scores = nullptr);
+// The same over validation rows spread over the ranks of a data-parallel run: sum_over_ranks (a
+// collective, as in TrainedModel::evaluate) sums the counts the choice is made from, so every rank
+// chooses what one process would on all the rows.
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
+                               const std::function<void(std::vector<double>&)>& sum_over_ranks);
 
 // The decode a run reports and stores, measured on the rows of validation (raw counts) with the
 // model's hurdle threshold: asked when given; otherwise the loss's default decode or its

@@ -533,11 +533,12 @@ int train_across_ranks(const Options& o, Backend& backend, Communicator& ranks, 
   if (keeps_best) trainer.keep_best_parameters();
   const Trainer::State final_state = trainer.state();
   TrainedModel model(backend, run, final_state.parameters);
+  const auto sum_over_ranks = [&](std::vector<double>& sums) {
+    ranks.all_reduce_sum(sums.data(), static_cast<std::int64_t>(sums.size()));
+  };
   if (has_support_head(run.train.loss)) {
-    // Chosen on rank 0's validation rows, and the same on every rank.
-    const std::vector<double> thresholds =
-        ranks.all_gather({choose_hurdle_threshold(model, trainer.validation_counts())});
-    run.hurdle_threshold = thresholds.front();
+    run.hurdle_threshold =
+        choose_hurdle_threshold(model, trainer.validation_counts(), sum_over_ranks);
     model.set_hurdle_threshold(run.hurdle_threshold);
   }
   TrainingSummary summary;
@@ -552,9 +553,6 @@ int train_across_ranks(const Options& o, Backend& backend, Communicator& ranks, 
   // The decode as one process chooses it (measure_decodes), each measurement reduced over the
   // ranks: the asked one, else the loss's default or the other one, whichever reproduces more
   // validation entries exactly.
-  const auto sum_over_ranks = [&](std::vector<double>& sums) {
-    ranks.all_reduce_sum(sums.data(), static_cast<std::int64_t>(sums.size()));
-  };
   DecodeMode decode = asked_decode.value_or(default_decode(run.train.loss));
   summary.metrics = model.evaluate(trainer.validation_counts(), decode, sum_over_ranks);
   summary.decode_choice = asked_decode ? DecodeChoice::option : DecodeChoice::loss_default;

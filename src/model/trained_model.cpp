@@ -375,8 +375,11 @@ DecodeMeasurement measure_decodes(TrainedModel& model, const HostCsr& validation
   return measured;
 }
 
-double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
-                               std::vector<ThresholdScore>* scores) {
+namespace {
+
+double choose_hurdle_threshold_summed(
+    TrainedModel& model, const HostCsr& validation, std::vector<ThresholdScore>* scores,
+    const std::function<void(std::vector<double>&)>& sum_over_ranks) {
   const RunConfig& config = model.config();
   require(has_support_head(config.train.loss),
           std::string("choose_hurdle_threshold: the model's loss is ") +
@@ -409,6 +412,18 @@ double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
       }
     }
   });
+  if (sum_over_ranks) {
+    // The counts as doubles: exact below 2^53 entries.
+    std::vector<double> sums(exact.begin(), exact.end());
+    sums.insert(sums.end(), predicted.begin(), predicted.end());
+    sums.push_back(static_cast<double>(true_nonzeros));
+    sum_over_ranks(sums);
+    for (int i = 0; i < kGrid; ++i) {
+      exact[i] = static_cast<std::int64_t>(sums[i]);
+      predicted[i] = static_cast<std::int64_t>(sums[kGrid + i]);
+    }
+    true_nonzeros = static_cast<std::int64_t>(sums.back());
+  }
   if (scores != nullptr) {
     const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
     scores->clear();
@@ -436,6 +451,18 @@ double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
       best = i;
   }
   return (best + 1) / 20.0;
+}
+
+}  // namespace
+
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
+                               std::vector<ThresholdScore>* scores) {
+  return choose_hurdle_threshold_summed(model, validation, scores, nullptr);
+}
+
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
+                               const std::function<void(std::vector<double>&)>& sum_over_ranks) {
+  return choose_hurdle_threshold_summed(model, validation, nullptr, sum_over_ranks);
 }
 
 HostCsr round_to_counts(const HostDense& reconstruction) {

@@ -35,6 +35,16 @@ $compare 1e-5 single.ckpt ranks1.ckpt ranks2.ckpt ranks3.ckpt
 # The reduced validation metrics are those of all the validation rows.
 grep -q '"rows": 200,' ranks3.json || fail "3 ranks did not report the 200 validation rows"
 
+echo "== a hurdle loss: its threshold and decode chosen on the reduced validation counts"
+hurdle=("${train[@]}" --epochs 2 --loss hurdle --latent-act topk:4 --l1 0.01 --clip-norm 1 --json)
+"$sae" "${hurdle[@]}" --checkpoint hurdle-single.ckpt > hurdle-single.json
+mpirun_n 3 "$sae" "${hurdle[@]}" --checkpoint hurdle-ranks3.ckpt > hurdle-ranks3.json
+$compare 1e-5 hurdle-single.ckpt hurdle-ranks3.ckpt
+for field in '"hurdle_threshold": [0-9.]*' '"decode": {[^}]*}' '"rows": [0-9]*'; do
+  [[ $(grep -o "$field" hurdle-single.json) == $(grep -o "$field" hurdle-ranks3.json) ]] ||
+    fail "3 ranks report another $field than one process"
+done
+
 echo "== dense rows (.npy, the dense path) on 1 process and 3 ranks"
 "$sae" gen --out dense.npy --rows 1500 --cols 48 --nnz 8 --quiet
 dense=(train --backend cpu --data dense.npy --hidden 16 --latent 4 --batch 100 --epochs 2
