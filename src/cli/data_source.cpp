@@ -215,7 +215,8 @@ Counts load_counts_shard(const std::string& path, std::int64_t embedded_rows,
   } catch (const MatrixMarketOrderError& error) {
     throw Error(std::string(error.what()) +
                 ": across ranks, each rank reads a range of rows, which needs the entries sorted "
-                "by row (sort the file, e.g. its entries with sort -n -k1,1 -k2,2)");
+                "by row (write the file again from a CSR matrix, e.g. scipy.io.mmwrite(path, "
+                "X.tocsr()), or with sae gen)");
   }
   require_counts(counts.matrix, path);
   counts.source = path;
