@@ -13,6 +13,10 @@ namespace sparseae::detail {
 
 std::unique_ptr<Communicator> make_communicator(Backend& backend) {
   if (!launched_by_mpi()) return make_single_process_communicator();
+  // A launcher of one rank (srun under PMIx sets its variables for every task) needs no MPI; a
+  // build without it refuses more ranks (make_mpi_communicator says why) rather than let each
+  // train the whole matrix.
+  if (!built_with_mpi() && launcher_world_size() <= 1) return make_single_process_communicator();
   std::unique_ptr<Communicator> mpi = make_mpi_communicator();
   if (backend.kind() != BackendKind::cuda) return mpi;
   if (!built_with_nccl())

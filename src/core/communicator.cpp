@@ -31,4 +31,10 @@ bool launched_by_mpi() {
   return false;
 }
 
+int launcher_world_size() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (const char* size = std::getenv(name)) return std::atoi(size);
+  return 0;
+}
+
 }  // namespace sparseae

@@ -46,7 +46,12 @@ std::unique_ptr<Communicator> make_single_process_communicator();
 // environment it sets. A plain `sae train` never initialises MPI.
 bool launched_by_mpi();
 
+// The number of ranks the launcher declares (OMPI_COMM_WORLD_SIZE, PMI_SIZE), or 0 when it
+// declares none (PMIx alone names the rank, not the size).
+int launcher_world_size();
+
 namespace detail {
+bool built_with_mpi();
 // MPI_COMM_WORLD over MPI_Allreduce on host memory (the cpu backend's memory is host memory).
 // Initialises MPI on first use and finalises it when the last communicator goes. Throws Error in
 // a build without MPI.

@@ -134,6 +134,8 @@ class MpiWorld final : public Communicator {
 
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiWorld>(); }
 
+bool built_with_mpi() { return true; }
+
 #else
 
 std::unique_ptr<Communicator> make_mpi_communicator() {
@@ -141,6 +143,8 @@ std::unique_ptr<Communicator> make_mpi_communicator() {
       "this sae was built without MPI: install libopenmpi-dev (scripts/ensure-deps.sh) and "
       "rebuild with -DSPARSEAE_WITH_MPI=ON to train across ranks");
 }
+
+bool built_with_mpi() { return false; }
 
 #endif
 
