@@ -52,6 +52,8 @@ int launcher_world_size();
 
 namespace detail {
 bool built_with_mpi();
+// The MPI library this build calls ("Open MPI v4.1.4"), or "not built".
+std::string mpi_build_info();
 // MPI_COMM_WORLD over MPI_Allreduce on host memory (the cpu backend's memory is host memory).
 // Initialises MPI on first use and finalises it when the last communicator goes. Throws Error in
 // a build without MPI.

@@ -136,6 +136,15 @@ std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<
 
 bool built_with_mpi() { return true; }
 
+std::string mpi_build_info() {
+  // Callable before MPI_Init (MPI 3.0): "Open MPI v4.1.4, package: ...", up to its first comma.
+  char text[MPI_MAX_LIBRARY_VERSION_STRING];
+  int length = 0;
+  if (MPI_Get_library_version(text, &length) != MPI_SUCCESS) return "MPI";
+  const std::string library(text, static_cast<std::size_t>(length));
+  return library.substr(0, library.find_first_of(",\n"));
+}
+
 #else
 
 std::unique_ptr<Communicator> make_mpi_communicator() {
@@ -145,6 +154,8 @@ std::unique_ptr<Communicator> make_mpi_communicator() {
 }
 
 bool built_with_mpi() { return false; }
+
+std::string mpi_build_info() { return "not built"; }
 
 #endif
 
