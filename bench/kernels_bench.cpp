@@ -348,6 +348,15 @@ void BM_sum_of_squares(benchmark::State& state) {
 }
 BENCHMARK(BM_sum_of_squares)->Arg(329504)->Arg(1 << 22)->UseRealTime();
 
+// A rank's gradient weighted by its share of the batch before the all-reduce (data-parallel
+// training), over the users' model's parameters: a read and a write of each.
+void BM_scale_values(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  Buffer<float> x(*g_backend, ramp(n));
+  run(state, 8.0 * static_cast<double>(n), [&] { g_backend->scale_values(x.data(), n, 0.999f); });
+}
+BENCHMARK(BM_scale_values)->Arg(337184)->Arg(1 << 22)->UseRealTime();
+
 // Library size on a generated batch: the log1p input transform of its values, and each row's log
 // size factor.
 void BM_log1p_input(benchmark::State& state) {

@@ -10,7 +10,8 @@ packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev liblapacke-dev
           gzip zstd xz-utils  # sae compress --stats sets the model beside gzip -9, zstd -19, xz -9
           chromium python3-pil  # the report rendered and its screenshot checked
           python3-dev pybind11-dev python3-numpy python3-scipy python3-pytest  # the Python package
-          libhdf5-dev python3-h5py python3-anndata)  # .h5ad files; h5py and anndata test them
+          libhdf5-dev python3-h5py python3-anndata  # .h5ad files; h5py and anndata test them
+          libopenmpi-dev openmpi-bin)  # data-parallel training: mpirun -np N sae train
 missing=()
 for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)

@@ -266,6 +266,9 @@ class Backend {
                              DenseView dz, float* bias_grad) = 0;
   // *out = sum of x[i]^2 over n floats (the squared global gradient norm for clipping).
   virtual void sum_of_squares(const float* x, std::int64_t n, float* out) = 0;
+  // x[i] *= factor over n floats: a rank's gradient weighted by its share of the global batch
+  // before the ranks' gradients are summed (data-parallel training).
+  virtual void scale_values(float* x, std::int64_t n, float factor) = 0;
 
   // The dense path: reconstruction_loss against a dense target of y's shape, with the same
   // normalisation and per-element math.

@@ -73,6 +73,11 @@ class TrainedModel {
   // decoded counts (MetricsAccumulator::collect_detail), rows in the order of counts.
   ReconstructionMetrics evaluate(const HostCsr& counts, DecodeMode decode,
                                  ReconstructionDetail* detail);
+  // The metrics of rows spread over the ranks of a data-parallel run: each rank evaluates its
+  // counts, and sum_over_ranks (called once, by every rank: a collective) sums a vector of
+  // running sums in place across the ranks, so that every rank gets the metrics of all the rows.
+  ReconstructionMetrics evaluate(const HostCsr& counts, DecodeMode decode,
+                                 const std::function<void(std::vector<double>&)>& sum_over_ranks);
   // A reconstruction or decoding in data units (what reconstruct and decode return) as counts,
   // decoded by decode (default: default_decode()); the zeros dropped. Mode of a multi-head loss
   // needs the raw outputs (counts_from_outputs): given the means, it throws Error.
@@ -80,6 +85,10 @@ class TrainedModel {
   HostCsr to_counts(const HostDense& reconstruction, DecodeMode decode) const;
 
  private:
+  // evaluate, with the running sums summed by sum_over_ranks when it is set.
+  ReconstructionMetrics evaluate_summed(
+      const HostCsr& counts, DecodeMode decode, ReconstructionDetail* detail,
+      const std::function<void(std::vector<double>&)>& sum_over_ranks);
   // Runs the network over counts batch by batch; visit(first_row, count) sees each batch.
   template <typename Visit>
   void for_each_batch(const HostCsr& counts, std::size_t end_layer, Visit visit);
@@ -121,6 +130,11 @@ struct ThresholdScore {
 };
 double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
                                std::vector<ThresholdScore>* scores = nullptr);
+// The same over validation rows spread over the ranks of a data-parallel run: sum_over_ranks (a
+// collective, as in TrainedModel::evaluate) sums the counts the choice is made from, so every rank
+// chooses what one process would on all the rows.
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
+                               const std::function<void(std::vector<double>&)>& sum_over_ranks);
 
 // The decode a run reports and stores, measured on the rows of validation (raw counts) with the
 // model's hurdle threshold: asked when given; otherwise the loss's default decode or its

@@ -121,6 +121,13 @@ enum class NpyValues { counts, finite };
 // array numpy holds), format version 1.0, 2.0 or 3.0, little-endian float32/64 or any integer
 // dtype of 8 to 64 bits, signed or unsigned (counts: each value non-negative).
 HostDense read_npy(const std::string& path, NpyValues accept = NpyValues::counts);
+// Rows [first_row, first_row + row_count) of a C-order .npy, read from where they start (one rank
+// of a data-parallel run reads its rows only); an element's position in errors counts from
+// first_row.
+HostDense read_npy_rows(const std::string& path, std::int64_t first_row, std::int64_t row_count,
+                        NpyValues accept = NpyValues::counts);
+// The rows of a 2-D .npy, from its header alone.
+std::int64_t read_npy_rows_count(const std::string& path);
 
 // A NumPy .npz archive (stored or deflated members, zip64 included): a scipy.sparse matrix that
 // scipy.sparse.save_npz wrote (csr, csc or coo; any numeric dtype of counts, int32 or int64

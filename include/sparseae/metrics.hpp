@@ -173,6 +173,10 @@ class MetricsAccumulator {
   // For a loss with output_heads(loss) = K > 1, outputs holds rows x (K * cols), head-major.
   void add(ConstDenseView outputs, CsrView target);
   ReconstructionMetrics result() const;
+  // The running sums, in a fixed order, for targets cols wide (also before any add): what
+  // accumulators on several ranks sum to measure all their rows, which set_sums takes back.
+  std::vector<double> sums(std::int64_t cols) const;
+  void set_sums(const std::vector<double>& sums);
   // From now on, also fill a ReconstructionDetail for every row added.
   void collect_detail();
   // What collect_detail asked for (empty vectors without it).

@@ -20,6 +20,15 @@
 
 namespace sparseae {
 
+class Communicator;  // the ranks of a data-parallel run (src/core/communicator.hpp)
+
+// Where one rank's rows lie in a data-parallel run: rows [first_row, first_row + its rows) of a
+// matrix of total_rows rows, the ranks' ranges adjoining in rank order.
+struct RowShard {
+  std::int64_t first_row = 0;
+  std::int64_t total_rows = 0;
+};
+
 struct EpochReport {
   int epoch = 0;  // 1-based
   std::int64_t steps = 0;
@@ -85,6 +94,23 @@ class Trainer {
   // scale (ScaleMode::max) is taken over both, as over the whole data above.
   Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
           const HostCsr& train_rows, const HostCsr& validation_rows);
+  // Data-parallel, one rank of communicator's: shard_rows are this rank's rows (raw counts), at
+  // shard in the whole matrix. Every rank splits the whole matrix's row ids as the constructor of
+  // data does and keeps the rows of each part that it holds; each step, a rank computes the
+  // gradient on its rows of the global batch (the batch one process would draw: same seed, same
+  // permutation of the training rows, config.batch_size rows), weighted by its share of the
+  // batch, and the ranks sum the weighted gradients (Communicator::all_reduce_gradients) before
+  // the same update on every rank. Losses, the scale, the reference library size and the
+  // validation loss are reduced over the ranks, so every rank's parameters stay the same and
+  // train as one process would, to float rounding. Every member is collective where it measures
+  // (train, validation_loss): every rank calls it. Refused across ranks: what needs the whole
+  // batch on one rank (the KL penalty's batch mean, BatchTopK's batch selection, AuxK's dead
+  // counts).
+  Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+          const HostCsr& shard_rows, const RowShard& shard, Communicator& communicator);
+  // The same for dense rows (the dense path).
+  Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+          const HostDense& shard_rows, const RowShard& shard, Communicator& communicator);
   ~Trainer();
 
   // Runs epochs from the current one up to config.epochs (or early stopping, or until
@@ -106,9 +132,10 @@ class Trainer {
 
   // Mean reconstruction loss of the current parameters on the validation rows.
   double validation_loss();
-  // The training rows, in raw counts (what anchor_at_pca fits PCA on).
+  // The training rows, in raw counts (what anchor_at_pca fits PCA on): this rank's, across ranks.
   const HostCsr& training_counts() const;
-  // The validation rows, in raw counts (for metrics through TrainedModel::evaluate).
+  // The validation rows, in raw counts (for metrics through TrainedModel::evaluate): this rank's,
+  // across ranks.
   const HostCsr& validation_counts() const;
 
   Network& network();
@@ -121,6 +148,7 @@ class Trainer {
   std::int64_t completed_steps() const;
   // Batches of config.batch_size training rows, the last one possibly shorter.
   std::int64_t steps_per_epoch() const;
+  // The run's training and validation rows, over every rank.
   std::int64_t train_rows() const;
   std::int64_t validation_rows() const;
   // The placement of the rows and why, one line: "resident: 24.0 MiB of rows within a
@@ -143,6 +171,11 @@ class Trainer {
   static std::unique_ptr<Impl> make_impl(Backend& backend, const ModelConfig& model,
                                          const TrainConfig& config, const Matrix& train_rows,
                                          const Matrix& validation_rows);
+  template <typename Matrix>
+  static std::unique_ptr<Impl> make_sharded_impl(Backend& backend, const ModelConfig& model,
+                                                 const TrainConfig& config,
+                                                 const Matrix& shard_rows, const RowShard& shard,
+                                                 Communicator& communicator);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -3,6 +3,8 @@
 #include <string>
 
 #include "backend/backend_factories.hpp"
+#include "backend/communicator_factory.hpp"
+#include "core/communicator.hpp"
 #include "sparseae/backend.hpp"
 #include "sparseae/version.hpp"
 
@@ -15,6 +17,11 @@ std::string build_info() {
                      SPARSEAE_CXX_COMPILER + ")\n";
   info += std::string("BLAS: OpenBLAS ") + openblas_get_config() + "\n";
   info += detail::cuda_build_info();
+  info += "\nData-parallel (mpirun): " +
+          (detail::built_with_mpi()
+               ? detail::mpi_build_info() +
+                     (detail::built_with_nccl() ? ", NCCL on cuda" : ", no NCCL (cpu only)")
+               : std::string("not built (no MPI)"));
   return info;
 }
 

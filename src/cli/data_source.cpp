@@ -48,14 +48,19 @@ Counts embedded(std::int64_t rows) {
   return {generate_topic_counts(config), false, {}, name, name, false};
 }
 
-Counts rebuild_embedded(const std::string& source) {
+// The rows of a recorded embedded source.
+std::int64_t embedded_source_rows(const std::string& source) {
   long long rows = 0;
   unsigned long long seed = 0;
   require(std::sscanf(source.c_str(), "embedded:rows=%lld,seed=%llu", &rows, &seed) == 2 &&
               seed == TopicDataConfig{}.seed,
           "cannot rebuild the data source '" + source + "': pass --data");
-  return embedded(rows);
+  return rows;
 }
+
+// How load_counts_from_checkpoint reads what it found: load_counts, or one rank's share.
+using CountsLoader =
+    std::function<Counts(const std::string& path, std::int64_t embedded_rows, Orientation)>;
 
 std::string absolute_path(const std::string& path) {
   return std::filesystem::absolute(path).lexically_normal().string();
@@ -103,8 +108,12 @@ std::string source_relative_to_checkpoint(const Counts& counts,
   return orientation_prefix(counts.transposed) + relative.generic_string();
 }
 
-Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path) {
-  if (is_embedded(run.data_source)) return rebuild_embedded(run.data_source);
+namespace {
+
+Counts load_counts_recorded(const RunConfig& run, const std::string& checkpoint_path,
+                            const CountsLoader& load_counts) {
+  if (is_embedded(run.data_source))
+    return load_counts("", embedded_source_rows(run.data_source), Orientation::as_stored);
   const RecordedFile recorded = recorded_file(run.data_source);
   const bool recorded_beside = !run.data_source_relative_to_checkpoint.empty();
   // Beside the checkpoint first, so that a moved or copied directory reads its own data.
@@ -132,6 +141,102 @@ Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& chec
                                  : "not at " + candidates[0].path;
   throw Error(checkpoint_path + ": the data it was trained on is " + places +
               ": give the file with --data");
+}
+
+bool ends_with(const std::string& path, const std::string& suffix) {
+  return path.size() >= suffix.size() &&
+         path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_matrix_market(const std::string& path) {
+  return ends_with(path, ".mtx") || ends_with(path, ".mtx.gz");
+}
+
+// Rows [first, first + count) of m.
+HostCsr row_range(const HostCsr& m, std::int64_t first, std::int64_t count) {
+  HostCsr out;
+  out.rows = count;
+  out.cols = m.cols;
+  const RowOffset begin = m.row_offsets[first];
+  const RowOffset end = m.row_offsets[first + count];
+  out.row_offsets.reserve(static_cast<std::size_t>(count + 1));
+  for (std::int64_t r = first; r <= first + count; ++r)
+    out.row_offsets.push_back(m.row_offsets[r] - begin);
+  out.col_indices.assign(m.col_indices.begin() + begin, m.col_indices.begin() + end);
+  out.values.assign(m.values.begin() + begin, m.values.begin() + end);
+  return out;
+}
+
+}  // namespace
+
+Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path) {
+  return load_counts_recorded(
+      run, checkpoint_path,
+      [](const std::string& path, std::int64_t rows, Orientation orientation) {
+        return load_counts(path, rows, orientation);
+      });
+}
+
+Counts load_counts_shard(const std::string& path, std::int64_t embedded_rows,
+                         Orientation orientation, int rank, int ranks, RowShard& shard) {
+  const auto range = [&](std::int64_t total) {
+    shard.total_rows = total;
+    shard.first_row = total * rank / ranks;
+    return total * (rank + 1) / ranks - shard.first_row;
+  };
+  if (path.empty()) {
+    Counts counts = load_counts(path, embedded_rows, orientation);
+    const std::int64_t count = range(counts.matrix.rows);
+    counts.matrix = row_range(counts.matrix, shard.first_row, count);
+    return counts;
+  }
+  require(orientation == Orientation::as_stored,
+          "--transpose reads every row of the file: across ranks, write the transposed matrix "
+          "to a file first (sae gen or scipy) and train on that");
+  if (ends_with(path, ".npy")) {
+    const std::int64_t count = range(read_npy_rows_count(path));
+    HostDense rows = read_npy_rows(path, shard.first_row, count);
+    HostCsr sparse = to_csr(rows);
+    return {std::move(sparse), true, std::move(rows), path, absolute_path(path), false};
+  }
+  require(is_matrix_market(path),
+          path +
+              ": across ranks, sae train reads each rank's rows from a .npy (C order) or a "
+              ".mtx file (gzipped or not) sorted by row; convert this file to one of them");
+  MatrixMarketRowReader reader(path);
+  const std::int64_t count = range(reader.rows());
+  Counts counts;
+  try {
+    HostCsr skipped;
+    // Blocks of at most this many rows stream past the rows before this rank's.
+    constexpr std::int64_t kSkipBlockRows = 65536;
+    for (std::int64_t passed = 0; passed < shard.first_row; passed += skipped.rows)
+      reader.next(std::min(kSkipBlockRows, shard.first_row - passed), skipped);
+    reader.next(count, counts.matrix);
+  } catch (const MatrixMarketOrderError& error) {
+    throw Error(std::string(error.what()) +
+                ": across ranks, each rank reads a range of rows, which needs the entries sorted "
+                "by row (write the file again from a CSR matrix, e.g. scipy.io.mmwrite(path, "
+                "X.tocsr()), or with sae gen)");
+  }
+  require_counts(counts.matrix, path);
+  counts.source = path;
+  counts.recorded_source = absolute_path(path);
+  return counts;
+}
+
+Counts load_counts_shard(const Options& o, int rank, int ranks, RowShard& shard) {
+  return load_counts_shard(o.text("data"), o.integer("rows"), data_orientation(o), rank, ranks,
+                           shard);
+}
+
+Counts load_counts_shard_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path,
+                                         int rank, int ranks, RowShard& shard) {
+  return load_counts_recorded(
+      run, checkpoint_path,
+      [&](const std::string& path, std::int64_t rows, Orientation orientation) {
+        return load_counts_shard(path, rows, orientation, rank, ranks, shard);
+      });
 }
 
 void require_model_columns(const Counts& counts, std::int64_t model_columns,

@@ -3,6 +3,7 @@
 // embedded generator, named so that a checkpoint can say which; and which format the matrices a
 // command writes take.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/csr.hpp"
 #include "sparseae/io.hpp"
+#include "sparseae/trainer.hpp"
 
 namespace sparseae::cli {
 
@@ -50,6 +52,18 @@ std::string source_relative_to_checkpoint(const Counts& counts, const std::strin
 // with --data", or, when it names no file, "m.ckpt records no data file (it was made by the
 // library): give the rows with --data".
 Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path);
+
+// One rank's share of the counts for a data-parallel run of `ranks` ranks: the rows
+// [total * rank / ranks, total * (rank + 1) / ranks) in matrix (so no rank holds the whole
+// matrix), and where they lie in shard. A .mtx file (gzipped or not) sorted by row streams past
+// the rows before the range; other files, and a .mtx not sorted by row, are refused with what to
+// do instead. The embedded dataset is generated whole by each rank and cut.
+Counts load_counts_shard(const std::string& path, std::int64_t embedded_rows,
+                         Orientation orientation, int rank, int ranks, RowShard& shard);
+Counts load_counts_shard(const Options& o, int rank, int ranks, RowShard& shard);
+// load_counts_from_checkpoint, each rank reading its share (load_counts_shard).
+Counts load_counts_shard_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path,
+                                         int rank, int ranks, RowShard& shard);
 // Throws unless the counts have the columns that the model of the checkpoint at checkpoint_path
 // reads: "<source>: 64 columns, the model in <checkpoint_path> expects 512".
 void require_model_columns(const Counts& counts, std::int64_t model_columns,

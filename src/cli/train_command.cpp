@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <optional>
 #include <string>
 
+#include "backend/communicator_factory.hpp"
 #include "cli/commands.hpp"
 #include "cli/data_source.hpp"
 #include "cli/html_output.hpp"
@@ -20,6 +22,7 @@
 #include "cli/recipe_search_command.hpp"
 #include "cli/report.hpp"
 #include "cli/train_plan.hpp"
+#include "core/communicator.hpp"
 #include "core/json.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/compare.hpp"
@@ -65,7 +68,9 @@ class StopOnSignals {
 Options train_options() {
   Options o("sae train",
             "Trains an autoencoder on a count matrix (default: the embedded dataset) and reports\n"
-            "the exact-reconstruction metrics on the validation rows.");
+            "the exact-reconstruction metrics on the validation rows. Under mpirun, trains\n"
+            "data-parallel: each rank reads its share of the rows (README, \"Train across "
+            "ranks\").");
   add_data_options(o);
   add_training_options(o, "epochs");
   o.value("decoder-hidden", "W,W,...", "", "decoder widths (default: mirror the encoder)")
@@ -439,6 +444,157 @@ DecodeMode summarise_decodes(TrainedModel& model, const HostCsr& validation,
   return measured.decode;
 }
 
+// What a run across ranks cannot do, refused before any data is read: each needs every row on
+// one rank (--pca-anchor's PCA, --auto's candidates, the report's samples and lossless sizes,
+// --latents and --reconstruction of every row, --select f1's F1 score each epoch).
+void check_across_ranks(const Options& o) {
+  for (const char* option : {"pca-anchor", "report", "latents", "reconstruction"})
+    require(!o.given(option), std::string("sae train: --") + option +
+                                  " needs every row on one rank: run it in one process "
+                                  "(sae train without mpirun), or on the trained checkpoint");
+  require(o.text("select") != "f1",
+          "sae train: --select f1 scores every epoch on all the validation rows, which no rank "
+          "holds: across ranks the run keeps the epoch of the lowest validation loss "
+          "(--select loss)");
+}
+
+// sae train as one rank of a data-parallel run: this rank's rows only, the Trainer's sharded
+// constructor, and everything written (progress, log, checkpoints, the summary) by rank 0 alone,
+// so the files are those one process writes. Every rank runs every collective in the same order.
+int train_across_ranks(const Options& o, Backend& backend, Communicator& ranks, bool resume,
+                       RunConfig run, const Trainer::State& resumed,
+                       std::optional<DecodeMode> asked_decode) {
+  const bool writer = ranks.rank() == 0;
+  const bool quiet = o.flag_set("quiet") || !writer;
+  RowShard shard;
+  Counts counts = resume && !o.given("data") && !o.given("rows")
+                      ? load_counts_shard_from_checkpoint(run, o.text("resume"), ranks.rank(),
+                                                          ranks.size(), shard)
+                      : load_counts_shard(o, ranks.rank(), ranks.size(), shard);
+  if (!quiet)
+    std::cerr << "data: " << counts.source << ": " << shard.total_rows << " rows x "
+              << counts.matrix.cols << " columns over " << ranks.size()
+              << " ranks (rank 0: rows 0 to " << counts.matrix.rows - 1 << ")\n";
+  if (resume) {
+    require_model_columns(counts, run.model.input_dim, o.text("resume"));
+  } else {
+    run = config_from(o, counts.matrix.cols);
+  }
+  run.data_source = counts.recorded_source;
+  run.data_source_relative_to_checkpoint =
+      source_relative_to_checkpoint(counts, o.text("checkpoint"));
+  if (asked_decode) run.decode = asked_decode;
+
+  Trainer trainer = counts.dense
+                        ? Trainer(backend, run.model, run.train, counts.dense_matrix, shard, ranks)
+                        : Trainer(backend, run.model, run.train, counts.matrix, shard, ranks);
+  run.scale = trainer.scale();
+  run.reference_library_size = trainer.reference_library_size();
+  if (resume) trainer.restore(resumed);
+  if (!quiet)
+    std::cerr << "model: " << trainer.network().layout().describe() << "\nbackend "
+              << backend_name(backend.kind()) << ": " << backend.description() << "\nranks "
+              << ranks.description() << "\ntrain " << trainer.train_rows() << " rows, validation "
+              << trainer.validation_rows() << " rows, loss " << loss_name(run.train.loss)
+              << (resume ? ", resumed at epoch " + std::to_string(trainer.completed_epochs())
+                         : std::string())
+              << "\nstep " << trainer.step_execution() << "\n";
+
+  std::ofstream log;
+  if (writer && o.given("metrics-log")) {
+    log.open(o.text("metrics-log"), resume ? std::ios::app : std::ios::trunc);
+    require(log.good(), "sae train: cannot write the metrics log " + o.text("metrics-log"));
+  }
+  const std::string checkpoint_path = writer ? o.text("checkpoint") : std::string();
+  Progress progress(!quiet && isatty(STDERR_FILENO), run.train.epochs);
+  TrainObserver observer;
+  observer.on_step = [&](int epoch, std::int64_t step, std::int64_t steps, double rate,
+                         double loss) { progress.step(epoch, step, steps, rate, loss); };
+  observer.on_epoch = [&](const EpochReport& report) {
+    if (!quiet) progress.epoch(report);
+    if (log.is_open()) write_epoch_log(log, report);
+    if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
+  };
+  observer.stop_requested = [] { return stop_signal != 0; };
+  std::vector<EpochReport> reports;
+  {
+    const StopOnSignals stop_on_signals;
+    reports = trainer.train(observer);
+  }
+  if (trainer.interrupted()) {
+    if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
+    if (writer)
+      std::cerr << "\nsae: stopped after step " << trainer.completed_steps()
+                << (checkpoint_path.empty() ? std::string()
+                                            : "; resume with sae train --resume " + checkpoint_path)
+                << "\n";
+    return 128 + (stop_signal != 0 ? static_cast<int>(stop_signal) : SIGINT);
+  }
+  const bool keeps_best = trainer.validation_rows() > 0;
+  if (keeps_best) trainer.keep_best_parameters();
+  const Trainer::State final_state = trainer.state();
+  TrainedModel model(backend, run, final_state.parameters);
+  const auto sum_over_ranks = [&](std::vector<double>& sums) {
+    ranks.all_reduce_sum(sums.data(), static_cast<std::int64_t>(sums.size()));
+  };
+  if (has_support_head(run.train.loss)) {
+    run.hurdle_threshold =
+        choose_hurdle_threshold(model, trainer.validation_counts(), sum_over_ranks);
+    model.set_hurdle_threshold(run.hurdle_threshold);
+  }
+  TrainingSummary summary;
+  summary.backend = backend_name(backend.kind());
+  summary.model = trainer.network().layout().describe();
+  summary.epochs = trainer.completed_epochs();
+  summary.reports = reports;
+  summary.select = "loss";
+  summary.rate_aware = run.model.latent_prior;
+  if (keeps_best) summary.kept_epoch = kept_epoch(reports, resume);
+  summary.validation_loss = trainer.validation_loss();
+  // The decode as one process chooses it (measure_decodes), each measurement reduced over the
+  // ranks: the asked one, else the loss's default or the other one, whichever reproduces more
+  // validation entries exactly.
+  DecodeMode decode = asked_decode.value_or(default_decode(run.train.loss));
+  summary.metrics = model.evaluate(trainer.validation_counts(), decode, sum_over_ranks);
+  summary.decode_choice = asked_decode ? DecodeChoice::option : DecodeChoice::loss_default;
+  if (const auto other = alternative_decode(run.train.loss, decode);
+      other && summary.metrics.rows > 0) {
+    ReconstructionMetrics other_metrics =
+        model.evaluate(trainer.validation_counts(), *other, sum_over_ranks);
+    if (!asked_decode) summary.decode_choice = DecodeChoice::validation_f1;
+    if (asked_decode || other_metrics.exact_f1 <= summary.metrics.exact_f1) {
+      summary.alternative_decode = *other;
+      summary.alternative_decode_f1 = other_metrics.exact_f1;
+    } else {
+      summary.alternative_decode = decode;
+      summary.alternative_decode_f1 = summary.metrics.exact_f1;
+      decode = *other;
+      summary.metrics = std::move(other_metrics);
+    }
+  }
+  run.decode = decode;
+  if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, final_state});
+  summary.checkpoint = o.text("checkpoint");
+  if (has_support_head(run.train.loss)) summary.hurdle_threshold = run.hurdle_threshold;
+  if (writer) print_training_summary(summary, o.flag_set("json"));
+  return 0;
+}
+
+// Runs train on this rank, and when it throws on any rank, ends every rank with one line that
+// names the rank: the others may be waiting in a collective for it and would never return. The
+// last checkpoint written stays as it was (checkpoints are written atomically, by rank 0).
+int run_as_rank(Communicator& ranks, const std::function<int()>& train) {
+  try {
+    return train();
+  } catch (const std::exception& error) {
+    std::cerr << "sae: error: rank " << ranks.rank() << " of " << ranks.size() << ": "
+              << error.what() << "\n"
+              << std::flush;
+    ranks.abort(1);
+  }
+  return 1;  // not reached: abort ends the job
+}
+
 }  // namespace
 
 int run_train(const Args& args) {
@@ -481,7 +637,17 @@ int run_train(const Args& args) {
   // --decode is checked against the loss before the data is read.
   const std::optional<DecodeMode> asked_decode =
       decode_option(o, resume ? run.train.loss : parse_loss(o.text("loss")));
+  // Under mpirun, each rank takes its own GPU before the backend opens on it.
+  if (launched_by_mpi()) detail::choose_rank_device();
   const auto backend = open_backend(o);
+  if (launched_by_mpi()) {
+    const std::unique_ptr<Communicator> ranks = detail::make_communicator(*backend);
+    if (ranks->size() > 1)
+      return run_as_rank(*ranks, [&] {
+        check_across_ranks(o);
+        return train_across_ranks(o, *backend, *ranks, resume, run, resumed, asked_decode);
+      });
+  }
   // Without --data or --rows, a resumed run goes on with the data its checkpoint names.
   Counts counts = resume && !o.given("data") && !o.given("rows")
                       ? load_counts_from_checkpoint(run, o.text("resume"))

@@ -258,6 +258,21 @@ NpyHeader read_header(std::FILE* file, const std::string& path, std::int64_t& da
 }  // namespace
 
 HostDense read_npy(const std::string& path, NpyValues accept) {
+  return read_npy_rows(path, 0, -1, accept);
+}
+
+std::int64_t read_npy_rows_count(const std::string& path) {
+  File file(std::fopen(path.c_str(), "rb"));
+  if (!file) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  std::int64_t data_offset = 0;
+  const NpyHeader header = read_header(file.get(), path, data_offset);
+  if (header.shape.size() != 2)
+    fail(path, "expected a 2-D array, found shape " + shape_text(header.shape));
+  return header.shape[0];
+}
+
+HostDense read_npy_rows(const std::string& path, std::int64_t first_row, std::int64_t row_count,
+                        NpyValues accept) {
   File file(std::fopen(path.c_str(), "rb"));
   if (!file) fail(path, std::string("cannot open: ") + std::strerror(errno));
   std::int64_t data_offset = 0;
@@ -274,19 +289,34 @@ HostDense read_npy(const std::string& path, NpyValues accept) {
       (cols > 0 && rows > io_limits::max_dense_values / cols))
     fail(path, "shape " + shape_text(header.shape) + " exceeds the limit of " +
                    std::to_string(io_limits::max_dense_values) + " values");
-  const std::int64_t count = rows * cols;
-  const std::int64_t data_bytes = count * static_cast<std::int64_t>(dtype->bytes);
+  const std::int64_t data_bytes = rows * cols * static_cast<std::int64_t>(dtype->bytes);
   const std::int64_t file_data_bytes = file_size_bytes(path) - data_offset;
   if (file_data_bytes != data_bytes)
     fail(path, "holds " + std::to_string(file_data_bytes) + " data bytes, shape " +
                    shape_text(header.shape) + " of '" + header.descr + "' needs " +
                    std::to_string(data_bytes));
+  // A range of rows (row_count >= 0) is read from where it starts: C order keeps a row together.
+  const bool whole = row_count < 0;
+  if (!whole) {
+    if (header.fortran_order)
+      fail(path,
+           "stored in Fortran order (column by column), so a range of its rows is not "
+           "together in the file: save it in C order (np.save(path, np.ascontiguousarray(X)))");
+    if (first_row < 0 || first_row + row_count > rows)
+      fail(path, "rows " + std::to_string(first_row) + " to " +
+                     std::to_string(first_row + row_count) + " asked of " + std::to_string(rows));
+    data_offset += first_row * cols * static_cast<std::int64_t>(dtype->bytes);
+    if (std::fseek(file.get(), static_cast<long>(data_offset), SEEK_SET) != 0)
+      fail(path, std::string("cannot read: ") + std::strerror(errno));
+  }
+  const std::int64_t held_rows = whole ? rows : row_count;
+  const std::int64_t count = held_rows * cols;
   const std::string shortfall = memory_shortfall(count * static_cast<std::int64_t>(sizeof(float)));
   if (!shortfall.empty())
     fail(path, "shape " + shape_text(header.shape) + " as float32 values " + shortfall);
 
   HostDense dense;
-  dense.rows = rows;
+  dense.rows = held_rows;
   dense.cols = cols;
   dense.values.resize(static_cast<std::size_t>(count));
   constexpr std::int64_t kChunkValues = 1 << 16;

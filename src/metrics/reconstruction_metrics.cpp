@@ -154,6 +154,51 @@ void MetricsAccumulator::collect_detail() {
   }
 }
 
+std::vector<double> MetricsAccumulator::sums(std::int64_t cols) const {
+  std::vector<double> out = {static_cast<double>(rows_),
+                             static_cast<double>(entries_),
+                             squared_error_,
+                             absolute_error_,
+                             static_cast<double>(true_nonzeros_),
+                             static_cast<double>(exact_nonzeros_),
+                             static_cast<double>(predicted_nonzeros_),
+                             static_cast<double>(true_positive_support_),
+                             static_cast<double>(exact_rows_),
+                             nonzero_absolute_error_,
+                             deviance_,
+                             nll_nats_};
+  const std::size_t width = static_cast<std::size_t>(cols);
+  std::vector<double> column_sum = column_sum_;
+  std::vector<double> column_square = column_square_;
+  column_sum.resize(width, 0.0);
+  column_square.resize(width, 0.0);
+  out.insert(out.end(), column_sum.begin(), column_sum.end());
+  out.insert(out.end(), column_square.begin(), column_square.end());
+  return out;
+}
+
+void MetricsAccumulator::set_sums(const std::vector<double>& sums) {
+  constexpr std::size_t kScalars = 12;
+  require(sums.size() >= kScalars && (sums.size() - kScalars) % 2 == 0,
+          "metrics: running sums of the wrong length");
+  const auto count = [&](std::size_t i) { return static_cast<std::int64_t>(sums[i]); };
+  rows_ = count(0);
+  entries_ = count(1);
+  squared_error_ = sums[2];
+  absolute_error_ = sums[3];
+  true_nonzeros_ = count(4);
+  exact_nonzeros_ = count(5);
+  predicted_nonzeros_ = count(6);
+  true_positive_support_ = count(7);
+  exact_rows_ = count(8);
+  nonzero_absolute_error_ = sums[9];
+  deviance_ = sums[10];
+  nll_nats_ = sums[11];
+  const std::size_t width = (sums.size() - kScalars) / 2;
+  column_sum_.assign(sums.begin() + kScalars, sums.begin() + kScalars + width);
+  column_square_.assign(sums.begin() + kScalars + width, sums.end());
+}
+
 ReconstructionMetrics MetricsAccumulator::result() const {
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
   ReconstructionMetrics m;

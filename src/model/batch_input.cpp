@@ -11,7 +11,15 @@ namespace sparseae::detail {
 
 namespace {
 
-double median(std::vector<double> totals) {
+// The checks below run on every step: not require(), whose message would be built each time.
+void require_row_capacity(std::int64_t rows, std::size_t capacity) {
+  if (rows > static_cast<std::int64_t>(capacity))
+    throw Error("batch input: batch exceeds the rows it was sized for");
+}
+
+}  // namespace
+
+double median_total(std::vector<double> totals) {
   if (totals.empty()) return 1.0;
   const std::size_t middle = totals.size() / 2;
   std::nth_element(totals.begin(), totals.begin() + middle, totals.end());
@@ -22,30 +30,26 @@ double median(std::vector<double> totals) {
   return value > 0.0 ? value : 1.0;
 }
 
-// The checks below run on every step: not require(), whose message would be built each time.
-void require_row_capacity(std::int64_t rows, std::size_t capacity) {
-  if (rows > static_cast<std::int64_t>(capacity))
-    throw Error("batch input: batch exceeds the rows it was sized for");
-}
-
-}  // namespace
-
-double median_row_total(const HostCsr& counts) {
+std::vector<double> row_totals(const HostCsr& counts) {
   std::vector<double> totals(static_cast<std::size_t>(counts.rows), 0.0);
   for (std::int64_t r = 0; r < counts.rows; ++r)
     for (std::int64_t k = counts.row_offsets[r]; k < counts.row_offsets[r + 1]; ++k)
       totals[static_cast<std::size_t>(r)] += counts.values[static_cast<std::size_t>(k)];
-  return median(std::move(totals));
+  return totals;
 }
 
-double median_row_total(const HostDense& counts) {
+double median_row_total(const HostCsr& counts) { return median_total(row_totals(counts)); }
+
+std::vector<double> row_totals(const HostDense& counts) {
   std::vector<double> totals(static_cast<std::size_t>(counts.rows), 0.0);
   for (std::int64_t r = 0; r < counts.rows; ++r)
     for (std::int64_t c = 0; c < counts.cols; ++c)
       totals[static_cast<std::size_t>(r)] +=
           counts.values[static_cast<std::size_t>(r * counts.cols + c)];
-  return median(std::move(totals));
+  return totals;
 }
+
+double median_row_total(const HostDense& counts) { return median_total(row_totals(counts)); }
 
 BatchInput::BatchInput(Backend& backend, const BatchInputOptions& options, std::int64_t max_rows,
                        std::int64_t values_capacity)

@@ -4,6 +4,7 @@
 // compares against the counts themselves, and each row's log size factor
 // (LossParams::size_factors). Both buffers are sized once, so preparing a batch allocates nothing.
 #include <cstdint>
+#include <vector>
 
 #include "sparseae/backend.hpp"
 #include "sparseae/buffer.hpp"
@@ -15,6 +16,11 @@ namespace sparseae::detail {
 // reference library size against which size factors are taken. 1 when the rows hold no counts.
 double median_row_total(const HostCsr& counts);
 double median_row_total(const HostDense& counts);
+// The parts of median_row_total, for rows spread over the ranks of a data-parallel run: each
+// row's total, and the median of totals gathered from every rank.
+std::vector<double> row_totals(const HostCsr& counts);
+std::vector<double> row_totals(const HostDense& counts);
+double median_total(std::vector<double> totals);
 
 struct BatchInputOptions {
   InputTransform transform = InputTransform::none;

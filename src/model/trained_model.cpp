@@ -245,6 +245,18 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
 
 ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode decode,
                                              ReconstructionDetail* detail) {
+  return evaluate_summed(counts, decode, detail, nullptr);
+}
+
+ReconstructionMetrics TrainedModel::evaluate(
+    const HostCsr& counts, DecodeMode decode,
+    const std::function<void(std::vector<double>&)>& sum_over_ranks) {
+  return evaluate_summed(counts, decode, nullptr, sum_over_ranks);
+}
+
+ReconstructionMetrics TrainedModel::evaluate_summed(
+    const HostCsr& counts, DecodeMode decode, ReconstructionDetail* detail,
+    const std::function<void(std::vector<double>&)>& sum_over_ranks) {
   MetricsAccumulator metrics(config_.train.loss, config_.scale, decode, config_.hurdle_threshold);
   if (detail != nullptr) metrics.collect_detail();
   const CsrView all = counts.view();
@@ -279,6 +291,18 @@ ReconstructionMetrics TrainedModel::evaluate(const HostCsr& counts, DecodeMode d
                        .value;
     }
   });
+  if (sum_over_ranks) {
+    // The accumulator's sums, then each latent's firing rows, then the codes' nats.
+    std::vector<double> sums = metrics.sums(counts.cols);
+    const std::size_t accumulated = sums.size();
+    sums.insert(sums.end(), firing_rows.begin(), firing_rows.end());
+    sums.push_back(code_nats);
+    sum_over_ranks(sums);
+    metrics.set_sums(std::vector<double>(sums.begin(), sums.begin() + accumulated));
+    for (std::size_t j = 0; j < firing_rows.size(); ++j)
+      firing_rows[j] = static_cast<std::int64_t>(sums[accumulated + j]);
+    code_nats = sums.back();
+  }
   ReconstructionMetrics result = metrics.result();
   if (detail != nullptr) {
     *detail = metrics.detail();
@@ -351,8 +375,11 @@ DecodeMeasurement measure_decodes(TrainedModel& model, const HostCsr& validation
   return measured;
 }
 
-double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
-                               std::vector<ThresholdScore>* scores) {
+namespace {
+
+double choose_hurdle_threshold_summed(
+    TrainedModel& model, const HostCsr& validation, std::vector<ThresholdScore>* scores,
+    const std::function<void(std::vector<double>&)>& sum_over_ranks) {
   const RunConfig& config = model.config();
   require(has_support_head(config.train.loss),
           std::string("choose_hurdle_threshold: the model's loss is ") +
@@ -385,6 +412,18 @@ double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
       }
     }
   });
+  if (sum_over_ranks) {
+    // The counts as doubles: exact below 2^53 entries.
+    std::vector<double> sums(exact.begin(), exact.end());
+    sums.insert(sums.end(), predicted.begin(), predicted.end());
+    sums.push_back(static_cast<double>(true_nonzeros));
+    sum_over_ranks(sums);
+    for (int i = 0; i < kGrid; ++i) {
+      exact[i] = static_cast<std::int64_t>(sums[i]);
+      predicted[i] = static_cast<std::int64_t>(sums[kGrid + i]);
+    }
+    true_nonzeros = static_cast<std::int64_t>(sums.back());
+  }
   if (scores != nullptr) {
     const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
     scores->clear();
@@ -412,6 +451,18 @@ double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
       best = i;
   }
   return (best + 1) / 20.0;
+}
+
+}  // namespace
+
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
+                               std::vector<ThresholdScore>* scores) {
+  return choose_hurdle_threshold_summed(model, validation, scores, nullptr);
+}
+
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
+                               const std::function<void(std::vector<double>&)>& sum_over_ranks) {
+  return choose_hurdle_threshold_summed(model, validation, nullptr, sum_over_ranks);
 }
 
 HostCsr round_to_counts(const HostDense& reconstruction) {

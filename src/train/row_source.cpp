@@ -16,9 +16,29 @@ namespace sparseae::detail {
 void RowSource::prepare_batches(const std::int64_t* row_ids, std::int64_t count,
                                 std::int64_t batch_rows) {
   require(count >= 0 && batch_rows > 0, "row source: a batch needs at least one row");
+  std::vector<std::int64_t> starts;
+  starts.reserve(static_cast<std::size_t>((count + batch_rows - 1) / batch_rows + 1));
+  for (std::int64_t start = 0; start < count; start += batch_rows) starts.push_back(start);
+  starts.push_back(count);
+  prepare_batches(row_ids, std::move(starts));
+}
+
+void RowSource::prepare_batches(const std::int64_t* row_ids,
+                                std::vector<std::int64_t> batch_starts) {
+  require(!batch_starts.empty() && batch_starts.front() == 0 &&
+              std::is_sorted(batch_starts.begin(), batch_starts.end()),
+          "row source: batch starts must begin at 0 and never decrease");
   row_ids_ = row_ids;
-  count_ = count;
-  batch_rows_ = batch_rows;
+  batch_starts_ = std::move(batch_starts);
+}
+
+std::int64_t RowSource::uniform_batch_rows() const {
+  if (batches() == 0 || batch_size(0) == 0) return 0;
+  const std::int64_t first = batch_size(0);
+  // Uniform batches are what cutting the ids every `first` rows gives, the last one shorter.
+  for (std::int64_t b = 0; b < batches(); ++b)
+    if (batch_start(b) != b * first) return 0;
+  return (prepared_rows() + first - 1) / first == batches() ? first : 0;
 }
 
 std::int64_t RowSource::batch_size(std::int64_t batch) const {
@@ -26,7 +46,8 @@ std::int64_t RowSource::batch_size(std::int64_t batch) const {
   if (batch < 0 || batch >= batches())
     throw Error("row source: batch " + std::to_string(batch) + " of " + std::to_string(batches()) +
                 " prepared");
-  return std::min(batch_rows_, count_ - batch * batch_rows_);
+  return batch_starts_[static_cast<std::size_t>(batch + 1)] -
+         batch_starts_[static_cast<std::size_t>(batch)];
 }
 
 const std::int64_t* RowSource::batch_ids(std::int64_t batch) const {
@@ -128,11 +149,23 @@ class SparseRows final : public DeviceGatheredRows {
 
   std::int64_t rows() const override { return data_.rows(); }
 
-  void prepare_batches(const std::int64_t* row_ids, std::int64_t count,
-                       std::int64_t batch_rows) override {
-    RowSource::prepare_batches(row_ids, count, batch_rows);
-    batch_nnz_.resize(static_cast<std::size_t>(batches()));
-    backend_.batch_nonzeros(data_.view(), row_ids, count, batch_rows, batch_nnz_.data());
+  using RowSource::prepare_batches;
+  void prepare_batches(const std::int64_t* ids, std::vector<std::int64_t> batch_starts) override {
+    RowSource::prepare_batches(ids, std::move(batch_starts));
+    batch_nnz_.assign(static_cast<std::size_t>(batches()), 0);
+    if (prepared_rows() == 0) return;
+    const std::int64_t uniform = uniform_batch_rows();
+    if (uniform > 0) {
+      backend_.batch_nonzeros(data_.view(), ids, prepared_rows(), uniform, batch_nnz_.data());
+      return;
+    }
+    // Batches of differing sizes: each row's non-zeros in the one round trip, summed here.
+    std::vector<std::int64_t> row_nnz(static_cast<std::size_t>(prepared_rows()));
+    backend_.batch_nonzeros(data_.view(), ids, prepared_rows(), 1, row_nnz.data());
+    for (std::int64_t b = 0; b < batches(); ++b)
+      batch_nnz_[static_cast<std::size_t>(b)] =
+          std::accumulate(row_nnz.begin() + batch_start(b),
+                          row_nnz.begin() + batch_start(b) + batch_size(b), std::int64_t{0});
   }
 
   Batch gather(std::int64_t batch) override {
@@ -180,11 +213,11 @@ class StreamedSparseRows final : public RowSource {
 
   std::int64_t rows() const override { return data_.rows; }
 
-  void prepare_batches(const std::int64_t* row_ids, std::int64_t count,
-                       std::int64_t batch_rows) override {
-    RowSource::prepare_batches(row_ids, count, batch_rows);
-    host_ids_.resize(static_cast<std::size_t>(count));
-    backend_.download_bytes(host_ids_.data(), row_ids, host_ids_.size() * sizeof(std::int64_t));
+  using RowSource::prepare_batches;
+  void prepare_batches(const std::int64_t* ids, std::vector<std::int64_t> batch_starts) override {
+    RowSource::prepare_batches(ids, std::move(batch_starts));
+    host_ids_.resize(static_cast<std::size_t>(prepared_rows()));
+    backend_.download_bytes(host_ids_.data(), ids, host_ids_.size() * sizeof(std::int64_t));
     for (const std::int64_t row : host_ids_)
       require(row >= 0 && row < data_.rows, gather_bad_row_message(row, data_.rows));
     for (int s = 0; s < Backend::kUploadSlots; ++s) {

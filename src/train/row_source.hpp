@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "model/batch_input.hpp"
 #include "sparseae/csr.hpp"
@@ -53,9 +54,12 @@ class RowSource {
   // row_ids[b * batch_rows, min(count, (b + 1) * batch_rows)) (backend memory, left unchanged
   // until the next call). A sparse source reads every batch's non-zero count here, in one host
   // round trip, so that a step never waits for the device.
-  virtual void prepare_batches(const std::int64_t* row_ids, std::int64_t count,
-                               std::int64_t batch_rows);
-  std::int64_t batches() const { return (count_ + batch_rows_ - 1) / batch_rows_; }
+  void prepare_batches(const std::int64_t* row_ids, std::int64_t count, std::int64_t batch_rows);
+  // The same with batches of any size, empty ones included: batch b holds the rows
+  // row_ids[batch_starts[b], batch_starts[b + 1]). A rank of a data-parallel run gets its share of
+  // every global batch this way, which varies from batch to batch.
+  virtual void prepare_batches(const std::int64_t* row_ids, std::vector<std::int64_t> batch_starts);
+  std::int64_t batches() const { return static_cast<std::int64_t>(batch_starts_.size()) - 1; }
   // The number of rows in batch b.
   std::int64_t batch_size(std::int64_t batch) const;
   // Gathers batch b of the prepared batches.
@@ -74,12 +78,19 @@ class RowSource {
  protected:
   // The row ids of batch b (backend memory): those from position batch_start(b) of the ids.
   const std::int64_t* batch_ids(std::int64_t batch) const;
-  std::int64_t batch_start(std::int64_t batch) const { return batch * batch_rows_; }
+  std::int64_t batch_start(std::int64_t batch) const {
+    return batch_starts_[static_cast<std::size_t>(batch)];
+  }
+  // The ids prepared, and how many.
+  const std::int64_t* row_ids() const { return row_ids_; }
+  std::int64_t prepared_rows() const { return batch_starts_.back(); }
+  // The rows of every prepared batch but the last, when they are all alike (the last may be
+  // shorter); 0 when they differ.
+  std::int64_t uniform_batch_rows() const;
 
  private:
   const std::int64_t* row_ids_ = nullptr;
-  std::int64_t count_ = 0;
-  std::int64_t batch_rows_ = 1;
+  std::vector<std::int64_t> batch_starts_{0};
 };
 
 // counts are uploaded as they are: the caller scales them first. input: what the network reads

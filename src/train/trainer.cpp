@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "core/communicator.hpp"
 #include "core/memory_size.hpp"
 #include "math/op_math.hpp"
 #include "sparseae/buffer.hpp"
@@ -180,6 +181,22 @@ std::string describe_step_execution(const Backend& backend, const TrainConfig& c
          " per epoch; the first and a last, shorter batch run plain";
 }
 
+// How a trainer's rows relate to the run's: one process holds them all; a rank of a data-parallel
+// run holds the training rows [first_train_index, + its rows) of the global training order (the
+// sorted ids split_rows gives) and some validation rows.
+struct Sharding {
+  Communicator* ranks = nullptr;  // null: this process alone
+  std::int64_t global_train_rows = 0;
+  std::int64_t global_validation_rows = 0;
+  std::int64_t first_train_index = 0;
+  double median_row_total = 1.0;  // of the training rows, raw counts (see reference_library_size)
+};
+
+template <typename Matrix>
+Sharding single_process(const Matrix& train_rows, const Matrix& validation_rows) {
+  return {nullptr, train_rows.rows, validation_rows.rows, 0, detail::median_row_total(train_rows)};
+}
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -188,7 +205,12 @@ struct Trainer::Impl {
   float scale;
   HostCsr training_raw;  // for anchor_at_pca, which fits PCA on exactly these rows
   HostCsr validation_raw;
+  Sharding sharding;
+  // The rows of this process's largest batch: the global batch, or across ranks the most of it
+  // that this rank can hold.
   std::int64_t batch_size;
+  // The rows of a full step over every rank (batch_size in one process).
+  std::int64_t global_batch;
   detail::BatchInputOptions input;
   Placement placement;
   std::unique_ptr<detail::RowSource> train_data;
@@ -231,22 +253,24 @@ struct Trainer::Impl {
 
   template <typename Matrix>
   Impl(Backend& backend_, const ModelConfig& model, const TrainConfig& config_, float scale_,
-       const Matrix& train_host, const Matrix& validation_host)
+       const Matrix& train_host, const Matrix& validation_host, const Sharding& sharding_)
       : backend(backend_),
         config(config_),
         scale(scale_),
         training_raw(as_csr(train_host)),
         validation_raw(as_csr(validation_host)),
-        batch_size(std::min(config_.batch_size, train_host.rows)),
+        sharding(sharding_),
+        batch_size(std::max<std::int64_t>(1, std::min(config_.batch_size, train_host.rows))),
+        global_batch(std::min(config_.batch_size, sharding_.global_train_rows)),
         input{config_.input_transform, config_.loss_params.size_factors,
-              detail::median_row_total(train_host) / scale_},
+              sharding_.median_row_total / scale_},
         placement(choose_placement(backend_, config_,
                                    resident_bytes(train_host) + resident_bytes(validation_host))),
         train_data(
             make_source(backend_, scaled(train_host, scale_), batch_size, input, placement.where)),
         validation_data(make_source(backend_, scaled(validation_host, scale_), batch_size, input,
                                     placement.where)),
-        steps_per_epoch((train_data->rows() + batch_size - 1) / batch_size),
+        steps_per_epoch((sharding_.global_train_rows + global_batch - 1) / global_batch),
         total_steps(steps_per_epoch * config_.epochs),
         net(backend_, ModelLayout(model), batch_size),
         first_moment(backend_, net.parameters().size()),
@@ -266,8 +290,12 @@ struct Trainer::Impl {
         staged_scalars(backend_, 1),
         staged_noise_seed(backend_, 1),
         staged_losses(backend_, static_cast<std::size_t>(kLossSlots)),
-        step_execution(describe_step_execution(backend_, config_, *train_data)),
-        capture_enabled(config_.capture_step && train_data->capture_obstacle().empty()) {
+        step_execution(sharding_.ranks != nullptr && config_.capture_step
+                           ? "plain: a rank's share of each batch varies in size, so the step "
+                             "cannot be captured"
+                           : describe_step_execution(backend_, config_, *train_data)),
+        capture_enabled(config_.capture_step && train_data->capture_obstacle().empty() &&
+                        sharding_.ranks == nullptr) {
     staged_losses.fill_zero();
     // Read (and staged for a captured step) by every step, drawn only for rate-aware training.
     noise_seeds.fill_zero();
@@ -333,7 +361,9 @@ struct Trainer::Impl {
     const StepScalars* scalars = step_schedule.data() + index_in_epoch;
     const std::uint64_t* noise_seed = noise_seeds.data() + index_in_epoch;
     const bool full = train_data->batch_size(index_in_epoch) == batch_size;
-    if (!capture_enabled || !full || !warmup_step_ran) {
+    if (sharding.ranks != nullptr) {
+      rank_step(index_in_epoch, slots, scalars, noise_seed);
+    } else if (!capture_enabled || !full || !warmup_step_ran) {
       // The epoch's first full batch runs plain when capturing too: every op sizes its scratch
       // memory there, which must not grow inside a capture.
       step_on(train_data->gather(index_in_epoch), slots, scalars, noise_seed);
@@ -362,6 +392,41 @@ struct Trainer::Impl {
   // (Network::set_latent_training).
   void step_on(const detail::Batch& batch, float* loss_slots, const StepScalars* step_scalars,
                const std::uint64_t* noise_seed) {
+    compute_gradients(batch, loss_slots, noise_seed);
+    update_parameters(step_scalars);
+  }
+
+  // A rank's step of a data-parallel run: the gradient of its share of the global batch (none
+  // when it holds no row of the batch) weighted by that share, summed over the ranks, and the
+  // update every rank makes alike. The loss slots hold the means over this rank's rows.
+  void rank_step(std::int64_t index_in_epoch, float* loss_slots, const StepScalars* step_scalars,
+                 const std::uint64_t* noise_seed) {
+    const std::int64_t rows = train_data->batch_size(index_in_epoch);
+    const std::int64_t n = net.layout().trained_parameter_count();
+    if (rows > 0) {
+      compute_gradients(train_data->gather(index_in_epoch), loss_slots, noise_seed);
+      // Each loss is a mean over the batch's rows: this rank's mean times its share of them.
+      const std::int64_t step_rows = global_step_rows(index_in_epoch);
+      if (rows != step_rows)
+        backend.scale_values(
+            net.gradients().data(), n,
+            static_cast<float>(static_cast<double>(rows) / static_cast<double>(step_rows)));
+    } else {
+      net.gradients().fill_zero();
+    }
+    sharding.ranks->all_reduce_gradients(net.gradients().data(), n);
+    update_parameters(step_scalars);
+  }
+
+  // The rows of step s of an epoch over every rank: global_batch, the last one possibly fewer.
+  std::int64_t global_step_rows(std::int64_t s) const {
+    return std::min(global_batch, sharding.global_train_rows - s * global_batch);
+  }
+
+  // The forward, loss and backward of the step: the gradients in net.gradients(), the losses in
+  // loss_slots (see step_on).
+  void compute_gradients(const detail::Batch& batch, float* loss_slots,
+                         const std::uint64_t* noise_seed) {
     const ModelLayout& layout = net.layout();
     const bool rate = config.rate_lambda > 0.0f;
     // The network is back in its use mode (rounded codes, BatchTopK by its threshold) however
@@ -390,6 +455,11 @@ struct Trainer::Impl {
       if (penalty.kl_beta > 0.0f)
         backend.kl_sparsity_penalty(penalty.kl_rho, penalty.kl_beta, a, grad, loss_slots + 2);
     });
+  }
+
+  // The optimizer's update from net.gradients() with the scalars at step_scalars (backend memory).
+  void update_parameters(const StepScalars* step_scalars) {
+    const ModelLayout& layout = net.layout();
     OptimizerConfig optimizer = config.optimizer;
     optimizer.skip_nonfinite = config.on_nonfinite == NonFinitePolicy::skip;
     // The parameters that gradients train: a BatchTopK threshold after them moves in forward.
@@ -416,9 +486,14 @@ struct Trainer::Impl {
   // state may start mid-epoch: the steps before it ran before the checkpoint.
   std::optional<EpochReport> run_epoch(const TrainObserver& observer) {
     const auto start = std::chrono::steady_clock::now();
-    backend.random_permutation(math::mix64(config.seed) + static_cast<std::uint64_t>(epoch),
-                               train_data->rows(), permutation.data());
-    train_data->prepare_batches(permutation.data(), train_data->rows(), batch_size);
+    const std::uint64_t permutation_seed =
+        math::mix64(config.seed) + static_cast<std::uint64_t>(epoch);
+    if (sharding.ranks != nullptr) {
+      prepare_rank_batches(permutation_seed);
+    } else {
+      backend.random_permutation(permutation_seed, train_data->rows(), permutation.data());
+      train_data->prepare_batches(permutation.data(), train_data->rows(), batch_size);
+    }
     step_losses.fill_zero();
     upload_step_schedule();
     // Captured afresh each epoch: what ran between epochs (validation, the observer's checkpoint)
@@ -431,7 +506,7 @@ struct Trainer::Impl {
       train_step(s);
       // A stop after the epoch's last step waits for the epoch's report (train() stops after
       // it): a state saved before the epoch counts would resume into an epoch with no step left.
-      if (s + 1 < steps_per_epoch && observer.stop_requested && observer.stop_requested()) {
+      if (s + 1 < steps_per_epoch && agreed_stop(observer, s)) {
         stopped = true;
         return std::nullopt;
       }
@@ -440,30 +515,33 @@ struct Trainer::Impl {
           float slots[kLossSlots];
           backend.download_bytes(slots, step_losses.data() + kLossSlots * s, sizeof slots);
           last_loss = slots_total(slots);
-          stop_if_nonfinite(last_loss, s);
+          // Across ranks this is one rank's share of the batch: the epoch's end judges the
+          // reduced losses, so that every rank stops together.
+          if (sharding.ranks == nullptr) stop_if_nonfinite(last_loss, s);
         }
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        observer.on_step(
-            epoch + 1, s + 1, steps_per_epoch,
-            seconds > 0
-                ? static_cast<double>(std::min((s + 1) * batch_size, train_data->rows())) / seconds
-                : 0.0,
-            last_loss);
+        observer.on_step(epoch + 1, s + 1, steps_per_epoch,
+                         seconds > 0 ? static_cast<double>(std::min((s + 1) * global_batch,
+                                                                    sharding.global_train_rows)) /
+                                           seconds
+                                     : 0.0,
+                         last_loss);
       }
     }
     // None when the state was saved after the epoch's last step but before the epoch counted
     // (checkpoints of versions that stopped there): the epoch completes with its train loss not
     // measured in this process.
     const bool steps_ran = first_step < steps_per_epoch;
-    const std::vector<float> losses = step_losses.download();
+    const std::vector<double> losses = epoch_step_losses();
     double train_loss = 0.0;
     double train_reconstruction_loss = 0.0;  // without the penalties, to set beside validation's
     std::int64_t trained_rows = 0;
     EpochReport report;
     for (std::int64_t s = first_step; s < steps_per_epoch; ++s) {
-      const std::int64_t count = std::min(batch_size, train_data->rows() - s * batch_size);
-      const double step_loss = slots_total(losses.data() + kLossSlots * s);
+      const std::int64_t count = global_step_rows(s);
+      double step_loss = 0.0;
+      for (std::int64_t k = 0; k < kLossSlots; ++k) step_loss += losses[kLossSlots * s + k];
       stop_if_nonfinite(step_loss, s);
       if (!std::isfinite(step_loss)) {
         ++report.skipped_steps;
@@ -484,7 +562,7 @@ struct Trainer::Impl {
     report.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::int64_t processed_rows =
-        std::max<std::int64_t>(train_data->rows() - first_step * batch_size, 0);
+        std::max<std::int64_t>(sharding.global_train_rows - first_step * global_batch, 0);
     report.samples_per_second =
         report.seconds > 0 ? static_cast<double>(processed_rows) / report.seconds : 0.0;
     report.learning_rate = learning_rate(std::max<std::int64_t>(step - 1, 0));
@@ -494,9 +572,68 @@ struct Trainer::Impl {
                   " is " + std::to_string(report.val_loss) + "; the checkpoint of epoch " +
                   std::to_string(epoch - 1) +
                   " is the last good state (try a lower --lr or --clip-norm)");
-    stop_if_diverged(train_reconstruction_loss / static_cast<double>(trained_rows),
+    stop_if_diverged(trained_rows > 0
+                         ? train_reconstruction_loss / static_cast<double>(trained_rows)
+                         : std::numeric_limits<double>::quiet_NaN(),
                      report.val_loss);
     return report;
+  }
+
+  // The loss slots of every step of the running epoch, each the mean over the step's rows: across
+  // ranks, each rank's means weighted by its rows of the step, summed over the ranks.
+  std::vector<double> epoch_step_losses() {
+    const std::vector<float> slots = step_losses.download();
+    std::vector<double> losses(slots.begin(), slots.end());
+    if (sharding.ranks == nullptr) return losses;
+    for (std::int64_t s = 0; s < steps_per_epoch; ++s)
+      for (std::int64_t k = 0; k < kLossSlots; ++k)
+        losses[kLossSlots * s + k] *= static_cast<double>(train_data->batch_size(s));
+    sharding.ranks->all_reduce_sum(losses.data(), static_cast<std::int64_t>(losses.size()));
+    for (std::int64_t s = 0; s < steps_per_epoch; ++s)
+      for (std::int64_t k = 0; k < kLossSlots; ++k)
+        losses[kLossSlots * s + k] /= static_cast<double>(global_step_rows(s));
+    return losses;
+  }
+
+  // This rank's share of every batch of the epoch: the permutation of the global training rows
+  // that one process draws (Backend::random_permutation's: a sort by permutation_key, then by
+  // index), cut into batches of global_batch rows, each keeping the rows this rank holds.
+  void prepare_rank_batches(std::uint64_t seed) {
+    const std::int64_t total = sharding.global_train_rows;
+    std::vector<std::uint64_t> keys(static_cast<std::size_t>(total));
+    for (std::int64_t i = 0; i < total; ++i)
+      keys[static_cast<std::size_t>(i)] =
+          math::permutation_key(seed, static_cast<std::uint64_t>(i));
+    std::vector<std::int64_t> order(static_cast<std::size_t>(total));
+    std::iota(order.begin(), order.end(), std::int64_t{0});
+    std::sort(order.begin(), order.end(), [&](std::int64_t x, std::int64_t y) {
+      return keys[x] != keys[y] ? keys[x] < keys[y] : x < y;
+    });
+    const std::int64_t held = train_data->rows();
+    std::vector<std::int64_t> ids;
+    ids.reserve(static_cast<std::size_t>(held));
+    std::vector<std::int64_t> starts{0};
+    starts.reserve(static_cast<std::size_t>(steps_per_epoch + 1));
+    for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
+      for (std::int64_t at = s * global_batch; at < s * global_batch + global_step_rows(s); ++at) {
+        const std::int64_t local = order[static_cast<std::size_t>(at)] - sharding.first_train_index;
+        if (local >= 0 && local < held) ids.push_back(local);
+      }
+      starts.push_back(static_cast<std::int64_t>(ids.size()));
+    }
+    permutation.upload(ids);
+    train_data->prepare_batches(permutation.data(), std::move(starts));
+  }
+
+  // observer.stop_requested, agreed by every rank: across ranks, asked every loss_every steps
+  // (a collective each time) and true when any rank's is, so that all stop at the same step.
+  bool agreed_stop(const TrainObserver& observer, std::int64_t index_in_epoch) {
+    if (sharding.ranks == nullptr) return observer.stop_requested && observer.stop_requested();
+    const std::int64_t every = std::max<std::int64_t>(1, config.loss_every);
+    if (index_in_epoch >= 0 && (index_in_epoch + 1) % every != 0) return false;
+    double stop = observer.stop_requested && observer.stop_requested() ? 1.0 : 0.0;
+    sharding.ranks->all_reduce_max(&stop, 1);
+    return stop > 0.0;
   }
 
   // A loss can stay finite and still diverge: a count head's log-rate driven into the range where
@@ -514,6 +651,8 @@ struct Trainer::Impl {
   //   search's next round) may be fitted already, and training that does not improve on it has
   //   not diverged: the first two rules still catch a blow-up from it.
   void stop_if_diverged(double train_reconstruction_loss, double val_loss) const {
+    // Without validation rows there is no validation loss to compare with (validation_loss is 0).
+    if (sharding.global_validation_rows == 0) return;
     constexpr double kDivergenceRatio = 100.0;
     const std::string ratio = std::to_string(static_cast<int>(kDivergenceRatio));
     std::string why;
@@ -569,6 +708,13 @@ struct Trainer::Impl {
   // the code, not the reconstruction), plus with rate-aware training the rate of the rows'
   // integer codes: what the model trains for, the description length of the rows.
   double validation_loss() {
+    double sums[2] = {local_validation_loss_sum(), static_cast<double>(validation_data->rows())};
+    if (sharding.ranks != nullptr) sharding.ranks->all_reduce_sum(sums, 2);
+    return sums[1] > 0.0 ? sums[0] / sums[1] : 0.0;
+  }
+
+  // The sum over this process's validation rows of their losses (validation_loss).
+  double local_validation_loss_sum() {
     if (validation_data->rows() == 0) return 0.0;
     validation_losses.fill_zero();
     const ModelLayout& layout = net.layout();
@@ -584,7 +730,7 @@ struct Trainer::Impl {
     for (std::int64_t b = 0; b < validation_data->batches(); ++b)
       total += (static_cast<double>(losses[2 * b]) + losses[2 * b + 1]) *
                static_cast<double>(validation_data->batch_size(b));
-    return total / static_cast<double>(validation_data->rows());
+    return total;
   }
 };
 
@@ -664,10 +810,12 @@ std::unique_ptr<Trainer::Impl> Trainer::make_impl(Backend& backend, const ModelC
           ? std::max({1.0f, max_value(train_rows.values), max_value(validation_rows.values)})
           : 1.0f;
   const ModelConfig shaped = with_loss_heads(model, config.loss, config.loss_params);
+  const Sharding sharding = single_process(train_rows, validation_rows);
   const auto build = [&](std::int64_t batch_size) {
     TrainConfig sized = config;
     sized.batch_size = batch_size;
-    return std::make_unique<Impl>(backend, shaped, sized, scale, train_rows, validation_rows);
+    return std::make_unique<Impl>(backend, shaped, sized, scale, train_rows, validation_rows,
+                                  sharding);
   };
   try {
     return build(config.batch_size);
@@ -705,6 +853,92 @@ Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& 
                  const HostCsr& train_rows, const HostCsr& validation_rows)
     : impl_((check_split(model, config, train_rows, validation_rows),
              make_impl(backend, model, config, train_rows, validation_rows))) {}
+
+namespace {
+
+// The ids of sorted_ids that lie in [first, first + count), made relative to first, and the
+// position of the first of them in sorted_ids.
+std::pair<std::vector<std::int64_t>, std::int64_t> ids_within(
+    const std::vector<std::int64_t>& sorted_ids, std::int64_t first, std::int64_t count) {
+  const auto begin = std::lower_bound(sorted_ids.begin(), sorted_ids.end(), first);
+  const auto end = std::lower_bound(begin, sorted_ids.end(), first + count);
+  std::vector<std::int64_t> ids(begin, end);
+  for (std::int64_t& id : ids) id -= first;
+  return {std::move(ids), static_cast<std::int64_t>(begin - sorted_ids.begin())};
+}
+
+// What needs a whole batch on one rank, refused across ranks before anything is allocated.
+void check_data_parallel(const ModelConfig& model, const TrainConfig& config) {
+  require(config.penalty.kl_beta == 0.0f,
+          "the KL penalty (--kl-beta) takes the mean activation over the whole batch, which no "
+          "rank holds across ranks: train it in one process");
+  require(model.latent_sparsity != LatentSparsity::batchtopk,
+          "BatchTopK (--latent-act batchtopk:K) selects among the whole batch, which no rank "
+          "holds across ranks: use topk:K, or train in one process");
+  require(config.aux_k == 0,
+          "AuxK (--aux-k) counts dead latents over whole batches, which no rank holds across "
+          "ranks: train it in one process");
+}
+
+}  // namespace
+
+template <typename Matrix>
+std::unique_ptr<Trainer::Impl> Trainer::make_sharded_impl(
+    Backend& backend, const ModelConfig& model, const TrainConfig& config, const Matrix& shard_rows,
+    const RowShard& shard, Communicator& communicator) {
+  Communicator& ranks = communicator;
+  // Every rank must agree on the matrix: its shape, and where each rank's rows lie.
+  double shape[2] = {static_cast<double>(shard_rows.cols), -static_cast<double>(shard_rows.cols)};
+  ranks.all_reduce_max(shape, 2);
+  require(shape[0] == -shape[1], "the ranks' rows differ in width (" +
+                                     std::to_string(static_cast<std::int64_t>(-shape[1])) + " to " +
+                                     std::to_string(static_cast<std::int64_t>(shape[0])) +
+                                     " columns)");
+  const std::vector<double> ranges = ranks.all_gather(
+      {static_cast<double>(shard.first_row), static_cast<double>(shard_rows.rows)});
+  double next = 0.0;
+  for (std::size_t r = 0; r + 1 < ranges.size(); r += 2) {
+    require(ranges[r] == next, "rank " + std::to_string(r / 2) + "'s rows begin at row " +
+                                   std::to_string(static_cast<std::int64_t>(ranges[r])) +
+                                   ", not where the rank before it ends (row " +
+                                   std::to_string(static_cast<std::int64_t>(next)) + ")");
+    next += ranges[r + 1];
+  }
+  require(next == static_cast<double>(shard.total_rows),
+          "the ranks hold " + std::to_string(static_cast<std::int64_t>(next)) + " rows of " +
+              std::to_string(shard.total_rows));
+  require(shard.total_rows >= 2,
+          "training needs at least 2 rows, the data has " + std::to_string(shard.total_rows));
+  check_training_config(model, config, shard_rows.cols);
+  if (ranks.size() > 1) check_data_parallel(model, config);
+
+  // The split one process makes of the whole matrix, of which this rank keeps its rows.
+  const auto split = split_rows(shard.total_rows, config.val_fraction, config.seed);
+  const auto train = ids_within(split.first, shard.first_row, shard_rows.rows);
+  const auto validation = ids_within(split.second, shard.first_row, shard_rows.rows);
+  const Matrix train_rows = select_rows(shard_rows, train.first);
+  const Matrix validation_rows = select_rows(shard_rows, validation.first);
+  double largest =
+      config.scale == ScaleMode::max
+          ? std::max({1.0f, max_value(train_rows.values), max_value(validation_rows.values)})
+          : 1.0;
+  ranks.all_reduce_max(&largest, 1);
+  const Sharding sharding{&ranks, static_cast<std::int64_t>(split.first.size()),
+                          static_cast<std::int64_t>(split.second.size()), train.second,
+                          detail::median_total(ranks.all_gather(detail::row_totals(train_rows)))};
+  const ModelConfig shaped = with_loss_heads(model, config.loss, config.loss_params);
+  return std::make_unique<Impl>(backend, shaped, config, static_cast<float>(largest), train_rows,
+                                validation_rows, sharding);
+}
+
+Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+                 const HostCsr& shard_rows, const RowShard& shard, Communicator& communicator)
+    : impl_((shard_rows.validate(),
+             make_sharded_impl(backend, model, config, shard_rows, shard, communicator))) {}
+
+Trainer::Trainer(Backend& backend, const ModelConfig& model, const TrainConfig& config,
+                 const HostDense& shard_rows, const RowShard& shard, Communicator& communicator)
+    : impl_(make_sharded_impl(backend, model, config, shard_rows, shard, communicator)) {}
 
 Trainer::~Trainer() = default;
 
@@ -746,7 +980,7 @@ std::vector<EpochReport> Trainer::train(const TrainObserver& observer) {
     reports.push_back(report);
     stopped_early = t.config.patience > 0 && t.epochs_without_improvement >= t.config.patience;
     if (stopped_early) break;
-    if (observer.stop_requested && observer.stop_requested()) {
+    if (t.agreed_stop(observer, -1)) {
       t.stopped = true;
       break;
     }
@@ -772,8 +1006,8 @@ double Trainer::reference_library_size() const { return impl_->input.reference_l
 int Trainer::completed_epochs() const { return impl_->epoch; }
 std::int64_t Trainer::completed_steps() const { return impl_->step; }
 std::int64_t Trainer::steps_per_epoch() const { return impl_->steps_per_epoch; }
-std::int64_t Trainer::train_rows() const { return impl_->train_data->rows(); }
-std::int64_t Trainer::validation_rows() const { return impl_->validation_data->rows(); }
+std::int64_t Trainer::train_rows() const { return impl_->sharding.global_train_rows; }
+std::int64_t Trainer::validation_rows() const { return impl_->sharding.global_validation_rows; }
 const std::string& Trainer::data_placement() const { return impl_->placement.summary; }
 const std::string& Trainer::step_execution() const { return impl_->step_execution; }
 

@@ -220,5 +220,27 @@ TEST_P(SumOfSquaresConformance, MatchesReference) {
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(SumOfSquaresConformance);
 
+// ==== scale_values (a rank's gradient weighted by its share of the batch) ====
+
+class ScaleValuesConformance : public BackendTest {};
+
+TEST_P(ScaleValuesConformance, EachValueTimesTheFactorRoundedOnce) {
+  std::uint64_t seed = 9100;
+  for (const std::int64_t n : {0, 1, 31, 65537, (1 << 20) + 3}) {
+    std::mt19937_64 rng(++seed);
+    const std::vector<float> x = reference::random_log_uniform_floats(rng, n, -4.0, 1.0);
+    Buffer<float> x_on = upload(x);
+    const float factor = 0.371f;
+    backend().scale_values(x_on.data(), n, factor);
+    const std::vector<float> scaled = download(x_on);
+    ASSERT_EQ(scaled.size(), x.size());
+    // One float multiply per value: the product rounded once, the same bits on every backend.
+    for (std::size_t i = 0; i < x.size(); ++i)
+      ASSERT_EQ(scaled[i], x[i] * factor) << "n = " << n << ", value " << i;
+  }
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(ScaleValuesConformance);
+
 }  // namespace
 }  // namespace sparseae::test::conformance

@@ -86,6 +86,14 @@ void CpuBackend::latent_rate_penalty(float weight, const float* prior, ConstDens
   });
 }
 
+void CpuBackend::scale_values(float* x, std::int64_t n, float factor) {
+  require(n >= 0, "scale_values: negative length");
+  run([=] {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) x[i] *= factor;
+  });
+}
+
 void CpuBackend::sum_of_squares(const float* x, std::int64_t n, float* out) {
   run([=] {
     double total = 0.0;

@@ -812,6 +812,11 @@ void CudaBackend::sum_of_squares(const float* x, std::int64_t n, float* out) {
   kernels::launch_sum_of_squares(x, n, out, workspace, stream());
 }
 
+void CudaBackend::scale_values(float* x, std::int64_t n, float factor) {
+  require(n >= 0, "scale_values: negative length");
+  kernels::launch_scale(DenseView(x, 1, n), factor, stream());
+}
+
 // ---- optimizer ----
 
 void CudaBackend::optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,

@@ -183,10 +183,15 @@ class CudaBackend final : public Backend {
                      const std::int32_t* dead_steps, ConstDenseView pre, ConstDenseView z,
                      DenseView dz, float* bias_grad) override;
   void sum_of_squares(const float* x, std::int64_t n, float* out) override;
+  void scale_values(float* x, std::int64_t n, float factor) override;
   void optimizer_step(const OptimizerConfig& config, std::int64_t step, std::int64_t n,
                       float* params, const float* grads, float* first_moment, float* second_moment,
                       const float* grad_sum_squares, const StepScalars* step_scalars) override;
   using Backend::optimizer_step;
+
+  // The stream every op is ordered on: where a collective over the backend's memory (NCCL's
+  // all-reduce of the gradients) must run to stay between the backward and the optimizer.
+  cudaStream_t compute_stream() const { return stream_.get(); }
 
  private:
   cudaStream_t stream() const { return stream_.get(); }
