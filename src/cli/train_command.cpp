@@ -376,6 +376,47 @@ void write_epoch_log(std::ofstream& log, const EpochReport& r) {
   log << line.dump() << '\n' << std::flush;
 }
 
+// What sae train does as it trains, in one process or on the rank that writes: the progress
+// line, the metrics log (--metrics-log, appended on --resume) and the checkpoint after every
+// epoch; and the stop that Ctrl-C or SIGTERM requests, on every rank. The observer it hands out
+// refers to it, to the run and to the trainer: all three outlive the training.
+class EpochReporting {
+ public:
+  EpochReporting(const Options& o, bool writes, bool quiet, bool resume, int epochs)
+      : quiet_(quiet),
+        checkpoint_path_(writes ? o.text("checkpoint") : std::string()),
+        progress_(!quiet && isatty(STDERR_FILENO), epochs) {
+    if (writes && o.given("metrics-log")) {
+      log_.open(o.text("metrics-log"), resume ? std::ios::app : std::ios::trunc);
+      require(log_.good(), "sae train: cannot write the metrics log " + o.text("metrics-log"));
+    }
+  }
+  EpochReporting(const EpochReporting&) = delete;
+  EpochReporting& operator=(const EpochReporting&) = delete;
+
+  // Empty on a rank that does not write, or with --checkpoint ''.
+  const std::string& checkpoint_path() const { return checkpoint_path_; }
+
+  TrainObserver observer(const RunConfig& run, Trainer& trainer) {
+    TrainObserver observer;
+    observer.on_step = [this](int epoch, std::int64_t step, std::int64_t steps, double rate,
+                              double loss) { progress_.step(epoch, step, steps, rate, loss); };
+    observer.on_epoch = [this, &run, &trainer](const EpochReport& report) {
+      if (!quiet_) progress_.epoch(report);
+      if (log_.is_open()) write_epoch_log(log_, report);
+      if (!checkpoint_path_.empty()) save_checkpoint(checkpoint_path_, {run, trainer.state()});
+    };
+    observer.stop_requested = [] { return stop_signal != 0; };
+    return observer;
+  }
+
+ private:
+  bool quiet_;
+  std::string checkpoint_path_;
+  Progress progress_;
+  std::ofstream log_;
+};
+
 // --report: the run as the one row of an HTML report, with a few validation rows for the image
 // grid of square data and the validation rows' lossless sizes.
 void write_train_report(const Options& o, const Args& args, const RunConfig& run,
@@ -500,22 +541,9 @@ int train_across_ranks(const Options& o, Backend& backend, Communicator& ranks, 
                          : std::string())
               << "\nstep " << trainer.step_execution() << "\n";
 
-  std::ofstream log;
-  if (writer && o.given("metrics-log")) {
-    log.open(o.text("metrics-log"), resume ? std::ios::app : std::ios::trunc);
-    require(log.good(), "sae train: cannot write the metrics log " + o.text("metrics-log"));
-  }
-  const std::string checkpoint_path = writer ? o.text("checkpoint") : std::string();
-  Progress progress(!quiet && isatty(STDERR_FILENO), run.train.epochs);
-  TrainObserver observer;
-  observer.on_step = [&](int epoch, std::int64_t step, std::int64_t steps, double rate,
-                         double loss) { progress.step(epoch, step, steps, rate, loss); };
-  observer.on_epoch = [&](const EpochReport& report) {
-    if (!quiet) progress.epoch(report);
-    if (log.is_open()) write_epoch_log(log, report);
-    if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
-  };
-  observer.stop_requested = [] { return stop_signal != 0; };
+  EpochReporting reporting(o, writer, quiet, resume, run.train.epochs);
+  const std::string& checkpoint_path = reporting.checkpoint_path();
+  const TrainObserver observer = reporting.observer(run, trainer);
   std::vector<EpochReport> reports;
   {
     const StopOnSignals stop_on_signals;
@@ -698,22 +726,9 @@ int run_train(const Args& args) {
               << "\n"
               << anchor_line;
 
-  std::ofstream log;
-  if (o.given("metrics-log")) {
-    log.open(o.text("metrics-log"), resume ? std::ios::app : std::ios::trunc);
-    require(log.good(), "sae train: cannot write the metrics log " + o.text("metrics-log"));
-  }
-  const std::string checkpoint_path = o.text("checkpoint");
-  Progress progress(!quiet && isatty(STDERR_FILENO), run.train.epochs);
-  TrainObserver observer;
-  observer.on_step = [&](int epoch, std::int64_t step, std::int64_t steps, double rate,
-                         double loss) { progress.step(epoch, step, steps, rate, loss); };
-  observer.on_epoch = [&](const EpochReport& report) {
-    if (!quiet) progress.epoch(report);
-    if (log.is_open()) write_epoch_log(log, report);
-    if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
-  };
-  observer.stop_requested = [] { return stop_signal != 0; };
+  EpochReporting reporting(o, true, quiet, resume, run.train.epochs);
+  const std::string& checkpoint_path = reporting.checkpoint_path();
+  TrainObserver observer = reporting.observer(run, trainer);
   if (select_f1)
     observer.validation_score = validation_exact_f1_score(*backend, trainer, run, asked_decode);
   std::vector<EpochReport> reports;

@@ -5,6 +5,7 @@
 // its own invariants) is a finding.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "io/reading.hpp"
+#include "sparseae/io.hpp"
 
 namespace sparseae::fuzz {
 
@@ -40,6 +42,23 @@ inline void require_invariant(bool holds, const char* what) {
   if (holds) return;
   std::fprintf(stderr, "invariant broken: %s\n", what);
   std::abort();
+}
+
+// The invariants of a matrix a reader returned: a consistent CSR holding positive finite counts,
+// or rows x cols finite non-negative dense values.
+inline void require_counts(const LoadedMatrix& loaded) {
+  if (loaded.sparse) {
+    loaded.csr.validate();  // throws, and so aborts, when the reader built an inconsistent matrix
+    for (const float value : loaded.csr.values)
+      require_invariant(std::isfinite(value) && value > 0.0f,
+                        "a stored value is a positive finite count");
+    return;
+  }
+  require_invariant(static_cast<std::int64_t>(loaded.dense.values.size()) ==
+                        loaded.dense.rows * loaded.dense.cols,
+                    "rows x cols values");
+  for (const float value : loaded.dense.values)
+    require_invariant(std::isfinite(value) && value >= 0.0f, "every value a finite count");
 }
 
 }  // namespace sparseae::fuzz
