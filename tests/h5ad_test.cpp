@@ -18,11 +18,14 @@
 #include "h5ad_builder.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/io.hpp"
+#include "test_util.hpp"
 
 namespace sparseae {
 namespace {
 
 namespace fs = std::filesystem;
+using test::csr;
+using test::expect_same;
 using test::H5File;
 using test::write_sparse_x;
 
@@ -41,25 +44,6 @@ class H5ad : public ::testing::Test {
 
   fs::path directory_;
 };
-
-HostCsr csr(std::int64_t rows, std::int64_t cols, std::vector<RowOffset> offsets,
-            std::vector<ColIndex> columns, std::vector<float> values) {
-  HostCsr m;
-  m.rows = rows;
-  m.cols = cols;
-  m.row_offsets = std::move(offsets);
-  m.col_indices = std::move(columns);
-  m.values = std::move(values);
-  return m;
-}
-
-void expect_same(const HostCsr& actual, const HostCsr& expected) {
-  EXPECT_EQ(actual.rows, expected.rows);
-  EXPECT_EQ(actual.cols, expected.cols);
-  EXPECT_EQ(actual.row_offsets, expected.row_offsets);
-  EXPECT_EQ(actual.col_indices, expected.col_indices);
-  EXPECT_EQ(actual.values, expected.values);
-}
 
 // The error's message, which must be one line; "" (and a failure) when action does not throw.
 std::string error_of(const std::function<void()>& action) {

@@ -26,6 +26,8 @@ namespace sparseae {
 namespace {
 
 namespace fs = std::filesystem;
+using test::csr;
+using test::expect_same;
 using test::gzipped;
 using test::little_endian;
 using test::npy_dict;
@@ -76,25 +78,6 @@ void expect_error(const std::function<void()>& action, const std::string& messag
   } catch (const Error& error) {
     EXPECT_EQ(std::string(error.what()), message);
   }
-}
-
-HostCsr csr(std::int64_t rows, std::int64_t cols, std::vector<RowOffset> offsets,
-            std::vector<ColIndex> columns, std::vector<float> values) {
-  HostCsr m;
-  m.rows = rows;
-  m.cols = cols;
-  m.row_offsets = std::move(offsets);
-  m.col_indices = std::move(columns);
-  m.values = std::move(values);
-  return m;
-}
-
-void expect_same(const HostCsr& actual, const HostCsr& expected) {
-  EXPECT_EQ(actual.rows, expected.rows);
-  EXPECT_EQ(actual.cols, expected.cols);
-  EXPECT_EQ(actual.row_offsets, expected.row_offsets);
-  EXPECT_EQ(actual.col_indices, expected.col_indices);
-  EXPECT_EQ(actual.values, expected.values);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sparseae/csr.hpp"
 #include "sparseae/error.hpp"
@@ -19,6 +21,27 @@ constexpr bool kAddressSanitizer = __has_feature(address_sanitizer);
 #else
 constexpr bool kAddressSanitizer = false;
 #endif
+
+// A CSR matrix from its parts, as written out in a test.
+inline HostCsr csr(std::int64_t rows, std::int64_t cols, std::vector<RowOffset> offsets,
+                   std::vector<ColIndex> columns, std::vector<float> values) {
+  HostCsr m;
+  m.rows = rows;
+  m.cols = cols;
+  m.row_offsets = std::move(offsets);
+  m.col_indices = std::move(columns);
+  m.values = std::move(values);
+  return m;
+}
+
+// Expects two CSR matrices to be the same, part by part (so that a failure names the part).
+inline void expect_same(const HostCsr& actual, const HostCsr& expected) {
+  EXPECT_EQ(actual.rows, expected.rows);
+  EXPECT_EQ(actual.cols, expected.cols);
+  EXPECT_EQ(actual.row_offsets, expected.row_offsets);
+  EXPECT_EQ(actual.col_indices, expected.col_indices);
+  EXPECT_EQ(actual.values, expected.values);
+}
 
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

@@ -376,6 +376,23 @@ void write_epoch_log(std::ofstream& log, const EpochReport& r) {
   log << line.dump() << '\n' << std::flush;
 }
 
+// The run's configuration for the counts it trains on: a resumed run's must fit their columns,
+// a new one's is read from the flags; either records where the counts came from and decodes as
+// asked (the checkpoints of every epoch then decode so; without --decode the decode is chosen,
+// and stored, once training ends).
+void bind_run_to_counts(const Options& o, bool resume, const Counts& counts,
+                        std::optional<DecodeMode> asked_decode, RunConfig& run) {
+  if (resume) {
+    require_model_columns(counts, run.model.input_dim, o.text("resume"));
+  } else {
+    run = config_from(o, counts.matrix.cols);
+  }
+  run.data_source = counts.recorded_source;
+  run.data_source_relative_to_checkpoint =
+      source_relative_to_checkpoint(counts, o.text("checkpoint"));
+  if (asked_decode) run.decode = asked_decode;
+}
+
 // What sae train does as it trains, in one process or on the rank that writes: the progress
 // line, the metrics log (--metrics-log, appended on --resume) and the checkpoint after every
 // epoch; and the stop that Ctrl-C or SIGTERM requests, on every rank. The observer it hands out
@@ -516,15 +533,7 @@ int train_across_ranks(const Options& o, Backend& backend, Communicator& ranks, 
     std::cerr << "data: " << counts.source << ": " << shard.total_rows << " rows x "
               << counts.matrix.cols << " columns over " << ranks.size()
               << " ranks (rank 0: rows 0 to " << counts.matrix.rows - 1 << ")\n";
-  if (resume) {
-    require_model_columns(counts, run.model.input_dim, o.text("resume"));
-  } else {
-    run = config_from(o, counts.matrix.cols);
-  }
-  run.data_source = counts.recorded_source;
-  run.data_source_relative_to_checkpoint =
-      source_relative_to_checkpoint(counts, o.text("checkpoint"));
-  if (asked_decode) run.decode = asked_decode;
+  bind_run_to_counts(o, resume, counts, asked_decode, run);
 
   Trainer trainer = counts.dense
                         ? Trainer(backend, run.model, run.train, counts.dense_matrix, shard, ranks)
@@ -684,17 +693,7 @@ int run_train(const Args& args) {
   if (!quiet) std::cerr << describe(counts) << "\n";
   require_trainable_rows(counts);
 
-  if (resume) {
-    require_model_columns(counts, run.model.input_dim, o.text("resume"));
-  } else {
-    run = config_from(o, counts.matrix.cols);
-  }
-  run.data_source = counts.recorded_source;
-  run.data_source_relative_to_checkpoint =
-      source_relative_to_checkpoint(counts, o.text("checkpoint"));
-  // The checkpoints of every epoch decode as asked; without --decode the decode is chosen, and
-  // stored, once training ends.
-  if (asked_decode) run.decode = asked_decode;
+  bind_run_to_counts(o, resume, counts, asked_decode, run);
 
   Trainer trainer = counts.dense ? Trainer(*backend, run.model, run.train, counts.dense_matrix)
                                  : Trainer(*backend, run.model, run.train, counts.matrix);
