@@ -10,15 +10,15 @@
 #                                   OpenBLAS, would not; HDF5 and the libraries it loads add 8.1
 #                                   MiB packed, measured alone)
 #   scripts/gpu-check.sh run        on the GPU machine, from the repository root, with the bundle
-#                                   carried: that every library resolves, the cuda tests, sae train
-#                                   on both backends, compute-sanitizer memcheck and racecheck on
-#                                   the project's own kernels, the throughput benchmark (sae-bench
-#                                   on cuda: the users' model, 1M generated rows, mse and poisson,
-#                                   batch 256/1024/4096, the plain and the captured step; mse at
-#                                   batch 1024 in fp32, tf32 and bf16 with the layers' forward
-#                                   separate and fused; streamed rows against resident ones), the
-#                                   kernels' micro-benchmarks, the PCA benchmark, and last the rest
-#                                   of the test suite
+#                                   carried: that every library resolves, the cuda tests, NCCL on
+#                                   one rank, sae train on both backends, compute-sanitizer
+#                                   memcheck and racecheck on the project's own kernels, the
+#                                   throughput benchmark (sae-bench on cuda: the users' model, 1M
+#                                   generated rows, mse and poisson, batch 256/1024/4096, the plain
+#                                   and the captured step; mse at batch 1024 in fp32, tf32 and bf16
+#                                   with the layers' forward separate and fused; streamed rows
+#                                   against resident ones), the kernels' micro-benchmarks, the PCA
+#                                   benchmark, and last the rest of the test suite
 #   scripts/gpu-check.sh bench      on the GPU machine: the throughput benchmarks of run alone
 #   scripts/gpu-check.sh run-peers  on the GPU machine, as a second call: the PyTorch peers
 #                                   (bench/torch_peer.py, eager and torch.compile, fp32, and tf32
@@ -73,8 +73,9 @@ make_bundle() {
   set -e
   scripts/ensure-deps.sh
   # Without MPI: the GPU machine has no Open MPI, whose mpirun, daemons and plugins do not travel
-  # in a bundle, and its one GPU could not hold two NCCL ranks anyway; CI's build compiles the
-  # NCCL path, and `ctest -L mpi` runs the data-parallel tests on cpu.
+  # in a bundle, and its one GPU could not hold two NCCL ranks anyway. NCCL is linked (PyTorch's
+  # wheels bring libnccl where the machine lacks it) and runs as one rank (the nccl step);
+  # `ctest -L mpi` runs the data-parallel tests on cpu in CI.
   SPARSEAE_BUILD_DIR=build-gpu scripts/build.sh -DSPARSEAE_ENABLE_CUDA=ON -DSPARSEAE_WITH_MPI=OFF \
     -DSPARSEAE_OPENBLAS_STATIC=ON -DCMAKE_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES:-90}"
   local bundle
@@ -294,8 +295,11 @@ plan_run() {
   step sae-info 30 "$bin/sae" info --backend cuda
   # The out-of-memory case fills the device, which the other shards share: it runs alone.
   local alone=TrainingFaults.DeviceOutOfMemoryNamesTheLargestBatchThatFits
-  step tests-gpu 150 "$self" test-shards "$bin/sparseae_tests" "${gpu_filter}-$alone"
+  # NCCL on one rank, apart, so that its result stands on its own row.
+  local nccl=NcclOneRank.*
+  step tests-gpu 150 "$self" test-shards "$bin/sparseae_tests" "${gpu_filter}-$alone:$nccl"
   step tests-out-of-memory 30 "$bin/sparseae_tests" --gtest_filter="$alone" --gtest_brief=1
+  step nccl 30 "$bin/sparseae_tests" --gtest_filter="$nccl" --gtest_brief=1
   step train-cuda 60 "$bin/sae" train --backend cuda --epochs 5 --checkpoint "$work/cuda.ckpt" \
     --json
   step train-cuda-captured 60 "$bin/sae" train --backend cuda --epochs 5 --step-graph on \

@@ -17,10 +17,11 @@ std::unique_ptr<Communicator> make_communicator(Backend& backend);
 // machine take one GPU each. Does nothing otherwise.
 void choose_rank_device();
 
-// The NCCL communicator over the ranks of mpi (which bootstraps it and carries the host
-// collectives), running on backend's stream. Defined only in a build with CUDA and NCCL.
+// The NCCL communicator over the ranks of host (MPI's under a launcher, which bootstraps it and
+// carries the host collectives), running on backend's stream. Throws Error in a build without
+// CUDA and NCCL (built_with_nccl).
 std::unique_ptr<Communicator> make_nccl_communicator(Backend& backend,
-                                                     std::unique_ptr<Communicator> mpi);
+                                                     std::unique_ptr<Communicator> host);
 bool built_with_nccl();
 
 }  // namespace sparseae::detail

@@ -1,4 +1,4 @@
-// make_nccl_communicator in a build without CUDA, NCCL or MPI: the factory never calls it
+// make_nccl_communicator in a build without CUDA or NCCL: the factory never calls it
 // (built_with_nccl is false), and says why instead.
 #include "backend/communicator_factory.hpp"
 #include "sparseae/error.hpp"

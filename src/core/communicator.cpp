@@ -15,6 +15,7 @@ class SingleProcess final : public Communicator {
   void all_reduce_sum(double*, std::int64_t) override {}
   void all_reduce_max(double*, std::int64_t) override {}
   std::vector<double> all_gather(const std::vector<double>& values) override { return values; }
+  void broadcast_bytes(void*, std::int64_t) override {}
   [[noreturn]] void abort(int exit_code) override { std::exit(exit_code); }
 };
 

@@ -27,6 +27,9 @@ class Communicator {
   virtual void all_reduce_max(double* values, std::int64_t count) = 0;
   // Every rank's values, in rank order, on every rank.
   virtual std::vector<double> all_gather(const std::vector<double>& values) = 0;
+  // Rank 0's count bytes of host memory, on every rank (in place): how a device collective
+  // library's bootstrap id reaches the other ranks.
+  virtual void broadcast_bytes(void* bytes, std::int64_t count) = 0;
   // Ends every rank of the job at once: the way out for a rank that failed while the others wait
   // in a collective for it. The caller has printed why.
   [[noreturn]] virtual void abort(int exit_code) = 0;

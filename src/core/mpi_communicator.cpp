@@ -104,6 +104,10 @@ class MpiWorld final : public Communicator {
     return gathered;
   }
 
+  void broadcast_bytes(void* bytes, std::int64_t count) override {
+    check_mpi(MPI_Bcast(bytes, narrow(count), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+  }
+
   [[noreturn]] void abort(int exit_code) override {
     MPI_Abort(MPI_COMM_WORLD, exit_code);
     std::_Exit(exit_code);  // MPI_Abort does not return; should it, the rank still ends
