@@ -406,15 +406,16 @@ TEST(Trainer, RejectsBadInputsWithClearMessages) {
 
 // ---- early stopping ----
 
-// With a learning rate of 0 the validation loss is the same every epoch: after the first, none
-// improves, so patience 2 stops after epoch 3 of 10.
+// With a learning rate of 1e-30 (0 is refused) every update is below half an ulp of its weight,
+// so the validation loss is the same every epoch: after the first, none improves, and patience 2
+// stops after epoch 3 of 10.
 TEST(Trainer, EarlyStoppingStopsOnAPlateau) {
   const auto backend = cpu();
   const HostCsr data = topic_counts(200);
   TrainConfig train;
   train.epochs = 10;
   train.patience = 2;
-  train.optimizer.learning_rate = 0.0f;
+  train.optimizer.learning_rate = 1e-30f;
   Trainer trainer(*backend, small_model(data.cols), train, data);
   const std::vector<EpochReport> reports = trainer.train();
   ASSERT_EQ(reports.size(), 3u);

@@ -116,6 +116,13 @@ struct TrainConfig {
   LayerForward layer_forward = LayerForward::separate;
 };
 
+// Throws Error unless the optimizer and the run's schedule make sense: a finite, positive learning
+// rate; Adam's betas in [0, 1) and a positive epsilon; a non-negative weight decay and clipping
+// norm (0: off); SGD's momentum in [0, 1); no negative warmup, patience or loss interval. Each
+// would otherwise train (or diverge) without an error. Checked by the Trainer, and by sae train
+// before it reads any data.
+void validate_optimization(const TrainConfig& config);
+
 // The optimizer state and progress of a training run (Trainer::state, Trainer::restore), which a
 // checkpoint saves.
 struct TrainingState {

@@ -314,6 +314,7 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   apply_placement_options(o, t);
   require(t.epochs >= 0, "sae train: --epochs must not be negative");
   require(t.batch_size > 0, "sae train: --batch must be positive");
+  validate_optimization(t);
   // The penalty layer must exist, and the KL penalty needs a sigmoid layer: the Trainer's own
   // check, run here so that it fails before the data is read.
   validate_penalty(m, t.penalty);

@@ -81,4 +81,27 @@ void validate_loss_params(const LossParams& params) {
           "huber delta (--huber-delta) must be finite and positive");
 }
 
+void validate_optimization(const TrainConfig& config) {
+  const OptimizerConfig& optimizer = config.optimizer;
+  require(std::isfinite(optimizer.learning_rate) && optimizer.learning_rate > 0.0f,
+          "learning rate (--lr) must be finite and positive, not " +
+              std::to_string(optimizer.learning_rate));
+  require(optimizer.beta1 >= 0.0f && optimizer.beta1 < 1.0f && optimizer.beta2 >= 0.0f &&
+              optimizer.beta2 < 1.0f,
+          "Adam's betas must lie in [0, 1)");
+  require(std::isfinite(optimizer.epsilon) && optimizer.epsilon > 0.0f,
+          "Adam's epsilon must be finite and positive");
+  require(std::isfinite(optimizer.weight_decay) && optimizer.weight_decay >= 0.0f,
+          "weight decay (--weight-decay) must be finite and non-negative, not " +
+              std::to_string(optimizer.weight_decay));
+  require(optimizer.momentum >= 0.0f && optimizer.momentum < 1.0f,
+          "momentum (--momentum) must lie in [0, 1), not " + std::to_string(optimizer.momentum));
+  require(std::isfinite(optimizer.max_grad_norm) && optimizer.max_grad_norm >= 0.0f,
+          "clipping norm (--clip-norm) must be finite and non-negative (0: off), not " +
+              std::to_string(optimizer.max_grad_norm));
+  require(config.warmup_steps >= 0, "warmup steps (--warmup) must not be negative");
+  require(config.patience >= 0, "patience (--patience) must not be negative (0: never stop early)");
+  require(config.loss_every >= 0, "--loss-every must not be negative (0: never)");
+}
+
 }  // namespace sparseae

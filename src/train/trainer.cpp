@@ -746,6 +746,7 @@ void check_training_config(const ModelConfig& model, const TrainConfig& config,
                                             std::to_string(data_cols) + " columns");
   validate_penalty(model, config.penalty);
   validate_loss_params(config.loss_params);
+  validate_optimization(config);
   require(std::isfinite(config.rate_lambda) && config.rate_lambda >= 0.0f,
           "rate lambda (--rate-lambda) must be finite and non-negative");
   require((config.rate_lambda > 0.0f) == model.latent_prior,
