@@ -11,6 +11,7 @@ packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev liblapacke-dev
           chromium python3-pil  # the report rendered and its screenshot checked
           python3-dev pybind11-dev python3-numpy python3-scipy python3-pytest  # the Python package
           libhdf5-dev python3-h5py python3-anndata  # .h5ad files; h5py and anndata test them
+          python3-tqdm python3-ipykernel python3-ipywidgets python3-nbclient python3-nbformat  # notebooks
           libopenmpi-dev openmpi-bin)  # data-parallel training: mpirun -np N sae train
 missing=()
 for package in "${packages[@]}"; do

@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -95,6 +96,16 @@ _TRAIN_FLAGS = {
     "on_nan": "on-nan",
 }
 _SWITCHES = {"tied", "pca_anchor", "size_factors"}
+_PARAMETER_OF_FLAG = {flag: name for name, flag in _TRAIN_FLAGS.items()}
+
+
+def _in_parameter_names(message: str) -> str:
+    """The engine's message about sae train's flags, told in this class's parameter names:
+    "sae train: --latent-act topk:99 keeps K of the 4 latents of --latent" becomes
+    "latent_act topk:99 keeps K of the 4 latents of latent"."""
+    message = re.sub(r"^sae train: ", "", message)
+    return re.sub(r"--([a-z][a-z0-9-]*)",
+                  lambda flag: _PARAMETER_OF_FLAG.get(flag.group(1), flag.group(0)), message)
 
 
 class SparseAutoencoder(_Estimator):
@@ -199,6 +210,8 @@ class SparseAutoencoder(_Estimator):
         progress = _progress.Progress(self.epochs) if _progress.wanted(self.progress) else None
         try:
             model, info = _sparseae.fit(*arrays, self.train_flags(), progress)
+        except _sparseae.SparseaeError as error:
+            raise _sparseae.SparseaeError(_in_parameter_names(str(error))) from None
         finally:
             if progress is not None:
                 progress.close()

@@ -16,6 +16,17 @@ def wanted(progress: Optional[bool]) -> bool:
     return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
 
 
+def notebook_widgets_work() -> bool:
+    """Whether tqdm's notebook bar can draw: it needs ipywidgets 7 or later (with Debian 12's
+    ipywidgets 6 it fails as it opens, AttributeError: no 'style', after showing a broken
+    widget)."""
+    try:
+        import ipywidgets
+    except ImportError:
+        return False
+    return int(ipywidgets.__version__.split(".")[0]) >= 7
+
+
 class Progress:
     """Called by the engine after every step: (epoch, step, steps, samples_per_second, loss)."""
 
@@ -26,6 +37,9 @@ class Progress:
         self.last_drawn = -1
         try:
             from tqdm.auto import tqdm
+            in_notebook = any(base.__module__ == "tqdm.notebook" for base in tqdm.__mro__)
+            if in_notebook and not notebook_widgets_work():
+                from tqdm.std import tqdm  # its text bar, which a notebook shows as output
         except ImportError:
             tqdm = None
         self.tqdm = tqdm

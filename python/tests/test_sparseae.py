@@ -209,6 +209,18 @@ def test_bad_input_is_a_clear_exception_and_nothing_is_written(tmp_path, bad, er
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("parameters, message", [
+    (dict(learning_rate=-1e-3), r"^learning rate \(learning_rate\) must be finite and positive"),
+    (dict(latent_act="topk:99"),
+     r"^latent_act topk:99 keeps K of the 8 latents of latent: K from 1 to 8$"),
+    (dict(loss="hurdle", tied=True), r"^tied needs one output per column; loss hurdle has 2"),
+    (dict(clip_norm=-1), r"^clipping norm \(clip_norm\) must be finite and non-negative"),
+])
+def test_bad_parameters_are_named_as_parameters(parameters, message):
+    with pytest.raises(sparseae.SparseaeError, match=message):
+        sparseae.SparseAutoencoder(**{**SMALL, **parameters}).fit(counts())
+
+
 def test_mismatched_columns_and_bad_paths(tmp_path):
     model = sparseae.SparseAutoencoder(**SMALL).fit(counts())
     with pytest.raises(sparseae.SparseaeError, match="X: 47 columns, the model was fitted on 48"):
