@@ -530,36 +530,50 @@ TEST_F(LosslessFile, TruncationAndTrailingBytesAreDetected) {
   }
 }
 
-// A file of the previous format (its version field, which sits where it always did) is refused
-// with one line that says which build reads it; a model-coded file needs its model.
+// A file of a format older than this build reads (its version field sits where it always did)
+// is refused with one line that says which build reads it; versions 2 and 3, whose order-0
+// tables follow the header, are still read; a model-coded file needs its model.
 TEST_F(LosslessFile, AnOlderVersionAndAMissingModelAreRefusedWithOneLine) {
-  std::vector<unsigned char> bytes = read_bytes(scratch("f.sae"));
+  const std::vector<unsigned char> file = read_bytes(scratch("f.sae"));
+  std::vector<unsigned char> bytes = file;
   const std::uint32_t version_1 = 1;
   std::memcpy(bytes.data() + 8, &version_1, sizeof version_1);
   write_bytes(scratch("v1.sae"), bytes);
   const std::string old = decompress_error(scratch("v1.sae"));
   EXPECT_TRUE(contains(old,
-                       "format version 1, this build reads versions 2 to 3: decompress it with "
+                       "format version 1, this build reads versions 2 to 4: decompress it with "
                        "the build that wrote it"))
       << old;
   EXPECT_EQ(old.find('\n'), std::string::npos) << old;
-  // Version 2 differs from 3 only by the integer latents it cannot hold: still read.
-  const std::uint32_t version_2 = 2;
-  std::memcpy(bytes.data() + 8, &version_2, sizeof version_2);
-  // The header's checksum (over its first 80 bytes) and the trailer's (over every byte before
-  // it) cover the version: both written anew.
-  const auto fnv = [&](std::size_t end) {
+
+  // f.sae keeps the model in every block, so it holds no tables; o.sae's end before its 32-byte
+  // trailer. Their version 3 layout: f's 88-byte header, the tables with their checksum, f's
+  // blocks and trailer. The header's checksum (over its first 80 bytes) and the trailer's (over
+  // every byte before it) are written anew.
+  const std::vector<unsigned char> order0 = read_bytes(scratch("o.sae"));
+  std::uint64_t table_bytes = 0;
+  std::memcpy(&table_bytes, file.data() + 72, sizeof table_bytes);
+  ASSERT_GT(table_bytes, 0u);
+  const auto tables = order0.end() - 32 - static_cast<std::ptrdiff_t>(table_bytes + 8);
+  const auto fnv = [](const std::vector<unsigned char>& of, std::size_t end) {
     std::uint64_t hash = 0xcbf29ce484222325ull;
-    for (std::size_t i = 0; i < end; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+    for (std::size_t i = 0; i < end; ++i) hash = (hash ^ of[i]) * 0x100000001b3ull;
     return hash;
   };
-  const std::uint64_t header_checksum = fnv(80);
-  std::memcpy(bytes.data() + 80, &header_checksum, sizeof header_checksum);
-  const std::uint64_t file_checksum = fnv(bytes.size() - 8);
-  std::memcpy(bytes.data() + bytes.size() - 8, &file_checksum, sizeof file_checksum);
-  write_bytes(scratch("v2.sae"), bytes);
-  expect_same_counts(decompress_all(*backend_, *model_, scratch("v2.sae"), 8), *data_,
-                     "a version 2 file");
+  for (const std::uint32_t version : {3u, 2u}) {
+    bytes.assign(file.begin(), file.begin() + 88);
+    bytes.insert(bytes.end(), tables, tables + static_cast<std::ptrdiff_t>(table_bytes + 8));
+    bytes.insert(bytes.end(), file.begin() + 88, file.end());
+    std::memcpy(bytes.data() + 8, &version, sizeof version);
+    const std::uint64_t header_checksum = fnv(bytes, 80);
+    std::memcpy(bytes.data() + 80, &header_checksum, sizeof header_checksum);
+    const std::uint64_t file_checksum = fnv(bytes, bytes.size() - 8);
+    std::memcpy(bytes.data() + bytes.size() - 8, &file_checksum, sizeof file_checksum);
+    const std::string name = "v" + std::to_string(version) + ".sae";
+    write_bytes(scratch(name), bytes);
+    expect_same_counts(decompress_all(*backend_, *model_, scratch(name), 8), *data_,
+                       "a version " + std::to_string(version) + " file");
+  }
   const std::string no_model = error_message([] {
     decompress_lossless(
         scratch("f.sae"), [](const auto&) {}, [](auto, const auto&) {});
@@ -850,6 +864,49 @@ TEST(Lossless, AUselessModelCostsNothingOverOrder0) {
   EXPECT_EQ(sizes.total(), order0.total());
   EXPECT_GT(sizes.model_coding_bytes, 2 * order0.order0_bytes) << "the model alone is far worse";
   expect_same_counts(decompress_all(*cpu, useless, scratch("u.sae"), 3), data, "useless model");
+}
+
+// A file of both codings: the rows the model was trained on keep its coding, rows of counts far
+// beyond them fall back on order-0, and the tables follow the blocks, once; a file whose every
+// block keeps the model's coding holds no tables.
+TEST(Lossless, TheTablesTravelOnlyWithTheBlocksThatUseThem) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  const HostCsr seen = topic_data(64, 20, 15);
+  const TrainedModelFile model = train_tiny(*cpu, LossKind::nb, seen, [](RunConfig& run) {
+    run.model.latent = 1;  // at 8 bits, a byte a row: enough to tell 4 topics apart
+    run.train.epochs = 300;
+    run.train.optimizer.learning_rate = 1e-2f;
+  });
+  HostCsr data = seen;
+  for (std::int64_t r = 0; r < 32; ++r) {  // 32 rows of 500 in every column
+    for (ColIndex c = 0; c < 20; ++c) {
+      data.col_indices.push_back(c);
+      data.values.push_back(500.0f);
+    }
+    data.row_offsets.push_back(static_cast<RowOffset>(data.values.size()));
+  }
+  data.rows += 32;
+  LosslessOptions options;
+  options.block_rows = 16;
+  options.latent_bits = 8;
+  CsrRowSource source(data);
+  const LosslessSizes mixed = compress_lossless(*cpu, model.config, model.parameters, source,
+                                                scratch("mixed.sae"), options);
+  EXPECT_EQ(mixed.blocks, 6);
+  EXPECT_EQ(mixed.order0_blocks, 2) << "the blocks of 500s, and only they";
+  EXPECT_GT(mixed.table_bytes, 8);
+  EXPECT_EQ(mixed.total(), static_cast<std::int64_t>(fs::file_size(scratch("mixed.sae"))));
+  expect_same_counts(decompress_all(*cpu, model, scratch("mixed.sae"), 5), data, "mixed");
+
+  options.order0_fallback = false;  // every block in the model's coding
+  CsrRowSource seen_source(seen);
+  const LosslessSizes model_only = compress_lossless(*cpu, model.config, model.parameters,
+                                                     seen_source, scratch("seen.sae"), options);
+  EXPECT_EQ(model_only.order0_blocks, 0);
+  EXPECT_EQ(model_only.table_bytes, 0);
+  EXPECT_EQ(model_only.total(), model_only.model_coding_bytes + model_only.framing_bytes);
+  EXPECT_EQ(model_only.total(), static_cast<std::int64_t>(fs::file_size(scratch("seen.sae"))));
+  expect_same_counts(decompress_all(*cpu, model, scratch("seen.sae"), 5), seen, "model only");
 }
 
 // The streaming reader returns the blocks read_matrix_market's matrix holds, and refuses a file

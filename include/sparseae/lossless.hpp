@@ -6,20 +6,22 @@
 //   file, and no model is needed to decompress).
 // - model: per row, the model's latent code and the residual between the row and what the model
 //   predicts from that stored code, entropy-coded with the model's own predicted distribution.
-//   The file holds the order-0 tables too, and each block keeps whichever of the two codings is
-//   smaller: a model that does not fit the rows costs a few bytes a block over order0.
+//   Each block keeps whichever of the two codings is smaller: a model that does not fit the rows
+//   costs a few bytes a block over order0. The order-0 tables travel only where a block uses
+//   them: a file whose every block keeps the model holds none.
 //
 // File layout (little-endian; FNV-1a 64-bit checksums):
 //   header   "SAECOMP\n" | u32 format version | u32 codec (1 model, 2 order0) | u32 latent bits
 //            (32, 16, 8; 0 for order0) | u32 residual coding (1 model pmf, 2 adaptive residual;
 //            0 for order0) | u64 rows | u64 columns | u64 latent width | u64 model identity |
-//            u64 decoder probe | u64 rows per block | u64 table bytes | u64 checksum of the
-//            header's bytes before it
-//   tables   the order-0 tables (table bytes, a rANS stream) | u64 checksum of them
+//            u64 decoder probe | u64 rows per block | u64 table bytes (the order-0 tables'
+//            length) | u64 checksum of the header's bytes before it
 //   blocks   "SAEBLOCK" | u64 first row | u64 rows | u32 block coding (1 model, 2 order0) | u32 0 |
 //            u64 latent stream bytes (0 for order0) | u64 count stream bytes | u64 hash of the
 //            block's counts | latent stream | count stream (the residual, or the order-0 code) |
 //            u64 checksum of the block's bytes before it
+//   tables   where a block is order-0 coded: the order-0 tables (table bytes, a rANS stream) | u64
+//            checksum of them (versions 2 and 3: always, between the header and the blocks)
 //   trailer  "SAE-END\n" | u64 blocks | u64 non-zeros | u64 checksum of every byte of the file
 //            before it
 // The model identity hashes the model's configuration and parameters: decompressing with
@@ -42,8 +44,9 @@
 namespace sparseae {
 
 // Version 2: the codec, the order-0 tables and the per-block choice. Version 3: latents coded as
-// integers under the model's prior (kPriorLatentBits). This build reads both.
-constexpr std::uint32_t kLosslessFormatVersion = 3;
+// integers under the model's prior (kPriorLatentBits). Version 4: the tables after the blocks
+// instead of after the header, and none where no block uses them. This build reads all three.
+constexpr std::uint32_t kLosslessFormatVersion = 4;
 constexpr std::uint32_t kOldestLosslessFormatVersion = 2;
 
 // The latent bits of a model-coded file whose latents are the model's integer codes, each
@@ -123,10 +126,10 @@ struct LosslessSizes {
   std::int64_t latent_bytes = 0;    // the latent streams of the blocks kept in the model coding
   std::int64_t residual_bytes = 0;  // their residual streams (row totals included)
   std::int64_t order0_bytes = 0;    // the count streams of the blocks kept in the order-0 coding
-  std::int64_t table_bytes = 0;     // the order-0 tables
+  std::int64_t table_bytes = 0;     // the order-0 tables and their checksum, where a block uses them
   std::int64_t framing_bytes = 0;   // header, block headers and checksums, trailer
   // The latent and residual streams of every block in the model coding, kept or not: with
-  // framing_bytes and table_bytes, what the file would be without the per-block choice.
+  // framing_bytes, what the file would be without the per-block choice.
   std::int64_t model_coding_bytes = 0;
   // The counts' NLL under the model, in bits, where the residual is coded with the model's pmf
   // (the ideal length of the residual streams); NaN otherwise.

@@ -114,16 +114,14 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
   print_row("model codes + residual" + (wrote_order0 ? std::string() : " (" + in.out_path + ")"),
             per_row(static_cast<double>(model.total()), rows), size_breakdown(model));
   print_row("model coding of every block",
-            per_row(static_cast<double>(model.model_coding_bytes + model.table_bytes +
-                                        model.framing_bytes),
-                    rows),
+            per_row(static_cast<double>(model.model_coding_bytes + model.framing_bytes), rows),
             "without the per-block choice of order-0");
   const bool has_nll = !std::isnan(model.nll_bits);
   print_row("model NLL (ideal residual code)", has_nll ? per_row(model.nll_bits / 8.0, rows) : "-",
             has_nll ? per_row(model.nll_bits, rows) + " bits/row"
                     : "the model's loss is not a count likelihood");
   if (!in.checkpoint->config.model.latent_prior &&
-      model.model_coding_bytes + model.table_bytes + model.framing_bytes >= order0.total())
+      model.model_coding_bytes + model.framing_bytes >= order0.total())
     std::printf(
         "hint: this model's codes cost more than they save over order-0; a model trained with\n"
         "      --rate-lambda 1 and a count likelihood (--loss hurdle_nb) stores integer codes\n"

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "compress/deterministic_decoder.hpp"
@@ -207,11 +208,14 @@ class Input {
     Trailer trailer;
     if (size_ < static_cast<std::int64_t>(sizeof(Header) + sizeof trailer))
       fail("truncated: " + std::to_string(size_) + " bytes, shorter than a header and trailer");
-    std::fseek(file_, static_cast<long>(size_ - static_cast<std::int64_t>(sizeof trailer)),
-               SEEK_SET);
-    if (std::fread(&trailer, 1, sizeof trailer, file_) != sizeof trailer) fail("cannot read");
-    std::fseek(file_, static_cast<long>(position_), SEEK_SET);
+    read_at(size_ - static_cast<std::int64_t>(sizeof trailer), &trailer, sizeof trailer);
     return trailer;
+  }
+  // size bytes from offset, out of order and not hashed; the position stays.
+  void read_at(std::int64_t offset, void* data, std::size_t size) {
+    std::fseek(file_, static_cast<long>(offset), SEEK_SET);
+    if (std::fread(data, 1, size, file_) != size) fail("cannot read");
+    std::fseek(file_, static_cast<long>(position_), SEEK_SET);
   }
   std::uint64_t checksum() const { return hash_.value(); }
   [[noreturn]] void fail(const std::string& why) const { throw Error(path_ + ": " + why); }
@@ -381,17 +385,11 @@ LosslessSizes compress_rows(const ModelRef* model, RowBlockSource& source, const
   }
   header.checksum = checksum_before_last_field(header);
   out.write(&header, sizeof header);
-  Fnv1a table_hash;
-  table_hash.add(table_bytes.data(), table_bytes.size());
-  const std::uint64_t table_checksum = table_hash.value();
-  out.write(table_bytes.data(), table_bytes.size());
-  out.write(&table_checksum, sizeof table_checksum);
 
   LosslessSizes sizes;
   sizes.rows = source.rows();
   sizes.cols = cols;
-  sizes.table_bytes = static_cast<std::int64_t>(table_bytes.size());
-  sizes.framing_bytes = sizeof header + sizeof table_checksum;
+  sizes.framing_bytes = sizeof header;
   sizes.nll_bits = use_model && coding == ResidualCoding::count_pmf ? 0.0 : std::nan("");
   double nll_nats = 0.0;
   HostCsr block;
@@ -453,6 +451,17 @@ LosslessSizes compress_rows(const ModelRef* model, RowBlockSource& source, const
       ++sizes.order0_blocks;
     }
     ++sizes.blocks;
+  }
+  // The tables follow the blocks, and only where a block is coded with them: a file whose every
+  // block keeps the model's coding holds none (512 columns' tables are kilobytes, a few bytes a
+  // row of a file of thousands of rows).
+  if (sizes.order0_blocks > 0) {
+    Fnv1a table_hash;
+    table_hash.add(table_bytes.data(), table_bytes.size());
+    const std::uint64_t table_checksum = table_hash.value();
+    out.write(table_bytes.data(), table_bytes.size());
+    out.write(&table_checksum, sizeof table_checksum);
+    sizes.table_bytes = static_cast<std::int64_t>(table_bytes.size() + sizeof table_checksum);
   }
   Trailer trailer{};
   std::memcpy(trailer.magic, kTrailerMagic, sizeof kTrailerMagic);
@@ -564,23 +573,38 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
     in.fail("the header's row or column counts are out of range: the file is corrupt");
   const auto cols = static_cast<std::int64_t>(header.cols);
   const auto trailer_start = in.size() - static_cast<std::int64_t>(sizeof(Trailer));
-  if (header.table_bytes >
-      static_cast<std::uint64_t>(std::max<std::int64_t>(trailer_start - in.position() - 8, 0)))
+  const bool tables_at_end = header.version >= 4;
+  if (!tables_at_end &&
+      header.table_bytes >
+          static_cast<std::uint64_t>(std::max<std::int64_t>(trailer_start - in.position() - 8, 0)))
     in.fail("the order-0 tables are longer than the file: the file is corrupt or truncated");
-  std::vector<std::uint8_t> payload(header.table_bytes);
-  in.read(payload.data(), payload.size(), "the order-0 tables");
-  Fnv1a table_hash;
-  table_hash.add(payload.data(), payload.size());
-  std::uint64_t table_checksum;
-  in.read(&table_checksum, sizeof table_checksum, "the order-0 tables");
-  if (table_checksum != table_hash.value())
-    in.fail("the order-0 tables' checksum does not match: the file is corrupt");
+  // Before version 4 the tables follow the header; from 4 they end the blocks, where a block
+  // uses them, and are read out of order when the first such block comes (the file's checksum
+  // takes them in order after the blocks).
+  const std::int64_t tables_size = static_cast<std::int64_t>(header.table_bytes) + 8;
+  const std::int64_t tables_start = trailer_start - tables_size;
+  std::vector<std::uint8_t> table_section, payload;
   std::unique_ptr<Order0Tables> tables;
-  try {
-    tables = std::make_unique<Order0Tables>(payload.data(), payload.size(), cols);
-  } catch (const Error& error) {
-    in.fail(std::string("the order-0 tables: ") + error.what());
+  const auto take_tables = [&](const std::uint8_t* bytes) {
+    Fnv1a table_hash;
+    table_hash.add(bytes, header.table_bytes);
+    std::uint64_t table_checksum;
+    std::memcpy(&table_checksum, bytes + header.table_bytes, sizeof table_checksum);
+    if (table_checksum != table_hash.value())
+      in.fail("the order-0 tables' checksum does not match: the file is corrupt");
+    try {
+      tables = std::make_unique<Order0Tables>(bytes, header.table_bytes, cols);
+    } catch (const Error& error) {
+      in.fail(std::string("the order-0 tables: ") + error.what());
+    }
+  };
+  if (!tables_at_end) {
+    table_section.resize(static_cast<std::size_t>(tables_size));
+    in.read(table_section.data(), table_section.size(), "the order-0 tables");
+    take_tables(table_section.data());
   }
+  // Where the blocks end: before the tables, when they are at the end and a block needs them.
+  std::int64_t blocks_end = trailer_start;
 
   LosslessFileInfo info;
   info.codec = codec;
@@ -595,14 +619,23 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
   std::vector<float> row(static_cast<std::size_t>(cols));
   HostCsr block;
   block.cols = cols;
-  while (in.position() < trailer_start) {
+  while (in.position() < blocks_end) {
     BlockHeader block_header;
     in.read(&block_header, sizeof block_header, "a block header");
     const std::string where =
         "block " + std::to_string(blocks + 1) + " (from row " + std::to_string(first + 1) + ")";
-    const std::int64_t left = trailer_start - in.position() - 8;
     const auto coding = static_cast<BlockCoding>(block_header.coding);
     const bool model_block = coding == BlockCoding::model;
+    if (tables_at_end && !model_block && tables == nullptr) {
+      if (header.table_bytes > static_cast<std::uint64_t>(trailer_start) ||
+          tables_start < in.position())
+        in.fail(where + ": no room for the order-0 tables: the file is corrupt or truncated");
+      table_section.resize(static_cast<std::size_t>(tables_size));
+      in.read_at(tables_start, table_section.data(), table_section.size());
+      take_tables(table_section.data());
+      blocks_end = tables_start;
+    }
+    const std::int64_t left = blocks_end - in.position() - 8;
     if (std::memcmp(block_header.magic, kBlockMagic, sizeof kBlockMagic) != 0 ||
         block_header.first_row != static_cast<std::uint64_t>(first) || block_header.rows == 0 ||
         block_header.rows > header.block_rows ||
@@ -630,7 +663,8 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
                                block_header.count_bytes);
       if (model_block)
         model_decoder->start(rows, payload.data(), block_header.latent_bytes, count_stream);
-      Order0RowCoder order0_coder(*tables);
+      std::optional<Order0RowCoder> order0_coder;
+      if (!model_block) order0_coder.emplace(*tables);
       block.rows = rows;
       block.row_offsets.assign(1, 0);
       block.col_indices.clear();
@@ -639,7 +673,7 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
         if (model_block)
           model_decoder->get(count_stream, r, row.data());
         else
-          order0_coder.get(count_stream, row.data());
+          order0_coder->get(count_stream, row.data());
         hash_row(row, block_counts);
         for (std::int64_t c = 0; c < cols; ++c)
           if (row[static_cast<std::size_t>(c)] != 0.0f) {
@@ -658,6 +692,12 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
     first += rows;
     nonzeros += block.nnz();
     ++blocks;
+  }
+  if (blocks_end < trailer_start) {
+    // The tables, read again in order for the file's checksum: the same bytes as before?
+    std::vector<std::uint8_t> again(table_section.size());
+    in.read(again.data(), again.size(), "the order-0 tables");
+    if (again != table_section) in.fail("the order-0 tables changed while being read");
   }
   // The trailer's fields up to its checksum are hashed as they are read; the checksum itself is
   // the one read out of order at the start, the same bytes.
