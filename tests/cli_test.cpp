@@ -1685,6 +1685,24 @@ TEST_F(Cli, TrainStoresTheDecodeOfItsHeadlineForEval) {
       << info_old.out;
 }
 
+// A model that PCA beats on its own validation rows says so, with what to try (issue 18: a first
+// hurdle run scored far below PCA with no word); a model already started at PCA does not.
+TEST_F(Cli, TrainHintsAtPcaWhenPcaReproducesMore) {
+  ensure_data();
+  const std::string common =
+      " --data x.mtx --loss hurdle --epochs 0 --hidden 16 --latent 4 --checkpoint '' --quiet "
+      "--backend cpu";
+  const std::string hint =
+      "hint        pca reproduces more entries exactly than this model: "
+      "--pca-anchor starts at pca";
+  const Result untrained = sae("train" + common);
+  ASSERT_TRUE(succeeded(untrained));
+  EXPECT_TRUE(contains(untrained.out, hint)) << untrained.out;
+  const Result anchored = sae("train --pca-anchor" + common);
+  ASSERT_TRUE(succeeded(anchored));
+  EXPECT_FALSE(contains(anchored.out, "hint        pca")) << anchored.out;
+}
+
 TEST_F(Cli, HelpAndUsage) {
   const Result help = sae("train --help");
   EXPECT_EQ(help.exit_code, 0);
