@@ -1296,6 +1296,13 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --epoch 1 --backend cpu", 2,
        "sae: error: sae train: unknown option '--epoch': did you mean '--epochs'? (see sae train "
        "--help)"},
+      // The model file's name where it is written, given where it is read, and the other way.
+      {"eval --checkpoint m.ckpt --backend cpu", 2,
+       "sae: error: sae eval: unknown option '--checkpoint': did you mean '--model'? (see sae eval "
+       "--help)"},
+      {"train --model m.ckpt --backend cpu", 2,
+       "sae: error: sae train: unknown option '--model': did you mean '--checkpoint'? (see sae "
+       "train --help)"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("sae " + c.args);
