@@ -1314,6 +1314,13 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
       {"train --epoch 1 --backend cpu", 2,
        "sae: error: sae train: unknown option '--epoch': did you mean '--epochs'? (see sae train "
        "--help)"},
+      // The model file's name where it is written, given where it is read, and the other way.
+      {"eval --checkpoint m.ckpt --backend cpu", 2,
+       "sae: error: sae eval: unknown option '--checkpoint': did you mean '--model'? (see sae eval "
+       "--help)"},
+      {"train --model m.ckpt --backend cpu", 2,
+       "sae: error: sae train: unknown option '--model': did you mean '--checkpoint'? (see sae "
+       "train --help)"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("sae " + c.args);
@@ -1701,6 +1708,24 @@ TEST_F(Cli, TrainStoresTheDecodeOfItsHeadlineForEval) {
   EXPECT_TRUE(contains(info_old.out,
                        "loss hurdle, decode mean (the loss's default; the checkpoint stores none)"))
       << info_old.out;
+}
+
+// A model that PCA beats on its own validation rows says so, with what to try (issue 18: a first
+// hurdle run scored far below PCA with no word); a model already started at PCA does not.
+TEST_F(Cli, TrainHintsAtPcaWhenPcaReproducesMore) {
+  ensure_data();
+  const std::string common =
+      " --data x.mtx --loss hurdle --epochs 0 --hidden 16 --latent 4 --checkpoint '' --quiet "
+      "--backend cpu";
+  const std::string hint =
+      "hint        pca reproduces more entries exactly than this model: "
+      "--pca-anchor starts at pca";
+  const Result untrained = sae("train" + common);
+  ASSERT_TRUE(succeeded(untrained));
+  EXPECT_TRUE(contains(untrained.out, hint)) << untrained.out;
+  const Result anchored = sae("train --pca-anchor" + common);
+  ASSERT_TRUE(succeeded(anchored));
+  EXPECT_FALSE(contains(anchored.out, "hint        pca")) << anchored.out;
 }
 
 TEST_F(Cli, HelpAndUsage) {

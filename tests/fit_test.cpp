@@ -134,6 +134,62 @@ TEST_F(Fit, LinearSkipModelIsAnchoredAtPcaOfItsTrainingRows) {
   EXPECT_NEAR(start.validation.exact_f1, pca_f1, 2e-3);
 }
 
+// fit on a Trainer the caller built (what sae train does) is the one-call fit, and gives what its
+// report shows besides: the threshold curve, the chosen decode's detail; a reduction over one
+// rank changes nothing; a resumed trainer is not anchored again.
+TEST_F(Fit, OnTheCallersTrainerIsTheOneCallFitWithItsExtras) {
+  const HostCsr data = narrow_topic_counts(600, 3);
+  FitOptions options = small_fit(LossKind::hurdle);
+  const FitResult one_call = fit(backend(), data, options);
+
+  RunConfig run;
+  run.model = options.model;
+  run.model.input_dim = data.cols;
+  run.train = options.train;
+  Trainer trainer(backend(), run.model, run.train, data);
+  std::vector<ThresholdScore> curve;
+  ReconstructionDetail detail;
+  FitSteps steps;
+  steps.threshold_scores = &curve;
+  steps.decode_detail = &detail;
+  const FitResult stepped = fit(backend(), trainer, run, options, steps);
+  EXPECT_EQ(run_config_to_json(stepped.run), run_config_to_json(one_call.run));
+  EXPECT_EQ(run_config_to_json(run), run_config_to_json(one_call.run)) << "run is completed";
+  EXPECT_EQ(stepped.state.parameters, one_call.state.parameters);
+  EXPECT_EQ(curve.size(), 19u);
+  EXPECT_EQ(detail.column_nonzeros.size(), static_cast<std::size_t>(data.cols));
+
+  RunConfig summed_run = run;
+  summed_run.decode.reset();
+  Trainer summed_trainer(backend(), summed_run.model, summed_run.train, data);
+  FitSteps one_rank;
+  int sums = 0;
+  one_rank.sum_over_ranks = [&sums](std::vector<double>&) { ++sums; };
+  const FitResult summed = fit(backend(), summed_trainer, summed_run, options, one_rank);
+  EXPECT_EQ(run_config_to_json(summed.run), run_config_to_json(one_call.run));
+  EXPECT_EQ(summed.validation.to_json(), one_call.validation.to_json());
+  EXPECT_GE(sums, 3) << "the threshold's counts and both decodes' metrics are summed";
+
+  // A linear_skip model resumed from its state starts where the state says, not at PCA again.
+  FitOptions anchored = small_fit(LossKind::mse);
+  anchored.model.linear_skip = true;
+  anchored.model.latent_activation = Activation::identity;
+  const FitResult first = fit(backend(), data, anchored);
+  ASSERT_TRUE(first.anchor.has_value());
+  RunConfig resumed_run = first.run;
+  resumed_run.train.epochs = 4;
+  Trainer resumed(backend(), resumed_run.model, resumed_run.train, data);
+  resumed.restore(first.state);
+  FitSteps resume_steps;
+  resume_steps.resumed = true;
+  bool anchored_again = false;
+  resume_steps.on_anchor = [&anchored_again](const PcaModel&) { anchored_again = true; };
+  const FitResult continued = fit(backend(), resumed, resumed_run, anchored, resume_steps);
+  EXPECT_FALSE(anchored_again);
+  EXPECT_FALSE(continued.anchor.has_value());
+  EXPECT_EQ(continued.epochs.size(), 1u);
+}
+
 // sae train is fit with the command line's options: from the same rows, the same configuration
 // (scale, reference library size, hurdle threshold, decode) and the same parameters, for a count
 // loss and for a model anchored at PCA.

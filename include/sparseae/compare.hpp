@@ -80,6 +80,17 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
                                           const CompareConfig& config,
                                           const CompareObserver& observer = {});
 
+// The model trainer's current parameters make, finished as every run finishes it (sae train,
+// fit, compare_losses, search_recipes, validation_exact_f1_score): run's scale and reference
+// library size set to the trainer's and, for a loss with a support head, its hurdle threshold
+// chosen on the trainer's validation rows (choose_hurdle_threshold) and set in run and in the
+// model. A decode would otherwise read the outputs at another scale or threshold than the counts
+// were measured at, with no error. scores, when not null, gets the threshold curve;
+// sum_over_ranks, when set, sums the choice's counts over the ranks that hold the validation rows.
+TrainedModel finished_model(Backend& backend, Trainer& trainer, RunConfig& run,
+                            std::vector<ThresholdScore>* scores = nullptr,
+                            const std::function<void(std::vector<double>&)>& sum_over_ranks = {});
+
 // A TrainObserver::validation_score that keeps the epoch with the best validation exact F1: the
 // exact F1 on trainer's validation rows of its current parameters as the model of run (with
 // trainer's scale and reference library size), decoded by decode (none: the better of the loss's

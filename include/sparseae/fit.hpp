@@ -11,6 +11,7 @@
 //   const sparseae::FitResult result = sparseae::fit(*backend, rows, options);
 //   sparseae::TrainedModel model = result.model(*backend);  // decodes by result.run.decode
 //   sparseae::save_checkpoint("model.ckpt", result.checkpoint());
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,7 +55,8 @@ struct FitResult {
   TrainingState state;
   std::vector<EpochReport> epochs;  // one per epoch trained
   // The epoch whose parameters state holds: the best by the selection (0: the start, when no
-  // epoch beat it); without validation rows, the last.
+  // epoch beat it; -1: a resumed trainer's best, from before this fit's epochs); without
+  // validation rows, the last.
   int kept_epoch = 0;
   double validation_loss = 0;  // of the kept parameters, in the loss's own units
   // The validation rows, in raw counts, decoded by run.decode: the model's headline.
@@ -63,7 +65,7 @@ struct FitResult {
   // loss has one decode only or there are no validation rows.
   std::optional<DecodeMode> other_decode;
   double other_decode_f1 = 0;
-  // ModelConfig::linear_skip: the PCA the model started at.
+  // ModelConfig::linear_skip: the PCA the model started at (none for a resumed trainer).
   std::optional<PcaModel> anchor;
   // observer.stop_requested ended training: state is where it stopped (sae train --resume of
   // its checkpoint goes on from there), and nothing after training ran (run keeps the default
@@ -86,5 +88,29 @@ FitResult fit(Backend& backend, const HostCsr& data, const FitOptions& options);
 // validation_rows (raw counts, the same width; options.train.val_fraction unused).
 FitResult fit(Backend& backend, const HostCsr& train_rows, const HostCsr& validation_rows,
               const FitOptions& options);
+
+// What fit on a Trainer the caller built takes and gives besides FitOptions and FitResult.
+struct FitSteps {
+  // The trainer was restored from a checkpoint (Trainer::restore): it is not anchored at PCA
+  // again, and the best epoch it kept may be from before this fit (FitResult::kept_epoch -1).
+  bool resumed = false;
+  // Called with the PCA a linear_skip model starts at, before its first step.
+  std::function<void(const PcaModel&)> on_anchor;
+  // When not null: the hurdle threshold curve (choose_hurdle_threshold's scores), and the chosen
+  // decode's per-column and per-row detail on the validation rows.
+  std::vector<ThresholdScore>* threshold_scores = nullptr;
+  ReconstructionDetail* decode_detail = nullptr;
+  // Set when the trainer holds one rank's share of the rows (data-parallel training): sums each
+  // measurement's counts over the ranks (a collective every rank calls in the same order), so
+  // that every rank chooses and reports what one process would on all the rows. No detail then.
+  std::function<void(std::vector<double>&)> sum_over_ranks;
+};
+// fit's steps on a trainer the caller built from run.model and run.train (rows read dense, a run
+// resumed from its checkpoint, one rank's rows: sae train), with run checked as the caller
+// checked it (options.model, options.train and options.data_source are unused). run is completed
+// in place: its scale and reference library size before the first step (so that the checkpoints
+// options.observer saves of it decode right), its hurdle threshold and decode after training.
+FitResult fit(Backend& backend, Trainer& trainer, RunConfig& run, const FitOptions& options,
+              const FitSteps& steps = {});
 
 }  // namespace sparseae

@@ -121,20 +121,19 @@ HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeM
 // neither changes it nor anything else: the caller stores the result (set_hurdle_threshold,
 // RunConfig::hurdle_threshold). Throws Error for a model whose loss is not hurdle.
 // scores, when given, receives every threshold of the grid with the F1, precision and recall
-// its decode gets (the report's threshold curve).
+// its decode gets (the report's threshold curve). sum_over_ranks, when set, makes the choice over
+// validation rows spread over the ranks of a data-parallel run: it (a collective, as in
+// TrainedModel::evaluate) sums the counts the choice is made from, so every rank chooses what one
+// process would on all the rows.
 struct ThresholdScore {
   double threshold = 0;
   double exact_f1 = 0;
   double exact_precision = 0;
   double exact_recall = 0;
 };
-double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
-                               std::vector<ThresholdScore>* scores = nullptr);
-// The same over validation rows spread over the ranks of a data-parallel run: sum_over_ranks (a
-// collective, as in TrainedModel::evaluate) sums the counts the choice is made from, so every rank
-// chooses what one process would on all the rows.
-double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
-                               const std::function<void(std::vector<double>&)>& sum_over_ranks);
+double choose_hurdle_threshold(
+    TrainedModel& model, const HostCsr& validation, std::vector<ThresholdScore>* scores = nullptr,
+    const std::function<void(std::vector<double>&)>& sum_over_ranks = {});
 
 // The decode a run reports and stores, measured on the rows of validation (raw counts) with the
 // model's hurdle threshold: asked when given; otherwise the loss's default decode or its
@@ -146,10 +145,12 @@ struct DecodeMeasurement {
   std::optional<DecodeMode> other;        // the other one measured, if any
   double other_f1 = -1;                   // its exact-entry F1
 };
-// detail, when not null, gets the chosen decode's detail (evaluate).
-DecodeMeasurement measure_decodes(TrainedModel& model, const HostCsr& validation,
-                                  std::optional<DecodeMode> asked,
-                                  ReconstructionDetail* detail = nullptr);
+// detail, when not null, gets the chosen decode's detail (evaluate). sum_over_ranks, when set,
+// measures validation rows spread over ranks (evaluate's collective; no detail then).
+DecodeMeasurement measure_decodes(
+    TrainedModel& model, const HostCsr& validation, std::optional<DecodeMode> asked,
+    ReconstructionDetail* detail = nullptr,
+    const std::function<void(std::vector<double>&)>& sum_over_ranks = {});
 
 // Rounds a reconstruction to counts (nearest non-negative integer) and keeps the non-zeros: the
 // round decode, whatever the loss.

@@ -65,8 +65,16 @@ const Options::Spec& Options::spec(const std::string& name) const {
     if (s.name == name) return s;
   std::vector<std::string> names;
   for (const Spec& s : specs_) names.push_back(s.name);
+  // The model file is --checkpoint where a command writes it (train, pca) and --model where one
+  // reads it: no typing slip leads from one name to the other, so each suggests the other.
+  const std::string counterpart = name == "checkpoint" ? "model"
+                                  : name == "model"    ? "checkpoint"
+                                                       : "";
+  const bool takes_counterpart = std::find(names.begin(), names.end(), counterpart) != names.end();
   throw UsageError(command_ + ": unknown option '--" + name + "'" +
-                   did_you_mean(name, names, "--") + " (see " + command_ + " --help)");
+                   (takes_counterpart ? did_you_mean(counterpart, {counterpart}, "--")
+                                      : did_you_mean(name, names, "--")) +
+                   " (see " + command_ + " --help)");
 }
 
 std::string did_you_mean(const std::string& given, const std::vector<std::string>& names,

@@ -27,6 +27,7 @@
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/compare.hpp"
 #include "sparseae/error.hpp"
+#include "sparseae/fit.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
 #include "sparseae/pca.hpp"
@@ -339,14 +340,6 @@ bool selects_by_f1(const Options& o, float rate_lambda) {
   return select == "f1" || (select == "auto" && rate_lambda <= 0.0f);
 }
 
-// The epoch whose parameters a run that keeps its best ones ends with: the last that became the
-// best, else 0 (the start) for a fresh run, -1 for a resumed one (the best came before it).
-int kept_epoch(const std::vector<EpochReport>& reports, bool resumed) {
-  for (auto r = reports.rbegin(); r != reports.rend(); ++r)
-    if (r->best) return r->epoch;
-  return resumed ? -1 : 0;
-}
-
 void check_resume_options(const Options& o) {
   for (const std::string& name : o.given_names()) {
     const bool allowed = std::find(std::begin(kResumeOptions), std::end(kResumeOptions), name) !=
@@ -415,17 +408,33 @@ class EpochReporting {
   // Empty on a rank that does not write, or with --checkpoint ''.
   const std::string& checkpoint_path() const { return checkpoint_path_; }
 
-  TrainObserver observer(const RunConfig& run, Trainer& trainer) {
-    TrainObserver observer;
-    observer.on_step = [this](int epoch, std::int64_t step, std::int64_t steps, double rate,
-                              double loss) { progress_.step(epoch, step, steps, rate, loss); };
-    observer.on_epoch = [this, &run, &trainer](const EpochReport& report) {
+  // Trains run on trainer through the library's fit, reporting every epoch, until done or
+  // stopped by a signal, and saves the last checkpoint: the final model's, or where a stop left
+  // the run (FitResult::interrupted). steps says what fit needs besides: resume, anchor, ranks.
+  // A signal that comes after the last step lets fit finish and the final checkpoint be saved.
+  FitResult fit_run(Backend& backend, Trainer& trainer, RunConfig& run,
+                    std::optional<DecodeMode> asked_decode, bool select_f1, const FitSteps& steps) {
+    FitOptions options;
+    options.decode = asked_decode;
+    options.select_by_f1 = select_f1;
+    options.observer.on_step = [this](int epoch, std::int64_t step, std::int64_t steps_in_epoch,
+                                      double rate, double loss) {
+      progress_.step(epoch, step, steps_in_epoch, rate, loss);
+    };
+    options.observer.on_epoch = [this, &run, &trainer](const EpochReport& report) {
       if (!quiet_) progress_.epoch(report);
       if (log_.is_open()) write_epoch_log(log_, report);
       if (!checkpoint_path_.empty()) save_checkpoint(checkpoint_path_, {run, trainer.state()});
     };
-    observer.stop_requested = [] { return stop_signal != 0; };
-    return observer;
+    options.observer.stop_requested = [] { return stop_signal != 0; };
+    FitResult fitted;
+    {
+      const StopOnSignals stop_on_signals;
+      fitted = fit(backend, trainer, run, options, steps);
+    }
+    // The final checkpoint keeps the decode of the headline, for eval and decode to reproduce it.
+    if (!checkpoint_path_.empty()) save_checkpoint(checkpoint_path_, fitted.checkpoint());
+    return fitted;
   }
 
  private:
@@ -485,22 +494,36 @@ void write_train_report(const Options& o, const Args& args, const RunConfig& run
       runs, samples, sizes, o.flag_set("quiet"));
 }
 
-// The decode the run reports and stores (measure_decodes), which it returns: summary gets the
-// metrics of that decode, the other one's F1 and how the decode was chosen; detail, when not
-// null, that decode's detail.
-DecodeMode summarise_decodes(TrainedModel& model, const HostCsr& validation,
-                           std::optional<DecodeMode> asked, TrainingSummary& summary,
-                           ReconstructionDetail* detail) {
-  DecodeMeasurement measured = measure_decodes(model, validation, asked, detail);
-  summary.metrics = std::move(measured.metrics);
-  summary.decode_choice = asked                ? DecodeChoice::option
-                          : measured.other     ? DecodeChoice::validation_f1
-                                               : DecodeChoice::loss_default;
-  if (measured.other) {
-    summary.alternative_decode = *measured.other;
-    summary.alternative_decode_f1 = measured.other_f1;
+// What sae train prints of a finished fit, in one process and on the rank that writes.
+TrainingSummary summarise_fit(const FitResult& fitted, Trainer& trainer, const Backend& backend,
+                              std::optional<DecodeMode> asked_decode, bool select_f1,
+                              const std::string& checkpoint_path) {
+  const RunConfig& run = fitted.run;
+  TrainingSummary summary;
+  summary.backend = backend_name(backend.kind());
+  summary.model = trainer.network().layout().describe();
+  summary.epochs = trainer.completed_epochs();
+  summary.reports = fitted.epochs;
+  summary.select = select_f1 ? "f1" : "loss";
+  summary.pca_anchored = run.model.linear_skip;
+  summary.rate_aware = run.model.latent_prior;
+  summary.aux_k = run.train.aux_k;
+  summary.aux_weight = run.train.aux_weight;
+  summary.aux_dead_steps = run.train.aux_dead_steps;
+  // Without validation rows there is nothing to select by: the run keeps its last parameters.
+  if (trainer.validation_rows() > 0) summary.kept_epoch = fitted.kept_epoch;
+  summary.validation_loss = fitted.validation_loss;
+  summary.metrics = fitted.validation;
+  summary.decode_choice = asked_decode          ? DecodeChoice::option
+                          : fitted.other_decode ? DecodeChoice::validation_f1
+                                                : DecodeChoice::loss_default;
+  if (fitted.other_decode) {
+    summary.alternative_decode = *fitted.other_decode;
+    summary.alternative_decode_f1 = fitted.other_decode_f1;
   }
-  return measured.decode;
+  summary.checkpoint = checkpoint_path;
+  if (has_support_head(run.train.loss)) summary.hurdle_threshold = run.hurdle_threshold;
+  return summary;
 }
 
 // What a run across ranks cannot do, refused before any data is read: each needs every row on
@@ -539,8 +562,6 @@ int train_across_ranks(const Options& o, Backend& backend, Communicator& ranks, 
   Trainer trainer = counts.dense
                         ? Trainer(backend, run.model, run.train, counts.dense_matrix, shard, ranks)
                         : Trainer(backend, run.model, run.train, counts.matrix, shard, ranks);
-  run.scale = trainer.scale();
-  run.reference_library_size = trainer.reference_library_size();
   if (resume) trainer.restore(resumed);
   if (!quiet)
     std::cerr << "model: " << trainer.network().layout().describe() << "\nbackend "
@@ -553,14 +574,15 @@ int train_across_ranks(const Options& o, Backend& backend, Communicator& ranks, 
 
   EpochReporting reporting(o, writer, quiet, resume, run.train.epochs);
   const std::string& checkpoint_path = reporting.checkpoint_path();
-  const TrainObserver observer = reporting.observer(run, trainer);
-  std::vector<EpochReport> reports;
-  {
-    const StopOnSignals stop_on_signals;
-    reports = trainer.train(observer);
-  }
-  if (trainer.interrupted()) {
-    if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
+  FitSteps steps;
+  steps.resumed = resume;
+  steps.sum_over_ranks = [&ranks](std::vector<double>& sums) {
+    ranks.all_reduce_sum(sums.data(), static_cast<std::int64_t>(sums.size()));
+  };
+  // No rank holds every validation row to score each epoch by: the epoch of the lowest
+  // validation loss is kept (check_across_ranks).
+  const FitResult fitted = reporting.fit_run(backend, trainer, run, asked_decode, false, steps);
+  if (fitted.interrupted) {
     if (writer)
       std::cerr << "\nsae: stopped after step " << trainer.completed_steps()
                 << (checkpoint_path.empty() ? std::string()
@@ -568,53 +590,10 @@ int train_across_ranks(const Options& o, Backend& backend, Communicator& ranks, 
                 << "\n";
     return 128 + (stop_signal != 0 ? static_cast<int>(stop_signal) : SIGINT);
   }
-  const bool keeps_best = trainer.validation_rows() > 0;
-  if (keeps_best) trainer.keep_best_parameters();
-  const Trainer::State final_state = trainer.state();
-  TrainedModel model(backend, run, final_state.parameters);
-  const auto sum_over_ranks = [&](std::vector<double>& sums) {
-    ranks.all_reduce_sum(sums.data(), static_cast<std::int64_t>(sums.size()));
-  };
-  if (has_support_head(run.train.loss)) {
-    run.hurdle_threshold =
-        choose_hurdle_threshold(model, trainer.validation_counts(), sum_over_ranks);
-    model.set_hurdle_threshold(run.hurdle_threshold);
-  }
-  TrainingSummary summary;
-  summary.backend = backend_name(backend.kind());
-  summary.model = trainer.network().layout().describe();
-  summary.epochs = trainer.completed_epochs();
-  summary.reports = reports;
-  summary.select = "loss";
-  summary.rate_aware = run.model.latent_prior;
-  if (keeps_best) summary.kept_epoch = kept_epoch(reports, resume);
-  summary.validation_loss = trainer.validation_loss();
-  // The decode as one process chooses it (measure_decodes), each measurement reduced over the
-  // ranks: the asked one, else the loss's default or the other one, whichever reproduces more
-  // validation entries exactly.
-  DecodeMode decode = asked_decode.value_or(default_decode(run.train.loss));
-  summary.metrics = model.evaluate(trainer.validation_counts(), decode, sum_over_ranks);
-  summary.decode_choice = asked_decode ? DecodeChoice::option : DecodeChoice::loss_default;
-  if (const auto other = alternative_decode(run.train.loss, decode);
-      other && summary.metrics.rows > 0) {
-    ReconstructionMetrics other_metrics =
-        model.evaluate(trainer.validation_counts(), *other, sum_over_ranks);
-    if (!asked_decode) summary.decode_choice = DecodeChoice::validation_f1;
-    if (asked_decode || other_metrics.exact_f1 <= summary.metrics.exact_f1) {
-      summary.alternative_decode = *other;
-      summary.alternative_decode_f1 = other_metrics.exact_f1;
-    } else {
-      summary.alternative_decode = decode;
-      summary.alternative_decode_f1 = summary.metrics.exact_f1;
-      decode = *other;
-      summary.metrics = std::move(other_metrics);
-    }
-  }
-  run.decode = decode;
-  if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, final_state});
-  summary.checkpoint = o.text("checkpoint");
-  if (has_support_head(run.train.loss)) summary.hurdle_threshold = run.hurdle_threshold;
-  if (writer) print_training_summary(summary, o.flag_set("json"));
+  if (writer)
+    print_training_summary(
+        summarise_fit(fitted, trainer, backend, asked_decode, false, checkpoint_path),
+        o.flag_set("json"));
   return 0;
 }
 
@@ -698,18 +677,7 @@ int run_train(const Args& args) {
 
   Trainer trainer = counts.dense ? Trainer(*backend, run.model, run.train, counts.dense_matrix)
                                  : Trainer(*backend, run.model, run.train, counts.matrix);
-  run.scale = trainer.scale();
-  run.reference_library_size = trainer.reference_library_size();
   if (resume) trainer.restore(resumed);
-  std::string anchor_line;
-  if (!resume && run.model.linear_skip) {
-    const PcaModel anchor = anchor_at_pca(*backend, trainer);
-    double explained = 0.0;
-    for (const double ratio : anchor.explained_variance_ratio()) explained += ratio;
-    anchor_line = "anchor: PCA-" + std::to_string(anchor.component_count()) + " of the " +
-                  std::to_string(anchor.rows) + " training rows (" +
-                  Json::number_fixed(100.0 * explained, 1).dump() + " % of their variance)\n";
-  }
   if (!quiet)
     std::cerr << "model: " << trainer.network().layout().describe() << "\nbackend "
               << backend_name(backend->kind()) << ": " << backend->description() << "\n"
@@ -723,22 +691,27 @@ int run_train(const Args& args) {
               << (resume ? ", resumed at epoch " + std::to_string(trainer.completed_epochs())
                          : std::string())
               << "\nplacement " << trainer.data_placement() << "\nstep " << trainer.step_execution()
-              << "\n"
-              << anchor_line;
+              << "\n";
 
   EpochReporting reporting(o, true, quiet, resume, run.train.epochs);
   const std::string& checkpoint_path = reporting.checkpoint_path();
-  TrainObserver observer = reporting.observer(run, trainer);
-  if (select_f1)
-    observer.validation_score = validation_exact_f1_score(*backend, trainer, run, asked_decode);
-  std::vector<EpochReport> reports;
-  {
-    const StopOnSignals stop_on_signals;
-    reports = trainer.train(observer);
-  }
-  if (trainer.interrupted()) {
+  FitSteps steps;
+  steps.resumed = resume;
+  steps.on_anchor = [quiet](const PcaModel& anchor) {
+    if (quiet) return;
+    double explained = 0.0;
+    for (const double ratio : anchor.explained_variance_ratio()) explained += ratio;
+    std::cerr << "anchor: PCA-" << anchor.component_count() << " of the " << anchor.rows
+              << " training rows (" << Json::number_fixed(100.0 * explained, 1).dump()
+              << " % of their variance)\n";
+  };
+  ComparisonRow report_row;  // --report: this run as the one row of the report
+  steps.threshold_scores = &report_row.threshold_scores;
+  if (o.given("report")) steps.decode_detail = &report_row.detail;
+  const FitResult fitted =
+      reporting.fit_run(*backend, trainer, run, asked_decode, select_f1, steps);
+  if (fitted.interrupted) {
     const int signal = stop_signal;
-    if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, trainer.state()});
     // A stop after an epoch's last step ends training once that epoch has counted.
     const bool at_epoch_end =
         trainer.completed_steps() == trainer.completed_epochs() * trainer.steps_per_epoch();
@@ -753,40 +726,10 @@ int run_train(const Args& args) {
                             checkpoint_path + "\n");
     return 128 + signal;
   }
-  // Without validation rows there is nothing to select by: the run keeps its last parameters.
-  const bool keeps_best = trainer.validation_rows() > 0;
-  if (keeps_best && !select_f1) trainer.keep_best_parameters();
-
-  const Trainer::State final_state = trainer.state();
-  TrainedModel model(*backend, run, final_state.parameters);
-  // hurdle: the support threshold of its mode decode, chosen on the validation rows, stored in
-  // the final checkpoint and used by every decode below.
-  ComparisonRow report_row;  // --report: this run as the one row of the report
-  if (has_support_head(run.train.loss)) {
-    run.hurdle_threshold =
-        choose_hurdle_threshold(model, trainer.validation_counts(), &report_row.threshold_scores);
-    model.set_hurdle_threshold(run.hurdle_threshold);
-  }
-  TrainingSummary summary;
-  summary.backend = backend_name(backend->kind());
-  summary.model = trainer.network().layout().describe();
-  summary.epochs = trainer.completed_epochs();
-  summary.reports = reports;
-  summary.select = select_f1 ? "f1" : "loss";
-  summary.pca_anchored = run.model.linear_skip;
-  summary.rate_aware = run.model.latent_prior;
-  summary.aux_k = run.train.aux_k;
-  summary.aux_weight = run.train.aux_weight;
-  summary.aux_dead_steps = run.train.aux_dead_steps;
-  if (keeps_best) summary.kept_epoch = kept_epoch(reports, resume);
-  summary.validation_loss = trainer.validation_loss();
-  const DecodeMode decode =
-      summarise_decodes(model, trainer.validation_counts(), asked_decode, summary,
-                      o.given("report") ? &report_row.detail : nullptr);
-  // The final checkpoint keeps the decode of the headline, for eval and decode to reproduce it.
-  run.decode = decode;
-  if (!checkpoint_path.empty()) save_checkpoint(checkpoint_path, {run, final_state});
-  summary.checkpoint = checkpoint_path;
+  TrainingSummary summary =
+      summarise_fit(fitted, trainer, *backend, asked_decode, select_f1, checkpoint_path);
+  TrainedModel model = fitted.model(*backend);
+  const DecodeMode decode = *run.decode;
   // PCA with the latent width on the same split, unless turned off or impossible (no
   // validation rows, or a latent wider than the data).
   if (!o.flag_set("no-pca") && summary.metrics.rows > 0 && run.model.latent <= counts.matrix.cols) {
@@ -794,10 +737,9 @@ int run_train(const Args& args) {
     summary.pca = pca_baseline(*backend, counts.matrix, run.model.latent, run.train.val_fraction,
                                run.train.seed, o.given("report") ? kReportSampleRows : 0);
   }
-  if (has_support_head(run.train.loss)) summary.hurdle_threshold = run.hurdle_threshold;
   print_training_summary(summary, o.flag_set("json"));
   if (o.given("report"))
-    write_train_report(o, args, run, summary, trainer, model, final_state.parameters, decode,
+    write_train_report(o, args, run, summary, trainer, model, fitted.state.parameters, decode,
                        counts, *backend, std::move(report_row));
 
   if (latents_format) write_values(o.text("latents"), *latents_format, model.encode(counts.matrix));

@@ -39,53 +39,14 @@ RunConfig planned_run(std::int64_t data_cols, const FitOptions& options) {
   return run;
 }
 
-// The epoch whose parameters training left: the last that became the best, else the start;
-// without validation rows (nothing selected) the last.
-int kept_epoch(const std::vector<EpochReport>& epochs, bool selected) {
+// The epoch whose parameters training left: the last that became the best, else the start (0,
+// or -1 for a resumed trainer, whose best came before); without validation rows (nothing
+// selected) the last.
+int kept_epoch(const std::vector<EpochReport>& epochs, bool selected, bool resumed) {
   if (!selected) return epochs.empty() ? 0 : epochs.back().epoch;
   for (auto e = epochs.rbegin(); e != epochs.rend(); ++e)
     if (e->best) return e->epoch;
-  return 0;
-}
-
-FitResult fit_with(Backend& backend, Trainer& trainer, RunConfig run, const FitOptions& options) {
-  FitResult result;
-  run.scale = trainer.scale();
-  run.reference_library_size = trainer.reference_library_size();
-  if (run.model.linear_skip) result.anchor = anchor_at_pca(backend, trainer);
-  TrainObserver observer = options.observer;
-  if (options.select_by_f1)
-    observer.validation_score = validation_exact_f1_score(backend, trainer, run, options.decode);
-  result.epochs = trainer.train(observer);
-  result.interrupted = trainer.interrupted();
-  const bool selected = trainer.validation_rows() > 0;
-  if (result.interrupted) {
-    result.state = trainer.state();
-    result.run = std::move(run);
-    return result;
-  }
-  // train() leaves the best parameters when it selects by score; by loss, they are asked for.
-  if (selected && !options.select_by_f1) trainer.keep_best_parameters();
-  result.state = trainer.state();
-  result.kept_epoch = kept_epoch(result.epochs, selected);
-  result.validation_loss = trainer.validation_loss();
-
-  TrainedModel model(backend, run, result.state.parameters);
-  const HostCsr& validation = trainer.validation_counts();
-  if (has_support_head(run.train.loss)) {
-    run.hurdle_threshold = choose_hurdle_threshold(model, validation);
-    model.set_hurdle_threshold(run.hurdle_threshold);
-  }
-  // As sae train decides: the asked decode, else the better of the default and its alternative.
-  DecodeMeasurement measured = measure_decodes(model, validation, options.decode);
-  run.decode = measured.decode;
-  result.validation = std::move(measured.metrics);
-  if (measured.other) {
-    result.other_decode = measured.other;
-    result.other_decode_f1 = measured.other_f1;
-  }
-  result.run = std::move(run);
-  return result;
+  return resumed ? -1 : 0;
 }
 
 }  // namespace
@@ -94,14 +55,56 @@ FitResult fit(Backend& backend, const HostCsr& data, const FitOptions& options) 
   data.validate();
   RunConfig run = planned_run(data.cols, options);
   Trainer trainer(backend, run.model, run.train, data);
-  return fit_with(backend, trainer, std::move(run), options);
+  return fit(backend, trainer, run, options);
 }
 
 FitResult fit(Backend& backend, const HostCsr& train_rows, const HostCsr& validation_rows,
               const FitOptions& options) {
   RunConfig run = planned_run(train_rows.cols, options);
   Trainer trainer(backend, run.model, run.train, train_rows, validation_rows);
-  return fit_with(backend, trainer, std::move(run), options);
+  return fit(backend, trainer, run, options);
+}
+
+FitResult fit(Backend& backend, Trainer& trainer, RunConfig& run, const FitOptions& options,
+              const FitSteps& steps) {
+  FitResult result;
+  // Before the first step, for the checkpoints the observer saves of run while training.
+  run.scale = trainer.scale();
+  run.reference_library_size = trainer.reference_library_size();
+  if (run.model.linear_skip && !steps.resumed) {
+    result.anchor = anchor_at_pca(backend, trainer);
+    if (steps.on_anchor) steps.on_anchor(*result.anchor);
+  }
+  TrainObserver observer = options.observer;
+  if (options.select_by_f1)
+    observer.validation_score = validation_exact_f1_score(backend, trainer, run, options.decode);
+  result.epochs = trainer.train(observer);
+  result.interrupted = trainer.interrupted();
+  if (result.interrupted) {
+    result.state = trainer.state();
+    result.run = run;
+    return result;
+  }
+  // train() leaves the best parameters when it selects by score; by loss, they are asked for.
+  const bool selected = trainer.validation_rows() > 0;
+  if (selected && !options.select_by_f1) trainer.keep_best_parameters();
+  result.state = trainer.state();
+  result.kept_epoch = kept_epoch(result.epochs, selected, steps.resumed);
+  result.validation_loss = trainer.validation_loss();
+
+  TrainedModel model =
+      finished_model(backend, trainer, run, steps.threshold_scores, steps.sum_over_ranks);
+  // As sae train decides: the asked decode, else the better of the default and its alternative.
+  DecodeMeasurement measured = measure_decodes(model, trainer.validation_counts(), options.decode,
+                                               steps.decode_detail, steps.sum_over_ranks);
+  run.decode = measured.decode;
+  result.validation = std::move(measured.metrics);
+  if (measured.other) {
+    result.other_decode = measured.other;
+    result.other_decode_f1 = measured.other_f1;
+  }
+  result.run = run;
+  return result;
 }
 
 }  // namespace sparseae

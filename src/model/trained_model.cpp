@@ -352,16 +352,23 @@ HostCsr decode_to_counts(const HostDense& reconstruction, LossKind loss, DecodeM
 }
 
 DecodeMeasurement measure_decodes(TrainedModel& model, const HostCsr& validation,
-                                  std::optional<DecodeMode> asked, ReconstructionDetail* detail) {
+                                  std::optional<DecodeMode> asked, ReconstructionDetail* detail,
+                                  const std::function<void(std::vector<double>&)>& sum_over_ranks) {
+  require(!sum_over_ranks || detail == nullptr,
+          "measure_decodes: the detail of rows spread over ranks is not gathered");
+  const auto evaluate = [&](DecodeMode decode, ReconstructionDetail* into) {
+    return sum_over_ranks ? model.evaluate(validation, decode, sum_over_ranks)
+                          : model.evaluate(validation, decode, into);
+  };
   const LossKind loss = model.config().train.loss;
   DecodeMeasurement measured;
   measured.decode = asked.value_or(default_decode(loss));
-  measured.metrics = model.evaluate(validation, measured.decode, detail);
+  measured.metrics = evaluate(measured.decode, detail);
   const auto other = alternative_decode(loss, measured.decode);
   if (!other || measured.metrics.rows == 0) return measured;
   ReconstructionDetail other_detail;
   ReconstructionMetrics other_metrics =
-      model.evaluate(validation, *other, detail != nullptr ? &other_detail : nullptr);
+      evaluate(*other, detail != nullptr ? &other_detail : nullptr);
   if (asked || other_metrics.exact_f1 <= measured.metrics.exact_f1) {
     measured.other = *other;
     measured.other_f1 = other_metrics.exact_f1;
@@ -375,11 +382,9 @@ DecodeMeasurement measure_decodes(TrainedModel& model, const HostCsr& validation
   return measured;
 }
 
-namespace {
-
-double choose_hurdle_threshold_summed(
-    TrainedModel& model, const HostCsr& validation, std::vector<ThresholdScore>* scores,
-    const std::function<void(std::vector<double>&)>& sum_over_ranks) {
+double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
+                               std::vector<ThresholdScore>* scores,
+                               const std::function<void(std::vector<double>&)>& sum_over_ranks) {
   const RunConfig& config = model.config();
   require(has_support_head(config.train.loss),
           std::string("choose_hurdle_threshold: the model's loss is ") +
@@ -451,18 +456,6 @@ double choose_hurdle_threshold_summed(
       best = i;
   }
   return (best + 1) / 20.0;
-}
-
-}  // namespace
-
-double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
-                               std::vector<ThresholdScore>* scores) {
-  return choose_hurdle_threshold_summed(model, validation, scores, nullptr);
-}
-
-double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
-                               const std::function<void(std::vector<double>&)>& sum_over_ranks) {
-  return choose_hurdle_threshold_summed(model, validation, nullptr, sum_over_ranks);
 }
 
 HostCsr round_to_counts(const HostDense& reconstruction) {

@@ -34,18 +34,27 @@ HostCsr comparison_validation_rows(const HostCsr& data, const CompareConfig& con
                      split_rows(data.rows, config.train.val_fraction, config.train.seed).second);
 }
 
+TrainedModel finished_model(Backend& backend, Trainer& trainer, RunConfig& run,
+                            std::vector<ThresholdScore>* scores,
+                            const std::function<void(std::vector<double>&)>& sum_over_ranks) {
+  run.scale = trainer.scale();
+  run.reference_library_size = trainer.reference_library_size();
+  TrainedModel model(backend, run, trainer.network().parameters().download());
+  if (has_support_head(run.train.loss)) {
+    run.hurdle_threshold =
+        choose_hurdle_threshold(model, trainer.validation_counts(), scores, sum_over_ranks);
+    model.set_hurdle_threshold(run.hurdle_threshold);
+  }
+  return model;
+}
+
 std::function<double()> validation_exact_f1_score(Backend& backend, Trainer& trainer,
                                                   const RunConfig& run,
                                                   std::optional<DecodeMode> decode) {
   if (trainer.validation_rows() == 0) return {};
-  RunConfig scored = run;
-  scored.scale = trainer.scale();
-  scored.reference_library_size = trainer.reference_library_size();
-  return [&backend, &trainer, scored, decode] {
-    TrainedModel model(backend, scored, trainer.network().parameters().download());
+  return [&backend, &trainer, scored = run, decode]() mutable {
+    TrainedModel model = finished_model(backend, trainer, scored);
     const HostCsr& validation = trainer.validation_counts();
-    if (has_support_head(scored.train.loss))
-      model.set_hurdle_threshold(choose_hurdle_threshold(model, validation));
     if (decode) return model.evaluate(validation, *decode).exact_f1;
     // The decode is chosen after training as the better of the two: so is the epoch.
     return measure_decodes(model, validation, std::nullopt).metrics.exact_f1;
@@ -78,8 +87,6 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
     row.decode = config.decode ? *config.decode : default_decode(loss);
     try {
       Trainer trainer(backend, run.model, run.train, data);
-      run.scale = trainer.scale();
-      run.reference_library_size = trainer.reference_library_size();
       TrainObserver train_observer = observer.train;
       if (config.select_by_f1)
         train_observer.validation_score =
@@ -93,12 +100,9 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
       row.samples_per_second = rates.empty() ? 0.0 : rates[rates.size() / 2];
       row.validation_loss = trainer.validation_loss();
 
-      TrainedModel model(backend, run, trainer.state().parameters);
+      TrainedModel model = finished_model(backend, trainer, run, &row.threshold_scores);
+      row.hurdle_threshold = run.hurdle_threshold;
       const HostCsr& validation = trainer.validation_counts();
-      if (has_support_head(loss)) {
-        row.hurdle_threshold = choose_hurdle_threshold(model, validation, &row.threshold_scores);
-        model.set_hurdle_threshold(row.hurdle_threshold);
-      }
       row.metrics = model.evaluate(validation, row.decode, &row.detail);
       const std::int64_t samples = std::min(config.sample_rows, validation.rows);
       if (samples > 0) {

@@ -87,13 +87,7 @@ void run_round(Backend& backend, const HostCsr& data, const RecipeSearchConfig& 
     trainer.train(observer);
     candidate.state = trainer.state();
     candidate.validation_rows = trainer.validation_rows();
-    candidate.run.scale = trainer.scale();
-    candidate.run.reference_library_size = trainer.reference_library_size();
-    TrainedModel model(backend, candidate.run, candidate.state->parameters);
-    if (has_support_head(outcome.recipe.loss)) {
-      candidate.run.hurdle_threshold = choose_hurdle_threshold(model, trainer.validation_counts());
-      model.set_hurdle_threshold(candidate.run.hurdle_threshold);
-    }
+    TrainedModel model = finished_model(backend, trainer, candidate.run);
     outcome.exact_f1 = model.evaluate(trainer.validation_counts(), outcome.recipe.decode).exact_f1;
     outcome.epochs = epochs;
   } catch (const OutOfDeviceMemory&) {
