@@ -126,7 +126,7 @@ struct LosslessSizes {
   std::int64_t latent_bytes = 0;    // the latent streams of the blocks kept in the model coding
   std::int64_t residual_bytes = 0;  // their residual streams (row totals included)
   std::int64_t order0_bytes = 0;    // the count streams of the blocks kept in the order-0 coding
-  std::int64_t table_bytes = 0;     // the order-0 tables and their checksum, where a block uses them
+  std::int64_t table_bytes = 0;     // the order-0 tables + checksum, where a block uses them
   std::int64_t framing_bytes = 0;   // header, block headers and checksums, trailer
   // The latent and residual streams of every block in the model coding, kept or not: with
   // framing_bytes, what the file would be without the per-block choice.

@@ -574,9 +574,8 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
   const auto cols = static_cast<std::int64_t>(header.cols);
   const auto trailer_start = in.size() - static_cast<std::int64_t>(sizeof(Trailer));
   const bool tables_at_end = header.version >= 4;
-  if (!tables_at_end &&
-      header.table_bytes >
-          static_cast<std::uint64_t>(std::max<std::int64_t>(trailer_start - in.position() - 8, 0)))
+  if (!tables_at_end && header.table_bytes > static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                                 trailer_start - in.position() - 8, 0)))
     in.fail("the order-0 tables are longer than the file: the file is corrupt or truncated");
   // Before version 4 the tables follow the header; from 4 they end the blocks, where a block
   // uses them, and are read out of order when the first such block comes (the file's checksum
