@@ -301,6 +301,7 @@ TEST_F(Cli, AuxKIsStoredShownAndNeedsASelection) {
   EXPECT_EQ(c.config.train.aux_k, 2);
   EXPECT_EQ(c.config.train.aux_weight, 0.25f);
   EXPECT_EQ(c.config.train.aux_dead_steps, 3);
+  EXPECT_EQ(c.state.latent_dead_steps.size(), 8u) << "AuxK's counters, one a latent";
   const Result refused = sae("train --data missing.mtx --aux-k 2 --checkpoint '' --backend cpu");
   EXPECT_FALSE(succeeded(refused));
   EXPECT_EQ(refused.err,

@@ -70,6 +70,7 @@ class Network {
   void enable_auxk(std::int64_t aux_k, float aux_weight, std::int32_t dead_after);
   // The latents' dead-step counters (backend memory; empty without AuxK).
   Buffer<std::int32_t>& dead_steps() { return dead_steps_; }
+  const Buffer<std::int32_t>& dead_steps() const { return dead_steps_; }
 
   // Where the caller writes d(loss)/d(output) before backward().
   DenseView output_gradient() const;

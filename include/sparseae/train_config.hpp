@@ -130,6 +130,9 @@ struct TrainingState {
   // checkpoint format's). A run resumed with the other selection compares unlike values.
   double best_val_loss = 0;
   int epochs_without_improvement = 0;
+  // AuxK's counters (Network::dead_steps), one a latent, so that a resumed run goes on counting
+  // the batches each latent has not fired in; empty without AuxK.
+  std::vector<std::int32_t> latent_dead_steps;
 };
 
 }  // namespace sparseae

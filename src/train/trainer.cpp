@@ -300,7 +300,7 @@ struct Trainer::Impl {
     // Read (and staged for a captured step) by every step, drawn only for rate-aware training.
     noise_seeds.fill_zero();
     net.set_layer_forward(config.layer_forward);
-    // AuxK's counters are not checkpointed: a resumed run counts dead steps from 0 again.
+    // AuxK's counters start at 0 here; restore() sets a resumed run's (TrainingState).
     if (config.aux_k > 0) net.enable_auxk(config.aux_k, config.aux_weight, config.aux_dead_steps);
     first_moment.fill_zero();
     second_moment.fill_zero();
@@ -1020,7 +1020,8 @@ Trainer::State Trainer::state() const {
           t.epoch,
           t.step,
           t.best_val_loss,
-          t.epochs_without_improvement};
+          t.epochs_without_improvement,
+          t.net.dead_steps().download()};
 }
 
 void Trainer::restore(const State& state) {
@@ -1049,6 +1050,15 @@ void Trainer::restore(const State& state) {
   t.best_val_loss = state.best_val_loss;
   t.epochs_without_improvement = state.epochs_without_improvement;
   t.best_parameters.upload(state.best_parameters);
+  // A state without counters (a run without AuxK, or a checkpoint from before they were stored)
+  // leaves them at 0; a run without AuxK has none to restore.
+  Buffer<std::int32_t>& dead_steps = t.net.dead_steps();
+  if (!state.latent_dead_steps.empty() && !dead_steps.empty()) {
+    require(state.latent_dead_steps.size() == dead_steps.size(),
+            "checkpoint holds AuxK counters for " + std::to_string(state.latent_dead_steps.size()) +
+                " latents, the model has " + std::to_string(dead_steps.size()));
+    dead_steps.upload(state.latent_dead_steps);
+  }
 }
 
 }  // namespace sparseae
