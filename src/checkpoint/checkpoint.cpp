@@ -164,7 +164,8 @@ Json run_config_json(const RunConfig& config) {
       .set("rate_lambda", Json::number(t.rate_lambda))
       .set("aux_k", Json::integer(t.aux_k))
       .set("aux_weight", Json::number(t.aux_weight))
-      .set("aux_dead_steps", Json::integer(t.aux_dead_steps));
+      .set("aux_dead_steps", Json::integer(t.aux_dead_steps))
+      .set("decoder_norm", Json::boolean(t.decoder_norm));
   Json root = Json::object();
   root.set("model", model)
       .set("train", train)
@@ -245,6 +246,8 @@ RunConfig run_config_from(const Json& root, const std::string& what) {
     t.aux_weight = static_cast<float>(train.at("aux_weight").as_double());
     t.aux_dead_steps = static_cast<std::int32_t>(train.at("aux_dead_steps").as_int());
   }
+  // Absent from checkpoints written before decoder normalisation existed: off.
+  t.decoder_norm = train.contains("decoder_norm") && train.at("decoder_norm").as_bool();
   config.scale = static_cast<float>(root.at("scale").as_double());
   config.data_source = root.at("data_source").as_string();
   if (root.contains("data_source_relative_to_checkpoint"))

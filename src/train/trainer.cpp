@@ -302,6 +302,8 @@ struct Trainer::Impl {
     net.set_layer_forward(config.layer_forward);
     // AuxK's counters start at 0 here; restore() sets a resumed run's (TrainingState).
     if (config.aux_k > 0) net.enable_auxk(config.aux_k, config.aux_weight, config.aux_dead_steps);
+    // Step 0 starts on the unit sphere the steps keep the dictionary on.
+    if (config.decoder_norm) net.normalize_decoder_columns();
     first_moment.fill_zero();
     second_moment.fill_zero();
     copy_parameters(best_parameters.data(), net.parameters().data());
@@ -469,6 +471,7 @@ struct Trainer::Impl {
     backend.optimizer_step(optimizer, step + 1, n, net.parameters().data(), net.gradients().data(),
                            first_moment.data(), second_moment.data(),
                            reads_norm ? grad_sum_squares.data() : nullptr, step_scalars);
+    if (config.decoder_norm) net.normalize_decoder_columns();
   }
 
   // Under NonFinitePolicy::stop, a non-finite loss ends training with the step named.
@@ -761,6 +764,13 @@ void check_training_config(const ModelConfig& model, const TrainConfig& config,
   require(std::isfinite(config.aux_weight) && config.aux_weight >= 0.0f,
           "AuxK's weight (--aux-weight) must be finite and non-negative");
   require(config.aux_dead_steps >= 0, "AuxK's dead steps (--aux-dead-steps) must not be negative");
+  require(!config.decoder_norm || !model.tied_weights,
+          "decoder normalisation (--decoder-norm) rescales the decoder's own weights; tied "
+          "weights (--tied) are the encoder's: drop one");
+  require(!config.decoder_norm || !model.linear_skip,
+          "decoder normalisation (--decoder-norm) bounds the latents' decoder weights, but the "
+          "PCA anchor's linear skip (--pca-anchor) carries the latents to the output unbounded: "
+          "drop one");
   require(!model.tied_weights || output_heads(config.loss) == 1,
           std::string("tied weights need one output per column; --loss ") + loss_name(config.loss) +
               " has " + std::to_string(output_heads(config.loss)));
