@@ -193,6 +193,18 @@ void BM_adam_step(benchmark::State& state) {
 // 329 504: the users' model's parameters (ModelLayout::describe).
 BENCHMARK(BM_adam_step)->Arg(329504)->Arg(1 << 22)->UseRealTime();
 
+// --decoder-norm after each step: the first decoder layer's latent x width weights, a read and a
+// write of each. 32 x 128: the users' model (its latent into its 128-wide decoder layer); 4096 x
+// 1024: a wide TopK dictionary.
+void BM_unit_norm_rows(benchmark::State& state) {
+  const std::int64_t rows = state.range(0);
+  const std::int64_t cols = state.range(1);
+  Buffer<float> weights(*g_backend, ramp(rows * cols));
+  const DenseView view = weights.matrix(rows, cols);
+  run(state, 8.0 * static_cast<double>(rows * cols), [&] { g_backend->unit_norm_rows(view); });
+}
+BENCHMARK(BM_unit_norm_rows)->Args({32, 128})->Args({4096, 1024})->UseRealTime();
+
 void BM_gather_rows(benchmark::State& state) {
   const std::int64_t batch = state.range(0);
   // Generated once: Google Benchmark calls this function again for each trial run.

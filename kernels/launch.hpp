@@ -164,5 +164,8 @@ void launch_optimizer_step(const math::OptimizerScalars& scalars, const StepScal
                            std::int64_t n, float* params, const float* grads, float* first,
                            float* second, float max_grad_norm, bool skip_nonfinite,
                            const float* grad_sum_squares, cudaStream_t stream);
+// Backend::unit_norm_rows: one block per row (a grid-stride loop over rows), its squared norm a
+// deterministic block sum in double, then each entry by math::unit_norm_scaled.
+void launch_unit_norm_rows(DenseView m, cudaStream_t stream);
 
 }  // namespace sparseae::kernels

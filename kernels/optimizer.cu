@@ -1,6 +1,9 @@
 // One launch updates a whole flat parameter buffer with math::optimizer_update, clipping the
 // gradient on the fly by math::clip_scale when asked, and reading the step's learning rate and
 // bias corrections from device memory when given them (a captured step).
+// unit_norm_rows (the decoder's dictionary after the step): one block per row, whose threads add
+// their strided entries' squares in double and combine them by detail::block_sum (an order fixed
+// by the block size, so results repeat bit for bit), then rescale the same entries.
 #include "kernels/kernel_common.cuh"
 #include "kernels/launch.hpp"
 #include "math/op_math.hpp"
@@ -37,7 +40,27 @@ __global__ void __launch_bounds__(detail::kBlockThreads)
   }
 }
 
+__global__ void __launch_bounds__(detail::kBlockThreads) unit_norm_rows_kernel(DenseView m) {
+  for (std::int64_t r = blockIdx.x; r < m.rows; r += gridDim.x) {
+    float* row = m.data + r * m.ld;
+    double sum_squares[1] = {0.0};
+    for (std::int64_t c = threadIdx.x; c < m.cols; c += blockDim.x)
+      sum_squares[0] += static_cast<double>(row[c]) * row[c];
+    // Every thread reaches the sum (the row loop is uniform over the block); its barriers also
+    // keep the next row's writes after this row's reads.
+    detail::block_sum<detail::kBlockThreads>(sum_squares);
+    for (std::int64_t c = threadIdx.x; c < m.cols; c += blockDim.x)
+      row[c] = math::unit_norm_scaled(row[c], sum_squares[0]);
+  }
+}
+
 }  // namespace
+
+void launch_unit_norm_rows(DenseView m, cudaStream_t stream) {
+  if (m.empty()) return;
+  unit_norm_rows_kernel<<<detail::grid_dim(m.rows), detail::kBlockThreads, 0, stream>>>(m);
+  SAE_CUDA_CHECK(cudaGetLastError());
+}
 
 void launch_optimizer_step(const math::OptimizerScalars& scalars,
                            const StepScalars* step_scalars, std::int64_t n, float* params,

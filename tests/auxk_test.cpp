@@ -1,10 +1,14 @@
 // AuxK (TrainConfig::aux_k): latents that a bad start leaves dead under TopK stay dead without it
 // and revive with it, on every backend; its settings round-trip through the checkpoint's
-// configuration, and a configuration without a selection is refused.
+// configuration, its dead-step counters through the checkpoint (a resumed run equals one never
+// interrupted), and a configuration without a selection is refused.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,17 +44,12 @@ RunConfig topk_run(std::int64_t cols, std::int64_t aux_k) {
   return run;
 }
 
-// Trains from a start whose last kKilled latents have no weights and a negative bias: their
-// pre-activation is below 0 on every row, so the relu outputs 0 there, TopK never keeps them
-// above 0, and the relu's derivative sends them no gradient. Returns the validation codes'
-// dead-latent fraction after training.
-double dead_fraction_after_training(Backend& backend, std::int64_t aux_k) {
-  const HostCsr data = test::small_topic_counts(400, 5);
-  const HostCsr unseen = test::small_topic_counts(200, 6);
-  RunConfig run = topk_run(data.cols, aux_k);
-  Trainer trainer(backend, run.model, run.train, data);
+// The trainer's initial state with its last kKilled latents given no weights and a negative
+// bias: their pre-activation is below 0 on every row, so the relu outputs 0 there, TopK never
+// keeps them above 0, and the relu's derivative sends them no gradient.
+TrainingState killed_start(const Trainer& trainer, const ModelConfig& model) {
   TrainingState start = trainer.state();
-  const ModelLayout layout(run.model);
+  const ModelLayout layout(model);
   const LayerShape& latent = layout.layers()[layout.encoder_layers() - 1];
   for (std::int64_t j = kLatent - kKilled; j < kLatent; ++j) {
     for (std::int64_t i = 0; i < latent.in; ++i)
@@ -59,6 +58,16 @@ double dead_fraction_after_training(Backend& backend, std::int64_t aux_k) {
           0.0f;
     start.parameters[static_cast<std::size_t>(latent.bias_offset + j)] = -0.1f;
   }
+  return start;
+}
+
+// Trains from killed_start and returns the validation codes' dead-latent fraction after training.
+double dead_fraction_after_training(Backend& backend, std::int64_t aux_k) {
+  const HostCsr data = test::small_topic_counts(400, 5);
+  const HostCsr unseen = test::small_topic_counts(200, 6);
+  RunConfig run = topk_run(data.cols, aux_k);
+  Trainer trainer(backend, run.model, run.train, data);
+  const TrainingState start = killed_start(trainer, run.model);
   trainer.restore(start);
   TrainedModel started(backend, run, start.parameters);
   EXPECT_GE(started.evaluate(unseen).dead_latent_fraction,
@@ -142,6 +151,58 @@ TEST_P(AuxKNetwork, RanksDeadLatentsByTheirPreActivations) {
 }
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(AuxKNetwork);
+
+// AuxK's dead-step counters travel in the checkpoint: 4 epochs in one go from killed_start
+// against 2 epochs, a checkpoint, a new Trainer restored from it, and 2 more give the same state
+// bit for bit. Counting from 0 again after the resume would hold the auxiliary gradient back for
+// aux_dead_steps batches, and the parameters would differ.
+class AuxKResume : public test::BackendTest {};
+
+TEST_P(AuxKResume, ContinuesCountingDeadStepsAcrossACheckpoint) {
+  const HostCsr data = test::small_topic_counts(400, 5);
+  RunConfig run = topk_run(data.cols, 4);
+  run.train.epochs = 4;
+  Trainer straight(backend(), run.model, run.train, data);
+  const TrainingState start = killed_start(straight, run.model);
+  straight.restore(start);
+  straight.train();
+
+  run.train.epochs = 2;
+  Trainer first(backend(), run.model, run.train, data);
+  first.restore(start);
+  first.train();
+  run.scale = first.scale();
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("sparseae-auxk-resume-" + std::to_string(::getpid()) + ".ckpt"))
+                               .string();
+  save_checkpoint(path, {run, first.state()});
+  Checkpoint checkpoint = load_checkpoint(path);
+  std::filesystem::remove(path);
+  ASSERT_EQ(checkpoint.state.latent_dead_steps, first.state().latent_dead_steps);
+  std::int32_t longest_dead = 0;
+  for (const std::int32_t counter : checkpoint.state.latent_dead_steps)
+    longest_dead = std::max(longest_dead, counter);
+  EXPECT_GT(longest_dead, run.train.aux_dead_steps) << "no latent is dead at the checkpoint";
+  checkpoint.config.train.epochs = 4;  // what sae train --resume --epochs 4 does
+  Trainer second(backend(), checkpoint.config.model, checkpoint.config.train, data);
+  second.restore(checkpoint.state);
+  second.train();
+  const TrainingState resumed = second.state();
+  const TrainingState expected = straight.state();
+  EXPECT_TRUE(resumed.parameters == expected.parameters);
+  EXPECT_EQ(resumed.latent_dead_steps, expected.latent_dead_steps);
+
+  // A checkpoint without the counters (one written before they were stored) resumes from 0, and
+  // the run then differs: the test above would notice them lost.
+  TrainingState without_counters = checkpoint.state;
+  without_counters.latent_dead_steps.clear();
+  Trainer recounting(backend(), checkpoint.config.model, checkpoint.config.train, data);
+  recounting.restore(without_counters);
+  recounting.train();
+  EXPECT_FALSE(recounting.state().parameters == expected.parameters);
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(AuxKResume);
 
 TEST(AuxK, SettingsRoundTripThroughTheCheckpointConfiguration) {
   RunConfig run = topk_run(64, 6);

@@ -301,11 +301,41 @@ TEST_F(Cli, AuxKIsStoredShownAndNeedsASelection) {
   EXPECT_EQ(c.config.train.aux_k, 2);
   EXPECT_EQ(c.config.train.aux_weight, 0.25f);
   EXPECT_EQ(c.config.train.aux_dead_steps, 3);
+  EXPECT_EQ(c.state.latent_dead_steps.size(), 8u) << "AuxK's counters, one a latent";
   const Result refused = sae("train --data missing.mtx --aux-k 2 --checkpoint '' --backend cpu");
   EXPECT_FALSE(succeeded(refused));
   EXPECT_EQ(refused.err,
             "sae: error: sae train: --aux-k revives the dead latents of a TopK or BatchTopK code: "
             "it needs --latent-act topk:K or batchtopk:K\n");
+}
+
+// --decoder-norm: stored in the checkpoint and shown in the JSON and the text summary; with tied
+// weights or the PCA anchor's linear skip, refused in one line before anything is read.
+TEST_F(Cli, DecoderNormIsStoredShownAndRefusedWhereItMeansNothing) {
+  ensure_data();
+  const Result train =
+      sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --decoder-norm "
+          "--checkpoint norm.ckpt --json --quiet --force --backend cpu");
+  ASSERT_TRUE(succeeded(train)) << train.err;
+  EXPECT_TRUE(contains(train.out, "\"decoder_norm\": true")) << train.out;
+  EXPECT_TRUE(load_checkpoint(file("norm.ckpt")).config.train.decoder_norm);
+  const Result text =
+      sae("train --data x.mtx --epochs 1 --hidden 32 --latent 8 --decoder-norm "
+          "--checkpoint '' --quiet --backend cpu");
+  ASSERT_TRUE(succeeded(text)) << text.err;
+  EXPECT_TRUE(contains(text.out, "decoder     unit-norm columns (--decoder-norm)\n")) << text.out;
+  const Result tied =
+      sae("train --data missing.mtx --tied --decoder-norm --checkpoint '' --backend cpu");
+  EXPECT_FALSE(succeeded(tied));
+  EXPECT_EQ(tied.err,
+            "sae: error: sae train: --decoder-norm rescales the decoder's own weights; with "
+            "--tied they are the encoder's (drop one)\n");
+  const Result anchored =
+      sae("train --data missing.mtx --pca-anchor --decoder-norm --checkpoint '' --backend cpu");
+  EXPECT_FALSE(succeeded(anchored));
+  EXPECT_EQ(anchored.err,
+            "sae: error: sae train: --decoder-norm bounds the latents' decoder weights, but "
+            "--pca-anchor's linear skip carries the latents to the output unbounded (drop one)\n");
 }
 
 // sae train --auto: every default recipe in the JSON, the best written as the checkpoint with its

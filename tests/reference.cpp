@@ -831,6 +831,17 @@ double sum_of_squares(const std::vector<float>& x) {
   return sum;
 }
 
+DoubleMatrix unit_norm_rows(const FloatMatrix& m) {
+  DoubleMatrix out(m.rows, m.cols, m.cols, 0.0);
+  for (std::int64_t r = 0; r < m.rows; ++r) {
+    double sum_squares = 0.0;
+    for (std::int64_t c = 0; c < m.cols; ++c) sum_squares += static_cast<double>(m(r, c)) * m(r, c);
+    const double norm = std::sqrt(sum_squares);
+    for (std::int64_t c = 0; c < m.cols; ++c) out(r, c) = norm > 0.0 ? m(r, c) / norm : 0.0;
+  }
+  return out;
+}
+
 double clip_scale(double max_norm, double sum_squares) {
   const double norm = std::sqrt(sum_squares);
   return norm > max_norm ? max_norm / norm : 1.0;

@@ -241,6 +241,8 @@ FloatMatrix threshold_latents(const FloatMatrix& z, double threshold);
 
 // Sum of x[i]^2.
 double sum_of_squares(const std::vector<float>& x);
+// Each row of m divided by its L2 norm; a row of zeros stays zeros.
+DoubleMatrix unit_norm_rows(const FloatMatrix& m);
 
 // min(1, max_norm / sqrt(sum_squares)): the factor that clips a gradient of that squared norm.
 double clip_scale(double max_norm, double sum_squares);

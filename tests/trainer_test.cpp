@@ -1062,6 +1062,7 @@ void expect_same_state(const Trainer::State& a, const Trainer::State& b) {
   EXPECT_EQ(a.step, b.step);
   EXPECT_EQ(a.best_val_loss, b.best_val_loss);
   EXPECT_EQ(a.epochs_without_improvement, b.epochs_without_improvement);
+  EXPECT_EQ(a.latent_dead_steps, b.latent_dead_steps);
 }
 
 TEST(Checkpoint, RoundTripKeepsConfigStateAndOutputs) {

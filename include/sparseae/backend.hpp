@@ -295,6 +295,11 @@ class Backend {
     optimizer_step(config, step, n, params, grads, first_moment, second_moment, grad_sum_squares,
                    nullptr);
   }
+  // Each row of m rescaled to unit L2 norm, m(r, c) = math::unit_norm_scaled(m(r, c),
+  // sum of m(r, .)^2 in double): the decoder's dictionary after each optimizer step
+  // (TrainConfig::decoder_norm), latent j's vector being row j of the decoder's first in x out
+  // weights. A row of zeros stays zeros (no direction to keep, and no NaN).
+  virtual void unit_norm_rows(DenseView m) = 0;
 
  protected:
   Backend() = default;

@@ -8,6 +8,10 @@
 // moment | f32[P] best parameters | i64 epoch | i64 step | f64 best validation loss | i64 epochs
 // without improvement | u64 FNV-1a hash of every byte before it.
 //
+// AuxK's dead-step counters (TrainingState::latent_dead_steps) travel in the JSON, under the
+// optional root key "auxk_latent_dead_steps" (an array of integers, one a latent), written only
+// when there are any: a checkpoint without it resumes counting from 0.
+//
 // The random state is the seed in the configuration plus the epoch: every draw (split, per-epoch
 // permutation, initialisation) is a counter-based hash of those, so nothing else needs saving.
 #include <cstdint>

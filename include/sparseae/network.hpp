@@ -70,6 +70,13 @@ class Network {
   void enable_auxk(std::int64_t aux_k, float aux_weight, std::int32_t dead_after);
   // The latents' dead-step counters (backend memory; empty without AuxK).
   Buffer<std::int32_t>& dead_steps() { return dead_steps_; }
+  const Buffer<std::int32_t>& dead_steps() const { return dead_steps_; }
+  // Rescales the decoder's dictionary to unit norm (TrainConfig::decoder_norm): latent j's
+  // vector, its weights into the first decoder layer, is row j of that layer's latent x out
+  // weights (the column of W_dec in Gao et al.'s x = W_dec z convention), and each row gets L2
+  // norm 1 (Backend::unit_norm_rows; a row of zeros stays zeros). Allocates nothing. Needs the
+  // decoder's own weights: a tied decoder reads the encoder's, transposed.
+  void normalize_decoder_columns();
 
   // Where the caller writes d(loss)/d(output) before backward().
   DenseView output_gradient() const;

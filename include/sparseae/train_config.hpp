@@ -92,6 +92,13 @@ struct TrainConfig {
   std::int64_t aux_k = 0;
   float aux_weight = 1.0f / 32.0f;
   std::int32_t aux_dead_steps = 256;
+  // Decoder column normalisation (Gao et al. 2024): each latent's dictionary vector, its weights
+  // into the first decoder layer, is rescaled to unit L2 norm at initialisation and after every
+  // optimizer step (Network::normalize_decoder_columns), so that a latent's size lives in its code
+  // and not in its decoder weights, which an activity penalty or AuxK could otherwise trade
+  // against. The gradient is not projected first: the step moves the weights freely and the
+  // rescaling puts them back on the sphere. Needs untied weights and no linear skip.
+  bool decoder_norm = false;
   NonFinitePolicy on_nonfinite = NonFinitePolicy::stop;
   DataPlacement placement = DataPlacement::automatic;
   // The dense products of training and of its validation loss (on cpu, tf32 and bf16 are
@@ -137,6 +144,9 @@ struct TrainingState {
   // checkpoint format's). A run resumed with the other selection compares unlike values.
   double best_val_loss = 0;
   int epochs_without_improvement = 0;
+  // AuxK's counters (Network::dead_steps), one a latent, so that a resumed run goes on counting
+  // the batches each latent has not fired in; empty without AuxK.
+  std::vector<std::int32_t> latent_dead_steps;
 };
 
 }  // namespace sparseae

@@ -93,9 +93,9 @@ _TRAIN_FLAGS = {
     "decode": "decode", "l1": "l1", "kl_beta": "kl-beta", "kl_rho": "kl-rho",
     "penalty_layer": "penalty-layer", "rate_lambda": "rate-lambda",
     "cosine_weight": "cosine-weight", "zero_weight": "zero-weight", "huber_delta": "huber-delta",
-    "on_nan": "on-nan",
+    "on_nan": "on-nan", "decoder_norm": "decoder-norm",
 }
-_SWITCHES = {"tied", "pca_anchor", "size_factors"}
+_SWITCHES = {"tied", "pca_anchor", "size_factors", "decoder_norm"}
 _PARAMETER_OF_FLAG = {flag: name for name, flag in _TRAIN_FLAGS.items()}
 
 
@@ -149,7 +149,7 @@ class SparseAutoencoder(_Estimator):
                  penalty_layer: Optional[int] = None, rate_lambda: Optional[float] = None,
                  cosine_weight: Optional[float] = None, zero_weight: Optional[float] = None,
                  huber_delta: Optional[float] = None, on_nan: Optional[str] = None,
-                 progress: Optional[bool] = None):
+                 decoder_norm: bool = False, progress: Optional[bool] = None):
         self.hidden = hidden
         self.latent = latent
         self.loss = loss
@@ -187,6 +187,7 @@ class SparseAutoencoder(_Estimator):
         self.zero_weight = zero_weight
         self.huber_delta = huber_delta
         self.on_nan = on_nan
+        self.decoder_norm = decoder_norm
         self.progress = progress
 
     def train_flags(self) -> List[str]:

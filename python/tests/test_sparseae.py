@@ -166,6 +166,13 @@ def test_params_and_not_fitted():
         sparseae.SparseAutoencoder(loss="nonsense", **{**SMALL}).fit(counts())
 
 
+def test_decoder_norm_is_the_switch_of_sae_train_and_is_stored():
+    model = sparseae.SparseAutoencoder(decoder_norm=True, **SMALL)
+    assert "--decoder-norm" in model.train_flags()
+    assert "--decoder-norm" not in sparseae.SparseAutoencoder(**SMALL).train_flags()
+    assert model.fit(counts()).config_["train"]["decoder_norm"] is True
+
+
 def test_ctrl_c_stops_fit_with_keyboard_interrupt(monkeypatch):
     steps = []
 

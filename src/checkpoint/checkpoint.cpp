@@ -104,7 +104,9 @@ std::uint64_t checkpoint_checksum(const unsigned char* data, std::size_t size) {
   return hash;
 }
 
-std::string run_config_to_json(const RunConfig& config) {
+namespace {
+
+Json run_config_json(const RunConfig& config) {
   const ModelConfig& m = config.model;
   const TrainConfig& t = config.train;
   const OptimizerConfig& o = t.optimizer;
@@ -162,7 +164,8 @@ std::string run_config_to_json(const RunConfig& config) {
       .set("rate_lambda", Json::number(t.rate_lambda))
       .set("aux_k", Json::integer(t.aux_k))
       .set("aux_weight", Json::number(t.aux_weight))
-      .set("aux_dead_steps", Json::integer(t.aux_dead_steps));
+      .set("aux_dead_steps", Json::integer(t.aux_dead_steps))
+      .set("decoder_norm", Json::boolean(t.decoder_norm));
   Json root = Json::object();
   root.set("model", model)
       .set("train", train)
@@ -174,11 +177,10 @@ std::string run_config_to_json(const RunConfig& config) {
   if (!config.data_source_relative_to_checkpoint.empty())
     root.set("data_source_relative_to_checkpoint",
              Json::string(config.data_source_relative_to_checkpoint));
-  return root.dump();
+  return root;
 }
 
-RunConfig run_config_from_json(const std::string& text, const std::string& what) {
-  const Json root = Json::parse(text, what);
+RunConfig run_config_from(const Json& root, const std::string& what) {
   const Json& model = root.at("model");
   const Json& train = root.at("train");
   const Json& optimizer = train.at("optimizer");
@@ -244,6 +246,8 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
     t.aux_weight = static_cast<float>(train.at("aux_weight").as_double());
     t.aux_dead_steps = static_cast<std::int32_t>(train.at("aux_dead_steps").as_int());
   }
+  // Absent from checkpoints written before decoder normalisation existed: off.
+  t.decoder_norm = train.contains("decoder_norm") && train.at("decoder_norm").as_bool();
   config.scale = static_cast<float>(root.at("scale").as_double());
   config.data_source = root.at("data_source").as_string();
   if (root.contains("data_source_relative_to_checkpoint"))
@@ -263,9 +267,27 @@ RunConfig run_config_from_json(const std::string& text, const std::string& what)
   return config;
 }
 
+// The configuration's optional key for TrainingState::latent_dead_steps (see checkpoint.hpp).
+constexpr const char* kDeadStepsKey = "auxk_latent_dead_steps";
+
+}  // namespace
+
+std::string run_config_to_json(const RunConfig& config) { return run_config_json(config).dump(); }
+
+RunConfig run_config_from_json(const std::string& text, const std::string& what) {
+  return run_config_from(Json::parse(text, what), what);
+}
+
 void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
   const TrainingState& s = checkpoint.state;
-  const std::string json = run_config_to_json(checkpoint.config);
+  Json configuration = run_config_json(checkpoint.config);
+  if (!s.latent_dead_steps.empty()) {
+    std::vector<Json> counters;
+    for (const std::int32_t counter : s.latent_dead_steps)
+      counters.push_back(Json::integer(counter));
+    configuration.set(kDeadStepsKey, Json::array(std::move(counters)));
+  }
+  const std::string json = configuration.dump();
   ByteWriter w;
   w.bytes.insert(w.bytes.end(), kMagic, kMagic + sizeof kMagic);
   w.put(kCheckpointVersion);
@@ -311,10 +333,16 @@ Checkpoint load_checkpoint(const std::string& path) {
   Checkpoint checkpoint;
   const std::string json = r.get_text(r.get<std::uint64_t>("configuration size"), "configuration");
   const std::string configuration = path + ": configuration";
-  checkpoint.config =
-      naming(configuration, [&] { return run_config_from_json(json, configuration); });
+  const Json root = Json::parse(json, configuration);
+  checkpoint.config = naming(configuration, [&] { return run_config_from(root, configuration); });
   const auto count = r.get<std::uint64_t>("parameter count");
   TrainingState& s = checkpoint.state;
+  // Absent from checkpoints of runs without AuxK and from those written before it was stored.
+  if (root.contains(kDeadStepsKey))
+    naming(configuration, [&] {
+      for (const Json& counter : root.at(kDeadStepsKey).items())
+        s.latent_dead_steps.push_back(static_cast<std::int32_t>(counter.as_int()));
+    });
   s.parameters = r.get_floats(count, "parameters");
   s.first_moment = r.get_floats(count, "first moment");
   s.second_moment = r.get_floats(count, "second moment");

@@ -172,6 +172,7 @@ void print_training_summary(const TrainingSummary& s, bool json) {
                               .set("k", Json::integer(s.aux_k))
                               .set("weight", Json::number_significant(s.aux_weight, 6))
                               .set("dead_steps", Json::integer(s.aux_dead_steps)));
+    if (s.decoder_norm) summary.set("decoder_norm", Json::boolean(true));
     if (s.pca.pca) summary.set("pca", pca_json(s.pca, s.pca_components));
     if (s.alternative_decode_f1 >= 0)
       summary.set("alternative_decode",
@@ -187,6 +188,7 @@ void print_training_summary(const TrainingSummary& s, bool json) {
     std::printf("auxk        %lld dead latents a row, weight %g, dead after %lld batches\n",
                 static_cast<long long>(s.aux_k), static_cast<double>(s.aux_weight),
                 static_cast<long long>(s.aux_dead_steps));
+  if (s.decoder_norm) std::printf("decoder     unit-norm columns (--decoder-norm)\n");
   std::printf("epochs      %d (median %.0f samples/s)\n", s.epochs, median_rate);
   // NaN: the last epoch ran no step in this process (EpochReport::train_loss).
   char train_loss_text[32] = "-";

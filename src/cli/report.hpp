@@ -45,6 +45,7 @@ struct TrainingSummary {
   std::int64_t aux_k = 0;
   float aux_weight = 0.0f;
   std::int64_t aux_dead_steps = 0;
+  bool decoder_norm = false;  // unit-norm decoder columns (--decoder-norm)
   DecodeChoice decode_choice = DecodeChoice::loss_default;  // of metrics.decode
   // The other decode the loss allows that gives other counts (mode, or the loss's default when
   // the run decoded by mode), and its exact-entry F1 on the same rows, so that a run shows what

@@ -113,6 +113,9 @@ Options train_options() {
       .value("aux-weight", "W", "0.03125", "weight of AuxK's gradient (1/32, Gao et al.)")
       .value("aux-dead-steps", "N", "256",
              "a latent is dead for AuxK after more than N training batches without firing")
+      .flag("decoder-norm",
+            "rescale each latent's decoder weights (its dictionary vector) to unit L2 norm at "
+            "the start and after every step, so that a latent's size lives in its code")
       .value("optimizer", "adam|adamw|sgd", "adam", "optimizer")
       .value("weight-decay", "W", "0", "weight decay (L2 for adam/sgd, decoupled for adamw)")
       .value("momentum", "M", "0.9", "sgd momentum")
@@ -251,6 +254,13 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
             "activation is identity (drop --latent-act)");
     m.latent_activation = Activation::identity;
   }
+  t.decoder_norm = o.flag_set("decoder-norm");
+  require(!t.decoder_norm || !m.tied_weights,
+          "sae train: --decoder-norm rescales the decoder's own weights; with --tied they are "
+          "the encoder's (drop one)");
+  require(!t.decoder_norm || !m.linear_skip,
+          "sae train: --decoder-norm bounds the latents' decoder weights, but --pca-anchor's "
+          "linear skip carries the latents to the output unbounded (drop one)");
   t.aux_k = o.integer("aux-k");
   t.aux_weight = static_cast<float>(o.real("aux-weight"));
   t.aux_dead_steps = static_cast<std::int32_t>(o.integer("aux-dead-steps"));
@@ -510,6 +520,7 @@ TrainingSummary summarise_fit(const FitResult& fitted, Trainer& trainer, const B
   summary.aux_k = run.train.aux_k;
   summary.aux_weight = run.train.aux_weight;
   summary.aux_dead_steps = run.train.aux_dead_steps;
+  summary.decoder_norm = run.train.decoder_norm;
   // Without validation rows there is nothing to select by: the run keeps its last parameters.
   if (trainer.validation_rows() > 0) summary.kept_epoch = fitted.kept_epoch;
   summary.validation_loss = fitted.validation_loss;

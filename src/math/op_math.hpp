@@ -185,6 +185,13 @@ SAE_HD GradientGate gradient_gate(float max_norm, bool skip_nonfinite, float sum
   return {false, max_norm > 0.0f ? clip_scale(max_norm, sum_squares) : 1.0f};
 }
 
+// An entry x of a row whose squared L2 norm is sum_squares, rescaled so that the row has norm 1:
+// x / sqrt(sum_squares) in double, rounded once to float. A row of zeros (sum_squares 0) has no
+// direction to keep and stays zeros rather than becoming NaN.
+SAE_HD float unit_norm_scaled(float x, double sum_squares) {
+  return sum_squares > 0.0 ? static_cast<float>(static_cast<double>(x) / sqrt(sum_squares)) : x;
+}
+
 // SplitMix64 finaliser: a counter-based hash, so the key of element i depends only on (seed, i)
 // and both backends draw the same permutation without sharing generator state.
 SAE_HD std::uint64_t mix64(std::uint64_t x) {

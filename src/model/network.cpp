@@ -260,6 +260,14 @@ void Network::enable_auxk(std::int64_t aux_k, float aux_weight, std::int32_t dea
   dead_steps_.fill_zero();
 }
 
+void Network::normalize_decoder_columns() {
+  const LayerShape& first_decoder = layout_.layers()[layout_.encoder_layers()];
+  require(!first_decoder.transposed_weight,
+          "network: decoder normalisation needs the decoder's own weights; a tied decoder "
+          "reads the encoder's");
+  backend_->unit_norm_rows(weights(parameters_, first_decoder));
+}
+
 void Network::quantize_if_latent(std::size_t layer) {
   if (layout_.config().latent_prior && layer + 1 == layout_.encoder_layers())
     backend_->quantize_latents(activation(layer), latent_noise_seed_);

@@ -300,8 +300,10 @@ struct Trainer::Impl {
     // Read (and staged for a captured step) by every step, drawn only for rate-aware training.
     noise_seeds.fill_zero();
     net.set_layer_forward(config.layer_forward);
-    // AuxK's counters are not checkpointed: a resumed run counts dead steps from 0 again.
+    // AuxK's counters start at 0 here; restore() sets a resumed run's (TrainingState).
     if (config.aux_k > 0) net.enable_auxk(config.aux_k, config.aux_weight, config.aux_dead_steps);
+    // Step 0 starts on the unit sphere the steps keep the dictionary on.
+    if (config.decoder_norm) net.normalize_decoder_columns();
     first_moment.fill_zero();
     second_moment.fill_zero();
     copy_parameters(best_parameters.data(), net.parameters().data());
@@ -469,6 +471,7 @@ struct Trainer::Impl {
     backend.optimizer_step(optimizer, step + 1, n, net.parameters().data(), net.gradients().data(),
                            first_moment.data(), second_moment.data(),
                            reads_norm ? grad_sum_squares.data() : nullptr, step_scalars);
+    if (config.decoder_norm) net.normalize_decoder_columns();
   }
 
   // Under NonFinitePolicy::stop, a non-finite loss ends training with the step named.
@@ -762,6 +765,13 @@ void check_training_config(const ModelConfig& model, const TrainConfig& config,
   require(std::isfinite(config.aux_weight) && config.aux_weight >= 0.0f,
           "AuxK's weight (--aux-weight) must be finite and non-negative");
   require(config.aux_dead_steps >= 0, "AuxK's dead steps (--aux-dead-steps) must not be negative");
+  require(!config.decoder_norm || !model.tied_weights,
+          "decoder normalisation (--decoder-norm) rescales the decoder's own weights; tied "
+          "weights (--tied) are the encoder's: drop one");
+  require(!config.decoder_norm || !model.linear_skip,
+          "decoder normalisation (--decoder-norm) bounds the latents' decoder weights, but the "
+          "PCA anchor's linear skip (--pca-anchor) carries the latents to the output unbounded: "
+          "drop one");
   require(!model.tied_weights || output_heads(config.loss) == 1,
           std::string("tied weights need one output per column; --loss ") + loss_name(config.loss) +
               " has " + std::to_string(output_heads(config.loss)));
@@ -1021,7 +1031,8 @@ Trainer::State Trainer::state() const {
           t.epoch,
           t.step,
           t.best_val_loss,
-          t.epochs_without_improvement};
+          t.epochs_without_improvement,
+          t.net.dead_steps().download()};
 }
 
 void Trainer::restore(const State& state) {
@@ -1050,6 +1061,15 @@ void Trainer::restore(const State& state) {
   t.best_val_loss = state.best_val_loss;
   t.epochs_without_improvement = state.epochs_without_improvement;
   t.best_parameters.upload(state.best_parameters);
+  // A state without counters (a run without AuxK, or a checkpoint from before they were stored)
+  // leaves them at 0; a run without AuxK has none to restore.
+  Buffer<std::int32_t>& dead_steps = t.net.dead_steps();
+  if (!state.latent_dead_steps.empty() && !dead_steps.empty()) {
+    require(state.latent_dead_steps.size() == dead_steps.size(),
+            "checkpoint holds AuxK counters for " + std::to_string(state.latent_dead_steps.size()) +
+                " latents, the model has " + std::to_string(dead_steps.size()));
+    dead_steps.upload(state.latent_dead_steps);
+  }
 }
 
 }  // namespace sparseae

@@ -1,10 +1,12 @@
-// Conformance of optimizer_step: sgd, Adam and AdamW, gradient clipping and step scalars
-// (kernels/optimizer.cu, src/backend/cpu/optimizer.cpp).
+// Conformance of optimizer_step: sgd, Adam and AdamW, gradient clipping and step scalars; and of
+// unit_norm_rows, the decoder's dictionary after the step (kernels/optimizer.cu,
+// src/backend/cpu/optimizer.cpp).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -320,6 +322,54 @@ TEST_P(OptimizerConformance, AdamNeedsASecondMoment) {
 }
 
 SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(OptimizerConformance);
+
+// ==== unit_norm_rows (--decoder-norm) ====
+
+// Relative to the reference entry: the one rounding of the double quotient to float is half an
+// ulp, and the double sum of squares, sqrt and division (a relative error of n 2^-53 at most,
+// 5e-13 at 4096 columns) stay far below the other half, whatever order a backend sums in.
+constexpr double kUnitNormTolerance = kEps;
+
+class UnitNormConformance : public BackendTest {};
+
+TEST_P(UnitNormConformance, RescalesEachRowToUnitNormAndLeavesZeroRowsZero) {
+  std::mt19937_64 rng(2600);
+  for (const std::int64_t width :
+       {std::int64_t{1}, std::int64_t{7}, std::int64_t{128}, std::int64_t{4096}}) {
+    SCOPED_TRACE("width " + std::to_string(width));
+    // Padded rows; row 1 all zeros; row 2 so small that its squares would underflow in float.
+    FloatMatrix m = random_matrix(rng, 6, width, -2.0f, 2.0f, width + 3);
+    for (std::int64_t c = 0; c < width; ++c) {
+      m(1, c) = 0.0f;
+      m(2, c) *= 1e-22f;
+    }
+    const DoubleMatrix expected = reference::unit_norm_rows(m);
+    const BackendMatrix m_on = upload(m);
+    backend().unit_norm_rows(m_on.view());
+    const FloatMatrix got = download(m_on);
+    DoubleMatrix scale = expected;
+    for (double& value : scale.data) value = std::fabs(value);
+    EXPECT_TRUE(matrix_close(got, expected, scale, kUnitNormTolerance));
+    EXPECT_TRUE(padding_untouched(got));
+    for (std::int64_t c = 0; c < width; ++c) EXPECT_EQ(got(1, c), 0.0f) << "column " << c;
+  }
+}
+
+// A launch whose grid covers fewer blocks than rows must still reach every row: as many rows as
+// latents are, with one non-zero each, which comes out as exactly +-1.
+TEST_P(UnitNormConformance, ReachesEveryRow) {
+  constexpr std::int64_t kRows = 70000;
+  FloatMatrix m = filled_matrix(kRows, 3, 0.0f);
+  for (std::int64_t r = 0; r < kRows; ++r) m(r, r % 3) = r % 2 == 0 ? 0.5f : -3.0f;
+  const BackendMatrix m_on = upload(m);
+  backend().unit_norm_rows(m_on.view());
+  const FloatMatrix got = download(m_on);
+  std::int64_t wrong = 0;
+  for (std::int64_t r = 0; r < kRows; ++r) wrong += got(r, r % 3) != (r % 2 == 0 ? 1.0f : -1.0f);
+  EXPECT_EQ(wrong, 0);
+}
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(UnitNormConformance);
 
 }  // namespace
 }  // namespace sparseae::test::conformance

@@ -36,7 +36,9 @@ $compare 1e-5 single.ckpt ranks1.ckpt ranks2.ckpt ranks3.ckpt
 grep -q '"rows": 200,' ranks3.json || fail "3 ranks did not report the 200 validation rows"
 
 echo "== a hurdle loss: its threshold and decode chosen on the reduced validation counts"
-hurdle=("${train[@]}" --epochs 2 --loss hurdle --latent-act topk:4 --l1 0.01 --clip-norm 1 --json)
+# --decoder-norm: each rank rescales its replica of the decoder alike after the reduced step.
+hurdle=("${train[@]}" --epochs 2 --loss hurdle --latent-act topk:4 --l1 0.01 --clip-norm 1
+        --decoder-norm --json)
 "$sae" "${hurdle[@]}" --checkpoint hurdle-single.ckpt > hurdle-single.json
 mpirun_n 3 "$sae" "${hurdle[@]}" --checkpoint hurdle-ranks3.ckpt > hurdle-ranks3.json
 $compare 1e-5 hurdle-single.ckpt hurdle-ranks3.ckpt

@@ -88,6 +88,7 @@ class CpuBackend final : public Backend {
                       float* params, const float* grads, float* first_moment, float* second_moment,
                       const float* grad_sum_squares, const StepScalars* step_scalars) override;
   using Backend::optimizer_step;
+  void unit_norm_rows(DenseView m) override;
 
   // A recording of the op calls with their arguments, replayed in order: a step whose arguments
   // change between replays replays wrong here as it would on a GPU, and an op that the device

@@ -1,5 +1,6 @@
-// The cpu backend's optimizer_step (kernels/optimizer.cu on cuda); the per-element update, the
-// clipping and the skip of a non-finite step are in src/math/op_math.hpp.
+// The cpu backend's optimizer_step and the decoder's unit-norm rows after it (kernels/optimizer.cu
+// on cuda); the per-element update, the clipping, the skip of a non-finite step and the rescaling
+// are in src/math/op_math.hpp.
 #include "backend/constant_dispatch.hpp"
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/op_checks.hpp"
@@ -46,6 +47,20 @@ void CpuBackend::optimizer_step(const OptimizerConfig& config, std::int64_t step
         }
       }
     });
+  });
+}
+
+void CpuBackend::unit_norm_rows(DenseView m) {
+  check_view("unit_norm_rows", "m", m);
+  run([=] {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < m.rows; ++r) {
+      double sum_squares = 0.0;
+      for (std::int64_t c = 0; c < m.cols; ++c)
+        sum_squares += static_cast<double>(m(r, c)) * m(r, c);
+      for (std::int64_t c = 0; c < m.cols; ++c)
+        m(r, c) = math::unit_norm_scaled(m(r, c), sum_squares);
+    }
   });
 }
 

@@ -831,6 +831,11 @@ void CudaBackend::optimizer_step(const OptimizerConfig& config, std::int64_t ste
                                  config.skip_nonfinite, grad_sum_squares, stream());
 }
 
+void CudaBackend::unit_norm_rows(DenseView m) {
+  check_view("unit_norm_rows", "m", m);
+  kernels::launch_unit_norm_rows(m, stream());
+}
+
 // ---- captured ops ----
 
 namespace {

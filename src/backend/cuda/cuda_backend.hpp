@@ -188,6 +188,7 @@ class CudaBackend final : public Backend {
                       float* params, const float* grads, float* first_moment, float* second_moment,
                       const float* grad_sum_squares, const StepScalars* step_scalars) override;
   using Backend::optimizer_step;
+  void unit_norm_rows(DenseView m) override;
 
   // The stream every op is ordered on: where a collective over the backend's memory (NCCL's
   // all-reduce of the gradients) must run to stay between the backward and the optimizer.
