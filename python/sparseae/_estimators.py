@@ -93,7 +93,8 @@ _TRAIN_FLAGS = {
     "decode": "decode", "l1": "l1", "kl_beta": "kl-beta", "kl_rho": "kl-rho",
     "penalty_layer": "penalty-layer", "rate_lambda": "rate-lambda",
     "cosine_weight": "cosine-weight", "zero_weight": "zero-weight", "huber_delta": "huber-delta",
-    "on_nan": "on-nan", "decoder_norm": "decoder-norm",
+    "on_nan": "on-nan", "decoder_norm": "decoder-norm", "aux_k": "aux-k",
+    "aux_weight": "aux-weight", "aux_dead_steps": "aux-dead-steps",
 }
 _SWITCHES = {"tied", "pca_anchor", "size_factors", "decoder_norm"}
 _PARAMETER_OF_FLAG = {flag: name for name, flag in _TRAIN_FLAGS.items()}
@@ -149,7 +150,9 @@ class SparseAutoencoder(_Estimator):
                  penalty_layer: Optional[int] = None, rate_lambda: Optional[float] = None,
                  cosine_weight: Optional[float] = None, zero_weight: Optional[float] = None,
                  huber_delta: Optional[float] = None, on_nan: Optional[str] = None,
-                 decoder_norm: bool = False, progress: Optional[bool] = None):
+                 decoder_norm: bool = False, aux_k: Optional[int] = None,
+                 aux_weight: Optional[float] = None, aux_dead_steps: Optional[int] = None,
+                 progress: Optional[bool] = None):
         self.hidden = hidden
         self.latent = latent
         self.loss = loss
@@ -188,6 +191,9 @@ class SparseAutoencoder(_Estimator):
         self.huber_delta = huber_delta
         self.on_nan = on_nan
         self.decoder_norm = decoder_norm
+        self.aux_k = aux_k
+        self.aux_weight = aux_weight
+        self.aux_dead_steps = aux_dead_steps
         self.progress = progress
 
     def train_flags(self) -> List[str]:

@@ -173,6 +173,17 @@ def test_decoder_norm_is_the_switch_of_sae_train_and_is_stored():
     assert model.fit(counts()).config_["train"]["decoder_norm"] is True
 
 
+def test_auxk_is_sae_trains_and_is_stored():
+    model = sparseae.SparseAutoencoder(latent_act="topk:4", aux_k=2, aux_weight=0.25,
+                                       aux_dead_steps=8, **SMALL)
+    assert {"--aux-k=2", "--aux-weight=0.25", "--aux-dead-steps=8"} <= set(model.train_flags())
+    train = model.fit(counts()).config_["train"]
+    assert (train["aux_k"], train["aux_weight"], train["aux_dead_steps"]) == (2, 0.25, 8)
+    with pytest.raises(sparseae.SparseaeError,
+                       match="^aux_k revives the dead latents .* needs latent_act topk:K"):
+        sparseae.SparseAutoencoder(aux_k=2, **SMALL).fit(counts())
+
+
 def test_ctrl_c_stops_fit_with_keyboard_interrupt(monkeypatch):
     steps = []
 
