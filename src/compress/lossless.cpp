@@ -580,7 +580,10 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
   // Before version 4 the tables follow the header; from 4 they end the blocks, where a block
   // uses them, and are read out of order when the first such block comes (the file's checksum
   // takes them in order after the blocks).
-  const std::int64_t tables_size = static_cast<std::int64_t>(header.table_bytes) + 8;
+  // A table length beyond the file is refused where the tables are needed, before any use.
+  const bool tables_fit = header.table_bytes <= static_cast<std::uint64_t>(trailer_start);
+  const std::int64_t tables_size =
+      tables_fit ? static_cast<std::int64_t>(header.table_bytes) + 8 : 0;
   const std::int64_t tables_start = trailer_start - tables_size;
   std::vector<std::uint8_t> table_section, payload;
   std::unique_ptr<Order0Tables> tables;
@@ -626,8 +629,7 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
     const auto coding = static_cast<BlockCoding>(block_header.coding);
     const bool model_block = coding == BlockCoding::model;
     if (tables_at_end && !model_block && tables == nullptr) {
-      if (header.table_bytes > static_cast<std::uint64_t>(trailer_start) ||
-          tables_start < in.position())
+      if (!tables_fit || tables_start < in.position())
         in.fail(where + ": no room for the order-0 tables: the file is corrupt or truncated");
       table_section.resize(static_cast<std::size_t>(tables_size));
       in.read_at(tables_start, table_section.data(), table_section.size());
