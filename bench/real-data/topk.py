@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Sparse latent codes on the real sets (issue 17): the exact-entry F1 on the validation rows and
-the code's L0 of TopK at k = 4, 8, 16 (8 and 16 also with AuxK's gradient on the dead latents)
-and BatchTopK at k = 8, beside ReLU + L1 and PCA-32, each trained by sae train with the same split, loss and epochs; and the bytes per row of the model's
+the code's L0 of TopK at k = 4, 8, 16 (8 and 16 also with AuxK's gradient on the dead latents,
+8 also with unit-norm decoder columns) and BatchTopK at k = 8, beside ReLU + L1 and PCA-32, each
+trained by sae train with the same split, loss and epochs; and the bytes per row of the model's
 lossless coding (every block, codes as float32 under the adaptive byte models) of the held-out
 fifth of the set (rate-size.sh's split, which must exist in WORK_DIR).
 
-Usage: topk.py SAE SETS_DIR WORK_DIR [EPOCHS] [SETS...]
+Usage: topk.py SAE SETS_DIR WORK_DIR [EPOCHS] [SETS...]; $CONFIGS (labels joined by ",") runs
+only those configurations.
 """
 import json
 import os
@@ -21,6 +23,7 @@ CONFIGS = [
     ("batchtopk:8", ["--latent-act", "batchtopk:8"]),
     ("topk:8 + aux-k 8", ["--latent-act", "topk:8", "--aux-k", "8"]),
     ("topk:16 + aux-k 16", ["--latent-act", "topk:16", "--aux-k", "16"]),
+    ("topk:8 + decoder-norm", ["--latent-act", "topk:8", "--decoder-norm"]),
 ]
 
 
@@ -31,8 +34,10 @@ def main():
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
     print(f"{'set':14} {'code':16} {'exact F1':>9} {'PCA F1':>7} {'L0':>6} {'dead':>6} "
           f"{'B/row':>7} {'seconds':>8}")
+    chosen = os.environ.get("CONFIGS")
+    configs = [c for c in CONFIGS if chosen is None or c[0] in chosen.split(",")]
     for name in sets:
-        for label, flags in CONFIGS:
+        for label, flags in configs:
             tag = label.replace(" ", "").replace(":", "").replace("+", "-")
             ckpt = os.path.join(work, f"{name}-{tag}.ckpt")
             start = time.time()
