@@ -5,6 +5,8 @@ import os
 import signal
 import subprocess
 
+import anndata
+import h5py
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -111,7 +113,6 @@ def test_read_write_round_trip_every_format(tmp_path):
 
 
 def test_reads_h5ad_that_h5py_writes_and_h5py_reads_what_it_writes(tmp_path):
-    h5py = pytest.importorskip("h5py")
     X = counts(rows=30, cols=7)
     # X as anndata stores a csc matrix (int64 indices, integer data), and as a dense dataset.
     csc = X.tocsc()
@@ -141,6 +142,18 @@ def test_reads_h5ad_that_h5py_writes_and_h5py_reads_what_it_writes(tmp_path):
         f["X/data"][0] = -1
     with pytest.raises(sparseae.SparseaeError, match="csc.h5ad: X/data: element 0: negative"):
         sparseae.read(tmp_path / "csc.h5ad")
+
+
+def test_fits_transforms_and_scores_an_h5ad_file_that_anndata_writes(tmp_path):
+    X = counts()
+    anndata.AnnData(X=X.astype(np.float32)).write_h5ad(tmp_path / "cells.h5ad")
+    read = sparseae.read(tmp_path / "cells.h5ad")
+    assert sp.isspmatrix_csr(read) and (read != X).nnz == 0
+    model = sparseae.SparseAutoencoder(loss="hurdle", **SMALL)
+    Z = model.fit_transform(read)
+    assert Z.shape == (400, 8)
+    metrics = model.score(read)
+    assert 0 < metrics["exact_f1"] <= 1 and metrics["rows"] == 400
 
 
 def test_compress_decompress_is_exact_with_and_without_a_model(tmp_path):
