@@ -300,10 +300,10 @@ plan_run() {
   step tests-gpu 150 "$self" test-shards "$bin/sparseae_tests" "${gpu_filter}-$alone:$nccl"
   step tests-out-of-memory 30 "$bin/sparseae_tests" --gtest_filter="$alone" --gtest_brief=1
   step nccl 30 "$bin/sparseae_tests" --gtest_filter="$nccl" --gtest_brief=1
-  step train-cuda 60 "$bin/sae" train --backend cuda --epochs 5 --checkpoint "$work/cuda.ckpt" \
+  step train-cuda 60 "$bin/sae" train --backend cuda --epochs 5 -o "$work/cuda.ckpt" \
     --json
   step train-cuda-captured 60 "$bin/sae" train --backend cuda --epochs 5 --step-graph on \
-    --checkpoint "" --json
+    -o "" --json
   local sanitizer_binary own_filter
   sanitizer_binary=$(sanitizer)
   own_filter=$(own_kernel_filter)
@@ -314,7 +314,7 @@ plan_run() {
   plan_bench
   # PCA fit on 1M generated rows, cuda; its peers run in run-peers.
   step pca-bench 60 "$bin/sae_pca_bench" --rows 1000000 --k 32 --repeats 3 --backend cuda
-  step train-cpu 60 "$bin/sae" train --backend cpu --epochs 1 --checkpoint "" --json
+  step train-cpu 60 "$bin/sae" train --backend cpu --epochs 1 -o "" --json
   # The cpu cases run in CI too; here they show that the bundle's OpenBLAS works on this machine.
   # LossEvidence (14 cpu trainings) is left to CI.
   step tests-rest 120 "$self" test-shards "$bin/sparseae_tests" "-${gpu_filter}:LossEvidence.*"

@@ -117,7 +117,7 @@ class Cli : public ::testing::Test {
     if (!trained_) {
       ensure_data();
       trained_ =
-          sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --checkpoint m.ckpt "
+          sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 -o m.ckpt "
               "--metrics-log log.jsonl --json --latents z.npy --reconstruction r.mtx "
               "--quiet --backend cpu");
     }
@@ -268,7 +268,7 @@ TEST_F(Cli, SparseLatentsTrainAndEncode) {
     SCOPED_TRACE(act);
     const Result train =
         sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --latent-act " + act +
-            " --checkpoint s.ckpt --latents zs.npy --json --quiet --force --backend cpu");
+            " -o s.ckpt --latents zs.npy --json --quiet --force --backend cpu");
     ASSERT_TRUE(succeeded(train)) << train.err;
     EXPECT_TRUE(contains(json_object(train.out, "validation"), "\"latent_l0\": ")) << train.out;
     ASSERT_TRUE(succeeded(sae("encode --model s.ckpt --data x.mtx --out zs2.npy --backend cpu")));
@@ -292,7 +292,7 @@ TEST_F(Cli, AuxKIsStoredShownAndNeedsASelection) {
   ensure_data();
   const Result train =
       sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --latent-act topk:3 --aux-k 2 "
-          "--aux-weight 0.25 --aux-dead-steps 3 --checkpoint aux.ckpt --json --quiet --force "
+          "--aux-weight 0.25 --aux-dead-steps 3 -o aux.ckpt --json --quiet --force "
           "--backend cpu");
   ASSERT_TRUE(succeeded(train)) << train.err;
   EXPECT_TRUE(contains(train.out, "\"auxk\": {\"k\": 2, \"weight\": 0.25, \"dead_steps\": 3}"))
@@ -302,7 +302,7 @@ TEST_F(Cli, AuxKIsStoredShownAndNeedsASelection) {
   EXPECT_EQ(c.config.train.aux_weight, 0.25f);
   EXPECT_EQ(c.config.train.aux_dead_steps, 3);
   EXPECT_EQ(c.state.latent_dead_steps.size(), 8u) << "AuxK's counters, one a latent";
-  const Result refused = sae("train --data missing.mtx --aux-k 2 --checkpoint '' --backend cpu");
+  const Result refused = sae("train --data missing.mtx --aux-k 2 -o '' --backend cpu");
   EXPECT_FALSE(succeeded(refused));
   EXPECT_EQ(refused.err,
             "sae: error: sae train: --aux-k revives the dead latents of a TopK or BatchTopK code: "
@@ -315,23 +315,23 @@ TEST_F(Cli, DecoderNormIsStoredShownAndRefusedWhereItMeansNothing) {
   ensure_data();
   const Result train =
       sae("train --data x.mtx --epochs 2 --hidden 32 --latent 8 --decoder-norm "
-          "--checkpoint norm.ckpt --json --quiet --force --backend cpu");
+          "-o norm.ckpt --json --quiet --force --backend cpu");
   ASSERT_TRUE(succeeded(train)) << train.err;
   EXPECT_TRUE(contains(train.out, "\"decoder_norm\": true")) << train.out;
   EXPECT_TRUE(load_checkpoint(file("norm.ckpt")).config.train.decoder_norm);
   const Result text =
       sae("train --data x.mtx --epochs 1 --hidden 32 --latent 8 --decoder-norm "
-          "--checkpoint '' --quiet --backend cpu");
+          "-o '' --quiet --backend cpu");
   ASSERT_TRUE(succeeded(text)) << text.err;
   EXPECT_TRUE(contains(text.out, "decoder     unit-norm columns (--decoder-norm)\n")) << text.out;
   const Result tied =
-      sae("train --data missing.mtx --tied --decoder-norm --checkpoint '' --backend cpu");
+      sae("train --data missing.mtx --tied --decoder-norm -o '' --backend cpu");
   EXPECT_FALSE(succeeded(tied));
   EXPECT_EQ(tied.err,
             "sae: error: sae train: --decoder-norm rescales the decoder's own weights; with "
             "--tied they are the encoder's (drop one)\n");
   const Result anchored =
-      sae("train --data missing.mtx --pca-anchor --decoder-norm --checkpoint '' --backend cpu");
+      sae("train --data missing.mtx --pca-anchor --decoder-norm -o '' --backend cpu");
   EXPECT_FALSE(succeeded(anchored));
   EXPECT_EQ(anchored.err,
             "sae: error: sae train: --decoder-norm bounds the latents' decoder weights, but "
@@ -344,7 +344,7 @@ TEST_F(Cli, DecoderNormIsStoredShownAndRefusedWhereItMeansNothing) {
 TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
   ensure_data();
   const Result r = sae("train --auto --data x.mtx --epochs 2 --hidden 16 --latent 4 "
-                       "--checkpoint auto.ckpt --json --quiet --backend cpu");
+                       "-o auto.ckpt --json --quiet --backend cpu");
   ASSERT_TRUE(succeeded(r)) << r.err;
   const Json json = Json::parse(r.out, "sae train --auto");
   ASSERT_EQ(json.at("recipes").items().size(), default_recipes().size());
@@ -367,7 +367,7 @@ TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
   // (bit for bit on cpu) measured on the rows the checkpoint's split holds out.
   const Result held_out =
       sae("train --epochs 0 --data x.mtx --resume auto.ckpt --json --quiet --backend cpu "
-          "--no-pca --checkpoint auto-again.ckpt --decode " + best.at("decode").as_string());
+          "--no-pca -o auto-again.ckpt --decode " + best.at("decode").as_string());
   ASSERT_TRUE(succeeded(held_out)) << held_out.err;
   const std::string validation = json_object(held_out.out, "validation");
   const std::size_t at = validation.find("\"exact_f1\": ");
@@ -441,7 +441,7 @@ TEST_F(Cli, EveryInputFormatTrainsToTheSameModel) {
   for (const std::string name : {"x.mtx", "x.mtx.gz", "x.npz", "x.h5ad", "x.npy", "x.csv"}) {
     SCOPED_TRACE(name);
     const Result r = sae("train --data " + name + " --epochs 1 --hidden 16 --latent 4 --json " +
-                         "--quiet --backend cpu --checkpoint f.ckpt");
+                         "--quiet --backend cpu -o f.ckpt");
     ASSERT_TRUE(succeeded(r));
     // The same counts, so the same split, training and metrics, whatever the file.
     const std::string validation = json_object(r.out, "validation");
@@ -508,7 +508,7 @@ TEST_F(Cli, OutputsTakeTheFormatTheirExtensionNames) {
 
   ASSERT_TRUE(
       succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --quiet "
-                    "--backend cpu --checkpoint c.ckpt --latents cz.csv "
+                    "--backend cpu -o c.ckpt --latents cz.csv "
                     "--reconstruction cr.csv")));
   ASSERT_TRUE(succeeded(sae("encode --model c.ckpt --data x.mtx --out cz.npy --backend cpu")));
   expect_same(csv_values(file("cz.csv")), read_npy(file("cz.npy"), NpyValues::finite),
@@ -518,7 +518,7 @@ TEST_F(Cli, OutputsTakeTheFormatTheirExtensionNames) {
               "train --reconstruction .csv vs decode");
 
   ASSERT_TRUE(
-      succeeded(sae("pca --data x.mtx --k 4 --backend cpu --checkpoint pc.ckpt --quiet "
+      succeeded(sae("pca --data x.mtx --k 4 --backend cpu -o pc.ckpt --quiet "
                     "--latents pz.csv --reconstruction pr.csv")));
   ASSERT_TRUE(succeeded(sae("encode --model pc.ckpt --data x.mtx --out pz.npy --backend cpu")));
   expect_same(csv_values(file("pz.csv")), read_npy(file("pz.npy"), NpyValues::finite),
@@ -546,7 +546,7 @@ TEST_F(Cli, H5adFilesInAndOut) {
             "sae: error: z.h5ad: no X (an AnnData file holds its counts in X; this one has "
             "none)\n");
   ASSERT_TRUE(
-      succeeded(sae("pca --data g.h5ad --k 4 --backend cpu --checkpoint hp.ckpt --quiet "
+      succeeded(sae("pca --data g.h5ad --k 4 --backend cpu -o hp.ckpt --quiet "
                     "--latents hz.h5ad --reconstruction hr.h5ad")));
   ASSERT_TRUE(succeeded(sae("decode --model hp.ckpt --data x.mtx --out hr.mtx --backend cpu")));
   expect_same(read_matrix(file("hr.h5ad")).csr, read_matrix_market(file("hr.mtx")),
@@ -562,7 +562,7 @@ TEST_F(Cli, H5adFilesInAndOut) {
 
   test::write_sparse_x(file("bad.h5ad"), "csr_matrix", {2, 3}, std::vector<float>{2, -1, 3},
                        std::vector<std::int32_t>{1, 0, 2}, std::vector<std::int32_t>{0, 1, 3});
-  const Result bad = sae("train --data bad.h5ad --epochs 1 --backend cpu --checkpoint ''");
+  const Result bad = sae("train --data bad.h5ad --epochs 1 --backend cpu -o ''");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_EQ(bad.err, "sae: error: bad.h5ad: X/data: element 1: negative count -1\n");
   std::ofstream(file("cut.h5ad"), std::ios::binary)
@@ -623,12 +623,12 @@ TEST_F(Cli, TransposeReadsAFeaturesByRowsFileAsRows) {
   write_matrix_market(file("xt.mtx"), transposed(x), true);
   write_npy(file("xt.npy"), to_dense(transposed(x)));
   const std::string train = " --epochs 1 --hidden 16 --latent 4 --json --quiet --backend cpu";
-  const Result plain = sae("train --data x.mtx --checkpoint t0.ckpt" + train);
+  const Result plain = sae("train --data x.mtx -o t0.ckpt" + train);
   ASSERT_TRUE(succeeded(plain));
   for (const std::string name : {"xt.mtx", "xt.npy"}) {
     SCOPED_TRACE(name);
     const Result flipped =
-        sae("train --data " + name + " --transpose --checkpoint t1.ckpt" + train);
+        sae("train --data " + name + " --transpose -o t1.ckpt" + train);
     ASSERT_TRUE(succeeded(flipped));
     EXPECT_EQ(json_object(flipped.out, "validation"), json_object(plain.out, "validation"));
     const Result eval = sae("eval --model t1.ckpt --json --backend cpu");
@@ -641,7 +641,7 @@ TEST_F(Cli, TransposeReadsAFeaturesByRowsFileAsRows) {
   expect_same(read_npy(file("t1.npy"), NpyValues::finite),
               read_npy(file("t0.npy"), NpyValues::finite), "encode --transpose");
   const Result pca =
-      sae("pca --data xt.mtx --transpose --k 4 --checkpoint '' --quiet --backend cpu");
+      sae("pca --data xt.mtx --transpose --k 4 -o '' --quiet --backend cpu");
   ASSERT_TRUE(succeeded(pca));
   EXPECT_EQ(lines_of(pca.out)[0], "validation rows of xt.mtx (30 rows), counts decoded by round:");
 
@@ -668,10 +668,10 @@ TEST_F(Cli, CheckpointFindsItsDataAfterTheirDirectoryMoves) {
   fs::copy_file(file("x.mtx"), file("run/data/x.mtx"));
   write_matrix_market(file("run/data/xt.mtx"), transposed(read_matrix_market(file("x.mtx"))), true);
   const std::string train = " --epochs 1 --hidden 16 --latent 4 --json --quiet --backend cpu";
-  const Result plain = sae("train --data data/x.mtx --checkpoint m.ckpt" + train, "run");
+  const Result plain = sae("train --data data/x.mtx -o m.ckpt" + train, "run");
   ASSERT_TRUE(succeeded(plain));
   const Result flipped =
-      sae("train --data data/xt.mtx --transpose --checkpoint t.ckpt" + train, "run");
+      sae("train --data data/xt.mtx --transpose -o t.ckpt" + train, "run");
   ASSERT_TRUE(succeeded(flipped));
   EXPECT_EQ(load_checkpoint(file("run/m.ckpt")).config.data_source_relative_to_checkpoint,
             "data/x.mtx");
@@ -688,7 +688,7 @@ TEST_F(Cli, CheckpointFindsItsDataAfterTheirDirectoryMoves) {
     EXPECT_EQ(eval.out, json_object(trained_by->out, "validation") + "\n");
   }
   ASSERT_TRUE(
-      succeeded(sae("train --resume moved/m.ckpt --epochs 2 --checkpoint moved/m.ckpt --quiet "
+      succeeded(sae("train --resume moved/m.ckpt --epochs 2 -o moved/m.ckpt --quiet "
                     "--backend cpu")));
   const Checkpoint resumed = load_checkpoint(file("moved/m.ckpt"));
   EXPECT_EQ(resumed.state.epoch, 2);
@@ -746,11 +746,11 @@ TEST_F(Cli, LibraryMadeCheckpointAsksForData) {
 TEST_F(Cli, ResumeContinuesTheRunExactly) {
   ensure_data();
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --json --quiet --backend cpu";
-  ASSERT_TRUE(succeeded(sae("train --epochs 3 --checkpoint straight.ckpt" + common)));
+  ASSERT_TRUE(succeeded(sae("train --epochs 3 -o straight.ckpt" + common)));
   ASSERT_TRUE(succeeded(
-      sae("train --epochs 2 --checkpoint split.ckpt --metrics-log split.jsonl" + common)));
+      sae("train --epochs 2 -o split.ckpt --metrics-log split.jsonl" + common)));
   const Result resumed =
-      sae("train --resume split.ckpt --epochs 3 --checkpoint split.ckpt "
+      sae("train --resume split.ckpt --epochs 3 -o split.ckpt "
           "--metrics-log split.jsonl --data x.mtx --json --quiet --backend cpu");
   ASSERT_TRUE(succeeded(resumed));
   EXPECT_TRUE(contains(resumed.out, "\"epochs\": 3")) << resumed.out;
@@ -777,14 +777,14 @@ TEST_F(Cli, ResumeContinuesTheRunExactly) {
 TEST_F(Cli, ResumeCountsAnEpochWhoseStepsRanBeforeTheCheckpoint) {
   ensure_data();
   ASSERT_TRUE(
-      succeeded(sae("train --epochs 1 --checkpoint uncounted.ckpt --data x.mtx "
+      succeeded(sae("train --epochs 1 -o uncounted.ckpt --data x.mtx "
                     "--hidden 16 --latent 4 --json --quiet --backend cpu")));
   Checkpoint uncounted = load_checkpoint(file("uncounted.ckpt"));
   ASSERT_EQ(uncounted.state.epoch, 1);
   uncounted.state.epoch = 0;
   save_checkpoint(file("uncounted.ckpt"), uncounted);
   const Result resumed =
-      sae("train --resume uncounted.ckpt --epochs 2 --checkpoint uncounted.ckpt "
+      sae("train --resume uncounted.ckpt --epochs 2 -o uncounted.ckpt "
           "--metrics-log uncounted.jsonl --data x.mtx --json --no-pca --backend cpu");
   ASSERT_TRUE(succeeded(resumed)) << resumed.err;
   EXPECT_TRUE(contains(resumed.err, "epoch 1/2  train loss -  val loss ")) << resumed.err;
@@ -800,18 +800,18 @@ TEST_F(Cli, ResumeCountsAnEpochWhoseStepsRanBeforeTheCheckpoint) {
 TEST_F(Cli, StreamedTrainingSaysSoAndTrainsAsResident) {
   ensure_data();
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --epochs 2 --backend cpu";
-  const Result resident = sae("train --placement resident --checkpoint resident.ckpt" + common);
+  const Result resident = sae("train --placement resident -o resident.ckpt" + common);
   ASSERT_TRUE(succeeded(resident));
   EXPECT_TRUE(contains(resident.err, "\nplacement resident (chosen): ")) << resident.err;
   // A budget below the rows' size streams them under --placement auto; a resumed run may change
   // the placement, which is not part of its configuration.
   const Result streamed =
-      sae("train --device-memory-budget 0.01 --epochs 1 --checkpoint streamed.ckpt" + common);
+      sae("train --device-memory-budget 0.01 --epochs 1 -o streamed.ckpt" + common);
   ASSERT_TRUE(succeeded(streamed));
   EXPECT_TRUE(contains(streamed.err, "\nplacement streamed: ")) << streamed.err;
   EXPECT_TRUE(contains(streamed.err, " exceed a 10.2 KiB device-memory budget")) << streamed.err;
   const Result resumed =
-      sae("train --resume streamed.ckpt --placement stream --epochs 2 --checkpoint streamed.ckpt "
+      sae("train --resume streamed.ckpt --placement stream --epochs 2 -o streamed.ckpt "
           "--data x.mtx --backend cpu");
   ASSERT_TRUE(succeeded(resumed));
   EXPECT_TRUE(contains(resumed.err, "\nplacement streamed (chosen): ")) << resumed.err;
@@ -822,13 +822,13 @@ TEST_F(Cli, StreamedTrainingSaysSoAndTrainsAsResident) {
 TEST_F(Cli, CapturedStepSaysSoAndTrainsAsThePlainStep) {
   ensure_data();
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --epochs 2 --backend cpu";
-  const Result plain = sae("train --checkpoint plain.ckpt" + common);
+  const Result plain = sae("train -o plain.ckpt" + common);
   ASSERT_TRUE(succeeded(plain));
   EXPECT_TRUE(contains(plain.err, "\nstep plain: every op issued from the host")) << plain.err;
   // Not part of the configuration: a resumed run may turn it on.
-  ASSERT_TRUE(succeeded(sae("train --epochs 1 --checkpoint captured.ckpt" + common)));
+  ASSERT_TRUE(succeeded(sae("train --epochs 1 -o captured.ckpt" + common)));
   const Result captured =
-      sae("train --resume captured.ckpt --step-graph on --epochs 2 --checkpoint captured.ckpt "
+      sae("train --resume captured.ckpt --step-graph on --epochs 2 -o captured.ckpt "
           "--data x.mtx --backend cpu");
   ASSERT_TRUE(succeeded(captured));
   EXPECT_TRUE(contains(captured.err,
@@ -846,10 +846,10 @@ TEST_F(Cli, ReducedPrecisionTrainsOnCpuAndSaysItIsEmulated) {
   // --select loss: a run keeping its start by F1 would hide what the precision did.
   const std::string common =
       " --data x.mtx --hidden 16 --latent 4 --epochs 1 --select loss --backend cpu";
-  const Result fp32 = sae("train --checkpoint fp32.ckpt" + common);
+  const Result fp32 = sae("train -o fp32.ckpt" + common);
   ASSERT_TRUE(succeeded(fp32));
   EXPECT_TRUE(contains(fp32.err, ", precision fp32\n")) << fp32.err;
-  const Result bf16 = sae("train --precision bf16 --checkpoint bf16.ckpt" + common);
+  const Result bf16 = sae("train --precision bf16 -o bf16.ckpt" + common);
   ASSERT_TRUE(succeeded(bf16));
   EXPECT_TRUE(contains(bf16.err, ", precision bf16 (emulated)\n")) << bf16.err;
   EXPECT_FALSE(load_checkpoint(file("bf16.ckpt")).state.parameters ==
@@ -858,7 +858,7 @@ TEST_F(Cli, ReducedPrecisionTrainsOnCpuAndSaysItIsEmulated) {
 
 // The checkpoint names its data file by its absolute path: eval without --data and a resume
 // without --data find it from another working directory. --resume takes the flags that leave
-// the configuration alone (here --epochs, --checkpoint, --loss-every, --latents, --json, --quiet,
+// the configuration alone (here --epochs, -o, --loss-every, --latents, --json, --quiet,
 // --backend).
 TEST_F(Cli, ACheckpointFindsItsDataFromAnotherDirectory) {
   ASSERT_TRUE(succeeded(trained()));
@@ -868,10 +868,10 @@ TEST_F(Cli, ACheckpointFindsItsDataFromAnotherDirectory) {
   EXPECT_EQ(validation.out, json_object(trained().out, "validation") + "\n");
 
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --json --quiet --backend cpu";
-  ASSERT_TRUE(succeeded(sae("train --epochs 2 --checkpoint two.ckpt" + common)));
-  ASSERT_TRUE(succeeded(sae("train --epochs 1 --checkpoint one.ckpt" + common)));
+  ASSERT_TRUE(succeeded(sae("train --epochs 2 -o two.ckpt" + common)));
+  ASSERT_TRUE(succeeded(sae("train --epochs 1 -o one.ckpt" + common)));
   const Result resumed =
-      sae("train --resume ../one.ckpt --epochs 2 --checkpoint ../one.ckpt "
+      sae("train --resume ../one.ckpt --epochs 2 -o ../one.ckpt "
           "--loss-every 1 --latents z1.npy --json --quiet --backend cpu",
           "elsewhere");
   ASSERT_TRUE(succeeded(resumed));
@@ -889,7 +889,7 @@ TEST_F(Cli, ACheckpointFindsItsDataFromAnotherDirectory) {
 // Each flag of sae train at least once; the checkpoint's configuration shows it took effect.
 TEST_F(Cli, EveryTrainFlagTakesEffect) {
   ensure_data();
-  const std::string common = " --data x.mtx --quiet --backend cpu --epochs 1 --checkpoint c.ckpt";
+  const std::string common = " --data x.mtx --quiet --backend cpu --epochs 1 -o c.ckpt";
   {
     ASSERT_TRUE(
         succeeded(sae("train --loss mae --hidden 16 --latent 4 --hidden-act tanh "
@@ -1007,7 +1007,7 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
         sae("train --decoder-hidden 16,24 --hidden 20 --latent 4 --schedule cosine "
             "--warmup 5 --patience 1 --val-frac 0.2 --seed 7 --batch 50 "
             "--loss-every 2 --metrics-log d.jsonl --data x.mtx --quiet --backend cpu "
-            "--epochs 3 --checkpoint c.ckpt");
+            "--epochs 3 -o c.ckpt");
     ASSERT_TRUE(succeeded(r));
     const Checkpoint checkpoint = load_checkpoint(file("c.ckpt"));
     const RunConfig& c = checkpoint.config;
@@ -1030,7 +1030,7 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     // The embedded dataset (no --data), sized by --rows; eval rebuilds it from the checkpoint.
     ASSERT_TRUE(
         succeeded(sae("train --rows 200 --hidden 16 --latent 4 --epochs 1 --quiet "
-                      "--backend cpu --checkpoint e.ckpt --json")));
+                      "--backend cpu -o e.ckpt --json")));
     EXPECT_EQ(load_checkpoint(file("e.ckpt")).config.data_source, "embedded:rows=200,seed=42");
     const Result eval = sae("eval --model e.ckpt --json --backend cpu");
     ASSERT_TRUE(succeeded(eval));
@@ -1040,7 +1040,7 @@ TEST_F(Cli, EveryTrainFlagTakesEffect) {
     // Without --json and --quiet: the human report on stdout, progress lines on stderr.
     const Result r =
         sae("train --data x.mtx --hidden 16 --latent 4 --epochs 1 --backend cpu "
-            "--checkpoint c.ckpt --reconstruction r.npy");
+            "-o c.ckpt --reconstruction r.npy");
     ASSERT_TRUE(succeeded(r));
     EXPECT_TRUE(contains(r.out, "validation rows (30), counts decoded by round:")) << r.out;
     // The PCA baseline of the same width, in a column beside the model's metrics.
@@ -1072,7 +1072,7 @@ TEST_F(Cli, PcaAnchorEndsNoLowerThanThePcaBaseline) {
   ensure_data();
   const Result run = sae(
       "train --data x.mtx --pca-anchor --input-transform none --loss huber --huber-delta 0.5 "
-      "--hidden 16 --latent 4 --epochs 3 --lr 0.01 --json --checkpoint anchored.ckpt "
+      "--hidden 16 --latent 4 --epochs 3 --lr 0.01 --json -o anchored.ckpt "
       "--backend cpu");
   ASSERT_TRUE(succeeded(run)) << run.err;
   EXPECT_TRUE(contains(run.err, "anchor: PCA-4 of the ")) << run.err;
@@ -1095,7 +1095,7 @@ TEST_F(Cli, SelectKeepsTheBestValidationF1OrTheLowestLoss) {
   const std::string common =
       " --data x.mtx --loss hurdle --hidden 16 --latent 4 --epochs 4 --lr 0.01 --no-pca --json "
       "--quiet --backend cpu";
-  const Result f1 = sae("train --select f1 --metrics-log f1.jsonl --checkpoint f1.ckpt" + common);
+  const Result f1 = sae("train --select f1 --metrics-log f1.jsonl -o f1.ckpt" + common);
   ASSERT_TRUE(succeeded(f1));
   EXPECT_TRUE(contains(f1.out, "\"select\": \"f1\"")) << f1.out;
   const std::string kept_text = json_value(f1.out, "kept_epoch");
@@ -1115,7 +1115,7 @@ TEST_F(Cli, SelectKeepsTheBestValidationF1OrTheLowestLoss) {
   }
 
   const Result loss =
-      sae("train --select loss --metrics-log loss.jsonl --checkpoint loss.ckpt" + common);
+      sae("train --select loss --metrics-log loss.jsonl -o loss.ckpt" + common);
   ASSERT_TRUE(succeeded(loss));
   EXPECT_TRUE(contains(loss.out, "\"select\": \"loss\"")) << loss.out;
   const std::vector<std::string> loss_log = lines_of(read_text(file("loss.jsonl")));
@@ -1134,7 +1134,7 @@ TEST_F(Cli, SelectKeepsTheBestValidationF1OrTheLowestLoss) {
   // The progress lines show each epoch's F1 and mark the best; the report names the kept epoch.
   const Result shown =
       sae("train --data x.mtx --hidden 16 --latent 4 --epochs 2 --no-pca "
-          "--checkpoint shown.ckpt --backend cpu");
+          "-o shown.ckpt --backend cpu");
   ASSERT_TRUE(succeeded(shown));
   EXPECT_TRUE(contains(shown.err, "  val F1 ")) << shown.err;
   EXPECT_TRUE(contains(shown.out, ", the best validation exact F1 (--select)\n")) << shown.out;
@@ -1349,7 +1349,7 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "sae: error: sae eval: unknown option '--checkpoint': did you mean '--model'? (see sae eval "
        "--help)"},
       {"train --model m.ckpt --backend cpu", 2,
-       "sae: error: sae train: unknown option '--model': did you mean '--checkpoint'? (see sae "
+       "sae: error: sae train: unknown option '--model': did you mean '--out'? (see sae "
        "train --help)"},
   };
   for (const Case& c : cases) {
@@ -1406,17 +1406,17 @@ TEST_F(Cli, BadInputFilesFailWithOneLineAndLeaveNoOutput) {
     std::string message;
   };
   const Case cases[] = {
-      {"train --data negative.mtx --checkpoint out.ckpt --latents out.npy", "out.ckpt",
+      {"train --data negative.mtx -o out.ckpt --latents out.npy", "out.ckpt",
        "negative.mtx:4: negative count -2"},
-      {"train --data real.mtx --checkpoint out.ckpt", "out.ckpt",
+      {"train --data real.mtx -o out.ckpt", "out.ckpt",
        "real.mtx:3: value 0.5 is not an integer (the header declares integer)"},
-      {"train --data ragged.csv --checkpoint out.ckpt", "out.ckpt",
+      {"train --data ragged.csv -o out.ckpt", "out.ckpt",
        "ragged.csv:2: row has 2 fields, expected 3"},
-      {"train --data header-only.csv --checkpoint out.ckpt --quiet", "out.ckpt",
+      {"train --data header-only.csv -o out.ckpt --quiet", "out.ckpt",
        "header-only.csv: 0 rows; fitting a model needs at least 2"},
       {"compare --data one-row.mtx --losses mse --report out.html --quiet", "out.html",
        "one-row.mtx: 1 row; fitting a model needs at least 2"},
-      {"pca --data one-row.mtx --k 1 --checkpoint out.ckpt --quiet", "out.ckpt",
+      {"pca --data one-row.mtx --k 1 -o out.ckpt --quiet", "out.ckpt",
        "one-row.mtx: 1 row; fitting a model needs at least 2"},
       {"encode --model m.ckpt --data outside.mtx --out out.npy", "out.npy",
        "outside.mtx:3: row index 4 outside [1, 3]"},
@@ -1453,7 +1453,7 @@ TEST_F(Cli, ADeclaredSizeBeyondTheMemoryLimitFailsBeforeAllocating) {
   std::ofstream(file("huge.mtx")) << "%%MatrixMarket matrix coordinate integer general\n"
                                      "2147483647 512 0\n";
   const Result huge =
-      sae("train --data huge.mtx --checkpoint huge.ckpt --backend cpu", "", "ulimit -d 1048576; ");
+      sae("train --data huge.mtx -o huge.ckpt --backend cpu", "", "ulimit -d 1048576; ");
   EXPECT_EQ(huge.exit_code, 1);
   EXPECT_EQ(huge.err,
             "sae: error: huge.mtx:2: 2147483647 rows and 0 entries need 16.0 GiB, more than the "
@@ -1472,7 +1472,7 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
       " --data x.mtx --loss poisson --epochs 2 --hidden 16 --latent 4 --select loss "
       "--json --quiet --backend cpu";
   const Result by_mode =
-      sae("train --checkpoint p.ckpt --reconstruction p-mode.mtx "
+      sae("train -o p.ckpt --reconstruction p-mode.mtx "
           "--decode mode" +
           common);
   ASSERT_TRUE(succeeded(by_mode));
@@ -1483,7 +1483,7 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
                             "\"poisson_deviance\": ", "\"raw_csr_bytes_per_row\": "})
     EXPECT_TRUE(contains(mode_json, field)) << field << " missing from " << mode_json;
   const Result by_mean =
-      sae("train --checkpoint q.ckpt --reconstruction p-mean.mtx --decode mean" + common);
+      sae("train -o q.ckpt --reconstruction p-mean.mtx --decode mean" + common);
   ASSERT_TRUE(succeeded(by_mean));
   const std::string mean_json = json_object(by_mean.out, "validation");
   EXPECT_TRUE(contains(mean_json, "\"decode\": \"mean\"")) << mean_json;
@@ -1506,7 +1506,7 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   EXPECT_EQ(f1_field(mean_instead), f1_field(mode_json)) << by_mean.out;
   EXPECT_FALSE(contains(trained().out, "alternative_decode")) << trained().out;
   const Result text =
-      sae("train --checkpoint t.ckpt --data x.mtx --loss poisson --epochs 1 "
+      sae("train -o t.ckpt --data x.mtx --loss poisson --epochs 1 "
           "--hidden 16 --latent 4 --quiet --no-pca --backend cpu --decode mean");
   ASSERT_TRUE(succeeded(text));
   EXPECT_TRUE(contains(text.out, "decoded by mode instead, the exact-entry F1 would be "))
@@ -1565,7 +1565,7 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
 
   // --resume takes --decode.
   const Result resumed =
-      sae("train --resume q.ckpt --epochs 3 --checkpoint q.ckpt --decode round --select loss "
+      sae("train --resume q.ckpt --epochs 3 -o q.ckpt --decode round --select loss "
           "--json --quiet --backend cpu");
   ASSERT_TRUE(succeeded(resumed));
   EXPECT_TRUE(contains(resumed.out, "\"epochs\": 3")) << resumed.out;
@@ -1616,7 +1616,7 @@ TEST_F(Cli, ModeDecodeWritesTheMeasuredCountsForMultiHeadLosses) {
   for (const char* loss : {"nb", "zinb", "hurdle"}) {
     SCOPED_TRACE(loss);
     const Result r = sae(std::string("train --loss ") + loss +
-                         " --data x.mtx --epochs 2 --hidden 16 --latent 4 --checkpoint h.ckpt "
+                         " --data x.mtx --epochs 2 --hidden 16 --latent 4 -o h.ckpt "
                          "--reconstruction h-mode.mtx --decode mode --json --quiet --backend cpu");
     ASSERT_TRUE(succeeded(r));
     const std::string validation_json = json_object(r.out, "validation");
@@ -1683,7 +1683,7 @@ TEST_F(Cli, TrainStoresTheDecodeOfItsHeadlineForEval) {
   const std::string common =
       " --loss hurdle --data x.mtx --epochs 2 --hidden 16 --latent 4 --json --quiet --no-pca "
       "--backend cpu";
-  const Result by_mode = sae("train --checkpoint hm.ckpt --decode mode" + common);
+  const Result by_mode = sae("train -o hm.ckpt --decode mode" + common);
   ASSERT_TRUE(succeeded(by_mode));
   const std::string mode_json = json_object(by_mode.out, "validation");
   EXPECT_TRUE(
@@ -1701,7 +1701,7 @@ TEST_F(Cli, TrainStoresTheDecodeOfItsHeadlineForEval) {
             mean_eval.at("exact_f1").as_double())
       << "--decode on eval overrides the stored decode";
 
-  const Result chosen = sae("train --checkpoint hc.ckpt" + common);
+  const Result chosen = sae("train -o hc.ckpt" + common);
   ASSERT_TRUE(succeeded(chosen));
   const Json summary = Json::parse(chosen.out, "sae train");
   EXPECT_EQ(summary.at("decode").at("chosen_by").as_string(), "validation exact F1");
@@ -1717,7 +1717,7 @@ TEST_F(Cli, TrainStoresTheDecodeOfItsHeadlineForEval) {
   ASSERT_TRUE(succeeded(eval_chosen));
   EXPECT_EQ(eval_chosen.out, json_object(chosen.out, "validation") + "\n");
   const Result text =
-      sae("train --checkpoint ht.ckpt --loss hurdle --data x.mtx --epochs 2 "
+      sae("train -o ht.ckpt --loss hurdle --data x.mtx --epochs 2 "
           "--hidden 16 --latent 4 --quiet --no-pca --backend cpu");
   ASSERT_TRUE(succeeded(text));
   EXPECT_TRUE(contains(text.out, "decode      " + name + ": validation exact-entry F1 "))
@@ -1745,7 +1745,7 @@ TEST_F(Cli, TrainStoresTheDecodeOfItsHeadlineForEval) {
 TEST_F(Cli, TrainHintsAtPcaWhenPcaReproducesMore) {
   ensure_data();
   const std::string common =
-      " --data x.mtx --loss hurdle --epochs 0 --hidden 16 --latent 4 --checkpoint '' --quiet "
+      " --data x.mtx --loss hurdle --epochs 0 --hidden 16 --latent 4 -o '' --quiet "
       "--backend cpu";
   const std::string hint =
       "hint        pca reproduces more entries exactly than this model: "
@@ -1838,8 +1838,8 @@ TEST_F(Cli, EveryCommandTakesQuietAndTheDeviceNoticeOnlyWhenAsked) {
   }
 }
 
-// Without --checkpoint, train and pca write sae-model.ckpt and sae-pca.ckpt, but overwrite them
-// only with --force; --checkpoint '' writes none, and a run resumed from the default file goes on.
+// Without -o, train and pca write sae-model.ckpt and sae-pca.ckpt, but overwrite them
+// only with --force; -o '' writes none, and a run resumed from the default file goes on.
 TEST_F(Cli, TrainAndPcaDoNotOverwriteTheirDefaultFileUnasked) {
   fs::create_directories(dir_ / "defaults");
   std::ofstream(file("defaults/sae-model.ckpt")) << "mine";
@@ -1852,14 +1852,14 @@ TEST_F(Cli, TrainAndPcaDoNotOverwriteTheirDefaultFileUnasked) {
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_EQ(refused.err,
             "sae: error: sae train: sae-model.ckpt exists in the working directory: pass "
-            "--checkpoint PATH (--checkpoint '' for none), or --force to overwrite it\n");
+            "-o PATH (-o '' for none), or --force to overwrite it\n");
   const Result pca_refused = sae(pca, "defaults");
   EXPECT_EQ(pca_refused.exit_code, 1);
   EXPECT_EQ(pca_refused.err,
             "sae: error: sae pca: sae-pca.ckpt exists in the working directory: pass "
-            "--checkpoint PATH (--checkpoint '' for none), or --force to overwrite it\n");
-  ASSERT_TRUE(succeeded(sae(train + " --checkpoint ''", "defaults")));
-  ASSERT_TRUE(succeeded(sae(pca + " --checkpoint ''", "defaults")));
+            "-o PATH (-o '' for none), or --force to overwrite it\n");
+  ASSERT_TRUE(succeeded(sae(train + " -o ''", "defaults")));
+  ASSERT_TRUE(succeeded(sae(pca + " -o ''", "defaults")));
   EXPECT_EQ(read_text(file("defaults/sae-model.ckpt")), "mine");
   EXPECT_EQ(read_text(file("defaults/sae-pca.ckpt")), "mine too");
 
@@ -1870,6 +1870,32 @@ TEST_F(Cli, TrainAndPcaDoNotOverwriteTheirDefaultFileUnasked) {
   EXPECT_EQ(load_checkpoint(file("defaults/sae-model.ckpt")).state.epoch, 2);
   ASSERT_TRUE(succeeded(sae(pca + " --force", "defaults")));
   EXPECT_EQ(load_checkpoint(file("defaults/sae-pca.ckpt")).config.model.latent, 2);
+}
+
+// train and pca write their model with -o/--out, as every command names its output; --checkpoint,
+// the name before, still works for a release and says so in one line on stderr.
+TEST_F(Cli, TrainAndPcaWriteTheirModelWithOutAndStillReadTheOldName) {
+  const std::string train =
+      "train --rows 60 --epochs 1 --hidden 8 --latent 2 --no-pca --quiet --backend cpu";
+  const std::string pca = "pca --rows 60 --k 2 --quiet --backend cpu";
+  for (const std::string out : {"-o", "--out"}) {
+    const Result trained = sae(train + " " + out + " t" + out + ".ckpt");
+    ASSERT_TRUE(succeeded(trained));
+    EXPECT_EQ(trained.err, "");
+    EXPECT_EQ(load_checkpoint(file("t" + out + ".ckpt")).state.epoch, 1);
+    ASSERT_TRUE(succeeded(sae(pca + " " + out + " p" + out + ".ckpt")));
+    EXPECT_EQ(load_checkpoint(file("p" + out + ".ckpt")).config.model.latent, 2);
+  }
+  const Result old_train = sae(train + " --checkpoint old.ckpt");
+  ASSERT_TRUE(succeeded(old_train));
+  EXPECT_EQ(old_train.err,
+            "sae train: --checkpoint is now --out; the old name works until the next release\n");
+  EXPECT_EQ(load_checkpoint(file("old.ckpt")).state.epoch, 1);
+  const Result old_pca = sae(pca + " --checkpoint=old-pca.ckpt");
+  ASSERT_TRUE(succeeded(old_pca));
+  EXPECT_EQ(old_pca.err,
+            "sae pca: --checkpoint is now --out; the old name works until the next release\n");
+  EXPECT_EQ(load_checkpoint(file("old-pca.ckpt")).config.model.latent, 2);
 }
 
 // sae gen seeds with 1 by default, as train does; 42 gives the embedded dataset's rows.
@@ -1923,7 +1949,7 @@ TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
       << json.out;
   EXPECT_TRUE(contains(json.out, "{\"loss\": \"huber\", ")) << json.out;
   // PCA with the latent width on the same validation rows: what sae pca reports for them.
-  const Result pca = sae("pca --data x.mtx --k 4 --backend cpu --quiet --json --checkpoint ''");
+  const Result pca = sae("pca --data x.mtx --k 4 --backend cpu --quiet --json -o ''");
   ASSERT_TRUE(succeeded(pca));
   EXPECT_TRUE(contains(json.out, "]" + std::string(", \"pca\": {\"components\": 4, ")))
       << json.out;
@@ -1931,7 +1957,7 @@ TEST_F(Cli, CompareTrainsEveryLossOnTheSameSplit) {
             json_object(pca.out, "validation"));
   const Result alone =
       sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --backend cpu "
-          "--quiet --json --checkpoint '' --loss huber");
+          "--quiet --json -o '' --loss huber");
   ASSERT_TRUE(succeeded(alone));
   const std::string huber = json.out.substr(json.out.find("{\"loss\": \"huber\""));
   EXPECT_EQ(json_object(huber, "validation"), json_object(alone.out, "validation"));
@@ -1988,7 +2014,7 @@ TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
   ensure_data();
   const Result r =
       sae("train --data x.mtx --epochs 2 --hidden 16 --latent 4 --backend cpu "
-          "--checkpoint '' --json --quiet --report t.html");
+          "-o '' --json --quiet --report t.html");
   ASSERT_TRUE(succeeded(r));
   const std::string html = read_text(file("t.html"));
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
@@ -2002,7 +2028,7 @@ TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
   // The run's whole configuration: the command that made it, its training settings, the version.
   EXPECT_TRUE(contains(html,
                        "<li>command: sae train --data x.mtx --epochs 2 --hidden 16 --latent 4 "
-                       "--backend cpu --checkpoint &#39;&#39; --json --quiet --report t.html</li>"))
+                       "--backend cpu -o &#39;&#39; --json --quiet --report t.html</li>"))
       << html.substr(0, 2000);
   EXPECT_TRUE(contains(html, "<li>training: loss mse, decode round, 2 epochs, batch 256, lr "));
   EXPECT_TRUE(contains(html, "<li>sparseae: " + std::string(version()) + "</li>"));
@@ -2043,7 +2069,7 @@ TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
 // for its model file, and writes codes and reconstructions as encode and decode do.
 TEST_F(Cli, PcaReportsLikeEvalAndWritesAModelTheModelCommandsRun) {
   ensure_data();
-  const Result table = sae("pca --data x.mtx --k 8 --backend cpu --checkpoint p.ckpt "
+  const Result table = sae("pca --data x.mtx --k 8 --backend cpu -o p.ckpt "
                            "--latents pz.npy --reconstruction pr.mtx");
   ASSERT_TRUE(succeeded(table));
   EXPECT_TRUE(contains(table.err, "pca: 8 components (covariance solver, backend cpu) fitted on "
@@ -2055,7 +2081,7 @@ TEST_F(Cli, PcaReportsLikeEvalAndWritesAModelTheModelCommandsRun) {
   EXPECT_EQ(table.out.substr(table.out.find('\n')), eval.out.substr(eval.out.find('\n')));
   EXPECT_EQ(lines_of(table.out)[0], "validation rows of x.mtx (30 rows), counts decoded by round:");
 
-  const Result json = sae("pca --data x.mtx --k 8 --backend cpu --checkpoint '' --json --quiet");
+  const Result json = sae("pca --data x.mtx --k 8 --backend cpu -o '' --json --quiet");
   ASSERT_TRUE(succeeded(json));
   EXPECT_EQ(json.err, "");
   EXPECT_EQ(json.out.rfind("{\"components\": 8, \"solver\": \"covariance\", \"backend\": \"cpu\", "
@@ -2067,12 +2093,12 @@ TEST_F(Cli, PcaReportsLikeEvalAndWritesAModelTheModelCommandsRun) {
   EXPECT_EQ(json_object(json.out, "validation") + "\n", eval_json.out);
   // The same PCA is the baseline sae train prints beside its model.
   const Result train = sae("train --data x.mtx --epochs 1 --hidden 16 --latent 8 --backend cpu "
-                           "--checkpoint '' --json --quiet");
+                           "-o '' --json --quiet");
   ASSERT_TRUE(succeeded(train));
   EXPECT_EQ(json_object(train.out.substr(train.out.find("\"pca\": ")), "validation"),
             json_object(json.out, "validation"));
   const Result no_pca = sae("train --data x.mtx --epochs 1 --hidden 16 --latent 8 --backend cpu "
-                            "--checkpoint '' --json --quiet --no-pca");
+                            "-o '' --json --quiet --no-pca");
   ASSERT_TRUE(succeeded(no_pca));
   EXPECT_FALSE(contains(no_pca.out, "\"pca\"")) << no_pca.out;
 
@@ -2089,7 +2115,7 @@ TEST_F(Cli, PcaReportsLikeEvalAndWritesAModelTheModelCommandsRun) {
 
   // Dense input: the same rows as .npy fit the same PCA (the dense path, to float rounding).
   write_npy(file("x.npy"), to_dense(read_matrix_market(file("x.mtx"))));
-  const Result dense = sae("pca --data x.npy --k 8 --backend cpu --checkpoint '' --quiet "
+  const Result dense = sae("pca --data x.npy --k 8 --backend cpu -o '' --quiet "
                            "--latents dz.npy");
   ASSERT_TRUE(succeeded(dense));
   const HostDense dense_codes = read_npy(file("dz.npy"), NpyValues::finite);
@@ -2099,7 +2125,7 @@ TEST_F(Cli, PcaReportsLikeEvalAndWritesAModelTheModelCommandsRun) {
 
   // Wide data takes the randomized solver.
   ASSERT_TRUE(succeeded(sae("gen --rows 60 --cols 2100 --topics 4 --nnz 10 --out wide.mtx")));
-  const Result wide = sae("pca --data wide.mtx --k 3 --backend cpu --checkpoint '' --json --quiet");
+  const Result wide = sae("pca --data wide.mtx --k 3 --backend cpu -o '' --json --quiet");
   ASSERT_TRUE(succeeded(wide));
   EXPECT_TRUE(contains(wide.out, "\"solver\": \"randomized\"")) << wide.out;
 }
@@ -2129,7 +2155,7 @@ TEST_F(Cli, PcaRefusesBadInputInOneLine) {
   EXPECT_EQ(bogus.err, "sae: error: sae pca: unknown option '--bogus' (see sae pca --help)\n");
   const Result help = sae("pca --help");
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* part : {"usage: sae pca [options]", "--k", "--solver", "--checkpoint"})
+  for (const char* part : {"usage: sae pca [options]", "--k", "--solver", "--out PATH", "(-o)"})
     EXPECT_TRUE(contains(help.out, part)) << part;
   EXPECT_TRUE(contains(sae("--help").out, "  pca  "));
   EXPECT_TRUE(contains(sae("train --help").out, "--no-pca"));
@@ -2177,7 +2203,7 @@ TEST_F(Cli, RateAwareModelStoresIntegerCodesUnderItsPrior) {
   ensure_data();
   const Result train =
       sae("train --data x.mtx --epochs 3 --hidden 32 --latent 8 --loss nb --rate-lambda 1 "
-          "--checkpoint rate.ckpt --latents rate-z.csv --backend cpu --quiet");
+          "-o rate.ckpt --latents rate-z.csv --backend cpu --quiet");
   ASSERT_TRUE(succeeded(train)) << train.err;
   EXPECT_TRUE(contains(train.out, "latent identity")) << train.out;
   EXPECT_TRUE(contains(train.out, "latent prior")) << train.out;
@@ -2249,7 +2275,7 @@ TEST_F(Cli, CompressDecompressRoundTripAndStatsTable) {
 
   // A count likelihood: the table, with the model's NLL, and its model row the file's size.
   ASSERT_TRUE(succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --loss poisson "
-                            "--checkpoint p.ckpt --quiet --backend cpu")));
+                            "-o p.ckpt --quiet --backend cpu")));
   const Result stats = sae(
       "compress --model p.ckpt --data x.mtx -o p.sae --backend cpu --latent-bits 8 --stats");
   ASSERT_TRUE(succeeded(stats));
@@ -2293,7 +2319,7 @@ TEST_F(Cli, CompressAndDecompressRefuseBadInputWithOneLine) {
   const std::string good = read_text(file("good.sae"));
   std::ofstream(file("short.sae"), std::ios::binary) << good.substr(0, good.size() - 10);
   ASSERT_TRUE(succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 "
-                            "--checkpoint other.ckpt --quiet --backend cpu")));
+                            "-o other.ckpt --quiet --backend cpu")));
   const std::pair<const char*, const char*> cases[] = {
       {"decompress --in short.sae --model m.ckpt -o out.mtx --backend cpu", "short.sae: "},
       {"decompress --in good.sae --model other.ckpt -o out.mtx --backend cpu",

@@ -29,7 +29,7 @@ mpirun=(mpirun --oversubscribe --allow-run-as-root --bind-to none --mca mpi_yiel
 for ((round = 1; round <= rounds; ++round)); do
   for n in "${rank_counts[@]}"; do
     "${mpirun[@]}" -np "$n" "$sae" train --backend cpu --data "$work/rows.mtx" --epochs "$epochs" \
-      --select loss --no-pca --quiet --json --checkpoint '' > "$work/train-$n-$round.json"
+      --select loss --no-pca --quiet --json -o '' > "$work/train-$n-$round.json"
   done
 done
 for n in "${rank_counts[@]}"; do

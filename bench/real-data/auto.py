@@ -18,7 +18,7 @@ DEFAULT_SETS = ["text-words", "code-tokens", "protein-kmer3", "dna-kmer5", "imag
 
 def search(sae, data, budget, epochs, val_frac):
     command = [sae, "train", "--auto", "--data", data, "--backend", "cpu", "--auto-budget",
-               str(budget), "--val-frac", str(val_frac), "--checkpoint", "", "--json", "--quiet"]
+               str(budget), "--val-frac", str(val_frac), "-o", "", "--json", "--quiet"]
     if epochs is not None:
         command += ["--epochs", str(epochs)]
     env = dict(os.environ, OMP_WAIT_POLICY="passive")

@@ -17,7 +17,7 @@ for set in text-words code-tokens protein-kmer3 dna-kmer5 image-rgb; do
       start=$(date +%s.%N)
       out=$("$sae" train --data "$sets/$set.mtx" --backend cpu --loss "$loss" \
               --input-transform "$transform" --epochs "$epochs" --val-frac 0.2 --quiet --no-pca \
-              --json --checkpoint "$work/model.ckpt" 2>&1 || true)
+              --json -o "$work/model.ckpt" 2>&1 || true)
       end=$(date +%s.%N)
       f1=$(grep -o '"exact_f1": [0-9.]*' <<<"$out" | tail -1 | cut -d' ' -f2)
       train_loss=$(grep -o '"train_loss": [0-9.e+-]*' <<<"$out" | tail -1 | cut -d' ' -f2)

@@ -9,7 +9,7 @@ mkdir -p "$3" && cd "$3" || exit 1
 export OMP_WAIT_POLICY=passive
 for set in code-tokens image-rgb text-words protein-kmer3 dna-kmer5; do
   start=$(date +%s)
-  nice -n 19 "$B" train --data "$S/$set.mtx" --epochs 5 --checkpoint "$set.ckpt" --backend cpu \
+  nice -n 19 "$B" train --data "$S/$set.mtx" --epochs 5 -o "$set.ckpt" --backend cpu \
     --quiet > "$set.train.log" 2>&1
   nice -n 19 "$B" compress --model "$set.ckpt" --data "$S/$set.mtx" -o "$set.sae" --backend cpu \
     --stats > "$set.stats.log" 2>&1

@@ -23,7 +23,7 @@ for set in $SETS; do
     run="$set-rate$lambda${TAG:-}"
     start=$(date +%s)
     nice -n 19 "$B" train --data "$set-train.mtx" --loss hurdle_nb --input-transform log1p \
-      --rate-lambda "$lambda" --epochs "$EPOCHS" --checkpoint "$run.ckpt" --backend cpu \
+      --rate-lambda "$lambda" --epochs "$EPOCHS" -o "$run.ckpt" --backend cpu \
       --force --quiet ${TRAIN_FLAGS:-} > "$run.train.log" 2>&1
     nice -n 19 "$B" compress --model "$run.ckpt" --data "$set-test.mtx" -o "$run.sae" \
       --backend cpu --stats > "$run.stats.log" 2>&1

@@ -43,7 +43,7 @@ def main():
             start = time.time()
             out = subprocess.run(
                 ["nice", "-n", "19", sae, "train", "--data", os.path.join(sets_dir, name + ".mtx"),
-                 "--epochs", epochs, "--checkpoint", ckpt, "--force", "--json", "--quiet",
+                 "--epochs", epochs, "-o", ckpt, "--force", "--json", "--quiet",
                  "--backend", "cpu"] + flags,
                 capture_output=True, text=True, env=env, check=True).stdout
             seconds = time.time() - start

@@ -64,7 +64,7 @@ def test_fits_transforms_and_scores_an_npz_file(npz):
 def test_same_flags_same_parameters_as_sae_train_and_each_reads_the_others_checkpoint(
         npz, tmp_path):
     cli_ckpt = tmp_path / "cli.ckpt"
-    subprocess.run([SAE, "train", "--data", str(npz), "--loss", "hurdle", "--checkpoint",
+    subprocess.run([SAE, "train", "--data", str(npz), "--loss", "hurdle", "-o",
                     str(cli_ckpt), "--no-pca", "--quiet"] + SMALL_FLAGS, check=True,
                    stdout=subprocess.DEVNULL)
     model = sparseae.SparseAutoencoder(loss="hurdle", **SMALL).fit(sparseae.read(npz))

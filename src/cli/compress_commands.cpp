@@ -169,6 +169,7 @@ int run_compress(const Args& raw_args) {
   o.value("model", "PATH", "",
           "checkpoint written by sae train (required by --codec model; with order0 only --stats "
           "uses it)")
+      .suggests("checkpoint", "model")
       .value("data", "PATH", "",
              "counts: .mtx or .mtx.gz (streamed a block at a time when sorted by row), .npz, "
              ".h5ad, .npy, .csv (required)")
@@ -263,6 +264,7 @@ int run_decompress(const Args& raw_args) {
   o.value("in", "PATH", "", "the compressed file (required)")
       .value("model", "PATH", "",
              "the checkpoint it was compressed with (required for a file of --codec model)")
+      .suggests("checkpoint", "model")
       .value("out", "PATH", "",
              "the counts: .mtx (coordinate integer, streamed), .npz, .h5ad, .npy or .csv (held "
              "whole), -o for short (required)")

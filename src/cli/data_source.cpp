@@ -271,15 +271,18 @@ std::optional<MatrixFormat> output_option_format(const Options& o, const std::st
 }
 
 void add_model_file_options(Options& o, const std::string& default_path, const std::string& help) {
-  o.value("checkpoint", "PATH", default_path, help + " ('' writes none)")
-      .flag("force", "without --checkpoint, overwrite " + default_path + " when it exists");
+  // -o/--out, the output of every command; --checkpoint, its name before, for a release.
+  o.value("out", "PATH", default_path, "(-o) " + help + " ('' writes none)")
+      .flag("force", "without -o, overwrite " + default_path + " when it exists")
+      .renamed("checkpoint", "out")
+      .suggests("model", "out");
 }
 
 void refuse_unasked_overwrite(const Options& o, const std::string& command) {
-  const std::string path = o.text("checkpoint");
-  if (o.given("checkpoint") || o.flag_set("force") || !std::filesystem::exists(path)) return;
-  throw Error(command + ": " + path + " exists in the working directory: pass --checkpoint PATH " +
-              "(--checkpoint '' for none), or --force to overwrite it");
+  const std::string path = o.text("out");
+  if (o.given("out") || o.flag_set("force") || !std::filesystem::exists(path)) return;
+  throw Error(command + ": " + path + " exists in the working directory: pass -o PATH " +
+              "(-o '' for none), or --force to overwrite it");
 }
 
 void add_quiet_option(Options& o) { o.flag("quiet", "no progress output or notices on stderr"); }

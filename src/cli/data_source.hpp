@@ -93,12 +93,13 @@ std::optional<MatrixFormat> output_option_format(const Options& o, const std::st
                                                  const std::string& option,
                                                  const std::vector<MatrixFormat>& writable);
 
-// --checkpoint PATH with default_path, the model file a command writes unless told otherwise, and
-// --force, which lets that default overwrite an existing file.
+// -o/--out PATH with default_path, the model file a command writes unless told otherwise (its
+// former name --checkpoint still read, with a line saying so), and --force, which lets that
+// default overwrite an existing file. Parse with with_short_out.
 void add_model_file_options(Options& o, const std::string& default_path, const std::string& help);
-// Throws before any work when --checkpoint was not given, its default file exists and --force
-// was not given: "sae train: sae-model.ckpt exists: pass --checkpoint PATH (--checkpoint '' for
-// none), or --force to overwrite it". A given --checkpoint overwrites: the user named it.
+// Throws before any work when -o was not given, its default file exists and --force was not
+// given: "sae train: sae-model.ckpt exists: pass -o PATH (-o '' for none), or --force to
+// overwrite it". A given -o overwrites: the user named it.
 void refuse_unasked_overwrite(const Options& o, const std::string& command);
 
 // --quiet: no progress or notices on stderr.

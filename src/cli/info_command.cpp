@@ -36,7 +36,8 @@ int run_info(const Args& args) {
             "where no device answers is an error. With --model, also the checkpoint's model.");
   o.value("backend", "auto|cpu|cuda", "auto", "the backend to open")
       .value("model", "PATH", "",
-             "a checkpoint: print its layers, loss and the decode eval and decode use");
+             "a checkpoint: print its layers, loss and the decode eval and decode use")
+      .suggests("checkpoint", "model");
   add_quiet_option(o);
   if (!o.parse(args)) return 0;
   std::cout << build_info() << "\n";

@@ -19,6 +19,7 @@ namespace {
 Options model_options(const std::string& command, const std::string& summary) {
   Options o(command, summary);
   o.value("model", "PATH", "", "checkpoint written by sae train (required)")
+      .suggests("checkpoint", "model")
       .value("backend", "auto|cpu|cuda", "auto", "where to run")
       .value("batch", "N", "4096", "rows per batch");
   add_quiet_option(o);

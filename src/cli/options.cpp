@@ -60,20 +60,25 @@ Options& Options::value(const std::string& name, const std::string& metavar,
   return *this;
 }
 
+Options& Options::renamed(const std::string& former, const std::string& current) {
+  renamed_[former] = current;
+  return *this;
+}
+
+Options& Options::suggests(const std::string& unknown, const std::string& meant) {
+  suggestions_[unknown] = meant;
+  return *this;
+}
+
 const Options::Spec& Options::spec(const std::string& name) const {
   for (const Spec& s : specs_)
     if (s.name == name) return s;
   std::vector<std::string> names;
   for (const Spec& s : specs_) names.push_back(s.name);
-  // The model file is --checkpoint where a command writes it (train, pca) and --model where one
-  // reads it: no typing slip leads from one name to the other, so each suggests the other.
-  const std::string counterpart = name == "checkpoint" ? "model"
-                                  : name == "model"    ? "checkpoint"
-                                                       : "";
-  const bool takes_counterpart = std::find(names.begin(), names.end(), counterpart) != names.end();
+  const auto meant = suggestions_.find(name);
   throw UsageError(command_ + ": unknown option '--" + name + "'" +
-                   (takes_counterpart ? did_you_mean(counterpart, {counterpart}, "--")
-                                      : did_you_mean(name, names, "--")) +
+                   (meant != suggestions_.end() ? did_you_mean(meant->second, {meant->second}, "--")
+                                                : did_you_mean(name, names, "--")) +
                    " (see " + command_ + " --help)");
 }
 
@@ -124,6 +129,11 @@ bool Options::parse(const std::vector<std::string>& args) {
     if (inline_value) {
       value = name.substr(equals + 1);
       name = name.substr(0, equals);
+    }
+    if (const auto former = renamed_.find(name); former != renamed_.end()) {
+      std::cerr << command_ << ": --" << name << " is now --" << former->second
+                << "; the old name works until the next release\n";
+      name = former->second;
     }
     const Spec& s = spec(name);
     if (s.metavar.empty()) {

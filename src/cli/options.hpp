@@ -36,6 +36,12 @@ class Options {
   // An option with a value; default_value "" means none.
   Options& value(const std::string& name, const std::string& metavar,
                  const std::string& default_value, const std::string& help);
+  // The former name of option current: still read as it, for a release, with one line on stderr
+  // that says what it is now.
+  Options& renamed(const std::string& former, const std::string& current);
+  // The option to suggest when unknown is given: a name no typing slip leads to, as --checkpoint
+  // for a command that reads the model with --model.
+  Options& suggests(const std::string& unknown, const std::string& meant);
 
   // Returns false when --help was asked for, after printing help() to stdout. Throws UsageError.
   bool parse(const std::vector<std::string>& args);
@@ -68,6 +74,8 @@ class Options {
   std::string command_;
   std::string summary_;
   std::vector<Spec> specs_;
+  std::map<std::string, std::string> renamed_;      // former name -> current name
+  std::map<std::string, std::string> suggestions_;  // unknown name -> the option meant
   std::map<std::string, std::string> values_;
 };
 

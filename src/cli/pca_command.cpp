@@ -59,7 +59,7 @@ void save_pca(const std::string& path, const RunConfig& run, const std::vector<f
 
 int run_pca(const Args& args) {
   Options o = pca_options();
-  if (!o.parse(args)) return 0;
+  if (!o.parse(with_short_out(args))) return 0;
   // Every option is checked before the data is read.
   const auto latents_format = output_option_format(o, "sae pca", "latents", kCodeFormats);
   const auto reconstruction_format =
@@ -105,7 +105,7 @@ int run_pca(const Args& args) {
                  backend_name(backend->kind()), static_cast<long long>(pca.rows), seconds,
                  100.0 * explained);
 
-  const std::string checkpoint = o.text("checkpoint");
+  const std::string checkpoint = o.text("out");
   RunConfig run = pca_run_config(pca, counts.recorded_source, val_fraction, config.seed);
   run.data_source_relative_to_checkpoint = source_relative_to_checkpoint(counts, checkpoint);
   const std::vector<float> parameters = pca_parameters(pca);

@@ -69,7 +69,7 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
         else
           std::cerr << outcome.failure << "\n";
       });
-  const std::string checkpoint_path = o.text("checkpoint");
+  const std::string checkpoint_path = o.text("out");
   search.best_run.data_source = counts.recorded_source;
   search.best_run.data_source_relative_to_checkpoint =
       source_relative_to_checkpoint(counts, checkpoint_path);

@@ -166,7 +166,7 @@ Options train_options() {
             "search the recipe (loss and decode, latent activation, learning rate) that "
             "reproduces the validation rows most exactly: short runs of every candidate, the "
             "better half trained on to twice the epochs (up to --epochs) until one is left; "
-            "prints the table and writes the best as --checkpoint")
+            "prints the table and writes the best as -o")
       .value("auto-budget", "SECONDS", "600",
              "--auto: no round of the search starts that would end after this much time "
              "(--epochs, default 128 with --auto, caps its epochs)");
@@ -335,7 +335,7 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
 // What --resume may be given with: where the data and the outputs come from, how long to train,
 // and how to report. Everything else would change the configuration the checkpoint holds.
 constexpr const char* kResumeOptions[] = {
-    "resume",      "epochs",     "data",           "rows",   "backend",   "checkpoint",
+    "resume",      "epochs",     "data",           "rows",   "backend",   "out",
     "metrics-log", "latents",    "reconstruction", "json",   "quiet",     "loss-every",
     "decode",      "report",     "no-pca",         "on-nan", "placement", "device-memory-budget",
     "precision",   "step-graph", "layer-forward",  "select", "force"};
@@ -393,7 +393,7 @@ void bind_run_to_counts(const Options& o, bool resume, const Counts& counts,
   }
   run.data_source = counts.recorded_source;
   run.data_source_relative_to_checkpoint =
-      source_relative_to_checkpoint(counts, o.text("checkpoint"));
+      source_relative_to_checkpoint(counts, o.text("out"));
   if (asked_decode) run.decode = asked_decode;
 }
 
@@ -405,7 +405,7 @@ class EpochReporting {
  public:
   EpochReporting(const Options& o, bool writes, bool quiet, bool resume, int epochs)
       : quiet_(quiet),
-        checkpoint_path_(writes ? o.text("checkpoint") : std::string()),
+        checkpoint_path_(writes ? o.text("out") : std::string()),
         progress_(!quiet && isatty(STDERR_FILENO), epochs) {
     if (writes && o.given("metrics-log")) {
       log_.open(o.text("metrics-log"), resume ? std::ios::app : std::ios::trunc);
@@ -415,7 +415,7 @@ class EpochReporting {
   EpochReporting(const EpochReporting&) = delete;
   EpochReporting& operator=(const EpochReporting&) = delete;
 
-  // Empty on a rank that does not write, or with --checkpoint ''.
+  // Empty on a rank that does not write, or with -o ''.
   const std::string& checkpoint_path() const { return checkpoint_path_; }
 
   // Trains run on trainer through the library's fit, reporting every epoch, until done or
@@ -627,7 +627,7 @@ int run_as_rank(Communicator& ranks, const std::function<int()>& train) {
 
 int run_train(const Args& args) {
   Options o = train_options();
-  if (!o.parse(args)) return 0;
+  if (!o.parse(with_short_out(args))) return 0;
   const auto latents_format = output_option_format(o, "sae train", "latents", kCodeFormats);
   const auto reconstruction_format =
       output_option_format(o, "sae train", "reconstruction", kReconstructionFormats);
@@ -636,7 +636,7 @@ int run_train(const Args& args) {
   std::error_code absent;  // either file missing: not the same file
   const bool resumes_default_file =
       o.given("resume") &&
-      std::filesystem::equivalent(o.text("resume"), o.text("checkpoint"), absent);
+      std::filesystem::equivalent(o.text("resume"), o.text("out"), absent);
   if (!resumes_default_file) refuse_unasked_overwrite(o, "sae train");
   require(!o.flag_set("auto") || !o.given("rate-lambda"),
           "sae train: --auto searches for exact reconstruction, --rate-lambda trains for a small "
@@ -732,7 +732,7 @@ int run_train(const Args& args) {
                                : " (epoch " + std::to_string(trainer.completed_epochs() + 1))
               << ")"
               << (checkpoint_path.empty()
-                      ? "; no checkpoint was asked for (--checkpoint \"\"), nothing was saved\n"
+                      ? "; no checkpoint was asked for (-o \"\"), nothing was saved\n"
                       : "; " + checkpoint_path + " holds it: resume with sae train --resume " +
                             checkpoint_path + "\n");
     return 128 + signal;
@@ -762,7 +762,7 @@ int run_train(const Args& args) {
 
 TrainPlan plan_training(const Args& args, std::int64_t input_dim) {
   Options o = train_options();
-  o.parse(args);
+  o.parse(with_short_out(args));
   TrainPlan plan;
   plan.run = config_from(o, input_dim);
   plan.decode = decode_option(o, plan.run.train.loss);

@@ -22,7 +22,7 @@ struct TrainPlan {
 // Reads sae train's model, loss, training and decode flags for data of input_dim columns, with
 // sae train's defaults for those not given; throws UsageError for a flag sae train does not take
 // and Error for values that do not fit each other, with sae train's messages. Flags about files
-// and reports (--data, --checkpoint, ...) are read but play no part in the plan.
+// and reports (--data, -o, ...) are read but play no part in the plan.
 TrainPlan plan_training(const Args& args, std::int64_t input_dim);
 
 }  // namespace sparseae::cli

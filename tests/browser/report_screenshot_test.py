@@ -43,7 +43,7 @@ def main():
     data = os.path.join(deep, "data.mtx")
     run([sae, "gen", "--rows", "1500", "--seed", "3", "-o", data, "--quiet"])
     run([sae, "train", "--data", data, "--loss", "hurdle", "--epochs", "2", "--hidden", "32",
-         "--latent", "8", "--backend", "cpu", "--checkpoint", "", "--quiet", "--report", report],
+         "--latent", "8", "--backend", "cpu", "-o", "", "--quiet", "--report", report],
         env=dict(os.environ, OMP_WAIT_POLICY="passive"))
     # Root in a container has no sandbox to drop into; the page loads nothing from outside.
     run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",

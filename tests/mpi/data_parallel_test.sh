@@ -27,9 +27,9 @@ train=(train --backend cpu --data data.mtx --hidden 32 --latent 8 --batch 128 --
        --quiet)
 
 echo "== the same parameters from 1 process and from 1, 2 and 3 ranks"
-"$sae" "${train[@]}" --epochs 3 --checkpoint single.ckpt --json > single.json
+"$sae" "${train[@]}" --epochs 3 -o single.ckpt --json > single.json
 for n in 1 2 3; do
-  mpirun_n "$n" "$sae" "${train[@]}" --epochs 3 --checkpoint "ranks$n.ckpt" --json > "ranks$n.json"
+  mpirun_n "$n" "$sae" "${train[@]}" --epochs 3 -o "ranks$n.ckpt" --json > "ranks$n.json"
 done
 $compare 1e-5 single.ckpt ranks1.ckpt ranks2.ckpt ranks3.ckpt
 # The reduced validation metrics are those of all the validation rows.
@@ -39,8 +39,8 @@ echo "== a hurdle loss: its threshold and decode chosen on the reduced validatio
 # --decoder-norm: each rank rescales its replica of the decoder alike after the reduced step.
 hurdle=("${train[@]}" --epochs 2 --loss hurdle --latent-act topk:4 --l1 0.01 --clip-norm 1
         --decoder-norm --json)
-"$sae" "${hurdle[@]}" --checkpoint hurdle-single.ckpt > hurdle-single.json
-mpirun_n 3 "$sae" "${hurdle[@]}" --checkpoint hurdle-ranks3.ckpt > hurdle-ranks3.json
+"$sae" "${hurdle[@]}" -o hurdle-single.ckpt > hurdle-single.json
+mpirun_n 3 "$sae" "${hurdle[@]}" -o hurdle-ranks3.ckpt > hurdle-ranks3.json
 $compare 1e-5 hurdle-single.ckpt hurdle-ranks3.ckpt
 for field in '"hurdle_threshold": [0-9.]*' '"decode": {[^}]*}' '"rows": [0-9]*'; do
   [[ $(grep -o "$field" hurdle-single.json) == $(grep -o "$field" hurdle-ranks3.json) ]] ||
@@ -51,19 +51,19 @@ echo "== dense rows (.npy, the dense path) on 1 process and 3 ranks"
 "$sae" gen --out dense.npy --rows 1500 --cols 48 --nnz 8 --quiet
 dense=(train --backend cpu --data dense.npy --hidden 16 --latent 4 --batch 100 --epochs 2
        --select loss --no-pca --quiet)
-"$sae" "${dense[@]}" --checkpoint dense-single.ckpt > dense-single.out
-mpirun_n 3 "$sae" "${dense[@]}" --checkpoint dense-ranks3.ckpt > dense-ranks3.out
+"$sae" "${dense[@]}" -o dense-single.ckpt > dense-single.out
+mpirun_n 3 "$sae" "${dense[@]}" -o dense-ranks3.ckpt > dense-ranks3.out
 $compare 1e-5 dense-single.ckpt dense-ranks3.ckpt
 
 echo "== 2 ranks for 2 epochs, resumed on 3 ranks to epoch 3"
-mpirun_n 2 "$sae" "${train[@]}" --epochs 2 --checkpoint resumed.ckpt > resumed-2.out
-mpirun_n 3 "$sae" train --backend cpu --resume resumed.ckpt --epochs 3 --checkpoint resumed.ckpt \
+mpirun_n 2 "$sae" "${train[@]}" --epochs 2 -o resumed.ckpt > resumed-2.out
+mpirun_n 3 "$sae" train --backend cpu --resume resumed.ckpt --epochs 3 -o resumed.ckpt \
   --no-pca --quiet > resumed-3.out
 $compare 1e-5 single.ckpt resumed.ckpt
 
 echo "== no validation rows"
-"$sae" "${train[@]}" --epochs 4 --val-frac 0 --checkpoint single-noval.ckpt > single-noval.out
-mpirun_n 2 "$sae" "${train[@]}" --epochs 4 --val-frac 0 --checkpoint ranks-noval.ckpt \
+"$sae" "${train[@]}" --epochs 4 --val-frac 0 -o single-noval.ckpt > single-noval.out
+mpirun_n 2 "$sae" "${train[@]}" --epochs 4 --val-frac 0 -o ranks-noval.ckpt \
   > ranks-noval.out
 $compare 1e-5 single-noval.ckpt ranks-noval.ckpt
 
@@ -71,7 +71,7 @@ echo "== a bad row in rank 1's share"
 # The last entry (a row of rank 1's half) gets a value that is not a count.
 sed '$ s/[0-9]*$/-3/' data.mtx > bad.mtx
 set +e
-mpirun_n 2 "$sae" train --backend cpu --data bad.mtx --epochs 2 --checkpoint bad.ckpt --quiet \
+mpirun_n 2 "$sae" train --backend cpu --data bad.mtx --epochs 2 -o bad.ckpt --quiet \
   > bad.out 2> bad.err
 status=$?
 set -e
@@ -84,7 +84,7 @@ echo "== rank 1 killed mid-run"
 set +e
 timeout 120 "$mpiexec" --oversubscribe --allow-run-as-root -np 2 bash -c '
   if [[ $OMPI_COMM_WORLD_RANK == 1 ]]; then (sleep 3; kill -9 $$) & fi
-  exec "$0" "$@"' "$sae" "${train[@]}" --epochs 100000 --checkpoint killed.ckpt > killed.out 2> killed.err
+  exec "$0" "$@"' "$sae" "${train[@]}" --epochs 100000 -o killed.ckpt > killed.out 2> killed.err
 status=$?
 set -e
 tail -5 killed.err
