@@ -324,8 +324,7 @@ TEST_F(Cli, DecoderNormIsStoredShownAndRefusedWhereItMeansNothing) {
           "-o '' --quiet --backend cpu");
   ASSERT_TRUE(succeeded(text)) << text.err;
   EXPECT_TRUE(contains(text.out, "decoder     unit-norm columns (--decoder-norm)\n")) << text.out;
-  const Result tied =
-      sae("train --data missing.mtx --tied --decoder-norm -o '' --backend cpu");
+  const Result tied = sae("train --data missing.mtx --tied --decoder-norm -o '' --backend cpu");
   EXPECT_FALSE(succeeded(tied));
   EXPECT_EQ(tied.err,
             "sae: error: sae train: --decoder-norm rescales the decoder's own weights; with "
@@ -343,8 +342,9 @@ TEST_F(Cli, DecoderNormIsStoredShownAndRefusedWhereItMeansNothing) {
 // by; the flags the search chooses itself are refused in one line.
 TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
   ensure_data();
-  const Result r = sae("train --auto --data x.mtx --epochs 2 --hidden 16 --latent 4 "
-                       "-o auto.ckpt --json --quiet --backend cpu");
+  const Result r =
+      sae("train --auto --data x.mtx --epochs 2 --hidden 16 --latent 4 "
+          "-o auto.ckpt --json --quiet --backend cpu");
   ASSERT_TRUE(succeeded(r)) << r.err;
   const Json json = Json::parse(r.out, "sae train --auto");
   ASSERT_EQ(json.at("recipes").items().size(), default_recipes().size());
@@ -367,7 +367,8 @@ TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
   // (bit for bit on cpu) measured on the rows the checkpoint's split holds out.
   const Result held_out =
       sae("train --epochs 0 --data x.mtx --resume auto.ckpt --json --quiet --backend cpu "
-          "--no-pca -o auto-again.ckpt --decode " + best.at("decode").as_string());
+          "--no-pca -o auto-again.ckpt --decode " +
+          best.at("decode").as_string());
   ASSERT_TRUE(succeeded(held_out)) << held_out.err;
   const std::string validation = json_object(held_out.out, "validation");
   const std::size_t at = validation.find("\"exact_f1\": ");
@@ -627,8 +628,7 @@ TEST_F(Cli, TransposeReadsAFeaturesByRowsFileAsRows) {
   ASSERT_TRUE(succeeded(plain));
   for (const std::string name : {"xt.mtx", "xt.npy"}) {
     SCOPED_TRACE(name);
-    const Result flipped =
-        sae("train --data " + name + " --transpose -o t1.ckpt" + train);
+    const Result flipped = sae("train --data " + name + " --transpose -o t1.ckpt" + train);
     ASSERT_TRUE(succeeded(flipped));
     EXPECT_EQ(json_object(flipped.out, "validation"), json_object(plain.out, "validation"));
     const Result eval = sae("eval --model t1.ckpt --json --backend cpu");
@@ -640,8 +640,7 @@ TEST_F(Cli, TransposeReadsAFeaturesByRowsFileAsRows) {
       sae("encode --model t0.ckpt --data xt.mtx --transpose --out t1.npy --backend cpu")));
   expect_same(read_npy(file("t1.npy"), NpyValues::finite),
               read_npy(file("t0.npy"), NpyValues::finite), "encode --transpose");
-  const Result pca =
-      sae("pca --data xt.mtx --transpose --k 4 -o '' --quiet --backend cpu");
+  const Result pca = sae("pca --data xt.mtx --transpose --k 4 -o '' --quiet --backend cpu");
   ASSERT_TRUE(succeeded(pca));
   EXPECT_EQ(lines_of(pca.out)[0], "validation rows of xt.mtx (30 rows), counts decoded by round:");
 
@@ -670,8 +669,7 @@ TEST_F(Cli, CheckpointFindsItsDataAfterTheirDirectoryMoves) {
   const std::string train = " --epochs 1 --hidden 16 --latent 4 --json --quiet --backend cpu";
   const Result plain = sae("train --data data/x.mtx -o m.ckpt" + train, "run");
   ASSERT_TRUE(succeeded(plain));
-  const Result flipped =
-      sae("train --data data/xt.mtx --transpose -o t.ckpt" + train, "run");
+  const Result flipped = sae("train --data data/xt.mtx --transpose -o t.ckpt" + train, "run");
   ASSERT_TRUE(succeeded(flipped));
   EXPECT_EQ(load_checkpoint(file("run/m.ckpt")).config.data_source_relative_to_checkpoint,
             "data/x.mtx");
@@ -747,8 +745,7 @@ TEST_F(Cli, ResumeContinuesTheRunExactly) {
   ensure_data();
   const std::string common = " --data x.mtx --hidden 16 --latent 4 --json --quiet --backend cpu";
   ASSERT_TRUE(succeeded(sae("train --epochs 3 -o straight.ckpt" + common)));
-  ASSERT_TRUE(succeeded(
-      sae("train --epochs 2 -o split.ckpt --metrics-log split.jsonl" + common)));
+  ASSERT_TRUE(succeeded(sae("train --epochs 2 -o split.ckpt --metrics-log split.jsonl" + common)));
   const Result resumed =
       sae("train --resume split.ckpt --epochs 3 -o split.ckpt "
           "--metrics-log split.jsonl --data x.mtx --json --quiet --backend cpu");
@@ -1070,10 +1067,10 @@ std::string json_value(const std::string& line, const std::string& key) {
 // checkpoint keeps the skip, and eval of it gives the run's headline.
 TEST_F(Cli, PcaAnchorEndsNoLowerThanThePcaBaseline) {
   ensure_data();
-  const Result run = sae(
-      "train --data x.mtx --pca-anchor --input-transform none --loss huber --huber-delta 0.5 "
-      "--hidden 16 --latent 4 --epochs 3 --lr 0.01 --json -o anchored.ckpt "
-      "--backend cpu");
+  const Result run =
+      sae("train --data x.mtx --pca-anchor --input-transform none --loss huber --huber-delta 0.5 "
+          "--hidden 16 --latent 4 --epochs 3 --lr 0.01 --json -o anchored.ckpt "
+          "--backend cpu");
   ASSERT_TRUE(succeeded(run)) << run.err;
   EXPECT_TRUE(contains(run.err, "anchor: PCA-4 of the ")) << run.err;
   EXPECT_TRUE(contains(run.err, ", linear skip), ")) << run.err;
@@ -1114,8 +1111,7 @@ TEST_F(Cli, SelectKeepsTheBestValidationF1OrTheLowestLoss) {
     EXPECT_EQ(json_value(f1_log[kept - 1], "best"), "true") << f1_log[kept - 1];
   }
 
-  const Result loss =
-      sae("train --select loss --metrics-log loss.jsonl -o loss.ckpt" + common);
+  const Result loss = sae("train --select loss --metrics-log loss.jsonl -o loss.ckpt" + common);
   ASSERT_TRUE(succeeded(loss));
   EXPECT_TRUE(contains(loss.out, "\"select\": \"loss\"")) << loss.out;
   const std::vector<std::string> loss_log = lines_of(read_text(file("loss.jsonl")));
@@ -1482,8 +1478,7 @@ TEST_F(Cli, DecodeFlagChoosesHowOutputsBecomeCounts) {
   for (const char* field : {"\"support_f1\": ", "\"nonzero_mae\": ", "\"explained_variance\": ",
                             "\"poisson_deviance\": ", "\"raw_csr_bytes_per_row\": "})
     EXPECT_TRUE(contains(mode_json, field)) << field << " missing from " << mode_json;
-  const Result by_mean =
-      sae("train -o q.ckpt --reconstruction p-mean.mtx --decode mean" + common);
+  const Result by_mean = sae("train -o q.ckpt --reconstruction p-mean.mtx --decode mean" + common);
   ASSERT_TRUE(succeeded(by_mean));
   const std::string mean_json = json_object(by_mean.out, "validation");
   EXPECT_TRUE(contains(mean_json, "\"decode\": \"mean\"")) << mean_json;
@@ -2069,8 +2064,9 @@ TEST_F(Cli, TrainWritesAnHtmlReportOfItsRun) {
 // for its model file, and writes codes and reconstructions as encode and decode do.
 TEST_F(Cli, PcaReportsLikeEvalAndWritesAModelTheModelCommandsRun) {
   ensure_data();
-  const Result table = sae("pca --data x.mtx --k 8 --backend cpu -o p.ckpt "
-                           "--latents pz.npy --reconstruction pr.mtx");
+  const Result table =
+      sae("pca --data x.mtx --k 8 --backend cpu -o p.ckpt "
+          "--latents pz.npy --reconstruction pr.mtx");
   ASSERT_TRUE(succeeded(table));
   EXPECT_TRUE(contains(table.err, "pca: 8 components (covariance solver, backend cpu) fitted on "
                                   "270 rows in "))
@@ -2092,13 +2088,15 @@ TEST_F(Cli, PcaReportsLikeEvalAndWritesAModelTheModelCommandsRun) {
   const Result eval_json = sae("eval --model p.ckpt --backend cpu --json");
   EXPECT_EQ(json_object(json.out, "validation") + "\n", eval_json.out);
   // The same PCA is the baseline sae train prints beside its model.
-  const Result train = sae("train --data x.mtx --epochs 1 --hidden 16 --latent 8 --backend cpu "
-                           "-o '' --json --quiet");
+  const Result train =
+      sae("train --data x.mtx --epochs 1 --hidden 16 --latent 8 --backend cpu "
+          "-o '' --json --quiet");
   ASSERT_TRUE(succeeded(train));
   EXPECT_EQ(json_object(train.out.substr(train.out.find("\"pca\": ")), "validation"),
             json_object(json.out, "validation"));
-  const Result no_pca = sae("train --data x.mtx --epochs 1 --hidden 16 --latent 8 --backend cpu "
-                            "-o '' --json --quiet --no-pca");
+  const Result no_pca =
+      sae("train --data x.mtx --epochs 1 --hidden 16 --latent 8 --backend cpu "
+          "-o '' --json --quiet --no-pca");
   ASSERT_TRUE(succeeded(no_pca));
   EXPECT_FALSE(contains(no_pca.out, "\"pca\"")) << no_pca.out;
 
@@ -2115,8 +2113,9 @@ TEST_F(Cli, PcaReportsLikeEvalAndWritesAModelTheModelCommandsRun) {
 
   // Dense input: the same rows as .npy fit the same PCA (the dense path, to float rounding).
   write_npy(file("x.npy"), to_dense(read_matrix_market(file("x.mtx"))));
-  const Result dense = sae("pca --data x.npy --k 8 --backend cpu -o '' --quiet "
-                           "--latents dz.npy");
+  const Result dense =
+      sae("pca --data x.npy --k 8 --backend cpu -o '' --quiet "
+          "--latents dz.npy");
   ASSERT_TRUE(succeeded(dense));
   const HostDense dense_codes = read_npy(file("dz.npy"), NpyValues::finite);
   ASSERT_EQ(dense_codes.values.size(), codes.values.size());
@@ -2274,8 +2273,9 @@ TEST_F(Cli, CompressDecompressRoundTripAndStatsTable) {
               "decompressed from the unsorted file");
 
   // A count likelihood: the table, with the model's NLL, and its model row the file's size.
-  ASSERT_TRUE(succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --loss poisson "
-                            "-o p.ckpt --quiet --backend cpu")));
+  ASSERT_TRUE(
+      succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 --loss poisson "
+                    "-o p.ckpt --quiet --backend cpu")));
   const Result stats = sae(
       "compress --model p.ckpt --data x.mtx -o p.sae --backend cpu --latent-bits 8 --stats");
   ASSERT_TRUE(succeeded(stats));
@@ -2318,8 +2318,9 @@ TEST_F(Cli, CompressAndDecompressRefuseBadInputWithOneLine) {
   ASSERT_TRUE(succeeded(sae("compress --model m.ckpt --data x.mtx -o good.sae --backend cpu")));
   const std::string good = read_text(file("good.sae"));
   std::ofstream(file("short.sae"), std::ios::binary) << good.substr(0, good.size() - 10);
-  ASSERT_TRUE(succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 "
-                            "-o other.ckpt --quiet --backend cpu")));
+  ASSERT_TRUE(
+      succeeded(sae("train --data x.mtx --epochs 1 --hidden 16 --latent 4 "
+                    "-o other.ckpt --quiet --backend cpu")));
   const std::pair<const char*, const char*> cases[] = {
       {"decompress --in short.sae --model m.ckpt -o out.mtx --backend cpu", "short.sae: "},
       {"decompress --in good.sae --model other.ckpt -o out.mtx --backend cpu",

@@ -392,8 +392,7 @@ void bind_run_to_counts(const Options& o, bool resume, const Counts& counts,
     run = config_from(o, counts.matrix.cols);
   }
   run.data_source = counts.recorded_source;
-  run.data_source_relative_to_checkpoint =
-      source_relative_to_checkpoint(counts, o.text("out"));
+  run.data_source_relative_to_checkpoint = source_relative_to_checkpoint(counts, o.text("out"));
   if (asked_decode) run.decode = asked_decode;
 }
 
@@ -635,8 +634,7 @@ int run_train(const Args& args) {
   // A run resumed from the default file goes on writing it, as the run it continues did.
   std::error_code absent;  // either file missing: not the same file
   const bool resumes_default_file =
-      o.given("resume") &&
-      std::filesystem::equivalent(o.text("resume"), o.text("out"), absent);
+      o.given("resume") && std::filesystem::equivalent(o.text("resume"), o.text("out"), absent);
   if (!resumes_default_file) refuse_unasked_overwrite(o, "sae train");
   require(!o.flag_set("auto") || !o.given("rate-lambda"),
           "sae train: --auto searches for exact reconstruction, --rate-lambda trains for a small "
