@@ -265,7 +265,7 @@ own_kernel_filter() {
   local suite filter=""
   for suite in Accumulate Forward Backward ColumnSums Gather CsrToDense Optimizer Penalty \
     SumOfSquares Permutation Loss HeadLoss LatentQuantize LatentRate TopK BatchTopK \
-    LatentThreshold; do
+    LatentThreshold AuxK UnitNorm ScaleValues; do
     filter+="Backends/${suite}Conformance.*/cuda:"
   done
   echo "${filter}Backends/LibrarySizeOps.*/cuda:Backends/CapturedOps.*/cuda:Backends/SpmmConformance.CapturedReplays*/cuda"
