@@ -305,8 +305,8 @@ TEST_F(Cli, AuxKIsStoredShownAndNeedsASelection) {
   const Result refused = sae("train --data missing.mtx --aux-k 2 -o '' --backend cpu");
   EXPECT_FALSE(succeeded(refused));
   EXPECT_EQ(refused.err,
-            "sae: error: sae train: --aux-k revives the dead latents of a TopK or BatchTopK code: "
-            "it needs --latent-act topk:K or batchtopk:K\n");
+            "sae: error: AuxK (--aux-k) revives the dead latents of a TopK or BatchTopK code: it "
+            "needs --latent-act topk:K or batchtopk:K\n");
 }
 
 // --decoder-norm: stored in the checkpoint and shown in the JSON and the text summary; with tied
@@ -327,14 +327,15 @@ TEST_F(Cli, DecoderNormIsStoredShownAndRefusedWhereItMeansNothing) {
   const Result tied = sae("train --data missing.mtx --tied --decoder-norm -o '' --backend cpu");
   EXPECT_FALSE(succeeded(tied));
   EXPECT_EQ(tied.err,
-            "sae: error: sae train: --decoder-norm rescales the decoder's own weights; with "
-            "--tied they are the encoder's (drop one)\n");
+            "sae: error: decoder normalisation (--decoder-norm) rescales the decoder's own "
+            "weights; tied weights (--tied) are the encoder's: drop one\n");
   const Result anchored =
       sae("train --data missing.mtx --pca-anchor --decoder-norm -o '' --backend cpu");
   EXPECT_FALSE(succeeded(anchored));
   EXPECT_EQ(anchored.err,
-            "sae: error: sae train: --decoder-norm bounds the latents' decoder weights, but "
-            "--pca-anchor's linear skip carries the latents to the output unbounded (drop one)\n");
+            "sae: error: decoder normalisation (--decoder-norm) bounds the latents' decoder "
+            "weights, but the PCA anchor's linear skip (--pca-anchor) carries the latents to the "
+            "output unbounded: drop one\n");
 }
 
 // sae train --auto: every default recipe in the JSON, the best written as the checkpoint with its

@@ -130,6 +130,13 @@ struct TrainConfig {
 // before it reads any data.
 void validate_optimization(const TrainConfig& config);
 
+// Throws Error unless the sparse code's training options fit the model: AuxK's k from 0 to the
+// latent width and only on a TopK or BatchTopK code, its weight finite and non-negative, its dead
+// steps non-negative; decoder normalisation only on the decoder's own weights (not tied) and
+// without the PCA anchor's linear skip. Checked by the Trainer, and by sae train before it reads
+// any data.
+void validate_sparse_code_training(const ModelConfig& model, const TrainConfig& config);
+
 // The optimizer state and progress of a training run (Trainer::state, Trainer::restore), which a
 // checkpoint saves.
 struct TrainingState {

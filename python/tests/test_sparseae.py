@@ -193,7 +193,7 @@ def test_auxk_is_sae_trains_and_is_stored():
     train = model.fit(counts()).config_["train"]
     assert (train["aux_k"], train["aux_weight"], train["aux_dead_steps"]) == (2, 0.25, 8)
     with pytest.raises(sparseae.SparseaeError,
-                       match="^aux_k revives the dead latents .* needs latent_act topk:K"):
+                       match=r"^AuxK \(aux_k\) revives the dead latents .* latent_act topk:K"):
         sparseae.SparseAutoencoder(aux_k=2, **SMALL).fit(counts())
 
 

@@ -255,25 +255,13 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
     m.latent_activation = Activation::identity;
   }
   t.decoder_norm = o.flag_set("decoder-norm");
-  require(!t.decoder_norm || !m.tied_weights,
-          "sae train: --decoder-norm rescales the decoder's own weights; with --tied they are "
-          "the encoder's (drop one)");
-  require(!t.decoder_norm || !m.linear_skip,
-          "sae train: --decoder-norm bounds the latents' decoder weights, but --pca-anchor's "
-          "linear skip carries the latents to the output unbounded (drop one)");
   t.aux_k = o.integer("aux-k");
   t.aux_weight = static_cast<float>(o.real("aux-weight"));
-  t.aux_dead_steps = static_cast<std::int32_t>(o.integer("aux-dead-steps"));
-  require(t.aux_k == 0 || m.latent_sparsity != LatentSparsity::none,
-          "sae train: --aux-k revives the dead latents of a TopK or BatchTopK code: it needs "
-          "--latent-act topk:K or batchtopk:K");
-  require(t.aux_k >= 0 && t.aux_k <= m.latent,
-          "sae train: --aux-k takes 0 to " + std::to_string(m.latent) +
-              " latents (--latent), not " + std::to_string(t.aux_k));
-  require(std::isfinite(t.aux_weight) && t.aux_weight >= 0.0f,
-          "sae train: --aux-weight must be finite and at least 0");
+  // Its field is 32 bits: a larger count would wrap before the Trainer could check it.
   require(o.integer("aux-dead-steps") >= 0 && o.integer("aux-dead-steps") <= 0x7fffffff,
           "sae train: --aux-dead-steps takes a count of batches from 0 to 2^31 - 1");
+  t.aux_dead_steps = static_cast<std::int32_t>(o.integer("aux-dead-steps"));
+  validate_sparse_code_training(m, t);
   t.loss = parse_loss(o.text("loss"));
   // A count likelihood's outputs are log-rates, log-dispersions and logits: any output
   // activation but identity would bound them.

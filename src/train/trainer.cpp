@@ -756,22 +756,7 @@ void check_training_config(const ModelConfig& model, const TrainConfig& config,
           config.rate_lambda > 0.0f
               ? "rate-aware training (--rate-lambda) needs a model with a latent prior"
               : "a model with a latent prior trains with a positive --rate-lambda");
-  require(config.aux_k >= 0 && config.aux_k <= model.latent,
-          "AuxK (--aux-k) takes 0 to " + std::to_string(model.latent) + " latents, not " +
-              std::to_string(config.aux_k));
-  require(config.aux_k == 0 || model.latent_sparsity != LatentSparsity::none,
-          "AuxK (--aux-k) revives the dead latents of a TopK or BatchTopK code: it needs "
-          "--latent-act topk:K or batchtopk:K");
-  require(std::isfinite(config.aux_weight) && config.aux_weight >= 0.0f,
-          "AuxK's weight (--aux-weight) must be finite and non-negative");
-  require(config.aux_dead_steps >= 0, "AuxK's dead steps (--aux-dead-steps) must not be negative");
-  require(!config.decoder_norm || !model.tied_weights,
-          "decoder normalisation (--decoder-norm) rescales the decoder's own weights; tied "
-          "weights (--tied) are the encoder's: drop one");
-  require(!config.decoder_norm || !model.linear_skip,
-          "decoder normalisation (--decoder-norm) bounds the latents' decoder weights, but the "
-          "PCA anchor's linear skip (--pca-anchor) carries the latents to the output unbounded: "
-          "drop one");
+  validate_sparse_code_training(model, config);
   require(!model.tied_weights || output_heads(config.loss) == 1,
           std::string("tied weights need one output per column; --loss ") + loss_name(config.loss) +
               " has " + std::to_string(output_heads(config.loss)));
