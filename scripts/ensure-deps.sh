@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev liblapacke-dev libopenblas0-pthread
           googletest libgtest-dev libbenchmark-dev zlib1g-dev python3
+          libcli11-dev  # sae's command-line parser
           clang libclang-rt-dev libomp-dev  # the fuzzers: libFuzzer, and clang's OpenMP
           gzip zstd xz-utils  # sae compress --stats sets the model beside gzip -9, zstd -19, xz -9
           chromium python3-pil  # the report rendered and its screenshot checked

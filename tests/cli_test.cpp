@@ -1156,6 +1156,13 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "sae: error: sae train: --hidden: '32,x' is not a comma-separated list of positive "
        "integers"},
       {"train --epochs", 2, "sae: error: sae train: --epochs: needs a value (N)"},
+      {"train --out=", 2, "sae: error: sae train: --out: needs a value (PATH)"},
+      {"train --quiet=1", 2, "sae: error: sae train: --quiet: takes no value"},
+      {"train -x", 2, "sae: error: sae train: unknown option '-x' (see sae train --help)"},
+      {"train --epochs 2 -- --rows 5", 2,
+       "sae: error: sae train: unexpected argument '--' (see sae train --help)"},
+      {"train --epochs 2 stray", 2,
+       "sae: error: sae train: unexpected argument 'stray' (see sae train --help)"},
       {"train --pca-anchor --latent-act relu --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --pca-anchor starts the codes at PCA's, which are signed: its "
        "latent activation is identity (drop --latent-act)"},
@@ -2155,7 +2162,7 @@ TEST_F(Cli, PcaRefusesBadInputInOneLine) {
   EXPECT_EQ(bogus.err, "sae: error: sae pca: unknown option '--bogus' (see sae pca --help)\n");
   const Result help = sae("pca --help");
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* part : {"usage: sae pca [options]", "--k", "--solver", "--out PATH", "(-o)"})
+  for (const char* part : {"usage: sae pca [options]", "--k", "--solver", "-o, --out PATH"})
     EXPECT_TRUE(contains(help.out, part)) << part;
   EXPECT_TRUE(contains(sae("--help").out, "  pca  "));
   EXPECT_TRUE(contains(sae("train --help").out, "--no-pca"));

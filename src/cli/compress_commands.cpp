@@ -173,7 +173,7 @@ int run_compress(const Args& raw_args) {
       .value("data", "PATH", "",
              "counts: .mtx or .mtx.gz (streamed a block at a time when sorted by row), .npz, "
              ".h5ad, .npy, .csv (required)")
-      .value("out", "PATH", "", "the compressed file, -o for short (required)")
+      .value("out", "PATH", "", "the compressed file (required)")
       .value("codec", "model|order0", "model",
              "model codes + residual with an order-0 fallback per block, or order-0 alone")
       .value("latent-bits", "auto|prior|32|16|8", "auto",
@@ -189,7 +189,7 @@ int run_compress(const Args& raw_args) {
             "the data into memory)");
   add_transpose_option(o);
   add_quiet_option(o);
-  if (!o.parse(with_short_out(raw_args))) return 0;
+  if (!o.parse(raw_args)) return 0;
   // Transposed, the file holds the matrix as the model reads it (rows: the file's columns), and
   // decompress gives that back; a transposed .mtx is read whole, not streamed.
   const Orientation orientation = data_orientation(o);
@@ -267,11 +267,11 @@ int run_decompress(const Args& raw_args) {
       .suggests("checkpoint", "model")
       .value("out", "PATH", "",
              "the counts: .mtx (coordinate integer, streamed), .npz, .h5ad, .npy or .csv (held "
-             "whole), -o for short (required)")
+             "whole) (required)")
       .value("backend", "auto|cpu|cuda", "auto", "where to run the decoder")
       .value("batch", "N", "4096", "rows per batch");
   add_quiet_option(o);
-  if (!o.parse(with_short_out(raw_args))) return 0;
+  if (!o.parse(raw_args)) return 0;
   const std::string in_path = o.required("in");
   const std::string model_path = o.text("model");
   const std::string out_path = o.required("out");

@@ -272,7 +272,7 @@ std::optional<MatrixFormat> output_option_format(const Options& o, const std::st
 
 void add_model_file_options(Options& o, const std::string& default_path, const std::string& help) {
   // -o/--out, the output of every command; --checkpoint, its name before, for a release.
-  o.value("out", "PATH", default_path, "(-o) " + help + " ('' writes none)")
+  o.value("out", "PATH", default_path, help + " ('' writes none)")
       .flag("force", "without -o, overwrite " + default_path + " when it exists")
       .renamed("checkpoint", "out")
       .suggests("model", "out");

@@ -95,7 +95,7 @@ std::optional<MatrixFormat> output_option_format(const Options& o, const std::st
 
 // -o/--out PATH with default_path, the model file a command writes unless told otherwise (its
 // former name --checkpoint still read, with a line saying so), and --force, which lets that
-// default overwrite an existing file. Parse with with_short_out.
+// default overwrite an existing file.
 void add_model_file_options(Options& o, const std::string& default_path, const std::string& help);
 // Throws before any work when -o was not given, its default file exists and --force was not
 // given: "sae train: sae-model.ckpt exists: pass -o PATH (-o '' for none), or --force to

@@ -16,7 +16,7 @@ int run_gen(const Args& args) {
             "topics per row, a known low-dimensional structure (see\n"
             "include/sparseae/generator.hpp).");
   o.value("out", "PATH", "",
-          "output: .mtx, .npz or .h5ad (sparse), .npy or .csv (dense), -o for short (required)")
+          "output: .mtx, .npz or .h5ad (sparse), .npy or .csv (dense) (required)")
       .value("rows", "N", std::to_string(defaults.rows), "rows")
       .value("cols", "N", std::to_string(defaults.cols), "columns")
       .value("topics", "K", std::to_string(defaults.topics), "topics")
@@ -26,7 +26,7 @@ int run_gen(const Args& args) {
              "seed (" + std::to_string(defaults.seed) +
                  ": the embedded dataset of the other commands)");
   add_quiet_option(o);
-  if (!o.parse(with_short_out(args))) return 0;
+  if (!o.parse(args)) return 0;
   const std::string out = o.required("out");
   const MatrixFormat format = *output_option_format(o, "sae gen", "out", kCountFormats);
   TopicDataConfig config;

@@ -60,10 +60,10 @@ int run_encode(const Args& args) {
   o.value("data", "PATH", "",
           "counts: .mtx, .mtx.gz, .npz (scipy.sparse), .h5ad (AnnData X), .npy or .csv (required)")
       .value("out", "PATH", "",
-             "latent codes: .npy or .npz (float32), .csv, or .h5ad (obsm['X_sparseae']), -o for "
-             "short (required)");
+             "latent codes: .npy or .npz (float32), .csv, or .h5ad (obsm['X_sparseae']) "
+             "(required)");
   add_transpose_option(o);
-  if (!o.parse(with_short_out(args))) return 0;
+  if (!o.parse(args)) return 0;
   // Every usage error comes before the backend opens.
   const std::string model_path = o.required("model");
   const std::int64_t batch = o.integer("batch");
@@ -86,11 +86,10 @@ int run_decode(const Args& args) {
       .value("data", "PATH", "", "counts to encode and reconstruct")
       .value("out", "PATH", "",
              ".mtx, .npz (scipy.sparse), .h5ad (AnnData X) or .csv decoded counts, or .npy "
-             "values, -o for short "
-             "(required)");
+             "values (required)");
   add_decode_option(o, " in .mtx and .csv", kStoredDecode);
   add_transpose_option(o);
-  if (!o.parse(with_short_out(args))) return 0;
+  if (!o.parse(args)) return 0;
   if (o.given("latents") == o.given("data"))
     throw UsageError("sae decode: give exactly one of --latents, --data");
   const std::string model_path = o.required("model");

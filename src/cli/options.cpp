@@ -6,6 +6,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <CLI/CLI.hpp>
+
 namespace sparseae::cli {
 
 namespace {
@@ -112,38 +114,85 @@ void Options::fail(const std::string& name, const std::string& reason) const {
   throw UsageError(command_ + ": --" + name + ": " + reason);
 }
 
+namespace {
+
+// The first of CLI11's leftovers as one line: an option no spec names (with a suggestion) or an
+// argument that is no option's value.
+std::string leftover_message(const std::string& command, const std::string& leftover,
+                             const std::vector<std::string>& names,
+                             const std::map<std::string, std::string>& suggestions) {
+  const std::size_t name_start = leftover.find_first_not_of('-');
+  if (name_start == 0 || name_start == std::string::npos)
+    return command + ": unexpected argument '" + leftover + "' (see " + command + " --help)";
+  const std::string bare = leftover.substr(name_start);
+  const std::string name = bare.substr(0, bare.find('='));
+  const auto meant = suggestions.find(name);
+  return command + ": unknown option '" + leftover.substr(0, leftover.find('=')) + "'" +
+         (meant != suggestions.end() ? did_you_mean(meant->second, {meant->second}, "--")
+                                     : did_you_mean(name, names, "--")) +
+         " (see " + command + " --help)";
+}
+
+}  // namespace
+
 bool Options::parse(const std::vector<std::string>& args) {
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << help();
-      return false;
-    }
-    if (arg.rfind("--", 0) != 0)
-      throw UsageError(command_ + ": unexpected argument '" + arg + "' (see " + command_ +
-                       " --help)");
-    std::string name = arg.substr(2);
-    std::string value;
-    const std::size_t equals = name.find('=');
-    const bool inline_value = equals != std::string::npos;
-    if (inline_value) {
-      value = name.substr(equals + 1);
-      name = name.substr(0, equals);
-    }
-    if (const auto former = renamed_.find(name); former != renamed_.end()) {
-      std::cerr << command_ << ": --" << name << " is now --" << former->second
-                << "; the old name works until the next release\n";
-      name = former->second;
-    }
-    const Spec& s = spec(name);
-    if (s.metavar.empty()) {
-      if (inline_value) fail(name, "takes no value");
-      value = "1";
-    } else if (!inline_value) {
-      if (i + 1 >= args.size()) fail(name, "needs a value (" + s.metavar + ")");
-      value = args[++i];
-    }
-    values_[name] = value;
+  // CLI11 reads the words (--name value, --name=value, -o value, flags, -h/--help); the specs,
+  // the help text and every message stay this class's, so that each command reads as before.
+  CLI::App app{summary_, command_};
+  app.set_help_flag("-h,--help");
+  app.allow_extras();
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::vector<CLI::Option*> declared;
+  std::vector<std::string> names;
+  for (const Spec& s : specs_) {
+    const std::string spelling = (s.name == "out" ? "-o,--" : "--") + s.name;
+    declared.push_back(s.metavar.empty() ? app.add_flag(spelling, s.help)
+                                         : app.add_option(spelling, s.help)->type_name(s.metavar));
+    names.push_back(s.name);
+  }
+  std::vector<std::pair<CLI::Option*, std::string>> former_names;
+  for (const auto& [former, current] : renamed_) {
+    const bool is_flag = spec(current).metavar.empty();
+    former_names.emplace_back(is_flag ? app.add_flag("--" + former) : app.add_option("--" + former),
+                              current);
+  }
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 reads from the back
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << help();
+    return false;
+  } catch (const CLI::ArgumentMismatch& error) {
+    // "--epochs: 1 required N missing": the option came last, or as "--name=" with nothing.
+    const std::string what = error.what();
+    const std::string name = what.substr(0, what.find(':'));
+    for (const Spec& s : specs_)
+      if (name == "--" + s.name) fail(s.name, "needs a value (" + s.metavar + ")");
+    for (const auto& [former, current] : renamed_)
+      if (name == "--" + former) fail(former, "needs a value (" + spec(current).metavar + ")");
+    throw UsageError(command_ + ": " + what);
+  } catch (const CLI::ParseError& error) {
+    throw UsageError(command_ + ": " + error.what());
+  }
+  if (!app.remaining().empty())
+    throw UsageError(leftover_message(command_, app.remaining().front(), names, suggestions_));
+
+  for (std::size_t i = 0; i < specs_.size(); ++i) {
+    const Spec& s = specs_[i];
+    if (declared[i]->count() == 0) continue;
+    const std::string given = declared[i]->results().back();
+    if (s.metavar.empty() && given != "true") fail(s.name, "takes no value");
+    values_[s.name] = s.metavar.empty() ? "1" : given;
+  }
+  for (const auto& [option, current] : former_names) {
+    if (option->count() == 0) continue;
+    const std::string former = option->get_name().substr(2);
+    std::cerr << command_ << ": --" << former << " is now --" << current
+              << "; the old name works until the next release\n";
+    const std::string given = option->results().back();
+    if (spec(current).metavar.empty() && given != "true") fail(former, "takes no value");
+    if (values_.count(current) == 0) values_[current] = spec(current).metavar.empty() ? "1" : given;
   }
   return true;
 }
@@ -153,7 +202,8 @@ std::string Options::help() const {
   out << "usage: " << command_ << " [options]\n" << summary_ << "\n\noptions:\n";
   const std::string indent(kDescriptionColumn, ' ');
   for (const Spec& s : specs_) {
-    std::string left = "  --" + s.name + (s.metavar.empty() ? "" : " " + s.metavar);
+    std::string left = std::string(s.name == "out" ? "  -o, --" : "  --") + s.name +
+                       (s.metavar.empty() ? "" : " " + s.metavar);
     std::string description = s.help;
     std::replace(description.begin(), description.end(), '\n', ' ');
     if (!s.default_value.empty()) description += " (default " + s.default_value + ")";
@@ -231,12 +281,6 @@ std::vector<std::int64_t> Options::integer_list(const std::string& name) const {
     start = comma + 1;
   }
   return list;
-}
-
-std::vector<std::string> with_short_out(std::vector<std::string> args) {
-  for (std::string& arg : args)
-    if (arg == "-o") arg = "--out";
-  return args;
 }
 
 }  // namespace sparseae::cli

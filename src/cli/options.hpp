@@ -1,7 +1,7 @@
 #pragma once
-// Command-line options of one sae subcommand: declared once with their help, parsed from
-// "--name value", "--name=value" or "--flag", and read back typed. Every mistake becomes one
-// Error line that names the command and the option.
+// Command-line options of one sae subcommand: declared once with their help, parsed by CLI11 from
+// "--name value", "--name=value", "--flag" or, for --out, "-o value", and read back typed. Every
+// mistake becomes one Error line that names the command and the option.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -78,9 +78,5 @@ class Options {
   std::map<std::string, std::string> suggestions_;  // unknown name -> the option meant
   std::map<std::string, std::string> values_;
 };
-
-// The arguments with "-o" spelled "--out", as the usual compressors and converters take it: for
-// the commands whose output is --out.
-std::vector<std::string> with_short_out(std::vector<std::string> args);
 
 }  // namespace sparseae::cli

@@ -59,7 +59,7 @@ void save_pca(const std::string& path, const RunConfig& run, const std::vector<f
 
 int run_pca(const Args& args) {
   Options o = pca_options();
-  if (!o.parse(with_short_out(args))) return 0;
+  if (!o.parse(args)) return 0;
   // Every option is checked before the data is read.
   const auto latents_format = output_option_format(o, "sae pca", "latents", kCodeFormats);
   const auto reconstruction_format =

@@ -614,7 +614,7 @@ int run_as_rank(Communicator& ranks, const std::function<int()>& train) {
 
 int run_train(const Args& args) {
   Options o = train_options();
-  if (!o.parse(with_short_out(args))) return 0;
+  if (!o.parse(args)) return 0;
   const auto latents_format = output_option_format(o, "sae train", "latents", kCodeFormats);
   const auto reconstruction_format =
       output_option_format(o, "sae train", "reconstruction", kReconstructionFormats);
@@ -748,7 +748,7 @@ int run_train(const Args& args) {
 
 TrainPlan plan_training(const Args& args, std::int64_t input_dim) {
   Options o = train_options();
-  o.parse(with_short_out(args));
+  o.parse(args);
   TrainPlan plan;
   plan.run = config_from(o, input_dim);
   plan.decode = decode_option(o, plan.run.train.loss);
