@@ -2319,6 +2319,35 @@ TEST_F(Cli, CompressDecompressRoundTripAndStatsTable) {
   EXPECT_TRUE(contains(no_model.err, "p.sae: compressed with a model (--codec model)"))
       << no_model.err;
   EXPECT_FALSE(fs::exists(file("none.mtx")));
+
+  // The order-0 code of the model's training rows: in the table, a file without tables that
+  // needs the model back, and refused in one line for a model without the histogram (PCA's).
+  EXPECT_TRUE(contains(stats.out, "order-0 of the training rows ")) << stats.out;
+  const Result training =
+      sae("compress --codec order0-training --model p.ckpt --data x.mtx -o t.sae --block-rows 61");
+  ASSERT_TRUE(succeeded(training));
+  EXPECT_TRUE(contains(training.out, "tables 0.00,")) << training.out;
+  ASSERT_TRUE(succeeded(sae("decompress --in t.sae --model p.ckpt -o t.npz --backend cpu")));
+  expect_same(read_matrix(file("t.npz")).csr, read_matrix_market(file("x.mtx")),
+              "decompressed order-0 counts of the training tables");
+  const Result needs_model = sae("decompress --in t.sae -o none.mtx");
+  EXPECT_EQ(needs_model.exit_code, 1);
+  EXPECT_TRUE(contains(needs_model.err,
+                       "(--codec order0-training): decompress with that "
+                       "checkpoint (--model)"))
+      << needs_model.err;
+  ASSERT_TRUE(succeeded(sae("pca --data x.mtx --k 3 -o pca.ckpt --quiet --backend cpu")));
+  const Result pca =
+      sae("compress --codec order0-training --model pca.ckpt --data x.mtx -o "
+          "none.sae --backend cpu");
+  EXPECT_EQ(pca.exit_code, 1);
+  EXPECT_EQ(lines_of(pca.err).size(), 1u) << pca.err;
+  EXPECT_TRUE(contains(pca.err,
+                       "sae compress: --codec order0-training: pca.ckpt holds no count "
+                       "histogram of its training rows"))
+      << pca.err;
+  EXPECT_FALSE(fs::exists(file("none.sae")));
+  EXPECT_FALSE(fs::exists(file("none.mtx")));
 }
 
 TEST_F(Cli, CompressAndDecompressRefuseBadInputWithOneLine) {

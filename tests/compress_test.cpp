@@ -23,6 +23,8 @@
 #include "compress/order0.hpp"
 #include "compress/rans.hpp"
 #include "math/deterministic_decode.hpp"
+#include "sparseae/checkpoint.hpp"
+#include "sparseae/compare.hpp"
 #include "sparseae/generator.hpp"
 #include "sparseae/inference.hpp"
 #include "sparseae/lossless.hpp"
@@ -78,7 +80,8 @@ struct TrainedModelFile {
   std::vector<float> parameters;
 };
 
-// A tiny model trained for one epoch on data.
+// A tiny model trained for one epoch on data, finished as sae train finishes one (scale, training
+// histogram, hurdle threshold).
 TrainedModelFile train_tiny(Backend& backend, LossKind loss, const HostCsr& data,
                             const std::function<void(RunConfig&)>& adjust = {}) {
   RunConfig run;
@@ -92,8 +95,7 @@ TrainedModelFile train_tiny(Backend& backend, LossKind loss, const HostCsr& data
   if (adjust) adjust(run);
   Trainer trainer(backend, run.model, run.train, data);
   trainer.train();
-  run.scale = trainer.scale();
-  run.reference_library_size = trainer.reference_library_size();
+  finished_model(backend, trainer, run);
   return {run, trainer.state().parameters};
 }
 
@@ -478,6 +480,10 @@ class LosslessFile : public ::testing::Test {
     options.codec = LosslessCodec::order0;
     CsrRowSource order0_source(*data_);
     compress_lossless(order0_source, scratch("o.sae"), options);
+    options.codec = LosslessCodec::order0_training;
+    CsrRowSource training_source(*data_);
+    compress_lossless(*backend_, model_->config, model_->parameters, training_source,
+                      scratch("t.sae"), options);
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -498,9 +504,9 @@ Backend* LosslessFile::backend_ = nullptr;
 HostCsr* LosslessFile::data_ = nullptr;
 TrainedModelFile* LosslessFile::model_ = nullptr;
 
-// A model-coded file and an order0 one.
+// A model-coded file, an order0 one and an order0_training one.
 TEST_F(LosslessFile, EveryCorruptedByteIsDetected) {
-  for (const char* name : {"f.sae", "o.sae"}) {
+  for (const char* name : {"f.sae", "o.sae", "t.sae"}) {
     const std::vector<unsigned char> good = read_bytes(scratch(name));
     ASSERT_GT(good.size(), 150u) << name;
     const std::string bad = scratch("corrupt.sae");
@@ -515,7 +521,7 @@ TEST_F(LosslessFile, EveryCorruptedByteIsDetected) {
 }
 
 TEST_F(LosslessFile, TruncationAndTrailingBytesAreDetected) {
-  for (const char* name : {"f.sae", "o.sae"}) {
+  for (const char* name : {"f.sae", "o.sae", "t.sae"}) {
     const std::vector<unsigned char> good = read_bytes(scratch(name));
     const std::string bad = scratch("truncated.sae");
     for (std::size_t length = 0; length < good.size(); length += 7) {
@@ -589,6 +595,20 @@ TEST_F(LosslessFile, AnotherModelIsRefusedWithOneLine) {
       error_message([&] { decompress_all(*backend_, other, scratch("f.sae"), 8); });
   EXPECT_TRUE(contains(message, "compressed with another model")) << message;
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  // An order0_training file's tables are the model's: another histogram is another model.
+  TrainedModelFile other_counts = *model_;
+  ++other_counts.config.training_count_histogram[1];
+  --other_counts.config.training_count_histogram[0];
+  const std::string tables =
+      error_message([&] { decompress_all(*backend_, other_counts, scratch("t.sae"), 8); });
+  EXPECT_TRUE(contains(tables, "compressed with another model's tables")) << tables;
+  EXPECT_EQ(tables.find('\n'), std::string::npos) << tables;
+  const std::string no_model = error_message([] {
+    decompress_lossless(
+        scratch("t.sae"), [](const auto&) {}, [](auto, const auto&) {});
+  });
+  EXPECT_TRUE(contains(no_model, "(--codec order0-training): decompress with that checkpoint"))
+      << no_model;
 }
 
 TEST_F(LosslessFile, NonIntegerCountsAndWrongColumnsAreRefused) {
@@ -730,6 +750,107 @@ TEST(Lossless, Order0AndModelCodecsRoundTripEveryBlockLayoutExactly) {
   CsrRowSource source(empty);
   compress_lossless(source, scratch("empty.sae"), options);
   expect_same_counts(decompress_all(scratch("empty.sae")), empty, "no rows");
+}
+
+// The training histogram travels in the checkpoint's configuration, sparse, and comes back the
+// same; one whose columns count different rows, or of another width, is refused; a configuration
+// without it (checkpoints written before it was stored) has none.
+TEST(TrainingHistogram, RoundTripsThroughTheConfigurationAndIsChecked) {
+  RunConfig run;
+  run.model.input_dim = 3;
+  run.model.hidden = {4};
+  run.model.latent = 2;
+  run.training_count_histogram.assign(3 * kTrainingHistogramBins, 0);
+  const auto bin = [&](std::int64_t c, int count) -> std::uint64_t& {
+    return run
+        .training_count_histogram[static_cast<std::size_t>(c * kTrainingHistogramBins + count)];
+  };
+  bin(0, 0) = 7;
+  bin(0, 64) = 3;
+  bin(1, 0) = 10;
+  bin(2, 1) = 4;
+  bin(2, 5) = 6;
+  const std::string json = run_config_to_json(run);
+  EXPECT_TRUE(
+      contains(json, "\"training_count_histogram\": [[0, 7, 64, 3], [0, 10], [1, 4, 5, 6]]"))
+      << json;
+  EXPECT_EQ(run_config_from_json(json, "test").training_count_histogram,
+            run.training_count_histogram);
+  const auto refused = [&](const std::string& from, const std::string& to) {
+    std::string bad = json;
+    bad.replace(bad.find(from), from.size(), to);
+    return error_message([&] { run_config_from_json(bad, "test"); });
+  };
+  EXPECT_TRUE(contains(refused("[1, 4, 5, 6]", "[1, 4, 5, 5]"),
+                       "test: training_count_histogram column 3 counts 9 rows, column 1 10"));
+  EXPECT_TRUE(contains(refused("[0, 10], ", ""),
+                       "training_count_histogram has 2 columns, the "
+                       "model 3"));
+  EXPECT_TRUE(contains(refused("[0, 10]", "[65, 10]"), "bin 65 outside [0, 65)"));
+  EXPECT_TRUE(contains(refused("[0, 10]", "[0]"), "is not a list of bin, rows pairs"));
+  run.training_count_histogram.clear();
+  EXPECT_FALSE(contains(run_config_to_json(run), "training_count_histogram"));
+  EXPECT_TRUE(
+      run_config_from_json(run_config_to_json(run), "test").training_count_histogram.empty());
+}
+
+// The order-0 code fitted on a model's training rows: counts the training rows never held (empty
+// rows, an all-zero column, counts past the explicit ones up to the largest exact one) round-trip
+// at every block layout, the file holds no tables, and on the training rows themselves it is
+// smaller than the order0 file, which codes them with the same histogram but stores it.
+TEST(Lossless, Order0OfTheTrainingRowsRoundTripsWithoutTables) {
+  const auto cpu = make_backend(BackendChoice::cpu);
+  const HostCsr seen = topic_data(80, 20, 14);
+  const TrainedModelFile model = train_tiny(*cpu, LossKind::nb, seen, [](RunConfig& run) {
+    run.train.val_fraction = 0.0;  // every row a training row, as the histogram sees them
+  });
+  ASSERT_EQ(model.config.training_count_histogram.size(), 20u * kTrainingHistogramBins);
+  for (std::int64_t c = 0; c < 20; ++c) {  // the histogram is the rows' own
+    std::vector<std::uint64_t> expected(kTrainingHistogramBins, 0);
+    for (std::int64_t r = 0; r < seen.rows; ++r) {
+      float value = 0.0f;
+      for (RowOffset k = seen.row_offsets[r]; k < seen.row_offsets[r + 1]; ++k)
+        if (seen.col_indices[k] == c) value = seen.values[k];
+      ++expected[static_cast<std::size_t>(std::min(value, 64.0f))];
+    }
+    const auto first = model.config.training_count_histogram.begin() + c * kTrainingHistogramBins;
+    EXPECT_EQ(std::vector<std::uint64_t>(first, first + kTrainingHistogramBins), expected) << c;
+  }
+  const HostCsr data = awkward_data();
+  for (const std::int64_t block_rows : {1, 7, 81, 4096}) {
+    LosslessOptions options;
+    options.codec = LosslessCodec::order0_training;
+    options.block_rows = block_rows;
+    const std::string layout = std::to_string(block_rows) + " rows per block";
+    CsrRowSource source(data);
+    const LosslessSizes sizes =
+        compress_lossless(*cpu, model.config, model.parameters, source, scratch("t0.sae"), options);
+    EXPECT_EQ(sizes.table_bytes, 0) << layout;
+    EXPECT_EQ(sizes.order0_blocks, sizes.blocks) << layout;
+    EXPECT_EQ(sizes.total(), static_cast<std::int64_t>(fs::file_size(scratch("t0.sae")))) << layout;
+    expect_same_counts(decompress_all(*cpu, model, scratch("t0.sae"), 5), data,
+                       "order0_training, " + layout);
+  }
+  LosslessOptions options;
+  options.codec = LosslessCodec::order0_training;
+  CsrRowSource seen_source(seen), order0_source(seen);
+  const LosslessSizes training_tables =
+      compress_lossless(*cpu, model.config, model.parameters, seen_source, "", options);
+  options.codec = LosslessCodec::order0;
+  const LosslessSizes own_tables = compress_lossless(order0_source, "", options);
+  EXPECT_GT(own_tables.table_bytes, 0);
+  EXPECT_EQ(training_tables.order0_bytes, own_tables.order0_bytes) << "the same histogram";
+  EXPECT_EQ(training_tables.total() + own_tables.table_bytes, own_tables.total());
+
+  TrainedModelFile without = model;
+  without.config.training_count_histogram.clear();
+  options.codec = LosslessCodec::order0_training;
+  CsrRowSource source(data);
+  const std::string message = error_message([&] {
+    compress_lossless(*cpu, without.config, without.parameters, source, scratch("x.sae"), options);
+  });
+  EXPECT_TRUE(contains(message, "holds no count histogram of its training rows")) << message;
+  EXPECT_FALSE(fs::exists(scratch("x.sae")));
 }
 
 // ---- rate-aware models: integer latents under the learned prior ----

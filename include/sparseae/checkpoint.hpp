@@ -32,6 +32,10 @@ namespace sparseae {
 // optional "data_source_relative_to_checkpoint", written only when not empty.
 constexpr std::uint32_t kCheckpointVersion = 4;
 
+// The bins of RunConfig::training_count_histogram: each count from 0 to 63 its own, then one for
+// every count of 64 or more (lossless mode's explicit counts and escape).
+constexpr int kTrainingHistogramBins = 65;
+
 // The resolved configuration of a run: what a model needs to be rebuilt and used.
 struct RunConfig {
   ModelConfig model;
@@ -57,6 +61,12 @@ struct RunConfig {
   // the loss's default (default_decode), as for checkpoints written before it was stored and
   // for PCA models. Checked against the loss where the model is used (TrainedModel).
   std::optional<DecodeMode> decode;
+  // How many training rows hold each count in each column: input_dim x kTrainingHistogramBins,
+  // row-major. Lossless mode fits its order-0 code on it (LosslessCodec::order0_training), so a
+  // file coded with it holds no tables. Set with the model at the end of training; empty for
+  // data that are not integer counts, for PCA models and for models written before it was stored
+  // (the optional key "training_count_histogram", within version 4).
+  std::vector<std::uint64_t> training_count_histogram;
 };
 
 std::string run_config_to_json(const RunConfig& config);

@@ -82,7 +82,8 @@ std::vector<ComparisonRow> compare_losses(Backend& backend, const HostCsr& data,
 
 // The model trainer's current parameters make, finished as every run finishes it (sae train,
 // fit, compare_losses, search_recipes, validation_exact_f1_score): run's scale and reference
-// library size set to the trainer's and, for a loss with a support head, its hurdle threshold
+// library size set to the trainer's, the training rows' count histogram (for lossless mode's
+// order-0 code) and, for a loss with a support head, its hurdle threshold
 // chosen on the trainer's validation rows (choose_hurdle_threshold) and set in run and in the
 // model. A decode would otherwise read the outputs at another scale or threshold than the counts
 // were measured at, with no error. scores, when not null, gets the threshold curve;

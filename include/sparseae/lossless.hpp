@@ -1,9 +1,12 @@
 #pragma once
 // Lossless mode: a count matrix stored so that decompression rebuilds it exactly, a block of rows
-// at a time, by one of two codecs:
+// at a time, by one of three codecs:
 // - order0: each column's counts coded with one quantised pmf of its own, fitted on the rows
 //   being compressed (the tables travel in the file, so the rows' own histogram gives the smallest
 //   file, and no model is needed to decompress).
+// - order0_training: the same code with the pmfs fitted on a model's training rows
+//   (RunConfig::training_count_histogram): the file holds no tables, and decompressing needs the
+//   model, whose identity the header records.
 // - model: per row, the model's latent code and the residual between the row and what the model
 //   predicts from that stored code, entropy-coded with the model's own predicted distribution.
 //   Each block keeps whichever of the two codings is smaller: a model that does not fit the rows
@@ -11,11 +14,12 @@
 //   them: a file whose every block keeps the model holds none.
 //
 // File layout (little-endian; FNV-1a 64-bit checksums):
-//   header   "SAECOMP\n" | u32 format version | u32 codec (1 model, 2 order0) | u32 latent bits
-//            (32, 16, 8; 0 for order0) | u32 residual coding (1 model pmf, 2 adaptive residual;
-//            0 for order0) | u64 rows | u64 columns | u64 latent width | u64 model identity |
-//            u64 decoder probe | u64 rows per block | u64 table bytes (the order-0 tables'
-//            length) | u64 checksum of the header's bytes before it
+//   header   "SAECOMP\n" | u32 format version | u32 codec (1 model, 2 order0, 3 order0_training,
+//            which came within version 4: older builds refuse it as an unknown codec) | u32 latent
+//            bits (32, 16, 8; 0 for order0) | u32 residual coding (1 model pmf, 2 adaptive
+//            residual; 0 for order0) | u64 rows | u64 columns | u64 latent width | u64 model
+//            identity | u64 decoder probe | u64 rows per block | u64 table bytes (the order-0
+//            tables' length) | u64 checksum of the header's bytes before it
 //   blocks   "SAEBLOCK" | u64 first row | u64 rows | u32 block coding (1 model, 2 order0) | u32 0 |
 //            u64 latent stream bytes (0 for order0) | u64 count stream bytes | u64 hash of the
 //            block's counts | latent stream | count stream (the residual, or the order-0 code) |
@@ -25,11 +29,11 @@
 //   trailer  "SAE-END\n" | u64 blocks | u64 non-zeros | u64 checksum of every byte of the file
 //            before it
 // The model identity hashes the model's configuration and parameters: decompressing with
-// another model is refused. The decoder probe hashes the deterministic decoder's outputs and the
-// entry models built from them for a fixed code: a machine whose decoder or libm computes them
-// differently is refused instead of decoding garbage. An order0 file records neither (0). Each
-// block is decoded on its own, so both directions stream a block at a time; compression reads
-// the rows twice, first to fit the order-0 tables.
+// another model is refused (an order0_training file records it too). The decoder probe hashes the
+// deterministic decoder's outputs and the entry models built from them for a fixed code: a machine
+// whose decoder or libm computes them differently is refused instead of decoding garbage. An order0
+// file records neither (0). Each block is decoded on its own, so both directions stream a block at
+// a time; compression reads the rows twice, first to fit the order-0 tables.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -61,7 +65,7 @@ inline int default_latent_bits(const ModelConfig& model) {
   return model.latent_prior ? kPriorLatentBits : 32;
 }
 
-enum class LosslessCodec : std::uint32_t { model = 1, order0 = 2 };
+enum class LosslessCodec : std::uint32_t { model = 1, order0 = 2, order0_training = 3 };
 
 // Rows of counts in order, a block at a time.
 class RowBlockSource {
@@ -145,7 +149,8 @@ std::uint64_t lossless_model_identity(const RunConfig& config,
                                       const std::vector<float>& parameters);
 
 // Compresses the rows of source into path with options.codec, written atomically (path "" only
-// measures); with the order0 codec the model is not used. Throws Error for a value that is not
+// measures); with the order0 codec the model is not used, with order0_training only its training
+// histogram and identity (Error when it holds no histogram). Throws Error for a value that is not
 // an integer count (lossless mode codes integer counts up to 2^24), for columns other than the
 // model's, and for an impossible option.
 LosslessSizes compress_lossless(Backend& backend, const RunConfig& config,
@@ -164,10 +169,11 @@ struct LosslessFileInfo {
 };
 
 // Decompresses path: start(info) once the header and trailer are read, then
-// visit(first_row, block) for each block of rows in order. A model-coded file needs the model it
-// was compressed with; an order0 file does not use it. Throws Error, naming the file, for another
-// model, another decoder (probe), a corrupt or truncated file; every block's bytes and counts are
-// checked before visit sees them, the whole file's checksum after the last block.
+// visit(first_row, block) for each block of rows in order. A model-coded or order0_training file
+// needs the model it was compressed with; an order0 file does not use it. Throws Error, naming the
+// file, for another model, another decoder (probe), a corrupt or truncated file; every block's
+// bytes and counts are checked before visit sees them, the whole file's checksum after the last
+// block.
 void decompress_lossless(Backend& backend, const RunConfig& config,
                          const std::vector<float>& parameters, const std::string& path,
                          std::int64_t batch_rows,

@@ -106,6 +106,56 @@ std::uint64_t checkpoint_checksum(const unsigned char* data, std::size_t size) {
 
 namespace {
 
+// RunConfig::training_count_histogram as one array a column of its non-empty bins, [bin, rows, bin,
+// rows,
+// ...]: a column holds a few counts, so most of its 65 bins are empty.
+Json training_count_histogram_json(const RunConfig& config) {
+  std::vector<Json> columns;
+  for (std::int64_t c = 0; c < config.model.input_dim; ++c) {
+    std::vector<Json> bins;
+    for (int bin = 0; bin < kTrainingHistogramBins; ++bin) {
+      const std::uint64_t rows =
+          config
+              .training_count_histogram[static_cast<std::size_t>(c * kTrainingHistogramBins + bin)];
+      if (rows == 0) continue;
+      bins.push_back(Json::integer(bin));
+      bins.push_back(Json::unsigned_integer(rows));
+    }
+    columns.push_back(Json::array(std::move(bins)));
+  }
+  return Json::array(std::move(columns));
+}
+
+// The counts stored by training_count_histogram_json; every column must account for the same rows.
+std::vector<std::uint64_t> training_count_histogram_from(const Json& columns,
+                                                         std::int64_t input_dim,
+                                                         const std::string& what) {
+  require(static_cast<std::int64_t>(columns.items().size()) == input_dim,
+          what + ": training_count_histogram has " + std::to_string(columns.items().size()) +
+              " columns, the model " + std::to_string(input_dim));
+  std::vector<std::uint64_t> counts(static_cast<std::size_t>(input_dim * kTrainingHistogramBins),
+                                    0);
+  std::uint64_t first_column_rows = 0;
+  for (std::int64_t c = 0; c < input_dim; ++c) {
+    const std::vector<Json>& bins = columns.items()[static_cast<std::size_t>(c)].items();
+    const std::string where = what + ": training_count_histogram column " + std::to_string(c + 1);
+    require(bins.size() % 2 == 0, where + " is not a list of bin, rows pairs");
+    std::uint64_t rows = 0;
+    for (std::size_t i = 0; i < bins.size(); i += 2) {
+      const std::int64_t bin = bins[i].as_int();
+      require(bin >= 0 && bin < kTrainingHistogramBins,
+              where + ": bin " + std::to_string(bin) + " outside [0, " +
+                  std::to_string(kTrainingHistogramBins) + ")");
+      counts[static_cast<std::size_t>(c * kTrainingHistogramBins + bin)] += bins[i + 1].as_uint();
+      rows += bins[i + 1].as_uint();
+    }
+    if (c == 0) first_column_rows = rows;
+    require(rows == first_column_rows, where + " counts " + std::to_string(rows) +
+                                           " rows, column 1 " + std::to_string(first_column_rows));
+  }
+  return counts;
+}
+
 Json run_config_json(const RunConfig& config) {
   const ModelConfig& m = config.model;
   const TrainConfig& t = config.train;
@@ -177,6 +227,8 @@ Json run_config_json(const RunConfig& config) {
   if (!config.data_source_relative_to_checkpoint.empty())
     root.set("data_source_relative_to_checkpoint",
              Json::string(config.data_source_relative_to_checkpoint));
+  if (!config.training_count_histogram.empty())
+    root.set("training_count_histogram", training_count_histogram_json(config));
   return root;
 }
 
@@ -262,6 +314,9 @@ RunConfig run_config_from(const Json& root, const std::string& what) {
           what + ": reference_library_size " + std::to_string(config.reference_library_size) +
               " is not positive");
   if (root.contains("decode")) config.decode = parse_decode_mode(root.at("decode").as_string());
+  if (root.contains("training_count_histogram"))
+    config.training_count_histogram =
+        training_count_histogram_from(root.at("training_count_histogram"), m.input_dim, what);
   // Not stored: the output layer's shape follows from the loss and its parameters.
   m = with_loss_heads(m, t.loss, t.loss_params);
   return config;

@@ -80,6 +80,7 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
         bytes < 0 ? (is_matrix_market(in.data_path) ? tool + " not installed" : "not a .mtx") : "");
   }
   const bool wrote_order0 = in.options.codec == LosslessCodec::order0;
+  const bool wrote_training_order0 = in.options.codec == LosslessCodec::order0_training;
   LosslessOptions order0_options = in.options;
   order0_options.codec = LosslessCodec::order0;
   CsrRowSource order0_source(counts);
@@ -106,12 +107,27 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
               per_row(static_cast<double>(pca_sizes.total()), rows), size_breakdown(pca_sizes));
   }
   if (in.checkpoint == nullptr) return;
+  if (!in.checkpoint->config.training_count_histogram.empty()) {
+    LosslessOptions training_options = in.options;
+    training_options.codec = LosslessCodec::order0_training;
+    CsrRowSource training_source(counts);
+    const LosslessSizes training_order0 =
+        wrote_training_order0
+            ? in.written
+            : compress_lossless(backend, in.checkpoint->config, in.checkpoint->state.parameters,
+                                training_source, "", training_options);
+    print_row("order-0 of the training rows" +
+                  (wrote_training_order0 ? " (" + in.out_path + ")" : std::string()),
+              per_row(static_cast<double>(training_order0.total()), rows),
+              size_breakdown(training_order0));
+  }
+  const bool wrote_model = in.options.codec == LosslessCodec::model;
   CsrRowSource model_source(counts);
-  const LosslessSizes model = wrote_order0 ? compress_lossless(backend, in.checkpoint->config,
-                                                               in.checkpoint->state.parameters,
-                                                               model_source, "", model_options)
-                                           : in.written;
-  print_row("model codes + residual" + (wrote_order0 ? std::string() : " (" + in.out_path + ")"),
+  const LosslessSizes model = wrote_model ? in.written
+                                          : compress_lossless(backend, in.checkpoint->config,
+                                                              in.checkpoint->state.parameters,
+                                                              model_source, "", model_options);
+  print_row("model codes + residual" + (wrote_model ? " (" + in.out_path + ")" : std::string()),
             per_row(static_cast<double>(model.total()), rows), size_breakdown(model));
   print_row("model coding of every block",
             per_row(static_cast<double>(model.model_coding_bytes + model.framing_bytes), rows),
@@ -131,7 +147,8 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
 LosslessCodec parse_codec(const std::string& name) {
   if (name == "model") return LosslessCodec::model;
   if (name == "order0") return LosslessCodec::order0;
-  throw Error("sae compress: --codec must be model or order0, not " + name);
+  if (name == "order0-training") return LosslessCodec::order0_training;
+  throw Error("sae compress: --codec must be model, order0 or order0-training, not " + name);
 }
 
 // decompress_lossless's callbacks that gather every block of rows into counts, for the formats
@@ -164,18 +181,20 @@ int run_compress(const Args& raw_args) {
             "code and the residual between the row and the model's prediction from that code,\n"
             "entropy-coded with the model's predicted distribution; each block falls back on\n"
             "the order-0 code where that is smaller. --codec order0: each column's counts with\n"
-            "one distribution fitted on the rows, no model. sae decompress gives back the exact\n"
-            "counts.");
+            "one distribution fitted on the rows, no model. --codec order0-training: the same\n"
+            "with the distributions of the model's training rows, so the file holds no tables.\n"
+            "sae decompress gives back the exact counts.");
   o.value("model", "PATH", "",
-          "checkpoint written by sae train (required by --codec model; with order0 only --stats "
-          "uses it)")
+          "checkpoint written by sae train (required by --codec model and order0-training; with "
+          "order0 only --stats uses it)")
       .suggests("checkpoint", "model")
       .value("data", "PATH", "",
              "counts: .mtx or .mtx.gz (streamed a block at a time when sorted by row), .npz, "
              ".h5ad, .npy, .csv (required)")
       .value("out", "PATH", "", "the compressed file (required)")
-      .value("codec", "model|order0", "model",
-             "model codes + residual with an order-0 fallback per block, or order-0 alone")
+      .value("codec", "model|order0|order0-training", "model",
+             "model codes + residual with an order-0 fallback per block, order-0 alone, or "
+             "order-0 fitted on the model's training rows")
       .value("latent-bits", "auto|prior|32|16|8", "auto",
              "latent codes as integers under the model's learned prior (prior: a model trained "
              "with --rate-lambda), float32, float16, or 8 bits linear per column and block; auto: "
@@ -195,7 +214,7 @@ int run_compress(const Args& raw_args) {
   const Orientation orientation = data_orientation(o);
   LosslessOptions options;
   options.codec = parse_codec(o.text("codec"));
-  const bool use_model = options.codec == LosslessCodec::model;
+  const bool use_model = options.codec != LosslessCodec::order0;
   const std::string model_path = use_model ? o.required("model") : o.text("model");
   const std::string data_path = o.required("data");
   const std::string out_path = o.required("out");
@@ -206,10 +225,15 @@ int run_compress(const Args& raw_args) {
   options.block_rows = o.integer("block-rows");
   options.batch_rows = o.integer("batch");
   require(options.batch_rows > 0, "sae compress: --batch must be positive");
-  // The order0 codec runs no model; --stats runs PCA.
+  // The order0 codecs run no model (order0-training reads its histogram); --stats runs PCA.
   const auto backend = use_model || o.flag_set("stats") ? open_backend(o) : nullptr;
   std::unique_ptr<Checkpoint> checkpoint;
   if (!model_path.empty()) checkpoint = std::make_unique<Checkpoint>(load_checkpoint(model_path));
+  require(options.codec != LosslessCodec::order0_training ||
+              !checkpoint->config.training_count_histogram.empty(),
+          "sae compress: --codec order0-training: " + model_path +
+              " holds no count histogram of its training rows (a PCA model, one trained on values "
+              "that are not counts, or one written before it was stored): use --codec order0");
   const bool has_prior = checkpoint && checkpoint->config.model.latent_prior;
   require(latent_bits != "prior" || !use_model || has_prior,
           "sae compress: --latent-bits prior needs a model trained with --rate-lambda; " +
@@ -263,7 +287,8 @@ int run_decompress(const Args& raw_args) {
   Options o("sae decompress", "Rebuilds the exact counts from a file written by sae compress.");
   o.value("in", "PATH", "", "the compressed file (required)")
       .value("model", "PATH", "",
-             "the checkpoint it was compressed with (required for a file of --codec model)")
+             "the checkpoint it was compressed with (required for a file of --codec model or "
+             "order0-training)")
       .suggests("checkpoint", "model")
       .value("out", "PATH", "",
              "the counts: .mtx (coordinate integer, streamed), .npz, .h5ad, .npy or .csv (held "

@@ -346,11 +346,16 @@ class ModelBlockCoder {
 
 LosslessSizes compress_rows(const ModelRef* model, RowBlockSource& source, const std::string& path,
                             const LosslessOptions& options) {
-  require(options.codec == LosslessCodec::model || options.codec == LosslessCodec::order0,
+  require(options.codec == LosslessCodec::model || options.codec == LosslessCodec::order0 ||
+              options.codec == LosslessCodec::order0_training,
           "unknown lossless codec " + std::to_string(static_cast<std::uint32_t>(options.codec)));
   require(options.block_rows > 0 && options.block_rows <= (1 << 24),
           "rows per block " + std::to_string(options.block_rows) + " outside [1, 2^24]");
   const bool use_model = options.codec == LosslessCodec::model;
+  // The model's training rows give the order-0 tables: the file stores none, and the model
+  // identifies them.
+  const bool training_tables = options.codec == LosslessCodec::order0_training;
+  require(!training_tables || model != nullptr, "the order0-training codec needs a model");
   std::unique_ptr<ModelBlockCoder> model_coder;
   if (use_model) {
     require(model != nullptr, "the model codec needs a model");
@@ -365,8 +370,14 @@ LosslessSizes compress_rows(const ModelRef* model, RowBlockSource& source, const
                 : ResidualCoding::adaptive_residual;
 
   Output out(path);
-  const Order0Tables tables = fit_order0_tables(source, options.block_rows);
-  const std::vector<std::uint8_t> table_bytes = tables.encode();
+  if (training_tables)
+    require(source.cols() == model->config.model.input_dim,
+            "the data have " + std::to_string(source.cols()) + " columns, the model expects " +
+                std::to_string(model->config.model.input_dim));
+  const Order0Tables tables = training_tables ? Order0Tables(ColumnHistogram(model->config))
+                                              : fit_order0_tables(source, options.block_rows);
+  const std::vector<std::uint8_t> table_bytes =
+      training_tables ? std::vector<std::uint8_t>() : tables.encode();
   Header header{};
   std::memcpy(header.magic, kHeaderMagic, sizeof kHeaderMagic);
   header.version = kLosslessFormatVersion;
@@ -383,6 +394,8 @@ LosslessSizes compress_rows(const ModelRef* model, RowBlockSource& source, const
     header.probe =
         decoder_probe(model_coder->decoder(), model->config, model_coder->latent_coder());
   }
+  if (training_tables)
+    header.model_identity = lossless_model_identity(model->config, model->parameters);
   header.checksum = checksum_before_last_field(header);
   out.write(&header, sizeof header);
 
@@ -455,7 +468,7 @@ LosslessSizes compress_rows(const ModelRef* model, RowBlockSource& source, const
   // The tables follow the blocks, and only where a block is coded with them: a file whose every
   // block keeps the model's coding holds none (512 columns' tables are kilobytes, a few bytes a
   // row of a file of thousands of rows).
-  if (sizes.order0_blocks > 0) {
+  if (sizes.order0_blocks > 0 && !training_tables) {
     Fnv1a table_hash;
     table_hash.add(table_bytes.data(), table_bytes.size());
     const std::uint64_t table_checksum = table_hash.value();
@@ -536,9 +549,24 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
   if (std::memcmp(trailer.magic, kTrailerMagic, sizeof kTrailerMagic) != 0)
     in.fail("truncated or corrupt: no trailer at the end of the file");
   const auto codec = static_cast<LosslessCodec>(header.codec);
-  if (codec != LosslessCodec::model && codec != LosslessCodec::order0)
+  if (codec != LosslessCodec::model && codec != LosslessCodec::order0 &&
+      codec != LosslessCodec::order0_training)
     in.fail("unknown codec " + std::to_string(header.codec) + ": the file is corrupt");
   const bool use_model = codec == LosslessCodec::model;
+  const bool training_tables = codec == LosslessCodec::order0_training;
+  if (training_tables) {
+    if (model == nullptr)
+      in.fail(
+          "compressed with the order-0 tables of a model's training rows (--codec "
+          "order0-training): decompress with that checkpoint (--model)");
+    const std::uint64_t identity = lossless_model_identity(model->config, model->parameters);
+    if (header.model_identity != identity)
+      in.fail("compressed with another model's tables (identity " + hex(header.model_identity) +
+              ", the model given is " + hex(identity) + "): decompress with the same --model");
+    if (header.cols != static_cast<std::uint64_t>(model->config.model.input_dim) ||
+        header.table_bytes != 0)
+      in.fail("the header's shape does not match the model's: the file is corrupt");
+  }
   std::unique_ptr<ModelBlockDecoder> model_decoder;
   if (use_model) {
     if (model == nullptr)
@@ -600,7 +628,9 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
       in.fail(std::string("the order-0 tables: ") + error.what());
     }
   };
-  if (!tables_at_end) {
+  if (training_tables)
+    tables = std::make_unique<Order0Tables>(ColumnHistogram(model->config));
+  else if (!tables_at_end) {
     table_section.resize(static_cast<std::size_t>(tables_size));
     in.read(table_section.data(), table_section.size(), "the order-0 tables");
     take_tables(table_section.data());

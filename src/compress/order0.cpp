@@ -18,6 +18,14 @@ void ColumnHistogram::add(const float* row) {
   ++rows_;
 }
 
+ColumnHistogram::ColumnHistogram(const RunConfig& config)
+    : cols_(config.model.input_dim), counts_(config.training_count_histogram) {
+  require(!counts_.empty() && counts_.size() == static_cast<std::size_t>(cols_ * kBins),
+          "the model holds no count histogram of its training rows (trained before it was stored, "
+          "on values that are not counts, or a PCA model): use --codec order0");
+  for (int count = 0; count < kBins; ++count) rows_ += counts_[static_cast<std::size_t>(count)];
+}
+
 Order0Tables::Order0Tables(const ColumnHistogram& histogram)
     : pmfs_(static_cast<std::size_t>(histogram.cols())) {
   const double rows = static_cast<double>(std::max<std::uint64_t>(histogram.rows(), 1));

@@ -8,6 +8,7 @@
 
 #include "compress/entry_coding.hpp"
 #include "compress/rans.hpp"
+#include "sparseae/checkpoint.hpp"
 
 namespace sparseae::lossless {
 
@@ -15,6 +16,8 @@ namespace sparseae::lossless {
 class ColumnHistogram {
  public:
   explicit ColumnHistogram(std::int64_t cols);
+  // A model's RunConfig::training_count_histogram, whose bins are this class's.
+  explicit ColumnHistogram(const RunConfig& config);
   // row: cols counts, dense.
   void add(const float* row);
   std::int64_t cols() const { return cols_; }
@@ -26,6 +29,7 @@ class ColumnHistogram {
 
  private:
   static constexpr int kBins = kMaxExplicitCounts + 1;
+  static_assert(kBins == kTrainingHistogramBins, "a model's training histogram has these bins");
   std::int64_t cols_;
   std::uint64_t rows_ = 0;
   std::vector<std::uint64_t> counts_;

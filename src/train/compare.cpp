@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "sparseae/error.hpp"
@@ -34,11 +36,43 @@ HostCsr comparison_validation_rows(const HostCsr& data, const CompareConfig& con
                      split_rows(data.rows, config.train.val_fraction, config.train.seed).second);
 }
 
+namespace {
+
+// RunConfig::training_count_histogram of rows, summed over the ranks when sum_over_ranks is set;
+// empty when a value (on any rank) is not a non-negative integer count.
+std::vector<std::uint64_t> training_count_histogram(
+    const HostCsr& rows, const std::function<void(std::vector<double>&)>& sum_over_ranks) {
+  constexpr std::int64_t bins = kTrainingHistogramBins;
+  // Doubles, as the ranks sum them (exact below 2^53 rows); the last: values that are no count.
+  std::vector<double> histogram(static_cast<std::size_t>(rows.cols * bins + 1), 0.0);
+  for (std::int64_t c = 0; c < rows.cols; ++c)
+    histogram[static_cast<std::size_t>(c * bins)] = static_cast<double>(rows.rows);
+  for (std::int64_t i = 0; i < rows.nnz(); ++i) {
+    const float value = rows.values[static_cast<std::size_t>(i)];
+    if (!(value >= 0.0f && value == std::floor(value))) {
+      histogram.back() = 1.0;
+      continue;
+    }
+    const std::int64_t c = rows.col_indices[static_cast<std::size_t>(i)];
+    const auto bin = static_cast<std::int64_t>(std::min(value, static_cast<float>(bins - 1)));
+    histogram[static_cast<std::size_t>(c * bins)] -= 1.0;
+    histogram[static_cast<std::size_t>(c * bins + bin)] += 1.0;
+  }
+  if (sum_over_ranks) sum_over_ranks(histogram);
+  if (histogram.back() != 0.0) return {};
+  histogram.pop_back();
+  return std::vector<std::uint64_t>(histogram.begin(), histogram.end());
+}
+
+}  // namespace
+
 TrainedModel finished_model(Backend& backend, Trainer& trainer, RunConfig& run,
                             std::vector<ThresholdScore>* scores,
                             const std::function<void(std::vector<double>&)>& sum_over_ranks) {
   run.scale = trainer.scale();
   run.reference_library_size = trainer.reference_library_size();
+  run.training_count_histogram =
+      training_count_histogram(trainer.training_counts(), sum_over_ranks);
   TrainedModel model(backend, run, trainer.network().parameters().download());
   if (has_support_head(run.train.loss)) {
     run.hurdle_threshold =
