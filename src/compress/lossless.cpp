@@ -554,29 +554,23 @@ void decompress_rows(const ModelRef* model, const std::string& path, std::int64_
     in.fail("unknown codec " + std::to_string(header.codec) + ": the file is corrupt");
   const bool use_model = codec == LosslessCodec::model;
   const bool training_tables = codec == LosslessCodec::order0_training;
-  if (training_tables) {
+  if (use_model || training_tables) {
     if (model == nullptr)
-      in.fail(
-          "compressed with the order-0 tables of a model's training rows (--codec "
-          "order0-training): decompress with that checkpoint (--model)");
+      in.fail(use_model ? "compressed with a model (--codec model): decompress with the checkpoint "
+                          "it was compressed with (--model)"
+                        : "compressed with the order-0 tables of a model's training rows (--codec "
+                          "order0-training): decompress with that checkpoint (--model)");
     const std::uint64_t identity = lossless_model_identity(model->config, model->parameters);
     if (header.model_identity != identity)
-      in.fail("compressed with another model's tables (identity " + hex(header.model_identity) +
-              ", the model given is " + hex(identity) + "): decompress with the same --model");
-    if (header.cols != static_cast<std::uint64_t>(model->config.model.input_dim) ||
-        header.table_bytes != 0)
-      in.fail("the header's shape does not match the model's: the file is corrupt");
+      in.fail(std::string("compressed with another model") + (use_model ? "" : "'s tables") +
+              " (identity " + hex(header.model_identity) + ", the model given is " +
+              hex(identity) + "): decompress with the same --model");
   }
+  if (training_tables && (header.cols != static_cast<std::uint64_t>(model->config.model.input_dim) ||
+                          header.table_bytes != 0))
+    in.fail("the header's shape does not match the model's: the file is corrupt");
   std::unique_ptr<ModelBlockDecoder> model_decoder;
   if (use_model) {
-    if (model == nullptr)
-      in.fail(
-          "compressed with a model (--codec model): decompress with the checkpoint it was "
-          "compressed with (--model)");
-    const std::uint64_t identity = lossless_model_identity(model->config, model->parameters);
-    if (header.model_identity != identity)
-      in.fail("compressed with another model (identity " + hex(header.model_identity) +
-              ", the model given is " + hex(identity) + "): decompress with the same --model");
     model_decoder = std::make_unique<ModelBlockDecoder>(
         *model, static_cast<int>(header.latent_bits), batch_rows);
     const RunConfig& config = model->config;
