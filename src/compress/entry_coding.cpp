@@ -133,18 +133,48 @@ float RowCoder::prediction(const float* outputs, std::int64_t c, float* h) const
   return math::head_count(loss_, DecodeMode::round, h, scale_);
 }
 
+void RowCoder::prepare(const float* outputs, std::int64_t rows) {
+  prepared_rows_ = rows;
+  next_row_ = 0;
+  if (coding_ != ResidualCoding::count_pmf) return;
+  const std::int64_t entries = rows * cols_;
+  if (static_cast<std::int64_t>(pmfs_.size()) < entries)
+    pmfs_.resize(static_cast<std::size_t>(entries));
+  const std::int64_t row_width = heads_ * cols_;
+  // A row's 512 pmfs take tens of microseconds: fewer entries are not worth the threads.
+  constexpr std::int64_t kEntriesWorthThreads = 2048;
+#pragma omp parallel for schedule(static) if (entries >= kEntriesWorthThreads)
+  for (std::int64_t e = 0; e < entries; ++e) {
+    const std::int64_t r = e / cols_;
+    const std::int64_t c = e - r * cols_;
+    float h[math::kMaxHeads] = {};
+    for (int k = 0; k < heads_; ++k) h[k] = outputs[r * row_width + k * cols_ + c];
+    quantised_pmf(loss_, h, pmfs_[static_cast<std::size_t>(e)]);
+  }
+}
+
+const QuantisedPmf* RowCoder::next_row_pmfs(const float* outputs) {
+  if (next_row_ >= prepared_rows_) prepare(outputs, 1);
+  return pmfs_.data() + (next_row_++) * cols_;
+}
+
 double RowCoder::put(RansEncoder& encoder, const float* outputs, const float* counts) {
   float h[math::kMaxHeads] = {};
   double nll = 0.0;
+  const QuantisedPmf* pmfs =
+      coding_ == ResidualCoding::count_pmf ? next_row_pmfs(outputs) : nullptr;
   for (std::int64_t c = 0; c < cols_; ++c) {
     const float x = counts[c];
     if (coding_ == ResidualCoding::count_pmf) {
-      for (int k = 0; k < heads_; ++k) h[k] = outputs[k * cols_ + c];
-      quantised_pmf(loss_, h, pmf_);
+      const QuantisedPmf& pmf = pmfs[c];
       const auto count = static_cast<std::uint32_t>(x);
-      put_count(encoder, pmf_, escape_, count);
-      nll += count < static_cast<std::uint32_t>(pmf_.explicit_counts) ? pmf_.nll_nats[count]
-                                                                      : count_nll_nats(loss_, h, x);
+      put_count(encoder, pmf, escape_, count);
+      if (count < static_cast<std::uint32_t>(pmf.explicit_counts)) {
+        nll += pmf.nll_nats[count];
+      } else {
+        for (int k = 0; k < heads_; ++k) h[k] = outputs[k * cols_ + c];
+        nll += count_nll_nats(loss_, h, x);
+      }
       continue;
     }
     const float predicted = prediction(outputs, c, h);
@@ -161,11 +191,11 @@ double RowCoder::put(RansEncoder& encoder, const float* outputs, const float* co
 
 void RowCoder::get(RansDecoder& decoder, const float* outputs, float* counts) {
   float h[math::kMaxHeads] = {};
+  const QuantisedPmf* pmfs =
+      coding_ == ResidualCoding::count_pmf ? next_row_pmfs(outputs) : nullptr;
   for (std::int64_t c = 0; c < cols_; ++c) {
     if (coding_ == ResidualCoding::count_pmf) {
-      for (int k = 0; k < heads_; ++k) h[k] = outputs[k * cols_ + c];
-      quantised_pmf(loss_, h, pmf_);
-      counts[c] = static_cast<float>(get_count(decoder, pmf_, escape_));
+      counts[c] = static_cast<float>(get_count(decoder, pmfs[c], escape_));
       continue;
     }
     const float predicted = prediction(outputs, c, h);

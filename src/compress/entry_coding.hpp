@@ -62,6 +62,11 @@ double count_nll_nats(LossKind loss, const float* h, float x);
 class RowCoder {
  public:
   RowCoder(LossKind loss, float scale, std::int64_t cols);
+  // The rows put and get code next, rows x (K * cols) contiguous outputs: their entries' pmfs
+  // (count_pmf), computed on the host's threads. Each entry's pmf depends on its own outputs
+  // only, so the bits are those one thread gives. Without it, put and get compute each row's
+  // pmfs as it comes.
+  void prepare(const float* outputs, std::int64_t rows);
   // counts: the row, dense (cols values); outputs: its K * cols decoder outputs. Returns the
   // row's NLL in nats under the model (count_pmf), 0 otherwise.
   double put(RansEncoder& encoder, const float* outputs, const float* counts);
@@ -74,13 +79,17 @@ class RowCoder {
   // The context of the adaptive residual models: the predicted count, capped.
   static constexpr int kContexts = 4;
   float prediction(const float* outputs, std::int64_t c, float* h) const;
+  // The next row's prepared pmfs (preparing the row of outputs alone when none is left).
+  const QuantisedPmf* next_row_pmfs(const float* outputs);
 
   LossKind loss_;
   float scale_;
   std::int64_t cols_;
   int heads_;
   ResidualCoding coding_;
-  QuantisedPmf pmf_;
+  std::vector<QuantisedPmf> pmfs_;  // prepared_rows_ x cols_
+  std::int64_t prepared_rows_ = 0;
+  std::int64_t next_row_ = 0;
   AdaptiveInteger escape_;
   AdaptiveInteger totals_;
   AdaptiveBit exact_[kContexts];

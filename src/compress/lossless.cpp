@@ -300,6 +300,17 @@ Order0Tables fit_order0_tables(RowBlockSource& source, std::int64_t block_rows) 
   return Order0Tables(histogram);
 }
 
+// Before row r of a block whose decoder outputs are outputs (row_width a row), at every
+// kPreparedRows-th row: the entry pmfs of the next kPreparedRows rows, computed side by side.
+// Enough rows to keep the threads busy, few enough that their pmfs stay in a few MB.
+constexpr std::int64_t kPreparedRows = 16;
+void prepare_rows_from(RowCoder& coder, const std::vector<float>& outputs, std::int64_t row_width,
+                       std::int64_t r) {
+  if (r % kPreparedRows != 0) return;
+  const auto rows = static_cast<std::int64_t>(outputs.size()) / row_width;
+  coder.prepare(outputs.data() + r * row_width, std::min(kPreparedRows, rows - r));
+}
+
 // The model's coding of a block: its latent codes, and the counts given the dequantised codes.
 class ModelBlockCoder {
  public:
@@ -329,6 +340,7 @@ class ModelBlockCoder {
   }
   // Codes row r (dense) of the block; returns its NLL in nats (count_pmf coding).
   double put(std::int64_t r, const std::vector<float>& row) {
+    prepare_rows_from(*coder_, outputs_, decoder_.output_width(), r);
     return coder_->put(residual_stream_, outputs_.data() + r * decoder_.output_width(), row.data());
   }
   std::vector<std::uint8_t> finish_latents() { return latent_stream_.finish(); }
@@ -517,6 +529,7 @@ class ModelBlockDecoder {
     decoder_.decode(latents_.data(), rows, offsets_.data(), outputs_.data());
   }
   void get(RansDecoder& residual_stream, std::int64_t r, float* row) {
+    prepare_rows_from(*coder_, outputs_, decoder_.output_width(), r);
     coder_->get(residual_stream, outputs_.data() + r * decoder_.output_width(), row);
   }
 
