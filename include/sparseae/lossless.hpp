@@ -66,6 +66,8 @@ inline int default_latent_bits(const ModelConfig& model) {
 }
 
 enum class LosslessCodec : std::uint32_t { model = 1, order0 = 2, order0_training = 3 };
+// "model", "order0", "order0-training" (sae compress --codec); Error names the choices.
+LosslessCodec parse_lossless_codec(const std::string& name);
 
 // Rows of counts in order, a block at a time.
 class RowBlockSource {

@@ -74,20 +74,23 @@ def write(path: Union[str, os.PathLike], X: Matrix) -> None:
 
 
 def compress(path: Union[str, os.PathLike], X: Matrix, model: Optional[Any] = None,
-             latent_bits: int = 32, block_rows: int = 4096) -> dict:
+             latent_bits: int = 32, block_rows: int = 4096, codec: Optional[str] = None) -> dict:
     """Stores counts X losslessly at path (as ``sae compress``), returning where the bytes went.
 
-    With ``model`` (a fitted SparseAutoencoder) each block is coded by the model's code and its
-    residual, or by the order-0 codec when that is smaller; without one, by the order-0 codec,
-    which needs no model to decompress. ``latent_bits``: 32, 16, 8, or 0 for a rate-aware model's
-    integer codes.
+    ``codec`` is ``sae compress --codec``: ``"model"`` (the default with ``model``, a fitted
+    SparseAutoencoder) codes each block by the model's code and its residual, or by the order-0
+    code when that is smaller; ``"order0"`` (the default without one) fits each column's
+    distribution on X and needs no model to decompress; ``"order0-training"`` takes the
+    distributions of the model's training rows, so the file holds no tables and decompressing
+    needs the model. ``latent_bits``: 32, 16, 8, or 0 for a rate-aware model's integer codes.
     """
     engine = model._engine() if model is not None else None
-    return _sparseae.compress(os.fspath(path), *as_csr_arrays(X), engine, latent_bits, block_rows)
+    return _sparseae.compress(os.fspath(path), *as_csr_arrays(X), engine, codec or "",
+                              latent_bits, block_rows)
 
 
 def decompress(path: Union[str, os.PathLike], model: Optional[Any] = None) -> sp.csr_matrix:
     """The counts of a file that ``compress`` or ``sae compress`` wrote, exactly, as CSR; a
-    model-coded file needs the model it was compressed with."""
+    model-coded or order0-training file needs the model it was compressed with."""
     engine = model._engine() if model is not None else None
     return csr_from_arrays(_sparseae.decompress(os.fspath(path), engine))

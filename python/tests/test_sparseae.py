@@ -164,6 +164,16 @@ def test_compress_decompress_is_exact_with_and_without_a_model(tmp_path):
     model = sparseae.SparseAutoencoder(loss="hurdle", **SMALL).fit(X)
     sparseae.compress(tmp_path / "m.sae", X, model=model)
     assert (sparseae.decompress(tmp_path / "m.sae", model=model) != X).nnz == 0
+    # The order-0 code of the model's training rows: no tables, and the model to decompress.
+    sizes = sparseae.compress(tmp_path / "t.sae", X, model=model, codec="order0-training")
+    assert sizes["table_bytes"] == 0 and sizes["order0_blocks"] == sizes["blocks"]
+    assert (sparseae.decompress(tmp_path / "t.sae", model=model) != X).nnz == 0
+    with pytest.raises(sparseae.SparseaeError, match="decompress with that checkpoint"):
+        sparseae.decompress(tmp_path / "t.sae")
+    with pytest.raises(sparseae.SparseaeError, match="needs the model"):
+        sparseae.compress(tmp_path / "x.sae", X, codec="order0-training")
+    with pytest.raises(sparseae.SparseaeError, match="expected model, order0 or order0-training"):
+        sparseae.compress(tmp_path / "x.sae", X, codec="zip")
 
 
 def test_params_and_not_fitted():

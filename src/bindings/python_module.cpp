@@ -252,19 +252,23 @@ py::tuple fit_pca_model(const HostCsr& data, std::int64_t components, const std:
   return py::make_tuple(Model(backend, std::move(checkpoint)), info);
 }
 
-py::dict compress_rows(const std::string& path, const HostCsr& data, Model* model, int latent_bits,
-                       std::int64_t block_rows) {
+py::dict compress_rows(const std::string& path, const HostCsr& data, Model* model,
+                       const std::string& codec, int latent_bits, std::int64_t block_rows) {
   LosslessOptions options;
-  options.codec = model ? LosslessCodec::model : LosslessCodec::order0;
+  options.codec = codec.empty() ? (model ? LosslessCodec::model : LosslessCodec::order0)
+                                : parse_lossless_codec(codec);
+  require(model != nullptr || options.codec == LosslessCodec::order0,
+          "compress: codec '" + codec + "' needs the model (model=)");
   options.latent_bits = latent_bits;
   options.block_rows = block_rows;
   CsrRowSource source(data);
   LosslessSizes sizes;
   {
     py::gil_scoped_release release;
-    sizes = model ? compress_lossless(model->backend(), model->checkpoint().config,
-                                      model->checkpoint().state.parameters, source, path, options)
-                  : compress_lossless(source, path, options);
+    sizes = options.codec != LosslessCodec::order0
+                ? compress_lossless(model->backend(), model->checkpoint().config,
+                                    model->checkpoint().state.parameters, source, path, options)
+                : compress_lossless(source, path, options);
   }
   py::dict d;
   d["bytes"] = sizes.total();
@@ -398,12 +402,13 @@ PYBIND11_MODULE(_sparseae, m) {
           return fit_pca_model(csr(rows, cols, indptr, indices, data, "X"), components, solver,
                                seed, backend);
         });
-  m.def("compress", [csr](const std::string& path, std::int64_t rows, std::int64_t cols,
-                          const Indptr& indptr, const Indices& indices, const py::array& data,
-                          Model* model, int latent_bits, std::int64_t block_rows) {
-    const HostCsr counts = csr(rows, cols, indptr, indices, data, "X");
-    if (model) model->require_width(counts);
-    return compress_rows(path, counts, model, latent_bits, block_rows);
-  });
+  m.def("compress",
+        [csr](const std::string& path, std::int64_t rows, std::int64_t cols, const Indptr& indptr,
+              const Indices& indices, const py::array& data, Model* model, const std::string& codec,
+              int latent_bits, std::int64_t block_rows) {
+          const HostCsr counts = csr(rows, cols, indptr, indices, data, "X");
+          if (model) model->require_width(counts);
+          return compress_rows(path, counts, model, codec, latent_bits, block_rows);
+        });
   m.def("decompress", &decompress_rows);
 }

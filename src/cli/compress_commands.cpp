@@ -144,13 +144,6 @@ void print_stats(const StatsInput& in, Backend& backend, const HostCsr& counts) 
         "      that cost few bits (README, \"Rate-aware models\")\n");
 }
 
-LosslessCodec parse_codec(const std::string& name) {
-  if (name == "model") return LosslessCodec::model;
-  if (name == "order0") return LosslessCodec::order0;
-  if (name == "order0-training") return LosslessCodec::order0_training;
-  throw Error("sae compress: --codec must be model, order0 or order0-training, not " + name);
-}
-
 // decompress_lossless's callbacks that gather every block of rows into counts, for the formats
 // written whole.
 std::function<void(const LosslessFileInfo&)> start_gathering(HostCsr& counts) {
@@ -213,7 +206,7 @@ int run_compress(const Args& raw_args) {
   // decompress gives that back; a transposed .mtx is read whole, not streamed.
   const Orientation orientation = data_orientation(o);
   LosslessOptions options;
-  options.codec = parse_codec(o.text("codec"));
+  options.codec = parse_lossless_codec(o.text("codec"));
   const bool use_model = options.codec != LosslessCodec::order0;
   const std::string model_path = use_model ? o.required("model") : o.text("model");
   const std::string data_path = o.required("data");

@@ -17,6 +17,7 @@
 #include "compress/fnv.hpp"
 #include "compress/order0.hpp"
 #include "compress/rans.hpp"
+#include "core/named_enum.hpp"
 #include "io/atomic_file.hpp"
 #include "math/op_math.hpp"
 #include "sparseae/error.hpp"
@@ -251,6 +252,14 @@ void CsrRowSource::next(std::int64_t max_rows, HostCsr& block) {
                            matrix_->col_indices.begin() + stop);
   block.values.assign(matrix_->values.begin() + begin, matrix_->values.begin() + stop);
   next_row_ = end;
+}
+
+LosslessCodec parse_lossless_codec(const std::string& name) {
+  static constexpr detail::Named<LosslessCodec> kCodecs[] = {
+      {LosslessCodec::model, "model"},
+      {LosslessCodec::order0, "order0"},
+      {LosslessCodec::order0_training, "order0-training"}};
+  return detail::parse_named(kCodecs, "lossless codec", name);
 }
 
 std::uint64_t lossless_model_identity(const RunConfig& config,
