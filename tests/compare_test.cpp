@@ -163,8 +163,7 @@ TEST(CompareLosses, SameSplitEveryLossAndTheNumbersOfALoneRun) {
   select_by_f1.validation_score =
       validation_exact_f1_score(*backend, trainer, run, default_decode(LossKind::poisson));
   trainer.train(select_by_f1);
-  run.scale = trainer.scale();
-  TrainedModel model(*backend, run, trainer.state().parameters);
+  TrainedModel model = finished_model(*backend, trainer, run);
   EXPECT_EQ(model.evaluate(validation).to_json(), rows[1].metrics.to_json());
   EXPECT_DOUBLE_EQ(trainer.validation_loss(), rows[1].validation_loss);
   // And its samples are the first validation rows, decoded.

@@ -820,6 +820,9 @@ TEST(TrainingHistogram, RoundTripsThroughTheConfigurationAndIsChecked) {
       << json;
   EXPECT_EQ(run_config_from_json(json, "test").training_count_histogram,
             run.training_count_histogram);
+  EXPECT_EQ(run_config_from_json(json, "test").largest_training_count, 0.0) << "none stored";
+  run.largest_training_count = 70.0;
+  EXPECT_EQ(run_config_from_json(run_config_to_json(run), "test").largest_training_count, 70.0);
   const auto refused = [&](const std::string& from, const std::string& to) {
     std::string bad = json;
     bad.replace(bad.find(from), from.size(), to);
@@ -849,6 +852,8 @@ TEST(Lossless, Order0OfTheTrainingRowsRoundTripsWithoutTables) {
     run.train.val_fraction = 0.0;  // every row a training row, as the histogram sees them
   });
   ASSERT_EQ(model.config.training_count_histogram.size(), 20u * kTrainingHistogramBins);
+  EXPECT_EQ(model.config.largest_training_count,
+            *std::max_element(seen.values.begin(), seen.values.end()));
   for (std::int64_t c = 0; c < 20; ++c) {  // the histogram is the rows' own
     std::vector<std::uint64_t> expected(kTrainingHistogramBins, 0);
     for (std::int64_t r = 0; r < seen.rows; ++r) {

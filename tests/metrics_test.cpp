@@ -96,6 +96,34 @@ TEST(Decode, EachModeOnHandValues) {
   EXPECT_EQ(math::count_from_value(LossKind::poisson, DecodeMode::mean, 4.99f), 5.0f);
 }
 
+// A hurdle's count head gets no gradient where the count is 0, so it can extrapolate there: a
+// decoder that knows the largest training count decodes no value or count beyond it, and the
+// metrics it feeds stay finite-sized; one that does not (infinity) keeps the head's own.
+TEST(Decode, NothingBeyondTheLargestTrainingCount) {
+  const float h[3] = {4.0f, 20.0f, 1.0f};  // support ~0.98, log-mean 20: ~4.8e8
+  const EntryDecoder unbounded(LossKind::hurdle_nb, 1.0f, DecodeMode::mode, 0.5);
+  EXPECT_GT(unbounded.value(h), 1e8f);
+  EXPECT_GT(unbounded.count(h), 1e8f);
+  for (const DecodeMode decode : {DecodeMode::mode, DecodeMode::mean, DecodeMode::round}) {
+    const EntryDecoder bounded(LossKind::hurdle_nb, 1.0f, decode, 0.5, 543.0);
+    EXPECT_EQ(bounded.value(h), 543.0f) << decode_mode_name(decode);
+    EXPECT_EQ(bounded.count(h), 543.0f) << decode_mode_name(decode);
+    const float small[3] = {4.0f, std::log(3.0f), 1.0f};
+    const EntryDecoder same_decode(LossKind::hurdle_nb, 1.0f, decode, 0.5);
+    EXPECT_EQ(bounded.count(small), same_decode.count(small)) << "below the bound: unchanged";
+    EXPECT_EQ(bounded.value(small), same_decode.value(small));
+  }
+  MetricsAccumulator metrics(EntryDecoder(LossKind::hurdle_nb, 1.0f, DecodeMode::mode, 0.5, 543.0));
+  const std::vector<float> outputs = {h[0], h[1], h[2]};
+  HostCsr target;
+  target.rows = 1;
+  target.cols = 1;
+  target.row_offsets = {0, 0};
+  metrics.add(ConstDenseView{outputs.data(), 1, 3, 3}, target.view());
+  EXPECT_DOUBLE_EQ(metrics.result().mse, 543.0 * 543.0);
+  EXPECT_THROW(EntryDecoder(LossKind::hurdle_nb, 1.0f, DecodeMode::mode, 0.5, 0.0), Error);
+}
+
 TEST(Decode, DefaultsAndTheModeCheck) {
   EXPECT_EQ(default_decode(LossKind::poisson), DecodeMode::mean);
   for (const LossKind loss : {LossKind::mse, LossKind::mae, LossKind::bce, LossKind::mse_cosine,

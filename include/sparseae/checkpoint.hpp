@@ -67,6 +67,10 @@ struct RunConfig {
   // data that are not integer counts, for PCA models and for models written before it was stored
   // (the optional key "training_count_histogram", within version 4).
   std::vector<std::uint64_t> training_count_histogram;
+  // The largest count of the training rows: no entry decodes to more (EntryDecoder::
+  // largest_count). 0 where unknown (values that are not counts, PCA models, models written
+  // before it was stored: the optional key "largest_training_count", within version 4).
+  double largest_training_count = 0.0;
 };
 
 std::string run_config_to_json(const RunConfig& config);

@@ -46,10 +46,15 @@ struct EntryDecoder {
   DecodeMode decode = DecodeMode::round;
   // hurdle, decode mode only: the support probability from which an entry is predicted non-zero.
   double hurdle_threshold = kDefaultHurdleThreshold;
+  // The largest value and count it decodes to (RunConfig::largest_training_count where the model
+  // knows it): a count head that gets no gradient where the count is 0, as a hurdle's, can
+  // extrapolate to means of millions there.
+  double largest_count = std::numeric_limits<double>::infinity();
 
   // Throws Error when check_decode(loss, decode) does, or hurdle_threshold is outside [0, 1].
   EntryDecoder(LossKind loss, float scale, DecodeMode decode,
-               double hurdle_threshold = kDefaultHurdleThreshold);
+               double hurdle_threshold = kDefaultHurdleThreshold,
+               double largest_count = std::numeric_limits<double>::infinity());
   std::int64_t heads() const { return output_heads(loss); }
   // v: the predicted mean in data units, unrounded (math::head_mean).
   float value(const float* h) const;
@@ -165,6 +170,8 @@ class MetricsAccumulator {
   // Throws Error when check_decode(loss, decode) does. hurdle_threshold: see EntryDecoder.
   MetricsAccumulator(LossKind loss, float scale, DecodeMode decode,
                      double hurdle_threshold = kDefaultHurdleThreshold);
+  // Decoding each entry with decoder.
+  explicit MetricsAccumulator(const EntryDecoder& decoder);
   // With default_decode(loss).
   MetricsAccumulator(LossKind loss, float scale);
 

@@ -144,6 +144,8 @@ class Trainer {
   // The training rows' median total count in model units (after scale): the reference library
   // size of LossParams::size_factors (RunConfig::reference_library_size).
   double reference_library_size() const;
+  // The largest value of the training rows, raw counts, over every rank.
+  double largest_training_value() const;
   int completed_epochs() const;
   std::int64_t completed_steps() const;
   // Batches of config.batch_size training rows, the last one possibly shorter.

@@ -227,6 +227,8 @@ Json run_config_json(const RunConfig& config) {
   if (!config.data_source_relative_to_checkpoint.empty())
     root.set("data_source_relative_to_checkpoint",
              Json::string(config.data_source_relative_to_checkpoint));
+  if (config.largest_training_count > 0.0)
+    root.set("largest_training_count", Json::number(config.largest_training_count));
   if (!config.training_count_histogram.empty())
     root.set("training_count_histogram", training_count_histogram_json(config));
   return root;
@@ -314,6 +316,12 @@ RunConfig run_config_from(const Json& root, const std::string& what) {
           what + ": reference_library_size " + std::to_string(config.reference_library_size) +
               " is not positive");
   if (root.contains("decode")) config.decode = parse_decode_mode(root.at("decode").as_string());
+  if (root.contains("largest_training_count")) {
+    config.largest_training_count = root.at("largest_training_count").as_double();
+    require(config.largest_training_count > 0.0 && std::isfinite(config.largest_training_count),
+            what + ": largest_training_count " + std::to_string(config.largest_training_count) +
+                " is not positive");
+  }
   if (root.contains("training_count_histogram"))
     config.training_count_histogram =
         training_count_histogram_from(root.at("training_count_histogram"), m.input_dim, what);

@@ -32,17 +32,25 @@ void check_decode(LossKind loss, DecodeMode decode) {
 }
 
 EntryDecoder::EntryDecoder(LossKind loss_kind, float data_scale, DecodeMode decode_mode,
-                           double threshold)
-    : loss(loss_kind), scale(data_scale), decode(decode_mode), hurdle_threshold(threshold) {
+                           double threshold, double largest)
+    : loss(loss_kind),
+      scale(data_scale),
+      decode(decode_mode),
+      hurdle_threshold(threshold),
+      largest_count(largest) {
   check_decode(loss, decode);
   require(threshold >= 0.0 && threshold <= 1.0,
           "hurdle threshold " + std::to_string(threshold) + " is not in [0, 1]");
+  require(largest > 0.0, "largest count " + std::to_string(largest) + " is not positive");
 }
 
-float EntryDecoder::value(const float* h) const { return math::head_mean(loss, h, scale); }
+float EntryDecoder::value(const float* h) const {
+  return static_cast<float>(std::min<double>(math::head_mean(loss, h, scale), largest_count));
+}
 
 float EntryDecoder::count(const float* h) const {
-  return math::head_count(loss, decode, h, scale, hurdle_threshold);
+  return static_cast<float>(
+      std::min<double>(math::head_count(loss, decode, h, scale, hurdle_threshold), largest_count));
 }
 
 namespace {
@@ -72,6 +80,9 @@ MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale, DecodeMode de
 
 MetricsAccumulator::MetricsAccumulator(LossKind loss, float scale)
     : MetricsAccumulator(loss, scale, default_decode(loss)) {}
+
+MetricsAccumulator::MetricsAccumulator(const EntryDecoder& decoder)
+    : loss_(decoder.loss), scale_(decoder.scale), decode_(decoder.decode), decoder_(decoder) {}
 
 void MetricsAccumulator::add(ConstDenseView outputs, CsrView target) {
   const std::int64_t heads = output_heads(loss_);

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 
 #include "math/loss_math.hpp"
@@ -21,6 +22,15 @@ std::string width_mismatch(const char* what, std::int64_t got, std::int64_t expe
 RunConfig with_heads(RunConfig config) {
   config.model = with_loss_heads(config.model, config.train.loss, config.train.loss_params);
   return config;
+}
+
+// How the model of config turns an entry's outputs into a value and a count: never beyond the
+// largest training count, where the model knows it.
+EntryDecoder entry_decoder(const RunConfig& config, DecodeMode decode, double hurdle_threshold) {
+  return EntryDecoder(config.train.loss, config.scale, decode, hurdle_threshold,
+                      config.largest_training_count > 0.0
+                          ? config.largest_training_count
+                          : std::numeric_limits<double>::infinity());
 }
 
 }  // namespace
@@ -146,8 +156,7 @@ void TrainedModel::check_outputs(const HostDense& outputs) const {
 HostDense TrainedModel::values_from_outputs(const HostDense& outputs) const {
   check_outputs(outputs);
   // Round is the decode every loss allows; value() does not depend on it.
-  const EntryDecoder decoder(config_.train.loss, config_.scale, DecodeMode::round,
-                             config_.hurdle_threshold);
+  const EntryDecoder decoder = entry_decoder(config_, DecodeMode::round, config_.hurdle_threshold);
   const std::int64_t heads = decoder.heads();
   const std::int64_t cols = input_width();
   HostDense values{outputs.rows, cols, std::vector<float>(static_cast<std::size_t>(outputs.rows * cols))};
@@ -162,7 +171,7 @@ HostDense TrainedModel::values_from_outputs(const HostDense& outputs) const {
 
 HostCsr TrainedModel::counts_from_outputs(const HostDense& outputs, DecodeMode decode) const {
   check_outputs(outputs);
-  const EntryDecoder decoder(config_.train.loss, config_.scale, decode, config_.hurdle_threshold);
+  const EntryDecoder decoder = entry_decoder(config_, decode, config_.hurdle_threshold);
   const std::int64_t heads = decoder.heads();
   const std::int64_t cols = input_width();
   HostCsr counts;
@@ -257,7 +266,7 @@ ReconstructionMetrics TrainedModel::evaluate(
 ReconstructionMetrics TrainedModel::evaluate_summed(
     const HostCsr& counts, DecodeMode decode, ReconstructionDetail* detail,
     const std::function<void(std::vector<double>&)>& sum_over_ranks) {
-  MetricsAccumulator metrics(config_.train.loss, config_.scale, decode, config_.hurdle_threshold);
+  MetricsAccumulator metrics(entry_decoder(config_, decode, config_.hurdle_threshold));
   if (detail != nullptr) metrics.collect_detail();
   const CsrView all = counts.view();
   const std::int64_t width = latent_width();
@@ -394,7 +403,7 @@ double choose_hurdle_threshold(TrainedModel& model, const HostCsr& validation,
   constexpr int kGrid = 19;
   std::vector<EntryDecoder> decoders;
   for (int i = 1; i <= kGrid; ++i)
-    decoders.emplace_back(config.train.loss, config.scale, DecodeMode::mode, i / 20.0);
+    decoders.push_back(entry_decoder(config, DecodeMode::mode, i / 20.0));
   std::vector<std::int64_t> exact(kGrid, 0), predicted(kGrid, 0);
   std::int64_t true_nonzeros = 0;
   const std::int64_t cols = model.input_width();

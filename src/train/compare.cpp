@@ -73,6 +73,10 @@ TrainedModel finished_model(Backend& backend, Trainer& trainer, RunConfig& run,
   run.reference_library_size = trainer.reference_library_size();
   run.training_count_histogram =
       training_count_histogram(trainer.training_counts(), sum_over_ranks);
+  // Counts only: values that are not bound no decode.
+  run.largest_training_count =
+      run.training_count_histogram.empty() ? 0.0 : trainer.largest_training_value();
+  if (run.largest_training_count < 1.0) run.largest_training_count = 0.0;  // no count to bound by
   TrainedModel model(backend, run, trainer.network().parameters().download());
   if (has_support_head(run.train.loss)) {
     run.hurdle_threshold =

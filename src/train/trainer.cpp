@@ -190,11 +190,17 @@ struct Sharding {
   std::int64_t global_validation_rows = 0;
   std::int64_t first_train_index = 0;
   double median_row_total = 1.0;  // of the training rows, raw counts (see reference_library_size)
+  double largest_training_value = 0.0;  // over every rank, raw counts
 };
 
 template <typename Matrix>
 Sharding single_process(const Matrix& train_rows, const Matrix& validation_rows) {
-  return {nullptr, train_rows.rows, validation_rows.rows, 0, detail::median_row_total(train_rows)};
+  return {nullptr,
+          train_rows.rows,
+          validation_rows.rows,
+          0,
+          detail::median_row_total(train_rows),
+          max_value(train_rows.values)};
 }
 
 }  // namespace
@@ -919,9 +925,14 @@ std::unique_ptr<Trainer::Impl> Trainer::make_sharded_impl(
           ? std::max({1.0f, max_value(train_rows.values), max_value(validation_rows.values)})
           : 1.0;
   ranks.all_reduce_max(&largest, 1);
-  const Sharding sharding{&ranks, static_cast<std::int64_t>(split.first.size()),
-                          static_cast<std::int64_t>(split.second.size()), train.second,
-                          detail::median_total(ranks.all_gather(detail::row_totals(train_rows)))};
+  double largest_training_value = max_value(train_rows.values);
+  ranks.all_reduce_max(&largest_training_value, 1);
+  const Sharding sharding{&ranks,
+                          static_cast<std::int64_t>(split.first.size()),
+                          static_cast<std::int64_t>(split.second.size()),
+                          train.second,
+                          detail::median_total(ranks.all_gather(detail::row_totals(train_rows))),
+                          largest_training_value};
   const ModelConfig shaped = with_loss_heads(model, config.loss, config.loss_params);
   return std::make_unique<Impl>(backend, shaped, config, static_cast<float>(largest), train_rows,
                                 validation_rows, sharding);
@@ -999,6 +1010,8 @@ Network& Trainer::network() { return impl_->net; }
 const TrainConfig& Trainer::config() const { return impl_->config; }
 float Trainer::scale() const { return impl_->scale; }
 double Trainer::reference_library_size() const { return impl_->input.reference_library_size; }
+
+double Trainer::largest_training_value() const { return impl_->sharding.largest_training_value; }
 int Trainer::completed_epochs() const { return impl_->epoch; }
 std::int64_t Trainer::completed_steps() const { return impl_->step; }
 std::int64_t Trainer::steps_per_epoch() const { return impl_->steps_per_epoch; }
