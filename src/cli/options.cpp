@@ -15,6 +15,10 @@ namespace {
 // Where an option's description starts in help(): after "  --name METAVAR" padded to it.
 constexpr std::size_t kDescriptionColumn = 29;
 
+// The one-letter spelling of an option, "" for none: -o for --out, the output of every command
+// that writes one, as the usual compressors and converters take it.
+std::string short_spelling(const std::string& name) { return name == "out" ? "-o" : ""; }
+
 // The edits (insertions, deletions, substitutions, swaps of neighbours) between a and b.
 std::size_t typing_distance(const std::string& a, const std::string& b) {
   std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
@@ -145,7 +149,8 @@ bool Options::parse(const std::vector<std::string>& args) {
   std::vector<CLI::Option*> declared;
   std::vector<std::string> names;
   for (const Spec& s : specs_) {
-    const std::string spelling = (s.name == "out" ? "-o,--" : "--") + s.name;
+    const std::string letter = short_spelling(s.name);
+    const std::string spelling = (letter.empty() ? "" : letter + ",") + "--" + s.name;
     declared.push_back(s.metavar.empty() ? app.add_flag(spelling, s.help)
                                          : app.add_option(spelling, s.help)->type_name(s.metavar));
     names.push_back(s.name);
@@ -178,21 +183,22 @@ bool Options::parse(const std::vector<std::string>& args) {
   if (!app.remaining().empty())
     throw UsageError(leftover_message(command_, app.remaining().front(), names, suggestions_));
 
-  for (std::size_t i = 0; i < specs_.size(); ++i) {
-    const Spec& s = specs_[i];
-    if (declared[i]->count() == 0) continue;
-    const std::string given = declared[i]->results().back();
-    if (s.metavar.empty() && given != "true") fail(s.name, "takes no value");
-    values_[s.name] = s.metavar.empty() ? "1" : given;
-  }
+  // A flag's value is "1" (CLI11 records "true" for the flag alone), an option's the last given.
+  const auto value_of = [this](const CLI::Option& option, const std::string& given_as,
+                               const Spec& s) {
+    const std::string given = option.results().back();
+    if (s.metavar.empty() && given != "true") fail(given_as, "takes no value");
+    return s.metavar.empty() ? std::string("1") : given;
+  };
+  for (std::size_t i = 0; i < specs_.size(); ++i)
+    if (declared[i]->count() > 0) values_[specs_[i].name] = value_of(*declared[i], specs_[i].name, specs_[i]);
   for (const auto& [option, current] : former_names) {
     if (option->count() == 0) continue;
     const std::string former = option->get_name().substr(2);
     std::cerr << command_ << ": --" << former << " is now --" << current
               << "; the old name works until the next release\n";
-    const std::string given = option->results().back();
-    if (spec(current).metavar.empty() && given != "true") fail(former, "takes no value");
-    if (values_.count(current) == 0) values_[current] = spec(current).metavar.empty() ? "1" : given;
+    const std::string value = value_of(*option, former, spec(current));
+    if (values_.count(current) == 0) values_[current] = value;
   }
   return true;
 }
@@ -202,7 +208,8 @@ std::string Options::help() const {
   out << "usage: " << command_ << " [options]\n" << summary_ << "\n\noptions:\n";
   const std::string indent(kDescriptionColumn, ' ');
   for (const Spec& s : specs_) {
-    std::string left = std::string(s.name == "out" ? "  -o, --" : "  --") + s.name +
+    const std::string letter = short_spelling(s.name);
+    std::string left = "  " + (letter.empty() ? "" : letter + ", ") + "--" + s.name +
                        (s.metavar.empty() ? "" : " " + s.metavar);
     std::string description = s.help;
     std::replace(description.begin(), description.end(), '\n', ' ');
