@@ -22,8 +22,10 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=detect_leaks=1
 
 sanitized_tests() {
+  # -O1: the sanitizers find the same faults, and the instrumented build compiles in about half
+  # the time of -O3's (cli_test.cpp: 52 s against 170), most of this script's time on 2 cores.
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEAE_ENABLE_CUDA=OFF \
-    -DSPARSEAE_SANITIZE=address,undefined >/dev/null
+    -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" -DSPARSEAE_SANITIZE=address,undefined >/dev/null
   cmake --build build-asan -j "$(nproc)" --target sparseae_tests  # and sae, which it runs
   # The tests run one at a time, most on one core: a shard per core. Idle OpenMP threads would
   # spin against the other shards' (see the README), so they wait passively.
