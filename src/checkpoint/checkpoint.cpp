@@ -106,9 +106,8 @@ std::uint64_t checkpoint_checksum(const unsigned char* data, std::size_t size) {
 
 namespace {
 
-// RunConfig::training_count_histogram as one array a column of its non-empty bins, [bin, rows, bin,
-// rows,
-// ...]: a column holds a few counts, so most of its 65 bins are empty.
+// RunConfig::training_count_histogram as one array a column of its non-empty bins, [bin, rows,
+// bin, rows, ...]: a column holds a few counts, so most of its 65 bins are empty.
 Json training_count_histogram_json(const RunConfig& config) {
   std::vector<Json> columns;
   for (std::int64_t c = 0; c < config.model.input_dim; ++c) {

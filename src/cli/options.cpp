@@ -79,13 +79,18 @@ Options& Options::suggests(const std::string& unknown, const std::string& meant)
 const Options::Spec& Options::spec(const std::string& name) const {
   for (const Spec& s : specs_)
     if (s.name == name) return s;
+  throw unknown_option("--" + name, name);
+}
+
+UsageError Options::unknown_option(const std::string& spelled, const std::string& name) const {
   std::vector<std::string> names;
   for (const Spec& s : specs_) names.push_back(s.name);
   const auto meant = suggestions_.find(name);
-  throw UsageError(command_ + ": unknown option '--" + name + "'" +
-                   (meant != suggestions_.end() ? did_you_mean(meant->second, {meant->second}, "--")
-                                                : did_you_mean(name, names, "--")) +
-                   " (see " + command_ + " --help)");
+  return UsageError(command_ + ": unknown option '" + spelled + "'" +
+                    (meant != suggestions_.end()
+                         ? did_you_mean(meant->second, {meant->second}, "--")
+                         : did_you_mean(name, names, "--")) +
+                    " (see " + command_ + " --help)");
 }
 
 std::string did_you_mean(const std::string& given, const std::vector<std::string>& names,
@@ -118,27 +123,6 @@ void Options::fail(const std::string& name, const std::string& reason) const {
   throw UsageError(command_ + ": --" + name + ": " + reason);
 }
 
-namespace {
-
-// The first of CLI11's leftovers as one line: an option no spec names (with a suggestion) or an
-// argument that is no option's value.
-std::string leftover_message(const std::string& command, const std::string& leftover,
-                             const std::vector<std::string>& names,
-                             const std::map<std::string, std::string>& suggestions) {
-  const std::size_t name_start = leftover.find_first_not_of('-');
-  if (name_start == 0 || name_start == std::string::npos)
-    return command + ": unexpected argument '" + leftover + "' (see " + command + " --help)";
-  const std::string bare = leftover.substr(name_start);
-  const std::string name = bare.substr(0, bare.find('='));
-  const auto meant = suggestions.find(name);
-  return command + ": unknown option '" + leftover.substr(0, leftover.find('=')) + "'" +
-         (meant != suggestions.end() ? did_you_mean(meant->second, {meant->second}, "--")
-                                     : did_you_mean(name, names, "--")) +
-         " (see " + command + " --help)";
-}
-
-}  // namespace
-
 bool Options::parse(const std::vector<std::string>& args) {
   // CLI11 reads the words (--name value, --name=value, -o value, flags, -h/--help); the specs,
   // the help text and every message stay this class's, so that each command reads as before.
@@ -147,13 +131,11 @@ bool Options::parse(const std::vector<std::string>& args) {
   app.allow_extras();
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::vector<CLI::Option*> declared;
-  std::vector<std::string> names;
   for (const Spec& s : specs_) {
     const std::string letter = short_spelling(s.name);
     const std::string spelling = (letter.empty() ? "" : letter + ",") + "--" + s.name;
     declared.push_back(s.metavar.empty() ? app.add_flag(spelling, s.help)
                                          : app.add_option(spelling, s.help)->type_name(s.metavar));
-    names.push_back(s.name);
   }
   std::vector<std::pair<CLI::Option*, std::string>> former_names;
   for (const auto& [former, current] : renamed_) {
@@ -180,8 +162,16 @@ bool Options::parse(const std::vector<std::string>& args) {
   } catch (const CLI::ParseError& error) {
     throw UsageError(command_ + ": " + error.what());
   }
-  if (!app.remaining().empty())
-    throw UsageError(leftover_message(command_, app.remaining().front(), names, suggestions_));
+  // The first word CLI11 left: an option no spec names, or an argument that is no option's value.
+  if (!app.remaining().empty()) {
+    const std::string leftover = app.remaining().front();
+    const std::size_t name_start = leftover.find_first_not_of('-');
+    if (name_start == 0 || name_start == std::string::npos)
+      throw UsageError(command_ + ": unexpected argument '" + leftover + "' (see " + command_ +
+                       " --help)");
+    const std::string spelled = leftover.substr(0, leftover.find('='));
+    throw unknown_option(spelled, spelled.substr(name_start));
+  }
 
   // A flag's value is "1" (CLI11 records "true" for the flag alone), an option's the last given.
   const auto value_of = [this](const CLI::Option& option, const std::string& given_as,

@@ -69,6 +69,9 @@ class Options {
     std::string help;
   };
   const Spec& spec(const std::string& name) const;
+  // "unknown option '-x'" for the option spelled so on the command line (name without its
+  // dashes), with the options it may have meant.
+  UsageError unknown_option(const std::string& spelled, const std::string& name) const;
   [[noreturn]] void fail(const std::string& name, const std::string& reason) const;
 
   std::string command_;
