@@ -338,6 +338,44 @@ TEST_F(Cli, DecoderNormIsStoredShownAndRefusedWhereItMeansNothing) {
             "output unbounded: drop one\n");
 }
 
+// --refine-steps: sae train stores it, reports it and measures with it; the commands that use a
+// model read it from the checkpoint, and their own --refine-steps replaces it for the run; what
+// cannot be refined, or a count out of range, fails in one line before any work.
+TEST_F(Cli, RefinementIsStoredShownAndReplaceable) {
+  ensure_data();
+  const Result train = sae(
+      "train --data x.mtx --epochs 2 --hidden 32 --latent 8 --latent-act identity --loss poisson "
+      "--refine-steps 20 -o refined.ckpt --json --quiet --force --backend cpu");
+  ASSERT_TRUE(succeeded(train)) << train.err;
+  EXPECT_TRUE(contains(train.out, "\"latent_refinement\": {\"steps\": 20, \"rate\": 0.03}"))
+      << train.out;
+  EXPECT_EQ(load_checkpoint(file("refined.ckpt")).config.latent_refinement.steps, 20);
+
+  const auto f1 = [&](const std::string& extra) {
+    const Result eval = sae("eval --model refined.ckpt --json --quiet --backend cpu" + extra);
+    EXPECT_TRUE(succeeded(eval)) << eval.err;
+    return eval.out;
+  };
+  const std::string stored = f1("");
+  EXPECT_EQ(stored, f1(" --refine-steps 20")) << "the stored refinement is the default";
+  EXPECT_NE(stored, f1(" --refine-steps 0")) << "0 steps measures the encoder's codes";
+  const Result encoded =
+      sae("encode --model refined.ckpt --data x.mtx -o codes.npy --refine-steps 0 --backend cpu");
+  EXPECT_TRUE(succeeded(encoded)) << encoded.err;
+
+  const Result negative = sae("eval --model refined.ckpt --refine-steps -1 --backend cpu");
+  EXPECT_FALSE(succeeded(negative));
+  EXPECT_EQ(negative.err,
+            "sae: error: sae eval: --refine-steps/--refine-rate: -1 refinement steps; from 0 to "
+            "10000\n");
+  const Result quantised =
+      sae("train --data missing.mtx --rate-lambda 1 --refine-steps 5 -o '' --backend cpu");
+  EXPECT_FALSE(succeeded(quantised));
+  EXPECT_EQ(quantised.err,
+            "sae: error: model: refining latent codes (latent_refinement) needs real-valued "
+            "codes; this model's are quantised under a latent prior (--rate-lambda)\n");
+}
+
 // sae train --auto: every default recipe in the JSON, the best written as the checkpoint with its
 // recipe's decode, whose model, evaluated by sae eval by that decode, has the F1 it was chosen
 // by; the flags the search chooses itself are refused in one line.
@@ -374,7 +412,21 @@ TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
   const std::string validation = json_object(held_out.out, "validation");
   const std::size_t at = validation.find("\"exact_f1\": ");
   ASSERT_NE(at, std::string::npos) << held_out.out;
-  EXPECT_NEAR(std::stod(validation.substr(at + 12)), best.at("exact_f1").as_double(), 1e-6);
+  // The best model's F1 with refined codes, which the checkpoint keeps where it is higher.
+  ASSERT_TRUE(json.contains("refinement")) << r.out;
+  const Json& refinement = json.at("refinement");
+  EXPECT_EQ(refinement.at("steps").as_int(), kAutoRefineSteps);
+  const bool kept = refinement.at("kept").as_bool();
+  EXPECT_EQ(kept, refinement.at("exact_f1").as_double() > best.at("exact_f1").as_double());
+  EXPECT_EQ(c.config.latent_refinement.steps, kept ? kAutoRefineSteps : 0);
+  EXPECT_NEAR(std::stod(validation.substr(at + 12)),
+              (kept ? refinement : best).at("exact_f1").as_double(), 1e-6);
+
+  const Result unrefined =
+      sae("train --auto --data x.mtx --epochs 1 --hidden 16 --latent 4 --refine-steps 0 "
+          "-o '' --json --quiet --backend cpu --no-pca");
+  ASSERT_TRUE(succeeded(unrefined)) << unrefined.err;
+  EXPECT_FALSE(contains(unrefined.out, "refinement")) << "--refine-steps 0 tries none";
 
   const Result refused = sae("train --auto --loss hurdle --data x.mtx --backend cpu");
   EXPECT_EQ(refused.exit_code, 1);

@@ -1,7 +1,8 @@
 // Finite-difference check of a whole small model's gradient: Network::forward, the backend's
 // reconstruction loss, the activity penalty applied in the backward hook exactly as the trainer
-// applies it, and Network::backward, against central differences of the same loss computed by an
-// independent float64 forward pass written here from the ModelLayout (layers, offsets, tied
+// applies it, and Network::backward (and Network::latent_gradient, the decoder's gradient in the
+// codes that latent refinement follows), against central differences of the same loss computed by
+// an independent float64 forward pass written here from the ModelLayout (layers, offsets, tied
 // weights). Every loss, both penalties, tied weights, a non-mirrored decoder and the dense input
 // path; once per backend.
 #include <gtest/gtest.h>
@@ -308,14 +309,22 @@ double selection_margin(const ModelConfig& config, DoubleMatrix& p) {
 // The output columns in [bias_only_begin, bias_only_end) have no weights (z = bias); the others
 // read weight column j, or j minus the bias-only width past that range, of an in x weight_cols
 // matrix. offsets (one per row, or empty) are added to the output layer's offset head.
+// latent, when given, replaces the encoder: its layers output nothing but the latent layer,
+// which outputs latent, and the decoder runs from it.
 std::vector<DoubleMatrix> forward_double(const ModelLayout& layout,
                                          const std::vector<double>& params, const DoubleMatrix& x,
-                                         const std::vector<double>& offsets) {
+                                         const std::vector<double>& offsets,
+                                         const DoubleMatrix* latent = nullptr) {
   std::vector<DoubleMatrix> outputs;
   const DoubleMatrix* in = &x;
   const ModelConfig& config = layout.config();
   for (const LayerShape& layer : layout.layers()) {
     const bool is_output = outputs.size() + 1 == layout.layers().size();
+    if (latent != nullptr && outputs.size() < layout.encoder_layers()) {
+      outputs.push_back(outputs.size() + 1 == layout.encoder_layers() ? *latent : DoubleMatrix());
+      in = &outputs.back();
+      continue;
+    }
     DoubleMatrix out(in->rows, layer.out, layer.out, 0.0);
     for (std::int64_t r = 0; r < in->rows; ++r)
       for (std::int64_t j = 0; j < layer.out; ++j) {
@@ -574,6 +583,55 @@ class GradientCheck : public BackendTest {
     EXPECT_LE(worst / largest, kGradientTolerance)
         << "parameter " << worst_index << ": backend " << grads[worst_index]
         << ", central difference " << numeric[worst_index] << ", largest |gradient| " << largest;
+
+    // ---- Network::latent_gradient: the reconstruction loss's gradient in the latent codes,
+    // through the decoder alone, against central differences of the float64 decoder's loss ----
+    backend().reconstruction_loss(c.loss, c.loss_params, net.output(), batch_on.view(),
+                                  net.output_gradient(), row_loss.data());
+    const std::vector<float> latent_grads = [&] {
+      const DenseView g = net.latent_gradient();
+      std::vector<float> host(static_cast<std::size_t>(g.size()));
+      backend().download_bytes(host.data(), g.data, host.size() * sizeof(float));
+      return host;
+    }();
+    EXPECT_EQ(net.gradients().download(), grads) << "latent_gradient changed gradients()";
+    const DoubleMatrix codes = [&] {
+      const DenseView z = net.latent();
+      std::vector<float> host(static_cast<std::size_t>(z.size()));
+      backend().download_bytes(host.data(), z.data, host.size() * sizeof(float));
+      DoubleMatrix m(z.rows, z.cols, z.cols, 0.0);
+      for (std::size_t i = 0; i < host.size(); ++i) m.data[i] = host[i];
+      return m;
+    }();
+    const std::vector<double> offsets = row_offsets(c, x);
+    const auto decoder_loss = [&](const DoubleMatrix& z) {
+      const DoubleMatrix y = forward_double(layout, base, x, offsets, &z).back();
+      double total = 0.0;
+      for (const double row :
+           reference::reconstruction_loss(c.loss, c.loss_params, y, batch).row_loss)
+        total += row;
+      return total;
+    };
+    std::vector<double> latent_numeric(codes.data.size());
+    DoubleMatrix moved = codes;
+    for (std::size_t i = 0; i < codes.data.size(); ++i) {
+      moved.data[i] = codes.data[i] + kStep;
+      const double up = decoder_loss(moved);
+      moved.data[i] = codes.data[i] - kStep;
+      const double down = decoder_loss(moved);
+      moved.data[i] = codes.data[i];
+      latent_numeric[i] = (up - down) / (2.0 * kStep);
+    }
+    double latent_largest = 0.0;
+    for (const double g : latent_numeric) latent_largest = std::max(latent_largest, std::fabs(g));
+    ASSERT_GT(latent_largest, 0.0);
+    ASSERT_EQ(latent_grads.size(), latent_numeric.size());
+    double latent_worst = 0.0;
+    for (std::size_t i = 0; i < latent_numeric.size(); ++i) {
+      const double error = std::fabs(latent_grads[i] - latent_numeric[i]);
+      if (!(error <= latent_worst)) latent_worst = error;
+    }
+    EXPECT_LE(latent_worst / latent_largest, kGradientTolerance) << "latent gradient";
   }
 };
 

@@ -47,6 +47,17 @@ inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+// Expects run() to throw Error with part in its message.
+template <typename Run>
+void expect_error_containing(Run run, const std::string& part) {
+  try {
+    run();
+    ADD_FAILURE() << "no error; expected one containing '" << part << "'";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), part)) << "'" << e.what() << "' lacks '" << part << "'";
+  }
+}
+
 // Generated counts of 128 columns (8 topics of 12 columns, about mean_nonzeros non-zeros a row):
 // small enough to train a model on in a test.
 inline HostCsr narrow_topic_counts(std::int64_t rows, std::uint64_t seed,

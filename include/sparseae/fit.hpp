@@ -45,6 +45,9 @@ struct FitOptions {
   TrainObserver observer;
   // Recorded as RunConfig::data_source, for sae eval to find the rows again; may stay empty.
   std::string data_source;
+  // How the fitted model refines its codes (RunConfig::latent_refinement), in its final
+  // measurement and wherever it is used; none by default.
+  LatentRefinement latent_refinement;
 };
 
 struct FitResult {

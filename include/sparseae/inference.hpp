@@ -15,6 +15,10 @@
 
 namespace sparseae {
 
+// Throws Error when refinement has steps and model's codes cannot be refined: quantised
+// (a latent prior), TopK or BatchTopK, or a latent activation other than identity and relu.
+void check_latent_refinement(const ModelConfig& model, const LatentRefinement& refinement);
+
 class TrainedModel {
  public:
   // Throws Error when config stores a decode its loss cannot give (mode without a count
@@ -31,6 +35,12 @@ class TrainedModel {
   double hurdle_threshold() const { return config_.hurdle_threshold; }
   // Throws Error outside [0, 1].
   void set_hurdle_threshold(double threshold);
+  // How the model refines each row's code before decoding it (RunConfig::latent_refinement):
+  // every encode, output, evaluation and decode of counts below reads it. Throws Error for
+  // steps or a rate out of range, and for steps > 0 on a model whose codes cannot be refined
+  // (quantised, TopK or BatchTopK, or a latent activation other than identity and relu).
+  const LatentRefinement& latent_refinement() const { return config_.latent_refinement; }
+  void set_latent_refinement(const LatentRefinement& refinement);
 
   // Latent codes of the rows of counts (raw counts, rows x input width), sparse or dense (the
   // dense rows go through the network's dense first layer).
@@ -94,6 +104,15 @@ class TrainedModel {
   void for_each_batch(const HostCsr& counts, std::size_t end_layer, Visit visit);
   template <typename Visit>
   void for_each_batch(const HostDense& rows, std::size_t end_layer, Visit visit);
+  // The network's forward to end_layer (0: all) on input, with the latent codes refined against
+  // target (the rows in model units) when the model refines and the forward reaches its latent.
+  template <typename Input, typename Target>
+  void forward_refined(const Input& input, const Target& target, std::size_t end_layer,
+                       const float* output_log_offsets);
+  // The refinement (RunConfig::latent_refinement) of the codes of the last forward's rows, in
+  // place: the decoder run, the loss's gradient taken to the codes and one Adam step, per step.
+  template <typename Target>
+  void refine_latents(const Target& target, const float* output_log_offsets);
   template <typename Rows>
   HostDense encode_rows(const Rows& rows);
   template <typename Rows>
@@ -104,6 +123,11 @@ class TrainedModel {
   RunConfig config_;
   Network network_;
   std::vector<float> prior_;  // ModelConfig::latent_prior: its 2 * latent floats; else empty
+  // The refinement's Adam moments (max batch x latent), row losses and a zero bias for the relu
+  // projection: allocated at the first refined batch.
+  Buffer<float> refine_moments_[2];
+  Buffer<float> refine_row_loss_;
+  Buffer<float> refine_zero_bias_;
 };
 
 // A reconstruction in data units of a model trained with loss, as counts decoded by decode

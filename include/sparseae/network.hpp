@@ -36,6 +36,10 @@ class Network {
                const float* output_log_offsets = nullptr);
   // Runs the decoder on contiguous latent codes (rows x latent): reconstruction from a code.
   void decode(ConstDenseView latent);
+  // Runs the decoder again on the latent layer's output as it now stands (latent(), which a
+  // caller may have changed since the last forward), for the same rows. output_log_offsets: as
+  // in forward.
+  void run_decoder(const float* output_log_offsets = nullptr);
 
   // Output of layer l for the last forward's rows.
   DenseView activation(std::size_t layer) const;
@@ -85,6 +89,11 @@ class Network {
   // activation's derivative is applied: where activity penalties add their gradient.
   using ActivationHook =
       std::function<void(std::size_t layer, ConstDenseView output, DenseView output_gradient)>;
+
+  // d(loss)/d(latent code) for the gradient written in output_gradient(), through the decoder
+  // alone (skips from the latent included): rows x latent, valid until the next backward.
+  // Computes no parameter gradient: gradients() is left as it was.
+  DenseView latent_gradient();
 
   // Fills gradients() with d(loss)/d(parameters) for the batch of the last full forward.
   void backward(CsrView batch, const ActivationHook& hook = {});

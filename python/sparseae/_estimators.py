@@ -95,6 +95,7 @@ _TRAIN_FLAGS = {
     "cosine_weight": "cosine-weight", "zero_weight": "zero-weight", "huber_delta": "huber-delta",
     "on_nan": "on-nan", "decoder_norm": "decoder-norm", "aux_k": "aux-k",
     "aux_weight": "aux-weight", "aux_dead_steps": "aux-dead-steps",
+    "refine_steps": "refine-steps", "refine_rate": "refine-rate",
 }
 _SWITCHES = {"tied", "pca_anchor", "size_factors", "decoder_norm"}
 _PARAMETER_OF_FLAG = {flag: name for name, flag in _TRAIN_FLAGS.items()}
@@ -119,7 +120,8 @@ class SparseAutoencoder(_Estimator):
     None takes sae train's default: epochs 20, batch_size 256, learning_rate 0.001,
     random_state 1 (runs repeat), val_fraction 0.1, input_transform "log1p", clip_norm 1,
     select "auto" (the epoch with the best validation exact F1), decode chosen on the validation
-    rows; ``sae train --help`` lists every one.
+    rows; ``sae train --help`` lists every one. ``refine_steps`` (--refine-steps) refines each
+    row's code before decoding it, in score() and transform() too.
 
     ``progress``: a progress bar while fitting (tqdm's where installed, a notebook widget in
     Jupyter); None shows one in a terminal or a notebook only. Ctrl-C stops fit() after the
@@ -152,6 +154,7 @@ class SparseAutoencoder(_Estimator):
                  huber_delta: Optional[float] = None, on_nan: Optional[str] = None,
                  decoder_norm: bool = False, aux_k: Optional[int] = None,
                  aux_weight: Optional[float] = None, aux_dead_steps: Optional[int] = None,
+                 refine_steps: Optional[int] = None, refine_rate: Optional[float] = None,
                  progress: Optional[bool] = None):
         self.hidden = hidden
         self.latent = latent
@@ -194,6 +197,8 @@ class SparseAutoencoder(_Estimator):
         self.aux_k = aux_k
         self.aux_weight = aux_weight
         self.aux_dead_steps = aux_dead_steps
+        self.refine_steps = refine_steps
+        self.refine_rate = refine_rate
         self.progress = progress
 
     def train_flags(self) -> List[str]:

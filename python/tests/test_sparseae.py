@@ -207,6 +207,23 @@ def test_auxk_is_sae_trains_and_is_stored():
         sparseae.SparseAutoencoder(aux_k=2, **SMALL).fit(counts())
 
 
+def test_refinement_is_sae_trains_and_every_use_reads_it():
+    plain = sparseae.SparseAutoencoder(latent_act="identity", loss="poisson", **SMALL)
+    refined = sparseae.SparseAutoencoder(latent_act="identity", loss="poisson", refine_steps=20,
+                                         refine_rate=0.05, **SMALL)
+    assert {"--refine-steps=20", "--refine-rate=0.05"} <= set(refined.train_flags())
+    X = counts()
+    refined.fit(X)
+    assert refined.config_["latent_refinement"] == {"steps": 20, "rate": 0.05}
+    plain.fit(X)
+    # The same training; only the codes differ, and they reconstruct the rows more closely.
+    np.testing.assert_array_equal(plain.parameters_, refined.parameters_)
+    assert not np.array_equal(plain.transform(X), refined.transform(X))
+    assert refined.score(X)["nll_bits_per_row"] < plain.score(X)["nll_bits_per_row"]
+    with pytest.raises(sparseae.SparseaeError, match=r"quantised under a latent prior"):
+        sparseae.SparseAutoencoder(rate_lambda=1, refine_steps=5, **SMALL).fit(X)
+
+
 def test_ctrl_c_stops_fit_with_keyboard_interrupt(monkeypatch):
     steps = []
 

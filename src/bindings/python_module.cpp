@@ -185,6 +185,7 @@ py::tuple fit_model(const HostCsr& data, const std::vector<std::string>& flags,
   options.train = plan.run.train;
   options.decode = plan.decode;
   options.select_by_f1 = plan.select_by_f1;
+  options.latent_refinement = plan.run.latent_refinement;
   bool python_error = false;  // the error indicator holds what stopped training
   options.observer.on_step = [&](int epoch, std::int64_t step, std::int64_t steps, double rate,
                                  double loss) {

@@ -230,6 +230,12 @@ Json run_config_json(const RunConfig& config) {
     root.set("largest_training_count", Json::number(config.largest_training_count));
   if (!config.training_count_histogram.empty())
     root.set("training_count_histogram", training_count_histogram_json(config));
+  if (config.latent_refinement.steps > 0) {
+    Json refinement = Json::object();
+    refinement.set("steps", Json::integer(config.latent_refinement.steps))
+        .set("rate", Json::number(config.latent_refinement.rate));
+    root.set("latent_refinement", refinement);
+  }
   return root;
 }
 
@@ -324,6 +330,12 @@ RunConfig run_config_from(const Json& root, const std::string& what) {
   if (root.contains("training_count_histogram"))
     config.training_count_histogram =
         training_count_histogram_from(root.at("training_count_histogram"), m.input_dim, what);
+  if (root.contains("latent_refinement")) {
+    const Json& refinement = root.at("latent_refinement");
+    config.latent_refinement.steps = refinement.at("steps").as_int();
+    config.latent_refinement.rate = refinement.at("rate").as_double();
+    validate_latent_refinement(config.latent_refinement, what + ": latent_refinement");
+  }
   // Not stored: the output layer's shape follows from the loss and its parameters.
   m = with_loss_heads(m, t.loss, t.loss_params);
   return config;
@@ -333,6 +345,15 @@ RunConfig run_config_from(const Json& root, const std::string& what) {
 constexpr const char* kDeadStepsKey = "auxk_latent_dead_steps";
 
 }  // namespace
+
+void validate_latent_refinement(const LatentRefinement& refinement, const std::string& what) {
+  require(refinement.steps >= 0 && refinement.steps <= kMaxRefineSteps,
+          what + ": " + std::to_string(refinement.steps) + " refinement steps; from 0 to " +
+              std::to_string(kMaxRefineSteps));
+  require(refinement.rate > 0.0 && std::isfinite(refinement.rate),
+          what + ": refinement rate " + std::to_string(refinement.rate) +
+              " is not positive and finite");
+}
 
 std::string run_config_to_json(const RunConfig& config) { return run_config_json(config).dump(); }
 

@@ -22,6 +22,7 @@ Options model_options(const std::string& command, const std::string& summary) {
       .suggests("checkpoint", "model")
       .value("backend", "auto|cpu|cuda", "auto", "where to run")
       .value("batch", "N", "4096", "rows per batch");
+  add_refinement_options(o, true);
   add_quiet_option(o);
   return o;
 }
@@ -31,9 +32,12 @@ constexpr const char* kStoredDecode =
     "the decode the checkpoint stores, the one sae train reported with; without one, mean for "
     "count likelihoods, round otherwise";
 
-TrainedModel open_model(const std::string& path, std::int64_t batch, Backend& backend,
-                        Checkpoint& checkpoint) {
+// The model at path, refining its codes as --refine-steps and --refine-rate ask (the checkpoint's
+// refinement by default).
+TrainedModel open_model(const Options& o, const std::string& path, std::int64_t batch,
+                        Backend& backend, Checkpoint& checkpoint) {
   checkpoint = load_checkpoint(path);
+  checkpoint.config.latent_refinement = refinement_option(o, checkpoint.config.latent_refinement);
   return TrainedModel(backend, checkpoint.config, checkpoint.state.parameters, batch);
 }
 
@@ -72,7 +76,7 @@ int run_encode(const Args& args) {
   const MatrixFormat format = *output_option_format(o, "sae encode", "out", kCodeFormats);
   const auto backend = open_backend(o);
   Checkpoint checkpoint;
-  TrainedModel model = open_model(model_path, batch, *backend, checkpoint);
+  TrainedModel model = open_model(o, model_path, batch, *backend, checkpoint);
   const Counts counts = model_counts(o, checkpoint, data_path);
   write_values(out, format, model.encode(counts.matrix));
   return 0;
@@ -98,7 +102,7 @@ int run_decode(const Args& args) {
   const MatrixFormat format = *output_option_format(o, "sae decode", "out", kReconstructionFormats);
   const auto backend = open_backend(o);
   Checkpoint checkpoint;
-  TrainedModel model = open_model(model_path, batch, *backend, checkpoint);
+  TrainedModel model = open_model(o, model_path, batch, *backend, checkpoint);
   const DecodeMode decode =
       decode_option(o, checkpoint.config.train.loss).value_or(model.default_decode());
   if (o.given("latents")) {
@@ -125,7 +129,7 @@ int run_eval(const Args& args) {
   const std::int64_t batch = o.integer("batch");
   const auto backend = open_backend(o);
   Checkpoint checkpoint;
-  TrainedModel model = open_model(model_path, batch, *backend, checkpoint);
+  TrainedModel model = open_model(o, model_path, batch, *backend, checkpoint);
   const DecodeMode decode =
       decode_option(o, checkpoint.config.train.loss).value_or(model.default_decode());
   if (o.given("data")) {

@@ -31,6 +31,9 @@ class Options {
 
   Options(std::string command, std::string summary);
 
+  // "sae train", "sae eval", ...: what messages about these options begin with.
+  const std::string& command() const { return command_; }
+
   // A boolean switch.
   Options& flag(const std::string& name, const std::string& help);
   // An option with a value; default_value "" means none.

@@ -60,6 +60,9 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   if (!o.given("epochs")) config.train.epochs = kAutoEpochs;
   config.time_budget_seconds = budget;
   config.anchor = [](Backend& on, Trainer& trainer) { anchor_at_pca(on, trainer); };
+  // --refine-steps and --refine-rate say what the best model tries; 0 steps: nothing.
+  if (o.given("refine-steps")) config.refinement.steps = base.latent_refinement.steps;
+  if (o.given("refine-rate")) config.refinement.rate = base.latent_refinement.rate;
   RecipeSearchResult search =
       search_recipes(*backend, counts.matrix, config, [&](const RecipeOutcome& outcome) {
         if (quiet) return;
@@ -90,6 +93,13 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
         .set("best", Json::integer(static_cast<std::int64_t>(search.best)))
         .set("validation_rows", Json::integer(search.validation_rows));
     if (!checkpoint_path.empty()) json.set("checkpoint", Json::string(checkpoint_path));
+    if (search.refined_exact_f1 >= 0)
+      json.set("refinement",
+               Json::object()
+                   .set("steps", Json::integer(config.refinement.steps))
+                   .set("rate", Json::number_significant(config.refinement.rate, 6))
+                   .set("exact_f1", Json::number_fixed(search.refined_exact_f1, 6))
+                   .set("kept", Json::boolean(search.best_run.latent_refinement.steps > 0)));
     if (pca.pca) json.set("pca", pca_json(pca, components));
     std::printf("%s\n", json.dump().c_str());
     return 0;
@@ -104,6 +114,11 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
                 outcome.seconds,
                 &outcome == &best ? "  <- best" : (outcome.eliminated ? "  (left out)" : ""));
   }
+  if (search.refined_exact_f1 >= 0)
+    std::printf("best, codes refined by %lld steps: exact-entry F1 %.2f %% (%s)\n",
+                static_cast<long long>(config.refinement.steps), 100.0 * search.refined_exact_f1,
+                search.best_run.latent_refinement.steps > 0 ? "kept: stored in the checkpoint"
+                                                            : "not kept");
   if (pca.pca)
     std::printf("pca-%lld (round): exact-entry F1 %.2f %% on the same rows\n",
                 static_cast<long long>(components), 100.0 * pca.metrics.exact_f1);

@@ -1,4 +1,5 @@
 #include "cli/report.hpp"
+#include "sparseae/recipe_search.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -72,6 +73,35 @@ const char* decode_choice_name(DecodeChoice choice) {
 }  // namespace
 
 Json hurdle_threshold_json(double threshold) { return Json::number_significant(threshold, 6); }
+
+void add_refinement_options(Options& o, bool of_model) {
+  const std::string stored = of_model ? "" : " (stored in the checkpoint)";
+  o.value("refine-steps", "N", of_model ? "" : "0",
+          "refine each row's latent code by N Adam steps on the model's loss of that row, "
+          "through the decoder, before decoding it" +
+              stored +
+              ": closes part of the encoder's gap on rows it was not trained on, at N decoder "
+              "passes per row; 0: the encoder's code" +
+              (of_model ? " (default: the checkpoint's)"
+                        : "; --auto tries " + std::to_string(kAutoRefineSteps) +
+                              " on its best model and keeps them where they raise its F1"))
+      .value("refine-rate", "R", of_model ? "" : std::to_string(kDefaultRefineRate).substr(0, 4),
+             "the refinement's Adam learning rate" + stored +
+                 (of_model ? " (default: the checkpoint's)"
+                           : "; --auto tries " + std::to_string(kAutoRefineSteps) +
+                                 " on its best model and keeps them where they raise its F1"));
+}
+
+LatentRefinement refinement_option(const Options& o, LatentRefinement base) {
+  if (o.given("refine-steps")) base.steps = o.integer("refine-steps");
+  if (o.given("refine-rate")) base.rate = o.real("refine-rate");
+  try {
+    validate_latent_refinement(base, o.command() + ": --refine-steps/--refine-rate");
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  return base;
+}
 
 void add_count_model_options(Options& o) {
   o.value("dispersion", "entry|feature", "entry",
@@ -173,6 +203,11 @@ void print_training_summary(const TrainingSummary& s, bool json) {
                               .set("weight", Json::number_significant(s.aux_weight, 6))
                               .set("dead_steps", Json::integer(s.aux_dead_steps)));
     if (s.decoder_norm) summary.set("decoder_norm", Json::boolean(true));
+    if (s.latent_refinement.steps > 0)
+      summary.set("latent_refinement",
+                  Json::object()
+                      .set("steps", Json::integer(s.latent_refinement.steps))
+                      .set("rate", Json::number_significant(s.latent_refinement.rate, 6)));
     if (s.pca.pca) summary.set("pca", pca_json(s.pca, s.pca_components));
     if (s.alternative_decode_f1 >= 0)
       summary.set("alternative_decode",
@@ -189,6 +224,11 @@ void print_training_summary(const TrainingSummary& s, bool json) {
                 static_cast<long long>(s.aux_k), static_cast<double>(s.aux_weight),
                 static_cast<long long>(s.aux_dead_steps));
   if (s.decoder_norm) std::printf("decoder     unit-norm columns (--decoder-norm)\n");
+  if (s.latent_refinement.steps > 0)
+    std::printf(
+        "codes       refined by %lld Adam steps of rate %g on each row's loss "
+        "(--refine-steps)\n",
+        static_cast<long long>(s.latent_refinement.steps), s.latent_refinement.rate);
   std::printf("epochs      %d (median %.0f samples/s)\n", s.epochs, median_rate);
   // NaN: the last epoch ran no step in this process (EpochReport::train_loss).
   char train_loss_text[32] = "-";

@@ -46,6 +46,7 @@ struct TrainingSummary {
   float aux_weight = 0.0f;
   std::int64_t aux_dead_steps = 0;
   bool decoder_norm = false;  // unit-norm decoder columns (--decoder-norm)
+  LatentRefinement latent_refinement;  // the codes' refinement the metrics were measured with
   DecodeChoice decode_choice = DecodeChoice::loss_default;  // of metrics.decode
   // The other decode the loss allows that gives other counts (mode, or the loss's default when
   // the run decoded by mode), and its exact-entry F1 on the same rows, so that a run shows what
@@ -65,6 +66,13 @@ Json hurdle_threshold_json(double threshold);
 
 // --dispersion, --size-factors and --input-transform, shared by sae train and compare: declares
 // them on o, and sets what they ask for in train.
+// --refine-steps and --refine-rate (RunConfig::latent_refinement). For sae train (of_model
+// false) they set what the checkpoint stores; for a command that uses a model, they replace the
+// checkpoint's for this run.
+void add_refinement_options(Options& o, bool of_model);
+// The refinement they ask for: base (the checkpoint's, or none) with what was given replaced.
+// Throws UsageError for steps or a rate out of range.
+LatentRefinement refinement_option(const Options& o, LatentRefinement base);
 void add_count_model_options(Options& o);
 void apply_count_model_options(const Options& o, TrainConfig& train);
 

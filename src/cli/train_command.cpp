@@ -175,6 +175,7 @@ Options train_options() {
                     "the loss's (mean for count likelihoods, round otherwise) or mode, whichever "
                     "reproduces more validation entries exactly");
   add_count_model_options(o);
+  add_refinement_options(o, false);
   add_pca_option(o);
   add_model_file_options(o, "sae-model.ckpt", "checkpoint written after every epoch");
   add_quiet_option(o);
@@ -317,6 +318,8 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   // The penalty layer must exist, and the KL penalty needs a sigmoid layer: the Trainer's own
   // check, run here so that it fails before the data is read.
   validate_penalty(m, t.penalty);
+  run.latent_refinement = refinement_option(o, LatentRefinement{});
+  check_latent_refinement(m, run.latent_refinement);
   return run;
 }
 
@@ -508,6 +511,7 @@ TrainingSummary summarise_fit(const FitResult& fitted, Trainer& trainer, const B
   summary.aux_weight = run.train.aux_weight;
   summary.aux_dead_steps = run.train.aux_dead_steps;
   summary.decoder_norm = run.train.decoder_norm;
+  summary.latent_refinement = run.latent_refinement;
   // Without validation rows there is nothing to select by: the run keeps its last parameters.
   if (trainer.validation_rows() > 0) summary.kept_epoch = fitted.kept_epoch;
   summary.validation_loss = fitted.validation_loss;

@@ -20,6 +20,9 @@ RunConfig planned_run(std::int64_t data_cols, const FitOptions& options) {
               ", the data has " + std::to_string(data_cols) + " columns (0 takes the data's)");
   run.model.input_dim = data_cols;
   run.train = options.train;
+  run.latent_refinement = options.latent_refinement;
+  validate_latent_refinement(run.latent_refinement, "fit: latent_refinement");
+  check_latent_refinement(run.model, run.latent_refinement);
   // sae train's checks of the loss against the rest: each would train without an error and
   // decode wrong counts.
   const LossKind loss = run.train.loss;

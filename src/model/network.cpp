@@ -293,8 +293,38 @@ void Network::decode(ConstDenseView latent) {
   rows_ = latent.rows;
   backend_->copy_bytes(activation(latent_layer).data, latent.data,
                        sizeof(float) * static_cast<std::size_t>(latent.size()));
-  for (std::size_t l = latent_layer + 1; l < layout_.layers().size(); ++l)
-    run_layer<ConstDenseView>(l, nullptr);
+  run_decoder();
+}
+
+void Network::run_decoder(const float* output_log_offsets) {
+  for (std::size_t l = layout_.encoder_layers(); l < layout_.layers().size(); ++l)
+    run_layer<ConstDenseView>(l, nullptr, output_log_offsets);
+}
+
+DenseView Network::latent_gradient() {
+  const auto& layers = layout_.layers();
+  const std::size_t latent_layer = layout_.encoder_layers() - 1;
+  for (std::size_t l = layers.size() - 1; l > latent_layer; --l) {
+    const LayerShape& layer = layers[l];
+    const DenseView dz = gradient_scratch(l, layer.out);
+    backend_->activation_backward(layer.activation, activation(l), dz, dz, nullptr);
+    const DenseView w = weights(parameters_, layer);
+    const DenseView din = gradient_scratch(l - 1, layer.in);
+    if (layer.transposed_weight) {
+      backend_->gemm(Transpose::no, Transpose::no, 1.0f, dz, w, 0.0f, din);
+    } else {
+      // The bias-only columns have no weights: they send nothing back.
+      float beta = 0.0f;
+      for (const WeightedColumns& block : weighted_columns(layer)) {
+        backend_->gemm(Transpose::no, Transpose::yes, 1.0f,
+                       column_block(dz, block.first_output, block.count),
+                       column_block(w, block.first_weight, block.count), beta, din);
+        beta = 1.0f;
+      }
+    }
+    add_skip_gradients(l - 1);
+  }
+  return gradient_scratch(latent_layer, layers[latent_layer].out);
 }
 
 template <typename Input>

@@ -35,6 +35,25 @@ EntryDecoder entry_decoder(const RunConfig& config, DecodeMode decode, double hu
 
 }  // namespace
 
+// A code of any real value (identity) or of any non-negative one (relu, kept so by projection)
+// can be refined. Quantised codes (a latent prior) and selected ones (TopK, BatchTopK) are not
+// points a gradient can move; a bounded activation's codes would leave the range the decoder was
+// trained on.
+void check_latent_refinement(const ModelConfig& model, const LatentRefinement& refinement) {
+  if (refinement.steps == 0) return;
+  const std::string what = "model: refining latent codes (latent_refinement) ";
+  require(!model.latent_prior, what +
+                                   "needs real-valued codes; this model's are quantised "
+                                   "under a latent prior (--rate-lambda)");
+  require(model.latent_sparsity == LatentSparsity::none,
+          what + "needs dense codes; this model's latent is " +
+              latent_sparsity_name(model.latent_sparsity));
+  require(model.latent_activation == Activation::identity ||
+              model.latent_activation == Activation::relu,
+          what + "needs an identity or relu latent activation; this one is " +
+              activation_name(model.latent_activation));
+}
+
 TrainedModel::TrainedModel(Backend& backend, const RunConfig& config,
                            const std::vector<float>& parameters, std::int64_t batch_rows)
     : backend_(&backend), config_(with_heads(config)), network_(backend, ModelLayout(config_.model), batch_rows) {
@@ -47,11 +66,68 @@ TrainedModel::TrainedModel(Backend& backend, const RunConfig& config,
   require(static_cast<std::int64_t>(parameters.size()) == network_.layout().parameter_count(),
           "model: " + std::to_string(parameters.size()) + " parameters given, the model has " +
               std::to_string(network_.layout().parameter_count()));
+  validate_latent_refinement(config_.latent_refinement, "model: latent_refinement");
+  check_latent_refinement(config_.model, config_.latent_refinement);
   network_.parameters().upload(parameters);
   const std::int64_t prior_offset = network_.layout().prior_offset();
   if (prior_offset >= 0)
     prior_.assign(parameters.begin() + prior_offset,
                   parameters.begin() + prior_offset + 2 * latent_width());
+}
+
+void TrainedModel::set_latent_refinement(const LatentRefinement& refinement) {
+  validate_latent_refinement(refinement, "model: latent_refinement");
+  check_latent_refinement(config_.model, refinement);
+  config_.latent_refinement = refinement;
+}
+
+template <typename Input, typename Target>
+void TrainedModel::forward_refined(const Input& input, const Target& target, std::size_t end_layer,
+                                   const float* output_log_offsets) {
+  const std::size_t encoder_layers = network_.layout().encoder_layers();
+  const bool refines =
+      config_.latent_refinement.steps > 0 && (end_layer == 0 || end_layer == encoder_layers);
+  if (!refines) {
+    network_.forward(input, end_layer, output_log_offsets);
+    return;
+  }
+  network_.forward(input, encoder_layers, output_log_offsets);
+  refine_latents(target, output_log_offsets);
+  if (end_layer == 0) network_.run_decoder(output_log_offsets);
+}
+
+template <typename Target>
+void TrainedModel::refine_latents(const Target& target, const float* output_log_offsets) {
+  const DenseView codes = network_.latent();
+  const std::int64_t n = codes.size();
+  const std::size_t capacity = static_cast<std::size_t>(network_.max_batch() * latent_width());
+  if (refine_moments_[0].empty()) {
+    for (Buffer<float>& moment : refine_moments_) moment = Buffer<float>(*backend_, capacity);
+    refine_row_loss_ = Buffer<float>(*backend_, static_cast<std::size_t>(network_.max_batch()));
+    refine_zero_bias_ = Buffer<float>(*backend_, static_cast<std::size_t>(latent_width()));
+    refine_zero_bias_.fill_zero();
+  }
+  for (Buffer<float>& moment : refine_moments_)
+    backend_->fill_zero_bytes(moment.data(), static_cast<std::size_t>(n) * sizeof(float));
+  OptimizerConfig adam;
+  adam.kind = OptimizerKind::adam;
+  adam.learning_rate = static_cast<float>(config_.latent_refinement.rate);
+  // The loss averages over every entry of the batch, and a code moves only its own row's terms:
+  // times the entries, each code's gradient is that of its row's summed loss, whatever the
+  // batch's size, and stays well above Adam's epsilon.
+  const float entries = static_cast<float>(codes.rows) * static_cast<float>(input_width());
+  const bool non_negative = config_.model.latent_activation == Activation::relu;
+  for (std::int64_t step = 1; step <= config_.latent_refinement.steps; ++step) {
+    network_.run_decoder(output_log_offsets);
+    backend_->reconstruction_loss(config_.train.loss, config_.train.loss_params, network_.output(),
+                                  target, network_.output_gradient(), refine_row_loss_.data());
+    const DenseView gradient = network_.latent_gradient();
+    backend_->scale_values(gradient.data, n, entries);
+    backend_->optimizer_step(adam, step, n, codes.data, gradient.data, refine_moments_[0].data(),
+                             refine_moments_[1].data(), nullptr);
+    if (non_negative)
+      backend_->bias_activation_forward(Activation::relu, codes, refine_zero_bias_.data(), codes);
+  }
 }
 
 template <typename Visit>
@@ -80,7 +156,8 @@ void TrainedModel::for_each_batch(const HostCsr& counts, std::size_t end_layer, 
     const std::int64_t nnz =
         backend_->gather_rows(data.view(), row_ids.data() + first, count, batch.output());
     const CsrView rows = batch.view(count, nnz);
-    network_.forward(input.input(rows), end_layer, input.log_offsets(rows));
+    const float* log_offsets = input.log_offsets(rows);
+    forward_refined(input.input(rows), rows, end_layer, log_offsets);
     visit(first, count);
   }
 }
@@ -123,7 +200,8 @@ void TrainedModel::for_each_batch(const HostDense& rows, std::size_t end_layer, 
     if (config_.scale != 1.0f)
       for (float& v : scaled) v /= config_.scale;
     batch.upload(scaled);
-    network_.forward(ConstDenseView(batch.matrix(count, rows.cols)), end_layer);
+    const ConstDenseView input(batch.matrix(count, rows.cols));
+    forward_refined(input, input, end_layer, nullptr);
     visit(first, count);
   }
 }

@@ -90,7 +90,11 @@ std::function<double()> validation_exact_f1_score(Backend& backend, Trainer& tra
                                                   const RunConfig& run,
                                                   std::optional<DecodeMode> decode) {
   if (trainer.validation_rows() == 0) return {};
-  return [&backend, &trainer, scored = run, decode]() mutable {
+  // Each epoch is scored with the encoder's codes: refining them would cost every epoch as much
+  // as the final measurement.
+  RunConfig unrefined = run;
+  unrefined.latent_refinement = LatentRefinement{};
+  return [&backend, &trainer, scored = unrefined, decode]() mutable {
     TrainedModel model = finished_model(backend, trainer, scored);
     const HostCsr& validation = trainer.validation_counts();
     if (decode) return model.evaluate(validation, *decode).exact_f1;

@@ -195,6 +195,20 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
   result.best_run = candidates[result.best].run;
   result.best_state = *candidates[result.best].state;
   result.validation_rows = candidates[result.best].validation_rows;
+  if (config.refinement.steps > 0 && result.validation_rows > 0) {
+    RunConfig refined = result.best_run;
+    refined.latent_refinement = config.refinement;
+    TrainedModel model(backend, refined, result.best_state.parameters);
+    const auto split = split_rows(data.rows, config.train.val_fraction, config.train.seed);
+    const HostCsr validation = select_rows(data, split.second);
+    // The support threshold chosen again for the refined codes, as finished_model chooses it.
+    if (has_support_head(refined.train.loss)) {
+      refined.hurdle_threshold = choose_hurdle_threshold(model, validation);
+      model.set_hurdle_threshold(refined.hurdle_threshold);
+    }
+    result.refined_exact_f1 = model.evaluate(validation, *refined.decode).exact_f1;
+    if (result.refined_exact_f1 > result.outcomes[result.best].exact_f1) result.best_run = refined;
+  }
   return result;
 }
 
