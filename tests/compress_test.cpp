@@ -15,6 +15,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "backend_fixture.hpp"
@@ -38,11 +39,21 @@ namespace fs = std::filesystem;
 using test::contains;
 using test::error_message;
 
+// This process's scratch directory, removed with what it holds when the process exits: ctest
+// runs every test in a process of its own, and each left one behind before.
+struct ScratchDirectory {
+  fs::path path;
+  ~ScratchDirectory() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+};
+
 fs::path scratch_dir() {
-  const fs::path dir =
-      fs::temp_directory_path() / ("sparseae-lossless-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir;
+  static const ScratchDirectory dir{fs::temp_directory_path() /
+                                    ("sparseae-lossless-" + std::to_string(::getpid()))};
+  fs::create_directories(dir.path);
+  return dir.path;
 }
 
 std::string scratch(const std::string& name) { return (scratch_dir() / name).string(); }
