@@ -66,8 +66,7 @@ TrainedModel::TrainedModel(Backend& backend, const RunConfig& config,
   require(static_cast<std::int64_t>(parameters.size()) == network_.layout().parameter_count(),
           "model: " + std::to_string(parameters.size()) + " parameters given, the model has " +
               std::to_string(network_.layout().parameter_count()));
-  validate_latent_refinement(config_.latent_refinement, "model: latent_refinement");
-  check_latent_refinement(config_.model, config_.latent_refinement);
+  set_latent_refinement(config_.latent_refinement);  // its checks, for a stored refinement
   network_.parameters().upload(parameters);
   const std::int64_t prior_offset = network_.layout().prior_offset();
   if (prior_offset >= 0)
