@@ -20,38 +20,28 @@
 #include "sparseae/inference.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
+#include "trained_run.hpp"
 
 namespace sparseae::test {
 namespace {
 
-struct Trained {
-  RunConfig run;
-  std::vector<float> parameters;
-  HostCsr validation;
-};
-
 // 3 epochs on 400 rows of the topic generator: a model whose encoder has not converged, as an
 // encoder never has on rows it did not see.
-Trained train_briefly(Backend& backend, LossKind loss, Activation latent_activation) {
+TrainedRun train_briefly(Backend& backend, LossKind loss, Activation latent_activation) {
   TopicDataConfig data_config;
   data_config.rows = 400;
   const HostCsr data = generate_topic_counts(data_config);
-  Trained t;
-  t.run.model.input_dim = data.cols;
-  t.run.model.hidden = {24};
-  t.run.model.latent = 6;
-  t.run.model.latent_activation = latent_activation;
-  t.run.train.loss = loss;
-  t.run.train.epochs = 3;
-  t.run.train.batch_size = 32;
-  t.run.train.val_fraction = 0.25;
-  t.run.train.optimizer.learning_rate = 3e-3f;
-  Trainer trainer(backend, t.run.model, t.run.train, data);
-  trainer.train();
-  t.run.scale = trainer.scale();
-  t.parameters = trainer.state().parameters;
-  t.validation = trainer.validation_counts();
-  return t;
+  RunConfig run;
+  run.model.input_dim = data.cols;
+  run.model.hidden = {24};
+  run.model.latent = 6;
+  run.model.latent_activation = latent_activation;
+  run.train.loss = loss;
+  run.train.epochs = 3;
+  run.train.batch_size = 32;
+  run.train.val_fraction = 0.25;
+  run.train.optimizer.learning_rate = 3e-3f;
+  return train_run(backend, run, data);
 }
 
 // Relative difference of two float vectors, NaN counting as large.
@@ -69,7 +59,7 @@ double largest_difference(const std::vector<float>& a, const std::vector<float>&
 class LatentRefinementTest : public BackendTest {};
 
 TEST_P(LatentRefinementTest, RefinedCodesLowerTheLossAndEveryUseReadsThem) {
-  const Trained t = train_briefly(backend(), LossKind::hurdle_nb, Activation::identity);
+  const TrainedRun t = train_briefly(backend(), LossKind::hurdle_nb, Activation::identity);
   // Batches of 37 rows: the validation rows span several, the last one short.
   TrainedModel encoder_codes(backend(), t.run, t.parameters, 37);
   RunConfig refined_run = t.run;
@@ -98,7 +88,7 @@ TEST_P(LatentRefinementTest, RefinedCodesLowerTheLossAndEveryUseReadsThem) {
 }
 
 TEST_P(LatentRefinementTest, ReluCodesStayNonNegative) {
-  const Trained t = train_briefly(backend(), LossKind::mse, Activation::relu);
+  const TrainedRun t = train_briefly(backend(), LossKind::mse, Activation::relu);
   RunConfig run = t.run;
   run.latent_refinement = {40, 0.1};
   TrainedModel refined(backend(), run, t.parameters);

@@ -19,6 +19,7 @@
 #include "sparseae/inference.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
+#include "trained_run.hpp"
 
 namespace sparseae::test {
 namespace {
@@ -131,20 +132,6 @@ RunConfig small_run(LossKind loss, std::int64_t cols) {
   return run;
 }
 
-struct TrainedRun {
-  RunConfig run;
-  std::vector<float> parameters;
-  HostCsr validation;
-};
-
-TrainedRun train(Backend& backend, RunConfig run, const HostCsr& data) {
-  Trainer trainer(backend, run.model, run.train, data);
-  trainer.train();
-  run.scale = trainer.scale();
-  run.reference_library_size = trainer.reference_library_size();
-  return {run, trainer.state().parameters, trainer.validation_counts()};
-}
-
 // With size factors, the model sees each row's total: the log-mean head of its outputs moves by
 // exactly the row's log size factor over the outputs for codes alone (decoded at the reference
 // library size), and the reference is the training rows' median total.
@@ -154,7 +141,7 @@ TEST(LibrarySize, OutputsCarryEachRowsSizeFactorAndCodesDecodeAtTheReference) {
   RunConfig run = small_run(LossKind::nb, data.cols);
   run.train.loss_params.size_factors = true;
   run.train.input_transform = InputTransform::log1p;
-  const TrainedRun t = train(*backend, run, data);
+  const TrainedRun t = train_run(*backend, run, data);
   EXPECT_GT(t.run.reference_library_size, 1.0);
   const double median = detail::median_row_total(data);
   EXPECT_NEAR(t.run.reference_library_size, median, 0.25 * median)
@@ -225,7 +212,7 @@ TEST(LibrarySize, DispersionPerFeatureIsSharedByEveryRow) {
   EXPECT_LT(feature_layout.parameter_count(), entry_layout.parameter_count() - 23 * data.cols);
   EXPECT_TRUE(contains(feature_layout.describe(), "head 2 per feature"));
 
-  const TrainedRun t = train(*backend, per_feature, data);
+  const TrainedRun t = train_run(*backend, per_feature, data);
   TrainedModel model(*backend, t.run, t.parameters);
   const HostDense outputs = model.outputs(t.validation);
   ASSERT_GT(outputs.rows, 2);

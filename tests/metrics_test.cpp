@@ -24,12 +24,15 @@
 #include "sparseae/metrics.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
+#include "trained_run.hpp"
 
 namespace sparseae {
 namespace {
 
 using test::contains;
 using test::error_message;
+using test::train_run;
+using test::TrainedRun;
 
 HostCsr csr(std::int64_t rows, std::int64_t cols, const std::vector<float>& dense) {
   return to_csr(HostDense{rows, cols, dense});
@@ -354,39 +357,27 @@ TEST(Metrics, NothingAddedGivesZerosAndNaN) {
 
 // ---- a trained model ----
 
-struct Trained {
-  RunConfig run;
-  std::vector<float> parameters;
-  HostCsr validation;
-  double validation_loss;
-};
-
-Trained train_briefly(Backend& backend, LossKind loss) {
+// 2 epochs on 300 rows of the topic generator.
+TrainedRun train_briefly(Backend& backend, LossKind loss) {
   TopicDataConfig data_config;
   data_config.rows = 300;
   const HostCsr data = generate_topic_counts(data_config);
-  Trained t;
-  t.run.model.input_dim = data.cols;
-  t.run.model.hidden = {16};
-  t.run.model.latent = 4;
-  t.run.train.loss = loss;
-  t.run.train.epochs = 2;
-  t.run.train.batch_size = 32;
-  t.run.train.optimizer.learning_rate = 3e-3f;
-  Trainer trainer(backend, t.run.model, t.run.train, data);
-  trainer.train();
-  t.run.scale = trainer.scale();
-  t.parameters = trainer.state().parameters;
-  t.validation = trainer.validation_counts();
-  t.validation_loss = trainer.validation_loss();
-  return t;
+  RunConfig run;
+  run.model.input_dim = data.cols;
+  run.model.hidden = {16};
+  run.model.latent = 4;
+  run.train.loss = loss;
+  run.train.epochs = 2;
+  run.train.batch_size = 32;
+  run.train.optimizer.learning_rate = 3e-3f;
+  return train_run(backend, run, data);
 }
 // A poisson model decodes by its rounded mean unless asked otherwise; its counts are floor(rate)
 // (mode) or the rounded rate (mean); its NLL in bits per row is the trainer's validation loss (mean
 // nats per entry) times the width over ln 2.
 TEST(TrainedModelDecode, PoissonModelDecodesByMeanAndItsNllIsItsLoss) {
   const auto backend = make_backend(BackendChoice::cpu);
-  const Trained t = train_briefly(*backend, LossKind::poisson);
+  const TrainedRun t = train_briefly(*backend, LossKind::poisson);
   TrainedModel model(*backend, t.run, t.parameters);
   EXPECT_EQ(model.default_decode(), DecodeMode::mean);
 
@@ -421,7 +412,7 @@ TEST(TrainedModelDecode, PoissonModelDecodesByMeanAndItsNllIsItsLoss) {
 // An mse model rounds; asking it for the mode fails before anything is decoded.
 TEST(TrainedModelDecode, MseModelRefusesMode) {
   const auto backend = make_backend(BackendChoice::cpu);
-  const Trained t = train_briefly(*backend, LossKind::mse);
+  const TrainedRun t = train_briefly(*backend, LossKind::mse);
   TrainedModel model(*backend, t.run, t.parameters);
   EXPECT_EQ(model.default_decode(), DecodeMode::round);
   EXPECT_EQ(model.evaluate(t.validation).decode, DecodeMode::round);
@@ -481,7 +472,7 @@ TEST(TrainedModelDecode, CountsFromOutputsAreTheCountsTheMetricsMeasure) {
   const auto backend = make_backend(BackendChoice::cpu);
   for (const LossKind loss : {LossKind::poisson, LossKind::nb, LossKind::zinb, LossKind::hurdle}) {
     SCOPED_TRACE(loss_name(loss));
-    Trained t = train_briefly(*backend, loss);
+    TrainedRun t = train_briefly(*backend, loss);
     t.run.hurdle_threshold = 0.35;  // a threshold other than the default, for hurdle's mode
     TrainedModel model(*backend, t.run, t.parameters);
     const HostDense outputs = model.outputs(t.validation);
@@ -577,7 +568,7 @@ TEST(HurdleThreshold, GridChoiceOnAHandBuiltCase) {
 // default's), and the threshold survives a checkpoint round trip.
 TEST(HurdleThreshold, ChosenOnTrainedModelBeatsTheDefaultAndIsCheckpointed) {
   const auto backend = make_backend(BackendChoice::cpu);
-  Trained t = train_briefly(*backend, LossKind::hurdle);
+  TrainedRun t = train_briefly(*backend, LossKind::hurdle);
   TrainedModel model(*backend, t.run, t.parameters);
   const double chosen = choose_hurdle_threshold(model, t.validation);
   const HostDense outputs = model.outputs(t.validation);
@@ -610,7 +601,7 @@ TEST(HurdleThreshold, ChosenOnTrainedModelBeatsTheDefaultAndIsCheckpointed) {
   }());
 
   // Only a hurdle model has a threshold to choose.
-  Trained nb = train_briefly(*backend, LossKind::nb);
+  TrainedRun nb = train_briefly(*backend, LossKind::nb);
   TrainedModel nb_model(*backend, nb.run, nb.parameters);
   EXPECT_THROW(choose_hurdle_threshold(nb_model, nb.validation), Error);
 }

@@ -16,12 +16,15 @@
 #include "sparseae/lossless.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
+#include "trained_run.hpp"
 #include "training_outcome.hpp"
 
 namespace sparseae {
 namespace {
 
 using test::error_message;
+using test::train_run;
+using test::TrainedRun;
 
 RunConfig rate_run(float lambda, std::int64_t cols) {
   RunConfig run;
@@ -81,20 +84,8 @@ TEST(RateAware, LayoutHoldsThePriorAfterTheLayers) {
   EXPECT_NE(layout.describe().find("latent prior"), std::string::npos) << layout.describe();
 }
 
-struct RateTrained {
-  RunConfig run;
-  std::vector<float> parameters;
-  std::vector<EpochReport> reports;
-};
-
-RateTrained train_rate(Backend& backend, float lambda, const HostCsr& data) {
-  RateTrained result{rate_run(lambda, data.cols), {}, {}};
-  Trainer trainer(backend, result.run.model, result.run.train, data);
-  result.reports = trainer.train();
-  result.run.scale = trainer.scale();
-  result.run.reference_library_size = trainer.reference_library_size();
-  result.parameters = trainer.state().parameters;
-  return result;
+TrainedRun train_rate(Backend& backend, float lambda, const HostCsr& data) {
+  return train_run(backend, rate_run(lambda, data.cols), data);
 }
 
 // Trained at a weight 100 times higher, the codes take a quarter fewer bits at least in the
@@ -109,7 +100,7 @@ TEST(RateAware, TheWeightTradesCodeBitsForCountBits) {
   LosslessSizes sizes[2];
   int k = 0;
   for (const float lambda : {0.05f, 5.0f}) {
-    const RateTrained model = train_rate(*cpu, lambda, data);
+    const TrainedRun model = train_rate(*cpu, lambda, data);
     EXPECT_LT(model.reports.back().val_loss, model.reports.front().val_loss) << lambda;
     TrainedModel trained(*cpu, model.run, model.parameters);
     const HostDense codes = trained.encode(unseen);

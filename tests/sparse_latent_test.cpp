@@ -17,11 +17,14 @@
 #include "sparseae/inference.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
+#include "trained_run.hpp"
 
 namespace sparseae {
 namespace {
 
 using test::error_message;
+using test::train_run;
+using test::TrainedRun;
 
 RunConfig sparse_run(LatentSparsity sparsity, std::int64_t k, std::int64_t cols) {
   RunConfig run;
@@ -71,24 +74,6 @@ TEST(SparseLatent, LayoutHoldsTheThresholdAfterTheTrainedParameters) {
   EXPECT_NE(topk.describe().find("latent topk:4"), std::string::npos) << topk.describe();
 }
 
-struct Trained {
-  RunConfig run;
-  TrainingState state;
-  std::vector<float> parameters;
-  std::vector<EpochReport> reports;
-};
-
-Trained train(Backend& backend, const RunConfig& run, const HostCsr& data) {
-  Trained result{run, {}, {}, {}};
-  Trainer trainer(backend, run.model, run.train, data);
-  result.reports = trainer.train();
-  result.run.scale = trainer.scale();
-  result.run.reference_library_size = trainer.reference_library_size();
-  result.state = trainer.state();
-  result.parameters = result.state.parameters;
-  return result;
-}
-
 std::vector<std::int64_t> nonzeros_per_row(const HostDense& codes) {
   std::vector<std::int64_t> counts(static_cast<std::size_t>(codes.rows), 0);
   for (std::int64_t r = 0; r < codes.rows; ++r)
@@ -107,7 +92,7 @@ TEST_P(SparseLatentTraining, EachSelectionTrains) {
   const HostCsr unseen = test::small_topic_counts(100, 6);
   for (const LatentSparsity sparsity : {LatentSparsity::topk, LatentSparsity::batchtopk}) {
     SCOPED_TRACE(latent_sparsity_name(sparsity));
-    const Trained model = train(backend(), sparse_run(sparsity, 4, data.cols), data);
+    const TrainedRun model = train_run(backend(), sparse_run(sparsity, 4, data.cols), data);
     EXPECT_LT(model.reports.back().val_loss, model.reports.front().val_loss);
     TrainedModel trained(backend(), model.run, model.parameters);
     const HostDense codes = trained.encode(unseen);
@@ -151,7 +136,8 @@ TEST(SparseLatent, BatchTopKThresholdRoundTripsAndEncodeUsesIt) {
   const auto cpu = make_backend(BackendChoice::cpu);
   const HostCsr data = test::small_topic_counts(300, 7);
   const HostCsr unseen = test::small_topic_counts(80, 8);
-  const Trained model = train(*cpu, sparse_run(LatentSparsity::batchtopk, 3, data.cols), data);
+  const TrainedRun model =
+      train_run(*cpu, sparse_run(LatentSparsity::batchtopk, 3, data.cols), data);
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("sparseae-batchtopk-" + std::to_string(::getpid()) + ".ckpt"))
                                .string();
