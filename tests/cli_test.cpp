@@ -376,6 +376,80 @@ TEST_F(Cli, RefinementIsStoredShownAndReplaceable) {
             "codes; this model's are quantised under a latent prior (--rate-lambda)\n");
 }
 
+// A support head's threshold suits the codes it was chosen on: where eval or decode refine the
+// codes otherwise than the checkpoint, the threshold is chosen again on the checkpoint's validation
+// rows, as sae train chooses it for a model that stores that refinement; without those rows, the
+// stored one is kept and a notice says so.
+TEST_F(Cli, OtherRefinementChoosesTheSupportThresholdAgain) {
+  ensure_data();
+  const std::string train =
+      "train --data x.mtx --epochs 1 --select loss --hidden 32 --latent 8 --latent-act identity "
+      "--loss hurdle_nb --decode mode --quiet --force --backend cpu --no-pca";
+  const Result plain = sae(train + " -o plain.ckpt");
+  ASSERT_TRUE(succeeded(plain)) << plain.err;
+  const Result refined = sae(train + " --refine-steps 20 -o refined20.ckpt");
+  ASSERT_TRUE(succeeded(refined)) << refined.err;
+
+  const Result stored = sae("eval --model refined20.ckpt --json --backend cpu");
+  ASSERT_TRUE(succeeded(stored)) << stored.err;
+  const Result replaced = sae("eval --model plain.ckpt --refine-steps 20 --json --backend cpu");
+  ASSERT_TRUE(succeeded(replaced)) << replaced.err;
+  EXPECT_EQ(replaced.out, stored.out)
+      << "the same parameters, refined alike, with the threshold sae train chose for them";
+  EXPECT_TRUE(contains(replaced.err, "sae eval: support threshold ")) << replaced.err;
+  EXPECT_TRUE(contains(replaced.err, "chosen for codes refined by 0 steps)")) << replaced.err;
+  const Result same = sae("eval --model refined20.ckpt --refine-steps 20 --json --backend cpu");
+  EXPECT_EQ(same.err, "") << "the stored refinement needs no other threshold";
+
+  // Without the rows it trained on, the stored threshold stays, and a notice says so.
+  fs::copy_file(file("x.mtx"), file("gone.mtx"), fs::copy_options::overwrite_existing);
+  const Result gone =
+      sae("train --data gone.mtx --epochs 1 --hidden 32 --latent 8 --latent-act identity "
+          "--loss hurdle_nb --decode mode --quiet --force --backend cpu --no-pca -o gone.ckpt");
+  ASSERT_TRUE(succeeded(gone)) << gone.err;
+  fs::remove(file("gone.mtx"));
+  const Result kept =
+      sae("decode --model gone.ckpt --data x.mtx --refine-steps 5 -o gone-decoded.mtx "
+          "--backend cpu");
+  ASSERT_TRUE(succeeded(kept)) << kept.err;
+  EXPECT_TRUE(contains(kept.err, "sae decode: keeping the checkpoint's support threshold "))
+      << kept.err;
+  const Result quiet =
+      sae("decode --model gone.ckpt --data x.mtx --refine-steps 5 -o gone-quiet.mtx --quiet "
+          "--backend cpu");
+  EXPECT_EQ(quiet.err, "");
+}
+
+// The refinement's usage errors come in one line, before the backend opens (so the same on a
+// machine without a GPU): a rate for no steps, a rate out of range, codes that cannot be refined.
+TEST_F(Cli, RefinementUsageErrorsComeFirst) {
+  ASSERT_TRUE(succeeded(trained())) << trained().err;
+  const auto error = [&](const std::string& args) {
+    const Result r = sae(args);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.err;
+    return r.err;
+  };
+  EXPECT_EQ(error("eval --model m.ckpt --refine-rate 0.1 --backend cuda"),
+            "sae: error: sae eval: --refine-rate sets the rate of refinement steps, and there are "
+            "none: give --refine-steps N\n");
+  EXPECT_EQ(error("train --data x.mtx --refine-steps 0 --refine-rate 0.1 -o '' --backend cuda"),
+            "sae: error: sae train: --refine-rate sets the rate of refinement steps, and "
+            "--refine-steps is 0\n");
+  EXPECT_EQ(error("encode --model m.ckpt --data x.mtx -o c.npy --refine-steps 5 --refine-rate "
+                  "1e30 --backend cuda"),
+            "sae: error: sae encode: --refine-steps/--refine-rate: refinement rate 1e+30 is not "
+            "in (0, 10]\n");
+  EXPECT_EQ(error("decode --model m.ckpt --latents c.npy -o d.mtx --refine-steps 5 --backend cuda"),
+            "sae: error: sae decode: --refine-steps and --refine-rate refine the codes of --data; "
+            "codes given by --latents are decoded as they are (refine them in sae encode)\n");
+  // --auto's trial takes a rate alone.
+  const Result auto_rate =
+      sae("train --auto --data x.mtx --epochs 1 --hidden 16 --latent 4 --refine-rate 0.05 -o '' "
+          "--json --quiet --backend cpu --no-pca");
+  ASSERT_TRUE(succeeded(auto_rate)) << auto_rate.err;
+  EXPECT_TRUE(contains(auto_rate.out, "\"steps\": 40, \"rate\": 0.05")) << auto_rate.out;
+}
+
 // sae train --auto: every default recipe in the JSON, the best written as the checkpoint with its
 // recipe's decode, whose model, evaluated by sae eval by that decode, has the F1 it was chosen
 // by; the flags the search chooses itself are refused in one line.

@@ -45,12 +45,15 @@ constexpr int kTrainingHistogramBins = 65;
 // within version 4).
 constexpr std::int64_t kMaxRefineSteps = 10000;
 constexpr double kDefaultRefineRate = 0.03;
+// An Adam step moves each coordinate by about the rate; codes are of order 1, so a rate above
+// this jumps past any optimum rather than refining it.
+constexpr double kMaxRefineRate = 10.0;
 struct LatentRefinement {
   std::int64_t steps = 0;
   double rate = kDefaultRefineRate;
 };
-// Throws Error, what first, for steps outside [0, kMaxRefineSteps] or a rate that is not
-// positive and finite.
+// Throws Error, what first, for steps outside [0, kMaxRefineSteps] or a rate outside
+// (0, kMaxRefineRate].
 void validate_latent_refinement(const LatentRefinement& refinement, const std::string& what);
 
 // The resolved configuration of a run: what a model needs to be rebuilt and used.

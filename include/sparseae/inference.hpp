@@ -18,6 +18,8 @@ namespace sparseae {
 // Throws Error when refinement has steps and model's codes cannot be refined: quantised
 // (a latent prior), TopK or BatchTopK, or a latent activation other than identity and relu.
 void check_latent_refinement(const ModelConfig& model, const LatentRefinement& refinement);
+// Whether model's codes can be refined (check_latent_refinement passes for any steps).
+bool can_refine_latent_codes(const ModelConfig& model);
 
 class TrainedModel {
  public:

@@ -60,12 +60,14 @@ struct RecipeSearchConfig {
   // which lives above the trainer). Required when a recipe is anchored.
   std::function<void(Backend&, Trainer&)> anchor;
   // No round starts that would end after this much time, by its recipes' seconds per epoch in
-  // their last round (the first round always runs).
+  // their last round, with the refinement trial below (predicted from the same) after it. The
+  // first round and the trial always run.
   double time_budget_seconds = 600;
-  // After the search, the best model's validation exact F1 is measured again with its codes
-  // refined so (RunConfig::latent_refinement), and the refinement is stored with it when that F1
-  // is higher. 0 steps: not tried. 40 steps gained 0.2 to 16 % F1 on four real sets
-  // (bench/real-data/README.md), for about 40 decoder passes a row wherever the model is used.
+  // After the search, the best model's validation exact F1 is measured again (where its codes
+  // can be refined: can_refine_latent_codes) with its codes refined so
+  // (RunConfig::latent_refinement), and the refinement is stored with it when that F1 is higher. 0
+  // steps: not tried. 40 steps gained 0.2 to 16 % F1 on four real sets (bench/real-data/README.md),
+  // for about 40 decoder passes a row wherever the model is used.
   LatentRefinement refinement{kAutoRefineSteps, kDefaultRefineRate};
 };
 
@@ -91,6 +93,7 @@ struct RecipeSearchResult {
   // The best model's validation exact F1 with refined codes (RecipeSearchConfig::refinement), by
   // its decode; -1 when not tried. best_run holds the refinement when this beat its F1.
   double refined_exact_f1 = -1;
+  double refined_seconds = 0;  // that measurement's time: the threshold chosen again, then the F1
 };
 
 // Throws Error when no recipe trains at all (each one's failure named), or the configuration is

@@ -61,8 +61,7 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   config.time_budget_seconds = budget;
   config.anchor = [](Backend& on, Trainer& trainer) { anchor_at_pca(on, trainer); };
   // --refine-steps and --refine-rate say what the best model tries; 0 steps: nothing.
-  if (o.given("refine-steps")) config.refinement.steps = base.latent_refinement.steps;
-  if (o.given("refine-rate")) config.refinement.rate = base.latent_refinement.rate;
+  config.refinement = base.latent_refinement;
   RecipeSearchResult search =
       search_recipes(*backend, counts.matrix, config, [&](const RecipeOutcome& outcome) {
         if (quiet) return;
@@ -99,6 +98,7 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
                    .set("steps", Json::integer(config.refinement.steps))
                    .set("rate", Json::number_significant(config.refinement.rate, 6))
                    .set("exact_f1", Json::number_fixed(search.refined_exact_f1, 6))
+                   .set("seconds", Json::number_significant(search.refined_seconds, 6))
                    .set("kept", Json::boolean(search.best_run.latent_refinement.steps > 0)));
     if (pca.pca) json.set("pca", pca_json(pca, components));
     std::printf("%s\n", json.dump().c_str());
@@ -115,8 +115,9 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
                 &outcome == &best ? "  <- best" : (outcome.eliminated ? "  (left out)" : ""));
   }
   if (search.refined_exact_f1 >= 0)
-    std::printf("best, codes refined by %lld steps: exact-entry F1 %.2f %% (%s)\n",
+    std::printf("best, codes refined by %lld steps: exact-entry F1 %.2f %% in %.1f s (%s)\n",
                 static_cast<long long>(config.refinement.steps), 100.0 * search.refined_exact_f1,
+                search.refined_seconds,
                 search.best_run.latent_refinement.steps > 0 ? "kept: stored in the checkpoint"
                                                             : "not kept");
   if (pca.pca)

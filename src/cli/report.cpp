@@ -76,20 +76,21 @@ Json hurdle_threshold_json(double threshold) { return Json::number_significant(t
 
 void add_refinement_options(Options& o, bool of_model) {
   const std::string stored = of_model ? "" : " (stored in the checkpoint)";
+  char default_rate[32];
+  std::snprintf(default_rate, sizeof default_rate, "%g", kDefaultRefineRate);
   o.value("refine-steps", "N", of_model ? "" : "0",
           "refine each row's latent code by N Adam steps on the model's loss of that row, "
           "through the decoder, before decoding it" +
               stored +
               ": closes part of the encoder's gap on rows it was not trained on, at N decoder "
               "passes per row; 0: the encoder's code" +
-              (of_model ? " (default: the checkpoint's)"
+              (of_model ? " (default: the checkpoint's; a support head's threshold is chosen "
+                          "again for other codes, on the checkpoint's validation rows)"
                         : "; --auto tries " + std::to_string(kAutoRefineSteps) +
                               " on its best model and keeps them where they raise its F1"))
-      .value("refine-rate", "R", of_model ? "" : std::to_string(kDefaultRefineRate).substr(0, 4),
-             "the refinement's Adam learning rate" + stored +
-                 (of_model ? " (default: the checkpoint's)"
-                           : "; --auto tries " + std::to_string(kAutoRefineSteps) +
-                                 " on its best model and keeps them where they raise its F1"));
+      .value("refine-rate", "R", of_model ? "" : default_rate,
+             "the refinement's Adam learning rate, in (0, " + std::to_string(int(kMaxRefineRate)) +
+                 "]" + stored + (of_model ? " (default: the checkpoint's)" : ""));
 }
 
 LatentRefinement refinement_option(const Options& o, LatentRefinement base) {
@@ -100,6 +101,10 @@ LatentRefinement refinement_option(const Options& o, LatentRefinement base) {
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
+  if (o.given("refine-rate") && base.steps == 0)
+    throw UsageError(o.command() + ": --refine-rate sets the rate of refinement steps, and " +
+                     (o.given("refine-steps") ? "--refine-steps is 0"
+                                              : "there are none: give --refine-steps N"));
   return base;
 }
 

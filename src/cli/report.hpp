@@ -64,15 +64,17 @@ std::optional<DecodeMode> decode_option(const Options& o, LossKind loss);
 // The support threshold of a hurdle loss, for the JSON of sae train and compare.
 Json hurdle_threshold_json(double threshold);
 
-// --dispersion, --size-factors and --input-transform, shared by sae train and compare: declares
-// them on o, and sets what they ask for in train.
 // --refine-steps and --refine-rate (RunConfig::latent_refinement). For sae train (of_model
 // false) they set what the checkpoint stores; for a command that uses a model, they replace the
 // checkpoint's for this run.
 void add_refinement_options(Options& o, bool of_model);
-// The refinement they ask for: base (the checkpoint's, or none) with what was given replaced.
-// Throws UsageError for steps or a rate out of range.
+// The refinement they ask for: base (the checkpoint's, --auto's trial, or none) with what was
+// given replaced. Throws UsageError for steps or a rate out of range, or a rate given for no
+// steps.
 LatentRefinement refinement_option(const Options& o, LatentRefinement base);
+
+// --dispersion, --size-factors and --input-transform, shared by sae train and compare: declares
+// them on o, and sets what they ask for in train.
 void add_count_model_options(Options& o);
 void apply_count_model_options(const Options& o, TrainConfig& train);
 

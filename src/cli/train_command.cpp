@@ -31,6 +31,7 @@
 #include "sparseae/inference.hpp"
 #include "sparseae/io.hpp"
 #include "sparseae/pca.hpp"
+#include "sparseae/recipe_search.hpp"
 #include "sparseae/trainer.hpp"
 
 namespace sparseae::cli {
@@ -318,8 +319,11 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   // The penalty layer must exist, and the KL penalty needs a sigmoid layer: the Trainer's own
   // check, run here so that it fails before the data is read.
   validate_penalty(m, t.penalty);
-  run.latent_refinement = refinement_option(o, LatentRefinement{});
-  check_latent_refinement(m, run.latent_refinement);
+  // With --auto, the refinement its best model tries: refused here only when asked for.
+  const bool search = o.flag_set("auto");
+  run.latent_refinement =
+      refinement_option(o, LatentRefinement{search ? kAutoRefineSteps : 0, kDefaultRefineRate});
+  if (!search || o.given("refine-steps")) check_latent_refinement(m, run.latent_refinement);
   return run;
 }
 

@@ -39,19 +39,33 @@ EntryDecoder entry_decoder(const RunConfig& config, DecodeMode decode, double hu
 // can be refined. Quantised codes (a latent prior) and selected ones (TopK, BatchTopK) are not
 // points a gradient can move; a bounded activation's codes would leave the range the decoder was
 // trained on.
+namespace {
+
+// Why model's codes cannot be refined (as the end of a sentence); empty when they can.
+std::string refinement_obstacle(const ModelConfig& model) {
+  if (model.latent_prior)
+    return "needs real-valued codes; this model's are quantised under a latent prior "
+           "(--rate-lambda)";
+  if (model.latent_sparsity != LatentSparsity::none)
+    return "needs dense codes; this model's latent is " +
+           std::string(latent_sparsity_name(model.latent_sparsity));
+  if (model.latent_activation != Activation::identity &&
+      model.latent_activation != Activation::relu)
+    return "needs an identity or relu latent activation; this one is " +
+           std::string(activation_name(model.latent_activation));
+  return {};
+}
+
+}  // namespace
+
+bool can_refine_latent_codes(const ModelConfig& model) {
+  return refinement_obstacle(model).empty();
+}
+
 void check_latent_refinement(const ModelConfig& model, const LatentRefinement& refinement) {
   if (refinement.steps == 0) return;
-  const std::string what = "model: refining latent codes (latent_refinement) ";
-  require(!model.latent_prior, what +
-                                   "needs real-valued codes; this model's are quantised "
-                                   "under a latent prior (--rate-lambda)");
-  require(model.latent_sparsity == LatentSparsity::none,
-          what + "needs dense codes; this model's latent is " +
-              latent_sparsity_name(model.latent_sparsity));
-  require(model.latent_activation == Activation::identity ||
-              model.latent_activation == Activation::relu,
-          what + "needs an identity or relu latent activation; this one is " +
-              activation_name(model.latent_activation));
+  const std::string obstacle = refinement_obstacle(model);
+  require(obstacle.empty(), "model: refining latent codes (latent_refinement) " + obstacle);
 }
 
 TrainedModel::TrainedModel(Backend& backend, const RunConfig& config,

@@ -65,6 +65,21 @@ struct Candidate {
 
 using Clock = std::chrono::steady_clock;
 
+// Predicted seconds of the refinement trial on candidate's model after the search: a refined pass
+// over the validation rows takes steps decoder passes forward and back a row, each about half a
+// training step's work on it (no encoder, no optimizer step), and the trial makes one pass for
+// the F1 and, for a support head, one before it for the threshold.
+double predicted_refinement_seconds(const RecipeSearchConfig& config, const Candidate& candidate,
+                                    std::int64_t data_rows) {
+  const std::int64_t training_rows = data_rows - candidate.validation_rows;
+  if (config.refinement.steps == 0 || candidate.validation_rows == 0 || training_rows <= 0 ||
+      !can_refine_latent_codes(candidate.run.model))
+    return 0;
+  const int passes = has_support_head(candidate.run.train.loss) ? 2 : 1;
+  return passes * 0.5 * static_cast<double>(config.refinement.steps) * candidate.seconds_per_epoch *
+         static_cast<double>(candidate.validation_rows) / static_cast<double>(training_rows);
+}
+
 // Trains the candidate on to epochs (from its state, if it has one), keeping its epoch with the
 // best validation exact F1 of its recipe's decode, and measures that F1, the hurdle threshold
 // chosen first as sae train chooses it.
@@ -176,9 +191,15 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
       (result.outcomes[i].failure.empty() ? trainable : stopped).push_back(i);
     const std::size_t keep = (trainable.size() + 1) / 2;
     const int next_epochs = std::min(2 * epochs, config.train.epochs);
-    double predicted = 0;
-    for (std::size_t k = 0; k < keep; ++k)
+    // The refinement trial after the last round, predicted from the most costly finalist, is
+    // kept within the budget too.
+    double predicted = 0, trial = 0;
+    for (std::size_t k = 0; k < keep; ++k) {
       predicted += candidates[trainable[k]].seconds_per_epoch * (next_epochs - epochs);
+      trial = std::max(trial,
+                       predicted_refinement_seconds(config, candidates[trainable[k]], data.rows));
+    }
+    predicted += trial;
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     if (keep == 0 || next_epochs == epochs || elapsed + predicted > config.time_budget_seconds) {
       result.best = ranked.front();
@@ -195,7 +216,9 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
   result.best_run = candidates[result.best].run;
   result.best_state = *candidates[result.best].state;
   result.validation_rows = candidates[result.best].validation_rows;
-  if (config.refinement.steps > 0 && result.validation_rows > 0) {
+  if (config.refinement.steps > 0 && result.validation_rows > 0 &&
+      can_refine_latent_codes(result.best_run.model)) {
+    const auto trial_start = Clock::now();
     RunConfig refined = result.best_run;
     refined.latent_refinement = config.refinement;
     TrainedModel model(backend, refined, result.best_state.parameters);
@@ -207,6 +230,7 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
       model.set_hurdle_threshold(refined.hurdle_threshold);
     }
     result.refined_exact_f1 = model.evaluate(validation, *refined.decode).exact_f1;
+    result.refined_seconds = std::chrono::duration<double>(Clock::now() - trial_start).count();
     if (result.refined_exact_f1 > result.outcomes[result.best].exact_f1) result.best_run = refined;
   }
   return result;
