@@ -1,7 +1,7 @@
 // The recipe search (sae train --auto): successive halving by validation exact-entry F1, the best
 // recipe's checkpoint reproducing the F1 it was chosen by, a failing recipe recorded rather than
-// ending the search, the time budget ending it after the first round, and recipes started at PCA
-// never ending below it.
+// ending the search, the time budget ending it after the first round, recipes started at PCA
+// never ending below it, and no refinement trial for codes that cannot be refined.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -86,6 +86,24 @@ TEST(RecipeSearch, HalvesByExactF1AndKeepsTheBestModel) {
   const RecipeSearchResult plain = search_recipes(*backend, data, unrefined);
   EXPECT_EQ(plain.refined_exact_f1, -1.0);
   EXPECT_EQ(plain.best_run.latent_refinement.steps, 0);
+}
+
+// TopK codes cannot be refined (can_refine_latent_codes): the search leaves the trial out rather
+// than failing after its rounds.
+TEST(RecipeSearch, CodesThatCannotBeRefinedSkipTheTrial) {
+  const HostCsr data = narrow_topic_counts(300, 5);
+  const auto backend = make_backend(BackendChoice::cpu);
+  RecipeSearchConfig config = small_search();
+  config.model.latent_sparsity = LatentSparsity::topk;
+  config.model.latent_k = 2;
+  config.train.epochs = 1;
+  config.recipes = {{LossKind::mse, DecodeMode::round, Activation::relu, 1e-3f}};
+  ASSERT_FALSE(can_refine_latent_codes(config.model));
+  ASSERT_GT(config.refinement.steps, 0);
+  const RecipeSearchResult result = search_recipes(*backend, data, config);
+  EXPECT_TRUE(result.outcomes[0].failure.empty()) << result.outcomes[0].failure;
+  EXPECT_EQ(result.refined_exact_f1, -1.0);
+  EXPECT_EQ(result.best_run.latent_refinement.steps, 0);
 }
 
 // A recipe whose training fails (a learning rate that blows it up) is recorded with its reason

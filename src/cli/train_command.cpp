@@ -169,7 +169,8 @@ Options train_options() {
             "better half trained on to twice the epochs (up to --epochs) until one is left; "
             "prints the table and writes the best as -o")
       .value("auto-budget", "SECONDS", "600",
-             "--auto: no round of the search starts that would end after this much time "
+             "--auto: the time the search may take; no round starts that would end after "
+             "it, counting the refinement trial that follows the rounds "
              "(--epochs, default 128 with --auto, caps its epochs)");
   add_decode_option(o,
                     " for the report, --reconstruction and --select f1, stored in the checkpoint",
