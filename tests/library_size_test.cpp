@@ -17,6 +17,7 @@
 #include "sparseae/csr.hpp"
 #include "sparseae/generator.hpp"
 #include "sparseae/inference.hpp"
+#include "sparseae/io.hpp"
 #include "sparseae/trainer.hpp"
 #include "test_util.hpp"
 #include "trained_run.hpp"
@@ -166,6 +167,28 @@ TEST(LibrarySize, OutputsCarryEachRowsSizeFactorAndCodesDecodeAtTheReference) {
           << "the dispersion head takes no offset";
     }
   }
+}
+
+// Dense rows (the dense first layer) reach the model as sparse ones do: log1p-transformed and
+// with their size factors, so their codes and outputs are the sparse rows' (to the order of the
+// sums).
+TEST(LibrarySize, DenseRowsReadTheTransformAndSizeFactorsAsSparseRows) {
+  const auto backend = make_backend(BackendChoice::cpu);
+  const HostCsr data = topic_data(300);
+  RunConfig run = small_run(LossKind::nb, data.cols);
+  run.train.loss_params.size_factors = true;
+  run.train.input_transform = InputTransform::log1p;
+  const TrainedRun t = train_run(*backend, run, data);
+  TrainedModel model(*backend, t.run, t.parameters);
+  const HostDense dense = to_dense(t.validation);
+  const auto expect_near = [](const HostDense& got, const HostDense& want, const char* what) {
+    ASSERT_EQ(got.values.size(), want.values.size()) << what;
+    for (std::size_t i = 0; i < want.values.size(); ++i)
+      ASSERT_NEAR(got.values[i], want.values[i], 1e-4 * (1 + std::fabs(want.values[i])))
+          << what << ", value " << i;
+  };
+  expect_near(model.encode(dense), model.encode(t.validation), "codes");
+  expect_near(model.outputs(dense), model.outputs(t.validation), "outputs");
 }
 
 // The configuration survives a checkpoint, and the reloaded model gives the same outputs.

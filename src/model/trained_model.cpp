@@ -205,6 +205,12 @@ void TrainedModel::for_each_batch(const HostDense& rows, std::size_t end_layer, 
   require(rows.cols == input_width(), width_mismatch("the data", rows.cols, input_width()));
   const std::int64_t batch_rows = network_.max_batch();
   Buffer<float> batch(*backend_, static_cast<std::size_t>(batch_rows * rows.cols));
+  // The input transform and size factors the model trained with, as the sparse path applies them.
+  detail::BatchInput transformed(
+      *backend_,
+      {config_.train.input_transform, config_.train.loss_params.size_factors,
+       config_.reference_library_size},
+      batch_rows, batch_rows * rows.cols);
   std::vector<float> scaled;
   for (std::int64_t first = 0; first < rows.rows; first += batch_rows) {
     const std::int64_t count = std::min(batch_rows, rows.rows - first);
@@ -213,8 +219,9 @@ void TrainedModel::for_each_batch(const HostDense& rows, std::size_t end_layer, 
     if (config_.scale != 1.0f)
       for (float& v : scaled) v /= config_.scale;
     batch.upload(scaled);
-    const ConstDenseView input(batch.matrix(count, rows.cols));
-    forward_refined(input, input, end_layer, nullptr);
+    const ConstDenseView counts(batch.matrix(count, rows.cols));
+    const float* log_offsets = transformed.log_offsets(counts);
+    forward_refined(transformed.input(counts), counts, end_layer, log_offsets);
     visit(first, count);
   }
 }
