@@ -414,6 +414,11 @@ TEST_F(Cli, OtherRefinementChoosesTheSupportThresholdAgain) {
   ASSERT_TRUE(succeeded(kept)) << kept.err;
   EXPECT_TRUE(contains(kept.err, "sae decode: keeping the checkpoint's support threshold "))
       << kept.err;
+  EXPECT_FALSE(contains(kept.err, "--data")) << "it was given: the advice would mislead";
+  const Result unmeasured = sae("eval --model gone.ckpt --refine-steps 5 --backend cpu");
+  EXPECT_EQ(unmeasured.exit_code, 1);
+  EXPECT_TRUE(contains(unmeasured.err, ": give the file with --data\n")) << unmeasured.err;
+  EXPECT_EQ(std::count(unmeasured.err.begin(), unmeasured.err.end(), '\n'), 1) << unmeasured.err;
   const Result quiet =
       sae("decode --model gone.ckpt --data x.mtx --refine-steps 5 -o gone-quiet.mtx --quiet "
           "--backend cpu");

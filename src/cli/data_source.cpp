@@ -110,8 +110,9 @@ std::string source_relative_to_checkpoint(const Counts& counts,
 
 namespace {
 
+// advise: the errors end by telling the user to give the rows with --data.
 Counts load_counts_recorded(const RunConfig& run, const std::string& checkpoint_path,
-                            const CountsLoader& load_counts) {
+                            const CountsLoader& load_counts, bool advise = true) {
   if (is_embedded(run.data_source))
     return load_counts("", embedded_source_rows(run.data_source), Orientation::as_stored);
   const RecordedFile recorded = recorded_file(run.data_source);
@@ -134,13 +135,13 @@ Counts load_counts_recorded(const RunConfig& run, const std::string& checkpoint_
   // sae records absolute paths: an empty or relative source is a program's own label for rows
   // it held in memory, which names no file.
   require(recorded_beside || std::filesystem::path(recorded.path).is_absolute(),
-          checkpoint_path +
-              " records no data file (it was made by the library): give the rows with --data");
+          checkpoint_path + " records no data file (it was made by the library)" +
+              (advise ? ": give the rows with --data" : ""));
   const std::string places = candidates.size() > 1
                                  ? "at neither " + candidates[0].path + " nor " + candidates[1].path
                                  : "not at " + candidates[0].path;
   throw Error(checkpoint_path + ": the data it was trained on is " + places +
-              ": give the file with --data");
+              (advise ? ": give the file with --data" : ""));
 }
 
 bool ends_with(const std::string& path, const std::string& suffix) {
@@ -169,12 +170,14 @@ HostCsr row_range(const HostCsr& m, std::int64_t first, std::int64_t count) {
 
 }  // namespace
 
-Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path) {
+Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path,
+                                   bool advise) {
   return load_counts_recorded(
       run, checkpoint_path,
       [](const std::string& path, std::int64_t rows, Orientation orientation) {
         return load_counts(path, rows, orientation);
-      });
+      },
+      advise);
 }
 
 Counts load_counts_shard(const std::string& path, std::int64_t embedded_rows,

@@ -50,8 +50,10 @@ std::string source_relative_to_checkpoint(const Counts& counts, const std::strin
 // on: the file beside the checkpoint when it recorded one and it exists, else data_source. Throws
 // when neither exists: "m.ckpt: the data it was trained on is at neither A nor B: give the file
 // with --data", or, when it names no file, "m.ckpt records no data file (it was made by the
-// library): give the rows with --data".
-Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path);
+// library): give the rows with --data"; without advise, the same without the advice after
+// the last colon (for a caller where --data means other rows).
+Counts load_counts_from_checkpoint(const RunConfig& run, const std::string& checkpoint_path,
+                                   bool advise = true);
 
 // One rank's share of the counts for a data-parallel run of `ranks` ranks: the rows
 // [total * rank / ranks, total * (rank + 1) / ranks) in matrix (so no rank holds the whole

@@ -56,9 +56,10 @@ ModelFile read_model_file(const Options& o) {
 }
 
 // The checkpoint's validation rows: those sae train held out of the data it trained on.
-const std::pair<std::string, HostCsr>& validation_rows(ModelFile& file) {
+// advise: a missing file's error tells the user to give the rows with --data.
+const std::pair<std::string, HostCsr>& validation_rows(ModelFile& file, bool advise = true) {
   if (!file.validation) {
-    const Counts counts = load_counts_from_checkpoint(file.checkpoint.config, file.path);
+    const Counts counts = load_counts_from_checkpoint(file.checkpoint.config, file.path, advise);
     const TrainConfig& train = file.checkpoint.config.train;
     const auto split = split_rows(counts.matrix.rows, train.val_fraction, train.seed);
     file.validation.emplace("validation rows of " + counts.source,
@@ -90,13 +91,18 @@ void rechoose_support_threshold(const Options& o, ModelFile& file, TrainedModel&
   const std::string chosen_for =
       "the checkpoint's support threshold " + format_threshold(stored.hurdle_threshold) +
       ", chosen for codes refined by " + std::to_string(stored.latent_refinement.steps) + " steps";
+  // sae eval without --data measures these rows: without them it cannot go on, and says so.
   const std::pair<std::string, HostCsr>* validation = nullptr;
-  try {
+  if (!o.given("data")) {
     validation = &validation_rows(file);
-  } catch (const Error& error) {
-    if (!quiet)
-      std::cerr << o.command() << ": keeping " << chosen_for << ": " << error.what() << "\n";
-    return;
+  } else {
+    try {
+      validation = &validation_rows(file, false);
+    } catch (const Error& error) {
+      if (!quiet)
+        std::cerr << o.command() << ": keeping " << chosen_for << ": " << error.what() << "\n";
+      return;
+    }
   }
   if (validation->second.rows == 0) {
     if (!quiet)
