@@ -383,21 +383,29 @@ TEST_F(Cli, RefinementIsStoredShownAndReplaceable) {
 TEST_F(Cli, OtherRefinementChoosesTheSupportThresholdAgain) {
   ensure_data();
   const std::string train =
-      "train --data x.mtx --epochs 1 --select loss --hidden 32 --latent 8 --latent-act identity "
+      "train --data x.mtx --epochs 3 --select loss --hidden 32 --latent 8 --latent-act identity "
       "--loss hurdle_nb --decode mode --quiet --force --backend cpu --no-pca";
   const Result plain = sae(train + " -o plain.ckpt");
   ASSERT_TRUE(succeeded(plain)) << plain.err;
-  const Result refined = sae(train + " --refine-steps 20 -o refined20.ckpt");
+  const Result refined = sae(train + " --refine-steps 20 --refine-rate 0.1 -o refined20.ckpt");
   ASSERT_TRUE(succeeded(refined)) << refined.err;
+  // The refined codes' threshold differs from the encoder's: keeping the stored one would show.
+  const double refined_threshold = load_checkpoint(file("refined20.ckpt")).config.hurdle_threshold;
+  ASSERT_NE(refined_threshold, load_checkpoint(file("plain.ckpt")).config.hurdle_threshold);
 
   const Result stored = sae("eval --model refined20.ckpt --json --backend cpu");
   ASSERT_TRUE(succeeded(stored)) << stored.err;
-  const Result replaced = sae("eval --model plain.ckpt --refine-steps 20 --json --backend cpu");
+  const Result replaced =
+      sae("eval --model plain.ckpt --refine-steps 20 --refine-rate 0.1 --json --backend cpu");
   ASSERT_TRUE(succeeded(replaced)) << replaced.err;
   EXPECT_EQ(replaced.out, stored.out)
       << "the same parameters, refined alike, with the threshold sae train chose for them";
-  EXPECT_TRUE(contains(replaced.err, "sae eval: support threshold ")) << replaced.err;
-  EXPECT_TRUE(contains(replaced.err, "chosen for codes refined by 0 steps)")) << replaced.err;
+  char threshold[32];
+  std::snprintf(threshold, sizeof threshold, "%g", refined_threshold);
+  EXPECT_TRUE(contains(
+      replaced.err, std::string("sae eval: support threshold ") + threshold + " for these codes"))
+      << replaced.err;
+  EXPECT_TRUE(contains(replaced.err, "chosen for the encoder's codes)")) << replaced.err;
   const Result same = sae("eval --model refined20.ckpt --refine-steps 20 --json --backend cpu");
   EXPECT_EQ(same.err, "") << "the stored refinement needs no other threshold";
 

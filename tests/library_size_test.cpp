@@ -113,8 +113,6 @@ TEST_P(LibrarySizeOps, BiasActivationWithoutInputBroadcastsTheBias) {
       EXPECT_NEAR(y(r, c), reference::activate(Activation::softplus, bias[c]), 2 * kEps * 4) << r;
 }
 
-SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LibrarySizeOps);
-
 HostCsr topic_data(std::int64_t rows) {
   TopicDataConfig config;
   config.rows = rows;
@@ -171,20 +169,19 @@ TEST(LibrarySize, OutputsCarryEachRowsSizeFactorAndCodesDecodeAtTheReference) {
 
 // Dense rows (the dense first layer) reach the model as sparse ones do: log1p-transformed and
 // with their size factors, so their codes and outputs are the sparse rows' (to the order of the
-// sums).
-TEST(LibrarySize, DenseRowsReadTheTransformAndSizeFactorsAsSparseRows) {
-  const auto backend = make_backend(BackendChoice::cpu);
+// sums; the bug this guards against was off by 0.3 to 1.4).
+TEST_P(LibrarySizeOps, DenseRowsReadTheTransformAndSizeFactorsAsSparseRows) {
   const HostCsr data = topic_data(300);
   RunConfig run = small_run(LossKind::nb, data.cols);
   run.train.loss_params.size_factors = true;
   run.train.input_transform = InputTransform::log1p;
-  const TrainedRun t = train_run(*backend, run, data);
-  TrainedModel model(*backend, t.run, t.parameters);
+  const TrainedRun t = train_run(backend(), run, data);
+  TrainedModel model(backend(), t.run, t.parameters);
   const HostDense dense = to_dense(t.validation);
   const auto expect_near = [](const HostDense& got, const HostDense& want, const char* what) {
     ASSERT_EQ(got.values.size(), want.values.size()) << what;
     for (std::size_t i = 0; i < want.values.size(); ++i)
-      ASSERT_NEAR(got.values[i], want.values[i], 1e-4 * (1 + std::fabs(want.values[i])))
+      ASSERT_NEAR(got.values[i], want.values[i], 1e-3 * (1 + std::fabs(want.values[i])))
           << what << ", value " << i;
   };
   expect_near(model.encode(dense), model.encode(t.validation), "codes");
@@ -265,6 +262,8 @@ TEST(LibrarySize, TrainerRefusesOptionsTheLossCannotUse) {
             "--dispersion feature needs a loss with a dispersion (nb, zinb, hurdle_nb); --loss "
             "poisson has none");
 }
+
+SPARSEAE_INSTANTIATE_FOR_EACH_BACKEND(LibrarySizeOps);
 
 }  // namespace
 }  // namespace sparseae::test

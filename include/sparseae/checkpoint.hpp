@@ -53,8 +53,10 @@ struct LatentRefinement {
   double rate = kDefaultRefineRate;
 };
 // Throws Error, what first, for steps outside [0, kMaxRefineSteps] or a rate outside
-// (0, kMaxRefineRate].
-void validate_latent_refinement(const LatentRefinement& refinement, const std::string& what);
+// (0, max_rate] (a checkpoint is read with no bound but finiteness: files written before
+// kMaxRefineRate still load, and a rate given for the run replaces theirs).
+void validate_latent_refinement(const LatentRefinement& refinement, const std::string& what,
+                                double max_rate = kMaxRefineRate);
 
 // The resolved configuration of a run: what a model needs to be rebuilt and used.
 struct RunConfig {

@@ -121,7 +121,8 @@ class SparseAutoencoder(_Estimator):
     random_state 1 (runs repeat), val_fraction 0.1, input_transform "log1p", clip_norm 1,
     select "auto" (the epoch with the best validation exact F1), decode chosen on the validation
     rows; ``sae train --help`` lists every one. ``refine_steps`` (--refine-steps) refines each
-    row's code before decoding it, in score() and transform() too.
+    row's code before decoding it, in score() and transform() too; ``refine_rate`` sets its rate
+    and needs steps (fit() fails on a rate without them).
 
     ``progress``: a progress bar while fitting (tqdm's where installed, a notebook widget in
     Jupyter); None shows one in a terminal or a notebook only. Ctrl-C stops fit() after the

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <vector>
 
 #include "checkpoint/checksum.hpp"
@@ -335,7 +336,8 @@ RunConfig run_config_from(const Json& root, const std::string& what) {
     const Json& refinement = root.at("latent_refinement");
     config.latent_refinement.steps = refinement.at("steps").as_int();
     config.latent_refinement.rate = refinement.at("rate").as_double();
-    validate_latent_refinement(config.latent_refinement, what + ": latent_refinement");
+    validate_latent_refinement(config.latent_refinement, what + ": latent_refinement",
+                               std::numeric_limits<double>::max());
   }
   // Not stored: the output layer's shape follows from the loss and its parameters.
   m = with_loss_heads(m, t.loss, t.loss_params);
@@ -358,13 +360,14 @@ std::string as_text(double value) {
 
 }  // namespace
 
-void validate_latent_refinement(const LatentRefinement& refinement, const std::string& what) {
+void validate_latent_refinement(const LatentRefinement& refinement, const std::string& what,
+                                double max_rate) {
   require(refinement.steps >= 0 && refinement.steps <= kMaxRefineSteps,
           what + ": " + std::to_string(refinement.steps) + " refinement steps; from 0 to " +
               std::to_string(kMaxRefineSteps));
-  require(refinement.rate > 0.0 && refinement.rate <= kMaxRefineRate,
+  require(refinement.rate > 0.0 && refinement.rate <= max_rate && std::isfinite(refinement.rate),
           what + ": refinement rate " + as_text(refinement.rate) + " is not in (0, " +
-              as_text(kMaxRefineRate) + "]");
+              as_text(max_rate) + "]");
 }
 
 std::string run_config_to_json(const RunConfig& config) { return run_config_json(config).dump(); }

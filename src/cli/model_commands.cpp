@@ -68,9 +68,10 @@ const std::pair<std::string, HostCsr>& validation_rows(ModelFile& file, bool adv
   return *file.validation;
 }
 
-std::string format_threshold(double threshold) {
+// A threshold or a rate as a user writes it (0.25, not 0.250000).
+std::string short_number(double value) {
   char text[32];
-  std::snprintf(text, sizeof text, "%g", threshold);
+  std::snprintf(text, sizeof text, "%g", value);
   return text;
 }
 
@@ -88,9 +89,12 @@ void rechoose_support_threshold(const Options& o, ModelFile& file, TrainedModel&
       same_refinement(file.refinement, stored.latent_refinement))
     return;
   const bool quiet = o.flag_set("quiet");
-  const std::string chosen_for =
-      "the checkpoint's support threshold " + format_threshold(stored.hurdle_threshold) +
-      ", chosen for codes refined by " + std::to_string(stored.latent_refinement.steps) + " steps";
+  const LatentRefinement& was = stored.latent_refinement;
+  const std::string chosen_for = "the checkpoint's support threshold " +
+                                 short_number(stored.hurdle_threshold) + ", chosen for " +
+                                 (was.steps == 0 ? std::string("the encoder's codes")
+                                                 : "codes refined by " + std::to_string(was.steps) +
+                                                       " steps at rate " + short_number(was.rate));
   // sae eval without --data measures these rows: without them it cannot go on, and says so.
   const std::pair<std::string, HostCsr>* validation = nullptr;
   if (!o.given("data")) {
@@ -113,7 +117,7 @@ void rechoose_support_threshold(const Options& o, ModelFile& file, TrainedModel&
   const double threshold = choose_hurdle_threshold(model, validation->second);
   model.set_hurdle_threshold(threshold);
   if (!quiet)
-    std::cerr << o.command() << ": support threshold " << format_threshold(threshold)
+    std::cerr << o.command() << ": support threshold " << short_number(threshold)
               << " for these codes, chosen on the " << validation->first << " (" << chosen_for
               << ")\n";
 }
@@ -227,7 +231,7 @@ int run_eval(const Args& args) {
     print_metrics(o.text("data"), model.evaluate(counts.matrix, decode), o.flag_set("json"));
     return 0;
   }
-  const auto validation = validation_rows(file);
+  const auto& validation = validation_rows(file);
   print_metrics(validation.first, model.evaluate(validation.second, decode), o.flag_set("json"));
   return 0;
 }

@@ -9,6 +9,7 @@
 #include "cli/report.hpp"
 #include "core/json.hpp"
 #include "sparseae/error.hpp"
+#include "sparseae/inference.hpp"
 #include "sparseae/pca.hpp"
 #include "sparseae/recipe_search.hpp"
 
@@ -43,6 +44,8 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
     require(!o.given(name),
             std::string("sae train: --auto chooses --") + name +
                 (std::string(name) == "resume" ? " (a search starts afresh)" : "; drop it"));
+  // Refinement asked for by name must apply; the default trial is left out where it cannot.
+  if (o.given("refine-steps")) check_latent_refinement(base.model, base.latent_refinement);
   const double budget = o.real("auto-budget");
   require(budget > 0.0, "sae train: --auto-budget must be a positive number of seconds");
   const bool quiet = o.flag_set("quiet");

@@ -320,11 +320,12 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
   // The penalty layer must exist, and the KL penalty needs a sigmoid layer: the Trainer's own
   // check, run here so that it fails before the data is read.
   validate_penalty(m, t.penalty);
-  // With --auto, the refinement its best model tries: refused here only when asked for.
+  // With --auto, the refinement its best model tries, checked against the model after the
+  // options --auto chooses (run_recipe_search).
   const bool search = o.flag_set("auto");
   run.latent_refinement =
       refinement_option(o, LatentRefinement{search ? kAutoRefineSteps : 0, kDefaultRefineRate});
-  if (!search || o.given("refine-steps")) check_latent_refinement(m, run.latent_refinement);
+  if (!search) check_latent_refinement(m, run.latent_refinement);
   return run;
 }
 
