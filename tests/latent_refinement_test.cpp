@@ -131,6 +131,12 @@ TEST(LatentRefinement, RefusedWhereCodesCannotMoveOrOutOfRange) {
       },
       "from 0 to");
   expect_error_containing([] { validate_latent_refinement({5, 0.0}, "x"); }, "rate");
+  EXPECT_NO_THROW(validate_latent_refinement({5, kMaxRefineRate}, "x"));
+  expect_error_containing(
+      [] {
+        validate_latent_refinement({5, 1e30}, "x");
+      },
+      "x: refinement rate 1e+30 is not in (0, 10]");
   expect_error_containing(
       [] {
         validate_latent_refinement({5, std::numeric_limits<double>::quiet_NaN()}, "x");
@@ -156,6 +162,14 @@ TEST(LatentRefinement, CheckpointKeyRoundTripsAndIsOptional) {
   ASSERT_NE(steps, std::string::npos);
   json.replace(steps, 2, "-3");
   expect_error_containing([&] { run_config_from_json(json, "c"); }, "c: latent_refinement");
+
+  // A rate above kMaxRefineRate, which files written before that bound may hold, still loads;
+  // a model refuses it until a rate given for the run replaces it.
+  run.latent_refinement = {12, 20.0};
+  const RunConfig fast = run_config_from_json(run_config_to_json(run), "c");
+  EXPECT_DOUBLE_EQ(fast.latent_refinement.rate, 20.0);
+  expect_error_containing([&] { validate_latent_refinement(fast.latent_refinement, "model"); },
+                          "model: refinement rate 20 is not in (0, 10]");
 }
 
 }  // namespace
