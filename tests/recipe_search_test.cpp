@@ -106,6 +106,29 @@ TEST(RecipeSearch, CodesThatCannotBeRefinedSkipTheTrial) {
   EXPECT_EQ(result.best_run.latent_refinement.steps, 0);
 }
 
+// The refinement trial's predicted time counts in the budget. Under a budget of 30 epochs' time
+// (timed from the same search without a trial), a search without a trial goes on to its last
+// round, and one whose 2000-step trial is predicted at about 250 epochs' time (half a training
+// step a refinement step, over a fifth of the rows) stops after its first: margins of about 8x
+// either way, so machine speed does not decide it.
+TEST(RecipeSearch, TheRefinementTrialsPredictedTimeCountsInTheBudget) {
+  const HostCsr data = narrow_topic_counts(300, 7);
+  const auto backend = make_backend(BackendChoice::cpu);
+  RecipeSearchConfig config = small_search();
+  config.recipes.resize(1);
+  config.refinement.steps = 0;
+  const RecipeOutcome timed = search_recipes(*backend, data, config).outcomes[0];
+  ASSERT_EQ(timed.epochs, 4);
+  config.time_budget_seconds = 30 * timed.seconds / timed.epochs;
+  EXPECT_EQ(search_recipes(*backend, data, config).outcomes[0].epochs, 4)
+      << "without a trial the budget allows every round";
+  config.refinement.steps = 2000;
+  const RecipeSearchResult tried = search_recipes(*backend, data, config);
+  EXPECT_EQ(tried.outcomes[0].epochs, 1) << "the trial's predicted time leaves no second round";
+  EXPECT_GE(tried.refined_exact_f1, 0.0) << "the trial itself runs";
+  EXPECT_GT(tried.refined_seconds, 0.0);
+}
+
 // A recipe whose training fails (a learning rate that blows it up) is recorded with its reason
 // and left out; the others go on. A budget already spent ends the search after the first round.
 TEST(RecipeSearch, AFailingRecipeIsRecordedAndTheBudgetEndsTheSearch) {
