@@ -42,6 +42,12 @@ double chosen_f1(const RecipeSearchResult& result, double best_f1) {
   return kept ? result.refined_exact_f1 : best_f1;
 }
 
+// A search that made no refinement trial: no refined F1, and a model stored without refinement.
+void expect_no_refinement_trial(const RecipeSearchResult& result) {
+  EXPECT_EQ(result.refined_exact_f1, -1.0);
+  EXPECT_EQ(result.best_run.latent_refinement.steps, 0);
+}
+
 // Four recipes: all train 1 epoch, the better two 2 epochs, the better of those 4; the best is
 // the best of the last round, and its checkpoint, evaluated afresh, gives the F1 it won by.
 TEST(RecipeSearch, HalvesByExactF1AndKeepsTheBestModel) {
@@ -83,9 +89,7 @@ TEST(RecipeSearch, HalvesByExactF1AndKeepsTheBestModel) {
   // 0 refinement steps: none tried, the model as trained.
   RecipeSearchConfig unrefined = config;
   unrefined.refinement.steps = 0;
-  const RecipeSearchResult plain = search_recipes(*backend, data, unrefined);
-  EXPECT_EQ(plain.refined_exact_f1, -1.0);
-  EXPECT_EQ(plain.best_run.latent_refinement.steps, 0);
+  expect_no_refinement_trial(search_recipes(*backend, data, unrefined));
 }
 
 // TopK codes cannot be refined (can_refine_latent_codes): the search leaves the trial out rather
@@ -102,8 +106,7 @@ TEST(RecipeSearch, CodesThatCannotBeRefinedSkipTheTrial) {
   ASSERT_GT(config.refinement.steps, 0);
   const RecipeSearchResult result = search_recipes(*backend, data, config);
   EXPECT_TRUE(result.outcomes[0].failure.empty()) << result.outcomes[0].failure;
-  EXPECT_EQ(result.refined_exact_f1, -1.0);
-  EXPECT_EQ(result.best_run.latent_refinement.steps, 0);
+  expect_no_refinement_trial(result);
 }
 
 // The refinement trial's predicted time counts in the budget. Under a budget of 30 epochs' time

@@ -1,7 +1,6 @@
 #include "sparseae/checkpoint.hpp"
 
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -10,6 +9,7 @@
 
 #include "checkpoint/checksum.hpp"
 #include "core/json.hpp"
+#include "core/number_text.hpp"
 #include "io/atomic_file.hpp"
 #include "sparseae/error.hpp"
 
@@ -349,25 +349,14 @@ constexpr const char* kDeadStepsKey = "auxk_latent_dead_steps";
 
 }  // namespace
 
-namespace {
-
-// A rate as a user wrote it (0.03, not 0.030000).
-std::string as_text(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  return text;
-}
-
-}  // namespace
-
 void validate_latent_refinement(const LatentRefinement& refinement, const std::string& what,
                                 double max_rate) {
   require(refinement.steps >= 0 && refinement.steps <= kMaxRefineSteps,
           what + ": " + std::to_string(refinement.steps) + " refinement steps; from 0 to " +
               std::to_string(kMaxRefineSteps));
   require(refinement.rate > 0.0 && refinement.rate <= max_rate && std::isfinite(refinement.rate),
-          what + ": refinement rate " + as_text(refinement.rate) + " is not in (0, " +
-              as_text(max_rate) + "]");
+          what + ": refinement rate " + detail::number_text(refinement.rate) + " is not in (0, " +
+              detail::number_text(max_rate) + "]");
 }
 
 std::string run_config_to_json(const RunConfig& config) { return run_config_json(config).dump(); }

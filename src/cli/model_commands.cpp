@@ -1,6 +1,5 @@
 // sae encode, decode and eval: use a trained model (a checkpoint) on counts or codes.
 #include <cstdint>
-#include <cstdio>
 #include <iostream>
 #include <optional>
 #include <utility>
@@ -9,6 +8,7 @@
 #include "cli/data_source.hpp"
 #include "cli/options.hpp"
 #include "cli/report.hpp"
+#include "core/number_text.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
@@ -68,13 +68,6 @@ const std::pair<std::string, HostCsr>& validation_rows(ModelFile& file, bool adv
   return *file.validation;
 }
 
-// A threshold or a rate as a user writes it (0.25, not 0.250000).
-std::string short_number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  return text;
-}
-
 bool same_refinement(const LatentRefinement& a, const LatentRefinement& b) {
   return a.steps == b.steps && (a.steps == 0 || a.rate == b.rate);
 }
@@ -90,11 +83,12 @@ void rechoose_support_threshold(const Options& o, ModelFile& file, TrainedModel&
     return;
   const bool quiet = o.flag_set("quiet");
   const LatentRefinement& was = stored.latent_refinement;
-  const std::string chosen_for = "the checkpoint's support threshold " +
-                                 short_number(stored.hurdle_threshold) + ", chosen for " +
-                                 (was.steps == 0 ? std::string("the encoder's codes")
-                                                 : "codes refined by " + std::to_string(was.steps) +
-                                                       " steps at rate " + short_number(was.rate));
+  const std::string chosen_for =
+      "the checkpoint's support threshold " + detail::number_text(stored.hurdle_threshold) +
+      ", chosen for " +
+      (was.steps == 0 ? std::string("the encoder's codes")
+                      : "codes refined by " + std::to_string(was.steps) + " steps at rate " +
+                            detail::number_text(was.rate));
   // sae eval without --data measures these rows: without them it cannot go on, and says so.
   const std::pair<std::string, HostCsr>* validation = nullptr;
   if (!o.given("data")) {
@@ -117,7 +111,7 @@ void rechoose_support_threshold(const Options& o, ModelFile& file, TrainedModel&
   const double threshold = choose_hurdle_threshold(model, validation->second);
   model.set_hurdle_threshold(threshold);
   if (!quiet)
-    std::cerr << o.command() << ": support threshold " << short_number(threshold)
+    std::cerr << o.command() << ": support threshold " << detail::number_text(threshold)
               << " for these codes, chosen on the " << validation->first << " (" << chosen_for
               << ")\n";
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/number_text.hpp"
 #include "metrics/metrics_json.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
@@ -76,8 +77,6 @@ Json hurdle_threshold_json(double threshold) { return Json::number_significant(t
 
 void add_refinement_options(Options& o, bool of_model) {
   const std::string stored = of_model ? "" : " (stored in the checkpoint)";
-  char default_rate[32];
-  std::snprintf(default_rate, sizeof default_rate, "%g", kDefaultRefineRate);
   o.value("refine-steps", "N", of_model ? "" : "0",
           "refine each row's latent code by N Adam steps on the model's loss of that row, "
           "through the decoder, before decoding it" +
@@ -88,8 +87,8 @@ void add_refinement_options(Options& o, bool of_model) {
                           "again for other codes, on the checkpoint's validation rows)"
                         : "; --auto tries " + std::to_string(kAutoRefineSteps) +
                               " on its best model and keeps them where they raise its F1"))
-      .value("refine-rate", "R", of_model ? "" : default_rate,
-             "the refinement's Adam learning rate, in (0, " + std::to_string(int(kMaxRefineRate)) +
+      .value("refine-rate", "R", of_model ? "" : detail::number_text(kDefaultRefineRate),
+             "the refinement's Adam learning rate, in (0, " + detail::number_text(kMaxRefineRate) +
                  "]" + stored + (of_model ? " (default: the checkpoint's)" : ""));
 }
 

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "core/number_text.hpp"
 #include "sparseae/compare.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
@@ -15,15 +16,13 @@
 namespace sparseae {
 
 std::string Recipe::describe() const {
-  char rate[32];
-  std::snprintf(rate, sizeof rate, "%g", static_cast<double>(learning_rate));
   char delta[32] = "";
   if (loss == LossKind::huber && huber_delta > 0.0f)
     std::snprintf(delta, sizeof delta, "(%g)", static_cast<double>(huber_delta));
   return std::string(loss_name(loss)) + delta + "/" + decode_mode_name(decode) +
          (pca_anchor ? std::string(", pca anchor")
                      : std::string(", latent ") + activation_name(latent_activation)) +
-         ", lr " + rate;
+         ", lr " + detail::number_text(learning_rate);
 }
 
 std::vector<Recipe> default_recipes() {
@@ -65,6 +64,13 @@ struct Candidate {
 
 using Clock = std::chrono::steady_clock;
 
+// Whether the search ends with a refinement trial when candidate is its best: steps to try,
+// validation rows to try them on, and codes that can be refined.
+bool tries_refinement(const RecipeSearchConfig& config, const Candidate& candidate) {
+  return config.refinement.steps > 0 && candidate.validation_rows > 0 &&
+         can_refine_latent_codes(candidate.run.model);
+}
+
 // Predicted seconds of the refinement trial on candidate's model after the search: a refined pass
 // over the validation rows takes steps decoder passes forward and back a row, each about half a
 // training step's work on it (no encoder, no optimizer step), and the trial makes one pass for
@@ -72,9 +78,7 @@ using Clock = std::chrono::steady_clock;
 double predicted_refinement_seconds(const RecipeSearchConfig& config, const Candidate& candidate,
                                     std::int64_t data_rows) {
   const std::int64_t training_rows = data_rows - candidate.validation_rows;
-  if (config.refinement.steps == 0 || candidate.validation_rows == 0 || training_rows <= 0 ||
-      !can_refine_latent_codes(candidate.run.model))
-    return 0;
+  if (!tries_refinement(config, candidate) || training_rows <= 0) return 0;
   const int passes = has_support_head(candidate.run.train.loss) ? 2 : 1;
   return passes * 0.5 * static_cast<double>(config.refinement.steps) * candidate.seconds_per_epoch *
          static_cast<double>(candidate.validation_rows) / static_cast<double>(training_rows);
@@ -216,8 +220,7 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
   result.best_run = candidates[result.best].run;
   result.best_state = *candidates[result.best].state;
   result.validation_rows = candidates[result.best].validation_rows;
-  if (config.refinement.steps > 0 && result.validation_rows > 0 &&
-      can_refine_latent_codes(result.best_run.model)) {
+  if (tries_refinement(config, candidates[result.best])) {
     const auto trial_start = Clock::now();
     RunConfig refined = result.best_run;
     refined.latent_refinement = config.refinement;
