@@ -520,6 +520,44 @@ TEST_F(Cli, AutoSearchWritesTheBestRecipeAsTheCheckpoint) {
   EXPECT_EQ(refused.err, "sae: error: sae train: --auto chooses --loss; drop it\n");
 }
 
+// sae train --auto --auto-rows: on more rows, the recipes are ranked on a sample of that many and
+// the best then trains on every row; the text and the JSON say so.
+TEST_F(Cli, AutoSearchRanksOnASampleOfRows) {
+  ensure_data();
+  const std::string search =
+      "train --auto --data x.mtx --epochs 2 --hidden 16 --latent 4 --auto-rows 100 "
+      "--refine-steps 0 --no-pca -o '' --backend cpu";
+  const Result r = sae(search + " --json --quiet");
+  ASSERT_TRUE(succeeded(r)) << r.err;
+  const Json json = Json::parse(r.out, "sae train --auto --auto-rows");
+  EXPECT_EQ(json.at("search_rows").as_int(), 100);
+  EXPECT_EQ(json.at("search_validation_rows").as_int(), 10);
+  EXPECT_EQ(json.at("validation_rows").as_int(), 30);
+  ASSERT_TRUE(json.contains("all_rows")) << r.out;
+  EXPECT_EQ(json.at("all_rows").at("epochs").as_int(), 2);
+  EXPECT_GE(json.at("all_rows").at("exact_f1").as_double(), 0.0);
+
+  const Result text = sae(search);
+  ASSERT_TRUE(succeeded(text)) << text.err;
+  EXPECT_TRUE(contains(text.err,
+                       "auto: the recipes are ranked on a random 100 of the 300 rows "
+                       "(--auto-rows) within half the budget; the best then trains on "
+                       "every row\n"))
+      << text.err;
+  EXPECT_TRUE(contains(text.out, "on the validation rows of a sample of 100 rows (10):"))
+      << text.out;
+  EXPECT_TRUE(contains(text.out, "best, trained on every row for 2 more epochs: exact-entry F1 "))
+      << text.out;
+
+  const Result whole =
+      sae("train --auto --data x.mtx --epochs 1 --hidden 16 --latent 4 "
+          "--auto-rows 0 --refine-steps 0 --no-pca -o '' --json --quiet "
+          "--backend cpu");
+  ASSERT_TRUE(succeeded(whole)) << whole.err;
+  EXPECT_FALSE(contains(whole.out, "all_rows")) << "0: every row ranks the recipes";
+  EXPECT_TRUE(contains(whole.out, "\"search_rows\": 300")) << whole.out;
+}
+
 // sae compare names a loss that failed in its table and goes on; when none trains it ends with
 // one error line and a non-zero exit.
 TEST_F(Cli, CompareNamesAFailedLossAndFailsWhenNoneTrains) {
@@ -1399,6 +1437,12 @@ TEST_F(Cli, BadInputFailsWithOneClearLine) {
        "activation is identity (drop --latent-act)"},
       {"train --auto --latent-act topk:4 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --auto chooses --latent-act; drop it"},
+      {"train --auto --auto-rows -5 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --auto-rows must be 0 (every row) or a number of rows"},
+      {"train --auto-rows 100 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --auto-rows sets the recipe search: give --auto"},
+      {"train --auto-budget 60 --data missing.mtx --backend cpu", 1,
+       "sae: error: sae train: --auto-budget sets the recipe search: give --auto"},
       {"train --device-memory-budget -5 --data missing.mtx --backend cpu", 1,
        "sae: error: sae train: --device-memory-budget must be a size in MiB, at least 0"},
       {"train --zero-weight lots --backend cpu", 2,

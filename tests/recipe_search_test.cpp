@@ -132,6 +132,76 @@ TEST(RecipeSearch, TheRefinementTrialsPredictedTimeCountsInTheBudget) {
   EXPECT_GT(tried.refined_seconds, 0.0);
 }
 
+// The sample that ranks recipes on more rows than search_rows: a seeded share of each part of
+// the whole data's split, so that no row it trains on is held out by the whole split.
+TEST(RecipeSearch, TheSampleDrawsFromEachPartOfTheSplit) {
+  const auto split = split_rows(1000, 0.2, 7);
+  const auto sample = search_sample(1000, 0.2, 7, 300);
+  EXPECT_EQ(sample.first.size(), 240u);
+  EXPECT_EQ(sample.second.size(), 60u);
+  for (const auto& [part, whole] :
+       {std::pair{&sample.first, &split.first}, std::pair{&sample.second, &split.second}}) {
+    EXPECT_TRUE(std::is_sorted(part->begin(), part->end()));
+    EXPECT_TRUE(std::includes(whole->begin(), whole->end(), part->begin(), part->end()));
+  }
+  EXPECT_EQ(search_sample(1000, 0.2, 7, 300), sample) << "seeded: drawn alike every time";
+  EXPECT_NE(search_sample(1000, 0.2, 8, 300).first, sample.first);
+  EXPECT_EQ(search_sample(1000, 0.2, 7, 0), split) << "0: every row";
+  EXPECT_EQ(search_sample(1000, 0.2, 7, 1000), split);
+  // A part with rows keeps at least one.
+  EXPECT_EQ(search_sample(1000, 0.001, 7, 10).second.size(), 1u);
+  EXPECT_EQ(search_sample(1000, 0.0, 7, 10).second.size(), 0u);
+  EXPECT_NE(error_message([] { search_sample(1000, 0.2, 7, -1); }).find("search_rows"),
+            std::string::npos);
+}
+
+// On more rows than search_rows, the rounds rank the recipes on a sample (their F1 measured on
+// its validation rows), and the best then trains on every row: its state counts the epochs and
+// steps of the whole split's training rows, and its checkpoint, evaluated on all the validation
+// rows, gives the F1 the search reports.
+TEST(RecipeSearch, RanksOnASampleAndTrainsTheBestOnEveryRow) {
+  const HostCsr data = narrow_topic_counts(600, 3);
+  const auto backend = make_backend(BackendChoice::cpu);
+  RecipeSearchConfig config = small_search();
+  config.refinement.steps = 0;
+  config.search_rows = 200;
+  const RecipeSearchResult result = search_recipes(*backend, data, config);
+  EXPECT_EQ(result.search_rows, 200);
+  EXPECT_EQ(result.search_validation_rows, 40);
+  EXPECT_EQ(result.validation_rows, 120);
+  const RecipeOutcome& best = result.outcomes[result.best];
+  EXPECT_EQ(best.epochs, 4);
+  EXPECT_EQ(result.all_rows_epochs, 4) << "the budget allows as many epochs as the rounds trained";
+  EXPECT_TRUE(result.all_rows_failure.empty()) << result.all_rows_failure;
+  EXPECT_EQ(result.best_state.epoch, 4);
+  EXPECT_EQ(result.best_state.step, 4 * 15) << "15 batches of 32 of the 480 training rows";
+  const auto split = split_rows(data.rows, config.train.val_fraction, config.train.seed);
+  const HostCsr validation = select_rows(data, split.second);
+  TrainedModel model(*backend, result.best_run, result.best_state.parameters);
+  EXPECT_DOUBLE_EQ(model.evaluate(validation, best.recipe.decode).exact_f1,
+                   result.all_rows_exact_f1);
+  EXPECT_GT(result.all_rows_seconds, 0.0);
+
+  // No time left for an epoch of every row: the model as the rounds left it, measured on all the
+  // validation rows, in a state that starts every row's first epoch (resumable on the data).
+  config.time_budget_seconds = 1e-9;
+  const RecipeSearchResult hurried = search_recipes(*backend, data, config);
+  EXPECT_EQ(hurried.all_rows_epochs, 0);
+  EXPECT_EQ(hurried.best_state.epoch, 0);
+  EXPECT_EQ(hurried.best_state.step, 0);
+  TrainedModel sampled(*backend, hurried.best_run, hurried.best_state.parameters);
+  EXPECT_DOUBLE_EQ(
+      sampled.evaluate(validation, hurried.outcomes[hurried.best].recipe.decode).exact_f1,
+      hurried.all_rows_exact_f1);
+
+  // As many rows as the data has or more: no sample, and nothing after the rounds.
+  config.search_rows = 600;
+  const RecipeSearchResult whole = search_recipes(*backend, data, config);
+  EXPECT_EQ(whole.search_rows, 600);
+  EXPECT_EQ(whole.all_rows_exact_f1, -1.0);
+  EXPECT_EQ(whole.all_rows_epochs, 0);
+}
+
 // A recipe whose training fails (a learning rate that blows it up) is recorded with its reason
 // and left out; the others go on. A budget already spent ends the search after the first round.
 TEST(RecipeSearch, AFailingRecipeIsRecordedAndTheBudgetEndsTheSearch) {

@@ -4,10 +4,12 @@
 // on the same split, the better half by validation exact-entry F1 trains on to twice the epochs,
 // and so on (successive halving); the last one left goes on doubling its epochs alone. It stops
 // when the epochs run out or when the next round, timed from its recipes' last epochs, would not
-// end within the time budget. `sae train --auto`.
+// end within the time budget. On data of more rows than it ranks recipes on, the rounds run on a
+// random sample of them and the best recipe then trains on every row. `sae train --auto`.
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sparseae/backend.hpp"
@@ -47,6 +49,19 @@ std::vector<Recipe> default_recipes();
 // The refinement steps the search tries on its best model (RecipeSearchConfig::refinement).
 constexpr std::int64_t kAutoRefineSteps = 40;
 
+// The rows the search ranks recipes on by default (RecipeSearchConfig::search_rows): every row of
+// the five real sets but the largest (bench/real-data/README.md), and a first round of a few
+// minutes on 2 cores.
+constexpr std::int64_t kAutoSearchRows = 65536;
+
+// The rows that rank the recipes when the data has more than max_rows (> 0): from each part of
+// split_rows(rows, val_fraction, seed), a seeded random share of about max_rows / rows (at least
+// one row of a part that has any), in sorted order. The sample's validation rows are validation
+// rows of the whole data, so no row the search trains on is ever measured as held out. With
+// max_rows = 0 or rows <= max_rows, the split itself.
+std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> search_sample(
+    std::int64_t rows, double val_fraction, std::uint64_t seed, std::int64_t max_rows);
+
 struct RecipeSearchConfig {
   // The widths (and hidden activation) every recipe trains; input_dim comes from the data, the
   // latent activation from each recipe.
@@ -69,6 +84,12 @@ struct RecipeSearchConfig {
   // steps: not tried. 40 steps gained 0.2 to 16 % F1 on four real sets (bench/real-data/README.md),
   // for about 40 decoder passes a row wherever the model is used.
   LatentRefinement refinement{kAutoRefineSteps, kDefaultRefineRate};
+  // At most this many rows rank the recipes (search_sample); 0: every row. When the data has
+  // more, the rounds are held to half the time budget, and the best recipe then trains on every
+  // row from where the rounds left it, for as many whole epochs as fit what is left of the budget
+  // (the trial included) and at most as many as it trained in the rounds, kept by validation
+  // exact F1 from that start on.
+  std::int64_t search_rows = kAutoSearchRows;
 };
 
 struct RecipeOutcome {
@@ -89,9 +110,22 @@ struct RecipeSearchResult {
   // The best recipe's configuration, its decode and its chosen hurdle threshold included.
   RunConfig best_run;
   TrainingState best_state;  // and its parameters, as a checkpoint holds them
-  std::int64_t validation_rows = 0;
+  std::int64_t validation_rows = 0;  // of the whole data's split
+  // The rows the rounds ranked the recipes on (their F1s are of its validation rows): every row,
+  // unless the data has more than RecipeSearchConfig::search_rows.
+  std::int64_t search_rows = 0;
+  std::int64_t search_validation_rows = 0;
+  // After rounds on a sample: the epochs the best recipe then trained on every row, its
+  // validation exact F1 after them on all the validation rows (-1 when the rounds had every row),
+  // the seconds that took, and why its training stopped (the model left as the rounds left it),
+  // or empty.
+  int all_rows_epochs = 0;
+  double all_rows_exact_f1 = -1;
+  double all_rows_seconds = 0;
+  std::string all_rows_failure;
   // The best model's validation exact F1 with refined codes (RecipeSearchConfig::refinement), by
-  // its decode; -1 when not tried. best_run holds the refinement when this beat its F1.
+  // its decode, on all the validation rows; -1 when not tried. best_run holds the refinement when
+  // this beat its F1 without (after rounds on a sample: all_rows_exact_f1).
   double refined_exact_f1 = -1;
   double refined_seconds = 0;  // that measurement's time: the threshold chosen again, then the F1
 };

@@ -48,6 +48,8 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   if (o.given("refine-steps")) check_latent_refinement(base.model, base.latent_refinement);
   const double budget = o.real("auto-budget");
   require(budget > 0.0, "sae train: --auto-budget must be a positive number of seconds");
+  const std::int64_t search_rows = o.integer("auto-rows");
+  require(search_rows >= 0, "sae train: --auto-rows must be 0 (every row) or a number of rows");
   const bool quiet = o.flag_set("quiet");
   const auto backend = open_backend(o);
   const Counts counts = load_counts(o);
@@ -65,6 +67,11 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   config.anchor = [](Backend& on, Trainer& trainer) { anchor_at_pca(on, trainer); };
   // --refine-steps and --refine-rate say what the best model tries; 0 steps: nothing.
   config.refinement = base.latent_refinement;
+  config.search_rows = search_rows;
+  if (!quiet && search_rows > 0 && counts.matrix.rows > search_rows)
+    std::cerr << "auto: the recipes are ranked on a random " << search_rows << " of the "
+              << counts.matrix.rows << " rows (--auto-rows) within half the budget; the best then "
+              << "trains on every row\n";
   RecipeSearchResult search =
       search_recipes(*backend, counts.matrix, config, [&](const RecipeOutcome& outcome) {
         if (quiet) return;
@@ -74,6 +81,11 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
         else
           std::cerr << outcome.failure << "\n";
       });
+  const bool sampled = search.all_rows_exact_f1 >= 0;
+  if (!quiet && !search.all_rows_failure.empty())
+    std::cerr << "auto: training the best on every row stopped, the model kept as the sample "
+                 "left it: "
+              << search.all_rows_failure << "\n";
   const std::string checkpoint_path = o.text("out");
   search.best_run.data_source = counts.recorded_source;
   search.best_run.data_source_relative_to_checkpoint =
@@ -93,7 +105,18 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
     Json json = Json::object();
     json.set("recipes", Json::array(std::move(recipes)))
         .set("best", Json::integer(static_cast<std::int64_t>(search.best)))
-        .set("validation_rows", Json::integer(search.validation_rows));
+        .set("validation_rows", Json::integer(search.validation_rows))
+        .set("search_rows", Json::integer(search.search_rows))
+        .set("search_validation_rows", Json::integer(search.search_validation_rows));
+    if (sampled) {
+      Json all_rows = Json::object();
+      all_rows.set("epochs", Json::integer(search.all_rows_epochs))
+          .set("exact_f1", Json::number_fixed(search.all_rows_exact_f1, 6))
+          .set("seconds", Json::number_significant(search.all_rows_seconds, 6));
+      if (!search.all_rows_failure.empty())
+        all_rows.set("failure", Json::string(search.all_rows_failure));
+      json.set("all_rows", all_rows);
+    }
     if (!checkpoint_path.empty()) json.set("checkpoint", Json::string(checkpoint_path));
     if (search.refined_exact_f1 >= 0)
       json.set("refinement",
@@ -107,8 +130,15 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
     std::printf("%s\n", json.dump().c_str());
     return 0;
   }
-  std::printf("recipes, by their exact-entry F1 on the validation rows (%lld):\n",
-              static_cast<long long>(search.validation_rows));
+  if (sampled)
+    std::printf(
+        "recipes, by their exact-entry F1 on the validation rows of a sample of %lld "
+        "rows (%lld):\n",
+        static_cast<long long>(search.search_rows),
+        static_cast<long long>(search.search_validation_rows));
+  else
+    std::printf("recipes, by their exact-entry F1 on the validation rows (%lld):\n",
+                static_cast<long long>(search.validation_rows));
   std::printf("  %-40s %7s %10s %9s\n", "recipe", "epochs", "exact F1", "seconds");
   for (const RecipeOutcome& outcome : search.outcomes) {
     char f1[32] = "failed";
@@ -117,6 +147,12 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
                 outcome.seconds,
                 &outcome == &best ? "  <- best" : (outcome.eliminated ? "  (left out)" : ""));
   }
+  if (sampled)
+    std::printf(
+        "best, trained on every row for %d more epochs: exact-entry F1 %.2f %% on the "
+        "validation rows (%lld) in %.1f s\n",
+        search.all_rows_epochs, 100.0 * search.all_rows_exact_f1,
+        static_cast<long long>(search.validation_rows), search.all_rows_seconds);
   if (search.refined_exact_f1 >= 0)
     std::printf("best, codes refined by %lld steps: exact-entry F1 %.2f %% in %.1f s (%s)\n",
                 static_cast<long long>(config.refinement.steps), 100.0 * search.refined_exact_f1,
@@ -124,11 +160,16 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
                 search.best_run.latent_refinement.steps > 0 ? "kept: stored in the checkpoint"
                                                             : "not kept");
   if (pca.pca)
-    std::printf("pca-%lld (round): exact-entry F1 %.2f %% on the same rows\n",
-                static_cast<long long>(components), 100.0 * pca.metrics.exact_f1);
+    std::printf("pca-%lld (round): exact-entry F1 %.2f %% on %s\n",
+                static_cast<long long>(components), 100.0 * pca.metrics.exact_f1,
+                sampled ? "every validation row" : "the same rows");
   if (!checkpoint_path.empty())
-    std::printf("checkpoint  %s (%s, %d epochs)\n", checkpoint_path.c_str(),
-                best.recipe.describe().c_str(), best.epochs);
+    std::printf(
+        "checkpoint  %s (%s, %d epochs%s)\n", checkpoint_path.c_str(),
+        best.recipe.describe().c_str(), best.epochs,
+        sampled ? (" on the sample, " + std::to_string(search.all_rows_epochs) + " on every row")
+                      .c_str()
+                : "");
   return 0;
 }
 

@@ -171,7 +171,11 @@ Options train_options() {
       .value("auto-budget", "SECONDS", "600",
              "--auto: the time the search may take; no round starts that would end after "
              "it, counting the refinement trial that follows the rounds "
-             "(--epochs, default 128 with --auto, caps its epochs)");
+             "(--epochs, default 128 with --auto, caps its epochs)")
+      .value("auto-rows", "N", std::to_string(kAutoSearchRows),
+             "--auto: the most rows that rank the recipes (0: every row); on more, they are ranked "
+             "on a random sample of N rows within half the budget, and the best then trains on "
+             "every row for what is left of it");
   add_decode_option(o,
                     " for the report, --reconstruction and --select f1, stored in the checkpoint",
                     "the loss's (mean for count likelihoods, round otherwise) or mode, whichever "
@@ -638,6 +642,9 @@ int run_train(const Args& args) {
           "sae train: --auto searches for exact reconstruction, --rate-lambda trains for a small "
           "lossless file: train with --rate-lambda without --auto");
   if (o.flag_set("auto")) return run_recipe_search(o, config_from(o, 1));
+  for (const char* option : {"auto-budget", "auto-rows"})
+    require(!o.given(option),
+            std::string("sae train: --") + option + " sets the recipe search: give --auto");
   const bool resume = o.given("resume");
   // Every option is checked before the data is read, so that a mistyped one fails at once, in
   // one line, rather than after loading a large file (the width is the data's, known later).

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <string>
 
 #include "core/number_text.hpp"
+#include "math/op_math.hpp"
 #include "sparseae/compare.hpp"
 #include "sparseae/error.hpp"
 #include "sparseae/inference.hpp"
@@ -71,29 +73,45 @@ bool tries_refinement(const RecipeSearchConfig& config, const Candidate& candida
          can_refine_latent_codes(candidate.run.model);
 }
 
-// Predicted seconds of the refinement trial on candidate's model after the search: a refined pass
-// over the validation rows takes steps decoder passes forward and back a row, each about half a
-// training step's work on it (no encoder, no optimizer step), and the trial makes one pass for
-// the F1 and, for a support head, one before it for the threshold.
+// Predicted seconds of the refinement trial on candidate's model after the search, over
+// validation_rows rows: a refined pass over a row takes steps decoder passes forward and back,
+// each about half a training step's work on it (no encoder, no optimizer step), and the trial
+// makes one pass for the F1 and, for a support head, one before it for the threshold. The
+// candidate trained on training_rows rows an epoch.
 double predicted_refinement_seconds(const RecipeSearchConfig& config, const Candidate& candidate,
-                                    std::int64_t data_rows) {
-  const std::int64_t training_rows = data_rows - candidate.validation_rows;
+                                    std::int64_t training_rows, std::int64_t validation_rows) {
   if (!tries_refinement(config, candidate) || training_rows <= 0) return 0;
   const int passes = has_support_head(candidate.run.train.loss) ? 2 : 1;
   return passes * 0.5 * static_cast<double>(config.refinement.steps) * candidate.seconds_per_epoch *
-         static_cast<double>(candidate.validation_rows) / static_cast<double>(training_rows);
+         static_cast<double>(validation_rows) / static_cast<double>(training_rows);
+}
+
+// The first count of ids in a seeded shuffle, in sorted order.
+std::vector<std::int64_t> draw(const std::vector<std::int64_t>& ids, std::int64_t count,
+                               std::uint64_t seed) {
+  std::vector<std::pair<std::uint64_t, std::int64_t>> keyed;
+  keyed.reserve(ids.size());
+  for (const std::int64_t id : ids)
+    keyed.emplace_back(math::permutation_key(seed, static_cast<std::uint64_t>(id)), id);
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<std::int64_t> drawn;
+  for (std::int64_t k = 0; k < count; ++k)
+    drawn.push_back(keyed[static_cast<std::size_t>(k)].second);
+  std::sort(drawn.begin(), drawn.end());
+  return drawn;
 }
 
 // Trains the candidate on to epochs (from its state, if it has one), keeping its epoch with the
 // best validation exact F1 of its recipe's decode, and measures that F1, the hurdle threshold
 // chosen first as sae train chooses it.
-void run_round(Backend& backend, const HostCsr& data, const RecipeSearchConfig& config,
-               Candidate& candidate, int epochs, RecipeOutcome& outcome) {
+void run_round(Backend& backend, const HostCsr& train_rows, const HostCsr& validation_rows,
+               const RecipeSearchConfig& config, Candidate& candidate, int epochs,
+               RecipeOutcome& outcome) {
   const auto start = Clock::now();
   const int trained_before = candidate.epochs;
   candidate.run.train.epochs = epochs;
   try {
-    Trainer trainer(backend, candidate.run.model, candidate.run.train, data);
+    Trainer trainer(backend, candidate.run.model, candidate.run.train, train_rows, validation_rows);
     if (candidate.state)
       trainer.restore(*candidate.state);
     else if (outcome.recipe.pca_anchor)
@@ -127,7 +145,63 @@ void run_round(Backend& backend, const HostCsr& data, const RecipeSearchConfig& 
   candidate.seconds_per_epoch = seconds / std::max(1, epochs - trained_before);
 }
 
+// The best recipe, ranked on a sample of training_rows rows an epoch, trained on from where the
+// rounds left it on every row of data (split as split_rows splits it) for the epochs that fit
+// seconds, at most as many as it trained in the rounds; the result's best_run, best_state and
+// all_rows_* say what came of it. The optimizer starts afresh: the rounds' moments and step
+// count belong to the sample's epochs.
+void train_on_every_row(Backend& backend, const HostCsr& data, const Candidate& best,
+                        int rounds_epochs, std::int64_t sample_training_rows,
+                        std::int64_t all_training_rows, double seconds,
+                        RecipeSearchResult& result) {
+  const auto start = Clock::now();
+  const double epoch_seconds = best.seconds_per_epoch * static_cast<double>(all_training_rows) /
+                               static_cast<double>(std::max<std::int64_t>(1, sample_training_rows));
+  const double fits = epoch_seconds > 0 ? std::floor(seconds / epoch_seconds) : rounds_epochs;
+  RunConfig run = best.run;
+  run.train.epochs = static_cast<int>(std::clamp<double>(fits, 0, rounds_epochs));
+  Trainer trainer(backend, run.model, run.train, data);
+  TrainingState restart = trainer.state();
+  restart.parameters = best.state->parameters;
+  restart.best_parameters = best.state->parameters;
+  trainer.restore(restart);
+  if (run.train.epochs > 0) {
+    try {
+      TrainObserver observer;
+      observer.validation_score = validation_exact_f1_score(backend, trainer, run, run.decode);
+      trainer.train(observer);
+      result.all_rows_epochs = run.train.epochs;
+    } catch (const OutOfDeviceMemory&) {
+      throw;
+    } catch (const Error& error) {
+      result.all_rows_failure = error.what();
+      trainer.restore(restart);  // the model as the rounds left it
+    }
+  }
+  TrainedModel model = finished_model(backend, trainer, run);
+  result.all_rows_exact_f1 = model.evaluate(trainer.validation_counts(), *run.decode).exact_f1;
+  result.best_run = run;
+  result.best_state = trainer.state();
+  result.all_rows_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 }  // namespace
+
+std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> search_sample(
+    std::int64_t rows, double val_fraction, std::uint64_t seed, std::int64_t max_rows) {
+  require(max_rows >= 0, "recipe search: search_rows must be 0 (every row) or positive");
+  auto split = split_rows(rows, val_fraction, seed);
+  if (max_rows == 0 || rows <= max_rows) return split;
+  const double share = static_cast<double>(max_rows) / static_cast<double>(rows);
+  const auto part = [&](const std::vector<std::int64_t>& ids, std::uint64_t salt) {
+    if (ids.empty()) return ids;
+    const auto count =
+        std::clamp<std::int64_t>(std::llround(share * static_cast<double>(ids.size())), 1,
+                                 static_cast<std::int64_t>(ids.size()));
+    return draw(ids, count, seed ^ salt);
+  };
+  return {part(split.first, 0x5A3B1E5EA5C4ull), part(split.second, 0x5A3B1E5EA5C5ull)};
+}
 
 RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
                                   const RecipeSearchConfig& config,
@@ -135,8 +209,30 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
   require(!config.recipes.empty(), "recipe search: no recipes to try");
   require(config.first_epochs >= 1, "recipe search: the first round needs at least one epoch");
   require(config.train.epochs >= 1, "recipe search: epochs must be at least 1");
+  data.validate();
+  require(data.rows >= 2,
+          "training needs at least 2 rows, the data has " + std::to_string(data.rows));
   const auto start = Clock::now();
   RecipeSearchResult result;
+  const auto split = split_rows(data.rows, config.train.val_fraction, config.train.seed);
+  const auto sample =
+      search_sample(data.rows, config.train.val_fraction, config.train.seed, config.search_rows);
+  const HostCsr search_training = select_rows(data, sample.first);
+  const HostCsr search_validation = select_rows(data, sample.second);
+  const bool sampled = sample != split;
+  // Every validation row, where the refinement trial measures the model written.
+  const HostCsr all_validation = sampled ? select_rows(data, split.second) : HostCsr{};
+  const HostCsr& validation = sampled ? all_validation : search_validation;
+  result.search_rows = search_training.rows + search_validation.rows;
+  result.search_validation_rows = search_validation.rows;
+  result.validation_rows = validation.rows;
+  // On a sample, half the budget ranks the recipes and the other half trains the best on every
+  // row, then tries refined codes on all the validation rows.
+  const double rounds_budget =
+      sampled ? config.time_budget_seconds / 2 : config.time_budget_seconds;
+  const auto trial_seconds = [&](const Candidate& candidate) {
+    return predicted_refinement_seconds(config, candidate, search_training.rows, validation.rows);
+  };
   std::vector<Candidate> candidates;
   for (const Recipe& recipe : config.recipes) {
     Candidate candidate;
@@ -169,7 +265,8 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
   std::vector<std::size_t> stopped;  // a later round failed: kept as its last good round left it
   for (;;) {
     for (const std::size_t i : alive) {
-      run_round(backend, data, config, candidates[i], epochs, result.outcomes[i]);
+      run_round(backend, search_training, search_validation, config, candidates[i], epochs,
+                result.outcomes[i]);
       if (on_outcome) on_outcome(result.outcomes[i]);
     }
     std::vector<std::size_t> ranked;
@@ -196,16 +293,15 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
     const std::size_t keep = (trainable.size() + 1) / 2;
     const int next_epochs = std::min(2 * epochs, config.train.epochs);
     // The refinement trial after the last round, predicted from the most costly finalist, is
-    // kept within the budget too.
+    // kept within the budget too (on a sample, within the half after the rounds).
     double predicted = 0, trial = 0;
     for (std::size_t k = 0; k < keep; ++k) {
       predicted += candidates[trainable[k]].seconds_per_epoch * (next_epochs - epochs);
-      trial = std::max(trial,
-                       predicted_refinement_seconds(config, candidates[trainable[k]], data.rows));
+      trial = std::max(trial, trial_seconds(candidates[trainable[k]]));
     }
-    predicted += trial;
+    if (!sampled) predicted += trial;
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    if (keep == 0 || next_epochs == epochs || elapsed + predicted > config.time_budget_seconds) {
+    if (keep == 0 || next_epochs == epochs || elapsed + predicted > rounds_budget) {
       result.best = ranked.front();
       for (const std::size_t i : stopped)
         if (result.outcomes[i].exact_f1 > result.outcomes[result.best].exact_f1) result.best = i;
@@ -217,16 +313,23 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
     alive.assign(trainable.begin(), trainable.begin() + keep);
     epochs = next_epochs;
   }
-  result.best_run = candidates[result.best].run;
-  result.best_state = *candidates[result.best].state;
-  result.validation_rows = candidates[result.best].validation_rows;
-  if (tries_refinement(config, candidates[result.best])) {
+  const Candidate& best = candidates[result.best];
+  double best_f1 = result.outcomes[result.best].exact_f1;
+  if (sampled) {
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    train_on_every_row(backend, data, best, result.outcomes[result.best].epochs,
+                       search_training.rows, static_cast<std::int64_t>(split.first.size()),
+                       config.time_budget_seconds - elapsed - trial_seconds(best), result);
+    best_f1 = result.all_rows_exact_f1;
+  } else {
+    result.best_run = best.run;
+    result.best_state = *best.state;
+  }
+  if (tries_refinement(config, best)) {
     const auto trial_start = Clock::now();
     RunConfig refined = result.best_run;
     refined.latent_refinement = config.refinement;
     TrainedModel model(backend, refined, result.best_state.parameters);
-    const auto split = split_rows(data.rows, config.train.val_fraction, config.train.seed);
-    const HostCsr validation = select_rows(data, split.second);
     // The support threshold chosen again for the refined codes, as finished_model chooses it.
     if (has_support_head(refined.train.loss)) {
       refined.hurdle_threshold = choose_hurdle_threshold(model, validation);
@@ -234,7 +337,7 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
     }
     result.refined_exact_f1 = model.evaluate(validation, *refined.decode).exact_f1;
     result.refined_seconds = std::chrono::duration<double>(Clock::now() - trial_start).count();
-    if (result.refined_exact_f1 > result.outcomes[result.best].exact_f1) result.best_run = refined;
+    if (result.refined_exact_f1 > best_f1) result.best_run = refined;
   }
   return result;
 }
