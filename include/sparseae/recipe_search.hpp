@@ -15,6 +15,7 @@
 #include "sparseae/backend.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/csr.hpp"
+#include "sparseae/error.hpp"
 #include "sparseae/model.hpp"
 #include "sparseae/ops.hpp"
 #include "sparseae/train_config.hpp"
@@ -90,6 +91,15 @@ struct RecipeSearchConfig {
   // (the trial included) and at most as many as it trained in the rounds, kept by validation
   // exact F1 from that start on.
   std::int64_t search_rows = kAutoSearchRows;
+  // Asked after every training step (TrainObserver::stop_requested): true ends the search there,
+  // with RecipeSearchStopped. Python's Ctrl-C.
+  std::function<bool()> stop_requested;
+};
+
+// What search_recipes throws when RecipeSearchConfig::stop_requested ended it: no model.
+class RecipeSearchStopped : public Error {
+ public:
+  using Error::Error;
 };
 
 struct RecipeOutcome {

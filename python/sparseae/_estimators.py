@@ -95,9 +95,10 @@ _TRAIN_FLAGS = {
     "cosine_weight": "cosine-weight", "zero_weight": "zero-weight", "huber_delta": "huber-delta",
     "on_nan": "on-nan", "decoder_norm": "decoder-norm", "aux_k": "aux-k",
     "aux_weight": "aux-weight", "aux_dead_steps": "aux-dead-steps",
-    "refine_steps": "refine-steps", "refine_rate": "refine-rate",
+    "refine_steps": "refine-steps", "refine_rate": "refine-rate", "auto": "auto",
+    "auto_budget": "auto-budget", "auto_rows": "auto-rows",
 }
-_SWITCHES = {"tied", "pca_anchor", "size_factors", "decoder_norm"}
+_SWITCHES = {"tied", "pca_anchor", "size_factors", "decoder_norm", "auto"}
 _PARAMETER_OF_FLAG = {flag: name for name, flag in _TRAIN_FLAGS.items()}
 
 
@@ -120,9 +121,16 @@ class SparseAutoencoder(_Estimator):
     None takes sae train's default: epochs 20, batch_size 256, learning_rate 0.001,
     random_state 1 (runs repeat), val_fraction 0.1, input_transform "log1p", clip_norm 1,
     select "auto" (the epoch with the best validation exact F1), decode chosen on the validation
-    rows; ``sae train --help`` lists every one. ``refine_steps`` (--refine-steps) refines each
-    row's code before decoding it, in score() and transform() too; ``refine_rate`` sets its rate
-    and needs steps (fit() fails on a rate without them).
+    rows; ``sae train --help`` lists every one. ``loss`` None is mse. ``refine_steps``
+    (--refine-steps) refines each row's code before decoding it, in score() and transform() too;
+    ``refine_rate`` sets its rate and needs steps (fit() fails on a rate without them).
+
+    ``auto=True`` is ``sae train --auto``: fit() searches the recipe (loss and decode, latent
+    activation, learning rate, started at PCA or not) that reproduces the validation rows most
+    exactly within ``auto_budget`` seconds (default 600), ranking the recipes on at most
+    ``auto_rows`` rows (default 65536; 0: every row) and training the best on every row after,
+    and keeps the best model. ``loss``, ``decode``, ``latent_act`` and ``learning_rate`` must be
+    left None then: the search chooses them. No progress bar; Ctrl-C stops the search (no model).
 
     ``progress``: a progress bar while fitting (tqdm's where installed, a notebook widget in
     Jupyter); None shows one in a terminal or a notebook only. Ctrl-C stops fit() after the
@@ -132,10 +140,17 @@ class SparseAutoencoder(_Estimator):
     per epoch: losses, val_f1, best, samples_per_second, ...), ``kept_epoch_``,
     ``validation_metrics_`` (the kept parameters' metrics on the validation rows), ``decode_``,
     ``parameters_`` (the flat parameter vector), ``config_`` (the checkpoint's configuration),
-    ``backend_`` (what trained it).
+    ``backend_`` (what trained it). After a search (auto) instead of the epochs': ``recipes_``
+    (one dict a recipe: loss, decode, latent_act, learning_rate, pca_anchor, huber_delta, epochs,
+    exact_f1 on the validation rows it was ranked by, seconds, eliminated, failure),
+    ``best_recipe_`` (the one kept), ``search_`` (validation_rows, search_rows,
+    search_validation_rows, all_rows: the best's epochs and exact_f1 on every row after ranking
+    on a sample, else None; refinement: the refined codes' trial, else None) and ``n_iter_`` (the
+    best's epochs in all).
     """
 
-    def __init__(self, hidden: Sequence[int] = (256, 128), latent: int = 32, loss: str = "mse",
+    def __init__(self, hidden: Sequence[int] = (256, 128), latent: int = 32,
+                 loss: Optional[str] = None,
                  backend: str = "auto", epochs: Optional[int] = None,
                  batch_size: Optional[int] = None, learning_rate: Optional[float] = None,
                  random_state: Optional[int] = None, val_fraction: Optional[float] = None,
@@ -156,7 +171,8 @@ class SparseAutoencoder(_Estimator):
                  decoder_norm: bool = False, aux_k: Optional[int] = None,
                  aux_weight: Optional[float] = None, aux_dead_steps: Optional[int] = None,
                  refine_steps: Optional[int] = None, refine_rate: Optional[float] = None,
-                 progress: Optional[bool] = None):
+                 auto: bool = False, auto_budget: Optional[float] = None,
+                 auto_rows: Optional[int] = None, progress: Optional[bool] = None):
         self.hidden = hidden
         self.latent = latent
         self.loss = loss
@@ -200,6 +216,9 @@ class SparseAutoencoder(_Estimator):
         self.aux_dead_steps = aux_dead_steps
         self.refine_steps = refine_steps
         self.refine_rate = refine_rate
+        self.auto = auto
+        self.auto_budget = auto_budget
+        self.auto_rows = auto_rows
         self.progress = progress
 
     def train_flags(self) -> List[str]:
@@ -220,6 +239,8 @@ class SparseAutoencoder(_Estimator):
         """Trains on the rows of X (counts), holding out val_fraction of them to select the
         epoch and the decode by, as sae train does. y is ignored."""
         arrays = as_csr_arrays(X)
+        if self.auto:
+            return self._search(arrays)
         progress = _progress.Progress(self.epochs) if _progress.wanted(self.progress) else None
         try:
             model, info = _sparseae.fit(*arrays, self.train_flags(), progress)
@@ -237,6 +258,25 @@ class SparseAutoencoder(_Estimator):
         self.other_decode_ = info["other_decode"]
         self.other_decode_f1_ = info["other_decode_f1"]
         self.backend_ = info["backend"]
+        for name in ("recipes_", "best_recipe_", "search_"):
+            self.__dict__.pop(name, None)
+        return self
+
+    def _search(self, arrays) -> "SparseAutoencoder":
+        try:
+            model, info = _sparseae.search(*arrays, self.train_flags())
+        except _sparseae.SparseaeError as error:
+            raise _sparseae.SparseaeError(_in_parameter_names(str(error))) from None
+        self.model_ = model
+        self.recipes_ = info.pop("recipes")
+        self.best_recipe_ = self.recipes_[info.pop("best")]
+        self.backend_ = info.pop("backend")
+        self.search_ = info
+        all_rows = info["all_rows"]
+        self.n_iter_ = self.best_recipe_["epochs"] + (all_rows["epochs"] if all_rows else 0)
+        for name in ("history_", "kept_epoch_", "validation_loss_", "validation_metrics_",
+                     "other_decode_", "other_decode_f1_"):
+            self.__dict__.pop(name, None)
         return self
 
     def fit_transform(self, X: Matrix, y: Any = None) -> np.ndarray:

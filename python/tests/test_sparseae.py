@@ -1,9 +1,12 @@
 """The Python package against the engine: fit/transform/score on a real .npz file, agreement with
 sae train (same flags, same parameters; each reads the other's checkpoint), files, lossless mode,
 Ctrl-C, and bad input (a clear exception, nothing written)."""
+import json
 import os
 import signal
 import subprocess
+import threading
+import time
 
 import anndata
 import h5py
@@ -222,6 +225,71 @@ def test_refinement_is_sae_trains_and_every_use_reads_it():
     assert refined.score(X)["nll_bits_per_row"] < plain.score(X)["nll_bits_per_row"]
     with pytest.raises(sparseae.SparseaeError, match=r"quantised under a latent prior"):
         sparseae.SparseAutoencoder(rate_lambda=1, refine_steps=5, **SMALL).fit(X)
+
+
+# sae train --auto's flags, less those the search chooses itself (loss, decode, latent_act, lr).
+AUTO = dict(hidden=(16,), latent=4, epochs=2, batch_size=64, random_state=5, val_fraction=0.2,
+            backend="cpu", progress=False)
+AUTO_FLAGS = ["--hidden", "16", "--latent", "4", "--epochs", "2", "--batch", "64", "--seed", "5",
+              "--val-frac", "0.2", "--backend", "cpu"]
+
+
+def test_auto_is_sae_train_auto_and_keeps_the_best_recipe(npz, tmp_path):
+    X = sparseae.read(npz)
+    model = sparseae.SparseAutoencoder(auto=True, auto_rows=200, **AUTO).fit(X)
+    assert len(model.recipes_) == 12
+    best = model.best_recipe_
+    assert model.config_["train"]["loss"] == best["loss"]
+    assert model.search_["search_rows"] == 200 and model.search_["validation_rows"] == 80
+    assert model.search_["all_rows"]["epochs"] == 2, "ranked on 200 rows, then trained on all 400"
+    assert model.n_iter_ == best["epochs"] + 2
+    assert model.score(X)["exact_f1"] is not None
+    # sae train --auto with the same flags: the same recipes' F1s and the same model.
+    cli_ckpt = tmp_path / "auto.ckpt"
+    out = subprocess.run([SAE, "train", "--auto", "--auto-rows", "200", "--data", str(npz), "-o",
+                          str(cli_ckpt), "--json", "--quiet", "--no-pca"] + AUTO_FLAGS,
+                         check=True, capture_output=True, text=True)
+    cli = json.loads(out.stdout)
+    assert [r["exact_f1"] for r in cli["recipes"]] == pytest.approx(
+        [r["exact_f1"] for r in model.recipes_], abs=1e-6)
+    assert cli["all_rows"]["exact_f1"] == pytest.approx(model.search_["all_rows"]["exact_f1"],
+                                                        abs=1e-6)
+    # The same parameters, but for rounding noise of 1e-18 on entries the PCA anchor's
+    # eigensolver leaves at zero (a PCA-anchored recipe wins on these rows).
+    np.testing.assert_allclose(model.parameters_,
+                               sparseae.load(cli_ckpt, backend="cpu").parameters_,
+                               rtol=1e-6, atol=1e-12)
+    # A plain fit after a search drops the search's attributes.
+    plain = model.set_params(auto=False, auto_rows=None).fit(X)
+    assert not hasattr(plain, "recipes_") and plain.history_
+
+
+@pytest.mark.parametrize("parameters, message", [
+    (dict(auto=True, loss="hurdle"), r"^auto chooses loss; drop it$"),
+    (dict(auto=True, learning_rate=1e-3), r"^auto chooses learning_rate; drop it$"),
+    (dict(auto=True, auto_rows=-1), r"^auto_rows must be 0 \(every row\) or a number of rows$"),
+    (dict(auto_rows=100), r"^auto_rows sets the recipe search: give auto$"),
+])
+def test_auto_refuses_what_it_chooses_itself(parameters, message):
+    with pytest.raises(sparseae.SparseaeError, match=message):
+        sparseae.SparseAutoencoder(**{**AUTO, **parameters}).fit(counts())
+
+
+def test_ctrl_c_stops_a_search_with_keyboard_interrupt():
+    model = sparseae.SparseAutoencoder(auto=True, **{**AUTO, "epochs": None})
+    X = counts(rows=20000)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X)
+    finally:
+        timer.cancel()
+    # Uninterrupted, this search takes about a minute here (128 epochs for its last recipe).
+    assert time.monotonic() - started < 10, "stopped mid-search, not at its end"
+    with pytest.raises(sparseae.NotFittedError):
+        model.transform(counts())
 
 
 def test_ctrl_c_stops_fit_with_keyboard_interrupt(monkeypatch):

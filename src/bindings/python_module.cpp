@@ -25,6 +25,7 @@
 #include "sparseae/io.hpp"
 #include "sparseae/lossless.hpp"
 #include "sparseae/pca.hpp"
+#include "sparseae/recipe_search.hpp"
 
 namespace py = pybind11;
 
@@ -226,6 +227,85 @@ py::tuple fit_model(const HostCsr& data, const std::vector<std::string>& flags,
   return py::make_tuple(Model(backend, result.checkpoint()), info);
 }
 
+py::dict outcome_dict(const RecipeOutcome& outcome) {
+  py::dict d;
+  d["loss"] = loss_name(outcome.recipe.loss);
+  d["decode"] = decode_mode_name(outcome.recipe.decode);
+  d["latent_act"] = activation_name(outcome.recipe.latent_activation);
+  d["learning_rate"] = outcome.recipe.learning_rate;
+  d["pca_anchor"] = outcome.recipe.pca_anchor;
+  d["huber_delta"] = outcome.recipe.huber_delta > 0.0f
+                         ? py::object(py::float_(outcome.recipe.huber_delta))
+                         : py::none();
+  d["epochs"] = outcome.epochs;
+  d["exact_f1"] = outcome.failure.empty() ? py::object(py::float_(outcome.exact_f1)) : py::none();
+  d["seconds"] = outcome.seconds;
+  d["eliminated"] = outcome.eliminated;
+  d["failure"] = outcome.failure.empty() ? py::object(py::none()) : py::str(outcome.failure);
+  return d;
+}
+
+// The recipe search with sae train --auto's flags (cli::plan_recipe_search), the GIL released.
+// Between training steps the GIL is taken back for PyErr_CheckSignals: a Ctrl-C ends the search
+// (RecipeSearchConfig::stop_requested) and is raised once it has returned.
+py::tuple search_model(const HostCsr& data, const std::vector<std::string>& flags) {
+  require(data.rows >= 2, "X: " + std::to_string(data.rows) + (data.rows == 1 ? " row" : " rows") +
+                              "; fitting a model needs at least 2");
+  cli::SearchPlan plan = cli::plan_recipe_search(flags, data.cols);
+  bool python_error = false;  // the error indicator holds what stopped the search
+  plan.search.stop_requested = [&] {
+    if (!python_error) {
+      py::gil_scoped_acquire gil;
+      python_error = PyErr_CheckSignals() != 0;
+    }
+    return python_error;
+  };
+  std::shared_ptr<Backend> backend = make_backend(plan.backend);
+  RecipeSearchResult result;
+  try {
+    py::gil_scoped_release release;
+    result = search_recipes(*backend, data, plan.search);
+  } catch (const RecipeSearchStopped&) {
+    if (python_error) throw py::error_already_set();
+    throw;
+  } catch (...) {
+    if (python_error) PyErr_Clear();  // the engine's own error is the one to report
+    throw;
+  }
+  py::list recipes;
+  for (const RecipeOutcome& outcome : result.outcomes) recipes.append(outcome_dict(outcome));
+  py::dict info;
+  info["recipes"] = recipes;
+  info["best"] = result.best;
+  info["validation_rows"] = result.validation_rows;
+  info["search_rows"] = result.search_rows;
+  info["search_validation_rows"] = result.search_validation_rows;
+  py::object all_rows = py::none();
+  if (result.all_rows_exact_f1 >= 0) {
+    py::dict d;
+    d["epochs"] = result.all_rows_epochs;
+    d["exact_f1"] = result.all_rows_exact_f1;
+    d["seconds"] = result.all_rows_seconds;
+    d["failure"] =
+        result.all_rows_failure.empty() ? py::object(py::none()) : py::str(result.all_rows_failure);
+    all_rows = d;
+  }
+  info["all_rows"] = all_rows;
+  py::object refinement = py::none();
+  if (result.refined_exact_f1 >= 0) {
+    py::dict d;
+    d["steps"] = plan.search.refinement.steps;
+    d["rate"] = plan.search.refinement.rate;
+    d["exact_f1"] = result.refined_exact_f1;
+    d["seconds"] = result.refined_seconds;
+    d["kept"] = result.best_run.latent_refinement.steps > 0;
+    refinement = d;
+  }
+  info["refinement"] = refinement;
+  info["backend"] = backend->description();
+  return py::make_tuple(Model(backend, Checkpoint{result.best_run, result.best_state}), info);
+}
+
 py::tuple fit_pca_model(const HostCsr& data, std::int64_t components, const std::string& solver,
                         std::uint64_t seed, const std::string& backend_name) {
   std::shared_ptr<Backend> backend = open_backend(backend_name);
@@ -395,6 +475,11 @@ PYBIND11_MODULE(_sparseae, m) {
               const py::array& data, const std::vector<std::string>& flags,
               const std::optional<py::function>& progress) {
           return fit_model(csr(rows, cols, indptr, indices, data, "X"), flags, progress);
+        });
+  m.def("search",
+        [csr](std::int64_t rows, std::int64_t cols, const Indptr& indptr, const Indices& indices,
+              const py::array& data, const std::vector<std::string>& flags) {
+          return search_model(csr(rows, cols, indptr, indices, data, "X"), flags);
         });
   m.def("fit_pca",
         [csr](std::int64_t rows, std::int64_t cols, const Indptr& indptr, const Indices& indices,

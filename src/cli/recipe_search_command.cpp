@@ -39,7 +39,10 @@ Json outcome_json(const RecipeOutcome& outcome) {
 
 }  // namespace
 
-int run_recipe_search(const Options& o, const RunConfig& base) {
+RecipeSearchConfig recipe_search_config(const Options& o, const RunConfig& base) {
+  require(!o.given("rate-lambda"),
+          "sae train: --auto searches for exact reconstruction, --rate-lambda trains for a small "
+          "lossless file: train with --rate-lambda without --auto");
   for (const char* name : kChosenByAuto)
     require(!o.given(name),
             std::string("sae train: --auto chooses --") + name +
@@ -50,11 +53,6 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   require(budget > 0.0, "sae train: --auto-budget must be a positive number of seconds");
   const std::int64_t search_rows = o.integer("auto-rows");
   require(search_rows >= 0, "sae train: --auto-rows must be 0 (every row) or a number of rows");
-  const bool quiet = o.flag_set("quiet");
-  const auto backend = open_backend(o);
-  const Counts counts = load_counts(o);
-  if (!quiet) std::cerr << describe(counts) << "\n";
-  require_trainable_rows(counts);
 
   RecipeSearchConfig config;
   config.model = base.model;
@@ -68,6 +66,18 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   // --refine-steps and --refine-rate say what the best model tries; 0 steps: nothing.
   config.refinement = base.latent_refinement;
   config.search_rows = search_rows;
+  return config;
+}
+
+int run_recipe_search(const Options& o, const RunConfig& base) {
+  const RecipeSearchConfig config = recipe_search_config(o, base);
+  const bool quiet = o.flag_set("quiet");
+  const auto backend = open_backend(o);
+  const Counts counts = load_counts(o);
+  if (!quiet) std::cerr << describe(counts) << "\n";
+  require_trainable_rows(counts);
+
+  const std::int64_t search_rows = config.search_rows;
   if (!quiet && search_rows > 0 && counts.matrix.rows > search_rows)
     std::cerr << "auto: the recipes are ranked on a random " << search_rows << " of the "
               << counts.matrix.rows << " rows (--auto-rows) within half the budget; the best then "

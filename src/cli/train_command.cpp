@@ -229,6 +229,10 @@ void parse_latent_act(const std::string& text, ModelConfig& m) {
 }
 
 RunConfig config_from(const Options& o, std::int64_t input_dim) {
+  if (!o.flag_set("auto"))
+    for (const char* option : {"auto-budget", "auto-rows"})
+      require(!o.given(option),
+              std::string("sae train: --") + option + " sets the recipe search: give --auto");
   RunConfig run;
   ModelConfig& m = run.model;
   m.input_dim = input_dim;
@@ -638,13 +642,7 @@ int run_train(const Args& args) {
   const bool resumes_default_file =
       o.given("resume") && std::filesystem::equivalent(o.text("resume"), o.text("out"), absent);
   if (!resumes_default_file) refuse_unasked_overwrite(o, "sae train");
-  require(!o.flag_set("auto") || !o.given("rate-lambda"),
-          "sae train: --auto searches for exact reconstruction, --rate-lambda trains for a small "
-          "lossless file: train with --rate-lambda without --auto");
   if (o.flag_set("auto")) return run_recipe_search(o, config_from(o, 1));
-  for (const char* option : {"auto-budget", "auto-rows"})
-    require(!o.given(option),
-            std::string("sae train: --") + option + " sets the recipe search: give --auto");
   const bool resume = o.given("resume");
   // Every option is checked before the data is read, so that a mistyped one fails at once, in
   // one line, rather than after loading a large file (the width is the data's, known later).
@@ -770,6 +768,16 @@ TrainPlan plan_training(const Args& args, std::int64_t input_dim) {
   plan.run = config_from(o, input_dim);
   plan.decode = decode_option(o, plan.run.train.loss);
   plan.select_by_f1 = selects_by_f1(o, plan.run.train.rate_lambda);
+  plan.backend = parse_backend_choice(o.text("backend"));
+  return plan;
+}
+
+SearchPlan plan_recipe_search(const Args& args, std::int64_t input_dim) {
+  Options o = train_options();
+  o.parse(args);
+  require(o.flag_set("auto"), "sae train: the recipe search's flags need --auto");
+  SearchPlan plan;
+  plan.search = recipe_search_config(o, config_from(o, input_dim));
   plan.backend = parse_backend_choice(o.text("backend"));
   return plan;
 }

@@ -9,6 +9,7 @@
 #include "sparseae/backend.hpp"
 #include "sparseae/checkpoint.hpp"
 #include "sparseae/ops.hpp"
+#include "sparseae/recipe_search.hpp"
 
 namespace sparseae::cli {
 
@@ -24,5 +25,15 @@ struct TrainPlan {
 // and Error for values that do not fit each other, with sae train's messages. Flags about files
 // and reports (--data, -o, ...) are read but play no part in the plan.
 TrainPlan plan_training(const Args& args, std::int64_t input_dim);
+
+struct SearchPlan {
+  RecipeSearchConfig search;                         // the recipe search sae train --auto runs
+  BackendChoice backend = BackendChoice::automatic;  // --backend
+};
+
+// Reads sae train's flags, --auto among them, as sae train --auto reads them for data of
+// input_dim columns; throws as plan_training does, and Error for a flag the search
+// chooses itself or refuses, with sae train --auto's messages.
+SearchPlan plan_recipe_search(const Args& args, std::int64_t input_dim);
 
 }  // namespace sparseae::cli

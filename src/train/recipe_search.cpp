@@ -66,6 +66,8 @@ struct Candidate {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr const char* kStopped = "recipe search: stopped as asked (stop_requested)";
+
 // Whether the search ends with a refinement trial when candidate is its best: steps to try,
 // validation rows to try them on, and codes that can be refined.
 bool tries_refinement(const RecipeSearchConfig& config, const Candidate& candidate) {
@@ -121,7 +123,9 @@ void run_round(Backend& backend, const HostCsr& train_rows, const HostCsr& valid
     TrainObserver observer;
     observer.validation_score =
         validation_exact_f1_score(backend, trainer, candidate.run, outcome.recipe.decode);
+    observer.stop_requested = config.stop_requested;
     trainer.train(observer);
+    if (trainer.interrupted()) throw RecipeSearchStopped(kStopped);
     candidate.state = trainer.state();
     candidate.validation_rows = trainer.validation_rows();
     TrainedModel model = finished_model(backend, trainer, candidate.run);
@@ -129,6 +133,8 @@ void run_round(Backend& backend, const HostCsr& train_rows, const HostCsr& valid
     outcome.epochs = epochs;
   } catch (const OutOfDeviceMemory&) {
     throw;  // the next recipe would not fit either
+  } catch (const RecipeSearchStopped&) {
+    throw;
   } catch (const Error& error) {
     // A round that fails leaves the candidate as its last good round left it (its state, F1 and
     // epochs), still ranked but trained no further; one that never trained has no F1.
@@ -150,8 +156,8 @@ void run_round(Backend& backend, const HostCsr& train_rows, const HostCsr& valid
 // seconds, at most as many as it trained in the rounds; the result's best_run, best_state and
 // all_rows_* say what came of it. The optimizer starts afresh: the rounds' moments and step
 // count belong to the sample's epochs.
-void train_on_every_row(Backend& backend, const HostCsr& data, const Candidate& best,
-                        int rounds_epochs, std::int64_t sample_training_rows,
+void train_on_every_row(Backend& backend, const HostCsr& data, const RecipeSearchConfig& config,
+                        const Candidate& best, int rounds_epochs, std::int64_t sample_training_rows,
                         std::int64_t all_training_rows, double seconds,
                         RecipeSearchResult& result) {
   const auto start = Clock::now();
@@ -169,9 +175,13 @@ void train_on_every_row(Backend& backend, const HostCsr& data, const Candidate& 
     try {
       TrainObserver observer;
       observer.validation_score = validation_exact_f1_score(backend, trainer, run, run.decode);
+      observer.stop_requested = config.stop_requested;
       trainer.train(observer);
+      if (trainer.interrupted()) throw RecipeSearchStopped(kStopped);
       result.all_rows_epochs = run.train.epochs;
     } catch (const OutOfDeviceMemory&) {
+      throw;
+    } catch (const RecipeSearchStopped&) {
       throw;
     } catch (const Error& error) {
       result.all_rows_failure = error.what();
@@ -317,7 +327,7 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
   double best_f1 = result.outcomes[result.best].exact_f1;
   if (sampled) {
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    train_on_every_row(backend, data, best, result.outcomes[result.best].epochs,
+    train_on_every_row(backend, data, config, best, result.outcomes[result.best].epochs,
                        search_training.rows, static_cast<std::int64_t>(split.first.size()),
                        config.time_budget_seconds - elapsed - trial_seconds(best), result);
     best_f1 = result.all_rows_exact_f1;
