@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -148,6 +149,10 @@ TEST(RecipeSearch, TheSampleDrawsFromEachPartOfTheSplit) {
   EXPECT_NE(search_sample(1000, 0.2, 8, 300).first, sample.first);
   EXPECT_EQ(search_sample(1000, 0.2, 7, 0), split) << "0: every row";
   EXPECT_EQ(search_sample(1000, 0.2, 7, 1000), split);
+  // max_rows in all, the validation part's share as the split's: 5 of 1000 at 10 %.
+  const auto few = search_sample(1000, 0.1, 7, 5);
+  EXPECT_EQ(few.first.size() + few.second.size(), 5u);
+  EXPECT_EQ(few.second.size(), 1u);
   // A part with rows keeps at least one.
   EXPECT_EQ(search_sample(1000, 0.001, 7, 10).second.size(), 1u);
   EXPECT_EQ(search_sample(1000, 0.0, 7, 10).second.size(), 0u);
@@ -193,6 +198,32 @@ TEST(RecipeSearch, RanksOnASampleAndTrainsTheBestOnEveryRow) {
   EXPECT_DOUBLE_EQ(
       sampled.evaluate(validation, hurried.outcomes[hurried.best].recipe.decode).exact_f1,
       hurried.all_rows_exact_f1);
+
+  // A refinement trial predicted past what the rounds left is not run: the time goes to the
+  // epochs on every row. The budget is 8 times this search's own time without a trial (about 24
+  // recipe-epochs of the sample's), and a 10 000-step trial is predicted at about 3 750 epochs:
+  // a margin of about 20x.
+  config.time_budget_seconds = 600;
+  const auto timed_start = std::chrono::steady_clock::now();
+  search_recipes(*backend, data, config);
+  config.time_budget_seconds =
+      8 * std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_start).count();
+  config.refinement.steps = 10000;
+  const RecipeSearchResult untried = search_recipes(*backend, data, config);
+  EXPECT_EQ(untried.refined_exact_f1, -1.0);
+  EXPECT_NE(untried.refinement_skipped.find("did not fit"), std::string::npos)
+      << untried.refinement_skipped;
+  EXPECT_EQ(untried.all_rows_epochs, 4);
+  EXPECT_EQ(untried.best_run.latent_refinement.steps, 0);
+  config.refinement.steps = 0;
+
+  // scale max divides by the largest count of the rows trained on: refused on a sample.
+  RecipeSearchConfig scaled = config;
+  scaled.train.scale = ScaleMode::max;
+  EXPECT_NE(error_message([&] {
+              search_recipes(*backend, data, scaled);
+            }).find("recipe search: scale max divides by the largest count"),
+            std::string::npos);
 
   // As many rows as the data has or more: no sample, and nothing after the rounds.
   config.search_rows = 600;

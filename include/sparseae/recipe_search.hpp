@@ -55,11 +55,16 @@ constexpr std::int64_t kAutoRefineSteps = 40;
 // minutes on 2 cores.
 constexpr std::int64_t kAutoSearchRows = 65536;
 
-// The rows that rank the recipes when the data has more than max_rows (> 0): from each part of
-// split_rows(rows, val_fraction, seed), a seeded random share of about max_rows / rows (at least
-// one row of a part that has any), in sorted order. The sample's validation rows are validation
-// rows of the whole data, so no row the search trains on is ever measured as held out. With
-// max_rows = 0 or rows <= max_rows, the split itself.
+// Whether a search over rows rows ranks its recipes on a sample (RecipeSearchConfig::search_rows
+// = max_rows): max_rows > 0 and fewer than rows.
+inline bool samples_rows(std::int64_t rows, std::int64_t max_rows) {
+  return max_rows > 0 && rows > max_rows;
+}
+// The rows that rank the recipes when samples_rows: from each part of split_rows(rows,
+// val_fraction, seed), seeded random rows in sorted order, max_rows in all, the validation part's
+// share of them that of the split (at least one row of each part that has any). The sample's
+// validation rows are validation rows of the whole data, so no row the search trains on is ever
+// measured as held out. Otherwise, the split itself.
 std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> search_sample(
     std::int64_t rows, double val_fraction, std::uint64_t seed, std::int64_t max_rows);
 
@@ -77,7 +82,7 @@ struct RecipeSearchConfig {
   std::function<void(Backend&, Trainer&)> anchor;
   // No round starts that would end after this much time, by its recipes' seconds per epoch in
   // their last round, with the refinement trial below (predicted from the same) after it. The
-  // first round and the trial always run.
+  // first round always runs, and the trial too unless the rounds were on a sample (below).
   double time_budget_seconds = 600;
   // After the search, the best model's validation exact F1 is measured again (where its codes
   // can be refined: can_refine_latent_codes) with its codes refined so
@@ -88,8 +93,11 @@ struct RecipeSearchConfig {
   // At most this many rows rank the recipes (search_sample); 0: every row. When the data has
   // more, the rounds are held to half the time budget, and the best recipe then trains on every
   // row from where the rounds left it, for as many whole epochs as fit what is left of the budget
-  // (the trial included) and at most as many as it trained in the rounds, kept by validation
-  // exact F1 from that start on.
+  // and at most as many as it trained in the rounds, kept by validation exact F1 from that start
+  // on. The refinement trial, over every validation row, runs only where its predicted time fits
+  // what is left after one such epoch (or none, where none fits). Refused with ScaleMode::max,
+  // whose scale is the largest count of the rows trained on; size factors' reference library size
+  // becomes the whole training rows' median row total, which a sample's lies close to.
   std::int64_t search_rows = kAutoSearchRows;
   // Asked after every training step (TrainObserver::stop_requested): true ends the search there,
   // with RecipeSearchStopped. Python's Ctrl-C.
@@ -138,10 +146,13 @@ struct RecipeSearchResult {
   // this beat its F1 without (after rounds on a sample: all_rows_exact_f1).
   double refined_exact_f1 = -1;
   double refined_seconds = 0;  // that measurement's time: the threshold chosen again, then the F1
+  // Why the trial was left out after rounds on a sample (its predicted time did not fit), or empty.
+  std::string refinement_skipped;
 };
 
 // Throws Error when no recipe trains at all (each one's failure named), or the configuration is
-// unusable (no recipes, first_epochs < 1). on_outcome is called after every recipe's round.
+// unusable (no recipes, first_epochs < 1, scale max on a sample), and RecipeSearchStopped when
+// config.stop_requested ends it. on_outcome is called after every recipe's round.
 RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
                                   const RecipeSearchConfig& config,
                                   const std::function<void(const RecipeOutcome&)>& on_outcome = {});

@@ -118,7 +118,7 @@ class SparseAutoencoder(_Estimator):
     (``batch_size`` is --batch, ``learning_rate`` --lr, ``random_state`` --seed, ``val_fraction``
     --val-frac; lists like ``hidden`` are sequences of widths, switches booleans), and a model
     fitted with them has the parameters ``sae train`` gives the same rows with those flags.
-    None takes sae train's default: epochs 20, batch_size 256, learning_rate 0.001,
+    None takes sae train's default: epochs 20 (128 with auto), batch_size 256, learning_rate 0.001,
     random_state 1 (runs repeat), val_fraction 0.1, input_transform "log1p", clip_norm 1,
     select "auto" (the epoch with the best validation exact F1), decode chosen on the validation
     rows; ``sae train --help`` lists every one. ``loss`` None is mse. ``refine_steps``
@@ -145,7 +145,8 @@ class SparseAutoencoder(_Estimator):
     exact_f1 on the validation rows it was ranked by, seconds, eliminated, failure),
     ``best_recipe_`` (the one kept), ``search_`` (validation_rows, search_rows,
     search_validation_rows, all_rows: the best's epochs and exact_f1 on every row after ranking
-    on a sample, else None; refinement: the refined codes' trial, else None) and ``n_iter_`` (the
+    on a sample, else None; refinement: the refined codes' trial, its "skipped" reason where its
+    time did not fit, else None) and ``n_iter_`` (the
     best's epochs in all).
     """
 

@@ -238,7 +238,7 @@ py::dict outcome_dict(const RecipeOutcome& outcome) {
                          ? py::object(py::float_(outcome.recipe.huber_delta))
                          : py::none();
   d["epochs"] = outcome.epochs;
-  d["exact_f1"] = outcome.failure.empty() ? py::object(py::float_(outcome.exact_f1)) : py::none();
+  d["exact_f1"] = outcome.exact_f1 >= 0 ? py::object(py::float_(outcome.exact_f1)) : py::none();
   d["seconds"] = outcome.seconds;
   d["eliminated"] = outcome.eliminated;
   d["failure"] = outcome.failure.empty() ? py::object(py::none()) : py::str(outcome.failure);
@@ -272,6 +272,7 @@ py::tuple search_model(const HostCsr& data, const std::vector<std::string>& flag
     if (python_error) PyErr_Clear();  // the engine's own error is the one to report
     throw;
   }
+  if (python_error) throw py::error_already_set();
   py::list recipes;
   for (const RecipeOutcome& outcome : result.outcomes) recipes.append(outcome_dict(outcome));
   py::dict info;
@@ -299,6 +300,13 @@ py::tuple search_model(const HostCsr& data, const std::vector<std::string>& flag
     d["exact_f1"] = result.refined_exact_f1;
     d["seconds"] = result.refined_seconds;
     d["kept"] = result.best_run.latent_refinement.steps > 0;
+    refinement = d;
+  }
+  if (!result.refinement_skipped.empty()) {
+    py::dict d;
+    d["steps"] = plan.search.refinement.steps;
+    d["rate"] = plan.search.refinement.rate;
+    d["skipped"] = result.refinement_skipped;
     refinement = d;
   }
   info["refinement"] = refinement;

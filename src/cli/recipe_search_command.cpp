@@ -28,7 +28,7 @@ Json outcome_json(const RecipeOutcome& outcome) {
       .set("learning_rate", Json::number_significant(outcome.recipe.learning_rate, 6))
       .set("pca_anchor", Json::boolean(outcome.recipe.pca_anchor))
       .set("epochs", Json::integer(outcome.epochs))
-      .set("exact_f1", outcome.failure.empty() ? Json::number_fixed(outcome.exact_f1, 6) : Json())
+      .set("exact_f1", outcome.exact_f1 >= 0 ? Json::number_fixed(outcome.exact_f1, 6) : Json())
       .set("seconds", Json::number_significant(outcome.seconds, 6))
       .set("eliminated", Json::boolean(outcome.eliminated));
   if (outcome.recipe.huber_delta > 0.0f)
@@ -40,9 +40,6 @@ Json outcome_json(const RecipeOutcome& outcome) {
 }  // namespace
 
 RecipeSearchConfig recipe_search_config(const Options& o, const RunConfig& base) {
-  require(!o.given("rate-lambda"),
-          "sae train: --auto searches for exact reconstruction, --rate-lambda trains for a small "
-          "lossless file: train with --rate-lambda without --auto");
   for (const char* name : kChosenByAuto)
     require(!o.given(name),
             std::string("sae train: --auto chooses --") + name +
@@ -78,7 +75,7 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   require_trainable_rows(counts);
 
   const std::int64_t search_rows = config.search_rows;
-  if (!quiet && search_rows > 0 && counts.matrix.rows > search_rows)
+  if (!quiet && samples_rows(counts.matrix.rows, search_rows))
     std::cerr << "auto: the recipes are ranked on a random " << search_rows << " of the "
               << counts.matrix.rows << " rows (--auto-rows) within half the budget; the best then "
               << "trains on every row\n";
@@ -136,6 +133,11 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
                    .set("exact_f1", Json::number_fixed(search.refined_exact_f1, 6))
                    .set("seconds", Json::number_significant(search.refined_seconds, 6))
                    .set("kept", Json::boolean(search.best_run.latent_refinement.steps > 0)));
+    if (!search.refinement_skipped.empty())
+      json.set("refinement", Json::object()
+                                 .set("steps", Json::integer(config.refinement.steps))
+                                 .set("rate", Json::number_significant(config.refinement.rate, 6))
+                                 .set("skipped", Json::string(search.refinement_skipped)));
     if (pca.pca) json.set("pca", pca_json(pca, components));
     std::printf("%s\n", json.dump().c_str());
     return 0;
@@ -152,7 +154,7 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
   std::printf("  %-40s %7s %10s %9s\n", "recipe", "epochs", "exact F1", "seconds");
   for (const RecipeOutcome& outcome : search.outcomes) {
     char f1[32] = "failed";
-    if (outcome.failure.empty()) std::snprintf(f1, sizeof f1, "%.2f %%", 100.0 * outcome.exact_f1);
+    if (outcome.exact_f1 >= 0) std::snprintf(f1, sizeof f1, "%.2f %%", 100.0 * outcome.exact_f1);
     std::printf("  %-40s %7d %10s %9.1f%s\n", outcome.recipe.describe().c_str(), outcome.epochs, f1,
                 outcome.seconds,
                 &outcome == &best ? "  <- best" : (outcome.eliminated ? "  (left out)" : ""));
@@ -163,6 +165,9 @@ int run_recipe_search(const Options& o, const RunConfig& base) {
         "validation rows (%lld) in %.1f s\n",
         search.all_rows_epochs, 100.0 * search.all_rows_exact_f1,
         static_cast<long long>(search.validation_rows), search.all_rows_seconds);
+  if (!search.refinement_skipped.empty())
+    std::printf("best, codes refined by %lld steps: not tried: %s\n",
+                static_cast<long long>(config.refinement.steps), search.refinement_skipped.c_str());
   if (search.refined_exact_f1 >= 0)
     std::printf("best, codes refined by %lld steps: exact-entry F1 %.2f %% in %.1f s (%s)\n",
                 static_cast<long long>(config.refinement.steps), 100.0 * search.refined_exact_f1,

@@ -233,6 +233,10 @@ RunConfig config_from(const Options& o, std::int64_t input_dim) {
     for (const char* option : {"auto-budget", "auto-rows"})
       require(!o.given(option),
               std::string("sae train: --") + option + " sets the recipe search: give --auto");
+  else
+    require(!o.given("rate-lambda"),
+            "sae train: --auto searches for exact reconstruction, --rate-lambda trains for a "
+            "small lossless file: train with --rate-lambda without --auto");
   RunConfig run;
   ModelConfig& m = run.model;
   m.input_dim = input_dim;

@@ -151,45 +151,40 @@ void run_round(Backend& backend, const HostCsr& train_rows, const HostCsr& valid
   candidate.seconds_per_epoch = seconds / std::max(1, epochs - trained_before);
 }
 
-// The best recipe, ranked on a sample of training_rows rows an epoch, trained on from where the
-// rounds left it on every row of data (split as split_rows splits it) for the epochs that fit
-// seconds, at most as many as it trained in the rounds; the result's best_run, best_state and
-// all_rows_* say what came of it. The optimizer starts afresh: the rounds' moments and step
-// count belong to the sample's epochs.
-void train_on_every_row(Backend& backend, const HostCsr& data, const RecipeSearchConfig& config,
-                        const Candidate& best, int rounds_epochs, std::int64_t sample_training_rows,
-                        std::int64_t all_training_rows, double seconds,
+// The best recipe, ranked on a sample, trained on from where the rounds left it on every row
+// (training, validation: the whole data's split) for epochs epochs; the result's best_run,
+// best_state and all_rows_* say what came of it. The optimizer starts afresh: the rounds'
+// moments and step count belong to the sample's epochs. Training that fails leaves the model as
+// the rounds left it, in a state that starts the first epoch on every row.
+void train_on_every_row(Backend& backend, const HostCsr& training, const HostCsr& validation,
+                        const RecipeSearchConfig& config, const Candidate& best, int epochs,
                         RecipeSearchResult& result) {
   const auto start = Clock::now();
-  const double epoch_seconds = best.seconds_per_epoch * static_cast<double>(all_training_rows) /
-                               static_cast<double>(std::max<std::int64_t>(1, sample_training_rows));
-  const double fits = epoch_seconds > 0 ? std::floor(seconds / epoch_seconds) : rounds_epochs;
   RunConfig run = best.run;
-  run.train.epochs = static_cast<int>(std::clamp<double>(fits, 0, rounds_epochs));
-  Trainer trainer(backend, run.model, run.train, data);
+  run.train.epochs = epochs;
+  Trainer trainer(backend, run.model, run.train, training, validation);
   TrainingState restart = trainer.state();
   restart.parameters = best.state->parameters;
   restart.best_parameters = best.state->parameters;
   trainer.restore(restart);
-  if (run.train.epochs > 0) {
+  if (epochs > 0) {
     try {
       TrainObserver observer;
       observer.validation_score = validation_exact_f1_score(backend, trainer, run, run.decode);
       observer.stop_requested = config.stop_requested;
       trainer.train(observer);
       if (trainer.interrupted()) throw RecipeSearchStopped(kStopped);
-      result.all_rows_epochs = run.train.epochs;
-    } catch (const OutOfDeviceMemory&) {
-      throw;
+      result.all_rows_epochs = epochs;
     } catch (const RecipeSearchStopped&) {
       throw;
-    } catch (const Error& error) {
+    } catch (const Error& error) {  // out of device memory too: the ranked model stays
       result.all_rows_failure = error.what();
-      trainer.restore(restart);  // the model as the rounds left it
+      trainer.restore(restart);
+      run.train.epochs = 0;
     }
   }
   TrainedModel model = finished_model(backend, trainer, run);
-  result.all_rows_exact_f1 = model.evaluate(trainer.validation_counts(), *run.decode).exact_f1;
+  result.all_rows_exact_f1 = model.evaluate(validation, *run.decode).exact_f1;
   result.best_run = run;
   result.best_state = trainer.state();
   result.all_rows_seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -201,16 +196,16 @@ std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> search_sample(
     std::int64_t rows, double val_fraction, std::uint64_t seed, std::int64_t max_rows) {
   require(max_rows >= 0, "recipe search: search_rows must be 0 (every row) or positive");
   auto split = split_rows(rows, val_fraction, seed);
-  if (max_rows == 0 || rows <= max_rows) return split;
-  const double share = static_cast<double>(max_rows) / static_cast<double>(rows);
-  const auto part = [&](const std::vector<std::int64_t>& ids, std::uint64_t salt) {
-    if (ids.empty()) return ids;
-    const auto count =
-        std::clamp<std::int64_t>(std::llround(share * static_cast<double>(ids.size())), 1,
-                                 static_cast<std::int64_t>(ids.size()));
-    return draw(ids, count, seed ^ salt);
-  };
-  return {part(split.first, 0x5A3B1E5EA5C4ull), part(split.second, 0x5A3B1E5EA5C5ull)};
+  if (!samples_rows(rows, max_rows)) return split;
+  const auto& [training, validation] = split;
+  const auto validation_count = std::clamp<std::int64_t>(
+      std::llround(static_cast<double>(max_rows) * static_cast<double>(validation.size()) /
+                   static_cast<double>(rows)),
+      validation.empty() ? 0 : 1, static_cast<std::int64_t>(validation.size()));
+  const auto training_count = std::clamp<std::int64_t>(max_rows - validation_count, 1,
+                                                       static_cast<std::int64_t>(training.size()));
+  return {draw(training, training_count, seed ^ 0x5A3B1E5EA5C4ull),
+          draw(validation, validation_count, seed ^ 0x5A3B1E5EA5C5ull)};
 }
 
 RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
@@ -229,7 +224,11 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
       search_sample(data.rows, config.train.val_fraction, config.train.seed, config.search_rows);
   const HostCsr search_training = select_rows(data, sample.first);
   const HostCsr search_validation = select_rows(data, sample.second);
-  const bool sampled = sample != split;
+  const bool sampled = samples_rows(data.rows, config.search_rows);
+  require(!sampled || config.train.scale != ScaleMode::max,
+          "recipe search: scale max divides by the largest count of the rows trained on, which "
+          "a sample of them need not hold: search with scale none, or rank on every row "
+          "(search_rows 0)");
   // Every validation row, where the refinement trial measures the model written.
   const HostCsr all_validation = sampled ? select_rows(data, split.second) : HostCsr{};
   const HostCsr& validation = sampled ? all_validation : search_validation;
@@ -325,17 +324,41 @@ RecipeSearchResult search_recipes(Backend& backend, const HostCsr& data,
   }
   const Candidate& best = candidates[result.best];
   double best_f1 = result.outcomes[result.best].exact_f1;
+  bool trial_fits = true;
   if (sampled) {
-    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    train_on_every_row(backend, data, config, best, result.outcomes[result.best].epochs,
-                       search_training.rows, static_cast<std::int64_t>(split.first.size()),
-                       config.time_budget_seconds - elapsed - trial_seconds(best), result);
+    // What is left of the budget goes to epochs on every row and the refinement trial, one
+    // epoch first where one fits: the trial's refined passes over every validation row may
+    // cost more than the epochs (many rows), and then it is left out.
+    const double left =
+        config.time_budget_seconds - std::chrono::duration<double>(Clock::now() - start).count();
+    const double epoch_seconds = best.seconds_per_epoch * static_cast<double>(split.first.size()) /
+                                 static_cast<double>(search_training.rows);
+    const double trial = trial_seconds(best);
+    trial_fits = trial <= left - (epoch_seconds <= left ? epoch_seconds : 0.0);
+    const double for_epochs = left - (trial_fits ? trial : 0.0);
+    const int rounds_epochs = result.outcomes[result.best].epochs;
+    const double fits = epoch_seconds > 0 ? std::floor(for_epochs / epoch_seconds) : rounds_epochs;
+    const int epochs = static_cast<int>(std::clamp<double>(fits, 0, rounds_epochs));
+    try {
+      train_on_every_row(backend, select_rows(data, split.first), all_validation, config, best,
+                         epochs, result);
+    } catch (const RecipeSearchStopped&) {
+      throw;
+    } catch (const Error& error) {
+      throw Error("recipe search: " + result.outcomes[result.best].recipe.describe() +
+                  ", ranked best on a sample, on every row: " + error.what());
+    }
     best_f1 = result.all_rows_exact_f1;
+    if (!trial_fits && tries_refinement(config, best))
+      result.refinement_skipped = "its predicted " + std::to_string(std::lround(trial)) +
+                                  " s did not fit the " +
+                                  std::to_string(std::lround(std::max(0.0, left))) +
+                                  " s the rounds left, with an epoch on every row";
   } else {
     result.best_run = best.run;
     result.best_state = *best.state;
   }
-  if (tries_refinement(config, best)) {
+  if (trial_fits && tries_refinement(config, best)) {
     const auto trial_start = Clock::now();
     RunConfig refined = result.best_run;
     refined.latent_refinement = config.refinement;
